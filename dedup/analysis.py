@@ -1,0 +1,99 @@
+"""The pure part of the pipeline: one document in, everything the index and report need out.
+
+extract → words → fingerprints and shingles → signatures → internal repeats. No I/O; the
+same function serves ``dedup check``, the workers and the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import xxhash
+
+from dedup import signature, text
+from dedup.document import Document
+from dedup.errors import InputError
+from dedup.extract import extract_paragraphs
+from dedup.repeats import Repeats, find_repeats
+from dedup.settings import Settings
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A document taken apart: paragraphs, their fingerprints and signatures, its repeats."""
+
+    document: Document
+    paragraphs: list[str]
+    word_counts: list[int]
+    fingerprints: list[int]
+    signed: list[bool]
+    paragraph_signatures: npt.NDArray[np.uint32]
+    """Rows of paragraph signatures (single-word shingles); unsigned rows are empty."""
+    shingle_signatures: npt.NDArray[np.uint32]
+    """Rows of per-paragraph signatures over the document shingles, combined per document."""
+    content_hash: str
+    repeats: Repeats
+    min_words: int
+    """Fewest words a document signature may stand on."""
+
+    def document_signature(
+        self, excluded: frozenset[int] = frozenset()
+    ) -> npt.NDArray[np.uint32] | None:
+        """The document signature without the ``excluded`` paragraphs (boilerplate).
+
+        When leaving them out would leave fewer words than a signed paragraph needs, they are
+        kept: a document made mostly of shared paragraphs (a wire story) must still be found.
+        None when the document has too few words for a signature at all.
+        """
+        rows = [i for i in range(len(self.paragraphs)) if i not in excluded]
+        if sum(self.word_counts[i] for i in rows) < self.min_words:
+            rows = list(range(len(self.paragraphs)))
+        if sum(self.word_counts[i] for i in rows) < self.min_words:
+            return None
+        return signature.combine(self.shingle_signatures[rows])
+
+
+def analyse(document: Document, settings: Settings) -> Analysis:
+    """Run the pure pipeline on one document.
+
+    Raises:
+        InputError: the document has no text, or more paragraphs than the settings allow.
+    """
+    paragraphs = extract_paragraphs(document.body, document.fmt, settings.max_paragraphs)
+    if not paragraphs:
+        raise InputError(f"document {document.doc_id} has no text")
+    paragraph_words = [text.words(p) for p in paragraphs]
+    word_counts = [len(w) for w in paragraph_words]
+    fingerprints = [text.fingerprint(w) for w in paragraph_words]
+    signed = [n >= settings.min_paragraph_words for n in word_counts]
+    hashes = [text.word_hashes(w) for w in paragraph_words]
+    doc_shingles = [text.shingle_hashes(h, settings.shingle_words) for h in hashes]
+    para_shingles = [
+        text.shingle_hashes(h, settings.paragraph_shingle_words)
+        if is_signed
+        else np.empty(0, dtype=np.uint32)
+        for h, is_signed in zip(hashes, signed, strict=True)
+    ]
+    matrix = signature.segment_signatures(
+        para_shingles + doc_shingles, settings.num_perm, settings.seed
+    )
+    count = len(paragraphs)
+    paragraph_signatures, shingle_signatures = matrix[:count], matrix[count:]
+    content = np.array(fingerprints, dtype=np.uint64).tobytes()
+    repeats = find_repeats(
+        fingerprints, paragraph_signatures, signed, word_counts, settings.repeat_threshold
+    )
+    return Analysis(
+        document=document,
+        paragraphs=paragraphs,
+        word_counts=word_counts,
+        fingerprints=fingerprints,
+        signed=signed,
+        paragraph_signatures=paragraph_signatures,
+        shingle_signatures=shingle_signatures,
+        content_hash=xxhash.xxh64_hexdigest(content),
+        repeats=repeats,
+        min_words=settings.min_paragraph_words,
+    )

@@ -1,0 +1,175 @@
+"""Content repeated inside one document: runs of paragraphs that appear again later.
+
+Extractor and template bugs paste an article body twice into one page; a run of paragraphs
+and its later copy are found by pairing similar paragraphs (equal fingerprints, or paragraph
+signatures over a threshold) and chaining pairs that advance together. A chain may skip a
+paragraph on either side, so a copy with a dropped or inserted paragraph is still one run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+MAX_GAP = 2
+"""A run may step over this many paragraphs minus one on either side."""
+MIN_RUN_WORDS = 10
+"""A run whose matched paragraphs have fewer words is template noise ("Advertisement")."""
+DOUBLED_SHARE = 0.5
+"""``doubled_body`` when the repeated words are at least this share of the unique words."""
+_GROUP_LIMIT = 32  # paragraphs sharing one fingerprint beyond this pair only with neighbours
+_BAND_ROWS = 4
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """Paragraphs ``first`` (inclusive 0-based range) appear again as ``repeat``."""
+
+    first: tuple[int, int]
+    repeat: tuple[int, int]
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Repeats:
+    """All repeats of one document and what they add up to."""
+
+    runs: list[Repeat]
+    duplicate_fraction: float
+    doubled_body: bool
+
+
+@dataclass
+class _Run:
+    i0: int
+    j0: int
+    i1: int
+    j1: int
+    sims: list[float] = field(default_factory=list)
+    matched: list[int] = field(default_factory=list)
+
+
+def _similar_pairs(
+    fingerprints: Sequence[int],
+    signatures: npt.NDArray[np.uint32],
+    signed: Sequence[bool],
+    threshold: float,
+) -> dict[tuple[int, int], float]:
+    """Pairs ``(i, j)``, ``i < j``, of similar paragraphs with their similarity."""
+    pairs: dict[tuple[int, int], float] = {}
+    groups: dict[int, list[int]] = defaultdict(list)
+    for index, fp in enumerate(fingerprints):
+        groups[fp].append(index)
+    for members in groups.values():
+        if len(members) > _GROUP_LIMIT:
+            for i, j in itertools.pairwise(members):
+                pairs[(i, j)] = 1.0
+            continue
+        for n, i in enumerate(members):
+            for j in members[n + 1 :]:
+                pairs[(i, j)] = 1.0
+    # Near copies: candidates from in-memory LSH bands of the paragraph signatures.
+    signed_rows = [i for i, has in enumerate(signed) if has]
+    if len(signed_rows) < 2:
+        return pairs
+    num_perm = signatures.shape[1]
+    buckets: dict[tuple[int, bytes], list[int]] = defaultdict(list)
+    for i in signed_rows:
+        row = signatures[i]
+        for band in range(num_perm // _BAND_ROWS):
+            key = row[band * _BAND_ROWS : (band + 1) * _BAND_ROWS].tobytes()
+            buckets[(band, key)].append(i)
+    seen: set[tuple[int, int]] = set()
+    for members in buckets.values():
+        if len(members) < 2 or len(members) > _GROUP_LIMIT:
+            continue
+        for n, i in enumerate(members):
+            for j in members[n + 1 :]:
+                if (i, j) in pairs or (i, j) in seen or fingerprints[i] == fingerprints[j]:
+                    continue
+                seen.add((i, j))
+                score = float(np.count_nonzero(signatures[i] == signatures[j])) / num_perm
+                if score >= threshold:
+                    pairs[(i, j)] = score
+    return pairs
+
+
+def _chain(pairs: dict[tuple[int, int], float]) -> list[_Run]:
+    """Chain pairs that advance together on both sides into runs."""
+    runs: list[_Run] = []
+    ends: dict[tuple[int, int], _Run] = {}
+    for (i, j), score in sorted(pairs.items()):
+        best: _Run | None = None
+        for di in range(1, MAX_GAP + 1):
+            for dj in range(1, MAX_GAP + 1):
+                run = ends.get((i - di, j - dj))
+                if (
+                    run is not None
+                    and i < run.j0
+                    and (best is None or len(run.sims) > len(best.sims))
+                ):
+                    best = run
+        if best is None:
+            best = _Run(i, j, i, j)
+            runs.append(best)
+        else:
+            del ends[(best.i1, best.j1)]
+            best.i1, best.j1 = i, j
+        best.sims.append(score)
+        best.matched.append(i)
+        ends[(i, j)] = best
+    return runs
+
+
+def find_repeats(
+    fingerprints: Sequence[int],
+    signatures: npt.NDArray[np.uint32],
+    signed: Sequence[bool],
+    word_counts: Sequence[int],
+    threshold: float,
+) -> Repeats:
+    """Find the runs of paragraphs that reappear later in the same document.
+
+    Args:
+        fingerprints: exact fingerprint of each paragraph.
+        signatures: one paragraph signature per row (rows with ``signed`` false are ignored).
+        signed: whether each paragraph is long enough to have a signature.
+        word_counts: words in each paragraph.
+        threshold: paragraph similarity from which two paragraphs are the same.
+
+    Returns:
+        The runs, largest first claim on each repeated paragraph; the share of paragraphs
+        that are repeats; whether the body (or most of it) appears twice.
+    """
+    total = len(fingerprints)
+    if total < 2:
+        return Repeats([], 0.0, False)
+    runs = _chain(_similar_pairs(fingerprints, signatures, signed, threshold))
+    runs.sort(key=lambda r: (-len(r.sims), r.i0, r.j0))
+    taken = np.zeros(total, dtype=bool)
+    chosen: list[_Run] = []
+    for run in runs:
+        if sum(word_counts[i] for i in run.matched) < MIN_RUN_WORDS:
+            continue
+        if taken[run.j0 : run.j1 + 1].any() or taken[run.i0 : run.i1 + 1].all():
+            continue
+        taken[run.j0 : run.j1 + 1] = True
+        chosen.append(run)
+    chosen.sort(key=lambda r: (r.j0, r.i0))
+    result = [
+        Repeat(
+            first=(run.i0, run.i1),
+            repeat=(run.j0, run.j1),
+            similarity=round(sum(run.sims) / max(run.i1 - run.i0 + 1, run.j1 - run.j0 + 1), 3),
+        )
+        for run in chosen
+    ]
+    repeated_words = sum(w for w, t in zip(word_counts, taken, strict=True) if t)
+    unique_words = sum(word_counts) - repeated_words
+    doubled = bool(chosen) and repeated_words >= DOUBLED_SHARE * max(unique_words, 1)
+    return Repeats(result, round(float(taken.sum()) / total, 4), doubled)

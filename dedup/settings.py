@@ -1,0 +1,166 @@
+"""One frozen settings object, built once at the edge (CLI or worker start) and passed down.
+
+Order of precedence, lowest first: the defaults below, a TOML file (``config/dedup.toml`` in
+the working directory, or the file named by ``DEDUP_CONFIG`` or ``--config``), environment
+variables ``DEDUP_<FIELD>``, then command-line flags. Nothing deeper in the library reads
+the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dedup.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config") / "dedup.toml"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "dedup"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be told; signature fields are recorded in the store."""
+
+    redis_url: str | None = None
+    """Redis to use (``redis://``, ``rediss://``, ``unix://``); None starts the embedded one."""
+    data_dir: Path = field(default_factory=_default_data_dir)
+    """Where the embedded Redis keeps its data, socket and log."""
+    namespace: str = "dedup"
+    """Prefix of every key this service writes, so one Redis can hold several indexes."""
+    queue: str = "dedup"
+    """Name of the RQ queue documents travel on."""
+
+    num_perm: int = 128
+    """MinHash permutations per signature (datasketch ``num_perm``)."""
+    seed: int = 1
+    """Seed of the MinHash permutations (datasketch ``seed``)."""
+    shingle_words: int = 3
+    """Words per shingle of the document signature."""
+    paragraph_shingle_words: int = 1
+    """Words per shingle of paragraph signatures: single words tolerate edited copies."""
+    min_paragraph_words: int = 6
+    """Paragraphs with fewer words get an exact fingerprint only, never a MinHash."""
+    lsh_threshold: float = 0.5
+    """Jaccard similarity the LSH bands are tuned for (candidates below it are rarely found)."""
+
+    repeat_threshold: float = 0.6
+    """Paragraph similarity from which a paragraph counts as repeated inside a document."""
+    near_duplicate_threshold: float = 0.7
+    """Document similarity from which two documents are near duplicates."""
+    boilerplate_min_documents: int = 10
+    """A paragraph found in this many documents is boilerplate."""
+
+    max_document_bytes: int = 10_000_000
+    """Larger documents are rejected before any parsing."""
+    max_paragraphs: int = 20_000
+    """Documents with more paragraphs are rejected."""
+
+    batch_size: int = 200
+    """Documents packed into one job by bulk submission."""
+    job_timeout: int = 600
+    """Seconds a job may run before RQ stops it."""
+    retries: int = 3
+    """Times a failed job is tried again, with growing pauses."""
+    worker_class: str = "simple"
+    """``simple`` (no fork per job, fast) or ``fork`` (a work horse per job, isolated)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.num_perm < 16 or self.num_perm > 1024:
+            problems.append("num_perm must be between 16 and 1024")
+        for name in ("shingle_words", "paragraph_shingle_words"):
+            if not 1 <= getattr(self, name) <= 10:
+                problems.append(f"{name} must be between 1 and 10")
+        if self.min_paragraph_words < 1:
+            problems.append("min_paragraph_words must be at least 1")
+        for name in ("lsh_threshold", "repeat_threshold", "near_duplicate_threshold"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                problems.append(f"{name} must be in (0, 1], got {value}")
+        if self.boilerplate_min_documents < 2:
+            problems.append("boilerplate_min_documents must be at least 2")
+        if self.max_document_bytes < 1 or self.max_paragraphs < 1:
+            problems.append("max_document_bytes and max_paragraphs must be positive")
+        if self.batch_size < 1 or self.job_timeout < 1 or self.retries < 0:
+            problems.append("batch_size and job_timeout must be positive, retries not negative")
+        if self.worker_class not in ("simple", "fork"):
+            problems.append(f"worker_class must be 'simple' or 'fork', got {self.worker_class!r}")
+        if not self.namespace or any(c in self.namespace for c in " \t\n{}"):
+            problems.append("namespace must be non-empty, without spaces or braces")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a TOML or environment value into the field's type, or say what is wrong."""
+    kind = _FIELDS[name].type
+    try:
+        if kind == "Path":
+            return Path(str(value)).expanduser()
+        if kind == "str | None":
+            return None if value in (None, "") else str(value)
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name} has an invalid value: {value!r}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    table = data.get("dedup", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: [dedup] must be a table")
+    unknown = sorted(set(table) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown settings {', '.join(unknown)}")
+    return dict(table)
+
+
+def load_settings(
+    config: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from defaults, a TOML file, the environment and flags."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config or (Path(env["DEDUP_CONFIG"]) if env.get("DEDUP_CONFIG") else None)
+    if path is None and DEFAULT_CONFIG_PATH.is_file():
+        path = DEFAULT_CONFIG_PATH
+    if path is not None:
+        values.update(_read_toml(path))
+    for name in _FIELDS:
+        key = f"DEDUP_{name.upper()}"
+        if key in env:
+            values[name] = env[key]
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    return Settings(**{name: _coerce(name, value) for name, value in values.items()})

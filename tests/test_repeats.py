@@ -1,0 +1,79 @@
+"""Repetition inside one document: doubled bodies, near copies, partial repeats."""
+
+from __future__ import annotations
+
+import random
+
+from dedup.analysis import analyse
+from dedup.document import Document
+from dedup.settings import Settings
+from tests.helpers import article, as_html, edit_words
+
+SETTINGS = Settings()
+
+
+def repeats_of(html: str):  # type: ignore[no-untyped-def]
+    """The repeats found in an HTML fragment."""
+    return analyse(Document("t", html), SETTINGS).repeats
+
+
+def test_seed_is_a_doubled_body(seed_text: str) -> None:
+    """The seed's 13 paragraphs reappear exactly as paragraphs 13-25."""
+    found = repeats_of(seed_text)
+    assert [((0, 12), (13, 25), 1.0)] == [(r.first, r.repeat, r.similarity) for r in found.runs]
+    assert 0.5 == found.duplicate_fraction
+    assert found.doubled_body
+
+
+def test_clean_article_has_no_repeats() -> None:
+    """An article without repetition is left alone."""
+    found = repeats_of(as_html(article(1)))
+    assert [] == found.runs
+    assert not found.doubled_body
+    assert 0.0 == found.duplicate_fraction
+
+
+def test_copy_with_a_dropped_paragraph_is_one_run() -> None:
+    """A second copy missing a paragraph is still one doubled body."""
+    body = article(2)
+    found = repeats_of(as_html(body + body[:5] + body[6:]))
+    assert 1 == len(found.runs)
+    run = found.runs[0]
+    assert ((0, 11), (12, 22)) == (run.first, run.repeat)
+    assert run.similarity < 1.0
+    assert found.doubled_body
+
+
+def test_lightly_edited_copy_is_a_doubled_body() -> None:
+    """Changed words, case and punctuation in the copy do not hide it."""
+    rng = random.Random(3)
+    body = article(3)
+    copy = [edit_words(p, rng, 2).upper().replace(".", "!") for p in body]
+    found = repeats_of(as_html(body) + "<br>.<br>" + as_html(copy))
+    assert [((0, 11), (12, 23))] == [(r.first, r.repeat) for r in found.runs]
+    assert found.doubled_body
+
+
+def test_three_copies() -> None:
+    """A body pasted three times: both later copies point at the first."""
+    body = article(4, 8)
+    found = repeats_of(as_html(body * 3))
+    assert [((0, 7), (8, 15)), ((0, 7), (16, 23))] == [(r.first, r.repeat) for r in found.runs]
+    assert found.doubled_body
+    assert round(16 / 24, 4) == found.duplicate_fraction
+
+
+def test_partial_repeat_is_not_a_doubled_body() -> None:
+    """The last two paragraphs repeated: an internal repeat, not a doubled body."""
+    body = article(5, 18)
+    found = repeats_of(as_html(body + body[-2:]))
+    assert [((16, 17), (18, 19))] == [(r.first, r.repeat) for r in found.runs]
+    assert not found.doubled_body
+
+
+def test_repeated_short_lines_are_not_repeats() -> None:
+    """Template crumbs such as "Advertisement" repeated between paragraphs are ignored."""
+    body = article(6, 6)
+    html = "".join(f"<p>{p}</p><p>Advertisement</p>" for p in body)
+    found = repeats_of(html)
+    assert [] == found.runs
