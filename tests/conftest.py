@@ -1,0 +1,58 @@
+"""Shared fixtures: a real Redis for every test that needs one, flushed per test.
+
+``DEDUP_TEST_REDIS_URL`` names a Redis to use; without it the suite starts its own server
+(the same embedded server the project uses) in a temporary folder and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from dedup.server import ensure_server, stop_server
+from dedup.settings import Settings
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SEED = EXAMPLES / "000_25903e5ddf5549c1.txt"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a real Redis server for the whole session."""
+    url = os.environ.get("DEDUP_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    folder = Path(tempfile.mkdtemp(prefix="dedup-test-"))
+    try:
+        yield ensure_server(folder)
+    finally:
+        stop_server(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client on an emptied database."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> Settings:
+    """Default settings pointed at the test Redis (its database already emptied)."""
+    return Settings(redis_url=redis_url, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def seed_text() -> str:
+    """The doubled news article the project started from."""
+    return SEED.read_text(encoding="utf-8")

@@ -1,0 +1,152 @@
+"""The index in a real Redis: near duplicates, boilerplate, idempotence, settings."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import redis
+
+from dedup.analysis import analyse
+from dedup.document import Document
+from dedup.errors import NotFoundError, SettingsMismatchError
+from dedup.settings import Settings
+from dedup.store import Store, redact
+from tests.helpers import article, as_html, edit_words
+
+
+def index(store: Store, doc_id: str, html: str, url: str | None = None) -> None:
+    """Analyse and index one document."""
+    store.index([analyse(Document(doc_id, html, url), store.settings)])
+
+
+@pytest.fixture
+def store(settings: Settings, redis_client: redis.Redis) -> Store:
+    """A store on an empty database."""
+    return Store(redis_client, settings)
+
+
+def test_near_duplicate_is_reported_both_ways(store: Store) -> None:
+    """A lightly edited copy and its original list each other, with a similarity."""
+    rng = random.Random(1)
+    body = article(10)
+    index(store, "original", as_html(body))
+    index(store, "copy", as_html([edit_words(p, rng, 1) for p in body[:-1]]))
+    index(store, "other", as_html(article(11)))
+    copy = store.report("copy")
+    original = store.report("original")
+    assert ["original"] == [m["doc_id"] for m in copy["near_duplicates"]]
+    assert ["copy"] == [m["doc_id"] for m in original["near_duplicates"]]
+    assert 0.7 <= copy["near_duplicates"][0]["similarity"] < 1.0
+    assert "near_duplicate" in copy["flags"]
+    assert [] == store.report("other")["near_duplicates"]
+
+
+def test_exact_duplicate(store: Store) -> None:
+    """The same content under two ids is an exact duplicate, whatever the markup."""
+    body = article(12)
+    index(store, "a", as_html(body))
+    index(store, "b", "<div>" + "".join(f"<p>  {p.upper()} </p>" for p in body) + "</div>")
+    report = store.report("b")
+    assert ["a"] == report["exact_duplicates"]
+    assert "exact_duplicate" in report["flags"]
+    assert [{"doc_id": "a", "similarity": 1.0, "exact": True}] == report["near_duplicates"]
+
+
+def test_resubmitting_changes_nothing(store: Store, redis_client: redis.Redis) -> None:
+    """Indexing the same id and content again leaves every key as it was."""
+    html = as_html(article(13))
+    index(store, "a", html)
+    before = {k: redis_client.dump(k) for k in redis_client.keys("*")}
+    index(store, "a", html)
+    after = {k: redis_client.dump(k) for k in redis_client.keys("*")}
+    assert before == after
+    assert 1 == store.stats()["documents"]
+
+
+def test_new_content_replaces_the_old_entry(store: Store) -> None:
+    """A document indexed again with other content stops matching its old twin."""
+    body = article(14)
+    index(store, "a", as_html(body))
+    index(store, "b", as_html(body))
+    index(store, "b", as_html(article(15)))
+    assert [] == store.report("a")["near_duplicates"]
+    assert 24 == store.stats()["paragraphs"]
+    assert 2 == store.stats()["documents"]
+
+
+def test_boilerplate_is_counted_and_kept_out(settings: Settings, redis_client: redis.Redis) -> None:
+    """A paragraph in many documents is boilerplate and does not make them alike."""
+    store = Store(redis_client, settings.replace(boilerplate_min_documents=3))
+    banner = "Sign up for our newsletter to get the best stories of the day delivered to you."
+    for n in range(5):
+        index(store, f"doc{n}", as_html([*article(20 + n, 3), banner]))
+    report = store.report("doc4")
+    assert [{"paragraph": 3, "documents": 5}] == report["boilerplate"]
+    assert [] == report["near_duplicates"]
+    assert "boilerplate" in report["flags"]
+    flagged = {row["doc_id"] for row in store.list_documents("boilerplate", 10)}
+    assert {f"doc{n}" for n in range(5)} == flagged
+
+
+def test_shared_paragraph_names_its_source(store: Store) -> None:
+    """A paragraph copied into one other document is reported with where it came from."""
+    first, second = article(30), article(31)
+    index(store, "source", as_html(first))
+    index(store, "excerpt", as_html([*second, first[4]]))
+    report = store.report("excerpt")
+    assert [{"paragraph": 12, "documents": 2, "with": ["source"]}] == report["shared_paragraphs"]
+    assert [] == report["near_duplicates"]
+
+
+def test_report_of_unknown_document(store: Store) -> None:
+    """Asking for a document that was never indexed says so."""
+    with pytest.raises(NotFoundError):
+        store.report("nope")
+
+
+def test_other_signature_settings_are_refused(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """A writer with different signature settings may not write into the same namespace."""
+    index(Store(redis_client, settings), "a", as_html(article(40)))
+    other = Store(redis_client, settings.replace(num_perm=64))
+    with pytest.raises(SettingsMismatchError, match="num_perm"):
+        index(other, "b", as_html(article(41)))
+    assert 1 == Store(redis_client, settings).stats()["documents"]
+
+
+def test_namespaces_are_separate(settings: Settings, redis_client: redis.Redis) -> None:
+    """Two namespaces in one Redis do not see each other's documents."""
+    body = as_html(article(50))
+    index(Store(redis_client, settings), "a", body)
+    other = Store(redis_client, settings.replace(namespace="other"))
+    index(other, "b", body)
+    assert [] == other.report("b")["exact_duplicates"]
+
+
+def test_batch_with_the_same_id_twice(store: Store) -> None:
+    """Two versions of one id in a batch: the later one wins, counted once."""
+    first = analyse(Document("a", as_html(article(60))), store.settings)
+    second = analyse(Document("a", as_html(article(61))), store.settings)
+    store.index([first, second])
+    assert 1 == store.stats()["documents"]
+    assert 12 == store.stats()["paragraphs"]
+
+
+def test_list_and_stats(store: Store, seed_text: str) -> None:
+    """Flags are listed newest first and counted."""
+    index(store, "seed", seed_text, url="https://example.com/seed")
+    index(store, "plain", as_html(article(70)))
+    rows = store.list_documents("doubled_body", 10)
+    assert [("seed", "https://example.com/seed")] == [(r["doc_id"], r["url"]) for r in rows]
+    assert ["doubled_body", "internal_repeat"] == rows[0]["flags"]
+    stats = store.stats()
+    assert 2 == stats["documents"]
+    assert 1 == stats["flags"]["doubled_body"]
+
+
+def test_redact_hides_passwords() -> None:
+    """Passwords never appear in messages."""
+    assert "rediss://user:***@host:6380/0" == redact("rediss://user:secret@host:6380/0")
+    assert "redis://localhost:6379" == redact("redis://localhost:6379")
