@@ -1,0 +1,99 @@
+"""The Python client scrapers use: submit documents, read reports.
+
+>>> client = Client()                       # settings from config/dedup.toml and DEDUP_*
+>>> job_id = client.submit("<p>...</p>", url="https://example.com/a")
+>>> client.submit_many([{"id": "a", "text": "..."}, {"id": "b", "html": "<p>..</p>"}])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import redis
+from rq.job import Job
+
+from dedup.document import Document, check_body, check_id, from_payload, id_for_body, id_for_url
+from dedup.errors import StoreError
+from dedup.queue import JOB_FUNCTION, make_queue, retry_policy
+from dedup.settings import Settings, load_settings
+from dedup.store import Store, redis_for
+
+
+class Client:
+    """Enqueues documents for the workers and reads their reports."""
+
+    def __init__(self, settings: Settings | None = None, *, redis_url: str | None = None) -> None:
+        settings = settings or load_settings()
+        if redis_url is not None:
+            settings = settings.replace(redis_url=redis_url)
+        self.settings = settings
+        self.redis = redis_for(settings)
+        self.queue = make_queue(settings, self.redis)
+        self.store = Store(self.redis, settings)
+
+    def submit(
+        self,
+        body: str,
+        *,
+        doc_id: str | None = None,
+        url: str | None = None,
+        fmt: str = "auto",
+    ) -> str:
+        """Enqueue one document as its own job; returns the job id."""
+        body = check_body(body, self.settings.max_document_bytes)
+        if doc_id is None:
+            doc_id = id_for_url(url) if url else id_for_body(body)
+        document = Document(check_id(doc_id), body, url, fmt)
+        return self._enqueue([document.to_payload()])
+
+    def submit_many(
+        self,
+        documents: Iterable[Document | Mapping[str, Any]],
+        *,
+        batch_size: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Enqueue many documents, ``batch_size`` per job; returns the job ids.
+
+        Every document is checked before anything is enqueued from its batch, so a bad one
+        raises :class:`~dedup.errors.InputError` without losing the batches already sent.
+        """
+        size = batch_size or self.settings.batch_size
+        job_ids: list[str] = []
+        batch: list[dict[str, Any]] = []
+        for item in documents:
+            if isinstance(item, Document):
+                document = item
+            else:
+                document = from_payload(item, self.settings.max_document_bytes)
+            batch.append(document.to_payload())
+            if len(batch) >= size:
+                job_ids.append(self._enqueue(batch))
+                if on_batch:
+                    on_batch(len(batch))
+                batch = []
+        if batch:
+            job_ids.append(self._enqueue(batch))
+            if on_batch:
+                on_batch(len(batch))
+        return job_ids
+
+    def _enqueue(self, payloads: list[dict[str, Any]]) -> str:
+        try:
+            job: Job = self.queue.enqueue(
+                JOB_FUNCTION,
+                payloads,
+                job_timeout=self.settings.job_timeout,
+                retry=retry_policy(self.settings),
+                result_ttl=86400,
+                failure_ttl=30 * 86400,
+                description=f"analyse {len(payloads)} document(s)",
+            )
+        except redis.RedisError as exc:
+            raise StoreError(f"could not enqueue: {str(exc).splitlines()[0]}") from None
+        return str(job.id)
+
+    def report(self, doc_id: str) -> dict[str, Any]:
+        """The report of one document, with the duplicates known now."""
+        return self.store.report(doc_id)

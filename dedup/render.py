@@ -1,0 +1,118 @@
+"""Human output: reports, lists and stats as rich tables.
+
+Scraped text can hold terminal control sequences; everything that came from a document is
+stripped of control characters and handed to rich as plain ``Text``, never as markup.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(value: Any) -> str:
+    """Document-derived text made safe for a terminal."""
+    return _CONTROL_RE.sub("", str(value))
+
+
+def report(data: dict[str, Any]) -> Panel:
+    """One document's report."""
+    title = Text(clean(data["doc_id"]), style="bold")
+    if data.get("url"):
+        title.append("  " + clean(data["url"]), style="dim")
+    flags = data["flags"]
+    lines: list[Any] = [
+        Text.assemble(
+            ("paragraphs ", "dim"),
+            str(data["paragraphs"]),
+            ("   duplicate fraction ", "dim"),
+            f"{data['duplicate_fraction']:.2f}",
+            ("   flags ", "dim"),
+            (", ".join(flags) if flags else "none", "bold red" if flags else "green"),
+        )
+    ]
+    excerpts = data.get("excerpts", {})
+    if data["internal_repeats"]:
+        table = Table(title="repeated inside the document", title_justify="left", expand=True)
+        table.add_column("paragraphs")
+        table.add_column("appear again as")
+        table.add_column("similarity", justify="right")
+        table.add_column("begins with", ratio=1)
+        for run in data["internal_repeats"]:
+            first, again = run["first"], run["repeat"]
+            table.add_row(
+                f"{first[0]}-{first[1]}",
+                f"{again[0]}-{again[1]}",
+                f"{run['similarity']:.3f}",
+                Text(clean(excerpts.get(str(first[0]), "")), style="italic"),
+            )
+        lines.append(table)
+    if data["near_duplicates"]:
+        table = Table(title="duplicates in the index", title_justify="left")
+        table.add_column("document")
+        table.add_column("similarity", justify="right")
+        table.add_column("kind")
+        for match in data["near_duplicates"]:
+            table.add_row(
+                Text(clean(match["doc_id"])),
+                f"{match['similarity']:.3f}",
+                "exact" if match.get("exact") else "near",
+            )
+        lines.append(table)
+    if data.get("boilerplate"):
+        shown = ", ".join(f"{b['paragraph']} ({b['documents']} docs)" for b in data["boilerplate"])
+        lines.append(Text.assemble(("boilerplate paragraphs ", "dim"), shown))
+    for row in data.get("shared_paragraphs", []):
+        lines.append(
+            Text.assemble(
+                ("paragraph ", "dim"),
+                str(row["paragraph"]),
+                (" also in ", "dim"),
+                clean(", ".join(row["with"])),
+            )
+        )
+    if len(lines) == 1 and not flags:
+        lines.append(Text("no duplicate content found", style="green"))
+    return Panel(Group(*lines), title=title, title_align="left")
+
+
+def listing(rows: list[dict[str, Any]]) -> Table:
+    """Documents, newest first."""
+    table = Table()
+    table.add_column("document")
+    table.add_column("url")
+    table.add_column("paragraphs", justify="right")
+    table.add_column("flags")
+    for row in rows:
+        table.add_row(
+            Text(clean(row["doc_id"])),
+            Text(clean(row["url"] or "")),
+            str(row["paragraphs"]),
+            ", ".join(row["flags"]),
+        )
+    return table
+
+
+def stats(data: dict[str, Any]) -> Table:
+    """Totals of the index and the queue."""
+    table = Table(show_header=False)
+    table.add_column(style="dim")
+    table.add_column(justify="right")
+    for key in ("documents", "paragraphs", "distinct_paragraphs", "queued", "failed", "workers"):
+        table.add_row(key.replace("_", " "), f"{data[key]:,}")
+    for name, count in data["flags"].items():
+        table.add_row(f"flag {name}", f"{count:,}")
+    table.add_row("redis", Text(clean(data["redis"])))
+    return table
+
+
+def console(stderr: bool = False) -> Console:
+    """A console; plain text when not a terminal."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
