@@ -16,9 +16,8 @@ them and no Python walks the tree.
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -32,64 +31,77 @@ _MAX_DEPTH = 128
 """Open elements the tree builder may hold; the deepest of 274 real pages needs 48."""
 
 _BLOCK = frozenset(
-    "p div li dt dd h1 h2 h3 h4 h5 h6 blockquote pre td th tr table ul ol dl article section main"
-    " figure figcaption address center details summary hr br".split()
+    {"p", "div", "li", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"}
+    | {"td", "th", "tr", "table", "ul", "ol", "dl", "article", "section", "main", "figure"}
+    | {"figcaption", "address", "center", "details", "summary", "hr", "br"}
 )
-_RAW_TEXT = "script style noscript iframe textarea title noembed noframes xmp".split()
-"""Dropped with their content while rewriting: their content is text, not markup."""
+_RAW_TEXT = ("script", "style", "noscript", "iframe", "textarea", "title", "noembed", "noframes",
+             "xmp", "select")  # fmt: skip
+"""Dropped with their content while rewriting: text, not markup (a select's is its options)."""
 _DROP = frozenset(
-    "template svg math object canvas select datalist button head nav aside footer header form".split()
+    {"template", "svg", "math", "object", "canvas", "datalist", "option", "optgroup", "button"}
+    | {"head", "nav", "aside", "footer", "header", "form"}
 )
 """Dropped from the tree, so that the parser decides where they end (a ``</div>`` may)."""
-_TABLE_PARTS = frozenset("tbody thead tfoot caption".split())
-_UNCOUNTED = frozenset("p li dt dd td th tr hr br head".split()) | _TABLE_PARTS
-"""Elements that close their own kind, so cannot pile up on the parser's stack by themselves."""
+_TABLE_PARTS = frozenset({"tbody", "thead", "tfoot", "caption"})
+_UNCOUNTED = frozenset({"p", "li", "td", "th", "tr", "hr", "br", "head", "option"}) | _TABLE_PARTS
+"""Elements that cannot pile up on the parser's stack without a counted one between them (a
+``<li>`` closes an open ``li`` unless a ``dd`` or other special element is in the way)."""
 _COUNTED = (_BLOCK | _DROP) - _UNCOUNTED
 _OTHER_KEPT = (_BLOCK | _DROP | _TABLE_PARTS) - _COUNTED
 
 
 def _any_case(names: Iterable[str]) -> str:
     """Match tag names in any case without re.IGNORECASE, which defeats the regex prefix scan."""
-    by_initial: dict[str, list[str]] = {}
-    for name in sorted(names, key=lambda name: (-len(name), name)):
-        by_initial.setdefault(name[0], []).append(name[1:])
-    return "(?:" + "|".join(
-        f"[{c}{c.upper()}](?:{'|'.join(''.join(f'[{x}{x.upper()}]' for x in rest) for rest in tails)})"
-        for c, tails in sorted(by_initial.items())
-    ) + ")"
+
+    def chars(text: str) -> str:
+        return "".join(f"[{c}{c.upper()}]" for c in text)
+
+    tails: dict[str, list[str]] = {}
+    for name in sorted(names, key=len, reverse=True):
+        tails.setdefault(name[0], []).append(chars(name[1:]))
+    return "(?:" + "|".join(f"{chars(c)}(?:{'|'.join(t)})" for c, t in sorted(tails.items())) + ")"
 
 
 _END = r"(?=[\t\n\f\r />])"
-_ATTRS = r"""(?:[^>"']+|"[^"]*"|'[^']*'|["'])*"""
+_ATTRS = r"""(?:[^>"'=]++|=[\t\n\f\r ]*+(?:"[^"]*+(?:"|\Z)|'[^']*+(?:'|\Z))|["'=])*+"""
+"""Up to the tag's ``>``: as in the tokenizer, only a quote right after ``=`` opens a value, and
+an open one runs to the end. Possessive, so a tag cut off by the end fails once, not 2**n times."""
 
 
 def _raw_text(name: str) -> str:
     """Match a raw-text element whole, scanning its content without trying a token per char."""
     tag = _any_case([name])
     end = rf"</{tag}{_END}"
-    return rf"{tag}{_END}{_ATTRS}(?:>[^<]*(?:<(?!{end[1:]})[^<]*)*(?:{end}{_ATTRS}(?:>|\Z)|\Z)|\Z)"
+    content = rf"[^<]*+(?:<(?!{end[1:]})[^<]*+)*+"
+    return rf"{tag}{_END}{_ATTRS}(?:>{content}(?:{end}{_ATTRS}(?:>|\Z)|\Z)|\Z)"
 
 
 _KEPT_NAME = _any_case(_COUNTED | _OTHER_KEPT)
 _TOKEN = re.compile(
-    rf"<(?:(?<=(<))(/?{_KEPT_NAME})(?=[\t\n\f\r /]){_ATTRS}(>|\Z)"
+    rf"<(?=[A-Za-z/!?])(?!/?{_any_case(_OTHER_KEPT)}>|/{_any_case(_COUNTED)}>)"
+    rf"(?:(?<=(<))(?:({_any_case(_COUNTED)})|(/?{_KEPT_NAME})){_END}{_ATTRS}(>)"
     rf"|{'|'.join(_raw_text(name) for name in _RAW_TEXT)}"
-    rf"|/?(?!{_KEPT_NAME}>)[A-Za-z]{_ATTRS}(?:>|\Z)"
-    r"|!--(?:-?>|.*?(?:--!?>|\Z))|[!?][^>]*(?:>|\Z)|/(?![A-Za-z])[^>]*(?:>|\Z))",
+    rf"|/?[A-Za-z]{_ATTRS}(?:>|\Z)"
+    r"|!--(?:-?>|.*?(?:--!?>|\Z))|[!?][^>]*+(?:>|\Z)|/(?![A-Za-z])[^>]*+(?:>|\Z))",
     re.DOTALL,
 )
-"""Markup to rewrite: its groups spell a kept tag without attributes, anything else goes.
-Kept tags that have no attributes already do not match, and cost ``split`` nothing."""
-_COUNTED_START = re.compile(rf"<{_any_case(_COUNTED)}>")
-_KEPT_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)>")
+"""Markup to rewrite. The groups spell a kept tag without its attributes (``<``, the name of a
+counted element's start tag or of any other kept tag, ``>``), the rest goes. Other kept tags
+without attributes fail at once, so most of ``split``'s time is scanning."""
+_GLUED = re.compile(rf"<(?=[A-Za-z/!?])(?!/?{_KEPT_NAME}>)")
+"""A ``<`` of text that met a letter once the markup between them was removed (needs ``<<``)."""
+_COUNTED_TAG = re.compile(rf"(<(/?)({_any_case(_COUNTED)})>)")
 _PRE = re.compile(r"<[pP][rR][eE]>(.*?)(?:</[pP][rR][eE]>|\Z)", re.DOTALL)
 _BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")
+_BLANK_MARKUP_LINES = re.compile(r"\n(?:(?:[^\S\n]|&(?:nbsp|#160|#x[aA]0);?)*\n)+")
+"""Blank lines of undecoded text, where a line holding only ``&nbsp;`` looks blank too."""
 _CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
-"""Controls that are not whitespace (whitespace collapses to a space instead), lone surrogates."""
+"""Controls but tab, line breaks and form feed (which collapse as whitespace), lone surrogates."""
 _SEPARATOR = "\x01"
-"""Between the parser's text nodes; the input has lost its own copies with the other controls."""
+"""Between the parser's text nodes; removed from the input first, so only ``&#1;`` adds one."""
 _DECODED_CONTROLS = re.compile("[\x00\x02-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
-"""The controls character references can still produce, all but the separator."""
+"""Controls left in the parsed text, written raw or as references; all but the separator."""
 _SPLIT = re.compile(f"{_SEPARATOR}[\\s{_SEPARATOR}]*")
 _ALNUM = re.compile(r"[^\W_]")
 _DROP_SELECTOR = ", ".join(sorted(_DROP))
@@ -129,14 +141,16 @@ def extract_paragraphs(
 def _text_paragraphs(text: str, limit: int | None) -> list[str]:
     """Split on blank lines once line ends and controls can no longer hide one."""
     text = _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    return _collect(_BLANK_LINES.split(text), limit)
+    return _collect(_pieces(_BLANK_LINES, text), limit)
 
 
 def _html_paragraphs(html: str, limit: int | None) -> list[str]:
     """Parse the rewritten markup, drop what is never shown, cut the text between nodes."""
     html = _rewrite(html)
-    tree = LexborHTMLParser(html)
     lowered = html.lower()
+    if "<pre>" in lowered:
+        html = _PRE.sub(_split_pre, html)
+    tree = LexborHTMLParser(html)
     if any(f"<{name}>" in lowered for name in _DROP):
         for node in tree.css(_DROP_SELECTOR):
             node.decompose()
@@ -145,7 +159,7 @@ def _html_paragraphs(html: str, limit: int | None) -> list[str]:
         return []
     root.merge_text_nodes()
     text = _DECODED_CONTROLS.sub("", root.text(separator=_SEPARATOR))
-    return _collect(_SPLIT.split(text), limit)
+    return _collect(_pieces(_SPLIT, text), limit)
 
 
 def _rewrite(html: str) -> str:
@@ -153,15 +167,20 @@ def _rewrite(html: str) -> str:
     for char in "\x00" + _SEPARATOR:
         if char in html:
             html = html.replace(char, "")
-    html = "".join(filter(None, _TOKEN.split(html)))
-    if next(itertools.islice(_COUNTED_START.finditer(html), _MAX_DEPTH, None), None):
+    glued = "<<" in html
+    parts = _TOKEN.split(html)
+    counted = parts[2::5]
+    html = "".join(filter(None, parts))
+    if glued:
+        html = _GLUED.sub("&lt;", html)
+    if len(counted) - counted.count(None) > _MAX_DEPTH:
         html = _flatten(html)
-    return _PRE.sub(_split_pre, html) if "<pre>" in html.lower() else html
+    return html
 
 
 def _split_pre(match: re.Match[str]) -> str:
     """Keep the blank lines of preformatted text as the paragraph breaks they are."""
-    return "<pre>" + _BLANK_LINES.sub("<br>", match.group(1)) + "</pre>"
+    return "<pre>" + _BLANK_MARKUP_LINES.sub("<br>", match.group(1)) + "</pre>"
 
 
 def _flatten(html: str) -> str:
@@ -169,41 +188,46 @@ def _flatten(html: str) -> str:
     # A model of that stack pushes counted elements and pops one only when an end tag matches
     # its top: it may overestimate the real depth, never underestimate it by more than the
     # uncounted elements (p, li, td...) each counted one can hold. Beyond the cap, blocks become
-    # breaks, other kept elements vanish, dropped ones are cut out here with their content.
-    parts = _KEPT_TAG.split(html)
-    out = [parts[0]]
+    # breaks, other counted elements vanish, dropped ones are cut out with their content.
+    parts = _COUNTED_TAG.split(html)
+    texts, tags, closings, names = parts[::4], parts[1::4], parts[2::4], parts[3::4]
     stack: list[str] = []
     skip_name, skip_depth = "", 0
-    for i in range(1, len(parts), 3):
-        closing, name, text = parts[i], parts[i + 1].lower(), parts[i + 2]
+    for i, (closing, name) in enumerate(zip(closings, map(str.lower, names), strict=True)):
         if skip_depth:
             if name == skip_name:
                 skip_depth += -1 if closing else 1
+            tags[i] = ""
             if skip_depth:
-                continue
-            tag = ""
-        elif not closing and name in _COUNTED:
+                texts[i + 1] = ""
+        elif not closing:
             stack.append(name)
-            if len(stack) <= _MAX_DEPTH:
-                tag = f"<{name}>"
-            elif name in _DROP:
+            if len(stack) > _MAX_DEPTH and name in _DROP:
                 stack.pop()
                 skip_name, skip_depth = name, 1
-                continue
-            else:
-                tag = "<br>" if name in _BLOCK else ""
-        elif closing and stack and stack[-1] == name:
-            kept = len(stack) <= _MAX_DEPTH
+                tags[i] = texts[i + 1] = ""
+            elif len(stack) > _MAX_DEPTH:
+                tags[i] = "<br>" if name in _BLOCK else ""
+        elif stack and stack[-1] == name:
+            if len(stack) > _MAX_DEPTH:
+                tags[i] = "<br>" if name in _BLOCK else ""
             stack.pop()
-            tag = f"</{name}>" if kept else "<br>" if name in _BLOCK else ""
-        else:
-            tag = f"<{closing}{name}>"
-        out += (tag, text)
+    out = [""] * (len(texts) + len(tags))
+    out[::2], out[1::2] = texts, tags
     return "".join(out)
 
 
+def _pieces(separator: re.Pattern[str], text: str) -> Iterator[str]:
+    """Split lazily, so that refusing a document early skips the rest of it."""
+    start = 0
+    for match in separator.finditer(text):
+        yield text[start : match.start()]
+        start = match.end()
+    yield text[start:]
+
+
 def _collect(pieces: Iterable[str], limit: int | None) -> list[str]:
-    """Keep pieces with something to read, and stop as soon as there are too many."""
+    """Keep the pieces with something to read, stopping as soon as there are too many."""
     paragraphs: list[str] = []
     for piece in pieces:
         paragraph = " ".join(piece.split())
