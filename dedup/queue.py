@@ -14,8 +14,6 @@ from dedup.settings import Settings
 
 JOB_FUNCTION = "workers.jobs.analyse_documents"
 """Dotted path of the job function: the client never imports the worker code."""
-RETRY_INTERVALS = [5, 30, 120, 600]
-"""Seconds to wait before each retry of a failed job."""
 
 
 def make_queue(settings: Settings, connection: redis.Redis) -> Queue:
@@ -27,4 +25,5 @@ def retry_policy(settings: Settings) -> Retry | None:
     """Bounded retries with growing pauses, or None when retries are off."""
     if settings.retries == 0:
         return None
-    return Retry(max=settings.retries, interval=RETRY_INTERVALS[: settings.retries])
+    intervals = [round(settings.retry_backoff * 6**k) for k in range(settings.retries)]
+    return Retry(max=settings.retries, interval=intervals)

@@ -51,7 +51,7 @@ def report(data: dict[str, Any]) -> Panel:
                 f"{first[0]}-{first[1]}",
                 f"{again[0]}-{again[1]}",
                 f"{run['similarity']:.3f}",
-                Text(clean(excerpts.get(str(first[0]), "")), style="italic"),
+                Text(_short(clean(excerpts.get(str(first[0]), ""))), style="italic"),
             )
         lines.append(table)
     if data["near_duplicates"]:
@@ -69,18 +69,37 @@ def report(data: dict[str, Any]) -> Panel:
     if data.get("boilerplate"):
         shown = ", ".join(f"{b['paragraph']} ({b['documents']} docs)" for b in data["boilerplate"])
         lines.append(Text.assemble(("boilerplate paragraphs ", "dim"), shown))
+    shared: dict[tuple[str, ...], list[int]] = {}
     for row in data.get("shared_paragraphs", []):
+        shared.setdefault(tuple(row["with"]), []).append(row["paragraph"])
+    for others, paragraphs in shared.items():
+        label = "paragraph " if len(paragraphs) == 1 else "paragraphs "
         lines.append(
             Text.assemble(
-                ("paragraph ", "dim"),
-                str(row["paragraph"]),
+                (label, "dim"),
+                _ranges(paragraphs),
                 (" also in ", "dim"),
-                clean(", ".join(row["with"])),
+                clean(", ".join(others)),
             )
         )
     if len(lines) == 1 and not flags:
         lines.append(Text("no duplicate content found", style="green"))
     return Panel(Group(*lines), title=title, title_align="left")
+
+
+def _short(text: str, limit: int = 72) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` as ``0-2, 5, 7-8``."""
+    parts: list[str] = []
+    for number in sorted(numbers):
+        if parts and int(parts[-1].split("-")[-1]) == number - 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{number}"
+        else:
+            parts.append(str(number))
+    return ", ".join(parts)
 
 
 def listing(rows: list[dict[str, Any]]) -> Table:

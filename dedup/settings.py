@@ -70,6 +70,8 @@ class Settings:
     """Seconds a job may run before RQ stops it."""
     retries: int = 3
     """Times a failed job is tried again, with growing pauses."""
+    retry_backoff: float = 5.0
+    """Seconds before the first retry; each later pause is six times longer (0: at once)."""
     worker_class: str = "simple"
     """``simple`` (no fork per job, fast) or ``fork`` (a work horse per job, isolated)."""
 
@@ -90,6 +92,8 @@ class Settings:
             problems.append("boilerplate_min_documents must be at least 2")
         if self.max_document_bytes < 1 or self.max_paragraphs < 1:
             problems.append("max_document_bytes and max_paragraphs must be positive")
+        if self.retry_backoff < 0:
+            problems.append("retry_backoff must not be negative")
         if self.batch_size < 1 or self.job_timeout < 1 or self.retries < 0:
             problems.append("batch_size and job_timeout must be positive, retries not negative")
         if self.worker_class not in ("simple", "fork"):

@@ -3,19 +3,20 @@
 Layout (names in :mod:`dedup.keys`): one hash per document with its packed signature,
 paragraph fingerprints and stored report; one set per LSH band digest, per paragraph
 fingerprint and per exact content; a sorted set per flag. Indexing a batch of documents
-costs three round trips whatever its size: read what is there, write each document with one
-atomic Lua script that also returns its candidates, then raise the near-duplicate flags.
+costs two round trips whatever its size: read what is there, then write each document with
+one atomic Lua script that also scores its candidates and raises the flags on both sides.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from importlib.resources import files
-from typing import Any, cast
+from itertools import islice
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -109,6 +110,15 @@ class Indexed:
     near: list[tuple[str, float]] = field(default_factory=list)
 
 
+class _Old(NamedTuple):
+    """What the index holds for a document before it is written again."""
+
+    content: bytes | None
+    sig: bytes | None
+    fps: bytes | None
+    url: bytes | None
+
+
 def _text(value: bytes | None) -> str:
     return value.decode("utf-8") if value is not None else ""
 
@@ -163,63 +173,90 @@ class Store:
 
     def _index(self, analyses: list[Analysis]) -> list[Indexed]:
         results: dict[int, Indexed] = {}
+        affected: set[str] = set()
         pending = list(range(len(analyses)))
         for _ in range(_CONFLICT_RETRIES):
             if not pending:
                 break
-            conflicts = self._index_once(analyses, pending, results)
-            pending = conflicts
+            pending = self._index_once(analyses, pending, results, affected)
         if pending:
             raise StoreError(f"document {analyses[pending[0]].document.doc_id} kept changing")
-        self._raise_match_flags([results[i] for i in range(len(analyses))])
+        self.refresh_flags(affected - {a.document.doc_id for a in analyses})
         return [results[i] for i in range(len(analyses))]
 
     def _index_once(
-        self, analyses: list[Analysis], todo: list[int], results: dict[int, Indexed]
+        self,
+        analyses: list[Analysis],
+        todo: list[int],
+        results: dict[int, Indexed],
+        affected: set[str],
     ) -> list[int]:
+        """One read and one write round trip for the documents ``todo``; returns conflicts."""
         keys = self.keys
         read = self.client.pipeline(transaction=False)
         for i in todo:
             analysis = analyses[i]
             read.hmget(keys.document(analysis.document.doc_id), "content", "sig", "fps", "url")
-            for fp in set(analysis.fingerprints):
+            for fp in dict.fromkeys(analysis.fingerprints):
                 read.scard(keys.paragraph(fp))
         replies = iter(read.execute())
         write = self.client.pipeline(transaction=False)
         planned: list[int] = []
         for i in todo:
             analysis = analyses[i]
-            content, old_sig, old_fps, old_url = next(replies)
-            distinct = list(dict.fromkeys(analysis.fingerprints))
-            counts = {fp: int(next(replies)) for fp in distinct}
+            old = _Old(*next(replies))
+            counts = {fp: int(next(replies)) for fp in dict.fromkeys(analysis.fingerprints)}
             url = analysis.document.url or ""
-            if _text(content) == analysis.content_hash and _text(old_url) == url:
+            if _text(old.content) == analysis.content_hash and _text(old.url) == url:
                 results[i] = Indexed(analysis.document.doc_id, changed=False)
                 continue
-            plan, sig = self._plan(analysis, counts, content, old_sig, old_fps)
+            plan, sig = self._plan(analysis, counts, old)
             fps = np.array(analysis.fingerprints, dtype="<u8").tobytes()
             self._write(args=[json.dumps(plan), sig, fps], client=write)
             planned.append(i)
         conflicts: list[int] = []
         for i, reply in zip(planned, write.execute(), strict=True):
-            doc_id = analyses[i].document.doc_id
             if reply[0] == b"conflict":
                 conflicts.append(i)
                 continue
+            flat = [_text(x) for x in reply[2]]
+            near = sorted(
+                ((doc, float(score)) for doc, score in zip(flat[::2], flat[1::2], strict=True)),
+                key=lambda x: (-x[1], x[0]),
+            )
             exact = sorted(_text(x) for x in reply[1])
-            near = self._score(analyses[i], reply[2], set(exact))
-            results[i] = Indexed(doc_id, changed=True, exact=exact, near=near)
+            results[i] = Indexed(analyses[i].document.doc_id, True, exact, near)
+            affected.update(_text(x) for x in reply[3])
         return conflicts
 
+    def _removal(self, doc_id: str, old: _Old) -> dict[str, Any]:
+        """The part of a write plan that takes an older version of a document out."""
+        keys = self.keys
+        old_bands: list[str] = []
+        if old.sig:
+            digests = signature.band_hashes(signature.unpack(old.sig), self.bands, self.rows)
+            old_bands = [keys.band(b, d) for b, d in enumerate(digests)]
+        old_fps = np.frombuffer(old.fps or b"", dtype="<u8").tolist()
+        return {
+            "id": doc_id,
+            "doc": keys.document(doc_id),
+            "doc_prefix": keys.document_prefix,
+            "expect": _text(old.content),
+            "old_content": keys.content(_text(old.content)) if old.content else "",
+            "old_bands": old_bands,
+            "old_paras": [keys.paragraph(int(fp)) for fp in dict.fromkeys(old_fps)],
+            "all_flags": [keys.flag(f) for f in FLAGS],
+            "boilerplate_at": self.settings.boilerplate_min_documents,
+            "documents": keys.documents,
+            "counters": keys.counters,
+            "paragraphs": 0,
+            "delete": False,
+        }
+
     def _plan(
-        self,
-        analysis: Analysis,
-        counts: dict[int, int],
-        content: bytes | None,
-        old_sig: bytes | None,
-        old_fps: bytes | None,
+        self, analysis: Analysis, counts: dict[int, int], old: _Old
     ) -> tuple[dict[str, Any], bytes]:
-        keys, doc_id = self.keys, analysis.document.doc_id
+        keys = self.keys
         threshold = self.settings.boilerplate_min_documents
         boilerplate = frozenset(
             i
@@ -227,86 +264,94 @@ class Store:
             if counts[fp] + 1 >= threshold  # counting this document
         )
         sig = analysis.document_signature(boilerplate)
-        bands = (
-            [
-                keys.band(b, d)
-                for b, d in enumerate(signature.band_hashes(sig, self.bands, self.rows))
-            ]
-            if sig is not None
-            else []
-        )
-        old_bands: list[str] = []
-        if old_sig:
-            old_bands = [
-                keys.band(b, d)
-                for b, d in enumerate(
-                    signature.band_hashes(signature.unpack(old_sig), self.bands, self.rows)
-                )
-            ]
-        old_paras = (
-            [keys.paragraph(int(fp)) for fp in set(np.frombuffer(old_fps, dtype="<u8").tolist())]
-            if old_fps
-            else []
-        )
+        bands = []
+        if sig is not None:
+            digests = signature.band_hashes(sig, self.bands, self.rows)
+            bands = [keys.band(b, d) for b, d in enumerate(digests)]
         flags = []
         if analysis.repeats.doubled_body:
             flags.append("doubled_body")
         if analysis.repeats.runs:
             flags.append("internal_repeat")
-        plan: dict[str, Any] = {
-            "id": doc_id,
-            "doc": keys.document(doc_id),
-            "doc_prefix": keys.document_prefix,
-            "expect": _text(content),
-            "content": analysis.content_hash,
-            "content_key": keys.content(analysis.content_hash),
-            "old_content": "" if not content else keys.content(_text(content)),
-            "url": analysis.document.url or "",
-            "bands": bands,
-            "old_bands": old_bands,
-            "paras": [keys.paragraph(fp) for fp in dict.fromkeys(analysis.fingerprints)],
-            "old_paras": old_paras,
-            "all_flags": [keys.flag(f) for f in FLAGS],
-            "flags": [keys.flag(f) for f in flags],
-            "boilerplate_flag": keys.flag("boilerplate"),
-            "boilerplate_at": threshold,
-            "report": json.dumps(stored_report(analysis), separators=(",", ":")),
-            "paragraphs": len(analysis.paragraphs),
-            "ts": round(time.time(), 3),
-            "documents": keys.documents,
-            "counters": keys.counters,
-            "max_candidates": _MAX_CANDIDATES,
-        }
+        plan = self._removal(analysis.document.doc_id, old)
+        plan.update(
+            {
+                "content": analysis.content_hash,
+                "content_key": keys.content(analysis.content_hash),
+                "url": analysis.document.url or "",
+                "bands": bands,
+                "paras": [keys.paragraph(fp) for fp in dict.fromkeys(analysis.fingerprints)],
+                "flags": [keys.flag(f) for f in flags],
+                "boilerplate_flag": keys.flag("boilerplate"),
+                "exact_flag": keys.flag("exact_duplicate"),
+                "near_flag": keys.flag("near_duplicate"),
+                "near_threshold": self.settings.near_duplicate_threshold,
+                "report": json.dumps(stored_report(analysis), separators=(",", ":")),
+                "paragraphs": len(analysis.paragraphs),
+                "ts": round(time.time(), 3),
+                "max_candidates": _MAX_CANDIDATES,
+            }
+        )
         return plan, signature.pack(sig) if sig is not None else b""
 
-    def _score(
-        self, analysis: Analysis, flat: list[bytes], exact: set[str]
-    ) -> list[tuple[str, float]]:
-        sig = analysis.document_signature()
-        if sig is None:
-            return []
-        threshold = self.settings.near_duplicate_threshold
-        near = []
-        for other, packed in zip(flat[::2], flat[1::2], strict=True):
-            other_id = _text(other)
-            if not packed or other_id in exact or len(packed) != 4 * len(sig):
-                continue
-            score = signature.similarity(sig, signature.unpack(packed))
-            if score >= threshold:
-                near.append((other_id, score))
-        return sorted(near, key=lambda x: (-x[1], x[0]))
+    # -- removing ---------------------------------------------------------------------------
 
-    def _raise_match_flags(self, results: list[Indexed]) -> None:
-        now = round(time.time(), 3)
-        pipe = self.client.pipeline(transaction=False)
-        for result in results:
-            for flag, others in (
-                ("exact_duplicate", result.exact),
-                ("near_duplicate", [doc for doc, _ in result.near]),
-            ):
-                if others:
-                    pipe.zadd(self.keys.flag(flag), dict.fromkeys([result.doc_id, *others], now))
-        if pipe:
+    def delete(self, doc_ids: Sequence[str]) -> int:
+        """Take documents out of the index (signature, bands, paragraphs, flags, report).
+
+        Returns how many were there. The flags of documents that matched them are brought up
+        to date.
+        """
+        deleted = 0
+        affected: set[str] = set()
+        try:
+            for doc_id in doc_ids:
+                for _ in range(_CONFLICT_RETRIES):
+                    raw = self.client.hmget(
+                        self.keys.document(doc_id), "content", "sig", "fps", "url"
+                    )
+                    old = _Old(*cast("list[bytes | None]", raw))
+                    if old.content is None:
+                        break
+                    plan = self._removal(doc_id, old)
+                    plan["delete"] = True
+                    reply = self._write(args=[json.dumps(plan), b"", b""])
+                    if reply[0] == b"ok":
+                        deleted += 1
+                        affected.update(_text(x) for x in reply[3])
+                        break
+            self.refresh_flags(affected - set(doc_ids))
+        except redis.RedisError as exc:
+            raise _store_error(exc) from None
+        return deleted
+
+    def purge(self, older_than: float, batch: int = 500) -> int:
+        """Delete the documents indexed more than ``older_than`` seconds ago."""
+        cutoff = time.time() - older_than
+        total = 0
+        try:
+            while True:
+                raw = self.client.zrangebyscore(self.keys.documents, "-inf", cutoff, 0, batch)
+                ids = [_text(x) for x in cast("list[bytes]", raw)]
+                if not ids:
+                    return total
+                total += self.delete(ids)
+        except redis.RedisError as exc:
+            raise _store_error(exc) from None
+
+    def refresh_flags(self, doc_ids: set[str]) -> None:
+        """Bring the corpus-dependent flags of these documents in line with their reports."""
+        for doc_id in sorted(doc_ids):
+            try:
+                flags = set(self.report(doc_id)["flags"])
+            except NotFoundError:
+                continue
+            pipe = self.client.pipeline(transaction=False)
+            for name in ("exact_duplicate", "near_duplicate", "boilerplate"):
+                if name in flags:
+                    pipe.zadd(self.keys.flag(name), {doc_id: round(time.time(), 3)}, nx=True)
+                else:
+                    pipe.zrem(self.keys.flag(name), doc_id)
             pipe.execute()
 
     # -- reading ----------------------------------------------------------------------------
@@ -387,23 +432,64 @@ class Store:
         """Whether the index holds this document."""
         return bool(self.client.exists(self.keys.document(doc_id)))
 
-    def list_documents(self, flag: str | None, limit: int) -> list[dict[str, Any]]:
-        """Documents carrying ``flag`` (all documents when None), newest first."""
-        key = self.keys.flag(flag) if flag else self.keys.documents
+    def list_documents(
+        self, flag: str | None, limit: int, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Documents carrying ``flag`` (all documents when None), newest first.
+
+        With ``since`` (seconds since the epoch), only those indexed at or after it.
+        """
+        return list(islice(self.scan_documents(flag, since=since, page=min(limit, 500)), limit))
+
+    def scan_documents(
+        self, flag: str | None = None, *, since: float | None = None, page: int = 500
+    ) -> Iterator[dict[str, Any]]:
+        """The rows of :meth:`list_documents`, newest first, read ``page`` at a time.
+
+        With ``since`` the walk follows indexing time, so the time window bounds the work
+        whatever the size of the index; without it, a flag's own set. Pages continue from the
+        last score seen rather than an offset, so documents indexed during the walk do not
+        shift it and nothing is listed twice.
+        """
+        key = self.keys.flag(flag) if flag is not None and since is None else self.keys.documents
+        low: float | str = "-inf" if since is None else since
+        high: float | str = "+inf"
+        seen: set[str] = set()  # members already listed at score ``high``
         try:
-            ids = [_text(x) for x in cast("list[bytes]", self.client.zrevrange(key, 0, limit - 1))]
-            pipe = self.client.pipeline(transaction=False)
-            for doc_id in ids:
-                pipe.hmget(self.keys.document(doc_id), "url", "added", "paragraphs")
-                for name in FLAGS:
-                    pipe.zscore(self.keys.flag(name), doc_id)
-            replies = iter(pipe.execute())
+            while True:
+                want = page + len(seen)
+                raw = cast(
+                    "list[tuple[bytes, float]]",
+                    self.client.zrevrangebyscore(key, high, low, 0, want, withscores=True),
+                )
+                fresh = [(_text(m), score) for m, score in raw if _text(m) not in seen]
+                if not fresh:
+                    return
+                rows = self._rows([doc_id for doc_id, _ in fresh])
+                if fresh[-1][1] != high:
+                    seen = set()
+                high = fresh[-1][1]
+                seen.update(doc_id for doc_id, score in fresh if score == high)
+                yield from (row for row in rows if flag is None or flag in row["flags"])
+                if len(raw) < want:
+                    return
         except redis.RedisError as exc:
             raise _store_error(exc) from None
+
+    def _rows(self, ids: list[str]) -> list[dict[str, Any]]:
+        """List rows of these documents (one round trip); ids no longer indexed are left out."""
+        pipe = self.client.pipeline(transaction=False)
+        for doc_id in ids:
+            pipe.hmget(self.keys.document(doc_id), "url", "added", "paragraphs")
+            for name in FLAGS:
+                pipe.zscore(self.keys.flag(name), doc_id)
+        replies = iter(pipe.execute())
         rows = []
         for doc_id in ids:
             url, added, paragraphs = next(replies)
             flags = [name for name in FLAGS if next(replies) is not None]
+            if added is None and paragraphs is None:
+                continue
             rows.append(
                 {
                     "doc_id": doc_id,
@@ -414,6 +500,20 @@ class Store:
                 }
             )
         return rows
+
+    def content_matches(self, content_hashes: Sequence[str], limit: int = 20) -> list[list[str]]:
+        """Ids of indexed documents with exactly each normalised content, ``limit`` at most each.
+
+        One round trip for a whole batch: a scraper asks this for every item it scrapes.
+        """
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for content_hash in content_hashes:
+                pipe.srandmember(self.keys.content(content_hash), limit)
+            replies = pipe.execute()
+        except redis.RedisError as exc:
+            raise _store_error(exc) from None
+        return [sorted(_text(m) for m in members) for members in replies]
 
     def stats(self) -> dict[str, Any]:
         """Counts of documents, paragraphs and flags."""

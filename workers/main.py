@@ -16,6 +16,9 @@ from dedup.queue import make_queue
 from dedup.settings import Settings
 from workers.jobs import prepare
 
+MAINTENANCE_INTERVAL = 60
+"""Seconds between a worker's sweeps for abandoned jobs."""
+
 
 def run(settings: Settings, *, burst: bool = False) -> None:
     """Run one worker in this process until stopped (or, with ``burst``, the queue is empty)."""
@@ -23,7 +26,11 @@ def run(settings: Settings, *, burst: bool = False) -> None:
     connection = ctx.store.client
     worker_class = SimpleWorker if settings.worker_class == "simple" else Worker
     worker = worker_class(
-        [make_queue(settings, connection)], connection=connection, serializer=JSONSerializer
+        [make_queue(settings, connection)],
+        connection=connection,
+        serializer=JSONSerializer,
+        # Registry maintenance finds jobs abandoned by killed workers; RQ's default is 10 min.
+        maintenance_interval=MAINTENANCE_INTERVAL,
     )
     worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
 

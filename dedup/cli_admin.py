@@ -1,0 +1,114 @@
+"""Commands that look after the index and the queue: failed jobs, deletion, retention."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from dedup import render
+from dedup.durations import parse_duration
+from dedup.settings import Settings
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.pass_context
+def failed(ctx: click.Context, as_json: bool, limit: int) -> None:
+    """List jobs that failed for good: id, reason, when, documents."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from dedup.jobs import failed_jobs
+    from dedup.queue import make_queue
+    from dedup.store import redis_for
+
+    settings = _settings(ctx)
+    rows = failed_jobs(make_queue(settings, redis_for(settings)), limit)
+    if as_json:
+        for row in rows:
+            click.echo(
+                json.dumps(
+                    {
+                        "job_id": row.job_id,
+                        "reason": row.reason,
+                        "failed_at": row.failed_at.isoformat() if row.failed_at else None,
+                        "documents": row.documents,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return
+    table = Table()
+    for column in ("job", "failed at", "documents", "reason"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.job_id,
+            row.failed_at.strftime("%Y-%m-%d %H:%M:%S") if row.failed_at else "",
+            Text(
+                render.clean(
+                    ", ".join(row.documents[:3]) + (" …" if len(row.documents) > 3 else "")
+                )
+            ),
+            Text(render.clean(row.reason)),
+        )
+    render.console().print(table)
+
+
+@click.command()
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every failed job.")
+@click.pass_context
+def requeue(ctx: click.Context, job_ids: tuple[str, ...], everything: bool) -> None:
+    """Put failed jobs back on the queue."""
+    from rq.registry import FailedJobRegistry
+
+    from dedup.jobs import requeue as requeue_jobs
+    from dedup.queue import make_queue
+    from dedup.store import redis_for
+
+    if bool(job_ids) == everything:
+        raise click.UsageError("give failed job ids, or --all")
+    settings = _settings(ctx)
+    queue = make_queue(settings, redis_for(settings))
+    ids = FailedJobRegistry(queue=queue).get_job_ids() if everything else list(job_ids)
+    click.echo(f"requeued {requeue_jobs(queue, ids)} job(s)")
+
+
+@click.command()
+@click.argument("ids", nargs=-1, required=True)
+@click.pass_context
+def delete(ctx: click.Context, ids: tuple[str, ...]) -> None:
+    """Remove documents from the index: signatures, bands, paragraph counts, report."""
+    from dedup.store import Store, redis_for
+
+    settings = _settings(ctx)
+    deleted = Store(redis_for(settings), settings).delete(list(ids))
+    click.echo(f"deleted {deleted} of {len(ids)} document(s)")
+
+
+@click.command()
+@click.option("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 90m.")
+@click.pass_context
+def purge(ctx: click.Context, older_than: str) -> None:
+    """Remove every document indexed longer ago than AGE."""
+    from dedup.store import Store, redis_for
+
+    settings = _settings(ctx)
+    seconds = parse_duration(older_than)
+    deleted = Store(redis_for(settings), settings).purge(seconds)
+    click.echo(f"purged {deleted} document(s) indexed more than {older_than} ago")
+
+
+def register(group: click.Group) -> None:
+    """Add these commands to the ``dedup`` group."""
+    for command in (failed, requeue, delete, purge):
+        group.add_command(command)

@@ -1,0 +1,62 @@
+"""Extra real Redis servers for tests: with a password, with TLS, on free loopback ports."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+from dedup.server import _free_port, find_server_binary
+
+
+def _wait(client: redis.Redis, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            client.ping()
+            return
+        except redis.AuthenticationError:
+            return
+        except redis.RedisError:
+            if server.poll() is not None:
+                raise RuntimeError("test Redis exited") from None
+            time.sleep(0.05)
+    raise RuntimeError("test Redis did not answer")
+
+
+@contextmanager
+def redis_server(folder: Path, *args: str, binary: str | None = None) -> Iterator[int]:
+    """A throwaway redis-server on a free loopback port; yields the port."""
+    port = _free_port()
+    command = [binary or find_server_binary(), "--port", str(port), "--bind", "127.0.0.1"]
+    command += ["--dir", str(folder), "--save", "", "--appendonly", "no", *args]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(redis.Redis(port=port, socket_connect_timeout=0.2), server)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1: (ca, cert, key)."""
+    ca_key, ca = folder / "ca.key", folder / "ca.crt"
+    key, csr, cert = folder / "server.key", folder / "server.csr", folder / "server.crt"
+    ext = folder / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    steps = [
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key),
+         "-out", str(ca), "-days", "1", "-subj", "/CN=dedup test CA"],
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+         "-subj", "/CN=127.0.0.1"],
+        ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-out", str(cert), "-days", "1", "-extfile", str(ext)],
+    ]  # fmt: skip
+    for step in steps:
+        subprocess.run(step, capture_output=True, check=True)
+    return ca, cert, key

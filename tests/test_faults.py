@@ -1,0 +1,261 @@
+"""Faults: workers killed mid-job, Redis restarted mid-run, racing workers, retries."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from rq.registry import StartedJobRegistry
+
+from dedup.client import Client
+from dedup.document import Document
+from dedup.errors import StoreError
+from dedup.queue import make_queue
+from dedup.settings import Settings
+from dedup.store import Store
+from tests.consistency import assert_consistent
+from tests.helpers import article, as_html, edit_words
+
+KILL_RUNS = 10
+
+
+def corpus(count: int, seed: int) -> list[Document]:
+    """Articles, every fifth one a light edit of the one before it."""
+    rng = random.Random(seed)
+    docs: list[Document] = []
+    for n in range(count):
+        if n % 5 == 4:
+            body = [edit_words(p, rng, 1) for p in article(seed * 1000 + n - 1, 10)]
+        else:
+            body = article(seed * 1000 + n, 10)
+        docs.append(Document(f"doc-{n}", as_html(body)))
+    return docs
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """Environment of a worker process on the test Redis, retrying at once."""
+    return {
+        **os.environ,
+        "DEDUP_REDIS_URL": str(settings.redis_url),
+        "DEDUP_NAMESPACE": settings.namespace,
+        "DEDUP_RETRY_BACKOFF": "0",
+    }
+
+
+def start_worker(settings: Settings, *extra: str) -> subprocess.Popen[bytes]:
+    """A long-running worker process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dedup", "worker", *extra],
+        env=worker_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def burst(settings: Settings) -> None:
+    """Run a worker until the queue is empty."""
+    result = subprocess.run(
+        [sys.executable, "-m", "dedup", "worker", "--burst"],
+        env=worker_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stderr
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll until the condition holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def fast_retry(settings: Settings) -> Settings:
+    """Settings whose failed jobs are retried at once."""
+    return settings.replace(retry_backoff=0.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", range(KILL_RUNS))
+def test_worker_killed_mid_bulk_job_loses_nothing(
+    fast_retry: Settings, redis_client: redis.Redis, run: int
+) -> None:
+    """SIGKILL at a random moment; RQ's abandoned-job handling retries; each doc indexed once."""
+    settings = fast_retry.replace(batch_size=60)
+    documents = corpus(300, seed=run)
+    client = Client(settings)
+    client.submit_many(documents)
+    store = Store(redis_client, settings)
+    worker = start_worker(settings)
+    target = random.Random(run).randint(1, len(documents) - 1)
+    wait_for(lambda: redis_client.zcard(store.keys.documents) >= target, timeout=120)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    indexed_at_kill = redis_client.zcard(store.keys.documents)
+    # The killed job's execution expires after its heartbeat TTL (about 90 s); instead of
+    # sleeping, run RQ's own abandoned-job cleanup as of a moment after that expiry.
+    queue = make_queue(settings, redis_client)
+    StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)
+    burst(settings)
+    assert 0 < indexed_at_kill <= len(documents)
+    assert_consistent(redis_client, settings, documents)
+
+
+@pytest.mark.slow
+def test_redis_restart_mid_run(tmp_path: Path) -> None:
+    """Redis killed and restarted from its append-only file: workers carry on, nothing lost."""
+    from dedup.server import _free_port as free_port
+    from dedup.server import find_server_binary
+
+    port = free_port()
+    args = [
+        find_server_binary(),
+        "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
+        "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+    ]  # fmt: skip
+
+    def start() -> subprocess.Popen[bytes]:
+        server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: _pings(port), timeout=20)
+        return server
+
+    server = start()
+    settings = Settings(redis_url=f"redis://127.0.0.1:{port}/0", retry_backoff=0.0, batch_size=25)
+    documents = corpus(400, seed=99)
+    client = Client(settings)
+    client.submit_many(documents)
+    worker = start_worker(settings)
+    try:
+        connection = redis.Redis(port=port)
+        wait_for(lambda: connection.zcard("dedup:docs") >= 50, timeout=120)
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        time.sleep(1.0)
+        server = start()
+        connection = redis.Redis(port=port)
+        queue = make_queue(settings, connection)
+        StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)
+        wait_for(lambda: queue.count == 0 and connection.zcard("dedup:docs") == 400, timeout=180)
+        assert_consistent(connection, settings, documents)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _pings(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_connect_timeout=0.2).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.mark.slow
+def test_two_workers_racing_on_near_identical_documents(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Pairs of near-identical documents analysed at the same moment list each other."""
+    rng = random.Random(5)
+    client = Client(settings)
+    pairs = []
+    for n in range(30):
+        body = article(5000 + n, 8)
+        pairs.append((f"a{n}", f"b{n}"))
+        client.submit(as_html(body), doc_id=f"a{n}")
+        client.submit(as_html([edit_words(p, rng, 1) for p in body]), doc_id=f"b{n}")
+    result = subprocess.run(
+        [sys.executable, "-m", "dedup", "worker", "--burst", "--processes", "2"],
+        env=worker_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stderr
+    store = Store(redis_client, settings)
+    for first, second in pairs:
+        assert [second] == [m["doc_id"] for m in store.report(first)["near_duplicates"]]
+        assert [first] == [m["doc_id"] for m in store.report(second)["near_duplicates"]]
+    flagged = {row["doc_id"] for row in store.list_documents("near_duplicate", 1000)}
+    assert {doc for pair in pairs for doc in pair} == flagged
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """The dedup command against the test Redis."""
+    return subprocess.run(
+        [sys.executable, "-m", "dedup", *args],
+        env=worker_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_retries_then_failed_then_requeue(settings: Settings, redis_client: redis.Redis) -> None:
+    """A job failing on every try ends in `dedup failed` with its reason; requeued, it works."""
+    settings = settings.replace(retries=2, retry_backoff=0.0)
+    store = Store(redis_client, settings)
+    redis_client.set(store.keys.documents, "not a sorted set")  # every write now fails
+    Client(settings).submit(as_html(article(77)), doc_id="victim")
+    burst(settings)
+    failed = [
+        json.loads(line) for line in run_cli(settings, "failed", "--json").stdout.splitlines()
+    ]
+    assert 1 == len(failed)
+    assert ["victim"] == failed[0]["documents"]
+    assert "WRONGTYPE" in failed[0]["reason"]
+    assert failed[0]["failed_at"]
+    job = make_queue(settings, redis_client).fetch_job(failed[0]["job_id"])
+    assert job is not None and 0 == job.retries_left
+    assert not store.exists("victim")
+    redis_client.delete(store.keys.documents)
+    assert "requeued 1 job(s)" in run_cli(settings, "requeue", "--all").stdout
+    burst(settings)
+    assert store.exists("victim")
+    assert "" == run_cli(settings, "failed", "--json").stdout
+    assert_consistent(redis_client, settings, [Document("victim", as_html(article(77)))])
+
+
+def test_unreachable_redis_for_the_client() -> None:
+    """The Python client raises one clear error when Redis cannot be reached."""
+    with pytest.raises(StoreError, match=r"cannot reach Redis at redis://:\*\*\*@127.0.0.1:1/0"):
+        Client(Settings(redis_url="redis://:hunter2@127.0.0.1:1/0"))
+
+
+def test_delete_and_purge_keep_the_rest_correct(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Deleting documents removes every trace of them and fixes their twins' flags."""
+    from dedup.analysis import analyse
+
+    store = Store(redis_client, settings.replace(boilerplate_min_documents=3))
+    documents = corpus(10, seed=3)
+    banner = "Sign up for our newsletter to get the best stories of the day delivered to you."
+    documents = [Document(d.doc_id, d.body + f"<p>{banner}</p>") for d in documents]
+    store.index([analyse(d, store.settings) for d in documents])
+    assert {"doc-3", "doc-4"} <= {r["doc_id"] for r in store.list_documents("near_duplicate", 99)}
+    assert 2 == store.delete(["doc-4", "doc-9", "missing"])
+    assert "doc-3" not in {r["doc_id"] for r in store.list_documents("near_duplicate", 99)}
+    kept = [d for d in documents if d.doc_id not in ("doc-4", "doc-9")]
+    assert_consistent(redis_client, store.settings, kept)
+    assert [] == [k for k in redis_client.scan_iter(match="dedup:*doc-4*")]
+    redis_client.zadd(store.keys.documents, {"doc-0": 1.0, "doc-1": 1.0})  # indexed long ago
+    assert 2 == store.purge(30 * 86400)
+    assert_consistent(redis_client, store.settings, kept[2:])
