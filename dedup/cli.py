@@ -14,10 +14,18 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from dedup import render
 from dedup.document import FORMATS, Document, check_id, decode, from_payload, id_for_body
+from dedup.durations import since_option
 from dedup.errors import DedupError, InputError
 from dedup.keys import FLAGS
 from dedup.settings import Settings, load_settings
@@ -141,6 +149,12 @@ def _jsonl(source: str) -> Iterator[tuple[int, str]]:
 @click.option(
     "--jsonl", "jsonl", metavar="FILE|-", help='JSON lines: {"id"?, "url"?, "html" | "text"}.'
 )
+@click.option(
+    "--warc",
+    multiple=True,
+    metavar="FILE",
+    help="Web archive (.warc or .warc.gz): its HTML responses, with URL and fetch date.",
+)
 @click.option("--url", help="URL of the document (one document only).")
 @click.option("--id", "doc_id", help="Id of the document (one document only; default: file name).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
@@ -151,23 +165,28 @@ def submit(
     ctx: click.Context,
     paths: tuple[str, ...],
     jsonl: str | None,
+    warc: tuple[str, ...],
     url: str | None,
     doc_id: str | None,
     fmt: str,
     batch_size: int | None,
     as_json: bool,
 ) -> None:
-    """Queue documents (HTML or text files, folders, - for stdin, or JSON lines)."""
+    """Queue documents (HTML or text files, folders, - for stdin, JSON lines, web archives)."""
     from dedup.client import Client
+    from dedup.warc import WarcReader
 
     settings = _settings(ctx)
-    if not paths and not jsonl:
-        raise click.UsageError("give files to submit, - for standard input, or --jsonl FILE")
+    if not paths and not jsonl and not warc:
+        raise click.UsageError(
+            "give files to submit, - for standard input, --jsonl FILE or --warc FILE"
+        )
     files = list(_expand(paths))
-    if (url or doc_id) and (len(files) != 1 or jsonl):
+    if (url or doc_id) and (len(files) != 1 or jsonl or warc):
         raise click.UsageError("--url and --id apply to a single document")
     if jsonl and jsonl != "-" and not Path(jsonl).is_file():
         raise InputError(f"{jsonl}: no such file")
+    readers = [WarcReader(path, settings.max_document_bytes) for path in warc]
     client = Client(settings)
     errors: list[str] = []
 
@@ -186,35 +205,50 @@ def submit(
                     errors.append(f"{jsonl} line {number}: not JSON ({exc.msg})")
                 except InputError as exc:
                     errors.append(f"{jsonl} line {number}: {exc}")
+        for reader in readers:  # web archives: the bar follows the bytes read
+            for document in reader.documents():
+                progress.update(task, completed=sum(r.position for r in readers))
+                yield document
+            errors.extend(reader.errors)
 
     count = 0
     with Progress(
         TextColumn("submitting"),
         BarColumn(),
-        MofNCompleteColumn(),
+        DownloadColumn() if readers else MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
         console=render.console(stderr=True),
         transient=True,
-        disable=as_json or (len(files) < 50 and not jsonl),
+        disable=as_json or (len(files) < 50 and not jsonl and not readers),
     ) as progress:
-        task = progress.add_task("submit", total=len(files) or None, rate="")
+        total = sum(r.size for r in readers) if readers else len(files) or None
+        task = progress.add_task("submit", total=total, rate="")
 
         def advance(n: int) -> None:
             nonlocal count
             count += n
             elapsed = progress.tasks[0].elapsed or 0.0
             rate = f"{count / elapsed:,.0f} docs/s" if elapsed > 0 else ""
-            progress.update(task, advance=n, rate=rate)
+            if readers:
+                progress.update(task, rate=f"{count:,} docs  {rate}")
+            else:
+                progress.update(task, advance=n, rate=rate)
 
         jobs = client.submit_many(documents(), batch_size=batch_size, on_batch=advance)
+    skipped = sum(r.skipped for r in readers)
     if as_json:
-        click.echo(json.dumps({"documents": count, "jobs": jobs, "rejected": errors}))
+        result: dict[str, Any] = {"documents": count, "jobs": jobs, "rejected": errors}
+        if readers:
+            result["skipped"] = skipped
+        click.echo(json.dumps(result))
     else:
         out = render.console()
         for error in errors:
             _error(error)
         out.print(f"queued {count} document(s) in {len(jobs)} job(s) on queue '{settings.queue}'")
+        if skipped:
+            out.print(f"skipped {skipped} WARC record(s) that are not HTML responses")
     if errors:
         sys.exit(InputError.exit_code)
 
@@ -321,13 +355,21 @@ def report(ctx: click.Context, ids: tuple[str, ...], as_json: bool) -> None:
 @click.option("--flag", type=click.Choice(FLAGS), help="Only documents with this flag.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option(
+    "--since",
+    metavar="AGE",
+    callback=since_option,
+    help="Only documents indexed in the last AGE (30m, 1h, 2d).",
+)
 @click.pass_context
-def list_(ctx: click.Context, flag: str | None, as_json: bool, limit: int) -> None:
+def list_(
+    ctx: click.Context, flag: str | None, as_json: bool, limit: int, since: float | None
+) -> None:
     """List documents, newest first."""
     from dedup.store import Store, redis_for
 
     settings = _settings(ctx)
-    rows = Store(redis_for(settings), settings).list_documents(flag, limit)
+    rows = Store(redis_for(settings), settings).list_documents(flag, limit, since)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
@@ -390,3 +432,21 @@ def server_stop(ctx: click.Context) -> None:
 def main() -> None:
     """Entry point of the ``dedup`` command."""
     cli(prog_name="dedup")
+
+
+def _register_admin_commands() -> None:
+    from dedup.cli_admin import register
+
+    register(cli)
+
+
+_register_admin_commands()
+
+
+def _register_export_command() -> None:
+    from dedup.export import export
+
+    cli.add_command(export)
+
+
+_register_export_command()

@@ -1,20 +1,31 @@
 """The Python client scrapers use: submit documents, read reports.
 
 >>> client = Client()                       # settings from config/dedup.toml and DEDUP_*
->>> job_id = client.submit("<p>...</p>", url="https://example.com/a")
+>>> job = client.submit("<p>...</p>", url="https://example.com/a")   # a job id, with .status()
 >>> client.submit_many([{"id": "a", "text": "..."}, {"id": "b", "html": "<p>..</p>"}])
+>>> client.report("a", wait=30)             # waits (bounded) for a worker to index it
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
 from rq.job import Job
 
-from dedup.document import Document, check_body, check_id, from_payload, id_for_body, id_for_url
-from dedup.errors import StoreError
+from dedup.document import (
+    Document,
+    check_body,
+    check_fetched_at,
+    check_id,
+    from_payload,
+    id_for_body,
+    id_for_url,
+)
+from dedup.errors import NotFoundError, ReportTimeoutError, StoreError
+from dedup.handles import JobHandle
 from dedup.queue import JOB_FUNCTION, make_queue, retry_policy
 from dedup.settings import Settings, load_settings
 from dedup.store import Store, redis_for
@@ -39,12 +50,16 @@ class Client:
         doc_id: str | None = None,
         url: str | None = None,
         fmt: str = "auto",
-    ) -> str:
-        """Enqueue one document as its own job; returns the job id."""
+        fetched_at: str | None = None,
+    ) -> JobHandle:
+        """Enqueue one document as its own job; returns the job id (a :class:`JobHandle`).
+
+        Submitting an id again with unchanged content costs a job but changes nothing.
+        """
         body = check_body(body, self.settings.max_document_bytes)
         if doc_id is None:
             doc_id = id_for_url(url) if url else id_for_body(body)
-        document = Document(check_id(doc_id), body, url, fmt)
+        document = Document(check_id(doc_id), body, url, fmt, check_fetched_at(fetched_at))
         return self._enqueue([document.to_payload()])
 
     def submit_many(
@@ -53,14 +68,14 @@ class Client:
         *,
         batch_size: int | None = None,
         on_batch: Callable[[int], None] | None = None,
-    ) -> list[str]:
-        """Enqueue many documents, ``batch_size`` per job; returns the job ids.
+    ) -> list[JobHandle]:
+        """Enqueue many documents, ``batch_size`` per job; returns the job ids (handles).
 
         Every document is checked before anything is enqueued from its batch, so a bad one
         raises :class:`~dedup.errors.InputError` without losing the batches already sent.
         """
         size = batch_size or self.settings.batch_size
-        job_ids: list[str] = []
+        job_ids: list[JobHandle] = []
         batch: list[dict[str, Any]] = []
         for item in documents:
             if isinstance(item, Document):
@@ -79,7 +94,7 @@ class Client:
                 on_batch(len(batch))
         return job_ids
 
-    def _enqueue(self, payloads: list[dict[str, Any]]) -> str:
+    def _enqueue(self, payloads: list[dict[str, Any]]) -> JobHandle:
         try:
             job: Job = self.queue.enqueue(
                 JOB_FUNCTION,
@@ -92,8 +107,48 @@ class Client:
             )
         except redis.RedisError as exc:
             raise StoreError(f"could not enqueue: {str(exc).splitlines()[0]}") from None
-        return str(job.id)
+        return JobHandle(str(job.id), [str(p["id"]) for p in payloads], self.queue)
 
-    def report(self, doc_id: str) -> dict[str, Any]:
-        """The report of one document, with the duplicates known now."""
-        return self.store.report(doc_id)
+    def report(self, doc_id: str, *, wait: float | None = None) -> dict[str, Any]:
+        """The report of one document, with the duplicates known now.
+
+        Args:
+            doc_id: the document's id.
+            wait: seconds to wait for a worker to index a document just submitted (polling,
+                gently); None or 0 answers at once.
+
+        Raises:
+            NotFoundError: no such document (and no ``wait``).
+            ReportTimeoutError: still none after ``wait`` seconds; the message says how the
+                queue is doing, which is usually why.
+        """
+        if not wait or wait <= 0:
+            return self.store.report(doc_id)
+        deadline = time.monotonic() + wait
+        pause = 0.05
+        while True:
+            try:
+                return self.store.report(doc_id)
+            except NotFoundError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ReportTimeoutError(
+                        f"no report for document {doc_id!r} after {wait:g} s "
+                        f"({self._queue_state()})"
+                    ) from None
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 1.0)
+
+    def _queue_state(self) -> str:
+        """Queue depth, failures and workers: what explains a report that does not come."""
+        from rq import Worker
+        from rq.registry import FailedJobRegistry
+
+        try:
+            queued = self.queue.count
+            failed = FailedJobRegistry(queue=self.queue).count
+            workers = Worker.count(queue=self.queue)
+        except redis.RedisError:
+            return "queue state unknown"
+        hint = "; is a worker running?" if not workers else ""
+        return f"{queued} job(s) queued, {failed} failed, {workers} worker(s){hint}"

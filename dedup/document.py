@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import xxhash
@@ -29,12 +30,16 @@ class Document:
     body: str
     url: str | None = None
     fmt: str = "auto"
+    fetched_at: str | None = None
+    """When the page was fetched (ISO 8601, e.g. a WARC-Date), carried into its report."""
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON object a job carries."""
         payload: dict[str, Any] = {"id": self.doc_id, "url": self.url}
         payload["text" if self.fmt == "text" else "html"] = self.body
         payload["format"] = self.fmt
+        if self.fetched_at is not None:
+            payload["fetched_at"] = self.fetched_at
         return payload
 
 
@@ -43,6 +48,21 @@ def check_id(doc_id: str) -> str:
     if not isinstance(doc_id, str) or not _ID_RE.match(doc_id):
         raise InputError(f"invalid document id {doc_id!r}: use 1-256 characters, no spaces")
     return doc_id
+
+
+def check_fetched_at(value: Any) -> str | None:
+    """A fetch time: None, or an ISO 8601 date and time as scrapers and WARC files write them."""
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return value
+    shown = str(value)[:40]
+    raise InputError(f'"fetched_at" must be an ISO 8601 time like 2024-05-01T12:00:00Z: {shown!r}')
 
 
 def id_for_url(url: str) -> str:
@@ -111,4 +131,5 @@ def from_payload(payload: Mapping[str, Any], max_bytes: int) -> Document:
     fmt = payload.get("format") or ("html" if has_html else "text")
     if fmt not in FORMATS:
         raise InputError(f'"format" must be one of {", ".join(FORMATS)}')
-    return Document(doc_id=doc_id, body=body, url=url, fmt=fmt)
+    fetched_at = check_fetched_at(payload.get("fetched_at"))
+    return Document(doc_id=doc_id, body=body, url=url, fmt=fmt, fetched_at=fetched_at)

@@ -37,3 +37,7 @@ class NotFoundError(DedupError):
     """A document id the store does not hold."""
 
     exit_code = 4
+
+
+class ReportTimeoutError(NotFoundError):
+    """A report that did not appear within the time a caller waited for it."""

@@ -29,6 +29,7 @@ def stored_report(analysis: Analysis) -> dict[str, Any]:
     return {
         "doc_id": analysis.document.doc_id,
         "url": analysis.document.url,
+        "fetched_at": analysis.document.fetched_at,
         "paragraphs": len(analysis.paragraphs),
         "internal_repeats": [
             {"first": list(run.first), "repeat": list(run.repeat), "similarity": run.similarity}
@@ -106,4 +107,5 @@ def _finish(
         "exact_duplicates": exact,
         "excerpts": stored.get("excerpts", {}),
         "indexed_at": indexed_at,
+        "fetched_at": stored.get("fetched_at"),
     }

@@ -1,0 +1,226 @@
+"""A Scrapy item pipeline that queues every scraped page for dedup.
+
+Enable it with two lines in the project's ``settings.py`` (or a spider's ``custom_settings``)::
+
+    ITEM_PIPELINES = {"dedup.integrations.scrapy.DedupPipeline": 300}
+    DEDUP_REDIS_URL = "redis://localhost:6379/0"   # or leave it to dedup's own settings
+
+The crawl must not wait for the service: items are collected and queued ``DEDUP_BATCH_SIZE``
+at a time (one Redis call per batch, through :meth:`dedup.Client.submit_many`), and the rest
+on spider close. Workers do the analysis elsewhere.
+
+With ``DEDUP_ON_DUPLICATE = "drop"`` or ``"tag"``, an item whose normalised content the index
+(or this crawl) already holds under another id is dropped, or passed on with the ids of its
+copies in ``DEDUP_DUPLICATE_FIELD``. That check analyses the page in the crawl process and
+asks Redis once per item, so it is off (``"keep"``) by default.
+
+Settings, all optional:
+
+- ``DEDUP_REDIS_URL``, ``DEDUP_NAMESPACE``, ``DEDUP_QUEUE``, ``DEDUP_CONFIG``: override
+  dedup's settings (``config/dedup.toml``, then ``DEDUP_*`` environment variables).
+- ``DEDUP_URL_FIELD`` (``url``), ``DEDUP_HTML_FIELD`` (``html``), ``DEDUP_TEXT_FIELD``
+  (``text``): item fields to read; items with neither body field pass through untouched.
+- ``DEDUP_ID_FIELD``: item field holding the document id (default: derived from the URL).
+- ``DEDUP_BATCH_SIZE`` (100), ``DEDUP_ON_DUPLICATE`` (``keep``, ``tag`` or ``drop``),
+  ``DEDUP_DUPLICATE_FIELD`` (``dedup_duplicate_of``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from itemadapter import ItemAdapter
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DropItem, NotConfigured
+
+from dedup.client import Client
+from dedup.document import Document, check_body, check_id, id_for_body, id_for_url
+from dedup.errors import DedupError, InputError
+from dedup.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+ON_DUPLICATE = ("keep", "tag", "drop")
+"""What happens to an item that is an exact duplicate of a document the index already holds."""
+SEEN_LIMIT = 1_000_000
+"""Content hashes of this crawl remembered for the duplicate check (about 100 bytes each)."""
+
+
+def dedup_settings(crawler_settings: Any) -> Settings:
+    """dedup's settings as configured for dedup, with the crawl's ``DEDUP_*`` overrides."""
+    config = crawler_settings.get("DEDUP_CONFIG")
+    overrides = {
+        name: crawler_settings.get(f"DEDUP_{name.upper()}")
+        for name in ("redis_url", "namespace", "queue")
+    }
+    return load_settings(Path(config) if config else None, overrides=overrides)
+
+
+class DedupPipeline:
+    """Queues each item's HTML or text, with its URL, for the dedup workers."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        url_field: str = "url",
+        html_field: str = "html",
+        text_field: str = "text",
+        id_field: str | None = None,
+        batch_size: int = 100,
+        on_duplicate: str = "keep",
+        duplicate_field: str = "dedup_duplicate_of",
+        crawler: Crawler | None = None,
+    ) -> None:
+        if on_duplicate not in ON_DUPLICATE:
+            raise NotConfigured(
+                f"DEDUP_ON_DUPLICATE must be one of {', '.join(ON_DUPLICATE)}, not {on_duplicate!r}"
+            )
+        if batch_size < 1:
+            raise NotConfigured("DEDUP_BATCH_SIZE must be at least 1")
+        self.client = client
+        self.url_field, self.html_field, self.text_field = url_field, html_field, text_field
+        self.id_field = id_field
+        self.batch_size = batch_size
+        self.on_duplicate = on_duplicate
+        self.duplicate_field = duplicate_field
+        self.crawler = crawler
+        self._batch: list[Document] = []
+        self._flush_at = batch_size
+        self._seen: dict[str, str] = {}
+        self._tag_failed = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> DedupPipeline:
+        """The pipeline configured from the crawl's settings; connects to Redis now."""
+        settings = crawler.settings
+        # An unreachable Redis stops the crawl before it starts, rather than scraping pages
+        # that nobody checks.
+        return cls(
+            Client(dedup_settings(settings)),
+            url_field=settings.get("DEDUP_URL_FIELD", "url"),
+            html_field=settings.get("DEDUP_HTML_FIELD", "html"),
+            text_field=settings.get("DEDUP_TEXT_FIELD", "text"),
+            id_field=settings.get("DEDUP_ID_FIELD"),
+            batch_size=settings.getint("DEDUP_BATCH_SIZE", 100),
+            on_duplicate=str(settings.get("DEDUP_ON_DUPLICATE", "keep")).lower(),
+            duplicate_field=settings.get("DEDUP_DUPLICATE_FIELD", "dedup_duplicate_of"),
+            crawler=crawler,
+        )
+
+    # Scrapy before 2.13 passes the spider; later versions do not.
+    def open_spider(self, spider: Any = None) -> None:
+        """Nothing to prepare: the connection was checked when the pipeline was built."""
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        """Queue the item's page (in the next batch); drop or tag it if it is a known copy."""
+        adapter = ItemAdapter(item)
+        document = self._document(adapter)
+        if document is None:
+            return item
+        if self.on_duplicate != "keep":
+            try:
+                copies = self._copies_of(document)
+            except InputError as exc:  # no text at all: a worker would only reject it
+                self._count("rejected")
+                logger.warning("dedup: not queued: %s", exc)
+                return item
+            if copies:
+                self._count("duplicates")
+                if self.on_duplicate == "drop":
+                    self._count("dropped")
+                    raise DropItem(f"exact duplicate of {', '.join(copies)}: {document.url}")
+                self._tag(adapter, copies)
+        self._batch.append(document)
+        if len(self._batch) >= self._flush_at:
+            self.flush()
+        return item
+
+    def close_spider(self, spider: Any = None) -> None:
+        """Queue what is left; say so if Redis still cannot take it."""
+        self.flush()
+        if self._batch:
+            logger.error("dedup: %d document(s) were not queued", len(self._batch))
+
+    def flush(self) -> None:
+        """Queue the collected documents; keep them for the next try if Redis refuses."""
+        if not self._batch:
+            return
+        try:
+            jobs = self.client.submit_many(self._batch, batch_size=self.batch_size)
+        except DedupError as exc:
+            self._flush_at = len(self._batch) + self.batch_size
+            logger.error("dedup: could not queue %d document(s): %s", len(self._batch), exc)
+            return
+        self._count("queued", len(self._batch))
+        self._count("jobs", len(jobs))
+        self._batch = []
+        self._flush_at = self.batch_size
+
+    def _document(self, adapter: ItemAdapter) -> Document | None:
+        """The item as a document; None (counted) when it has no page or a bad one."""
+        html, text = adapter.get(self.html_field), adapter.get(self.text_field)
+        body, fmt = (html, "html") if html else (text, "text")
+        if not body:
+            self._count("skipped")
+            return None
+        raw_url = adapter.get(self.url_field)
+        url = str(raw_url) if raw_url else None
+        max_bytes = self.client.settings.max_document_bytes
+        try:
+            body = check_body(body, max_bytes, f"item {url or ''}".strip())
+            raw_id = adapter.get(self.id_field) if self.id_field else None
+            if raw_id:
+                doc_id = check_id(str(raw_id))
+            else:
+                doc_id = id_for_url(url) if url else id_for_body(body)
+        except DedupError as exc:
+            self._count("rejected")
+            logger.warning("dedup: not queued: %s", exc)
+            return None
+        fetched_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        return Document(doc_id, body, url, fmt, fetched_at)
+
+    def _copies_of(self, document: Document) -> list[str]:
+        """Other ids with exactly this content, in the index or earlier in this crawl.
+
+        Earlier items of this crawl count too: the workers may not have indexed them yet.
+        An unreachable Redis skips the check rather than the page.
+
+        Raises:
+            InputError: the page has no text at all.
+        """
+        from dedup.analysis import analyse
+
+        content = analyse(document, self.client.settings).content_hash
+        try:
+            indexed = self.client.store.content_matches([content])[0]
+        except DedupError as exc:
+            logger.warning("dedup: duplicate check skipped for %s: %s", document.doc_id, exc)
+            return []
+        copies = set(indexed)
+        earlier = self._seen.get(content)
+        if earlier is not None:
+            copies.add(earlier)
+        elif len(self._seen) < SEEN_LIMIT:
+            self._seen[content] = document.doc_id
+        copies.discard(document.doc_id)
+        return sorted(copies)
+
+    def _tag(self, adapter: ItemAdapter, copies: list[str]) -> None:
+        try:
+            adapter[self.duplicate_field] = copies
+        except KeyError:  # a scrapy.Item without the field declared
+            if not self._tag_failed:
+                self._tag_failed = True
+                logger.error(
+                    "dedup: cannot tag items: declare a %r field on the item class",
+                    self.duplicate_field,
+                )
+
+    def _count(self, name: str, count: int = 1) -> None:
+        if self.crawler is not None and self.crawler.stats is not None:
+            self.crawler.stats.inc_value(f"dedup/{name}", count)

@@ -1,0 +1,151 @@
+"""Reports a scraper can act on: ``list --since``, ``export`` as JSON lines or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from dedup.analysis import analyse
+from dedup.document import Document
+from dedup.durations import parse_duration
+from dedup.errors import InputError
+from dedup.export import FIELDS
+from dedup.keys import FLAGS
+from dedup.settings import Settings
+from dedup.store import Store
+from tests.conftest import EXAMPLES, SEED
+from tests.helpers import article, as_html
+from tests.test_cli import invoke
+
+DAY = 86400.0
+
+
+@pytest.fixture
+def store(settings: Settings, redis_client: redis.Redis) -> Store:
+    """A store on an empty database."""
+    return Store(redis_client, settings)
+
+
+def index(store: Store, doc_id: str, body: str, url: str | None = None) -> None:
+    """Analyse and index one document now."""
+    store.index([analyse(Document(doc_id, body, url), store.settings)])
+
+
+def age(store: Store, doc_id: str, seconds: float) -> None:
+    """Make a document look as if it had been indexed, and flagged, ``seconds`` ago."""
+    when = time.time() - seconds
+    store.client.zadd(store.keys.documents, {doc_id: when})
+    store.client.hset(store.keys.document(doc_id), "added", when)
+    for flag in FLAGS:
+        store.client.zadd(store.keys.flag(flag), {doc_id: when}, xx=True)
+
+
+@pytest.fixture
+def corpus(store: Store) -> Store:
+    """The seed (doubled body), a copy of it, an unrelated article, a doubled one of last week."""
+    index(store, "seed", SEED.read_text(), "https://example.com/seed")
+    index(store, "copy", (EXAMPLES / "seed-copy-one-paragraph-dropped.html").read_text())
+    index(store, "unrelated", as_html(article(1)))
+    old = article(2)
+    index(store, "old-doubled", as_html(old + old))
+    age(store, "old-doubled", 7 * DAY)
+    return store
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("30m", 1800), ("1h", 3600), ("2d", 2 * DAY), ("1w", 7 * DAY), (" 1.5H ", 5400)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    """Durations people type become seconds."""
+    assert seconds == parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["", "1", "h", "-1h", "1y", "1h30m", "soon"])
+def test_bad_durations(text: str) -> None:
+    """Anything else says what to type."""
+    with pytest.raises(InputError, match="use a number and s, m, h, d or w"):
+        parse_duration(text)
+
+
+def _ids(output: str) -> list[str]:
+    return [json.loads(line)["doc_id"] for line in output.splitlines()]
+
+
+def test_list_since_filters_by_indexed_time(settings: Settings, corpus: Store) -> None:
+    """--since keeps documents indexed in the window, with or without a flag."""
+    assert ["seed"] == _ids(
+        invoke(settings, "list", "--since", "1h", "--flag", "doubled_body", "--json").output
+    )
+    assert {"seed", "old-doubled"} == set(
+        _ids(invoke(settings, "list", "--since", "8d", "--flag", "doubled_body", "--json").output)
+    )
+    assert ["unrelated", "copy", "seed"] == _ids(
+        invoke(settings, "list", "--since", "1h", "--json").output
+    )
+    assert 4 == len(_ids(invoke(settings, "list", "--json").output))
+    result = invoke(settings, "list", "--since", "soon")
+    assert 2 == result.exit_code
+    assert "invalid duration 'soon'" in result.output
+
+
+def test_scan_sees_each_document_once_across_pages(store: Store) -> None:
+    """Pages follow scores, so many documents indexed at the same instant are listed once each."""
+    for n in range(7):
+        index(store, f"d{n}", as_html(article(100 + n, 3)))
+    same = time.time()
+    for n in range(7):
+        store.client.zadd(store.keys.documents, {f"d{n}": same if n < 5 else same - 10})
+    listed = [row["doc_id"] for row in store.scan_documents(page=2)]
+    assert sorted(listed) == [f"d{n}" for n in range(7)]
+    assert ["d5", "d6"] == sorted(listed[5:])
+    assert 7 == len(store.list_documents(None, 100, since=same - 60))
+    assert 3 == len(store.list_documents(None, 3))
+
+
+def test_export_jsonl_has_reasons_spans_and_matches(settings: Settings, corpus: Store) -> None:
+    """Each flagged document: its flags, repeated spans, and the ids it matches with similarity."""
+    result = invoke(settings, "export", "--since", "1d")
+    assert 0 == result.exit_code, result.output
+    rows = {row["doc_id"]: row for row in map(json.loads, result.output.splitlines())}
+    assert {"seed", "copy"} == set(rows)
+    seed = rows["seed"]
+    assert list(FIELDS) == list(seed)
+    assert "https://example.com/seed" == seed["url"]
+    assert ["doubled_body", "internal_repeat", "near_duplicate"] == seed["flags"]
+    assert [{"first": [0, 12], "repeat": [13, 25], "similarity": 1.0}] == seed["internal_repeats"]
+    assert ["copy"] == [m["doc_id"] for m in seed["near_duplicates"]]
+    assert 0.7 <= seed["near_duplicates"][0]["similarity"] < 1.0
+    doubled = invoke(settings, "export", "--flag", "doubled_body").output
+    assert ["seed", "old-doubled"] == _ids(doubled)
+
+
+def test_export_csv_to_a_file(settings: Settings, corpus: Store, tmp_path: Path) -> None:
+    """CSV: a header, one row per document, lists flattened; the file appears whole."""
+    target = tmp_path / "flagged.csv"
+    result = invoke(settings, "export", "--format", "csv", "--output", str(target))
+    assert 0 == result.exit_code, result.output
+    assert f"exported 3 document(s) to {target}" in result.stderr
+    rows = list(csv.reader(io.StringIO(target.read_text(encoding="utf-8"))))
+    assert list(FIELDS) == rows[0]
+    by_id = {row[0]: dict(zip(FIELDS, row, strict=True)) for row in rows[1:]}
+    assert {"seed", "copy", "old-doubled"} == set(by_id)
+    seed = by_id["seed"]
+    assert "doubled_body internal_repeat near_duplicate" == seed["flags"]
+    assert "0-12/13-25@1" == seed["internal_repeats"]
+    assert seed["near_duplicates"].startswith("copy@0.")
+    assert seed["indexed_at"].endswith("Z") and "T" in seed["indexed_at"]
+    assert [] == [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_export_to_a_folder_that_does_not_exist(settings: Settings, corpus: Store) -> None:
+    """A target that cannot be written: one line, exit 2."""
+    result = invoke(settings, "export", "--output", "/nonexistent-folder/out.jsonl")
+    assert 2 == result.exit_code
+    assert "cannot write /nonexistent-folder/out.jsonl" in result.stderr
