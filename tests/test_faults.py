@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 import redis
+from rq import SimpleWorker
 from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
 
 from dedup.client import Client
 from dedup.document import Document
@@ -73,6 +75,25 @@ def burst(settings: Settings) -> None:
     assert 0 == result.returncode, result.stderr
 
 
+def recover_abandoned(settings: Settings, connection: redis.Redis) -> None:
+    """Run RQ's own handling of jobs a killed worker left behind, as of a few minutes later.
+
+    A job being executed expires from the started registry when its heartbeat TTL (about
+    90 s) runs out; a job taken off the queue but not yet started sits in the intermediate
+    queue until a worker has seen it there for over a minute. Instead of sleeping, the
+    cleanup runs with the clock of that later moment.
+    """
+    queue = make_queue(settings, connection)
+    StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)
+    intermediate = queue.intermediate_queue
+    stuck = intermediate.get_job_ids()
+    for job_id in stuck:
+        connection.set(intermediate.get_first_seen_key(job_id), time.time() - 3600)
+    if stuck:
+        worker = SimpleWorker([queue], connection=connection, serializer=JSONSerializer)
+        intermediate.cleanup(worker, queue)
+
+
 def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
     """Poll until the condition holds."""
     deadline = time.monotonic() + timeout
@@ -106,10 +127,7 @@ def test_worker_killed_mid_bulk_job_loses_nothing(
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     indexed_at_kill = redis_client.zcard(store.keys.documents)
-    # The killed job's execution expires after its heartbeat TTL (about 90 s); instead of
-    # sleeping, run RQ's own abandoned-job cleanup as of a moment after that expiry.
-    queue = make_queue(settings, redis_client)
-    StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)
+    recover_abandoned(settings, redis_client)
     burst(settings)
     assert 0 < indexed_at_kill <= len(documents)
     assert_consistent(redis_client, settings, documents)
@@ -148,7 +166,7 @@ def test_redis_restart_mid_run(tmp_path: Path) -> None:
         server = start()
         connection = redis.Redis(port=port)
         queue = make_queue(settings, connection)
-        StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)
+        recover_abandoned(settings, connection)
         wait_for(lambda: queue.count == 0 and connection.zcard("dedup:docs") == 400, timeout=180)
         assert_consistent(connection, settings, documents)
     finally:
