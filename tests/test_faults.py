@@ -62,16 +62,9 @@ def start_worker(settings: Settings, *extra: str) -> subprocess.Popen[bytes]:
     )
 
 
-def burst(settings: Settings) -> None:
-    """Run a worker until the queue is empty."""
-    result = subprocess.run(
-        [sys.executable, "-m", "dedup", "worker", "--burst"],
-        env=worker_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def burst(settings: Settings, *extra: str) -> None:
+    """Run workers until the queue is empty."""
+    result = run_cli(settings, "worker", "--burst", *extra)
     assert 0 == result.returncode, result.stderr
 
 
@@ -196,15 +189,7 @@ def test_two_workers_racing_on_near_identical_documents(
         pairs.append((f"a{n}", f"b{n}"))
         client.submit(as_html(body), doc_id=f"a{n}")
         client.submit(as_html([edit_words(p, rng, 1) for p in body]), doc_id=f"b{n}")
-    result = subprocess.run(
-        [sys.executable, "-m", "dedup", "worker", "--burst", "--processes", "2"],
-        env=worker_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert 0 == result.returncode, result.stderr
+    burst(settings, "--processes", "2")
     store = Store(redis_client, settings)
     for first, second in pairs:
         assert [second] == [m["doc_id"] for m in store.report(first)["near_duplicates"]]
@@ -220,7 +205,7 @@ def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         env=worker_env(settings),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
 
