@@ -30,6 +30,9 @@ from dedup.queue import JOB_FUNCTION, make_queue, retry_policy
 from dedup.settings import Settings, load_settings
 from dedup.store import Store, redis_for
 
+RESULT_TTL = 600
+"""Seconds a finished job (and the documents it carried) stays in Redis; reports stay."""
+
 
 class Client:
     """Enqueues documents for the workers and reads their reports."""
@@ -101,7 +104,7 @@ class Client:
                 payloads,
                 job_timeout=self.settings.job_timeout,
                 retry=retry_policy(self.settings),
-                result_ttl=86400,
+                result_ttl=RESULT_TTL,
                 failure_ttl=30 * 86400,
                 description=f"analyse {len(payloads)} document(s)",
             )

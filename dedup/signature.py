@@ -18,7 +18,6 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 import xxhash
-from datasketch import MinHash
 
 SCHEME = "affine32"
 """datasketch permutation scheme the signatures follow (its default since 2.0)."""
@@ -32,6 +31,8 @@ U32Array = npt.NDArray[np.uint32]
 @lru_cache(maxsize=8)
 def permutations(num_perm: int, seed: int) -> tuple[U32Array, U32Array]:
     """datasketch's permutation parameters ``(a, b)`` for these settings, made once."""
+    from datasketch import MinHash  # imported here: it pulls in scipy, a second of start-up
+
     a, b = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
     return np.ascontiguousarray(a, dtype=np.uint32), np.ascontiguousarray(b, dtype=np.uint32)
 

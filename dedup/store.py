@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import metadata
 from importlib.resources import files
 from itertools import islice
@@ -130,9 +131,27 @@ class Store:
         self.client = client
         self.settings = settings
         self.keys = Keys(settings.namespace)
-        self.bands, self.rows = signature.lsh_parameters(settings.lsh_threshold, settings.num_perm)
         self._write = client.register_script(files("dedup").joinpath("write.lua").read_text())
         self._meta_checked = False
+
+    @cached_property
+    def _lsh(self) -> tuple[int, int]:
+        """LSH bands and rows: those the index was built with, else ours (a new index)."""
+        stored = self.client.hget(self.keys.meta, "signature")
+        if stored:
+            recorded = json.loads(stored)
+            return int(recorded["lsh_bands"]), int(recorded["lsh_rows"])
+        return signature.lsh_parameters(self.settings.lsh_threshold, self.settings.num_perm)
+
+    @property
+    def bands(self) -> int:
+        """LSH bands per signature."""
+        return self._lsh[0]
+
+    @property
+    def rows(self) -> int:
+        """Signature values per LSH band."""
+        return self._lsh[1]
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -158,6 +177,7 @@ class Store:
                 f"settings: {diff}; use another namespace or the same settings"
             )
         self.client.hset(self.keys.meta, items=[x for pair in _versions().items() for x in pair])
+        self.__dict__.pop("_lsh", None)
         self._meta_checked = True
 
     # -- writing ----------------------------------------------------------------------------
