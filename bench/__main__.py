@@ -1,0 +1,193 @@
+"""``python -m bench`` (``make bench``): run the benchmarks and write their results.
+
+Each section can be run alone; defaults keep the whole run under about 20 minutes on two
+cores, ``--sizes 10000,100000,1000000`` adds the 1M index (about an hour more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench import corpus as corpus_
+from bench import growth, layout, profiling, summary, throughput
+from bench.measure import REPO, machine
+from bench.redisproc import default_binary, redis_server, server_version
+from bench.workerproc import freeze_code
+from dedup.settings import Settings
+from dedup.store import signature_settings
+
+SECTIONS = ("throughput", "growth", "profile", "layout")
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(s.replace("_", "")) for s in text.split(",") if s.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes must be numbers: {text!r}") from None
+    if not sizes or sizes[0] < 1000:
+        raise argparse.ArgumentTypeError("sizes must be at least 1000")
+    return sizes
+
+
+def _sections(text: str) -> list[str]:
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown sections {unknown}; choose from {SECTIONS}")
+    return chosen
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=REPO.parent / "shared" / "corpus",
+        help="corpus folder with truth/<source>/<stem>.txt (default: ../shared/corpus)",
+    )
+    parser.add_argument("--redis-server", default=None, help="redis-server binary to run")
+    parser.add_argument("--out", type=Path, default=None, help="results folder")
+    parser.add_argument("--sections", type=_sections, default=list(SECTIONS))
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
+    parser.add_argument("--bulk-docs", type=int, default=1500, help="documents per bulk run")
+    parser.add_argument(
+        "--single-docs", type=int, default=600, help="documents per one-per-job run"
+    )
+    parser.add_argument("--batch-size", type=int, default=200, help="documents per bulk job")
+    parser.add_argument("--sizes", type=_sizes, default=[10_000, 100_000])
+    parser.add_argument(
+        "--growth-docs", type=int, default=1000, help="documents per run at each size"
+    )
+    parser.add_argument("--lookups", type=int, default=1000, help="Store.report calls per size")
+    parser.add_argument("--command-samples", type=int, default=20, help="`dedup report` runs")
+    parser.add_argument("--check-docs", type=int, default=100, help="in-process check runs")
+    parser.add_argument("--profile-docs", type=int, default=1000)
+    parser.add_argument(
+        "--layout-docs", type=int, default=20_000, help="documents per store layout compared"
+    )
+    parser.add_argument("--plot", type=Path, default=None, help="PNG path of the growth plot")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        metavar="RESULTS_JSON",
+        help="measure nothing: write summary.md (and --plot) again from a run's results.json",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeat, args.bulk_docs, args.single_docs = 1, 400, 100
+        args.sizes, args.growth_docs, args.lookups = [2000, 4000], 200, 100
+        args.command_samples, args.check_docs, args.profile_docs = 3, 20, 200
+        args.layout_docs = 2000
+    return args
+
+
+def log(message: str) -> None:
+    """Progress on stderr, timestamped."""
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen sections; write results.json, summary.md and the plot."""
+    args = parse(sys.argv[1:] if argv is None else argv)
+    if args.render is not None:
+        return _render(args.render, args.plot)
+    try:
+        corpus = corpus_.load(args.corpus)
+    except corpus_.CorpusMissingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    binary = args.redis_server or default_binary()
+    out = args.out or REPO / "bench" / "results" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    code = freeze_code(Path(tempfile.mkdtemp(prefix="dedup-bench-code-")))
+    try:
+        return _run(args, corpus, binary, out)
+    finally:
+        shutil.rmtree(code, ignore_errors=True)
+
+
+def _render(path: Path, plot: Path | None) -> int:
+    """Summary and plot of an earlier run, e.g. after changing how they are presented."""
+    results = json.loads(path.read_text())
+    (path.parent / "summary.md").write_text(summary.markdown(results))
+    if summary.plot(results, plot or path.parent / "growth.png"):
+        log(f"plot: {plot or path.parent / 'growth.png'}")
+    log(f"summary: {path.parent / 'summary.md'}")
+    return 0
+
+
+def _run(args: argparse.Namespace, corpus: corpus_.Corpus, binary: str, out: Path) -> int:
+    """The chosen sections, one after the other, saving the results after each."""
+    results: dict[str, Any] = {
+        "machine": machine(server_version(binary)),
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "signature_settings": signature_settings(Settings()),
+    }
+    log(f"corpus: {len(corpus.articles)} articles from {args.corpus}; results in {out}")
+
+    def save() -> None:
+        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+        (out / "summary.md").write_text(summary.markdown(results))
+
+    if "throughput" in args.sections:
+        log("throughput: dedup end to end, RQ no-op jobs, datasketch MinHashLSH")
+        bulk = list(corpus_.documents(corpus, 0, args.bulk_docs))
+        single = list(corpus_.documents(corpus, 0, args.single_docs))
+        with redis_server(binary) as url:
+            results["throughput"] = throughput.run(
+                url, bulk, single, args.repeat, args.batch_size, log
+            )
+        save()
+    if "growth" in args.sections:
+        log(f"growth: memory, latency and throughput at {args.sizes}")
+        options = {
+            "repeat": args.repeat,
+            "growth_docs": args.growth_docs,
+            "lookups": args.lookups,
+            "command_samples": args.command_samples,
+            "check_docs": args.check_docs,
+            "batch_size": args.batch_size,
+        }
+
+        def partial(found: dict[str, Any]) -> None:
+            results["growth"] = found
+            save()
+
+        results["growth"] = growth.run(binary, corpus, args.sizes, options, log, partial)
+        save()
+    if "profile" in args.sections:
+        log("profile: one worker under pyinstrument")
+        try:
+            with redis_server(binary) as url:
+                results["profile"] = profiling.run(
+                    url, corpus, args.profile_docs, args.batch_size, out, log
+                )
+        except ImportError:
+            log("pyinstrument is missing: pip install -e '.[bench]' (make bench does)")
+        save()
+    if "layout" in args.sections:
+        log("layout: memory of other store layouts for the same documents")
+        results["layout"] = layout.run(binary, corpus, args.layout_docs, log)
+        save()
+    plot_path = args.plot or out / "growth.png"
+    if summary.plot(results, plot_path):
+        log(f"plot: {plot_path}")
+    save()
+    print(summary.markdown(results))
+    log(f"results: {out}/results.json, {out}/summary.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

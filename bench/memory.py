@@ -1,0 +1,104 @@
+"""Redis memory per document, in total and by key family.
+
+The total is the growth of ``used_memory`` over the empty server. The split comes from
+``MEMORY USAGE`` (exact, ``SAMPLES 0``) on every key of a small store, or on keys drawn with
+``RANDOMKEY`` from a large one, scaled by the share of each family in the sample; keys that
+exist once per namespace (the document list, the flags) are measured by name. What the split
+does not explain is Redis's own bookkeeping of keys (its main hash table) and allocator slack.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import redis
+
+from dedup.keys import FLAGS, Keys
+
+MANY = {
+    "doc:": "document hashes",
+    "lsh:": "LSH band sets",
+    "para:": "paragraph sets",
+    "content:": "content sets",
+}
+"""Families with one key per document, band digest, paragraph or content hash."""
+
+
+def used_memory(client: redis.Redis) -> int:
+    """``used_memory`` of the server, in bytes."""
+    return int(client.info("memory")["used_memory"])
+
+
+def _family(key: str, namespace: str) -> str | None:
+    prefix = f"{namespace}:"
+    if key.startswith(prefix):
+        rest = key[len(prefix) :]
+        for start, name in MANY.items():
+            if rest.startswith(start):
+                return name
+        return None  # one of the singletons, measured by name
+    if key.startswith("rq:"):
+        return "RQ jobs and registries"
+    return "other"
+
+
+def _sample(client: redis.Redis, count: int) -> tuple[list[str], bool]:
+    """Every key when there are at most ``count``, else ``count`` random ones."""
+    if int(client.dbsize()) <= count:
+        return [k.decode() for k in client.scan_iter(count=10_000)], True
+    pipe = client.pipeline(transaction=False)
+    for _ in range(count):
+        pipe.randomkey()
+    return [k.decode() for k in pipe.execute() if k is not None], False
+
+
+def breakdown(client: redis.Redis, namespace: str, samples: int = 20_000) -> dict[str, Any]:
+    """Bytes by key family, estimated from ``samples`` keys, per indexed document."""
+    keys = Keys(namespace)
+    documents = int(client.zcard(keys.documents)) or 1
+    singletons = [keys.meta, keys.counters, keys.documents, *(keys.flag(f) for f in FLAGS)]
+    exact = {}
+    for name in singletons:
+        usage = client.memory_usage(name, samples=0)
+        if usage:
+            exact[name.removeprefix(f"{namespace}:")] = int(usage)
+    sampled, complete = _sample(client, samples)
+    families = [(k, _family(k, namespace)) for k in sampled]
+    counted = [(k, f) for k, f in families if f is not None]
+    pipe = client.pipeline(transaction=False)
+    for key, _ in counted:
+        pipe.memory_usage(key, samples=0)
+    usages = pipe.execute()
+    seen: Counter[str] = Counter()
+    total: defaultdict[str, int] = defaultdict(int)
+    example: dict[str, str] = {}
+    for (key, family), usage in zip(counted, usages, strict=True):
+        if family is None or usage is None:
+            continue
+        seen[family] += 1
+        total[family] += int(usage)
+        example.setdefault(family, key)
+    scale = 1.0
+    if not complete:
+        many_keys = int(client.dbsize()) - len(exact)
+        scale = many_keys / max(1, sum(seen.values()))
+    rows: dict[str, dict[str, Any]] = {}
+    for family in sorted(seen, key=lambda f: -total[f]):
+        encoding = client.object("encoding", example[family])
+        rows[family] = {
+            "keys": round(seen[family] * scale),
+            "bytes": round(total[family] * scale),
+            "bytes_per_doc": round(total[family] * scale / documents, 1),
+            "bytes_per_key": round(total[family] / seen[family], 1),
+            "encoding": encoding.decode() if isinstance(encoding, bytes) else str(encoding),
+        }
+    for name, usage in sorted(exact.items(), key=lambda x: -x[1]):
+        rows[name] = {
+            "keys": 1,
+            "bytes": usage,
+            "bytes_per_doc": round(usage / documents, 1),
+            "bytes_per_key": usage,
+            "encoding": "",
+        }
+    return {"documents": documents, "sampled_keys": len(sampled), "exact": complete, "rows": rows}
