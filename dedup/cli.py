@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import click
 from rich.progress import (
@@ -43,6 +43,24 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 class DedupGroup(click.Group):
     """Turns every dedup error into one line and an exit code, never a traceback."""
+
+    lazy_commands: ClassVar[dict[str, tuple[str, str]]] = {
+        "eval": ("dedup.evaluation.command", "evaluate")
+    }
+    """Commands whose modules are heavy to import: loaded only when asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands and cmd_name not in self.commands:
+            import importlib
+
+            module, attribute = self.lazy_commands[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

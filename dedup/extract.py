@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 
 from selectolax.lexbor import LexborHTMLParser
 
+from dedup import content
 from dedup.errors import InputError
 
 __all__ = ["extract_paragraphs", "looks_like_html", "paragraphs_from_html", "paragraphs_from_text"]
@@ -80,18 +81,20 @@ def _raw_text(name: str) -> str:
 _KEPT_NAME = _any_case(_COUNTED | _OTHER_KEPT)
 _TOKEN = re.compile(
     rf"<(?=[A-Za-z/!?])(?!/?{_any_case(_OTHER_KEPT)}>|/{_any_case(_COUNTED)}>)"
-    rf"(?:(?<=(<))(?:({_any_case(_COUNTED)})|(/?{_KEPT_NAME})){_END}{_ATTRS}(>)"
+    rf"(?:(?<=(<))(?:({_any_case(_COUNTED)})|(/?{_KEPT_NAME})){_END}({_ATTRS})(>)"
     rf"|{'|'.join(_raw_text(name) for name in _RAW_TEXT)}"
+    rf"|(/?[aA]){_END}{_ATTRS}(?:>|\Z)"
     rf"|/?[A-Za-z]{_ATTRS}(?:>|\Z)"
     r"|!--(?:-?>|.*?(?:--!?>|\Z))|[!?][^>]*+(?:>|\Z)|/(?![A-Za-z])[^>]*+(?:>|\Z))",
     re.DOTALL,
 )
 """Markup to rewrite. The groups spell a kept tag without its attributes (``<``, the name of a
-counted element's start tag or of any other kept tag, ``>``), the rest goes. Other kept tags
-without attributes fail at once, so most of ``split``'s time is scanning."""
-_GLUED = re.compile(rf"<(?=[A-Za-z/!?])(?!/?{_KEPT_NAME}>)")
+counted element's start tag or of any other kept tag, the attributes, which are replaced by a
+hint, ``>``) and a link's tag (replaced by a mark); the rest goes. Other kept tags without
+attributes fail at once, so most of ``split``'s time is scanning."""
+_GLUED = re.compile(rf"<(?=[A-Za-z/!?])(?!/?{_KEPT_NAME}(?: [a-z])?>)")
 """A ``<`` of text that met a letter once the markup between them was removed (needs ``<<``)."""
-_COUNTED_TAG = re.compile(rf"(<(/?)({_any_case(_COUNTED)})>)")
+_COUNTED_TAG = re.compile(rf"(<(/?)({_any_case(_COUNTED)})(?: [a-z])?>)")
 _PRE = re.compile(r"<[pP][rR][eE]>(.*?)(?:</[pP][rR][eE]>|\Z)", re.DOTALL)
 _BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")
 _BLANK_MARKUP_LINES = re.compile(r"\n(?:(?:[^\S\n]|&(?:nbsp|#160|#x[aA]0);?)*\n)+")
@@ -117,9 +120,13 @@ def looks_like_html(text: str) -> bool:
     return _HTML_HINT.search(text) is not None
 
 
-def paragraphs_from_html(html: str) -> list[str]:
-    """Split a web page where a browser would start a new block."""
-    return _html_paragraphs(html, None)
+def paragraphs_from_html(html: str, *, main_content: bool = True) -> list[str]:
+    """Split a web page where a browser would start a new block.
+
+    A whole page is cut down to its main content first (:mod:`dedup.content`) unless
+    ``main_content`` is false; a fragment keeps every paragraph.
+    """
+    return _html_paragraphs(html, None, main_content)
 
 
 def paragraphs_from_text(text: str) -> list[str]:
@@ -128,13 +135,13 @@ def paragraphs_from_text(text: str) -> list[str]:
 
 
 def extract_paragraphs(
-    text: str, fmt: str = "auto", max_paragraphs: int | None = None
+    text: str, fmt: str = "auto", max_paragraphs: int | None = None, *, main_content: bool = True
 ) -> list[str]:
     """Give callers one entry point that also refuses documents with too many paragraphs."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "html" or (fmt == "auto" and looks_like_html(text)):
-        return _html_paragraphs(text, max_paragraphs)
+        return _html_paragraphs(text, max_paragraphs, main_content)
     return _text_paragraphs(text, max_paragraphs)
 
 
@@ -144,9 +151,10 @@ def _text_paragraphs(text: str, limit: int | None) -> list[str]:
     return _collect(_pieces(_BLANK_LINES, text), limit)
 
 
-def _html_paragraphs(html: str, limit: int | None) -> list[str]:
+def _html_paragraphs(html: str, limit: int | None, main_content: bool = True) -> list[str]:
     """Parse the rewritten markup, drop what is never shown, cut the text between nodes."""
-    html = _rewrite(html)
+    page = main_content and content.is_page(html)
+    html = _rewrite(html, hints=page)
     lowered = html.lower()
     if "<pre>" in lowered:
         html = _PRE.sub(_split_pre, html)
@@ -158,18 +166,33 @@ def _html_paragraphs(html: str, limit: int | None) -> list[str]:
     if root is None:
         return []
     root.merge_text_nodes()
+    if page and lowered.count("<") <= content.MAX_ELEMENTS:
+        content.select_main(root)
     text = _DECODED_CONTROLS.sub("", root.text(separator=_SEPARATOR))
     return _collect(_pieces(_SPLIT, text), limit)
 
 
-def _rewrite(html: str) -> str:
-    """Reduce markup to the tags that decide paragraphs, in a form Lexbor parses in linear time."""
-    for char in "\x00" + _SEPARATOR:
+def _rewrite(html: str, hints: bool = False) -> str:
+    """Reduce markup to the tags that decide paragraphs, in a form Lexbor parses in linear time.
+
+    With ``hints``, containers keep a one-letter attribute saying what their class, id or
+    visibility suggest (:func:`dedup.content.hint`), for the main-content selection.
+    """
+    for char in "\x00" + _SEPARATOR + content.LINK_START + content.LINK_END:
         if char in html:
             html = html.replace(char, "")
     glued = "<<" in html
     parts = _TOKEN.split(html)
-    counted = parts[2::5]
+    counted = parts[2::7]
+    parts[4::7] = (
+        [
+            content.hint(attrs) if attrs and name and name.lower() in content.HINTED else None
+            for name, attrs in zip(counted, parts[4::7], strict=True)
+        ]
+        if hints
+        else [None] * len(counted)
+    )
+    parts[6::7] = [content.LINK_MARKS.get(tag) if tag else None for tag in parts[6::7]]
     html = "".join(filter(None, parts))
     if glued:
         html = _GLUED.sub("&lt;", html)

@@ -52,6 +52,8 @@ class _Run:
     j1: int
     sims: list[float] = field(default_factory=list)
     matched: list[int] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)
+    """Paragraphs of the first range its copy left out (the run stepped over them alone)."""
 
 
 def _similar_pairs(
@@ -119,6 +121,8 @@ def _chain(pairs: dict[tuple[int, int], float]) -> list[_Run]:
             runs.append(best)
         else:
             del ends[(best.i1, best.j1)]
+            if i - best.i1 == 2 and j - best.j1 == 1:
+                best.dropped.append(i - 1)
             best.i1, best.j1 = i, j
         best.sims.append(score)
         best.matched.append(i)
@@ -169,7 +173,10 @@ def find_repeats(
         )
         for run in chosen
     ]
-    repeated_words = sum(w for w, t in zip(word_counts, taken, strict=True) if t)
+    # Only paragraphs that found their copy, or that the copy left out, count: paragraphs a
+    # run steps over on both sides are not copies (a questionnaire repeats its questions, not
+    # the answers between them).
+    repeated_words = sum(word_counts[i] for run in chosen for i in run.matched + run.dropped)
     unique_words = sum(word_counts) - repeated_words
     doubled = bool(chosen) and repeated_words >= DOUBLED_SHARE * max(unique_words, 1)
     return Repeats(result, round(float(taken.sum()) / total, 4), doubled)

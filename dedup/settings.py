@@ -39,8 +39,10 @@ class Settings:
     queue: str = "dedup"
     """Name of the RQ queue documents travel on."""
 
-    num_perm: int = 128
-    """MinHash permutations per signature (datasketch ``num_perm``)."""
+    num_perm: int = 256
+    """MinHash permutations per signature (datasketch ``num_perm``). On the evaluation corpus
+    98.6 % of reported similarities are within 0.05 of the measured Jaccard with 256, 95.0 %
+    with 128 (docs/QUALITY.md)."""
     seed: int = 1
     """Seed of the MinHash permutations (datasketch ``seed``)."""
     shingle_words: int = 3

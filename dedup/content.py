@@ -1,0 +1,400 @@
+"""Keep the article of a whole web page and drop its template: menus, teasers, comments, banners.
+
+A captured page holds far more template text than article text (on the 274 pages of the
+evaluation corpus, two paragraphs of three), and template text is what pages of one site
+share: left in, it makes unrelated articles look alike and an article unlike its own body.
+So whole pages (a document with ``<html>``, ``<body>`` or a doctype) are cut down to their
+main content before paragraphs are taken; fragments, what scrapers send once they have
+extracted a body, keep every paragraph.
+
+The choice works on the tree :mod:`dedup.extract` builds, in one linear pass over it:
+
+- Text pieces of 25 characters or more score for the containers above them, more for commas
+  and length, less for the share of their characters inside links (the Readability scoring).
+- Containers named like template (``comments``, ``related``, ``cookie-banner``...) or hidden
+  are pruned, unless they hold most of the page's prose (a wrapper with an unlucky name);
+  weaker names (``share``, ``menu``, ``byline``...) prune only link-heavy or short text.
+- From the best container the choice grows to its parent as long as what the parent adds is
+  mostly prose with few links: articles split over many sibling blocks are kept whole, while
+  a teaser list (a link per item) or a comment thread (pruned) stops the growth.
+
+The rewrite of :mod:`dedup.extract` leaves two things for this module: link text is framed
+by ``LINK_START``/``LINK_END`` characters (removed with the other controls afterwards), and
+container start tags carry a one-letter attribute, the hint their ``class``, ``id`` or
+visibility gave.
+"""
+
+from __future__ import annotations
+
+import re
+
+from selectolax.lexbor import LexborNode
+
+__all__ = [
+    "HINTED", "LINK_END", "LINK_MARKS", "LINK_START", "MAX_ELEMENTS", "hint", "is_page",
+    "select_main",
+]  # fmt: skip
+
+LINK_START = "\x02"
+LINK_END = "\x03"
+LINK_MARKS = {"a": LINK_START, "A": LINK_START, "/a": LINK_END, "/A": LINK_END}
+"""What the rewrite puts in place of ``<a ...>`` and ``</a>``."""
+HINTED = frozenset(
+    {"div", "section", "article", "main", "ul", "ol", "dl", "table", "figure", "blockquote"}
+)
+"""Container start tags whose attributes are read for a hint."""
+MAX_ATTRIBUTES = 2_000
+"""Characters of a tag's attributes read for its hint."""
+MAX_NAMES = 200
+"""Characters of its class and id values read for a hint (real ones are a few words)."""
+MAX_ELEMENTS = 100_000
+"""Beyond this many tags the page is kept whole: no real page comes near it (the largest of
+the corpus has 7,400 nodes), hostile ones may, and their cost must stay the parser's."""
+
+_PAGE = re.compile(r"<(?:[hH][tT][mM][lL]|[bB][oO][dD][yY])[\t\n\f\r />]|<![dD][oO][cC][tT]")
+_SP = r"[\t\n\f\r ]*"
+_CLASS_ID = re.compile(
+    rf"""(?:^|[\s/"'])(class|id){_SP}={_SP}(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))"""
+)
+_HIDDEN = re.compile(
+    rf"""(?:^|[\s/"'])(?:hidden(?=[\s/=]|$)|aria-hidden{_SP}={_SP}["']?true"""
+    rf"""|style{_SP}={_SP}["']?[^"'>]{{0,200}}?display{_SP}:{_SP}none)"""
+)
+_ARTICLE_BODY = re.compile(rf"""itemprop{_SP}={_SP}["']?articlebody\b""")
+_TEMPLATE = re.compile(
+    r"comment|disqus|repl(?:y|ies)|respond|cookie|consent|gdpr|newsletter|subscri|sign-?up"
+    r"|related|recommend|outbrain|taboola|sponsor|advert|promo|sidebar|trending|popular"
+    r"|more-?(?:stories|news|posts|articles)|read-?more|also-?read|gallery|slideshow|carousel"
+)
+"""Names of containers that hold template whatever their text looks like."""
+_MAYBE_TEMPLATE = re.compile(
+    r"share|sharing|social|menu|\bnav|footer|masthead|breadcrumb|pagination|pager|\btags?\b"
+    r"|byline|author|banner|widget|modal|popup|overlay|\bads?\b|-ad-|\bmeta\b"
+)
+"""Names of containers that hold template when their text is short or mostly links."""
+_ARTICLE = re.compile(r"article|\bbody\b|content|entry|\bmain\b|\bpost\b|story|\btext\b|blog")
+"""Names of containers that hold an article (all these patterns read lower-cased text)."""
+
+TEMPLATE, MAYBE_TEMPLATE, ARTICLE, HIDDEN = "t", "m", "y", "h"
+_WEIGHT = {TEMPLATE: 0.3, MAYBE_TEMPLATE: 0.6, ARTICLE: 1.5, HIDDEN: 0.0}
+"""Factor on a container's score for its hint."""
+
+_PARAGRAPH = frozenset(
+    {"p", "li", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "th"}
+    | {"figcaption", "address", "summary", "tr", "br"}
+)
+"""Elements whose text belongs to the container around them."""
+_INITIAL = {"div": 5, "article": 8, "main": 5, "section": 3, "td": 3, "blockquote": 3}
+_INITIAL |= dict.fromkeys(("ol", "ul", "dl", "li", "dd", "dt"), -3)
+_PIECE_WEIGHT = {"li": 0.5, "dd": 0.5, "dt": 0.5, "th": 0.5}
+_PIECE_WEIGHT |= dict.fromkeys(("h1", "h2", "h3", "h4", "h5", "h6"), 0.0)
+"""List items weigh less than prose; headings do not count."""
+_PAGE_LEVEL = frozenset({"html", "body", "head", "-document"})
+_IDEOGRAPHS = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_COMMA = re.compile(r"[,\u060c\uff0c\u3001]")
+_MARKS = re.compile(f"([{LINK_START}{LINK_END}])")
+
+MIN_PIECE = 25
+"""Characters from which a piece of text counts as prose."""
+GROW_PROSE = 0.6
+"""Share of prose in what a parent adds for the choice to grow to it."""
+GROW_LINKS = 0.75
+"""Links per added prose piece above which a parent's addition is a teaser list."""
+WRAPPER = 0.5
+"""Share of the page's prose from which a container named like template is a wrapper."""
+MAYBE_PROSE = 0.2
+"""Share of the page's prose from which a container with a weak template name is kept."""
+
+
+def is_page(html: str) -> bool:
+    """Whether a document is a whole page (its template included) rather than a fragment."""
+    return _PAGE.search(html) is not None
+
+
+def hint(attrs: str) -> str | None:
+    """The hint a container's attributes give: hidden, template, article, or nothing.
+
+    Ids made of three or more words are headings' anchors ("sharing-with-a-team"), not
+    names of page parts, and are ignored. Only the first ``MAX_ATTRIBUTES`` characters are
+    read: real class and style attributes are short, crafted ones must cost nothing.
+    """
+    lowered = attrs[:MAX_ATTRIBUTES].lower()  # cheap tests first: most tags have none of these
+    if ("hidden" in lowered or "none" in lowered) and _HIDDEN.search(lowered):
+        return " " + HIDDEN
+    if "articlebody" in lowered and _ARTICLE_BODY.search(lowered):
+        return " " + ARTICLE
+    if "class" not in lowered and "id" not in lowered:
+        return None
+    names = []
+    for match in _CLASS_ID.finditer(lowered):
+        value = match.group(2) or match.group(3) or match.group(4) or ""
+        if match.group(1) == "id" and value.count("-") + value.count("_") >= 3:
+            continue
+        names.append(value)
+    text = " ".join(names)[:MAX_NAMES]
+    if not text or _ARTICLE.search(text):
+        return " " + ARTICLE if text and not _TEMPLATE.search(text) else None
+    if _TEMPLATE.search(text):
+        return " " + TEMPLATE
+    if _MAYBE_TEMPLATE.search(text):
+        return " " + MAYBE_TEMPLATE
+    return None
+
+
+class _Block:
+    """An element of the tree with the sums of the text below it."""
+
+    __slots__ = (
+        "anchors", "chars", "container", "good", "goods", "hint", "inside", "links", "node",
+        "parent", "pruned", "pruned_chars", "pruned_good", "score", "scored", "state", "tag",
+    )  # fmt: skip
+
+    def __init__(self, node: LexborNode, tag: str, parent: _Block | None, hint: str) -> None:
+        self.node = node
+        self.tag = tag
+        self.parent = parent
+        self.hint = hint
+        self.chars = self.links = self.good = self.goods = self.anchors = 0
+        self.pruned_chars = self.pruned_good = 0
+        self.pruned = self.scored = self.inside = False
+        self.score = 0.0
+        self.state = 0
+        """1 on the way to the kept blocks, 2 kept."""
+        self.container: _Block | None = None
+
+
+class _Piece:
+    """A text node: its block, its text and how much of it is link text."""
+
+    __slots__ = ("block", "chars", "links", "node", "text")
+
+    def __init__(self, block: _Block, node: LexborNode, text: str, chars: int, links: int):
+        self.block, self.node, self.text, self.chars, self.links = block, node, text, chars, links
+
+
+def _collect(root: LexborNode) -> tuple[list[_Block], list[_Piece]]:
+    """The elements in document order and the text pieces with something to read."""
+    blocks: dict[int, _Block] = {}
+    order: list[_Block] = []
+    pieces: list[_Piece] = []
+    in_link = False
+    for node in root.traverse(include_text=True):
+        parent_node = node.parent
+        parent = blocks.get(parent_node.mem_id) if parent_node is not None else None
+        if not node.is_text_node:
+            attrs = node.attributes
+            block = _Block(node, node.tag or "", parent, next(iter(attrs), "") if attrs else "")
+            blocks[node.mem_id] = block
+            order.append(block)
+            continue
+        text = node.text_content or ""
+        if parent is None:
+            continue
+        if LINK_START not in text and LINK_END not in text:
+            chars = _length(text)
+            links = chars if in_link else 0
+        else:
+            chars = links = 0
+            for part in _MARKS.split(text):
+                if part in (LINK_START, LINK_END):
+                    in_link = part == LINK_START
+                    parent.anchors += in_link
+                else:
+                    length = _length(part)
+                    chars += length
+                    links += length if in_link else 0
+        if chars:
+            pieces.append(_Piece(parent, node, text, chars, links))
+    return order, pieces
+
+
+def _length(text: str) -> int:
+    """Characters of a piece of text, an ideograph or syllable counting as three letters (it
+    carries about as much as a short word), so that Chinese, Japanese and Korean prose weighs
+    what prose in other scripts does."""
+    stripped = text.strip()
+    if stripped.isascii():
+        return len(stripped)
+    return len(stripped) + 2 * len(_IDEOGRAPHS.findall(stripped))
+
+
+def _sum_up(order: list[_Block], pieces: list[_Piece]) -> int:
+    """Add each piece's counts to its block and each block's to its parent; prune blocks.
+
+    A block named like template is kept when it holds most of the page's prose: it wraps the
+    article (``layout-with-sidebar``). Returns the characters of prose in the whole page.
+    """
+    for piece in pieces:
+        block = piece.block
+        block.chars += piece.chars
+        block.links += piece.links
+        if piece.chars >= MIN_PIECE and piece.links < 0.5 * piece.chars:
+            block.good += piece.chars
+            block.goods += 1
+    for block in reversed(order):
+        parent = block.parent
+        if parent is not None:
+            parent.chars += block.chars
+            parent.links += block.links
+            parent.good += block.good
+            parent.goods += block.goods
+            parent.anchors += block.anchors
+    total = sum(block.good for block in order if block.parent is None)
+    for block in order:
+        parent = block.parent
+        own = bool(block.hint) and block.good <= WRAPPER * total and _prunes(block, total)
+        block.pruned = own or (parent is not None and parent.pruned)
+        if block.tag not in _PARAGRAPH:
+            block.container = block
+        elif parent is not None:
+            block.container = parent.container
+    for block in reversed(order):
+        if block.pruned and (block.parent is None or not block.parent.pruned):
+            block.pruned_chars, block.pruned_good = block.chars, block.good
+        parent = block.parent
+        if parent is not None and not parent.pruned:
+            parent.pruned_chars += block.pruned_chars
+            parent.pruned_good += block.pruned_good
+    return total
+
+
+def _prunes(block: _Block, total: int) -> bool:
+    """Whether a hinted block is template: always for strong names and hidden blocks, for
+    weak names only when its text is mostly links or crumbs and a small part of the page's
+    prose (a lightbox holding the article is named like template, and is not)."""
+    if block.hint in (TEMPLATE, HIDDEN):
+        return True
+    if block.hint == MAYBE_TEMPLATE:
+        crumbs = block.links > 0.3 * block.chars or block.good < 0.5 * block.chars
+        return crumbs and block.good < MAYBE_PROSE * total
+    return False
+
+
+def _score(pieces: list[_Piece]) -> list[_Block]:
+    """Readability's scores: each prose piece credits the three containers above it."""
+    candidates: list[_Block] = []
+    for piece in pieces:
+        block = piece.block
+        if piece.chars < MIN_PIECE or block.pruned:
+            continue
+        weight = _PIECE_WEIGHT.get(block.tag, 1.0) * (1 - piece.links / piece.chars)
+        score = (1 + len(_COMMA.findall(piece.text)) + min(piece.chars // 100, 3)) * weight
+        ancestor = block.container
+        for divider in (1, 2, 6):
+            if ancestor is None or ancestor.tag in _PAGE_LEVEL:
+                break
+            if not ancestor.scored:
+                ancestor.scored = True
+                ancestor.score = _INITIAL.get(ancestor.tag, 0)
+                candidates.append(ancestor)
+            ancestor.score += score / divider
+            ancestor = ancestor.parent
+    for block in candidates:
+        link_share = block.links / block.chars if block.chars else 0.0
+        block.score *= (1 - link_share) * _WEIGHT.get(block.hint, 1.0)
+    candidates.sort(key=lambda block: -block.score)
+    return candidates
+
+
+def _ancestors(block: _Block) -> list[_Block]:
+    chain = []
+    node: _Block | None = block
+    while node is not None:
+        chain.append(node)
+        node = node.parent
+    return chain[::-1]
+
+
+def _choose(candidates: list[_Block]) -> _Block:
+    """The block holding the article: the best candidate, moved up where the text says so."""
+    top = candidates[0]
+    rivals = [c for c in candidates[1:5] if c.score >= 0.75 * top.score]
+    if len(rivals) >= 2:  # several strong blocks: the article is their common ancestor
+        common = None
+        for level in zip(*(_ancestors(c) for c in [top, *rivals]), strict=False):
+            if any(b is not level[0] for b in level):
+                break
+            common = level[0]
+        if common is not None and common.tag not in _PAGE_LEVEL:
+            top = common
+    parent, last = top.parent, top.score
+    while parent is not None and parent.tag not in _PAGE_LEVEL:
+        if parent.scored:
+            if parent.score < top.score / 3:
+                break
+            if parent.score > last:
+                top = parent
+                break
+            last = parent.score
+        parent = parent.parent
+    while top.parent is not None and top.parent.tag not in _PAGE_LEVEL:
+        parent = top.parent
+        added = (parent.chars - parent.pruned_chars) - (top.chars - top.pruned_chars)
+        prose = (parent.good - parent.pruned_good) - (top.good - top.pruned_good)
+        links = parent.anchors - top.anchors
+        if added > 0 and (
+            prose < GROW_PROSE * added or links > GROW_LINKS * max(parent.goods - top.goods, 1)
+        ):
+            break
+        top = parent
+    return top
+
+
+def select_main(root: LexborNode) -> None:
+    """Remove from the tree everything but the page's main content (nothing when unsure)."""
+    order, pieces = _collect(root)
+    _sum_up(order, pieces)
+    candidates = _score(pieces)
+    if not candidates or candidates[0].score <= 0:
+        return
+    top = _choose(candidates)
+    kept = [top]
+    parent = top.parent
+    if parent is not None:
+        threshold = min(max(10.0, top.score * 0.2), top.score * 0.75)
+        for block in order:
+            if block.parent is parent and block is not top and not block.pruned:
+                link_share = block.links / block.chars if block.chars else 1.0
+                if (block.scored and block.score >= threshold) or (
+                    block.tag == "p" and block.chars > 80 and link_share < 0.25
+                ):
+                    kept.append(block)
+    for block in kept:
+        block.state = 2
+        ancestor = block.parent
+        while ancestor is not None and ancestor.state == 0:
+            ancestor.state = 1
+            ancestor = ancestor.parent
+    # Only blocks whose parent stays are removed: a removed block's descendants are gone
+    # with it, and their nodes must not be touched again.
+    for block in order:
+        parent = block.parent
+        if block.state == 0 and parent is not None:
+            block.inside = parent.inside
+        else:
+            block.inside = block.state == 2
+        outside = block.state == 0 and parent is not None and parent.state == 1
+        if outside or (block.pruned and block.inside and parent is not None and not parent.pruned):
+            block.node.decompose()
+    for piece in pieces:
+        if piece.block.state == 1:
+            piece.node.decompose()
+    _trim([p for p in pieces if p.block.inside and not p.block.pruned])
+
+
+def _prose(piece: _Piece) -> bool:
+    return (
+        piece.chars >= MIN_PIECE
+        and piece.links < 0.5 * piece.chars
+        and _PIECE_WEIGHT.get(piece.block.tag, 1.0) > 0
+    )
+
+
+def _trim(pieces: list[_Piece]) -> None:
+    """Drop the crumbs before the article's first sentence and after its last (a headline, a
+    date, a byline, share buttons, tags); short lines between its sentences stay."""
+    prose = [i for i, piece in enumerate(pieces) if _prose(piece)]
+    if not prose:
+        return
+    for piece in pieces[: prose[0]] + pieces[prose[-1] + 1 :]:
+        piece.node.decompose()

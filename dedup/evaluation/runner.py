@@ -1,0 +1,159 @@
+"""Run cases the way production runs documents: a queue, real worker processes, a real Redis.
+
+Each group of cases gets a namespace and a queue of its own (``eval-<random>-<group>``) on
+the configured Redis (``DEDUP_REDIS_URL`` or the embedded server), with the configured
+settings; ``python -m dedup worker --burst`` processes work it off, then the reports are read
+back through :class:`dedup.store.Store`. Everything written (index keys, jobs, registries) is
+deleted afterwards, whatever happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from rq.job import Job
+
+from dedup.document import Document
+from dedup.errors import DedupError, NotFoundError, StoreError
+from dedup.evaluation.cases import Case
+from dedup.jobs import failed_jobs
+from dedup.queue import JOB_FUNCTION, make_queue
+from dedup.server import ensure_server
+from dedup.settings import Settings
+from dedup.store import Store, connect
+
+_JOB_BYTES = 4_000_000
+"""Payload bytes per job: whole pages are large, and a job is one Redis value."""
+
+
+@dataclass
+class GroupRun:
+    """What the workers made of one group: a report per indexed document."""
+
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rejected: list[str] = field(default_factory=list)
+    """Documents without a report."""
+    failures: list[str] = field(default_factory=list)
+    """Why jobs failed, as the workers said it."""
+
+
+def _batches(cases: list[Case], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    weight = 0
+    for case in cases:
+        payload = Document(case.doc_id, case.body, fmt="html").to_payload()
+        if batch and (len(batch) >= size or weight + len(case.body) > _JOB_BYTES):
+            yield batch
+            batch, weight = [], 0
+        batch.append(payload)
+        weight += len(case.body)
+    if batch:
+        yield batch
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """The settings as ``DEDUP_*`` variables, so the workers run with exactly these."""
+    env = dict(os.environ)
+    for item in dataclasses.fields(settings):
+        value = getattr(settings, item.name)
+        env[f"DEDUP_{item.name.upper()}"] = "" if value is None else str(value)
+    return env
+
+
+def _cleanup(client: redis.Redis, settings: Settings, job_ids: list[str]) -> None:
+    """Delete the namespace's keys, the jobs and the queue with its registries."""
+    for job_id in job_ids:
+        try:
+            Job.fetch(job_id, connection=client).delete()
+        except Exception:  # already gone (result_ttl=0), or unreadable: its key goes below
+            client.unlink(f"rq:job:{job_id}", f"rq:results:{job_id}")
+    for pattern in (f"{settings.namespace}:*", f"rq:*{settings.queue}*"):
+        _unlink(client, client.scan_iter(match=pattern, count=1000))
+    client.srem("rq:queues", f"rq:queue:{settings.queue}")
+    # Workers that stopped keep their key for a minute; these served only our queue.
+    workers = client.scan_iter(match="rq:worker:*", count=1000)
+    _unlink(client, (k for k in workers if client.hget(k, "queues") == settings.queue.encode()))
+
+
+def _unlink(client: redis.Redis, keys: Iterator[bytes]) -> None:
+    batch = []
+    for key in keys:
+        batch.append(key)
+        if len(batch) >= 1000:
+            client.unlink(*batch)
+            batch = []
+    if batch:
+        client.unlink(*batch)
+
+
+def run_group(
+    settings: Settings, client: redis.Redis, cases: list[Case], processes: int
+) -> GroupRun:
+    """Queue the cases, work them off with real workers, read the reports, clean up."""
+    queue = make_queue(settings, client)
+    job_ids: list[str] = []
+    try:
+        for payloads in _batches(cases, settings.batch_size):
+            job = queue.enqueue(
+                JOB_FUNCTION,
+                payloads,
+                job_timeout=settings.job_timeout,
+                result_ttl=0,
+                failure_ttl=3600,
+                description=f"evaluate {len(payloads)} document(s)",
+            )
+            job_ids.append(str(job.id))
+        command = [sys.executable, "-m", "dedup", "worker", "--burst"]
+        command += ["--processes", str(processes)]
+        done = subprocess.run(
+            command, env=_environment(settings), capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise StoreError(f"evaluation workers exited with {done.returncode}: {tail}")
+        result = GroupRun()
+        result.failures = [f.reason for f in failed_jobs(queue, limit=len(job_ids))]
+        store = Store(client, settings)
+        for case in cases:
+            try:
+                result.reports[case.doc_id] = store.report(case.doc_id)
+            except NotFoundError:
+                result.rejected.append(case.doc_id)
+        return result
+    finally:
+        _cleanup(client, settings, job_ids)
+
+
+def run(
+    settings: Settings,
+    groups: dict[str, list[Case]],
+    processes: int = 2,
+    on_group: Callable[[str, int], None] | None = None,
+) -> dict[str, GroupRun]:
+    """Run every group in a fresh namespace of the configured Redis; returns their reports."""
+    url = settings.redis_url or ensure_server(settings.data_dir)
+    client = connect(url)
+    token = secrets.token_hex(4)
+    results: dict[str, GroupRun] = {}
+    try:
+        for group, cases in groups.items():
+            if on_group is not None:
+                on_group(group, len(cases))
+            name = f"eval-{token}-{group}"
+            group_settings = settings.replace(namespace=name, queue=name, redis_url=url, retries=0)
+            results[group] = run_group(group_settings, client, cases, processes)
+    except redis.RedisError as exc:
+        raise StoreError(f"Redis failed during the evaluation: {exc}") from None
+    except DedupError:
+        raise
+    finally:
+        client.close()
+    return results

@@ -1,0 +1,164 @@
+"""Whole pages cut down to their article: what is kept, what goes, and at what cost."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedup.extract import extract_paragraphs, paragraphs_from_html
+from tests.test_extract import is_clean_paragraph, timed_html
+
+ARTICLE = [
+    "The council approved the budget for the new river bridge on Tuesday, after a long debate.",
+    "Supporters said the crossing would cut the commute from the northern villages in half, "
+    "and that the <a href='/tolls'>toll plan</a> was fair.",
+    "Opponents questioned the cost, the noise and who would pay for repairs in later years.",
+    "Work is due to start in the spring, while the old ferry keeps running until it opens.",
+]
+TEMPLATE = (
+    "<nav><a href='/'>Home</a></nav>",
+    "<div class='menu'><ul>"
+    + "".join(f"<li><a href='/s/{n}'>Section {n}</a></li>" for n in range(8))
+    + "</ul></div>",
+    "<div class='cookie-banner'><p>We use cookies to improve your experience, and to show "
+    "you adverts that are relevant to you.</p><a href='/ok'>Accept</a></div>",
+)
+RELATED = (
+    "<div class='related'><h2>Related</h2><ul>"
+    + "".join(
+        f"<li><a href='/r/{n}'>Another story number {n} about the river</a><p>A teaser of the "
+        f"other story, long enough, with a comma, to look like prose {n}.</p></li>"
+        for n in range(5)
+    )
+    + "</ul></div>"
+)
+COMMENTS = (
+    "<div id='comments'>"
+    + "".join(
+        f"<div class='comment'><p>I live by the river and I think this bridge is a waste of "
+        f"money, frankly, and nobody asked us about it at all, reader {n} says.</p></div>"
+        for n in range(6)
+    )
+    + "</div>"
+)
+FOOTER = "<footer><p>Copyright The Paper. All rights reserved.</p></footer>"
+
+
+def page(article_html: str) -> str:
+    """A whole page with the usual template around an article."""
+    head = "<!doctype html><html><head><title>Bridge</title></head><body>"
+    return head + "".join(TEMPLATE) + article_html + RELATED + COMMENTS + FOOTER + "</body></html>"
+
+
+def expected_article() -> list[str]:
+    """The article's paragraphs as extracted (links joined into their sentence)."""
+    return [p.replace("<a href='/tolls'>", "").replace("</a>", "") for p in ARTICLE]
+
+
+def test_whole_page_gives_the_article_only() -> None:
+    """Menus, banners, related stories, comments and footers around an article are dropped."""
+    body = "".join(f"<p>{p}</p>" for p in ARTICLE)
+    html = page(f"<article><h1>Bridge approved</h1><div class='byline'>By A. Writer</div>{body}"
+                "<div class='share'><a href='/fb'>Share</a></div></article>")  # fmt: skip
+    assert expected_article() == paragraphs_from_html(html)
+
+
+def test_article_split_over_sibling_blocks_is_kept_whole() -> None:
+    """An article written as one block per paragraph is kept whole."""
+    blocks = "".join(f"<div class='para'><div><p>{p}</p></div></div>" for p in ARTICLE)
+    assert expected_article() == paragraphs_from_html(page(f"<div class='story'>{blocks}</div>"))
+
+
+def test_fragment_keeps_every_paragraph() -> None:
+    """Without ``<html>``, ``<body>`` or a doctype a document is a fragment: nothing is dropped."""
+    html = "".join(f"<p>{p}</p>" for p in ARTICLE) + RELATED + COMMENTS
+    paragraphs = paragraphs_from_html(html)
+    assert expected_article() == paragraphs[:4]
+    assert 4 + 1 + 10 + 6 == len(paragraphs)
+
+
+def test_main_content_can_be_turned_off() -> None:
+    """``main_content=False`` keeps the whole page's text."""
+    html = page("".join(f"<p>{p}</p>" for p in ARTICLE))
+    everything = extract_paragraphs(html, "html", main_content=False)
+    assert set(expected_article()) < set(everything)
+    assert len(everything) > 25
+
+
+def test_wrapper_named_like_template_keeps_the_article() -> None:
+    """A container holding most of the page's prose is kept whatever its class says."""
+    body = "".join(f"<p>{p}</p>" for p in ARTICLE * 5)
+    html = page(f"<div class='layout-with-sidebar'><div class='x'>{body}</div></div>")
+    assert expected_article() * 5 == paragraphs_from_html(html)
+
+
+def test_hidden_blocks_are_dropped() -> None:
+    """Blocks hidden by ``hidden``, ``aria-hidden`` or ``display: none`` are template."""
+    body = "".join(f"<p>{p}</p>" for p in ARTICLE)
+    hidden = (
+        "<div hidden><p>A hidden promotion that is long enough, with a comma, to count.</p></div>"
+        "<div style='color: red; display:none'><p>Another hidden block of text, with a comma, "
+        'long enough.</p></div><div aria-hidden="true"><p>A third one, with a comma and '
+        "more than enough words in it.</p></div>"
+    )
+    assert expected_article() == paragraphs_from_html(page(f"<div>{body}{hidden}</div>"))
+
+
+def test_page_without_prose_is_kept_whole() -> None:
+    """A page with no sentence to go by (only short lines) keeps every line: nothing to choose."""
+    html = "<html><body><div><p>Menu</p><p>Login</p></div><div><p>Price list</p></div></body>"
+    assert ["Menu", "Login", "Price list"] == paragraphs_from_html(html)
+
+
+def test_link_marks_never_reach_paragraphs() -> None:
+    """Link text joins its sentence; raw or referenced marks in the input vanish."""
+    html = "<html><body><p>a\x02b\x03c <a href=x>link</a>d &#2;e&#3;</p></body></html>"
+    assert ["abc linkd e"] == paragraphs_from_html(html)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<html><body>" + "<div>x" * 100_000,
+        "<!doctype html>" + "<div class='content'>" * 100_000 + "x",
+        "<html>"
+        + "<div class='comments'><p>some words, a comma, enough to count</p></div>" * 40_000,
+        "<html>"
+        + "<div><a href=x>a long link text</a>, and prose with commas, here</div>" * 30_000,
+        "<html><div" + " style=x" * 400_000 + " none>x",
+        "<html>" + ("<div" + " class='a" * 300 + " none>x") * 3_000,
+    ],
+    ids=["flat", "deep-hinted", "pruned", "linked", "long-attributes", "many-attributes"],
+)
+def test_whole_page_selection_is_fast(html: str) -> None:
+    """Main-content selection on huge or deep pages stays within the hostile budget."""
+    assert timed_html(html)
+
+
+PAGE_ATTRIBUTES = [
+    "", " class='comments'", " id=content", " class='share menu'", " hidden",
+    " style='display: none'", " itemprop=articleBody", " class='sidebar main'", " href=x",
+]  # fmt: skip
+page_tags = st.builds(
+    lambda closing, name, attrs: f"<{closing}{name}{attrs}>",
+    st.sampled_from(["", "/"]),
+    st.sampled_from(["div", "section", "article", "ul", "li", "p", "a", "table", "td", "span"]),
+    st.sampled_from(PAGE_ATTRIBUTES),
+)
+page_text = st.sampled_from(
+    ["word", "a longer sentence of prose, with a comma, that counts as text", "\x02", ".", " "]
+)
+page_soup = st.lists(st.one_of(page_tags, page_text, st.text(max_size=6))).map(
+    lambda parts: "<html><body>" + "".join(parts)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=page_soup)
+def test_main_content_only_removes_paragraphs(document: str) -> None:
+    """On any page, selection keeps clean paragraphs, each one a paragraph of the whole text."""
+    selected = paragraphs_from_html(document)
+    everything = paragraphs_from_html(document, main_content=False)
+    assert [] == [p for p in selected if not is_clean_paragraph(p)]
+    assert set(selected) <= set(everything)

@@ -1,0 +1,172 @@
+"""Detection quality: the evaluation on a small synthetic corpus, through real workers and Redis.
+
+The numbers of the full evaluation on real pages are in docs/QUALITY.md; here the same
+pipeline runs on articles made by tests/quality_corpus.py, and the targets must hold.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from dedup.cli import cli
+from dedup.evaluation import cases, corpus, edits, evaluate, extraction
+from dedup.settings import Settings
+from tests import quality_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic corpus, written once."""
+    return quality_corpus.write(tmp_path_factory.mktemp("quality"))
+
+
+@pytest.fixture(scope="module")
+def result(corpus_dir: Path, redis_url: str) -> dict[str, Any]:
+    """One evaluation of the synthetic corpus against the test Redis."""
+    client = redis.Redis.from_url(redis_url)
+    before = set(client.keys("*"))
+    outcome = evaluate(corpus_dir, Settings(redis_url=redis_url), seed=3)
+    left = set(client.keys("*")) - before - {b"rq:clean_groups"}  # RQ's own lock, expiring
+    outcome["keys_left"] = sorted(k.decode() for k in left)
+    client.close()
+    return outcome
+
+
+def target(result: dict[str, Any], name: str) -> Any:
+    """The value of the target whose name starts with ``name``."""
+    return next(t["value"] for t in result["targets"] if t["target"].startswith(name))
+
+
+@pytest.mark.slow
+def test_doubled_bodies_are_all_found_and_clean_ones_never(result: dict[str, Any]) -> None:
+    """Every doubled variant is a doubled_body; no clean body or page is."""
+    assert 1.0 == target(result, "doubled_body recall")
+    assert 0 == target(result, "clean bodies and pages flagged")
+    rows = {r["kind"]: r for r in result["internal"]["rows"]}
+    assert {"doubled_exact", "doubled_debris", "doubled_edited", "tripled", "doubled_page"} <= set(
+        rows
+    )
+    assert rows["doubled_page"]["recall"] == 1.0
+
+
+@pytest.mark.slow
+def test_partial_repeats_are_internal_repeats_only(result: dict[str, Any]) -> None:
+    """Repeated closing paragraphs: internal_repeat with the exact span, never doubled_body."""
+    rows = {r["kind"]: r for r in result["internal"]["rows"]}
+    partial = rows["partial_repeat"]
+    assert partial["documents"] >= 10
+    assert (1.0, 0) == (partial["recall"], partial["doubled_body"])
+    assert partial["documents"] == partial["span_exact"]
+
+
+@pytest.mark.slow
+def test_near_duplicates_found_and_unrelated_never(result: dict[str, Any]) -> None:
+    """Copies at Jaccard >= 0.8 are found, similarities are close, unrelated pairs stay apart."""
+    near = result["near"]
+    assert near["high"] >= 100
+    assert target(result, "near duplicates at Jaccard") >= 0.98
+    assert 0 == near["unrelated"]["flagged"]
+    assert near["unrelated"]["pairs"] > 5_000
+    assert target(result, "flagged pairs within 0.05 of measured") >= 0.95
+    kinds = {r["kind"]: r for r in near["rows"]}
+    for kind in ("page", "transplant", "capture", "reorder", "edited"):
+        assert 1.0 == kinds[kind]["recall"], kind
+
+
+@pytest.mark.slow
+def test_boilerplate_is_reported_and_never_a_match(result: dict[str, Any]) -> None:
+    """The inserted blurb is boilerplate in every article carrying it; no pair is made of it."""
+    boilerplate = result["boilerplate"]
+    assert boilerplate["inserted"] >= 10
+    assert (1.0, 1.0) == (boilerplate["recall"], boilerplate["precision"])
+    assert 0 == boilerplate["unrelated"]["flagged"]
+
+
+@pytest.mark.slow
+def test_whole_pages_keep_the_article_and_drop_the_template(result: dict[str, Any]) -> None:
+    """Every body paragraph of every page is kept; almost no template is."""
+    pages = result["extraction"]
+    assert pages["judged_pages"] == pages["pages"] == 17
+    assert pages["body_kept"] == pages["body_paragraphs"]
+    assert pages["template_kept"] <= pages["pages"]  # a headline at most
+    assert pages["template_kept_without_selection"] > 20 * pages["pages"]
+
+
+@pytest.mark.slow
+def test_every_target_is_met_and_nothing_is_left_behind(result: dict[str, Any]) -> None:
+    """All targets hold on the synthetic corpus; the evaluation's keys and jobs are deleted."""
+    assert [] == [t["target"] for t in result["targets"] if not t["met"]]
+    assert {} == result["rejected"]
+    assert [] == result["keys_left"]
+
+
+@pytest.mark.slow
+def test_command_json_and_plot(corpus_dir: Path, settings: Settings, tmp_path: Path) -> None:
+    """``dedup eval --json --plot`` prints one JSON object and writes the PNG."""
+    plot = tmp_path / "curve.png"
+    args = ["--redis-url", str(settings.redis_url), "eval", str(corpus_dir), "--limit", "5"]
+    outcome = CliRunner().invoke(cli, [*args, "--json", "--plot", str(plot)])
+    assert 0 == outcome.exit_code, outcome.output
+    data = json.loads(outcome.output)
+    assert 5 == data["run"]["articles"]
+    assert {"targets", "internal", "near", "boilerplate", "extraction"} <= set(data)
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_command_refuses_a_folder_without_manifest(tmp_path: Path) -> None:
+    """A folder that is not a corpus: one error line, exit code 2."""
+    outcome = CliRunner().invoke(cli, ["eval", str(tmp_path)])
+    assert 2 == outcome.exit_code
+    assert "no manifest.csv" in outcome.output
+
+
+def test_cases_are_the_same_for_the_same_seed(corpus_dir: Path) -> None:
+    """A fixed seed gives the same documents; another seed other edits."""
+    articles = corpus.load(corpus_dir, 6)
+    coverage = [1.0] * len(articles)
+
+    def bodies(seed: int) -> list[str]:
+        return [c.body for c in cases.build(articles, coverage, seed, 10).cases]
+
+    assert bodies(1) == bodies(1)
+    assert bodies(1) != bodies(2)
+
+
+def test_case_kinds_carry_what_they_claim(corpus_dir: Path) -> None:
+    """Doubled cases hold the body twice, partial repeats under a third of it again."""
+    articles = corpus.load(corpus_dir, 4)
+    built = cases.build(articles, [1.0] * len(articles), 1, 10)
+    by_id = {c.doc_id: c for c in built.cases}
+    body = edits.as_html(articles[0].paragraphs)
+    assert by_id["doubled_exact.0"].body == body + "\n" + body
+    assert 3 == by_id["tripled.0"].body.count(articles[0].paragraphs[0])
+    partial = by_id["partial_repeat.0"]
+    assert 1 <= partial.repeated <= 3
+    near = [c for c in built.cases if c.group == cases.NEAR and c.article == 0]
+    assert len(near) <= 9  # under boilerplate_min_documents: the body never becomes boilerplate
+
+
+def test_substitute_changes_the_share_of_words_asked() -> None:
+    """Substitution replaces that share of words, counting each ideograph as a word."""
+    rng = random.Random(1)
+    text = ["one two three four five six seven eight nine ten"] * 2
+    changed = edits.substitute(text, 0.25, rng, ["X"])
+    assert 5 == sum(p.split().count("X") for p in changed)
+    chinese = edits.substitute(["今天天气很好我们去公园"], 0.5, rng, ["X"])
+    assert 5 == chinese[0].count("X") or 6 == chinese[0].count("X")
+
+
+def test_page_stats_count_body_and_template(corpus_dir: Path) -> None:
+    """A synthetic page keeps its body with selection, and is mostly template without it."""
+    [first] = corpus.load(corpus_dir, 1)
+    stats = extraction.page_stats(first)
+    assert 1.0 == stats.coverage
+    assert stats.kept == stats.body_paragraphs
+    assert stats.similarity > 0.9 > stats.similarity_without
