@@ -24,6 +24,11 @@ DOUBLED_SHARE = 0.5
 """``doubled_body`` when the repeated words are at least this share of the unique words."""
 _GROUP_LIMIT = 32  # paragraphs sharing one fingerprint beyond this pair only with neighbours
 _BAND_ROWS = 4
+_BAND_MIX = np.array(
+    [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
+    dtype=np.uint64,
+)
+_BAND_SALT = np.uint64(0x9FB21C651E98DF25)
 
 
 @dataclass(frozen=True)
@@ -75,29 +80,40 @@ def _similar_pairs(
         for n, i in enumerate(members):
             for j in members[n + 1 :]:
                 pairs[(i, j)] = 1.0
-    # Near copies: candidates from in-memory LSH bands of the paragraph signatures.
-    signed_rows = [i for i, has in enumerate(signed) if has]
-    if len(signed_rows) < 2:
+    # Near copies: candidates from in-memory LSH bands of the paragraph signatures, each band
+    # folded into one 64-bit key so that all bands of all paragraphs are grouped by one sort.
+    rows = np.array([i for i, has in enumerate(signed) if has], dtype=np.int64)
+    if len(rows) < 2:
         return pairs
     num_perm = signatures.shape[1]
-    buckets: dict[tuple[int, bytes], list[int]] = defaultdict(list)
-    for i in signed_rows:
-        row = signatures[i]
-        for band in range(num_perm // _BAND_ROWS):
-            key = row[band * _BAND_ROWS : (band + 1) * _BAND_ROWS].tobytes()
-            buckets[(band, key)].append(i)
-    seen: set[tuple[int, int]] = set()
-    for members in buckets.values():
-        if len(members) < 2 or len(members) > _GROUP_LIMIT:
+    bands = num_perm // _BAND_ROWS
+    block = signatures[rows, : bands * _BAND_ROWS].astype(np.uint64)
+    keys = (block.reshape(len(rows), bands, _BAND_ROWS) * _BAND_MIX).sum(axis=2, dtype=np.uint64)
+    keys ^= np.arange(bands, dtype=np.uint64) * _BAND_SALT
+    flat = keys.ravel()
+    order = np.argsort(flat, kind="stable")
+    owners = np.repeat(rows, bands)[order]
+    sorted_keys = flat[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+    lengths = np.diff(np.append(starts, len(flat)))
+    candidates: set[tuple[int, int]] = set()
+    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+        if length < 2 or length > _GROUP_LIMIT:
             continue
+        members = sorted(owners[start : start + length].tolist())
         for n, i in enumerate(members):
             for j in members[n + 1 :]:
-                if (i, j) in pairs or (i, j) in seen or fingerprints[i] == fingerprints[j]:
-                    continue
-                seen.add((i, j))
-                score = float(np.count_nonzero(signatures[i] == signatures[j])) / num_perm
-                if score >= threshold:
-                    pairs[(i, j)] = score
+                if (i, j) not in pairs and fingerprints[i] != fingerprints[j]:
+                    candidates.add((i, j))
+    if not candidates:
+        return pairs
+    ordered = sorted(candidates)
+    first = np.array([i for i, _ in ordered], dtype=np.int64)
+    second = np.array([j for _, j in ordered], dtype=np.int64)
+    scores = np.count_nonzero(signatures[first] == signatures[second], axis=1) / num_perm
+    for i, j, score in zip(first.tolist(), second.tolist(), scores.tolist(), strict=True):
+        if score >= threshold:
+            pairs[(i, j)] = score
     return pairs
 
 
