@@ -35,6 +35,16 @@ FILL_PREFIX = "syn"
 _FRESH = 50_000_000  # index offset of the documents measured on top of the fill
 
 
+LATENCIES = (
+    "report_in_process",
+    "report_command",
+    "version_command",
+    "lean_lookup_command",
+    "check_in_process",
+)
+"""The latencies a growth run measures at each index size."""
+
+
 def _fill_worker(
     url: str, corpus: corpus_.Corpus, start: int, stop: int, part: int, parts: int
 ) -> None:
@@ -250,12 +260,6 @@ def run(
         for name in ("store_index_rate", "bulk2_rate"):
             row[name] = round(median([r[name] for r in results]), 1)
             row[f"{name}s"] = [round(r[name], 1) for r in results]
-        for name in (
-            "report_in_process",
-            "report_command",
-            "version_command",
-            "lean_lookup_command",
-            "check_in_process",
-        ):
+        for name in LATENCIES:
             row[name] = latency_summary([t for r in results for t in r[name]])
     return {"sizes": [rows[size] for size in sorted(rows)], "fill_rates": fill_rates}

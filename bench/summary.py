@@ -12,6 +12,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bench.growth import LATENCIES
+
 MILLION = 1_000_000
 
 
@@ -153,13 +155,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"{row['store_index_rates']}",
             f"- bulk, 2 workers: {row['bulk2_rate']:,.1f} docs/s {row['bulk2_rates']}",
         ]
-        for name in (
-            "report_in_process",
-            "report_command",
-            "version_command",
-            "lean_lookup_command",
-            "check_in_process",
-        ):
+        for name in LATENCIES:
             lat = row[name]
             lines.append(f"- {name}: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms")
         lines += ["", "| key family | keys | bytes/doc | bytes/key | encoding |"]

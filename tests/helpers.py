@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 
 _VOCABULARY = [
     "council",
@@ -126,3 +129,18 @@ def edit_words(paragraph_text: str, rng: random.Random, count: int) -> str:
     for _ in range(count):
         words[rng.randrange(len(words))] = rng.choice(_VOCABULARY) + "x"
     return " ".join(words)
+
+
+def dedup_command(
+    redis_url: str, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m dedup`` against ``redis_url`` in a process of its own, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "dedup", *args],
+        input=stdin,
+        env={**os.environ, "DEDUP_REDIS_URL": redis_url, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,26 +12,18 @@ from click.testing import CliRunner
 from dedup.cli import cli
 from dedup.settings import Settings
 from tests.conftest import EXAMPLES, SEED
-from tests.helpers import article, as_html
+from tests.helpers import article, as_html, dedup_command
 
 
 def run_dedup(
     settings: Settings, *args: str, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m dedup`` against the test Redis, as a user would."""
-    env = {
-        **os.environ,
-        "DEDUP_REDIS_URL": str(settings.redis_url),
-        "DEDUP_NAMESPACE": settings.namespace,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "dedup", *args],
-        input=stdin.decode() if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
+    return dedup_command(
+        str(settings.redis_url),
+        *args,
+        stdin=stdin.decode() if stdin is not None else None,
+        env={"DEDUP_NAMESPACE": settings.namespace},
     )
 
 

@@ -24,7 +24,7 @@ from dedup.queue import make_queue
 from dedup.settings import Settings
 from dedup.store import Store
 from tests.consistency import assert_consistent
-from tests.helpers import article, as_html, edit_words
+from tests.helpers import article, as_html, dedup_command, edit_words
 
 KILL_RUNS = 10
 
@@ -200,14 +200,7 @@ def test_two_workers_racing_on_near_identical_documents(
 
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     """The dedup command against the test Redis."""
-    return subprocess.run(
-        [sys.executable, "-m", "dedup", *args],
-        env=worker_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return dedup_command(str(settings.redis_url), *args, env=worker_env(settings))
 
 
 @pytest.mark.slow

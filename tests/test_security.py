@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from dedup.client import Client
 from dedup.queue import JOB_FUNCTION, make_queue
 from dedup.settings import Settings
 from dedup.store import Store
-from tests.helpers import article, as_html
+from tests.helpers import article, as_html, dedup_command
 from tests.servers import make_certificates, redis_server
 
 
@@ -33,16 +32,7 @@ class Exploit:
 
 def cli(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """The dedup command against ``url``."""
-    env = {**os.environ, "DEDUP_REDIS_URL": url}
-    return subprocess.run(
-        [sys.executable, "-m", "dedup", *args],
-        input=stdin,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return dedup_command(url, *args, stdin=stdin)
 
 
 def test_pickled_job_is_rejected_unrun(
