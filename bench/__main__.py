@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus as corpus_
-from bench import growth, layout, profiling, summary, throughput
+from bench import growth, profiling, summary, throughput
 from bench.measure import REPO, machine
 from bench.redisproc import default_binary, redis_server, server_version
 from bench.workerproc import freeze_code
 from dedup.settings import Settings
 from dedup.store import signature_settings
 
-SECTIONS = ("throughput", "growth", "profile", "layout")
+SECTIONS = ("throughput", "growth", "profile")
 
 
 def _sizes(text: str) -> list[int]:
@@ -71,9 +71,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--command-samples", type=int, default=20, help="`dedup report` runs")
     parser.add_argument("--check-docs", type=int, default=100, help="in-process check runs")
     parser.add_argument("--profile-docs", type=int, default=1000)
-    parser.add_argument(
-        "--layout-docs", type=int, default=20_000, help="documents per store layout compared"
-    )
     parser.add_argument("--plot", type=Path, default=None, help="PNG path of the growth plot")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument(
@@ -88,7 +85,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
         args.repeat, args.bulk_docs, args.single_docs = 1, 400, 100
         args.sizes, args.growth_docs, args.lookups = [2000, 4000], 200, 100
         args.command_samples, args.check_docs, args.profile_docs = 3, 20, 200
-        args.layout_docs = 2000
     return args
 
 
@@ -175,10 +171,6 @@ def _run(args: argparse.Namespace, corpus: corpus_.Corpus, binary: str, out: Pat
                 )
         except ImportError:
             log("pyinstrument is missing: pip install -e '.[bench]' (make bench does)")
-        save()
-    if "layout" in args.sections:
-        log("layout: memory of other store layouts for the same documents")
-        results["layout"] = layout.run(binary, corpus, args.layout_docs, log)
         save()
     plot_path = args.plot or out / "growth.png"
     if summary.plot(results, plot_path):

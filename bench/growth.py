@@ -60,8 +60,7 @@ def fill(
 ) -> list[tuple[int, float]]:
     """Add synthetic documents until the store holds ``target``; (size, docs/s) along the way."""
     client = connect(url)
-    documents = Keys(throughput.NAMESPACE).documents
-    start = int(client.zcard(documents))
+    start = memory.documents(client, throughput.NAMESPACE)
     filled = int(client.get("bench:filled") or 0)
     if start >= target:
         return []
@@ -80,7 +79,7 @@ def fill(
     last_size, last_time = start, time.perf_counter()
     while any(child.is_alive() for child in children):
         time.sleep(10)
-        size, now = int(client.zcard(documents)), time.perf_counter()
+        size, now = memory.documents(client, throughput.NAMESPACE), time.perf_counter()
         rates.append((size, (size - last_size) / (now - last_time)))
         log(f"    filled {size:,} documents ({rates[-1][1]:,.0f} docs/s)")
         last_size, last_time = size, now
@@ -119,11 +118,8 @@ def _report_times(url: str, filled: int, samples: int, seed: int) -> list[float]
     return times
 
 
-_LEAN_LOOKUP = (
-    "import sys, redis; "
-    "redis.Redis.from_url(sys.argv[1]).hmget(sys.argv[2], 'report', 'sig', 'fps', 'content')"
-)
-"""The floor of any Python command: start, import redis-py, read one document hash."""
+_LEAN_LOOKUP = "import sys, redis; redis.Redis.from_url(sys.argv[1]).hget(sys.argv[2], sys.argv[3])"
+"""The floor of any Python command: start, import redis-py, read one document record."""
 
 
 def _command_times(url: str, command: list[str], samples: int) -> list[float]:
@@ -163,7 +159,7 @@ def memory_at(url: str, size: int, baseline: int, log: Callable[[str], None]) ->
     """Memory of a store just filled to ``size`` documents, in total and by key family."""
     client = connect(url)
     used = memory.used_memory(client) - baseline
-    documents = int(client.zcard(Keys(throughput.NAMESPACE).documents))
+    documents = memory.documents(client, throughput.NAMESPACE)
     row: dict[str, Any] = {
         "size": size,
         "documents": documents,
@@ -186,7 +182,8 @@ def one_round(
     doc_id = corpus_.doc_id(rng.randrange(filled), FILL_PREFIX)
     samples = max(1, options["command_samples"] // repeat)
     dedup = dedup_command()
-    key = Keys(throughput.NAMESPACE).document(doc_id)
+    serial, _ = Store(client, Settings(namespace=throughput.NAMESPACE)).resolve(doc_id)
+    key = Keys(throughput.NAMESPACE).records(serial)
     offset = _FRESH + size * 10 + rep * 100_000
     check_docs = list(
         corpus_.documents(corpus, offset, max(1, options["check_docs"] // repeat), prefix="check")
@@ -201,7 +198,7 @@ def one_round(
         "report_command": _command_times(url, [*dedup, "report", doc_id, "--json"], samples),
         "version_command": _command_times(url, [*dedup, "--version"], samples),
         "lean_lookup_command": _command_times(
-            url, [sys.executable, "-c", _LEAN_LOOKUP, url, key], samples
+            url, [sys.executable, "-c", _LEAN_LOOKUP, url, key, str(serial)], samples
         ),
         "check_in_process": _check_times(url, check_docs),
         "store_index_rate": _store_rate(url, corpus, offset + 20_000, options["growth_docs"]),

@@ -17,12 +17,18 @@ import redis
 from dedup.keys import FLAGS, Keys
 
 MANY = {
-    "doc:": "document hashes",
-    "lsh:": "LSH band sets",
-    "para:": "paragraph sets",
-    "content:": "content sets",
+    "r:": "records",
+    "b:": "LSH band entries",
+    "p:": "paragraph entries",
+    "c:": "content entries",
+    "i:": "document id entries",
 }
-"""Families with one key per document, band digest, paragraph or content hash."""
+"""Families of many keys: record buckets and entry buckets (dedup.layout)."""
+
+
+def documents(client: redis.Redis, namespace: str) -> int:
+    """Documents the store under ``namespace`` holds."""
+    return int(client.hget(Keys(namespace).counters, "documents") or 0)
 
 
 def used_memory(client: redis.Redis) -> int:
@@ -36,7 +42,8 @@ def _family(key: str, namespace: str) -> str | None:
         rest = key[len(prefix) :]
         for start, name in MANY.items():
             if rest.startswith(start):
-                return name
+                # <family>:<bucket>:<field>: an entry held by many documents, in a set of its own
+                return f"{name}, overflow sets" if rest.count(":") == 2 else name
         return None  # one of the singletons, measured by name
     if key.startswith("rq:"):
         return "RQ jobs and registries"
@@ -56,8 +63,8 @@ def _sample(client: redis.Redis, count: int) -> tuple[list[str], bool]:
 def breakdown(client: redis.Redis, namespace: str, samples: int = 20_000) -> dict[str, Any]:
     """Bytes by key family, estimated from ``samples`` keys, per indexed document."""
     keys = Keys(namespace)
-    documents = int(client.zcard(keys.documents)) or 1
-    singletons = [keys.meta, keys.counters, keys.documents, *(keys.flag(f) for f in FLAGS)]
+    count = documents(client, namespace) or 1
+    singletons = [keys.meta, keys.counters, *(keys.flag(f) for f in FLAGS)]
     exact = {}
     for name in singletons:
         usage = client.memory_usage(name, samples=0)
@@ -89,7 +96,7 @@ def breakdown(client: redis.Redis, namespace: str, samples: int = 20_000) -> dic
         rows[family] = {
             "keys": round(seen[family] * scale),
             "bytes": round(total[family] * scale),
-            "bytes_per_doc": round(total[family] * scale / documents, 1),
+            "bytes_per_doc": round(total[family] * scale / count, 1),
             "bytes_per_key": round(total[family] / seen[family], 1),
             "encoding": encoding.decode() if isinstance(encoding, bytes) else str(encoding),
         }
@@ -97,8 +104,8 @@ def breakdown(client: redis.Redis, namespace: str, samples: int = 20_000) -> dic
         rows[name] = {
             "keys": 1,
             "bytes": usage,
-            "bytes_per_doc": round(usage / documents, 1),
+            "bytes_per_doc": round(usage / count, 1),
             "bytes_per_key": usage,
             "encoding": "",
         }
-    return {"documents": documents, "sampled_keys": len(sampled), "exact": complete, "rows": rows}
+    return {"documents": count, "sampled_keys": len(sampled), "exact": complete, "rows": rows}

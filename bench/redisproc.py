@@ -17,6 +17,8 @@ from pathlib import Path
 
 import redis
 
+from dedup.server import LAYOUT_CONFIG
+
 
 def default_binary() -> str:
     """A production-like ``redis-server`` on PATH, else the one dedup embeds."""
@@ -49,6 +51,7 @@ def redis_server(binary: str, extra: list[str] | None = None) -> Iterator[str]:
         "--appendonly", "no",
         "--daemonize", "no",
         "--logfile", str(folder / "redis.log"),
+        *LAYOUT_CONFIG,  # as the embedded server dedup starts by default
         *(extra or []),
     ]  # fmt: skip
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -21,13 +21,13 @@ import numpy as np
 import redis
 from datasketch import MinHash, MinHashLSH
 
+from bench import memory
 from bench.measure import median, wait_until
 from bench.workerproc import running_workers
 from dedup import signature
 from dedup.analysis import analyse
 from dedup.client import Client
 from dedup.document import from_payload
-from dedup.keys import Keys
 from dedup.settings import Settings
 from dedup.store import connect
 
@@ -65,7 +65,6 @@ def end_to_end(
         connection.flushall()
     with running_workers(connection, url, settings.namespace, settings.queue, processes):
         client = Client(settings)
-        documents = Keys(settings.namespace).documents
         finished = client.queue.finished_job_registry
         if mode == "noop":
             expected = int(finished.count) + len(docs)
@@ -73,10 +72,10 @@ def end_to_end(
             def done() -> bool:
                 return int(finished.count) >= expected
         else:
-            expected = int(connection.zcard(documents)) + len(docs)
+            expected = memory.documents(connection, settings.namespace) + len(docs)
 
             def done() -> bool:
-                return int(connection.zcard(documents)) >= expected
+                return memory.documents(connection, settings.namespace) >= expected
 
         start = time.perf_counter()
         if mode == "bulk":
@@ -102,11 +101,14 @@ def end_to_end(
 
 # -- datasketch's MinHashLSH on Redis -------------------------------------------------------
 
+DATASKETCH_THRESHOLD = 0.5
+"""The Jaccard threshold given to MinHashLSH (its optimiser picks bands and rows from it)."""
+
 
 def _lsh(url: str, settings: Settings) -> MinHashLSH:
     path = url.removeprefix("unix://")
     return MinHashLSH(
-        threshold=settings.lsh_threshold,
+        threshold=DATASKETCH_THRESHOLD,
         num_perm=settings.num_perm,
         storage_config={
             "type": "redis",

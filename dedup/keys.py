@@ -1,12 +1,14 @@
 """Every Redis key dedup writes, named in one place under a configurable namespace.
 
 Keep all naming here: when the index moves to a Redis Cluster, hash tags are added in this
-module alone.
+module alone. The layout of what the keys hold is described in :mod:`dedup.layout`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from dedup.layout import RECORDS_PER_BUCKET, Family
 
 FLAGS = ("doubled_body", "internal_repeat", "exact_duplicate", "near_duplicate", "boilerplate")
 """The flag vocabulary of reports, in the order reports list them."""
@@ -25,35 +27,26 @@ class Keys:
 
     @property
     def counters(self) -> str:
-        """Hash: running totals (paragraphs, distinct paragraphs)."""
+        """Hash: running totals (documents, paragraphs, distinct paragraphs, last serial)."""
         return f"{self.namespace}:counters"
 
     @property
-    def documents(self) -> str:
-        """Sorted set: document id → time it was (last) indexed."""
-        return f"{self.namespace}:docs"
+    def record_prefix(self) -> str:
+        """Prefix of the hashes of records; the scripts append the bucket number."""
+        return f"{self.namespace}:r:"
 
-    @property
-    def document_prefix(self) -> str:
-        """Prefix of the per-document hashes (used by the Lua script)."""
-        return f"{self.namespace}:doc:"
+    def records(self, serial: int) -> str:
+        """Hash: serial → packed record, for :data:`RECORDS_PER_BUCKET` consecutive serials."""
+        return f"{self.record_prefix}{serial // RECORDS_PER_BUCKET}"
 
-    def document(self, doc_id: str) -> str:
-        """Hash: one document's signature, fingerprints, URL and stored report."""
-        return f"{self.document_prefix}{doc_id}"
+    def entry_prefix(self, family: Family) -> str:
+        """Prefix of the hashes of one family of index entries (LSH bands, paragraphs...).
 
-    def band(self, band: int, digest: str) -> str:
-        """Set: ids of the documents whose signature has this digest in this LSH band."""
-        return f"{self.namespace}:lsh:{band}:{digest}"
-
-    def paragraph(self, fingerprint: int) -> str:
-        """Set: ids of the documents that contain a paragraph with this fingerprint."""
-        return f"{self.namespace}:para:{fingerprint:016x}"
-
-    def content(self, content_hash: str) -> str:
-        """Set: ids of the documents with exactly this normalised content."""
-        return f"{self.namespace}:content:{content_hash}"
+        ``<prefix><bucket>`` is a hash of entries; ``<prefix><bucket>:<field in hex>`` the
+        set of serials of an entry held by many documents.
+        """
+        return f"{self.namespace}:{family.name}:"
 
     def flag(self, name: str) -> str:
-        """Sorted set: ids of the documents carrying this flag → when it was raised."""
+        """Sorted set: serials of the documents carrying this flag → when it was raised."""
         return f"{self.namespace}:flag:{name}"

@@ -12,6 +12,7 @@ from typing import Any
 
 from dedup.analysis import Analysis
 from dedup.keys import FLAGS
+from dedup.layout import Record
 
 EXCERPT_CHARS = 160
 
@@ -38,6 +39,32 @@ def stored_report(analysis: Analysis) -> dict[str, Any]:
         "duplicate_fraction": repeats.duplicate_fraction,
         "doubled_body": repeats.doubled_body,
         "excerpts": excerpts,
+    }
+
+
+def record_extra(analysis: Analysis) -> dict[str, Any]:
+    """The stored report fields that most documents do not have, kept in their record."""
+    stored = stored_report(analysis)
+    extra: dict[str, Any] = {}
+    if stored["internal_repeats"]:
+        for name in ("internal_repeats", "duplicate_fraction", "excerpts"):
+            extra[name] = stored[name]
+    if stored["fetched_at"] is not None:
+        extra["fetched_at"] = stored["fetched_at"]
+    return extra
+
+
+def stored_from_record(record: Record) -> dict[str, Any]:
+    """The stored part of a report, from the record the store keeps."""
+    return {
+        "doc_id": record.doc_id,
+        "url": record.url,
+        "fetched_at": record.extra.get("fetched_at"),
+        "paragraphs": record.paragraphs,
+        "internal_repeats": record.extra.get("internal_repeats", []),
+        "duplicate_fraction": record.extra.get("duplicate_fraction", 0.0),
+        "doubled_body": record.doubled_body,
+        "excerpts": record.extra.get("excerpts", {}),
     }
 
 

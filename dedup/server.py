@@ -114,6 +114,12 @@ def ensure_server(data_dir: Path, timeout: float = 15.0) -> str:
         return _start(data_dir, timeout)
 
 
+LAYOUT_CONFIG = ["--hash-max-ziplist-value", "1024", "--hash-max-ziplist-entries", "512"]
+"""Server settings the store's layout is sized for: records (a few hundred bytes each) stay in
+compact listpack hashes, and entry hashes keep room to grow past 128 fields. Redis's defaults
+work too, at about 60 more bytes per document (docs/BENCHMARKS.md)."""
+
+
 def _start(data_dir: Path, timeout: float) -> str:
     sock = data_dir / "redis.sock"
     args = [
@@ -127,6 +133,7 @@ def _start(data_dir: Path, timeout: float) -> str:
         "--logfile", str(data_dir / "redis.log"),
         "--bind", "127.0.0.1",
         "--protected-mode", "yes",
+        *LAYOUT_CONFIG,
     ]  # fmt: skip
     if len(str(sock)) <= _MAX_SOCKET_PATH:
         args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]

@@ -16,7 +16,6 @@ from dedup.document import Document
 from dedup.durations import parse_duration
 from dedup.errors import InputError
 from dedup.export import FIELDS
-from dedup.keys import FLAGS
 from dedup.settings import Settings
 from dedup.store import Store
 from tests.conftest import EXAMPLES, SEED
@@ -32,29 +31,22 @@ def store(settings: Settings, redis_client: redis.Redis) -> Store:
     return Store(redis_client, settings)
 
 
-def index(store: Store, doc_id: str, body: str, url: str | None = None) -> None:
-    """Analyse and index one document now."""
-    store.index([analyse(Document(doc_id, body, url), store.settings)])
-
-
-def age(store: Store, doc_id: str, seconds: float) -> None:
-    """Make a document look as if it had been indexed, and flagged, ``seconds`` ago."""
-    when = time.time() - seconds
-    store.client.zadd(store.keys.documents, {doc_id: when})
-    store.client.hset(store.keys.document(doc_id), "added", when)
-    for flag in FLAGS:
-        store.client.zadd(store.keys.flag(flag), {doc_id: when}, xx=True)
+def index(
+    store: Store, doc_id: str, body: str, url: str | None = None, *, ago: float = 0.0
+) -> None:
+    """Analyse and index one document, as if ``ago`` seconds ago."""
+    then = Store(store.client, store.settings, clock=lambda: time.time() - ago)
+    then.index([analyse(Document(doc_id, body, url), store.settings)])
 
 
 @pytest.fixture
 def corpus(store: Store) -> Store:
     """The seed (doubled body), a copy of it, an unrelated article, a doubled one of last week."""
+    old = article(2)
+    index(store, "old-doubled", as_html(old + old), ago=7 * DAY)
     index(store, "seed", SEED.read_text(), "https://example.com/seed")
     index(store, "copy", (EXAMPLES / "seed-copy-one-paragraph-dropped.html").read_text())
     index(store, "unrelated", as_html(article(1)))
-    old = article(2)
-    index(store, "old-doubled", as_html(old + old))
-    age(store, "old-doubled", 7 * DAY)
     return store
 
 
@@ -96,16 +88,18 @@ def test_list_since_filters_by_indexed_time(settings: Settings, corpus: Store) -
 
 
 def test_scan_sees_each_document_once_across_pages(store: Store) -> None:
-    """Pages follow scores, so many documents indexed at the same instant are listed once each."""
-    for n in range(7):
-        index(store, f"d{n}", as_html(article(100 + n, 3)))
+    """Documents indexed at the same instant are listed once each, by serial and by flag."""
     same = time.time()
+    at_once = Store(store.client, store.settings, clock=lambda: same)
     for n in range(7):
-        store.client.zadd(store.keys.documents, {f"d{n}": same if n < 5 else same - 10})
+        body = article(100 + n, 3)
+        at_once.index([analyse(Document(f"d{n}", as_html(body + body)), store.settings)])
     listed = [row["doc_id"] for row in store.scan_documents(page=2)]
-    assert sorted(listed) == [f"d{n}" for n in range(7)]
-    assert ["d5", "d6"] == sorted(listed[5:])
+    assert listed == [f"d{n}" for n in reversed(range(7))]
+    flagged = [row["doc_id"] for row in store.scan_documents("doubled_body", page=2)]
+    assert sorted(flagged) == [f"d{n}" for n in range(7)]
     assert 7 == len(store.list_documents(None, 100, since=same - 60))
+    assert 0 == len(store.list_documents(None, 100, since=same + 1))
     assert 3 == len(store.list_documents(None, 3))
 
 

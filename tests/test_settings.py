@@ -26,10 +26,10 @@ def test_shipped_config_matches_the_defaults() -> None:
 def test_precedence(tmp_path: Path) -> None:
     """Flags win over the environment, which wins over the file."""
     config = tmp_path / "d.toml"
-    config.write_text('[dedup]\nnamespace = "file"\nnum_perm = 64\nbatch_size = 7\n')
-    env = {"DEDUP_NAMESPACE": "env", "DEDUP_NUM_PERM": "32"}
+    config.write_text('[dedup]\nnamespace = "file"\nnum_perm = 128\nbatch_size = 7\n')
+    env = {"DEDUP_NAMESPACE": "env", "DEDUP_NUM_PERM": "64"}
     settings = load_settings(config, env=env, overrides={"namespace": "flag"})
-    assert ("flag", 32, 7) == (settings.namespace, settings.num_perm, settings.batch_size)
+    assert ("flag", 64, 7) == (settings.namespace, settings.num_perm, settings.batch_size)
 
 
 def test_unknown_and_invalid_settings_are_refused(tmp_path: Path) -> None:

@@ -1,0 +1,109 @@
+-- Index (or delete) one document atomically: take out what an older version of it put in
+-- the index, add the new entries, find its duplicates among the documents sharing an LSH
+-- band or its exact content, and raise the flags on both sides. common.lua comes first.
+-- ARGV[1]: JSON plan (scalars and key prefixes), ARGV[2]: the new record ('' to delete),
+-- ARGV[3]: the id entry followed by the id, ARGV[4..6]: new band, paragraph and content
+-- entries, ARGV[7..9]: the old ones (computed from the record the store read).
+-- Each version of a document has its own serial, so entries are sets: writing a document
+-- twice ends in the same state. The serial is taken by the first write of the script and the
+-- record written last: a script stopped half-way by an error leaves the old version
+-- recorded, and the retry redoes everything under a new serial.
+local p = cjson.decode(ARGV[1])
+local record = ARGV[2]
+local old_serial, old_rec, id_key, id_field = resolve(ARGV[3], p.id_width, p.ids, p.records)
+if old_serial ~= p.expect then
+  return {'conflict'}
+end
+
+local affected = {}
+local function note(serials)
+  for _, s in ipairs(serials) do
+    if s ~= old_serial then affected[#affected + 1] = s end
+  end
+end
+
+local serial = 0
+if not p.delete then
+  serial = redis.call('HINCRBY', p.counters, 'serial', 1)
+end
+
+if old_serial ~= 0 then
+  for _, e in ipairs(entries(ARGV[7], p.band_width, p.bands)) do
+    remove(e[1], e[2], old_serial)
+    note(members(e[1], e[2]))
+  end
+  for _, e in ipairs(entries(ARGV[8], p.para_width, p.paras)) do
+    local left, gone = remove(e[1], e[2], old_serial)
+    if gone then
+      if left == 0 then
+        redis.call('HINCRBY', p.counters, 'distinct_paragraphs', -1)
+      elseif left == p.boilerplate_at - 1 then
+        note(members(e[1], e[2]))
+      end
+    end
+  end
+  for _, e in ipairs(entries(ARGV[9], p.content_width, p.contents)) do
+    remove(e[1], e[2], old_serial)
+    note(members(e[1], e[2]))
+  end
+  for _, key in ipairs(p.all_flags) do redis.call('ZREM', key, old_serial) end
+  remove(id_key, id_field, old_serial)
+  redis.call('HDEL', record_key(p.records, old_serial), old_serial)
+  redis.call('HINCRBY', p.counters, 'documents', -1)
+  redis.call('HINCRBY', p.counters, 'paragraphs', -record_header(old_rec).paragraphs)
+end
+
+if p.delete then
+  return {'ok', {}, {}, affected}
+end
+
+local ts = p.ts
+local bands = entries(ARGV[4], p.band_width, p.bands)
+for _, e in ipairs(bands) do add(e[1], e[2], serial, p.inline) end
+for _, e in ipairs(entries(ARGV[5], p.para_width, p.paras)) do
+  local size, new = add(e[1], e[2], serial, p.inline)
+  if new then
+    if size == 1 then redis.call('HINCRBY', p.counters, 'distinct_paragraphs', 1) end
+    if size == p.boilerplate_at then
+      -- The paragraph just became boilerplate: every document holding it carries the flag.
+      for _, s in ipairs(members(e[1], e[2])) do redis.call('ZADD', p.boilerplate_flag, ts, s) end
+    elseif size > p.boilerplate_at then
+      redis.call('ZADD', p.boilerplate_flag, ts, serial)
+    end
+  end
+end
+for _, key in ipairs(p.flags) do redis.call('ZADD', key, ts, serial) end
+
+local contents = entries(ARGV[6], p.content_width, p.contents)
+for _, e in ipairs(contents) do add(e[1], e[2], serial, p.inline) end
+local seen = {}
+local exact = {}
+for _, other in ipairs(related(contents, p.records, serial, seen, p.max_exact)) do
+  exact[#exact + 1] = record_id(other[2])
+  redis.call('ZADD', p.exact_flag, ts, other[1])
+end
+if #exact > 0 then redis.call('ZADD', p.exact_flag, ts, serial) end
+
+-- Near duplicates: candidates from the bands, scored on the stored signatures, flagged on
+-- both sides at or over the threshold.
+local near = {}
+local sig = record_signature(record)
+if #sig > 0 then
+  for _, other in ipairs(related(bands, p.records, serial, seen, p.max_candidates)) do
+    local theirs = record_signature(other[2])
+    if #theirs == #sig then
+      local score = similarity(sig, theirs, p.chance)
+      if score >= p.near_threshold then
+        near[#near + 1] = record_id(other[2])
+        near[#near + 1] = tostring(score)
+        redis.call('ZADD', p.near_flag, ts, other[1])
+      end
+    end
+  end
+  if #near > 0 then redis.call('ZADD', p.near_flag, ts, serial) end
+end
+redis.call('HINCRBY', p.counters, 'documents', 1)
+redis.call('HINCRBY', p.counters, 'paragraphs', p.paragraphs)
+add(id_key, id_field, serial, p.inline)
+redis.call('HSET', record_key(p.records, serial), serial, record)
+return {'ok', exact, near, affected}

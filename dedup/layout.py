@@ -1,0 +1,211 @@
+"""How a document is laid out in the store: a packed record and a few small index entries.
+
+A million documents must fit in about a gigabyte of Redis, everything included, so the
+layout avoids what costs memory in Redis: a key per small thing, and long member names.
+
+- Every indexed version of a document gets a **serial** (a 32-bit integer). Its **record**
+  (id, URL, time, MinHash signature, paragraph fingerprints, the internal repeats when there
+  are any) is one packed string, a field of a hash holding 128 consecutive serials.
+- LSH bands, paragraph fingerprints, exact content and document ids are **entries**: a field
+  of a few bytes in one of many small hashes, chosen by the entry's high bits. The value is
+  the serials of the documents holding the entry, packed 4 bytes each; an entry held by more
+  than :data:`INLINE` documents (boilerplate, a wire story copied everywhere) moves to a set
+  of its own, which is rare enough to cost nothing per document.
+- Signatures keep 8 bits of each MinHash value (b-bit minwise hashing, Li and König 2010):
+  two different values agree by chance with probability 1/256, which the similarity estimate
+  subtracts. The LSH bands are read from the same 8-bit values.
+
+Everything here is pure: the store sends what it computes to Redis, and the Lua scripts read
+records with the same layout (``dedup/lua/common.lua``).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FORMAT_VERSION = "2"
+"""Bumped when the layout or the hashing of stored signatures changes."""
+
+INLINE = 8
+"""Serials an entry keeps in its own field before it moves to a set of its own."""
+
+RECORDS_PER_BUCKET = 128
+"""Consecutive serials whose records share one hash."""
+
+SIGNATURE_BITS = 8
+"""Bits kept of each MinHash value."""
+
+CHANCE = 1.0 / (1 << SIGNATURE_BITS)
+"""Probability that two different MinHash values agree on the bits kept."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """One kind of index entry: its key prefix letter and how its 64-bit keys are split."""
+
+    name: str
+    bucket_bits: int
+    """High bits that choose the hash (``2**bucket_bits`` hashes at most)."""
+    field_bytes: int
+    """Bytes of the following bits that name the field inside the hash."""
+
+    def split(self, key: int) -> tuple[int, bytes]:
+        """Bucket number and field of a 64-bit entry key."""
+        bucket = key >> (64 - self.bucket_bits)
+        rest = (key << self.bucket_bits) & 0xFFFF_FFFF_FFFF_FFFF
+        return bucket, (rest >> (64 - 8 * self.field_bytes)).to_bytes(self.field_bytes, "big")
+
+
+# Sized for about a million documents at 30-130 fields per hash, inside Redis's default
+# listpack limit (128 entries): 16 bands and ~18 paragraphs per document.
+BANDS = Family("b", bucket_bits=17, field_bytes=4)
+PARAGRAPHS = Family("p", bucket_bits=17, field_bytes=4)
+CONTENT = Family("c", bucket_bits=13, field_bytes=6)
+IDS = Family("i", bucket_bits=13, field_bytes=4)
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finaliser: every output bit depends on every input bit."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def reduce_signature(signature: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint8]:
+    """The 8 bits kept of each MinHash value, taken after a multiplicative mix.
+
+    The minimum of many values has small high bits, so they would agree far more often than
+    by chance; the mixed value's top byte is uniform.
+    """
+    mixed = (signature.astype(np.uint32) * np.uint32(0x9E3779B1)) >> np.uint32(24)
+    return np.asarray(mixed, dtype=np.uint8)
+
+
+def similarity(
+    first: bytes | npt.NDArray[np.uint8], second: bytes | npt.NDArray[np.uint8]
+) -> float:
+    """Estimated Jaccard similarity of two reduced signatures, corrected for chance agreement."""
+    a = np.frombuffer(first, dtype=np.uint8) if isinstance(first, bytes) else first
+    b = np.frombuffer(second, dtype=np.uint8) if isinstance(second, bytes) else second
+    agree = float(np.count_nonzero(a == b)) / len(a)
+    return max(0.0, (agree - CHANCE) / (1.0 - CHANCE))
+
+
+def band_keys(reduced: npt.NDArray[np.uint8], bands: int, rows: int) -> list[int]:
+    """One 64-bit key per LSH band: documents with an equal key share the band."""
+    values = reduced[: bands * rows].astype(np.uint64).reshape(bands, rows)
+    combined = np.zeros(bands, dtype=np.uint64)
+    for row in range(rows):
+        combined |= values[:, row] << np.uint64(8 * row)
+    combined ^= np.arange(1, bands + 1, dtype=np.uint64) * _GOLDEN
+    return [int(x) for x in _mix64(combined)]
+
+
+def paragraph_key(fingerprint: int) -> int:
+    """The entry key of a paragraph fingerprint (its top 48 bits, as records keep them)."""
+    return fingerprint & 0xFFFF_FFFF_FFFF_0000
+
+
+def id_key(doc_id: str) -> int:
+    """The entry key of a document id (a hash: records hold the id itself to check it)."""
+    import xxhash
+
+    return int(xxhash.xxh64_intdigest(doc_id.encode("utf-8")))
+
+
+# -- records ---------------------------------------------------------------------------------
+
+_HEADER = struct.Struct("<BBIdQHHHII")
+"""version, bits, paragraphs, indexed at, content hash, and the lengths of: id, URL,
+signature, fingerprints (count), extra (JSON). ``dedup/lua/common.lua`` reads the same."""
+HEADER_SIZE = _HEADER.size
+RECORD_VERSION = 1
+BIT_DOUBLED = 1
+BIT_REPEATS = 2
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the store keeps of one indexed document."""
+
+    doc_id: str
+    url: str | None
+    paragraphs: int
+    indexed_at: float
+    content: int
+    """64-bit hash of the document's normalised content."""
+    signature: bytes
+    """Reduced signature (:func:`reduce_signature`); empty when the document has none."""
+    fingerprints: list[int]
+    """Top 48 bits of each paragraph's fingerprint, in paragraph order."""
+    doubled_body: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Report fields only some documents have: internal repeats, excerpts, fetch time."""
+
+    @property
+    def has_repeats(self) -> bool:
+        """Whether the document repeats paragraphs inside itself."""
+        return bool(self.extra.get("internal_repeats"))
+
+
+def pack(record: Record) -> bytes:
+    """The record as stored."""
+    doc_id = record.doc_id.encode("utf-8")
+    url = (record.url or "").encode("utf-8")
+    extra = json.dumps(record.extra, separators=(",", ":")).encode() if record.extra else b""
+    fps = b"".join((fp >> 16).to_bytes(6, "little") for fp in record.fingerprints)
+    bits = (BIT_DOUBLED if record.doubled_body else 0) | (BIT_REPEATS if record.has_repeats else 0)
+    header = _HEADER.pack(
+        RECORD_VERSION,
+        bits,
+        record.paragraphs,
+        record.indexed_at,
+        record.content,
+        len(doc_id),
+        len(url),
+        len(record.signature),
+        len(record.fingerprints),
+        len(extra),
+    )
+    return header + doc_id + url + record.signature + fps + extra
+
+
+def unpack(data: bytes) -> Record:
+    """The inverse of :func:`pack`."""
+    _, bits, paragraphs, indexed_at, content, n_id, n_url, n_sig, n_fps, n_extra = (
+        _HEADER.unpack_from(data)
+    )
+    at = HEADER_SIZE
+    doc_id = data[at : at + n_id].decode("utf-8")
+    at += n_id
+    url = data[at : at + n_url].decode("utf-8") or None
+    at += n_url
+    signature = data[at : at + n_sig]
+    at += n_sig
+    raw = data[at : at + 6 * n_fps]
+    fingerprints = [int.from_bytes(raw[k : k + 6], "little") << 16 for k in range(0, len(raw), 6)]
+    at += 6 * n_fps
+    extra = json.loads(data[at : at + n_extra]) if n_extra else {}
+    return Record(
+        doc_id=doc_id,
+        url=url,
+        paragraphs=paragraphs,
+        indexed_at=indexed_at,
+        content=content,
+        signature=signature,
+        fingerprints=fingerprints,
+        doubled_body=bool(bits & BIT_DOUBLED),
+        extra=extra,
+    )

@@ -1,0 +1,330 @@
+"""Reading the index: reports, lists and counts (:class:`dedup.store.Store` adds the writes).
+
+A report is read in two round trips whatever the size of the index: one script resolves the
+document id to its record, a second one gathers what the rest of the corpus holds for it
+(exact copies, LSH candidates with their signatures, paragraph counts and the documents that
+share a paragraph). Lists walk the records by serial, newest first, or a flag's sorted set.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import cached_property
+from importlib.resources import files
+from itertools import islice
+from typing import Any, cast
+
+import numpy as np
+import redis
+
+from dedup import layout
+from dedup.errors import NotFoundError, StoreError
+from dedup.keys import FLAGS, Keys
+from dedup.layout import BANDS, CONTENT, IDS, PARAGRAPHS, Family, Record
+from dedup.report import full_report, stored_from_record
+from dedup.settings import Settings
+
+MAX_CANDIDATES = 200
+"""LSH candidates scored per document at most (a hub of copies does not stall a write)."""
+MAX_EXACT = 1000
+"""Exact copies listed per document at most."""
+CLOCK_SKEW = 300.0
+"""Seconds by which workers' clocks may disagree: a walk by serial looks this far past a
+time bound before it stops, since serials follow the order writes reached Redis."""
+_BUCKETS_PER_TRIP = 32
+
+
+def script(name: str) -> str:
+    """A Lua script of the package, preceded by the functions all scripts share."""
+    package = files("dedup")
+    return package.joinpath("common.lua").read_text() + package.joinpath(name).read_text()
+
+
+def store_error(exc: redis.RedisError) -> StoreError:
+    """One line for people, from a redis-py error."""
+    reason = str(exc).split("\n")[0] or type(exc).__name__
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return StoreError(f"lost the connection to Redis: {reason}")
+    return StoreError(f"Redis answered an error: {reason}")
+
+
+def text(value: bytes | None) -> str:
+    """A Redis reply as text ('' for none)."""
+    return value.decode("utf-8") if value is not None else ""
+
+
+def entries(family: Family, keys: Iterable[int]) -> bytes:
+    """Index entries packed for the scripts: bucket number, then field, for each key."""
+    parts = []
+    for key in keys:
+        bucket, field = family.split(key)
+        parts.append(struct.pack("<I", bucket) + field)
+    return b"".join(parts)
+
+
+class Reads:
+    """The read side of the index in one Redis, under one namespace."""
+
+    def __init__(
+        self, client: redis.Redis, settings: Settings, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.keys = Keys(settings.namespace)
+        self.clock = clock
+        """Where index times come from (tests set documents in the past with it)."""
+        self._read = client.register_script(script("read.lua"))
+        keys = self.keys
+        self._prefixes: dict[str, Any] = {
+            "records": keys.record_prefix,
+            "ids": keys.entry_prefix(IDS),
+            "bands": keys.entry_prefix(BANDS),
+            "paras": keys.entry_prefix(PARAGRAPHS),
+            "contents": keys.entry_prefix(CONTENT),
+            "id_width": IDS.field_bytes,
+            "band_width": BANDS.field_bytes,
+            "para_width": PARAGRAPHS.field_bytes,
+            "content_width": CONTENT.field_bytes,
+        }
+
+    @cached_property
+    def _lsh(self) -> tuple[int, int]:
+        """LSH bands and rows: those the index was built with, else ours (a new index)."""
+        stored = self.client.hget(self.keys.meta, "signature")
+        if stored:
+            recorded = json.loads(stored)
+            return int(recorded["lsh_bands"]), int(recorded["lsh_rows"])
+        return self.settings.lsh_bands, self.settings.lsh_rows
+
+    def band_keys(self, reduced: bytes) -> list[int]:
+        """The LSH band entry keys of a reduced signature (none when it is empty)."""
+        if not reduced:
+            return []
+        bands, rows = self._lsh
+        return layout.band_keys(np.frombuffer(reduced, dtype=np.uint8), bands, rows)
+
+    def id_entry(self, doc_id: str) -> bytes:
+        """The id entry of a document followed by the id, as the scripts resolve it."""
+        return entries(IDS, [layout.id_key(doc_id)]) + doc_id.encode("utf-8")
+
+    def plan(self, **fields: Any) -> str:
+        """A script's JSON plan: the key prefixes and entry widths, and these fields."""
+        return json.dumps({**self._prefixes, **fields})
+
+    def resolve(self, doc_id: str) -> tuple[int, Record | None]:
+        """The serial and record of a document (0 and None when it is not indexed)."""
+        reply = self._read(args=[self.plan(mode="resolve"), self.id_entry(doc_id), b""])
+        serial, raw = int(reply[0]), reply[1]
+        return (serial, layout.unpack(raw)) if raw else (0, None)
+
+    # -- reports ------------------------------------------------------------------------------
+
+    def report(self, doc_id: str) -> dict[str, Any]:
+        """The report of one document with the duplicates known now."""
+        try:
+            serial, record = self.resolve(doc_id)
+            if record is None:
+                raise NotFoundError(
+                    f"no document with id {doc_id!r} in namespace {self.keys.namespace!r}"
+                )
+            return self.report_of(serial, record)
+        except redis.RedisError as exc:
+            raise store_error(exc) from None
+
+    def report_of(self, serial: int, record: Record) -> dict[str, Any]:
+        """The report of the document version ``serial``, whose record is ``record``."""
+        distinct = list(dict.fromkeys(record.fingerprints))
+        threshold = self.settings.boilerplate_min_documents
+        plan = self.plan(
+            mode="related",
+            serial=serial,
+            max_candidates=MAX_CANDIDATES,
+            max_exact=MAX_EXACT,
+            boilerplate_at=threshold,
+        )
+        exact_raw, candidates, signatures, counts_raw, shared_raw = self._read(
+            args=[
+                plan,
+                entries(BANDS, self.band_keys(record.signature)),
+                entries(PARAGRAPHS, (layout.paragraph_key(fp) for fp in distinct)),
+                entries(CONTENT, [record.content]),
+            ]
+        )
+        near: list[tuple[str, float]] = []
+        for other, packed in zip(candidates, signatures, strict=True):
+            if len(packed) == len(record.signature):
+                score = layout.similarity(record.signature, packed)
+                if score >= self.settings.near_duplicate_threshold:
+                    near.append((text(other), score))
+        counts = {fp: int(n) for fp, n in zip(distinct, counts_raw, strict=True)}
+        shared = {
+            fp: sorted(text(m) for m in group)
+            for fp, group in zip(distinct, shared_raw, strict=True)
+            if group
+        }
+        return full_report(
+            stored_from_record(record),
+            fingerprints=record.fingerprints,
+            counts=counts,
+            exact=sorted(text(x) for x in exact_raw),
+            near=sorted(near, key=lambda x: (-x[1], x[0])),
+            shared=shared,
+            boilerplate_min=threshold,
+            indexed_at=record.indexed_at,
+        )
+
+    def exists(self, doc_id: str) -> bool:
+        """Whether the index holds this document."""
+        try:
+            return self.resolve(doc_id)[1] is not None
+        except redis.RedisError as exc:
+            raise store_error(exc) from None
+
+    # -- lists --------------------------------------------------------------------------------
+
+    def list_documents(
+        self, flag: str | None, limit: int, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Documents carrying ``flag`` (all documents when None), newest first.
+
+        With ``since`` (seconds since the epoch), only those indexed at or after it.
+        """
+        return list(islice(self.scan_documents(flag, since=since, page=min(limit, 500)), limit))
+
+    def scan_documents(
+        self, flag: str | None = None, *, since: float | None = None, page: int = 500
+    ) -> Iterator[dict[str, Any]]:
+        """The rows of :meth:`list_documents`, newest first, read ``page`` at a time.
+
+        A flag without ``since`` walks the flag's own sorted set; otherwise the walk goes down
+        the serials, which follow indexing time, and stops past ``since`` (allowing for
+        :data:`CLOCK_SKEW`), so a time window bounds the work whatever the size of the index.
+        Serials never change, so documents indexed during the walk do not shift it.
+        """
+        try:
+            if flag is not None and since is None:
+                yield from self._scan_flag(flag, page)
+                return
+            for batch in self._records_down():
+                rows = self._rows(batch)
+                for row in rows:
+                    if since is not None and row["indexed_at"] < since:
+                        continue
+                    if flag is None or flag in row["flags"]:
+                        yield row
+                if since is not None and any(
+                    record.indexed_at < since - CLOCK_SKEW for _, record in batch
+                ):
+                    return
+        except redis.RedisError as exc:
+            raise store_error(exc) from None
+
+    def _scan_flag(self, flag: str, page: int) -> Iterator[dict[str, Any]]:
+        key = self.keys.flag(flag)
+        high: float | str = "+inf"
+        seen: set[int] = set()  # members already listed at score ``high``
+        while True:
+            want = page + len(seen)
+            raw = cast(
+                "list[tuple[bytes, float]]",
+                self.client.zrevrangebyscore(key, high, "-inf", 0, want, withscores=True),
+            )
+            fresh = [(int(m), score) for m, score in raw if int(m) not in seen]
+            if not fresh:
+                return
+            if fresh[-1][1] != high:
+                seen = set()
+            high = fresh[-1][1]
+            seen.update(serial for serial, score in fresh if score == high)
+            yield from (
+                row
+                for row in self._rows(self.records([s for s, _ in fresh]))
+                if flag in row["flags"]
+            )
+            if len(raw) < want:
+                return
+
+    def records(self, serials: Sequence[int]) -> list[tuple[int, Record]]:
+        """The records of these serials, in order; serials no longer indexed are left out."""
+        pipe = self.client.pipeline(transaction=False)
+        for serial in serials:
+            pipe.hget(self.keys.records(serial), str(serial))
+        return [
+            (serial, layout.unpack(raw))
+            for serial, raw in zip(serials, pipe.execute(), strict=True)
+            if raw
+        ]
+
+    def _records_down(self) -> Iterator[list[tuple[int, Record]]]:
+        """Every record, newest serial first, a few buckets per round trip."""
+        top = int(self.client.hget(self.keys.counters, "serial") or 0)
+        bucket = top // layout.RECORDS_PER_BUCKET
+        while bucket >= 0:
+            numbers = list(range(bucket, max(-1, bucket - _BUCKETS_PER_TRIP), -1))
+            pipe = self.client.pipeline(transaction=False)
+            for number in numbers:
+                pipe.hgetall(self.keys.records(number * layout.RECORDS_PER_BUCKET))
+            found = [
+                (int(serial), layout.unpack(raw))
+                for replies in pipe.execute()
+                for serial, raw in cast("dict[bytes, bytes]", replies).items()
+            ]
+            if found:
+                yield sorted(found, key=lambda x: -x[0])
+            bucket = numbers[-1] - 1
+
+    def _rows(self, records: list[tuple[int, Record]]) -> list[dict[str, Any]]:
+        """List rows of these records (one round trip for their flags)."""
+        pipe = self.client.pipeline(transaction=False)
+        for serial, _ in records:
+            for name in FLAGS:
+                pipe.zscore(self.keys.flag(name), serial)
+        replies = iter(pipe.execute())
+        return [
+            {
+                "doc_id": record.doc_id,
+                "url": record.url,
+                "flags": [name for name in FLAGS if next(replies) is not None],
+                "paragraphs": record.paragraphs,
+                "indexed_at": record.indexed_at,
+            }
+            for _, record in records
+        ]
+
+    def content_matches(self, content_hashes: Sequence[str], limit: int = 20) -> list[list[str]]:
+        """Ids of indexed documents with exactly each normalised content, ``limit`` at most each.
+
+        One round trip for a whole batch: a scraper asks this for every item it scrapes.
+        """
+        if not content_hashes:
+            return []
+        try:
+            reply = self._read(
+                args=[
+                    self.plan(mode="content", limit=limit),
+                    entries(CONTENT, (int(h, 16) for h in content_hashes)),
+                ]
+            )
+        except redis.RedisError as exc:
+            raise store_error(exc) from None
+        return [sorted(text(m) for m in members) for members in reply]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of documents, paragraphs and flags."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self.keys.counters)
+            for name in FLAGS:
+                pipe.zcard(self.keys.flag(name))
+            counters, *flag_counts = pipe.execute()
+        except redis.RedisError as exc:
+            raise store_error(exc) from None
+        return {
+            "documents": int(counters.get(b"documents", 0)),
+            "paragraphs": int(counters.get(b"paragraphs", 0)),
+            "distinct_paragraphs": int(counters.get(b"distinct_paragraphs", 0)),
+            "flags": dict(zip(FLAGS, (int(n) for n in flag_counts), strict=True)),
+        }

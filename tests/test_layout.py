@@ -1,0 +1,106 @@
+"""The store's layout: packed records, reduced signatures, index entries."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import redis
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dedup import layout, signature
+from dedup.analysis import analyse
+from dedup.document import Document
+from dedup.errors import ConfigError
+from dedup.layout import BANDS, CONTENT, Record
+from dedup.settings import Settings
+from dedup.store import Store
+from tests.helpers import article, as_html, edit_words
+
+
+@given(
+    doc_id=st.text(min_size=1, max_size=80),
+    url=st.none() | st.text(max_size=200),
+    fingerprints=st.lists(st.integers(0, 2**64 - 1), max_size=40),
+    signature_bytes=st.binary(max_size=256),
+    doubled=st.booleans(),
+    fetched=st.none() | st.just("2024-05-01T12:00:00Z"),
+)
+def test_records_round_trip(
+    doc_id: str,
+    url: str | None,
+    fingerprints: list[int],
+    signature_bytes: bytes,
+    doubled: bool,
+    fetched: str | None,
+) -> None:
+    """What is packed comes back, fingerprints cut to the 48 bits the index uses."""
+    extra = {"fetched_at": fetched} if fetched else {}
+    record = Record(
+        doc_id=doc_id,
+        url=url or None,
+        paragraphs=len(fingerprints),
+        indexed_at=1_700_000_000.125,
+        content=2**64 - 3,
+        signature=signature_bytes,
+        fingerprints=[layout.paragraph_key(fp) for fp in fingerprints],
+        doubled_body=doubled,
+        extra=extra,
+    )
+    assert record == layout.unpack(layout.pack(record))
+
+
+def test_reduced_signatures_estimate_jaccard() -> None:
+    """8-bit values, corrected for chance agreement, still track the Jaccard similarity."""
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 2**32, 2000, dtype=np.uint32)
+    for shared in (0, 500, 1000, 1600, 2000):
+        other = np.concatenate(
+            [base[:shared], rng.integers(0, 2**32, 2000 - shared, dtype=np.uint32)]
+        )
+        truth = len(set(base.tolist()) & set(other.tolist())) / len(
+            set(base.tolist()) | set(other.tolist())
+        )
+        a, b = signature.segment_signatures([base, other], 256, 1)
+        estimate = layout.similarity(layout.reduce_signature(a), layout.reduce_signature(b))
+        assert abs(estimate - truth) < 0.08, (shared, truth, estimate)
+
+
+def test_entry_keys_split_into_bucket_and_field() -> None:
+    """High bits choose the hash, the next bytes the field: equal keys, equal entries."""
+    key = 0xFEDC_BA98_7654_3210
+    bucket, field = CONTENT.split(key)
+    assert bucket == key >> (64 - CONTENT.bucket_bits)
+    assert len(field) == CONTENT.field_bytes
+    assert (bucket, field) != CONTENT.split(key ^ (1 << 20))
+    sig = layout.reduce_signature(np.arange(256, dtype=np.uint32))
+    keys = layout.band_keys(sig, 16, 4)
+    assert 16 == len(set(keys))
+    assert keys == layout.band_keys(sig.copy(), 16, 4)
+    assert all(0 <= BANDS.split(k)[0] < 2**BANDS.bucket_bits for k in keys)
+
+
+def test_scripts_and_python_score_alike(settings: Settings, redis_client: redis.Redis) -> None:
+    """The similarity the write script flags on is the one reports show."""
+    store = Store(redis_client, settings)
+    body = article(3)
+    rng = random.Random(4)
+    copy = [edit_words(p, rng, 1) for p in body]
+    found = store.index(
+        [
+            analyse(Document("a", as_html(body)), store.settings),
+            analyse(Document("b", as_html(copy)), store.settings),
+        ]
+    )
+    (other, score), *_ = found[1].near
+    assert "a" == other
+    shown = store.report("b")["near_duplicates"][0]["similarity"]
+    assert round(score, 3) == shown
+
+
+def test_settings_without_room_for_bands_are_refused() -> None:
+    """Bands times rows must fit in the signature."""
+    with pytest.raises(ConfigError, match="lsh_bands"):
+        Settings(num_perm=32, lsh_bands=16, lsh_rows=4)
