@@ -11,9 +11,16 @@ The choice works on the tree :mod:`dedup.extract` builds, in one linear pass ove
 
 - Text pieces of 25 characters or more score for the containers above them, more for commas
   and length, less for the share of their characters inside links (the Readability scoring).
-- Containers named like template (``comments``, ``related``, ``cookie-banner``...) or hidden
+- Containers named like template (``related``, ``cookie-banner``, ``caption``...) or hidden
   are pruned, unless they hold most of the page's prose (a wrapper with an unlucky name);
-  weaker names (``share``, ``menu``, ``byline``...) prune only link-heavy or short text.
+  comment threads (``comments``, ``disqus``...) are pruned even then, as a short post under
+  a long thread is still the article; weaker names (``share``, ``menu``, ``byline``...) prune
+  only link-heavy or short text. What is said about a picture (``caption``, ``credit``) is
+  not the article's prose: annotators leave it out, and the same credit line on every page
+  of a site is template.
+- Blocks of many short labels, most of them numbers, with hardly a sentence are the text of
+  a chart (axis ticks, values, years; often the same chart again at another size) and are
+  pruned; tables and lists are data a reader reads, and their cells never count as labels.
 - From the best container the choice grows to its parent as long as what the parent adds is
   mostly prose with few links: articles split over many sibling blocks are kept whole, while
   a teaser list (a link per item) or a comment thread (pruned) stops the growth.
@@ -61,8 +68,12 @@ _HIDDEN = re.compile(
     rf"""|style{_SP}={_SP}["']?[^"'>]{{0,200}}?display{_SP}:{_SP}none)"""
 )
 _ARTICLE_BODY = re.compile(rf"""itemprop{_SP}={_SP}["']?articlebody\b""")
+_DISCUSSION = re.compile(r"comment|disqus|repl(?:y|ies)|respond")
+"""Names of comment threads: template, and never the wrapper of an article however long."""
+_CAPTION = re.compile(r"caption|credit")
+"""Names of what is said about a picture: its caption, its credit."""
 _TEMPLATE = re.compile(
-    r"comment|disqus|repl(?:y|ies)|respond|cookie|consent|gdpr|newsletter|subscri|sign-?up"
+    r"cookie|consent|gdpr|newsletter|subscri|sign-?up"
     r"|related|recommend|outbrain|taboola|sponsor|advert|promo|sidebar|trending|popular"
     r"|more-?(?:stories|news|posts|articles)|read-?more|also-?read|gallery|slideshow|carousel"
 )
@@ -75,8 +86,8 @@ _MAYBE_TEMPLATE = re.compile(
 _ARTICLE = re.compile(r"article|\bbody\b|content|entry|\bmain\b|\bpost\b|story|\btext\b|blog")
 """Names of containers that hold an article (all these patterns read lower-cased text)."""
 
-TEMPLATE, MAYBE_TEMPLATE, ARTICLE, HIDDEN = "t", "m", "y", "h"
-_WEIGHT = {TEMPLATE: 0.3, MAYBE_TEMPLATE: 0.6, ARTICLE: 1.5, HIDDEN: 0.0}
+TEMPLATE, DISCUSSION, MAYBE_TEMPLATE, ARTICLE, HIDDEN = "t", "c", "m", "y", "h"
+_WEIGHT = {TEMPLATE: 0.3, DISCUSSION: 0.3, MAYBE_TEMPLATE: 0.6, ARTICLE: 1.5, HIDDEN: 0.0}
 """Factor on a container's score for its hint."""
 
 _PARAGRAPH = frozenset(
@@ -91,6 +102,9 @@ _PIECE_WEIGHT |= dict.fromkeys(("h1", "h2", "h3", "h4", "h5", "h6"), 0.0)
 """List items weigh less than prose; headings do not count."""
 _PAGE_LEVEL = frozenset({"html", "body", "head", "-document"})
 _IDEOGRAPHS = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_DIGIT = re.compile(r"\d")
+_CELLS = frozenset({"td", "th", "li", "dt", "dd"})
+"""Where short numbers are data a reader reads (a table, a list), not a chart's labels."""
 _COMMA = re.compile(r"[,\u060c\uff0c\u3001]")
 _MARKS = re.compile(f"([{LINK_START}{LINK_END}])")
 
@@ -102,6 +116,10 @@ GROW_LINKS = 0.75
 """Links per added prose piece above which a parent's addition is a teaser list."""
 WRAPPER = 0.5
 """Share of the page's prose from which a container named like template is a wrapper."""
+GRAPHIC_LABELS = 8
+"""Text pieces from which a block without prose may be a chart's labels."""
+GRAPHIC_CHARS = 12
+"""Characters per piece under which such a block is labels."""
 MAYBE_PROSE = 0.2
 """Share of the page's prose from which a container with a weak template name is kept."""
 
@@ -132,8 +150,13 @@ def hint(attrs: str) -> str | None:
             continue
         names.append(value)
     text = " ".join(names)[:MAX_NAMES]
+    discussion = _DISCUSSION.search(text) is not None
+    if _CAPTION.search(text):
+        return " " + TEMPLATE
     if not text or _ARTICLE.search(text):
-        return " " + ARTICLE if text and not _TEMPLATE.search(text) else None
+        return " " + ARTICLE if text and not discussion and not _TEMPLATE.search(text) else None
+    if discussion:
+        return " " + DISCUSSION
     if _TEMPLATE.search(text):
         return " " + TEMPLATE
     if _MAYBE_TEMPLATE.search(text):
@@ -145,8 +168,9 @@ class _Block:
     """An element of the tree with the sums of the text below it."""
 
     __slots__ = (
-        "anchors", "chars", "container", "good", "goods", "hint", "inside", "links", "node",
-        "parent", "pruned", "pruned_chars", "pruned_good", "score", "scored", "state", "tag",
+        "anchors", "cell", "chars", "container", "count", "good", "goods", "hint", "inside",
+        "links", "node", "numbers", "parent", "pruned", "pruned_chars", "pruned_good", "score",
+        "scored", "state", "tag",
     )  # fmt: skip
 
     def __init__(self, node: LexborNode, tag: str, parent: _Block | None, hint: str) -> None:
@@ -154,7 +178,11 @@ class _Block:
         self.tag = tag
         self.parent = parent
         self.hint = hint
+        self.cell: bool = tag in _CELLS or (parent is not None and parent.cell)
+        """Inside a table cell or a list item."""
         self.chars = self.links = self.good = self.goods = self.anchors = 0
+        self.count = self.numbers = 0
+        """Text pieces outside cells, and those of them with a digit."""
         self.pruned_chars = self.pruned_good = 0
         self.pruned = self.scored = self.inside = False
         self.score = 0.0
@@ -222,12 +250,17 @@ def _sum_up(order: list[_Block], pieces: list[_Piece]) -> int:
     """Add each piece's counts to its block and each block's to its parent; prune blocks.
 
     A block named like template is kept when it holds most of the page's prose: it wraps the
-    article (``layout-with-sidebar``). Returns the characters of prose in the whole page.
+    article (``layout-with-sidebar``); a comment thread never does, however long it is next to
+    a short post. A chart's labels go whatever the block's name. Returns the characters of
+    prose in the whole page.
     """
     for piece in pieces:
         block = piece.block
         block.chars += piece.chars
         block.links += piece.links
+        if not block.cell:
+            block.count += 1
+            block.numbers += _DIGIT.search(piece.text) is not None
         if piece.chars >= MIN_PIECE and piece.links < 0.5 * piece.chars:
             block.good += piece.chars
             block.goods += 1
@@ -238,11 +271,14 @@ def _sum_up(order: list[_Block], pieces: list[_Piece]) -> int:
             parent.links += block.links
             parent.good += block.good
             parent.goods += block.goods
+            parent.count += block.count
+            parent.numbers += block.numbers
             parent.anchors += block.anchors
     total = sum(block.good for block in order if block.parent is None)
     for block in order:
         parent = block.parent
-        own = bool(block.hint) and block.good <= WRAPPER * total and _prunes(block, total)
+        wrapper = block.good > WRAPPER * total and block.hint != DISCUSSION
+        own = (bool(block.hint) and not wrapper and _prunes(block, total)) or _graphic(block)
         block.pruned = own or (parent is not None and parent.pruned)
         if block.tag not in _PARAGRAPH:
             block.container = block
@@ -258,11 +294,25 @@ def _sum_up(order: list[_Block], pieces: list[_Piece]) -> int:
     return total
 
 
+def _graphic(block: _Block) -> bool:
+    """Whether a block is the text of a chart: many short labels, most of them numbers (axis
+    ticks, values, years), a sentence at most per ``GRAPHIC_LABELS`` of them (a title). A list
+    of short names is not one."""
+    labels = block.count - block.goods  # cells count as prose only: fewer labels, never more
+    return (
+        labels >= GRAPHIC_LABELS
+        and block.goods * GRAPHIC_LABELS <= labels
+        and 2 * block.numbers >= labels
+        and block.chars - block.good < GRAPHIC_CHARS * labels
+        and block.tag not in _PARAGRAPH
+    )
+
+
 def _prunes(block: _Block, total: int) -> bool:
     """Whether a hinted block is template: always for strong names and hidden blocks, for
     weak names only when its text is mostly links or crumbs and a small part of the page's
     prose (a lightbox holding the article is named like template, and is not)."""
-    if block.hint in (TEMPLATE, HIDDEN):
+    if block.hint in (TEMPLATE, DISCUSSION, HIDDEN):
         return True
     if block.hint == MAYBE_TEMPLATE:
         crumbs = block.links > 0.3 * block.chars or block.good < 0.5 * block.chars

@@ -162,3 +162,63 @@ def test_main_content_only_removes_paragraphs(document: str) -> None:
     everything = paragraphs_from_html(document, main_content=False)
     assert [] == [p for p in selected if not is_clean_paragraph(p)]
     assert set(selected) <= set(everything)
+
+
+def test_long_comment_thread_under_a_short_post_is_dropped() -> None:
+    """A thread holding most of the page's prose is still comments, not the article's wrapper."""
+    post = "".join(f"<p>{p}</p>" for p in ARTICLE[:2])
+    thread = (
+        "<ol class='comment-list'>"
+        + "".join(
+            f"<li><div><p>Reader {n} writes: the bridge will change the valley, I think, and I "
+            f"would like to know who pays for the road to it, and when the work starts.</p></div>"
+            "</li>"
+            for n in range(12)
+        )
+        + "</ol>"
+    )
+    html = page(f"<main><article>{post}</article><div>{thread}</div></main>")
+    assert expected_article()[:2] == paragraphs_from_html(html)
+
+
+def test_captions_and_credits_are_dropped() -> None:
+    """What is said about a picture (caption, credit) is not the article's prose."""
+    caption = (
+        "<div class='wp-caption aligncenter'><img src='a.jpg'><p class='wp-caption-text'>The "
+        "river at dawn, seen from the old ferry landing, before the work begins.</p></div>"
+        "<div class='image-credit'>Photo by A. Photographer/Agency</div>"
+    )
+    body = "".join(f"<p>{p}</p>{caption if i == 1 else ''}" for i, p in enumerate(ARTICLE))
+    assert expected_article() == paragraphs_from_html(page(f"<article>{body}</article>"))
+
+
+def chart(title: str) -> str:
+    """The text a chart leaves in a page: a title, axis ticks, values, years."""
+    labels = ["$915", "billion", "600", "300", "0", *(f"’{year}" for year in range(17, 29))]
+    return f"<div><p>{title}</p>" + "".join(f"<div><p>{x}</p></div>" for x in labels) + "</div>"
+
+
+def test_chart_labels_are_dropped() -> None:
+    """A chart's labels, here in two sizes of one chart, are not paragraphs of the article."""
+    graphic = chart("Interest on the debt, per year") + chart("Interest on the debt, per year")
+    body = "".join(f"<p>{p}</p>{graphic if i == 1 else ''}" for i, p in enumerate(ARTICLE))
+    assert expected_article() == paragraphs_from_html(page(f"<article>{body}</article>"))
+
+
+def test_tables_and_lists_of_short_items_are_kept() -> None:
+    """Numbers in a table and a list of short names are data the article gives, not a chart."""
+    table = (
+        "<table>"
+        + "".join(
+            f"<tr><td><div>Span {n}</div></td><td>{n * 40} m</td><td>{1990 + n}</td></tr>"
+            for n in range(1, 7)
+        )
+        + "</table>"
+    )
+    names = "<ul>" + "".join(f"<li>{name}</li>" for name in ("Oak", "Ash", "Elm") * 3) + "</ul>"
+    body = "".join(f"<p>{p}</p>" for p in ARTICLE[:2]) + table + names
+    body += "".join(f"<p>{p}</p>" for p in ARTICLE[2:])
+    cells = [f"{cell}" for n in range(1, 7) for cell in (f"Span {n}", f"{n * 40} m", 1990 + n)]
+    lines = [str(cell) for cell in cells] + ["Oak", "Ash", "Elm"] * 3
+    expected = expected_article()[:2] + lines + expected_article()[2:]
+    assert expected == paragraphs_from_html(page(f"<article>{body}</article>"))
