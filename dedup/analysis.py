@@ -6,6 +6,7 @@ same function serves ``dedup check``, the workers and the tests.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,20 +65,27 @@ def analyse(document: Document, settings: Settings) -> Analysis:
     paragraphs = extract_paragraphs(document.body, document.fmt, settings.max_paragraphs)
     if not paragraphs:
         raise InputError(f"document {document.doc_id} has no text")
-    paragraph_words = [text.words(p) for p in paragraphs]
+    paragraph_words = text.document_words(paragraphs)
     word_counts = [len(w) for w in paragraph_words]
-    fingerprints = [text.fingerprint(w) for w in paragraph_words]
+    fingerprints = text.fingerprints(paragraph_words)
     signed = [n >= settings.min_paragraph_words for n in word_counts]
-    hashes = [text.word_hashes(w) for w in paragraph_words]
-    doc_shingles = [text.shingle_hashes(h, settings.shingle_words) for h in hashes]
-    para_shingles = [
-        text.shingle_hashes(h, settings.paragraph_shingle_words)
-        if is_signed
-        else np.empty(0, dtype=np.uint32)
-        for h, is_signed in zip(hashes, signed, strict=True)
-    ]
-    matrix = signature.segment_signatures(
-        para_shingles + doc_shingles, settings.num_perm, settings.seed
+    # All paragraphs go through hashing, shingling and MinHash together: one numpy call per
+    # step, not one per paragraph (whose overhead would exceed the work on a few dozen words).
+    hashes = text.word_hashes(list(itertools.chain.from_iterable(paragraph_words)))
+    counts = np.array(word_counts, dtype=np.int64)
+    doc_shingles, doc_counts = text.document_shingle_hashes(hashes, counts, settings.shingle_words)
+    para_shingles, para_counts = text.document_shingle_hashes(
+        hashes, counts, settings.paragraph_shingle_words
+    )
+    if not all(signed):
+        kept = np.array(signed)
+        para_shingles = para_shingles[np.repeat(kept, para_counts)]
+        para_counts = para_counts * kept
+    matrix = signature.counted_signatures(
+        np.concatenate((para_shingles, doc_shingles)),
+        np.concatenate((para_counts, doc_counts)),
+        settings.num_perm,
+        settings.seed,
     )
     count = len(paragraphs)
     paragraph_signatures, shingle_signatures = matrix[:count], matrix[count:]

@@ -105,9 +105,12 @@ _SEPARATOR = "\x01"
 """Between the parser's text nodes; removed from the input first, so only ``&#1;`` adds one."""
 _DECODED_CONTROLS = re.compile("[\x00\x02-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
 """Controls left in the parsed text, written raw or as references; all but the separator."""
-_SPLIT = re.compile(f"{_SEPARATOR}[\\s{_SEPARATOR}]*")
 _ALNUM = re.compile(r"[^\W_]")
 _DROP_SELECTOR = ", ".join(sorted(_DROP))
+_DROP_TAG = re.compile(f"<{_any_case(_DROP)}>")
+_PRE_TAG = re.compile(f"<{_any_case(['pre'])}>")
+"""Start tags as the rewrite leaves them, in any case: no character but ASCII letters lowercases
+to a lone letter of these names (the Kelvin sign gives a "k")."""
 _HTML_HINT = re.compile(
     r"<!doctype\s+html|</?(?:p|div|br|html|body|li|ul|ol|h[1-6]|table|tr|td|article|section|main"
     r"|span|a|blockquote|pre|header|footer|strong|em|b|i|img)\b[^<>]*>",
@@ -155,21 +158,29 @@ def _html_paragraphs(html: str, limit: int | None, main_content: bool = True) ->
     """Parse the rewritten markup, drop what is never shown, cut the text between nodes."""
     page = main_content and content.is_page(html)
     html = _rewrite(html, hints=page)
-    lowered = html.lower()
-    if "<pre>" in lowered:
+    small = page and html.count("<") <= content.MAX_ELEMENTS
+    dropped = _DROP_TAG.search(html) is not None
+    if _PRE_TAG.search(html):
         html = _PRE.sub(_split_pre, html)
     tree = LexborHTMLParser(html)
-    if any(f"<{name}>" in lowered for name in _DROP):
+    if dropped:
         for node in tree.css(_DROP_SELECTOR):
             node.decompose()
     root = tree.root
     if root is None:
         return []
     root.merge_text_nodes()
-    if page and lowered.count("<") <= content.MAX_ELEMENTS:
+    if small:
         content.select_main(root)
     text = _DECODED_CONTROLS.sub("", root.text(separator=_SEPARATOR))
-    return _collect(_pieces(_SPLIT, text), limit)
+    # Whitespace is collapsed in one pass over the whole text rather than piece by piece: the
+    # separator is not whitespace, so the pieces come out as :func:`_collect` would make them,
+    # with empty ones where separators were only whitespace apart.
+    pieces = " ".join(text.split()).split(_SEPARATOR)
+    paragraphs = [p for p in map(str.strip, pieces) if p and _ALNUM.search(p)]
+    if limit is not None and len(paragraphs) > limit:
+        raise InputError(f"document has more than {limit} paragraphs")
+    return paragraphs
 
 
 def _rewrite(html: str, hints: bool = False) -> str:

@@ -69,51 +69,73 @@ def _similar_pairs(
 ) -> dict[tuple[int, int], float]:
     """Pairs ``(i, j)``, ``i < j``, of similar paragraphs with their similarity."""
     pairs: dict[tuple[int, int], float] = {}
-    groups: dict[int, list[int]] = defaultdict(list)
-    for index, fp in enumerate(fingerprints):
-        groups[fp].append(index)
-    for members in groups.values():
-        if len(members) > _GROUP_LIMIT:
-            for i, j in itertools.pairwise(members):
-                pairs[(i, j)] = 1.0
-            continue
-        for n, i in enumerate(members):
-            for j in members[n + 1 :]:
-                pairs[(i, j)] = 1.0
+    if len(set(fingerprints)) < len(fingerprints):
+        groups: dict[int, list[int]] = defaultdict(list)
+        for index, fp in enumerate(fingerprints):
+            groups[fp].append(index)
+        for members in groups.values():
+            if len(members) > _GROUP_LIMIT:
+                for i, j in itertools.pairwise(members):
+                    pairs[(i, j)] = 1.0
+                continue
+            for n, i in enumerate(members):
+                for j in members[n + 1 :]:
+                    pairs[(i, j)] = 1.0
     # Near copies: candidates from in-memory LSH bands of the paragraph signatures, each band
     # folded into one 64-bit key so that all bands of all paragraphs are grouped by one sort.
-    rows = np.array([i for i, has in enumerate(signed) if has], dtype=np.int64)
+    rows = np.flatnonzero(signed)
     if len(rows) < 2:
         return pairs
     num_perm = signatures.shape[1]
     bands = num_perm // _BAND_ROWS
-    block = signatures[rows, : bands * _BAND_ROWS].astype(np.uint64)
-    keys = (block.reshape(len(rows), bands, _BAND_ROWS) * _BAND_MIX).sum(axis=2, dtype=np.uint64)
+    block = signatures[rows].astype(np.uint64)
+    keys = block[:, 0 : bands * _BAND_ROWS : _BAND_ROWS] * _BAND_MIX[0]
+    for position in range(1, _BAND_ROWS):
+        keys += block[:, position : bands * _BAND_ROWS : _BAND_ROWS] * _BAND_MIX[position]
     keys ^= np.arange(bands, dtype=np.uint64) * _BAND_SALT
     flat = keys.ravel()
-    order = np.argsort(flat, kind="stable")
+    # Most documents repeat nothing: their bands are all distinct, and a sort tells so.
+    sorted_keys = np.sort(flat)
+    if not (sorted_keys[1:] == sorted_keys[:-1]).any():
+        return pairs
+    order = np.argsort(flat)  # the order inside a group does not matter: pairs are sorted
     owners = np.repeat(rows, bands)[order]
     sorted_keys = flat[order]
     starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
     lengths = np.diff(np.append(starts, len(flat)))
-    candidates: set[tuple[int, int]] = set()
-    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
-        if length < 2 or length > _GROUP_LIMIT:
-            continue
-        members = sorted(owners[start : start + length].tolist())
-        for n, i in enumerate(members):
-            for j in members[n + 1 :]:
-                if (i, j) not in pairs and fingerprints[i] != fingerprints[j]:
-                    candidates.add((i, j))
-    if not candidates:
+    shared = (lengths >= 2) & (lengths <= _GROUP_LIMIT)
+    if not shared.any():
         return pairs
-    ordered = sorted(candidates)
-    first = np.array([i for i, _ in ordered], dtype=np.int64)
-    second = np.array([j for _, j in ordered], dtype=np.int64)
+    # A pair of similar paragraphs shares many bands: pairs of groups of two (nearly all) are
+    # taken in one numpy pass, and each candidate is scored once. A candidate with a different
+    # fingerprint cannot be in ``pairs`` yet, which holds exact copies only.
+    group_starts, group_lengths = starts[shared], lengths[shared]
+    two = group_starts[group_lengths == 2]
+    first = np.minimum(owners[two], owners[two + 1])
+    second = np.maximum(owners[two], owners[two + 1])
+    larger = group_lengths > 2
+    if larger.any():
+        larger_groups = {
+            tuple(sorted(owners[start : start + length].tolist()))
+            for start, length in zip(
+                group_starts[larger].tolist(), group_lengths[larger].tolist(), strict=True
+            )
+        }
+        more = [(i, j) for members in larger_groups for i, j in itertools.combinations(members, 2)]
+        first = np.concatenate((first, np.array([i for i, _ in more], dtype=np.int64)))
+        second = np.concatenate((second, np.array([j for _, j in more], dtype=np.int64)))
+    prints = np.array(fingerprints, dtype=np.uint64)
+    differ = prints[first] != prints[second]
+    if not differ.any():
+        return pairs
+    count = len(fingerprints)
+    first, second = np.divmod(np.unique(first[differ] * count + second[differ]), count)
     scores = np.count_nonzero(signatures[first] == signatures[second], axis=1) / num_perm
-    for i, j, score in zip(first.tolist(), second.tolist(), scores.tolist(), strict=True):
-        if score >= threshold:
-            pairs[(i, j)] = score
+    close = scores >= threshold
+    for i, j, score in zip(
+        first[close].tolist(), second[close].tolist(), scores[close].tolist(), strict=True
+    ):
+        pairs[(i, j)] = score
     return pairs
 
 

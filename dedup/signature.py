@@ -23,7 +23,8 @@ SCHEME = "affine32"
 """datasketch permutation scheme the signatures follow (its default since 2.0)."""
 
 _EMPTY = np.uint32(0xFFFFFFFF)
-_CHUNK = 1 << 16  # shingle hashes per numpy pass: bounds memory at num_perm * 256 KiB
+_BLOCK_BYTES = 1 << 19
+"""Permuted hashes made at a time: a block stays in a core's L2 cache until it is reduced."""
 
 U32Array = npt.NDArray[np.uint32]
 
@@ -53,34 +54,62 @@ def segment_signatures(
     An empty segment gets the empty signature (all ``0xFFFFFFFF``), which callers must not
     compare: empty sets have no meaningful similarity.
     """
+    hashes = np.concatenate(segments) if segments else np.empty(0, dtype=np.uint32)
+    return counted_signatures(hashes, [len(s) for s in segments], num_perm, seed)
+
+
+def counted_signatures(
+    hashes: U32Array, counts: Sequence[int] | npt.NDArray[np.int64], num_perm: int, seed: int
+) -> npt.NDArray[np.uint32]:
+    """:func:`segment_signatures` of segments given as one array and the length of each."""
     a, b = permutations(num_perm, seed)
-    result = np.full((len(segments), num_perm), _EMPTY, dtype=np.uint32)
-    chunk: list[int] = []
-    size = 0
-    for index, segment in enumerate(segments):
-        if len(segment) == 0:
-            continue
-        if size + len(segment) > _CHUNK and chunk:
-            _fill(result, chunk, segments, a, b)
-            chunk, size = [], 0
-        chunk.append(index)
-        size += len(segment)
-    if chunk:
-        _fill(result, chunk, segments, a, b)
+    result = np.full((len(counts), num_perm), _EMPTY, dtype=np.uint32)
+    ends = np.cumsum(counts).tolist()
+    spans = [
+        (row, end - count, end)
+        for row, (count, end) in enumerate(zip(np.asarray(counts).tolist(), ends, strict=True))
+        if count
+    ]
+    if spans:
+        _fill(result, spans, np.asarray(hashes, dtype=np.uint32), a, b)
     return result
 
 
 def _fill(
     result: npt.NDArray[np.uint32],
-    indexes: list[int],
-    segments: Sequence[U32Array],
+    spans: list[tuple[int, int, int]],
+    hashes: U32Array,
     a: U32Array,
     b: U32Array,
 ) -> None:
-    hashes = _fmix32(np.concatenate([segments[i] for i in indexes]))
-    starts = np.cumsum([0] + [len(segments[i]) for i in indexes[:-1]])
-    permuted = a[:, None] * hashes[None, :] + b[:, None]
-    result[indexes] = np.minimum.reduceat(permuted, starts, axis=1).T
+    """Set each ``(row, start, end)`` span's row to the MinHash of ``hashes[start:end]``.
+
+    The permuted hashes are laid out one shingle per row, so that the minimum over a span's
+    rows runs along contiguous memory, and made a block of rows at a time, so that a block is
+    still in the CPU cache when it is reduced (and memory stays bounded for any input).
+    """
+    mixed = _fmix32(hashes)
+    total = len(mixed)
+    step = max(1, _BLOCK_BYTES // (4 * len(a)))
+    block = np.empty((min(step, total), len(a)), dtype=np.uint32)
+    span = 0
+    for low in range(0, total, step):
+        high = min(low + step, total)
+        permuted = block[: high - low]
+        np.multiply(mixed[low:high, None], a, out=permuted)
+        np.add(permuted, b, out=permuted)
+        while span < len(spans):
+            row, start, end = spans[span]
+            if start >= high:
+                break
+            part = permuted[max(start, low) - low : min(end, high) - low]
+            if start >= low:
+                np.minimum.reduce(part, axis=0, out=result[row])
+            else:  # the span began in an earlier block
+                np.minimum(result[row], np.minimum.reduce(part, axis=0), out=result[row])
+            if end > high:
+                break
+            span += 1
 
 
 def combine(signatures: npt.NDArray[np.uint32]) -> U32Array:

@@ -113,3 +113,18 @@ def test_lsh_parameters_fit_num_perm() -> None:
     bands, rows = signature.lsh_parameters(0.5, 128)
     assert bands * rows <= 128
     assert len(signature.band_hashes(np.zeros(128, dtype=np.uint32), bands, rows)) == bands
+
+
+def test_blocks_split_segments_without_changing_results() -> None:
+    """A segment spread over several blocks of permuted hashes gets the same signature."""
+    rng = np.random.default_rng(3)
+    segments = [rng.integers(0, 2**32, size=n, dtype=np.uint32) for n in (0, 3000, 1, 0, 700)]
+    together = signature.segment_signatures(segments, 256, 1)
+    for segment, row in zip(segments, together, strict=True):
+        if len(segment):
+            minhash = MinHash(num_perm=256, seed=1, hashfunc=int)
+            for value in segment.tolist():
+                minhash.update(value)
+            assert minhash.hashvalues.tolist() == row.tolist()
+        else:
+            assert (row == 0xFFFFFFFF).all()
