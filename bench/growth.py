@@ -24,11 +24,12 @@ from bench.measure import latency_summary, median
 from bench.redisproc import redis_server
 from bench.workerproc import CODE, dedup_command, worker_env
 from dedup.analysis import analyse
+from dedup.connection import connect
 from dedup.document import from_payload
 from dedup.keys import Keys
 from dedup.queue import make_queue
 from dedup.settings import Settings
-from dedup.store import Store, connect
+from dedup.store import Store
 
 BATCH = 200
 FILL_PREFIX = "syn"

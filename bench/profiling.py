@@ -17,9 +17,9 @@ from unittest import mock
 from bench import corpus as corpus_
 from bench import throughput
 from dedup.client import Client
+from dedup.connection import connect
 from dedup.queue import JOB_FUNCTION
 from dedup.settings import Settings
-from dedup.store import connect
 
 
 def _stage(path: list[str]) -> str:

@@ -27,9 +27,9 @@ from bench.workerproc import running_workers
 from dedup import signature
 from dedup.analysis import analyse
 from dedup.client import Client
+from dedup.connection import connect
 from dedup.document import from_payload
 from dedup.settings import Settings
-from dedup.store import connect
 
 NOOP_FUNCTION = "bench.noop.noop"
 NAMESPACE = "bench"

@@ -327,7 +327,8 @@ def check(
     if no_store:
         data = local_report(analysis)
     else:
-        from dedup.store import Store, redis_for
+        from dedup.connection import redis_for
+        from dedup.store import Store
 
         store = Store(redis_for(settings), settings)
         store.index([analysis])
@@ -351,10 +352,11 @@ def _show_reports(reports: list[dict[str, Any]], as_json: bool) -> None:
 @click.pass_context
 def report(ctx: click.Context, ids: tuple[str, ...], as_json: bool) -> None:
     """Show the report of documents, with the duplicates known now."""
-    from dedup.store import Store, redis_for
+    from dedup.connection import redis_for
+    from dedup.reads import Reads
 
     settings = _settings(ctx)
-    store = Store(redis_for(settings), settings)
+    store = Reads(redis_for(settings), settings)
     missing = []
     for doc_id in ids:
         try:
@@ -384,10 +386,11 @@ def list_(
     ctx: click.Context, flag: str | None, as_json: bool, limit: int, since: float | None
 ) -> None:
     """List documents, newest first."""
-    from dedup.store import Store, redis_for
+    from dedup.connection import redis_for
+    from dedup.reads import Reads
 
     settings = _settings(ctx)
-    rows = Store(redis_for(settings), settings).list_documents(flag, limit, since)
+    rows = Reads(redis_for(settings), settings).list_documents(flag, limit, since)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
@@ -403,12 +406,13 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     from rq import Worker
     from rq.registry import FailedJobRegistry
 
+    from dedup.connection import display_url, redis_for
     from dedup.queue import make_queue
-    from dedup.store import Store, display_url, redis_for
+    from dedup.reads import Reads
 
     settings = _settings(ctx)
     connection = redis_for(settings)
-    data = Store(connection, settings).stats()
+    data = Reads(connection, settings).stats()
     queue = make_queue(settings, connection)
     data["queued"] = queue.count
     data["failed"] = FailedJobRegistry(queue=queue).count

@@ -26,9 +26,9 @@ def failed(ctx: click.Context, as_json: bool, limit: int) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from dedup.connection import redis_for
     from dedup.jobs import failed_jobs
     from dedup.queue import make_queue
-    from dedup.store import redis_for
 
     settings = _settings(ctx)
     rows = failed_jobs(make_queue(settings, redis_for(settings)), limit)
@@ -71,9 +71,9 @@ def requeue(ctx: click.Context, job_ids: tuple[str, ...], everything: bool) -> N
     """Put failed jobs back on the queue."""
     from rq.registry import FailedJobRegistry
 
+    from dedup.connection import redis_for
     from dedup.jobs import requeue as requeue_jobs
     from dedup.queue import make_queue
-    from dedup.store import redis_for
 
     if bool(job_ids) == everything:
         raise click.UsageError("give failed job ids, or --all")
@@ -88,7 +88,8 @@ def requeue(ctx: click.Context, job_ids: tuple[str, ...], everything: bool) -> N
 @click.pass_context
 def delete(ctx: click.Context, ids: tuple[str, ...]) -> None:
     """Remove documents from the index: signatures, bands, paragraph counts, report."""
-    from dedup.store import Store, redis_for
+    from dedup.connection import redis_for
+    from dedup.store import Store
 
     settings = _settings(ctx)
     deleted = Store(redis_for(settings), settings).delete(list(ids))
@@ -100,7 +101,8 @@ def delete(ctx: click.Context, ids: tuple[str, ...]) -> None:
 @click.pass_context
 def purge(ctx: click.Context, older_than: str) -> None:
     """Remove every document indexed longer ago than AGE."""
-    from dedup.store import Store, redis_for
+    from dedup.connection import redis_for
+    from dedup.store import Store
 
     settings = _settings(ctx)
     seconds = parse_duration(older_than)

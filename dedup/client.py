@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from rq.job import Job
 
+from dedup.connection import redis_for
 from dedup.document import (
     Document,
     check_body,
@@ -28,7 +29,7 @@ from dedup.errors import NotFoundError, ReportTimeoutError, StoreError
 from dedup.handles import JobHandle
 from dedup.queue import JOB_FUNCTION, make_queue, retry_policy
 from dedup.settings import Settings, load_settings
-from dedup.store import Store, redis_for
+from dedup.store import Store
 
 RESULT_TTL = 600
 """Seconds a finished job (and the documents it carried) stays in Redis; reports stay."""

@@ -2,8 +2,8 @@
 -- A record is a packed string (header, id, URL, signature, fingerprints, extra JSON) in the
 -- hash of its serial's bucket. An entry is a field of a small hash whose value is the
 -- serials holding it, 4 bytes each, or '' once they moved to a set of their own.
-local HEADER_FORMAT = '<BBI4dc8HHHI4I4'
-local HEADER_SIZE = 36
+local HEADER_FORMAT = '<BBI4dc8HHH'
+local HEADER_SIZE = 28
 local RECORDS_PER_BUCKET = 128
 
 local function record_key(prefix, serial)
@@ -149,16 +149,24 @@ local function resolve(id_blob, id_width, id_prefix, records)
   return 0, false, key, field
 end
 
--- Estimated Jaccard similarity of two reduced signatures, corrected for chance agreement
+-- Estimated Jaccard similarity of two reduced signatures, corrected for chance agreement:
+-- 8 bits kept of the first ``wide`` values, 4 bits (two to a byte) of the others
 -- (dedup.layout.similarity computes the same number).
-local function similarity(a, b, chance)
+local function similarity(a, b, wide)
   local x = {string.byte(a, 1, -1)}
   local y = {string.byte(b, 1, -1)}
   local equal = 0
-  for k = 1, #x do
+  for k = 1, wide do
     if x[k] == y[k] then equal = equal + 1 end
   end
-  local score = (equal / #x - chance) / (1 - chance)
+  for k = wide + 1, #x do
+    local u, v = x[k], y[k]
+    if u % 16 == v % 16 then equal = equal + 1 end
+    if math.floor(u / 16) == math.floor(v / 16) then equal = equal + 1 end
+  end
+  local narrow = 2 * (#x - wide)
+  local chance = wide / 256 + narrow / 16
+  local score = (equal - chance) / (wide + narrow - chance)
   if score < 0 then score = 0 end
   return score
 end

@@ -26,7 +26,7 @@ from dedup.keys import FLAGS
 from dedup.settings import Settings
 
 if TYPE_CHECKING:
-    from dedup.store import Store
+    from dedup.reads import Reads
 
 FIELDS = (
     "doc_id",
@@ -43,7 +43,7 @@ FIELDS = (
 
 
 def flagged_reports(
-    store: Store, flag: str | None, since: float | None
+    store: Reads, flag: str | None, since: float | None
 ) -> Iterator[dict[str, Any]]:
     """Rows of the documents carrying ``flag`` (any flag when None), newest first."""
     for listed in store.scan_documents(flag, since=since):
@@ -138,11 +138,12 @@ def export(
     ctx: click.Context, fmt: str, flag: str | None, since: float | None, output: Path | None
 ) -> None:
     """Export flagged documents: flags, repeated spans and matching ids."""
-    from dedup.store import Store, redis_for
+    from dedup.connection import redis_for
+    from dedup.reads import Reads
 
     settings = ctx.find_root().obj
     assert isinstance(settings, Settings)
-    store = Store(redis_for(settings), settings)
+    store = Reads(redis_for(settings), settings)
     rows = flagged_reports(store, flag, since)
     if output is None:
         write_rows(rows, fmt, sys.stdout)

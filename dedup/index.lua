@@ -92,7 +92,7 @@ if #sig > 0 then
   for _, other in ipairs(related(bands, p.records, serial, seen, p.max_candidates)) do
     local theirs = record_signature(other[2])
     if #theirs == #sig then
-      local score = similarity(sig, theirs, p.chance)
+      local score = similarity(sig, theirs, p.wide)
       if score >= p.near_threshold then
         near[#near + 1] = record_id(other[2])
         near[#near + 1] = tostring(score)

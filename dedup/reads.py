@@ -17,7 +17,6 @@ from importlib.resources import files
 from itertools import islice
 from typing import Any, cast
 
-import numpy as np
 import redis
 
 from dedup import layout
@@ -99,12 +98,18 @@ class Reads:
             return int(recorded["lsh_bands"]), int(recorded["lsh_rows"])
         return self.settings.lsh_bands, self.settings.lsh_rows
 
+    @property
+    def wide(self) -> int:
+        """Signature values the LSH bands read, which records keep 8 bits of."""
+        bands, rows = self._lsh
+        return bands * rows
+
     def band_keys(self, reduced: bytes) -> list[int]:
         """The LSH band entry keys of a reduced signature (none when it is empty)."""
         if not reduced:
             return []
         bands, rows = self._lsh
-        return layout.band_keys(np.frombuffer(reduced, dtype=np.uint8), bands, rows)
+        return layout.band_keys(reduced, bands, rows)
 
     def id_entry(self, doc_id: str) -> bytes:
         """The id entry of a document followed by the id, as the scripts resolve it."""
@@ -156,7 +161,7 @@ class Reads:
         near: list[tuple[str, float]] = []
         for other, packed in zip(candidates, signatures, strict=True):
             if len(packed) == len(record.signature):
-                score = layout.similarity(record.signature, packed)
+                score = layout.similarity(record.signature, packed, self.wide)
                 if score >= self.settings.near_duplicate_threshold:
                     near.append((text(other), score))
         counts = {fp: int(n) for fp, n in zip(distinct, counts_raw, strict=True)}

@@ -8,11 +8,13 @@ duplicates known at that moment, including documents that arrived later.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dedup.analysis import Analysis
 from dedup.keys import FLAGS
 from dedup.layout import Record
+
+if TYPE_CHECKING:
+    from dedup.analysis import Analysis
 
 EXCERPT_CHARS = 160
 

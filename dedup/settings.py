@@ -94,6 +94,9 @@ class Settings:
             problems.append("lsh_rows must be between 1 and 8, lsh_bands at least 1")
         elif self.lsh_bands * self.lsh_rows > self.num_perm:
             problems.append("lsh_bands * lsh_rows must not exceed num_perm")
+        elif (self.num_perm - self.lsh_bands * self.lsh_rows) % 2:
+            # the values past the bands are stored 4 bits each, two to a byte
+            problems.append("num_perm - lsh_bands * lsh_rows must be even")
         for name in ("repeat_threshold", "near_duplicate_threshold"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:

@@ -1,5 +1,7 @@
-"""All Redis access: the index of signatures, bands, paragraphs and reports.
+"""Writing the index: documents in, duplicates flagged on both sides; deletes and purges.
 
+All Redis access lives in this module, :mod:`dedup.reads` (reports, lists, counts) and
+:mod:`dedup.connection`.
 The layout is :mod:`dedup.layout` (a packed record per document version, small bucketed
 hashes of index entries, a sorted set per flag), the key names :mod:`dedup.keys`. Indexing a
 batch of documents costs two round trips whatever its size: one read script per document
@@ -16,11 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from dedup import layout, signature
 from dedup.analysis import Analysis
@@ -41,45 +40,6 @@ from dedup.report import record_extra
 from dedup.settings import Settings
 
 _CONFLICT_RETRIES = 5
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, fit for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def connect(url: str) -> redis.Redis:
-    """A client that retries with backoff on dropped connections, checked with a PING."""
-    try:
-        client = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=5,
-            socket_timeout=60,
-            health_check_interval=30,
-            retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), 6),
-            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        )
-        client.ping()
-    except ValueError as exc:
-        raise StoreError(f"invalid Redis URL {redact(url)}: {exc}") from None
-    except redis.AuthenticationError:
-        raise StoreError(f"Redis at {redact(url)} refused the credentials") from None
-    except redis.ResponseError as exc:
-        raise StoreError(f"Redis at {redact(url)} answered: {exc}") from None
-    except (redis.RedisError, OSError) as exc:
-        reason = str(exc).split("\n")[0] or type(exc).__name__
-        raise StoreError(f"cannot reach Redis at {redact(url)}: {reason}") from None
-    return client
 
 
 def signature_settings(settings: Settings) -> dict[str, str]:
@@ -265,7 +225,7 @@ class Store(Reads):
             paragraphs=len(analysis.paragraphs),
             indexed_at=round(self.clock(), 3),
             content=int(analysis.content_hash, 16),
-            signature=layout.reduce_signature(sig).tobytes() if sig is not None else b"",
+            signature=layout.reduce_signature(sig, self.wide) if sig is not None else b"",
             fingerprints=[layout.paragraph_key(fp) for fp in analysis.fingerprints],
             doubled_body=analysis.repeats.doubled_body,
             extra=record_extra(analysis),
@@ -295,7 +255,7 @@ class Store(Reads):
             max_candidates=MAX_CANDIDATES,
             max_exact=MAX_EXACT,
             inline=layout.INLINE,
-            chance=layout.CHANCE,
+            wide=self.wide,
             paragraphs=record.paragraphs if record is not None else 0,
             ts=record.indexed_at if record is not None else round(self.clock(), 3),
         )
@@ -381,17 +341,3 @@ class Store(Reads):
                 else:
                     pipe.zrem(self.keys.flag(name), str(serial))
             pipe.execute()
-
-
-def redis_for(settings: Settings) -> redis.Redis:
-    """The configured Redis, or the embedded one of the data folder when none is configured."""
-    from dedup.server import ensure_server
-
-    return connect(settings.redis_url or ensure_server(settings.data_dir))
-
-
-def display_url(settings: Settings) -> str:
-    """Where the index lives, for people (password redacted)."""
-    if settings.redis_url:
-        return redact(settings.redis_url)
-    return f"embedded Redis in {settings.data_dir}"

@@ -53,12 +53,13 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 
 def start_worker(settings: Settings, *extra: str) -> subprocess.Popen[bytes]:
-    """A long-running worker process."""
+    """A long-running worker process, in a process group of its own (with its scheduler)."""
     return subprocess.Popen(
         [sys.executable, "-m", "dedup", "worker", *extra],
         env=worker_env(settings),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
@@ -117,7 +118,7 @@ def test_worker_killed_mid_bulk_job_loses_nothing(
     worker = start_worker(settings)
     target = random.Random(run).randint(1, len(documents) - 1)
     wait_for(lambda: store.stats()["documents"] >= target, timeout=120)
-    worker.send_signal(signal.SIGKILL)
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker and the scheduler it forked, as a crash
     worker.wait()
     indexed_at_kill = store.stats()["documents"]
     recover_abandoned(settings, redis_client)

@@ -53,7 +53,7 @@ def test_records_round_trip(
 
 
 def test_reduced_signatures_estimate_jaccard() -> None:
-    """8-bit values, corrected for chance agreement, still track the Jaccard similarity."""
+    """8 and 4-bit values, corrected for chance agreement, still track the Jaccard similarity."""
     rng = np.random.default_rng(5)
     base = rng.integers(0, 2**32, 2000, dtype=np.uint32)
     for shared in (0, 500, 1000, 1600, 2000):
@@ -64,7 +64,10 @@ def test_reduced_signatures_estimate_jaccard() -> None:
             set(base.tolist()) | set(other.tolist())
         )
         a, b = signature.segment_signatures([base, other], 256, 1)
-        estimate = layout.similarity(layout.reduce_signature(a), layout.reduce_signature(b))
+        estimate = layout.similarity(
+            layout.reduce_signature(a, 64), layout.reduce_signature(b, 64), 64
+        )
+        assert 160 == len(layout.reduce_signature(a, 64))
         assert abs(estimate - truth) < 0.08, (shared, truth, estimate)
 
 
@@ -75,10 +78,10 @@ def test_entry_keys_split_into_bucket_and_field() -> None:
     assert bucket == key >> (64 - CONTENT.bucket_bits)
     assert len(field) == CONTENT.field_bytes
     assert (bucket, field) != CONTENT.split(key ^ (1 << 20))
-    sig = layout.reduce_signature(np.arange(256, dtype=np.uint32))
+    sig = layout.reduce_signature(np.arange(256, dtype=np.uint32), 64)
     keys = layout.band_keys(sig, 16, 4)
     assert 16 == len(set(keys))
-    assert keys == layout.band_keys(sig.copy(), 16, 4)
+    assert keys == layout.band_keys(bytes(sig), 16, 4)
     assert all(0 <= BANDS.split(k)[0] < 2**BANDS.bucket_bits for k in keys)
 
 

@@ -8,10 +8,11 @@ import pytest
 import redis
 
 from dedup.analysis import analyse
+from dedup.connection import redact
 from dedup.document import Document
 from dedup.errors import NotFoundError, SettingsMismatchError
 from dedup.settings import Settings
-from dedup.store import Store, redact
+from dedup.store import Store
 from tests.helpers import article, as_html, edit_words
 
 

@@ -12,10 +12,11 @@ from typing import Any
 from rq import get_current_job
 
 from dedup.analysis import Analysis, analyse
+from dedup.connection import redis_for
 from dedup.document import from_payload
 from dedup.errors import DedupError, InputError
 from dedup.settings import Settings, load_settings
-from dedup.store import Store, redis_for
+from dedup.store import Store
 
 
 @dataclass

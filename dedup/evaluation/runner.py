@@ -21,6 +21,7 @@ from typing import Any
 import redis
 from rq.job import Job
 
+from dedup.connection import connect
 from dedup.document import Document
 from dedup.errors import DedupError, NotFoundError, StoreError
 from dedup.evaluation.cases import Case
@@ -28,7 +29,7 @@ from dedup.jobs import failed_jobs
 from dedup.queue import JOB_FUNCTION, make_queue
 from dedup.server import ensure_server
 from dedup.settings import Settings
-from dedup.store import Store, connect
+from dedup.store import Store
 
 _JOB_BYTES = 4_000_000
 """Payload bytes per job: whole pages are large, and a job is one Redis value."""

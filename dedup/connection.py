@@ -1,0 +1,65 @@
+"""Connecting to Redis: the configured server or the embedded one, with errors for people."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from dedup.errors import StoreError
+from dedup.settings import Settings
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, fit for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def connect(url: str) -> redis.Redis:
+    """A client that retries with backoff on dropped connections, checked with a PING."""
+    try:
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=5,
+            socket_timeout=60,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), 6),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )
+        client.ping()
+    except ValueError as exc:
+        raise StoreError(f"invalid Redis URL {redact(url)}: {exc}") from None
+    except redis.AuthenticationError:
+        raise StoreError(f"Redis at {redact(url)} refused the credentials") from None
+    except redis.ResponseError as exc:
+        raise StoreError(f"Redis at {redact(url)} answered: {exc}") from None
+    except (redis.RedisError, OSError) as exc:
+        reason = str(exc).split("\n")[0] or type(exc).__name__
+        raise StoreError(f"cannot reach Redis at {redact(url)}: {reason}") from None
+    return client
+
+
+def redis_for(settings: Settings) -> redis.Redis:
+    """The configured Redis, or the embedded one of the data folder when none is configured."""
+    from dedup.server import ensure_server
+
+    return connect(settings.redis_url or ensure_server(settings.data_dir))
+
+
+def display_url(settings: Settings) -> str:
+    """Where the index lives, for people (password redacted)."""
+    if settings.redis_url:
+        return redact(settings.redis_url)
+    return f"embedded Redis in {settings.data_dir}"
