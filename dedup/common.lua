@@ -57,31 +57,37 @@ local function count(key, field)
   return #value / 4
 end
 
--- Add a serial to an entry; returns the number of serials after, and whether it was new.
-local function add(key, field, serial, inline)
+-- Add a serial to an entry; returns the number of serials after, whether it was new, and
+-- with ``want`` the serials the entry held before (so the caller need not read it again).
+local function add(key, field, serial, inline, want)
   local value = redis.call('HGET', key, field)
   local packed = struct.pack('<I4', serial)
+  local before = {}
   if not value then
     redis.call('HSET', key, field, packed)
-    return 1, true
+    return 1, true, before
   end
   if value == '' then
     local set = overflow_key(key, field)
+    if want then
+      for _, m in ipairs(redis.call('SMEMBERS', set)) do before[#before + 1] = tonumber(m) end
+    end
     local new = redis.call('SADD', set, serial) == 1
-    return redis.call('SCARD', set), new
+    return redis.call('SCARD', set), new, before
   end
   for k = 1, #value, 4 do
-    if string.sub(value, k, k + 3) == packed then return #value / 4, false end
+    if string.sub(value, k, k + 3) == packed then return #value / 4, false, before end
+    if want then before[#before + 1] = struct.unpack('<I4', value, k) end
   end
   if #value / 4 >= inline then
     local all = {serial}
     for k = 1, #value, 4 do all[#all + 1] = struct.unpack('<I4', value, k) end
     redis.call('SADD', overflow_key(key, field), unpack(all))
     redis.call('HSET', key, field, '')
-    return #all, true
+    return #all, true, before
   end
   redis.call('HSET', key, field, value .. packed)
-  return #value / 4 + 1, true
+  return #value / 4 + 1, true, before
 end
 
 -- Take a serial out of an entry; returns the number of serials after, and whether it was there.
@@ -119,12 +125,19 @@ local function entries(blob, width, prefix)
   return out
 end
 
--- The versions other than ``serial`` that these entries name, each once, with their records
--- (versions without one are skipped), ``limit`` at most; ``seen`` carries over across calls.
-local function related(list, records, serial, seen, limit)
+-- The serials each of these entries holds, one list per entry.
+local function holders(list)
   local out = {}
-  for _, e in ipairs(list) do
-    for _, s in ipairs(members(e[1], e[2])) do
+  for _, e in ipairs(list) do out[#out + 1] = members(e[1], e[2]) end
+  return out
+end
+
+-- The versions other than ``serial`` in these lists of serials, each once, with their records
+-- (versions without one are skipped), ``limit`` at most; ``seen`` carries over across calls.
+local function related(lists, records, serial, seen, limit)
+  local out = {}
+  for _, list in ipairs(lists) do
+    for _, s in ipairs(list) do
       if #out >= limit then return out end
       if s ~= serial and not seen[s] then
         seen[s] = true

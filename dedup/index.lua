@@ -27,6 +27,14 @@ if not p.delete then
   serial = redis.call('HINCRBY', p.counters, 'serial', 1)
 end
 
+-- Changes to the running totals, written together at the end.
+local documents, paragraphs, distinct = 0, 0, 0
+local function count_up()
+  if documents ~= 0 then redis.call('HINCRBY', p.counters, 'documents', documents) end
+  if paragraphs ~= 0 then redis.call('HINCRBY', p.counters, 'paragraphs', paragraphs) end
+  if distinct ~= 0 then redis.call('HINCRBY', p.counters, 'distinct_paragraphs', distinct) end
+end
+
 if old_serial ~= 0 then
   for _, e in ipairs(entries(ARGV[7], p.band_width, p.bands)) do
     remove(e[1], e[2], old_serial)
@@ -36,7 +44,7 @@ if old_serial ~= 0 then
     local left, gone = remove(e[1], e[2], old_serial)
     if gone then
       if left == 0 then
-        redis.call('HINCRBY', p.counters, 'distinct_paragraphs', -1)
+        distinct = distinct - 1
       elseif left == p.boilerplate_at - 1 then
         note(members(e[1], e[2]))
       end
@@ -49,21 +57,25 @@ if old_serial ~= 0 then
   for _, key in ipairs(p.all_flags) do redis.call('ZREM', key, old_serial) end
   remove(id_key, id_field, old_serial)
   redis.call('HDEL', record_key(p.records, old_serial), old_serial)
-  redis.call('HINCRBY', p.counters, 'documents', -1)
-  redis.call('HINCRBY', p.counters, 'paragraphs', -record_header(old_rec).paragraphs)
+  documents = documents - 1
+  paragraphs = paragraphs - record_header(old_rec).paragraphs
 end
 
 if p.delete then
+  count_up()
   return {'ok', {}, {}, affected}
 end
 
 local ts = p.ts
-local bands = entries(ARGV[4], p.band_width, p.bands)
-for _, e in ipairs(bands) do add(e[1], e[2], serial, p.inline) end
+local sharing = {}  -- for each band, the versions that held it before this one
+for _, e in ipairs(entries(ARGV[4], p.band_width, p.bands)) do
+  local _, _, before = add(e[1], e[2], serial, p.inline, true)
+  sharing[#sharing + 1] = before
+end
 for _, e in ipairs(entries(ARGV[5], p.para_width, p.paras)) do
-  local size, new = add(e[1], e[2], serial, p.inline)
+  local size, new = add(e[1], e[2], serial, p.inline, false)
   if new then
-    if size == 1 then redis.call('HINCRBY', p.counters, 'distinct_paragraphs', 1) end
+    if size == 1 then distinct = distinct + 1 end
     if size == p.boilerplate_at then
       -- The paragraph just became boilerplate: every document holding it carries the flag.
       for _, s in ipairs(members(e[1], e[2])) do redis.call('ZADD', p.boilerplate_flag, ts, s) end
@@ -74,11 +86,14 @@ for _, e in ipairs(entries(ARGV[5], p.para_width, p.paras)) do
 end
 for _, key in ipairs(p.flags) do redis.call('ZADD', key, ts, serial) end
 
-local contents = entries(ARGV[6], p.content_width, p.contents)
-for _, e in ipairs(contents) do add(e[1], e[2], serial, p.inline) end
+local copies = {}
+for _, e in ipairs(entries(ARGV[6], p.content_width, p.contents)) do
+  local _, _, before = add(e[1], e[2], serial, p.inline, true)
+  copies[#copies + 1] = before
+end
 local seen = {}
 local exact = {}
-for _, other in ipairs(related(contents, p.records, serial, seen, p.max_exact)) do
+for _, other in ipairs(related(copies, p.records, serial, seen, p.max_exact)) do
   exact[#exact + 1] = record_id(other[2])
   redis.call('ZADD', p.exact_flag, ts, other[1])
 end
@@ -89,7 +104,7 @@ if #exact > 0 then redis.call('ZADD', p.exact_flag, ts, serial) end
 local near = {}
 local sig = record_signature(record)
 if #sig > 0 then
-  for _, other in ipairs(related(bands, p.records, serial, seen, p.max_candidates)) do
+  for _, other in ipairs(related(sharing, p.records, serial, seen, p.max_candidates)) do
     local theirs = record_signature(other[2])
     if #theirs == #sig then
       local score = similarity(sig, theirs, p.wide)
@@ -102,8 +117,9 @@ if #sig > 0 then
   end
   if #near > 0 then redis.call('ZADD', p.near_flag, ts, serial) end
 end
-redis.call('HINCRBY', p.counters, 'documents', 1)
-redis.call('HINCRBY', p.counters, 'paragraphs', p.paragraphs)
-add(id_key, id_field, serial, p.inline)
+documents = documents + 1
+paragraphs = paragraphs + p.paragraphs
+count_up()
+add(id_key, id_field, serial, p.inline, false)
 redis.call('HSET', record_key(p.records, serial), serial, record)
 return {'ok', exact, near, affected}

@@ -11,7 +11,7 @@ local p = cjson.decode(ARGV[1])
 -- The ids of up to ``limit`` documents holding an entry, other than version ``skip``.
 local function ids_of(entry, skip, limit)
   local out = {}
-  for _, other in ipairs(related({entry}, p.records, skip, {}, limit)) do
+  for _, other in ipairs(related(holders({entry}), p.records, skip, {}, limit)) do
     out[#out + 1] = record_id(other[2])
   end
   return out
@@ -36,11 +36,13 @@ end
 local serial = p.serial
 local seen = {}
 local exact = {}
-for _, other in ipairs(related(entries(ARGV[4], p.content_width, p.contents), p.records, serial, seen, p.max_exact)) do
+local contents = holders(entries(ARGV[4], p.content_width, p.contents))
+for _, other in ipairs(related(contents, p.records, serial, seen, p.max_exact)) do
   exact[#exact + 1] = record_id(other[2])
 end
 local candidates, signatures = {}, {}
-for _, other in ipairs(related(entries(ARGV[2], p.band_width, p.bands), p.records, serial, seen, p.max_candidates)) do
+local bands = holders(entries(ARGV[2], p.band_width, p.bands))
+for _, other in ipairs(related(bands, p.records, serial, seen, p.max_candidates)) do
   candidates[#candidates + 1] = record_id(other[2])
   signatures[#signatures + 1] = record_signature(other[2])
 end

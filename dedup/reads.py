@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
 from importlib.resources import files
 from itertools import islice
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -25,6 +25,9 @@ from dedup.keys import FLAGS, Keys
 from dedup.layout import BANDS, CONTENT, IDS, PARAGRAPHS, Family, Record
 from dedup.report import full_report, stored_from_record
 from dedup.settings import Settings
+
+if TYPE_CHECKING:
+    from redis.commands.core import Script
 
 MAX_CANDIDATES = 200
 """LSH candidates scored per document at most (a hub of copies does not stall a write)."""
@@ -114,6 +117,26 @@ class Reads:
     def id_entry(self, doc_id: str) -> bytes:
         """The id entry of a document followed by the id, as the scripts resolve it."""
         return entries(IDS, [layout.id_key(doc_id)]) + doc_id.encode("utf-8")
+
+    def run(self, calls: Sequence[tuple[Script, list[Any]]]) -> list[Any]:
+        """Script calls in one round trip, by digest; when the server has lost its script
+        cache (a restart), the scripts are loaded again and the calls sent once more.
+
+        redis-py's own pipelines ask the server whether the scripts exist before every
+        execution, a round trip more for each batch: half the cost of a one-document job.
+        """
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            for called, args in calls:
+                pipe.evalsha(called.sha, 0, *args)
+            try:
+                return pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt:
+                    raise
+                for script_text in {called.script for called, _ in calls}:
+                    self.client.script_load(script_text)
+        raise AssertionError("unreachable")
 
     def plan(self, **fields: Any) -> str:
         """A script's JSON plan: the key prefixes and entry widths, and these fields."""

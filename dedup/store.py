@@ -149,17 +149,19 @@ class Store(Reads):
 
     def _find(self, analyses: list[Analysis], todo: list[int]) -> list[_Found]:
         """One round trip: the current version of each document and its paragraph counts."""
-        pipe = self.client.pipeline(transaction=False)
         plan = self.plan(mode="resolve")
+        calls = []
         for i in todo:
             analysis = analyses[i]
             distinct = dict.fromkeys(layout.paragraph_key(fp) for fp in analysis.fingerprints)
-            self._read(
-                args=[plan, self.id_entry(analysis.document.doc_id), entries(PARAGRAPHS, distinct)],
-                client=pipe,
+            calls.append(
+                (
+                    self._read,
+                    [plan, self.id_entry(analysis.document.doc_id), entries(PARAGRAPHS, distinct)],
+                )
             )
         found = []
-        for i, reply in zip(todo, pipe.execute(), strict=True):
+        for i, reply in zip(todo, self.run(calls), strict=True):
             distinct = dict.fromkeys(layout.paragraph_key(fp) for fp in analyses[i].fingerprints)
             serial, raw, *counts = reply
             found.append(
@@ -179,7 +181,7 @@ class Store(Reads):
         affected: set[int],
     ) -> list[int]:
         """One read and one write round trip for the documents ``todo``; returns conflicts."""
-        write = self.client.pipeline(transaction=False)
+        writes = []
         planned: list[int] = []
         for i, found in zip(todo, self._find(analyses, todo), strict=True):
             analysis = analyses[i]
@@ -193,10 +195,10 @@ class Store(Reads):
             ):
                 results[i] = Indexed(analysis.document.doc_id, changed=False)
                 continue
-            self._write(args=self._write_args(found.serial, old, record, analysis), client=write)
+            writes.append((self._write, self._write_args(found.serial, old, record, analysis)))
             planned.append(i)
         conflicts: list[int] = []
-        for i, reply in zip(planned, write.execute(), strict=True):
+        for i, reply in zip(planned, self.run(writes), strict=True):
             if reply[0] == b"conflict":
                 conflicts.append(i)
                 continue
@@ -332,6 +334,8 @@ class Store(Reads):
 
     def refresh_flags(self, serials: set[int]) -> None:
         """Bring the corpus-dependent flags of these document versions in line with reports."""
+        if not serials:
+            return
         for serial, record in self.records(sorted(serials)):
             flags = set(self.report_of(serial, record)["flags"])
             pipe = self.client.pipeline(transaction=False)

@@ -151,3 +151,15 @@ def test_redact_hides_passwords() -> None:
     """Passwords never appear in messages."""
     assert "rediss://user:***@host:6380/0" == redact("rediss://user:secret@host:6380/0")
     assert "redis://localhost:6379" == redact("redis://localhost:6379")
+
+
+def test_scripts_lost_by_the_server_are_loaded_again(
+    store: Store, redis_client: redis.Redis
+) -> None:
+    """After a restart empties Redis's script cache, the next batch loads the scripts again."""
+    index(store, "before", as_html(article(30)))
+    redis_client.script_flush()
+    index(store, "after", as_html(article(31)))
+    redis_client.script_flush()
+    assert "after" == store.report("after")["doc_id"]
+    assert 2 == store.stats()["documents"]
