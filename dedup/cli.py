@@ -6,10 +6,11 @@ commands, options and JSON field names are a contract (docs/CLI.md).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
@@ -349,18 +350,30 @@ def _show_reports(reports: list[dict[str, Any]], as_json: bool) -> None:
 @cli.command()
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(0),
+    default=0,
+    metavar="SECONDS",
+    help="Wait up to SECONDS for each document just submitted to be indexed.",
+)
 @click.pass_context
-def report(ctx: click.Context, ids: tuple[str, ...], as_json: bool) -> None:
+def report(ctx: click.Context, ids: tuple[str, ...], as_json: bool, wait: float) -> None:
     """Show the report of documents, with the duplicates known now."""
     from dedup.connection import redis_for
     from dedup.reads import Reads
 
     settings = _settings(ctx)
-    store = Reads(redis_for(settings), settings)
+    read: Callable[[str], dict[str, Any]] = Reads(redis_for(settings), settings).report
+    if wait:
+        from dedup.client import Client
+
+        client = Client(settings)
+        read = functools.partial(client.report, wait=wait)
     missing = []
     for doc_id in ids:
         try:
-            _show_reports([store.report(doc_id)], as_json)
+            _show_reports([read(doc_id)], as_json)
         except DedupError as exc:
             if not isinstance(exc, InputError) and exc.exit_code != 4:
                 raise

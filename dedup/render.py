@@ -7,6 +7,7 @@ stripped of control characters and handed to rich as plain ``Text``, never as ma
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console, Group
@@ -15,6 +16,10 @@ from rich.table import Table
 from rich.text import Text
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def clean(value: Any) -> str:
@@ -38,6 +43,17 @@ def report(data: dict[str, Any]) -> Panel:
             (", ".join(flags) if flags else "none", "bold red" if flags else "green"),
         )
     ]
+    times = [
+        (label, data[key])
+        for label, key in (("fetched ", "fetched_at"), ("indexed ", "indexed_at"))
+        if data.get(key)
+    ]
+    if times:
+        line = Text()
+        for label, value in times:
+            shown = value if isinstance(value, str) else _utc(value)
+            line.append(("   " if line else "") + label, style="dim").append(clean(shown))
+        lines.append(line)
     excerpts = data.get("excerpts", {})
     if data["internal_repeats"]:
         table = Table(title="repeated inside the document", title_justify="left", expand=True)

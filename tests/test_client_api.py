@@ -72,6 +72,19 @@ def test_report_wait_returns_once_indexed(settings: Settings) -> None:
     assert "doubled_body" in report["flags"]
 
 
+def test_report_command_waits_too(settings: Settings) -> None:
+    """`dedup report --wait` gives up with the queue's state, and exits like a missing id."""
+    Client(settings).submit(as_html(article(4)), doc_id="queued-only")
+    result = run_dedup(settings, "report", "queued-only", "--wait", "0.3")
+    assert 4 == result.returncode
+    assert "no report for document 'queued-only' after 0.3 s" in result.stderr
+    assert "is a worker running?" in result.stderr
+    assert 0 == run_dedup(settings, "worker", "--burst").returncode
+    shown = run_dedup(settings, "report", "queued-only", "--wait", "5", "--json")
+    assert 0 == shown.returncode, shown.stderr
+    assert "queued-only" == json.loads(shown.stdout)["doc_id"]
+
+
 def test_fetched_at_travels_to_the_report(settings: Settings) -> None:
     """The fetch time given at submission is in the stored report; a malformed one is refused."""
     client = Client(settings)
@@ -84,6 +97,12 @@ def test_fetched_at_travels_to_the_report(settings: Settings) -> None:
     assert 0 == run_dedup(settings, "worker", "--burst").returncode
     assert "2024-05-01T12:00:00Z" == client.report("dated")["fetched_at"]
     assert client.report("undated")["fetched_at"] is None
+    shown = run_dedup(settings, "report", "dated").stdout
+    assert "fetched 2024-05-01T12:00:00Z" in shown
+    assert "indexed 20" in shown
+    client.submit(as_html(article(4)), doc_id="dated", fetched_at="2024-06-01T08:00:00Z")
+    assert 0 == run_dedup(settings, "worker", "--burst").returncode
+    assert "2024-06-01T08:00:00Z" == client.report("dated")["fetched_at"]  # fetched again
 
 
 @pytest.mark.slow
