@@ -18,7 +18,7 @@ from bench import corpus as corpus_
 from bench import throughput
 from dedup.client import Client
 from dedup.connection import connect
-from dedup.queue import JOB_FUNCTION
+from dedup.queue import JOB_FUNCTION, PayloadJob
 from dedup.settings import Settings
 
 
@@ -92,7 +92,9 @@ def profile_worker(
             for doc in docs:
                 client.submit(doc["html"], doc_id=doc["id"], url=doc["url"], fmt="html")
     ctx = prepare(settings)
-    worker = SimpleWorker([client.queue], connection=ctx.store.client, serializer=JSONSerializer)
+    worker = SimpleWorker(
+        [client.queue], connection=ctx.store.client, serializer=JSONSerializer, job_class=PayloadJob
+    )
     connection = ctx.store.client
     connection.config_resetstat()
     profiler = Profiler(interval=0.001)

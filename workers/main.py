@@ -12,7 +12,7 @@ import sys
 from rq import SimpleWorker, Worker
 from rq.serializers import JSONSerializer
 
-from dedup.queue import make_queue
+from dedup.queue import PayloadJob, make_queue
 from dedup.settings import Settings
 from workers.jobs import prepare
 
@@ -29,6 +29,7 @@ def run(settings: Settings, *, burst: bool = False) -> None:
         [make_queue(settings, connection)],
         connection=connection,
         serializer=JSONSerializer,
+        job_class=PayloadJob,
         # Registry maintenance finds jobs abandoned by killed workers; RQ's default is 10 min.
         maintenance_interval=MAINTENANCE_INTERVAL,
     )

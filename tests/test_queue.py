@@ -1,0 +1,40 @@
+"""The queue's job class: payloads go back to Redis as they were read, never compressed again."""
+
+from __future__ import annotations
+
+import zlib
+from unittest import mock
+
+import redis
+
+from dedup.client import Client
+from dedup.queue import PayloadJob, make_queue
+from dedup.settings import Settings
+from tests.helpers import article, as_html
+
+
+def test_a_saved_job_keeps_its_payload_bytes(settings: Settings, redis_client: redis.Redis) -> None:
+    """Saving a job read from Redis writes the stored payload back without compressing it."""
+    docs = [{"id": f"d{n}", "html": as_html(article(n))} for n in range(20)]
+    (handle,) = Client(settings).submit_many(docs, batch_size=20)
+    key = f"rq:job:{handle.id}"
+    stored = redis_client.hget(key, "data")
+    job = make_queue(settings, redis_client).fetch_job(handle.id)
+    assert isinstance(job, PayloadJob)
+    assert [d["id"] for d in docs] == [d["id"] for d in job.args[0]]
+    sizes: list[int] = []
+    real = zlib.compress
+
+    def counting(data: bytes, *args: object) -> bytes:
+        sizes.append(len(data))
+        return real(data, *args)
+
+    with mock.patch("rq.job.zlib.compress", counting):
+        job.save()
+    assert stored == redis_client.hget(key, "data")
+    assert all(size < 1000 for size in sizes), sizes  # the payload (~20 KB) was not compressed
+    job.args = ([docs[0]],)  # a changed payload takes RQ's own path, and is stored
+    with mock.patch("rq.job.zlib.compress", counting):
+        job.save()
+    again = make_queue(settings, redis_client).fetch_job(handle.id)
+    assert again is not None and [docs[0]] == again.args[0]
