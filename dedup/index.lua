@@ -54,7 +54,7 @@ if old_serial ~= 0 then
     remove(e[1], e[2], old_serial)
     note(members(e[1], e[2]))
   end
-  for _, key in ipairs(p.all_flags) do redis.call('ZREM', key, old_serial) end
+  for _, key in ipairs(p.all_flags) do redis.call('SETBIT', key, old_serial, 0) end
   remove(id_key, id_field, old_serial)
   redis.call('HDEL', record_key(p.records, old_serial), old_serial)
   documents = documents - 1
@@ -66,7 +66,6 @@ if p.delete then
   return {'ok', {}, {}, affected}
 end
 
-local ts = p.ts
 local sharing = {}  -- for each band, the versions that held it before this one
 for _, e in ipairs(entries(ARGV[4], p.band_width, p.bands)) do
   local _, _, before = add(e[1], e[2], serial, p.inline, true)
@@ -78,13 +77,13 @@ for _, e in ipairs(entries(ARGV[5], p.para_width, p.paras)) do
     if size == 1 then distinct = distinct + 1 end
     if size == p.boilerplate_at then
       -- The paragraph just became boilerplate: every document holding it carries the flag.
-      for _, s in ipairs(members(e[1], e[2])) do redis.call('ZADD', p.boilerplate_flag, ts, s) end
+      for _, s in ipairs(members(e[1], e[2])) do redis.call('SETBIT', p.boilerplate_flag, s, 1) end
     elseif size > p.boilerplate_at then
-      redis.call('ZADD', p.boilerplate_flag, ts, serial)
+      redis.call('SETBIT', p.boilerplate_flag, serial, 1)
     end
   end
 end
-for _, key in ipairs(p.flags) do redis.call('ZADD', key, ts, serial) end
+for _, key in ipairs(p.flags) do redis.call('SETBIT', key, serial, 1) end
 
 local copies = {}
 for _, e in ipairs(entries(ARGV[6], p.content_width, p.contents)) do
@@ -95,9 +94,9 @@ local seen = {}
 local exact = {}
 for _, other in ipairs(related(copies, p.records, serial, seen, p.max_exact)) do
   exact[#exact + 1] = record_id(other[2])
-  redis.call('ZADD', p.exact_flag, ts, other[1])
+  redis.call('SETBIT', p.exact_flag, other[1], 1)
 end
-if #exact > 0 then redis.call('ZADD', p.exact_flag, ts, serial) end
+if #exact > 0 then redis.call('SETBIT', p.exact_flag, serial, 1) end
 
 -- Near duplicates: candidates from the bands, scored on the stored signatures, flagged on
 -- both sides at or over the threshold.
@@ -111,11 +110,11 @@ if #sig > 0 then
       if score >= p.near_threshold then
         near[#near + 1] = record_id(other[2])
         near[#near + 1] = tostring(score)
-        redis.call('ZADD', p.near_flag, ts, other[1])
+        redis.call('SETBIT', p.near_flag, other[1], 1)
       end
     end
   end
-  if #near > 0 then redis.call('ZADD', p.near_flag, ts, serial) end
+  if #near > 0 then redis.call('SETBIT', p.near_flag, serial, 1) end
 end
 documents = documents + 1
 paragraphs = paragraphs + p.paragraphs

@@ -48,5 +48,5 @@ class Keys:
         return f"{self.namespace}:{family.name}:"
 
     def flag(self, name: str) -> str:
-        """Sorted set: serials of the documents carrying this flag → when it was raised."""
+        """Bitmap: bit ``serial`` is set when that document version carries this flag."""
         return f"{self.namespace}:flag:{name}"

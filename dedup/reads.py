@@ -3,7 +3,7 @@
 A report is read in two round trips whatever the size of the index: one script resolves the
 document id to its record, a second one gathers what the rest of the corpus holds for it
 (exact copies, LSH candidates with their signatures, paragraph counts and the documents that
-share a paragraph). Lists walk the records by serial, newest first, or a flag's sorted set.
+share a paragraph). Lists walk the records by serial, newest first, or a flag's bitmap.
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ class Reads:
     ) -> Iterator[dict[str, Any]]:
         """The rows of :meth:`list_documents`, newest first, read ``page`` at a time.
 
-        A flag without ``since`` walks the flag's own sorted set; otherwise the walk goes down
+        A flag without ``since`` walks the flag's own bitmap; otherwise the walk goes down
         the serials, which follow indexing time, and stops past ``since`` (allowing for
         :data:`CLOCK_SKEW`), so a time window bounds the work whatever the size of the index.
         Serials never change, so documents indexed during the walk do not shift it.
@@ -251,29 +251,26 @@ class Reads:
             raise store_error(exc) from None
 
     def _scan_flag(self, flag: str, page: int) -> Iterator[dict[str, Any]]:
+        """The flag's bitmap read down from the newest serial, ``page`` bytes' worth at a time
+        (8 serials a byte), and the records of the serials whose bit is set."""
         key = self.keys.flag(flag)
-        high: float | str = "+inf"
-        seen: set[int] = set()  # members already listed at score ``high``
-        while True:
-            want = page + len(seen)
-            raw = cast(
-                "list[tuple[bytes, float]]",
-                self.client.zrevrangebyscore(key, high, "-inf", 0, want, withscores=True),
-            )
-            fresh = [(int(m), score) for m, score in raw if int(m) not in seen]
-            if not fresh:
-                return
-            if fresh[-1][1] != high:
-                seen = set()
-            high = fresh[-1][1]
-            seen.update(serial for serial, score in fresh if score == high)
-            yield from (
-                row
-                for row in self._rows(self.records([s for s, _ in fresh]))
-                if flag in row["flags"]
-            )
-            if len(raw) < want:
-                return
+        end = int(self.client.strlen(key)) - 1
+        step = max(1, page)
+        while end >= 0:
+            start = max(0, end - step + 1)
+            chunk = cast("bytes", self.client.getrange(key, start, end))
+            bits = int.from_bytes(chunk, "big")  # bit 0 of the bitmap is its highest bit
+            width = 8 * len(chunk)
+            serials = [
+                8 * start + offset
+                for offset in range(width - 1, -1, -1)
+                if bits >> (width - 1 - offset) & 1
+            ]
+            if serials:
+                yield from (
+                    row for row in self._rows(self.records(serials)) if flag in row["flags"]
+                )
+            end = start - 1
 
     def records(self, serials: Sequence[int]) -> list[tuple[int, Record]]:
         """The records of these serials, in order; serials no longer indexed are left out."""
@@ -309,13 +306,13 @@ class Reads:
         pipe = self.client.pipeline(transaction=False)
         for serial, _ in records:
             for name in FLAGS:
-                pipe.zscore(self.keys.flag(name), serial)
+                pipe.getbit(self.keys.flag(name), serial)
         replies = iter(pipe.execute())
         return [
             {
                 "doc_id": record.doc_id,
                 "url": record.url,
-                "flags": [name for name in FLAGS if next(replies) is not None],
+                "flags": [name for name in FLAGS if next(replies)],
                 "paragraphs": record.paragraphs,
                 "indexed_at": record.indexed_at,
             }
@@ -346,7 +343,7 @@ class Reads:
             pipe = self.client.pipeline(transaction=False)
             pipe.hgetall(self.keys.counters)
             for name in FLAGS:
-                pipe.zcard(self.keys.flag(name))
+                pipe.bitcount(self.keys.flag(name))
             counters, *flag_counts = pipe.execute()
         except redis.RedisError as exc:
             raise store_error(exc) from None

@@ -3,7 +3,7 @@
 All Redis access lives in this module, :mod:`dedup.reads` (reports, lists, counts) and
 :mod:`dedup.connection`.
 The layout is :mod:`dedup.layout` (a packed record per document version, small bucketed
-hashes of index entries, a sorted set per flag), the key names :mod:`dedup.keys`. Indexing a
+hashes of index entries, a bitmap per flag), the key names :mod:`dedup.keys`. Indexing a
 batch of documents costs two round trips whatever its size: one read script per document
 finds what is there, then one atomic write script per document replaces it, scores its
 candidates and raises the flags on both sides. Reports and lists are read by
@@ -259,7 +259,6 @@ class Store(Reads):
             inline=layout.INLINE,
             wide=self.wide,
             paragraphs=record.paragraphs if record is not None else 0,
-            ts=record.indexed_at if record is not None else round(self.clock(), 3),
         )
         return [
             plan,
@@ -340,8 +339,5 @@ class Store(Reads):
             flags = set(self.report_of(serial, record)["flags"])
             pipe = self.client.pipeline(transaction=False)
             for name in ("exact_duplicate", "near_duplicate", "boilerplate"):
-                if name in flags:
-                    pipe.zadd(self.keys.flag(name), {str(serial): round(self.clock(), 3)}, nx=True)
-                else:
-                    pipe.zrem(self.keys.flag(name), str(serial))
+                pipe.setbit(self.keys.flag(name), serial, int(name in flags))
             pipe.execute()
