@@ -3,7 +3,8 @@
 The total is the growth of ``used_memory`` over the empty server. The split comes from
 ``MEMORY USAGE`` (exact, ``SAMPLES 0``) on every key of a small store, or on keys drawn with
 ``RANDOMKEY`` from a large one, scaled by the share of each family in the sample; keys that
-exist once per namespace (the document list, the flags) are measured by name. What the split
+exist once per namespace (the flags, counters, settings) are measured by name, and the few
+sets of entries held by many documents one by one (found with ``SCAN``). What the split
 does not explain is Redis's own bookkeeping of keys (its main hash table) and allocator slack.
 """
 
@@ -70,8 +71,13 @@ def breakdown(client: redis.Redis, namespace: str, samples: int = 20_000) -> dic
         usage = client.memory_usage(name, samples=0)
         if usage:
             exact[name.removeprefix(f"{namespace}:")] = int(usage)
+    # Entries held by many documents have sets of their own: few keys, some very large
+    # (boilerplate), so a random sample would misjudge them; they are measured one by one.
+    overflow = [k.decode() for k in client.scan_iter(match=f"{namespace}:?:*:*", count=10_000)]
     sampled, complete = _sample(client, samples)
-    families = [(k, _family(k, namespace)) for k in sampled]
+    apart = set(overflow)
+    families = [(k, _family(k, namespace)) for k in sampled if k not in apart]
+    families += [(k, _family(k, namespace)) for k in overflow]
     counted = [(k, f) for k, f in families if f is not None]
     pipe = client.pipeline(transaction=False)
     for key, _ in counted:
@@ -87,16 +93,18 @@ def breakdown(client: redis.Redis, namespace: str, samples: int = 20_000) -> dic
         total[family] += int(usage)
         example.setdefault(family, key)
     scale = 1.0
+    measured = {f for f in seen if f.endswith("overflow sets")}
     if not complete:
-        many_keys = int(client.dbsize()) - len(exact)
-        scale = many_keys / max(1, sum(seen.values()))
+        many_keys = int(client.dbsize()) - len(exact) - len(overflow)
+        scale = many_keys / max(1, sum(n for f, n in seen.items() if f not in measured))
     rows: dict[str, dict[str, Any]] = {}
-    for family in sorted(seen, key=lambda f: -total[f]):
+    for family in sorted(seen, key=lambda f: -total[f] * (1 if f in measured else scale)):
         encoding = client.object("encoding", example[family])
+        factor = 1.0 if family in measured else scale
         rows[family] = {
-            "keys": round(seen[family] * scale),
-            "bytes": round(total[family] * scale),
-            "bytes_per_doc": round(total[family] * scale / count, 1),
+            "keys": round(seen[family] * factor),
+            "bytes": round(total[family] * factor),
+            "bytes_per_doc": round(total[family] * factor / count, 1),
             "bytes_per_key": round(total[family] / seen[family], 1),
             "encoding": encoding.decode() if isinstance(encoding, bytes) else str(encoding),
         }

@@ -13,6 +13,7 @@ compares the two at 10k).
 from __future__ import annotations
 
 import numpy as np
+import xxhash
 
 from bench import corpus as corpus_
 from dedup.analysis import Analysis
@@ -20,7 +21,12 @@ from dedup.document import Document
 from dedup.repeats import Repeat, Repeats
 from dedup.settings import Settings
 
-_BOILERPLATE_FPS = [0x5EED_0000_0000_0000 + k for k in range(corpus_.BOILERPLATE_POOL)]
+_BOILERPLATE_FPS = [
+    xxhash.xxh64_intdigest(f"template paragraph {k}".encode())
+    for k in range(corpus_.BOILERPLATE_POOL)
+]
+"""Fingerprints of the template paragraphs: spread like real ones (the store keeps their top
+48 bits, so values differing in the low bits alone would be one paragraph)."""
 
 
 def _rows(rng: np.random.Generator, count: int, num_perm: int) -> np.ndarray:

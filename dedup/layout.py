@@ -61,12 +61,13 @@ class Family:
         return bucket, (rest >> (64 - 8 * self.field_bytes)).to_bytes(self.field_bytes, "big")
 
 
-# Sized for about a million documents at 30-130 fields per hash, inside Redis's default
-# listpack limit (128 entries): 16 bands and ~18 paragraphs per document.
-BANDS = Family("b", bucket_bits=17, field_bytes=3)
-PARAGRAPHS = Family("p", bucket_bits=17, field_bytes=4)
-CONTENT = Family("c", bucket_bits=13, field_bytes=6)
-IDS = Family("i", bucket_bits=13, field_bytes=4)
+# Sized so that at a million documents (16 bands and ~19 paragraphs each) every hash holds
+# 60-120 fields: inside Redis's default listpack limit (128 entries) up to about 1.7M
+# documents, and short enough to search linearly.
+BANDS = Family("b", bucket_bits=18, field_bytes=3)
+PARAGRAPHS = Family("p", bucket_bits=18, field_bytes=4)
+CONTENT = Family("c", bucket_bits=14, field_bytes=6)
+IDS = Family("i", bucket_bits=14, field_bytes=4)
 
 _MASK = 0xFFFF_FFFF_FFFF_FFFF
 _GOLDEN = 0x9E3779B97F4A7C15
