@@ -117,7 +117,8 @@ def ensure_server(data_dir: Path, timeout: float = 15.0) -> str:
 LAYOUT_CONFIG = ["--hash-max-ziplist-value", "1024", "--hash-max-ziplist-entries", "512"]
 """Server settings the store's layout is sized for: records (a few hundred bytes each) stay in
 compact listpack hashes, and entry hashes keep room to grow past 128 fields. Redis's defaults
-work too, at about 60 more bytes per document (docs/BENCHMARKS.md)."""
+work too: records then become hash tables, 26 more bytes per document measured at 100,000
+documents (docs/BENCHMARKS.md)."""
 
 
 def _start(data_dir: Path, timeout: float) -> str:
