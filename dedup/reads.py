@@ -36,7 +36,8 @@ MAX_EXACT = 1000
 CLOCK_SKEW = 300.0
 """Seconds by which workers' clocks may disagree: a walk by serial looks this far past a
 time bound before it stops, since serials follow the order writes reached Redis."""
-_BUCKETS_PER_TRIP = 32
+BUCKETS_PER_TRIP = 32
+"""Record hashes read per round trip when walking the records."""
 
 
 def script(name: str) -> str:
@@ -288,7 +289,7 @@ class Reads:
         top = int(self.client.hget(self.keys.counters, "serial") or 0)
         bucket = top // layout.RECORDS_PER_BUCKET
         while bucket >= 0:
-            numbers = list(range(bucket, max(-1, bucket - _BUCKETS_PER_TRIP), -1))
+            numbers = list(range(bucket, max(-1, bucket - BUCKETS_PER_TRIP), -1))
             pipe = self.client.pipeline(transaction=False)
             for number in numbers:
                 pipe.hgetall(self.keys.records(number * layout.RECORDS_PER_BUCKET))

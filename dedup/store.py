@@ -27,6 +27,7 @@ from dedup.errors import SettingsMismatchError, StoreError
 from dedup.keys import FLAGS
 from dedup.layout import BANDS, CONTENT, PARAGRAPHS, Record
 from dedup.reads import (
+    BUCKETS_PER_TRIP,
     CLOCK_SKEW,
     MAX_CANDIDATES,
     MAX_EXACT,
@@ -319,17 +320,20 @@ class Store(Reads):
         return total
 
     def _records_up(self) -> Iterator[list[tuple[int, Record]]]:
-        """Every record, oldest serial first, one bucket at a time."""
+        """Every record, oldest serial first, a few buckets per round trip."""
         top = int(self.client.hget(self.keys.counters, "serial") or 0)
-        for bucket in range(top // layout.RECORDS_PER_BUCKET + 1):
-            raw = cast(
-                "dict[bytes, bytes]",
-                self.client.hgetall(self.keys.records(bucket * layout.RECORDS_PER_BUCKET)),
-            )
-            if raw:
-                yield sorted(
-                    ((int(s), layout.unpack(r)) for s, r in raw.items()), key=lambda x: x[0]
-                )
+        last = top // layout.RECORDS_PER_BUCKET
+        for first in range(0, last + 1, BUCKETS_PER_TRIP):
+            pipe = self.client.pipeline(transaction=False)
+            for number in range(first, min(first + BUCKETS_PER_TRIP, last + 1)):
+                pipe.hgetall(self.keys.records(number * layout.RECORDS_PER_BUCKET))
+            found = [
+                (int(serial), layout.unpack(raw))
+                for replies in pipe.execute()
+                for serial, raw in cast("dict[bytes, bytes]", replies).items()
+            ]
+            if found:
+                yield sorted(found, key=lambda x: x[0])
 
     def refresh_flags(self, serials: set[int]) -> None:
         """Bring the corpus-dependent flags of these document versions in line with reports."""

@@ -143,3 +143,29 @@ def test_export_to_a_folder_that_does_not_exist(settings: Settings, corpus: Stor
     result = invoke(settings, "export", "--output", "/nonexistent-folder/out.jsonl")
     assert 2 == result.exit_code
     assert "cannot write /nonexistent-folder/out.jsonl" in result.stderr
+
+
+def test_purge_and_lists_across_many_record_buckets(store: Store) -> None:
+    """Hundreds of documents span several record hashes; purge and lists walk them all."""
+    old = Store(store.client, store.settings, clock=lambda: time.time() - 40 * DAY)
+    old.index(
+        [
+            analyse(Document(f"old{n}", as_html(article(500 + n, 2))), store.settings)
+            for n in range(300)
+        ]
+    )
+    store.index(
+        [
+            analyse(Document(f"new{n}", as_html(article(900 + n, 2))), store.settings)
+            for n in range(100)
+        ]
+    )
+    listed = [row["doc_id"] for row in store.scan_documents(page=50)]
+    assert listed[:100] == [f"new{n}" for n in reversed(range(100))]
+    assert 400 == len(listed) == len(set(listed))
+    assert 100 == len(store.list_documents(None, 1000, since=time.time() - 3600))
+    assert 300 == store.purge(30 * DAY)
+    assert {f"new{n}" for n in range(100)} == {
+        r["doc_id"] for r in store.list_documents(None, 1000)
+    }
+    assert 100 == store.stats()["documents"]
