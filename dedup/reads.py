@@ -237,7 +237,7 @@ class Reads:
             if flag is not None and since is None:
                 yield from self._scan_flag(flag, page)
                 return
-            for batch in self._records_down():
+            for batch in self.walk_records(newest_first=True):
                 rows = self._rows(batch)
                 for row in rows:
                     if since is not None and row["indexed_at"] < since:
@@ -284,14 +284,15 @@ class Reads:
             if raw
         ]
 
-    def _records_down(self) -> Iterator[list[tuple[int, Record]]]:
-        """Every record, newest serial first, a few buckets per round trip."""
+    def walk_records(self, *, newest_first: bool) -> Iterator[list[tuple[int, Record]]]:
+        """Every record in serial order, a few record hashes per round trip."""
         top = int(self.client.hget(self.keys.counters, "serial") or 0)
-        bucket = top // layout.RECORDS_PER_BUCKET
-        while bucket >= 0:
-            numbers = list(range(bucket, max(-1, bucket - BUCKETS_PER_TRIP), -1))
+        numbers = range(top // layout.RECORDS_PER_BUCKET + 1)
+        if newest_first:
+            numbers = numbers[::-1]
+        for first in range(0, len(numbers), BUCKETS_PER_TRIP):
             pipe = self.client.pipeline(transaction=False)
-            for number in numbers:
+            for number in numbers[first : first + BUCKETS_PER_TRIP]:
                 pipe.hgetall(self.keys.records(number * layout.RECORDS_PER_BUCKET))
             found = [
                 (int(serial), layout.unpack(raw))
@@ -299,8 +300,7 @@ class Reads:
                 for serial, raw in cast("dict[bytes, bytes]", replies).items()
             ]
             if found:
-                yield sorted(found, key=lambda x: -x[0])
-            bucket = numbers[-1] - 1
+                yield sorted(found, key=lambda x: -x[0] if newest_first else x[0])
 
     def _rows(self, records: list[tuple[int, Record]]) -> list[dict[str, Any]]:
         """List rows of these records (one round trip for their flags)."""

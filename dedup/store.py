@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, cast
+from typing import Any
 
 import redis
 
@@ -27,7 +27,6 @@ from dedup.errors import SettingsMismatchError, StoreError
 from dedup.keys import FLAGS
 from dedup.layout import BANDS, CONTENT, PARAGRAPHS, Record
 from dedup.reads import (
-    BUCKETS_PER_TRIP,
     CLOCK_SKEW,
     MAX_CANDIDATES,
     MAX_EXACT,
@@ -310,7 +309,7 @@ class Store(Reads):
         cutoff = self.clock() - older_than
         total = 0
         try:
-            for batch in self._records_up():
+            for batch in self.walk_records(newest_first=False):
                 old = [record.doc_id for _, record in batch if record.indexed_at < cutoff]
                 total += self.delete(old)
                 if any(record.indexed_at >= cutoff + CLOCK_SKEW for _, record in batch):
@@ -318,22 +317,6 @@ class Store(Reads):
         except redis.RedisError as exc:
             raise store_error(exc) from None
         return total
-
-    def _records_up(self) -> Iterator[list[tuple[int, Record]]]:
-        """Every record, oldest serial first, a few buckets per round trip."""
-        top = int(self.client.hget(self.keys.counters, "serial") or 0)
-        last = top // layout.RECORDS_PER_BUCKET
-        for first in range(0, last + 1, BUCKETS_PER_TRIP):
-            pipe = self.client.pipeline(transaction=False)
-            for number in range(first, min(first + BUCKETS_PER_TRIP, last + 1)):
-                pipe.hgetall(self.keys.records(number * layout.RECORDS_PER_BUCKET))
-            found = [
-                (int(serial), layout.unpack(raw))
-                for replies in pipe.execute()
-                for serial, raw in cast("dict[bytes, bytes]", replies).items()
-            ]
-            if found:
-                yield sorted(found, key=lambda x: x[0])
 
     def refresh_flags(self, serials: set[int]) -> None:
         """Bring the corpus-dependent flags of these document versions in line with reports."""
