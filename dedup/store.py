@@ -82,8 +82,10 @@ class _Found:
 
     serial: int
     record: Record | None
+    keys: list[int]
+    """The entry key of each of the new version's paragraphs, in order."""
     counts: dict[int, int]
-    """Documents holding each of the new version's paragraphs, by fingerprint."""
+    """Documents holding each of those paragraphs, by entry key."""
 
 
 class Store(Reads):
@@ -150,10 +152,11 @@ class Store(Reads):
     def _find(self, analyses: list[Analysis], todo: list[int]) -> list[_Found]:
         """One round trip: the current version of each document and its paragraph counts."""
         plan = self.plan(mode="resolve")
+        keys = {i: [layout.paragraph_key(fp) for fp in analyses[i].fingerprints] for i in todo}
         calls = []
         for i in todo:
             analysis = analyses[i]
-            distinct = dict.fromkeys(layout.paragraph_key(fp) for fp in analysis.fingerprints)
+            distinct = dict.fromkeys(keys[i])
             calls.append(
                 (
                     self._read,
@@ -162,13 +165,13 @@ class Store(Reads):
             )
         found = []
         for i, reply in zip(todo, self.run(calls), strict=True):
-            distinct = dict.fromkeys(layout.paragraph_key(fp) for fp in analyses[i].fingerprints)
             serial, raw, *counts = reply
             found.append(
                 _Found(
                     int(serial),
                     layout.unpack(raw) if raw else None,
-                    dict(zip(distinct, (int(n) for n in counts), strict=True)),
+                    keys[i],
+                    dict(zip(dict.fromkeys(keys[i]), (int(n) for n in counts), strict=True)),
                 )
             )
         return found
@@ -185,7 +188,7 @@ class Store(Reads):
         planned: list[int] = []
         for i, found in zip(todo, self._find(analyses, todo), strict=True):
             analysis = analyses[i]
-            record = self._record(analysis, found.counts)
+            record = self._record(analysis, found)
             old = found.record
             if (
                 old is not None
@@ -212,13 +215,13 @@ class Store(Reads):
             affected.update(int(x) for x in reply[3])
         return conflicts
 
-    def _record(self, analysis: Analysis, counts: dict[int, int]) -> Record:
+    def _record(self, analysis: Analysis, found: _Found) -> Record:
         """The record of a new version; its signature leaves out boilerplate paragraphs."""
         threshold = self.settings.boilerplate_min_documents
         boilerplate = frozenset(
             i
-            for i, fp in enumerate(analysis.fingerprints)
-            if counts.get(layout.paragraph_key(fp), 0) + 1 >= threshold  # counting this one
+            for i, key in enumerate(found.keys)
+            if found.counts.get(key, 0) + 1 >= threshold  # counting this one
         )
         sig = analysis.document_signature(boilerplate)
         return Record(
@@ -228,7 +231,7 @@ class Store(Reads):
             indexed_at=round(self.clock(), 3),
             content=int(analysis.content_hash, 16),
             signature=layout.reduce_signature(sig, self.wide) if sig is not None else b"",
-            fingerprints=[layout.paragraph_key(fp) for fp in analysis.fingerprints],
+            fingerprints=found.keys,
             doubled_body=analysis.repeats.doubled_body,
             extra=record_extra(analysis),
         )
