@@ -69,7 +69,7 @@ def analyse(document: Document, settings: Settings) -> Analysis:
     word_counts = [len(w) for w in paragraph_words]
     fingerprints = text.fingerprints(paragraph_words)
     signed = [n >= settings.min_paragraph_words for n in word_counts]
-    # All paragraphs go through hashing, shingling and MinHash together: one numpy call per
+    # All paragraphs go through hashing, shingling and MinHash together: a few numpy calls per
     # step, not one per paragraph (whose overhead would exceed the work on a few dozen words).
     hashes = text.word_hashes(list(itertools.chain.from_iterable(paragraph_words)))
     counts = np.array(word_counts, dtype=np.int64)
@@ -81,14 +81,12 @@ def analyse(document: Document, settings: Settings) -> Analysis:
         kept = np.array(signed)
         para_shingles = para_shingles[np.repeat(kept, para_counts)]
         para_counts = para_counts * kept
-    matrix = signature.counted_signatures(
-        np.concatenate((para_shingles, doc_shingles)),
-        np.concatenate((para_counts, doc_counts)),
-        settings.num_perm,
-        settings.seed,
+    paragraph_signatures = signature.counted_signatures(
+        para_shingles, para_counts, settings.paragraph_num_perm, settings.seed
     )
-    count = len(paragraphs)
-    paragraph_signatures, shingle_signatures = matrix[:count], matrix[count:]
+    shingle_signatures = signature.counted_signatures(
+        doc_shingles, doc_counts, settings.num_perm, settings.seed
+    )
     content = np.array(fingerprints, dtype=np.uint64).tobytes()
     repeats = find_repeats(
         fingerprints, paragraph_signatures, signed, word_counts, settings.repeat_threshold

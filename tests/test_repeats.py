@@ -77,3 +77,14 @@ def test_repeated_short_lines_are_not_repeats() -> None:
     html = "".join(f"<p>{p}</p><p>Advertisement</p>" for p in body)
     found = repeats_of(html)
     assert [] == found.runs
+
+
+def test_paragraph_permutations_leave_the_index_alone() -> None:
+    """``paragraph_num_perm`` sizes the paragraph signatures only: document signatures, which
+    the index stores, stay the same, and a doubled body is found at either size."""
+    html = as_html(article(3) + article(3))
+    narrow = analyse(Document("t", html), SETTINGS.replace(paragraph_num_perm=32))
+    wide = analyse(Document("t", html), SETTINGS.replace(paragraph_num_perm=256))
+    assert (narrow.paragraph_signatures.shape[1], wide.paragraph_signatures.shape[1]) == (32, 256)
+    assert (narrow.shingle_signatures == wide.shingle_signatures).all()
+    assert narrow.repeats.doubled_body and wide.repeats.doubled_body

@@ -68,6 +68,7 @@ def evaluate(
                 "num_perm",
                 "shingle_words",
                 "paragraph_shingle_words",
+                "paragraph_num_perm",
                 "min_paragraph_words",
                 "lsh_bands",
                 "lsh_rows",
