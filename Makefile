@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-CODE := $(wildcard dedup workers tests bench examples)
+CODE := $(wildcard dedup workers tests bench examples setup.py)
 
 .PHONY: demo test lint format bench clean
 

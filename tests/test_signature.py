@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from datasketch import MinHash
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,6 +58,59 @@ def test_segment_signatures_equal_datasketch(
         assert reference(paragraph, size, num_perm, seed).tolist() == row.tolist()
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with each way of computing signatures."""
+    if request.param == "numpy":
+        monkeypatch.setattr(signature, "_minhash", None)
+    elif signature._minhash is None:
+        pytest.skip("dedup._minhash was not built (no C compiler): numpy computes signatures")
+    return str(request.param)
+
+
+NUMPY_CASES = st.tuples(
+    st.lists(st.integers(0, 400), max_size=12),
+    st.sampled_from([16, 128, 256]),
+    st.integers(0, 3),
+    st.integers(0, 2**32 - 1),
+)
+
+
+@pytest.mark.skipif(signature._minhash is None, reason="dedup._minhash was not built")
+@settings(max_examples=80, deadline=None)
+@given(NUMPY_CASES)
+def test_compiled_kernel_equals_numpy(case: tuple[list[int], int, int, int]) -> None:
+    """The C kernel and the numpy path give the same rows for any segments."""
+    counts, num_perm, seed, draw = case
+    hashes = np.random.default_rng(draw).integers(0, 2**32, sum(counts), dtype=np.uint32)
+    compiled = signature.counted_signatures(hashes, counts, num_perm, seed)
+    expected = np.full_like(compiled, 0xFFFFFFFF)
+    a, b = signature.permutations(num_perm, seed)
+    signature.numpy_fill(expected, hashes, np.array(counts, dtype=np.int64), a, b)
+    assert expected.tolist() == compiled.tolist()
+
+
+@pytest.mark.skipif(signature._minhash is None, reason="dedup._minhash was not built")
+def test_compiled_kernel_refuses_inconsistent_sizes() -> None:
+    """Sizes that do not fit raise ValueError instead of touching memory out of bounds."""
+    a, b = signature.permutations(16, 1)
+    out = np.full((2, 16), 0xFFFFFFFF, dtype=np.uint32)
+    hashes = np.arange(5, dtype=np.uint32)
+    assert signature._minhash is not None
+    for counts, target in (
+        ([2, 4], out),  # one hash more than there are
+        ([2, 2], out),  # one left over
+        ([-1, 6], out),
+        ([5], out),  # out has two rows for one count
+        ([2, 3], out[:, :8].copy()),  # rows shorter than a
+    ):
+        with pytest.raises(ValueError, match="counts must add up"):
+            signature._minhash.fill(target, hashes, np.array(counts, dtype=np.int64), a, b)
+    with pytest.raises(ValueError, match="counts must add up"):
+        signature._minhash.fill(out, hashes, np.array([2, 3], dtype=np.int64), a, b[:8].copy())
+    assert (out == 0xFFFFFFFF).all()
+
+
 def test_combined_signature_is_the_union() -> None:
     """The element-wise minimum of paragraph signatures is the MinHash of all their shingles."""
     paragraphs = [["a", "b", "c", "d"], ["e", "f", "g"], ["a", "b", "x"]]
@@ -69,7 +123,7 @@ def test_combined_signature_is_the_union() -> None:
     assert minhash.hashvalues.tolist() == combined.tolist()
 
 
-def test_large_documents_are_chunked_without_changing_results() -> None:
+def test_large_documents_are_chunked_without_changing_results(kernel: str) -> None:
     """Signatures of segments spread over several numpy passes equal those of one pass."""
     rng = np.random.default_rng(7)
     segments = [
@@ -80,7 +134,7 @@ def test_large_documents_are_chunked_without_changing_results() -> None:
     assert alone.tolist() == together.tolist()
 
 
-def test_empty_segments_get_the_empty_signature() -> None:
+def test_empty_segments_get_the_empty_signature(kernel: str) -> None:
     """A paragraph with no shingles is never given a comparable signature."""
     matrix = signature.segment_signatures([np.empty(0, dtype=np.uint32)], 16, 1)
     assert [0xFFFFFFFF] * 16 == matrix[0].tolist()
@@ -115,7 +169,7 @@ def test_lsh_parameters_fit_num_perm() -> None:
     assert len(signature.band_hashes(np.zeros(128, dtype=np.uint32), bands, rows)) == bands
 
 
-def test_blocks_split_segments_without_changing_results() -> None:
+def test_blocks_split_segments_without_changing_results(kernel: str) -> None:
     """A segment spread over several blocks of permuted hashes gets the same signature."""
     rng = np.random.default_rng(3)
     segments = [rng.integers(0, 2**32, size=n, dtype=np.uint32) for n in (0, 3000, 1, 0, 700)]

@@ -1,0 +1,14 @@
+"""The compiled kernel of dedup.signature (dedup/_minhash.c), built when a C compiler is found."""
+
+import numpy as np
+import numpy.typing as npt
+
+def fill(
+    out: npt.NDArray[np.uint32],
+    hashes: npt.NDArray[np.uint32],
+    counts: npt.NDArray[np.int64],
+    a: npt.NDArray[np.uint32],
+    b: npt.NDArray[np.uint32],
+    /,
+) -> None:
+    """Lower each row of ``out`` to the MinHash of its segment of ``hashes``."""

@@ -1,0 +1,24 @@
+"""The optional C kernel of dedup.signature; everything else is declared in pyproject.toml.
+
+``optional=True``: on a machine without a C compiler the build warns and goes on, and
+dedup.signature computes the same signatures with numpy.
+"""
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+class BuildExt(build_ext):
+    """Optimise the kernel fully: its inner loop must vectorise."""
+
+    def build_extensions(self) -> None:
+        if self.compiler.compiler_type == "unix":
+            for extension in self.extensions:
+                extension.extra_compile_args = [*extension.extra_compile_args, "-O3"]
+        super().build_extensions()
+
+
+setup(
+    ext_modules=[Extension("dedup._minhash", ["dedup/_minhash.c"], optional=True)],
+    cmdclass={"build_ext": BuildExt},
+)
