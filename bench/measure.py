@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dedup import signature
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -85,7 +87,22 @@ def machine(redis_version: str) -> dict[str, Any]:
         "redis": redis_version,
         "commit": _commit(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "signature_kernel": signature.KERNEL,
+        "python_loop_ms": _python_loop_ms(),
     }
+
+
+def _python_loop_ms() -> float:
+    """A fixed pure-Python loop, best of three: tells a slow machine or day from a slow commit
+    when runs on different days are compared."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return round(best * 1000, 1)
 
 
 def wait_until(condition: Any, timeout: float, interval: float = 0.01) -> None:
