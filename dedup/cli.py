@@ -7,6 +7,7 @@ commands, options and JSON field names are a contract (docs/CLI.md).
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import sys
@@ -89,7 +90,12 @@ class DedupGroup(click.Group):
     type=click.Path(file_okay=False, path_type=Path),
     help="Data folder of the embedded Redis.",
 )
-@click.version_option(package_name="dedup")
+@click.version_option(
+    package_name="dedup",
+    message="%(prog)s %(version)s (MinHash arithmetic: "
+    + ("compiled kernel" if importlib.util.find_spec("dedup._minhash") else "numpy")
+    + ")",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,

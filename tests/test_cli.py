@@ -183,3 +183,13 @@ def test_help_lists_the_contract_commands() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     for command in ("submit", "worker", "check", "report", "list", "stats"):
         assert command in result.output
+
+
+def test_version_says_which_minhash_arithmetic_runs() -> None:
+    """Users can tell whether the compiled kernel was built."""
+    from dedup import signature
+
+    result = CliRunner().invoke(cli, ["--version"])
+    wanted = {"compiled": "compiled kernel", "numpy": "numpy"}[signature.KERNEL]
+    assert 0 == result.exit_code
+    assert f"(MinHash arithmetic: {wanted})" in result.output
