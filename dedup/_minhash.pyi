@@ -12,3 +12,16 @@ def fill(
     /,
 ) -> None:
     """Lower each row of ``out`` to the MinHash of its segment of ``hashes``."""
+
+def shingle_fill(
+    out: npt.NDArray[np.uint32],
+    words: npt.NDArray[np.uint64],
+    counts: npt.NDArray[np.int64],
+    wanted: npt.NDArray[np.uint8],
+    size: int,
+    multipliers: npt.NDArray[np.uint64],
+    a: npt.NDArray[np.uint32],
+    b: npt.NDArray[np.uint32],
+    /,
+) -> None:
+    """Lower each wanted row of ``out`` to the MinHash of the shingles of its words."""

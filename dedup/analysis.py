@@ -73,19 +73,16 @@ def analyse(document: Document, settings: Settings) -> Analysis:
     # step, not one per paragraph (whose overhead would exceed the work on a few dozen words).
     hashes = text.word_hashes(list(itertools.chain.from_iterable(paragraph_words)))
     counts = np.array(word_counts, dtype=np.int64)
-    doc_shingles, doc_counts = text.document_shingle_hashes(hashes, counts, settings.shingle_words)
-    para_shingles, para_counts = text.document_shingle_hashes(
-        hashes, counts, settings.paragraph_shingle_words
+    paragraph_signatures = signature.shingle_signatures(
+        hashes,
+        counts,
+        settings.paragraph_shingle_words,
+        settings.paragraph_num_perm,
+        settings.seed,
+        wanted=signed,
     )
-    if not all(signed):
-        kept = np.array(signed)
-        para_shingles = para_shingles[np.repeat(kept, para_counts)]
-        para_counts = para_counts * kept
-    paragraph_signatures = signature.counted_signatures(
-        para_shingles, para_counts, settings.paragraph_num_perm, settings.seed
-    )
-    shingle_signatures = signature.counted_signatures(
-        doc_shingles, doc_counts, settings.num_perm, settings.seed
+    shingle_signatures = signature.shingle_signatures(
+        hashes, counts, settings.shingle_words, settings.num_perm, settings.seed
     )
     content = np.array(fingerprints, dtype=np.uint64).tobytes()
     repeats = find_repeats(

@@ -23,6 +23,8 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
+from dedup import text
+
 try:
     from dedup import _minhash
 except ImportError:  # built without a C compiler: the numpy path gives the same values
@@ -82,6 +84,49 @@ def counted_signatures(
         _minhash.fill(result, hashes, counted, a, b)
     else:
         numpy_fill(result, hashes, counted, a, b)
+    return result
+
+
+def shingle_signatures(
+    word_hashes: npt.NDArray[np.uint64],
+    counts: npt.NDArray[np.int64],
+    size: int,
+    num_perm: int,
+    seed: int,
+    wanted: Sequence[bool] | None = None,
+) -> npt.NDArray[np.uint32]:
+    """One signature per paragraph over its ``size``-word shingles, from all its word hashes.
+
+    Args:
+        word_hashes: the word hashes of all paragraphs, one after the other
+            (:func:`dedup.text.word_hashes`).
+        counts: words in each paragraph.
+        size: words per shingle (:func:`dedup.text.document_shingle_hashes`).
+        num_perm: permutations per signature.
+        seed: seed of the permutations.
+        wanted: the paragraphs to sign; the others get the empty signature. All when None.
+    """
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    if _minhash is None:
+        shingles, per_row = text.document_shingle_hashes(word_hashes, counts, size)
+        if wanted is not None and not all(wanted):
+            kept = np.array(wanted, dtype=bool)
+            shingles = shingles[np.repeat(kept, per_row)]
+            per_row = per_row * kept
+        return counted_signatures(shingles, per_row, num_perm, seed)
+    a, b = permutations(num_perm, seed)
+    result = np.full((len(counts), num_perm), _EMPTY, dtype=np.uint32)
+    mask = np.array([] if wanted is None else wanted, dtype=np.uint8)
+    _minhash.shingle_fill(
+        result,
+        np.ascontiguousarray(word_hashes, dtype=np.uint64),
+        counts,
+        mask,
+        size,
+        text.POSITION_MULTIPLIERS,
+        a,
+        b,
+    )
     return result
 
 

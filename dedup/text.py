@@ -39,8 +39,9 @@ _PARAGRAPH_BREAK = "\n"
 NFKC and case folding treat it as a boundary: it composes with nothing, and no character
 folds or decomposes into one."""
 
-# Distinct odd 64-bit multipliers, one per word position inside a shingle (up to 10 words).
-_POSITION_MULTIPLIERS = np.array(
+# Distinct odd 64-bit multipliers, one per word position inside a shingle (up to 10 words);
+# the compiled kernel of dedup.signature combines words with them too.
+POSITION_MULTIPLIERS = np.array(
     [
         0x9E3779B97F4A7C15,
         0xC2B2AE3D27D4EB4F,
@@ -128,9 +129,7 @@ def shingle_hashes(hashes: U64Array, size: int) -> U32Array:
     width = min(size, count)
     combined = np.zeros(count - width + 1, dtype=np.uint64)
     for position in range(width):
-        combined += (
-            hashes[position : count - width + 1 + position] * _POSITION_MULTIPLIERS[position]
-        )
+        combined += hashes[position : count - width + 1 + position] * POSITION_MULTIPLIERS[position]
     return (combined >> np.uint64(32)).astype(np.uint32)
 
 
@@ -152,9 +151,9 @@ def document_shingle_hashes(
     if total == 0:
         return np.empty(0, dtype=np.uint32), shingles
     # sums[w - 1][i]: the combined hash of the w words from word i on, across paragraph ends.
-    sums = [hashes * _POSITION_MULTIPLIERS[0]]
+    sums = [hashes * POSITION_MULTIPLIERS[0]]
     for position in range(1, min(size, total)):
-        sums.append(sums[-1][:-1] + hashes[position:] * _POSITION_MULTIPLIERS[position])
+        sums.append(sums[-1][:-1] + hashes[position:] * POSITION_MULTIPLIERS[position])
     if size == 1:
         return (sums[0] >> np.uint64(32)).astype(np.uint32), shingles
     # Every shingle is a run of one of these arrays: the full-width sums from each paragraph's

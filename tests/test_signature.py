@@ -90,6 +90,42 @@ def test_compiled_kernel_equals_numpy(case: tuple[list[int], int, int, int]) -> 
     assert expected.tolist() == compiled.tolist()
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.booleans()), max_size=10),
+    st.integers(1, 4),
+    st.sampled_from([16, 128]),
+    st.integers(0, 2**32 - 1),
+)
+def test_shingle_signatures_equal_shingles_then_signatures(
+    rows: list[tuple[int, bool]], size: int, num_perm: int, draw: int
+) -> None:
+    """Signing word hashes directly equals making the shingle hashes, then signing them;
+    unwanted rows keep the empty signature."""
+    counts = np.array([n for n, _ in rows], dtype=np.int64)
+    wanted = [w for _, w in rows]
+    words = np.random.default_rng(draw).integers(0, 2**64, int(counts.sum()), dtype=np.uint64)
+    shingles, per_row = text.document_shingle_hashes(words, counts, size)
+    expected = signature.counted_signatures(shingles, per_row, num_perm, 1)
+    expected[~np.array(wanted, dtype=bool)] = 0xFFFFFFFF
+    got = signature.shingle_signatures(words, counts, size, num_perm, 1, wanted=wanted)
+    assert expected.tolist() == got.tolist()
+
+
+def test_shingle_signatures_of_words_equal_datasketch(kernel: str) -> None:
+    """Each paragraph's signature over its shingles equals datasketch's, with either kernel."""
+    paragraphs = [["a", "b", "c", "d"], ["e"], [], ["f", "g", "a", "b", "c"], ["x", "y"]]
+    words = text.word_hashes([w for p in paragraphs for w in p])
+    counts = np.array([len(p) for p in paragraphs], dtype=np.int64)
+    wanted = [True, True, True, False, True]
+    matrix = signature.shingle_signatures(words, counts, 3, 64, 2, wanted=wanted)
+    for paragraph, keep, row in zip(paragraphs, wanted, matrix, strict=True):
+        if paragraph and keep:
+            assert reference(paragraph, 3, 64, 2).tolist() == row.tolist()
+        else:
+            assert (row == 0xFFFFFFFF).all()
+
+
 @pytest.mark.skipif(signature._minhash is None, reason="dedup._minhash was not built")
 def test_compiled_kernel_refuses_inconsistent_sizes() -> None:
     """Sizes that do not fit raise ValueError instead of touching memory out of bounds."""
@@ -108,6 +144,14 @@ def test_compiled_kernel_refuses_inconsistent_sizes() -> None:
             signature._minhash.fill(target, hashes, np.array(counts, dtype=np.int64), a, b)
     with pytest.raises(ValueError, match="counts must add up"):
         signature._minhash.fill(out, hashes, np.array([2, 3], dtype=np.int64), a, b[:8].copy())
+    words = np.arange(5, dtype=np.uint64)
+    two = np.array([2, 3], dtype=np.int64)
+    fill = signature._minhash.shingle_fill
+    for wanted, size in ((np.ones(3, dtype=np.uint8), 2), (np.ones(0, np.uint8), 0), (b"", 11)):
+        with pytest.raises(ValueError, match="counts must add up"):
+            fill(out, words, two, wanted, size, text.POSITION_MULTIPLIERS, a, b)
+    with pytest.raises(ValueError, match="counts must add up"):
+        fill(out, words, np.array([2, 4], dtype=np.int64), b"", 2, text.POSITION_MULTIPLIERS, a, b)
     assert (out == 0xFFFFFFFF).all()
 
 
