@@ -82,6 +82,38 @@ shingle_fill(uint32_t *restrict out, const uint64_t *restrict words,
     }
 }
 
+/* Whether the buffers shared by both functions fit together: ``a`` and ``b`` of one length,
+ * ``out`` of one row of that length per count, and counts (int64) that are non-negative and
+ * add up to the ``total`` items of the input. Nothing is read out of bounds when it holds. */
+static int
+sizes_fit(const Py_buffer *out, const Py_buffer *counts, const Py_buffer *a,
+          const Py_buffer *b, Py_ssize_t total)
+{
+    const Py_ssize_t num_perm = a->len / 4;
+    const Py_ssize_t rows = counts->len / 8;
+    const int64_t *count = (const int64_t *)counts->buf;
+    if (a->len != b->len || a->len % 4 || counts->len % 8 || num_perm == 0
+        || out->len != rows * num_perm * 4) {
+        return 0;
+    }
+    Py_ssize_t sum = 0;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        if (count[r] < 0 || count[r] > total - sum) {
+            return 0;
+        }
+        sum += (Py_ssize_t)count[r];
+    }
+    return sum == total;
+}
+
+static void
+release(Py_buffer *views, int n)
+{
+    for (int i = 0; i < n; i++) {
+        PyBuffer_Release(&views[i]);
+    }
+}
+
 PyDoc_STRVAR(fill_doc,
 "fill(out, hashes, counts, a, b)\n"
 "--\n\n"
@@ -90,42 +122,27 @@ PyDoc_STRVAR(fill_doc,
 "of the rows before it. ``a`` and ``b`` (uint32) are the permutation parameters.");
 
 static PyObject *
-minhash_fill(PyObject *module, PyObject *args)
+minhash_fill(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    Py_buffer out, hashes, counts, a, b;
-    PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "w*y*y*y*y*", &out, &hashes, &counts, &a, &b)) {
+    enum { OUT, HASHES, COUNTS, A, B, VIEWS };
+    Py_buffer v[VIEWS];
+    if (!PyArg_ParseTuple(args, "w*y*y*y*y*", &v[OUT], &v[HASHES], &v[COUNTS], &v[A], &v[B])) {
         return NULL;
     }
-    const Py_ssize_t num_perm = a.len / 4;
-    const Py_ssize_t rows = counts.len / 8;
-    const Py_ssize_t total = hashes.len / 4;
-    const int64_t *count = (const int64_t *)counts.buf;
-    Py_ssize_t sum = 0;
-    int valid = a.len == b.len && a.len % 4 == 0 && hashes.len % 4 == 0 && counts.len % 8 == 0
-                && num_perm > 0 && out.len == rows * num_perm * 4;
-    for (Py_ssize_t r = 0; valid && r < rows; r++) {
-        valid = count[r] >= 0 && count[r] <= total - sum;
-        sum += valid ? (Py_ssize_t)count[r] : 0;
-    }
-    if (!valid || sum != total) {
+    if (v[HASHES].len % 4 || !sizes_fit(&v[OUT], &v[COUNTS], &v[A], &v[B], v[HASHES].len / 4)) {
+        release(v, VIEWS);
         PyErr_SetString(PyExc_ValueError,
                         "fill: out must hold len(counts) * len(a) values, a and b must be as "
                         "long, and the counts must add up to len(hashes)");
-        goto done;
+        return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    fill((uint32_t *)out.buf, (const uint32_t *)hashes.buf, count, rows,
-         (const uint32_t *)a.buf, (const uint32_t *)b.buf, num_perm);
+    fill((uint32_t *)v[OUT].buf, (const uint32_t *)v[HASHES].buf, (const int64_t *)v[COUNTS].buf,
+         v[COUNTS].len / 8, (const uint32_t *)v[A].buf, (const uint32_t *)v[B].buf,
+         v[A].len / 4);
     Py_END_ALLOW_THREADS
-    result = Py_NewRef(Py_None);
-done:
-    PyBuffer_Release(&out);
-    PyBuffer_Release(&hashes);
-    PyBuffer_Release(&counts);
-    PyBuffer_Release(&a);
-    PyBuffer_Release(&b);
-    return result;
+    release(v, VIEWS);
+    Py_RETURN_NONE;
 }
 
 PyDoc_STRVAR(shingle_fill_doc,
@@ -138,51 +155,35 @@ PyDoc_STRVAR(shingle_fill_doc,
 "``size``) weigh the words of a shingle by position.");
 
 static PyObject *
-minhash_shingle_fill(PyObject *module, PyObject *args)
+minhash_shingle_fill(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    Py_buffer out, words, counts, wanted, multipliers, a, b;
+    enum { OUT, WORDS, COUNTS, WANTED, MULTIPLIERS, A, B, VIEWS };
+    Py_buffer v[VIEWS];
     Py_ssize_t size;
-    PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "w*y*y*y*ny*y*y*", &out, &words, &counts, &wanted, &size,
-                          &multipliers, &a, &b)) {
+    if (!PyArg_ParseTuple(args, "w*y*y*y*ny*y*y*", &v[OUT], &v[WORDS], &v[COUNTS], &v[WANTED],
+                          &size, &v[MULTIPLIERS], &v[A], &v[B])) {
         return NULL;
     }
-    const Py_ssize_t num_perm = a.len / 4;
-    const Py_ssize_t rows = counts.len / 8;
-    const Py_ssize_t total = words.len / 8;
-    const int64_t *count = (const int64_t *)counts.buf;
-    Py_ssize_t sum = 0;
-    int valid = a.len == b.len && a.len % 4 == 0 && words.len % 8 == 0 && counts.len % 8 == 0
-                && num_perm > 0 && out.len == rows * num_perm * 4
-                && (wanted.len == 0 || wanted.len == rows) && size >= 1
-                && multipliers.len >= size * 8;
-    for (Py_ssize_t r = 0; valid && r < rows; r++) {
-        valid = count[r] >= 0 && count[r] <= total - sum;
-        sum += valid ? (Py_ssize_t)count[r] : 0;
-    }
-    if (!valid || sum != total) {
+    const Py_ssize_t rows = v[COUNTS].len / 8;
+    if (v[WORDS].len % 8 || !sizes_fit(&v[OUT], &v[COUNTS], &v[A], &v[B], v[WORDS].len / 8)
+        || (v[WANTED].len != 0 && v[WANTED].len != rows) || size < 1
+        || v[MULTIPLIERS].len / 8 < size) {
+        release(v, VIEWS);
         PyErr_SetString(PyExc_ValueError,
                         "shingle_fill: out must hold len(counts) * len(a) values, a and b must "
                         "be as long, wanted empty or one byte per row, size at least 1 and "
                         "covered by multipliers, and the counts must add up to len(words)");
-        goto done;
+        return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    shingle_fill((uint32_t *)out.buf, (const uint64_t *)words.buf, count,
-                 wanted.len ? (const uint8_t *)wanted.buf : NULL, rows, size,
-                 (const uint64_t *)multipliers.buf, (const uint32_t *)a.buf,
-                 (const uint32_t *)b.buf, num_perm);
+    shingle_fill((uint32_t *)v[OUT].buf, (const uint64_t *)v[WORDS].buf,
+                 (const int64_t *)v[COUNTS].buf,
+                 v[WANTED].len ? (const uint8_t *)v[WANTED].buf : NULL, rows, size,
+                 (const uint64_t *)v[MULTIPLIERS].buf, (const uint32_t *)v[A].buf,
+                 (const uint32_t *)v[B].buf, v[A].len / 4);
     Py_END_ALLOW_THREADS
-    result = Py_NewRef(Py_None);
-done:
-    PyBuffer_Release(&out);
-    PyBuffer_Release(&words);
-    PyBuffer_Release(&counts);
-    PyBuffer_Release(&wanted);
-    PyBuffer_Release(&multipliers);
-    PyBuffer_Release(&a);
-    PyBuffer_Release(&b);
-    return result;
+    release(v, VIEWS);
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef minhash_methods[] = {
