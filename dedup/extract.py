@@ -151,7 +151,7 @@ def extract_paragraphs(
 def _text_paragraphs(text: str, limit: int | None) -> list[str]:
     """Split on blank lines once line ends and controls can no longer hide one."""
     text = _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    return _collect(_pieces(_BLANK_LINES, text), limit)
+    return _collect((" ".join(piece.split()) for piece in _pieces(_BLANK_LINES, text)), limit)
 
 
 def _html_paragraphs(html: str, limit: int | None, main_content: bool = True) -> list[str]:
@@ -174,13 +174,10 @@ def _html_paragraphs(html: str, limit: int | None, main_content: bool = True) ->
         content.select_main(root)
     text = _DECODED_CONTROLS.sub("", root.text(separator=_SEPARATOR))
     # Whitespace is collapsed in one pass over the whole text rather than piece by piece: the
-    # separator is not whitespace, so the pieces come out as :func:`_collect` would make them,
-    # with empty ones where separators were only whitespace apart.
+    # separator is not whitespace, so the pieces come out collapsed as the text path makes
+    # them, with empty ones where separators were only whitespace apart.
     pieces = " ".join(text.split()).split(_SEPARATOR)
-    paragraphs = [p for p in map(str.strip, pieces) if p and _ALNUM.search(p)]
-    if limit is not None and len(paragraphs) > limit:
-        raise InputError(f"document has more than {limit} paragraphs")
-    return paragraphs
+    return _collect(map(str.strip, pieces), limit)
 
 
 def _rewrite(html: str, hints: bool = False) -> str:
@@ -261,10 +258,10 @@ def _pieces(separator: re.Pattern[str], text: str) -> Iterator[str]:
 
 
 def _collect(pieces: Iterable[str], limit: int | None) -> list[str]:
-    """Keep the pieces with something to read, stopping as soon as there are too many."""
+    """Keep the pieces (whitespace already collapsed) with something to read, stopping as soon
+    as there are too many."""
     paragraphs: list[str] = []
-    for piece in pieces:
-        paragraph = " ".join(piece.split())
+    for paragraph in pieces:
         if paragraph and _ALNUM.search(paragraph):
             if limit is not None and len(paragraphs) >= limit:
                 raise InputError(f"document has more than {limit} paragraphs")
