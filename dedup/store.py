@@ -188,16 +188,17 @@ class Store(Reads):
         planned: list[int] = []
         for i, found in zip(todo, self._find(analyses, todo), strict=True):
             analysis = analyses[i]
-            record = self._record(analysis, found)
+            document = analysis.document
             old = found.record
-            if (
+            if (  # the same version again: nothing to build or write
                 old is not None
-                and old.content == record.content
-                and old.url == record.url
-                and old.extra.get("fetched_at") == record.extra.get("fetched_at")
+                and old.content == int(analysis.content_hash, 16)
+                and old.url == document.url
+                and old.extra.get("fetched_at") == document.fetched_at
             ):
-                results[i] = Indexed(analysis.document.doc_id, changed=False)
+                results[i] = Indexed(document.doc_id, changed=False)
                 continue
+            record = self._record(analysis, found)
             writes.append((self._write, self._write_args(found.serial, old, record, analysis)))
             planned.append(i)
         conflicts: list[int] = []

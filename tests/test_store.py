@@ -65,6 +65,17 @@ def test_resubmitting_changes_nothing(store: Store, redis_client: redis.Redis) -
     assert 1 == store.stats()["documents"]
 
 
+def test_same_content_at_a_new_url_is_indexed_again(store: Store) -> None:
+    """Only the same content, URL and fetch time count as the same version."""
+    html = as_html(article(13))
+    store.index([analyse(Document("a", html, "https://a.example/1"), store.settings)])
+    again = store.index([analyse(Document("a", html, "https://a.example/1"), store.settings)])
+    moved = store.index([analyse(Document("a", html, "https://a.example/2"), store.settings)])
+    assert (False, True) == (again[0].changed, moved[0].changed)
+    assert "https://a.example/2" == store.report("a")["url"]
+    assert 1 == store.stats()["documents"]
+
+
 def test_new_content_replaces_the_old_entry(store: Store) -> None:
     """A document indexed again with other content stops matching its old twin."""
     body = article(14)
