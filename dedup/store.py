@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import metadata
 from typing import Any
 
@@ -123,6 +124,7 @@ class Store(Reads):
             )
         self.client.hset(self.keys.meta, items=[x for pair in _versions().items() for x in pair])
         self.__dict__.pop("_lsh", None)
+        self.__dict__.pop("_write_constants", None)  # holds the LSH width read above
         self._meta_checked = True
 
     # -- writing ----------------------------------------------------------------------------
@@ -248,20 +250,10 @@ class Store(Reads):
         if analysis is not None and analysis.repeats.runs:
             flags.append(self.keys.flag("internal_repeat"))
         plan = self.plan(
+            **self._write_constants,
             expect=serial,
             delete=record is None,
-            counters=self.keys.counters,
-            all_flags=[self.keys.flag(f) for f in FLAGS],
             flags=flags,
-            boilerplate_flag=self.keys.flag("boilerplate"),
-            exact_flag=self.keys.flag("exact_duplicate"),
-            near_flag=self.keys.flag("near_duplicate"),
-            boilerplate_at=self.settings.boilerplate_min_documents,
-            near_threshold=self.settings.near_duplicate_threshold,
-            max_candidates=MAX_CANDIDATES,
-            max_exact=MAX_EXACT,
-            inline=layout.INLINE,
-            wide=self.wide,
             paragraphs=record.paragraphs if record is not None else 0,
         )
         return [
@@ -271,6 +263,24 @@ class Store(Reads):
             *self._entries(record),
             *self._entries(old),
         ]
+
+    @cached_property
+    def _write_constants(self) -> dict[str, Any]:
+        """The part of every write plan that is the same for all documents."""
+        keys = self.keys
+        return {
+            "counters": keys.counters,
+            "all_flags": [keys.flag(f) for f in FLAGS],
+            "boilerplate_flag": keys.flag("boilerplate"),
+            "exact_flag": keys.flag("exact_duplicate"),
+            "near_flag": keys.flag("near_duplicate"),
+            "boilerplate_at": self.settings.boilerplate_min_documents,
+            "near_threshold": self.settings.near_duplicate_threshold,
+            "max_candidates": MAX_CANDIDATES,
+            "max_exact": MAX_EXACT,
+            "inline": layout.INLINE,
+            "wide": self.wide,
+        }
 
     def _entries(self, record: Record | None) -> list[bytes]:
         """The band, paragraph and content entries of a record, packed for the scripts."""
