@@ -17,7 +17,7 @@ layout avoids what costs memory in Redis: a key per small thing, and long member
   spread grows by about 3% (0.0258 instead of 0.025 at Jaccard 0.8 with 256 values).
 
 Everything here is pure: the store sends what it computes to Redis, and the Lua scripts read
-records with the same layout (``dedup/lua/common.lua``).
+records with the same layout (``dedup/common.lua``).
 """
 
 from __future__ import annotations
