@@ -29,6 +29,10 @@ class StoreError(DedupError):
     exit_code = 3
 
 
+class StoreUnavailableError(StoreError):
+    """Redis dropped the connection, timed out, or is loading or read-only: worth a retry."""
+
+
 class SettingsMismatchError(StoreError):
     """The store was written with signature settings that differ from ours."""
 

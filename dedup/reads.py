@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 
 from dedup import layout
-from dedup.errors import NotFoundError, StoreError
+from dedup.errors import NotFoundError, StoreError, StoreUnavailableError
 from dedup.keys import FLAGS, Keys
 from dedup.layout import BANDS, CONTENT, IDS, PARAGRAPHS, Family, Record
 from dedup.report import full_report, stored_from_record
@@ -50,7 +50,9 @@ def store_error(exc: redis.RedisError) -> StoreError:
     """One line for people, from a redis-py error."""
     reason = str(exc).split("\n")[0] or type(exc).__name__
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
-        return StoreError(f"lost the connection to Redis: {reason}")
+        return StoreUnavailableError(f"lost the connection to Redis: {reason}")
+    if isinstance(exc, redis.ReadOnlyError):  # a replica promoted, or a failover under way
+        return StoreUnavailableError(f"Redis is read-only for now: {reason}")
     return StoreError(f"Redis answered an error: {reason}")
 
 
