@@ -219,12 +219,17 @@ class Store(Reads):
         return conflicts
 
     def _record(self, analysis: Analysis, found: _Found) -> Record:
-        """The record of a new version; its signature leaves out boilerplate paragraphs."""
+        """The record of a new version; its signature leaves out boilerplate paragraphs.
+
+        A paragraph's count after the write is its count now, plus this document unless its
+        old version already holds the paragraph (and is counted in it).
+        """
         threshold = self.settings.boilerplate_min_documents
+        held = frozenset(found.record.fingerprints) if found.record is not None else frozenset()
         boilerplate = frozenset(
             i
             for i, key in enumerate(found.keys)
-            if found.counts.get(key, 0) + 1 >= threshold  # counting this one
+            if found.counts.get(key, 0) + (key not in held) >= threshold
         )
         sig = analysis.document_signature(boilerplate)
         return Record(

@@ -7,6 +7,7 @@ import random
 import pytest
 import redis
 
+from dedup import layout
 from dedup.analysis import analyse
 from dedup.connection import redact
 from dedup.document import Document
@@ -174,3 +175,21 @@ def test_scripts_lost_by_the_server_are_loaded_again(
     redis_client.script_flush()
     assert "after" == store.report("after")["doc_id"]
     assert 2 == store.stats()["documents"]
+
+
+def test_an_edited_version_does_not_count_its_old_self(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """A paragraph the old version held is not one document more common in the new version."""
+    store = Store(redis_client, settings.replace(boilerplate_min_documents=3))
+    shared = article(95, 1)[0]
+    index(store, "x", as_html([*article(96, 4), shared]))
+    index(store, "y", as_html([*article(97, 4), shared]))
+    edited = analyse(Document("x", as_html([*article(98, 4), shared])), store.settings)
+    store.index([edited])
+    assert [] == store.report("x")["boilerplate"]
+    signature = edited.document_signature()  # every paragraph: none is boilerplate
+    assert signature is not None
+    _, record = store.resolve("x")
+    assert record is not None
+    assert layout.reduce_signature(signature, store.wide) == record.signature
