@@ -313,10 +313,9 @@ class Store(Reads):
                     serial, old = self.resolve(doc_id)
                     if old is None:
                         break
-                    reply = self._write(args=self._write_args(serial, old, None, None))
-                    if reply[0] == b"ok":
+                    [removed] = self._remove([(serial, old)], affected)
+                    if removed:
                         deleted += 1
-                        affected.update(int(x) for x in reply[3])
                         break
             self.refresh_flags(affected)
         except redis.RedisError as exc:
@@ -324,18 +323,40 @@ class Store(Reads):
         return deleted
 
     def purge(self, older_than: float) -> int:
-        """Delete the documents indexed more than ``older_than`` seconds ago."""
+        """Delete the documents indexed more than ``older_than`` seconds ago.
+
+        Only the versions the walk read are deleted: a document indexed again since then
+        keeps its new version.
+        """
         cutoff = self.clock() - older_than
         total = 0
         try:
             for batch in self.walk_records(newest_first=False):
-                old = [record.doc_id for _, record in batch if record.indexed_at < cutoff]
-                total += self.delete(old)
+                old = [(serial, record) for serial, record in batch if record.indexed_at < cutoff]
+                affected: set[int] = set()
+                total += sum(self._remove(old, affected))
+                self.refresh_flags(affected)
                 if any(record.indexed_at >= cutoff + CLOCK_SKEW for _, record in batch):
                     break
         except redis.RedisError as exc:
             raise store_error(exc) from None
         return total
+
+    def _remove(self, versions: list[tuple[int, Record]], affected: set[int]) -> list[bool]:
+        """Take these versions out in one round trip; False for one that is no longer current.
+
+        A version indexed again or deleted since it was read is left alone. The serials whose
+        flags may have changed are added to ``affected``.
+        """
+        calls = [
+            (self._write, self._write_args(serial, old, None, None)) for serial, old in versions
+        ]
+        removed = []
+        for reply in self.run(calls) if calls else []:
+            removed.append(reply[0] == b"ok")
+            if removed[-1]:
+                affected.update(int(x) for x in reply[3])
+        return removed
 
     def refresh_flags(self, serials: set[int]) -> None:
         """Bring the corpus-dependent flags of these document versions in line with reports."""
