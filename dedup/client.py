@@ -82,7 +82,8 @@ class Client:
         job_ids: list[JobHandle] = []
         batch: list[dict[str, Any]] = []
         for item in documents:
-            if isinstance(item, Document):
+            if isinstance(item, Document):  # its fields were checked when it was made
+                check_body(item.body, self.settings.max_document_bytes, f"document {item.doc_id}")
                 document = item
             else:
                 document = from_payload(item, self.settings.max_document_bytes)

@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dedup.document import Document, check_body, check_fetched_at, id_for_body, id_for_url
+from dedup.document import (
+    Document,
+    check_body,
+    check_fetched_at,
+    clipped,
+    id_for_body,
+    id_for_url,
+)
 from dedup.errors import ConfigError, InputError
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -105,7 +112,7 @@ class WarcReader:
             self.skipped += 1
             return None
         url = record.rec_headers.get_header("WARC-Target-URI") or None
-        label = f"{self.path} record {number}" + (f" ({url})" if url else "")
+        label = f"{self.path} record {number}" + (f" ({clipped(url)})" if url else "")
         raw = record.content_stream().read(self.max_bytes + 1)
         try:
             if len(raw) > self.max_bytes:
@@ -118,5 +125,9 @@ class WarcReader:
             fetched_at = check_fetched_at(record.rec_headers.get_header("WARC-Date"))
         except InputError:
             fetched_at = None  # a malformed date loses the date, not the page
-        doc_id = id_for_url(url) if url else id_for_body(body)
-        return Document(doc_id, body, url, "html", fetched_at)
+        try:
+            doc_id = id_for_url(url) if url else id_for_body(body)
+            return Document(doc_id, body, url, "html", fetched_at)
+        except InputError as exc:  # a URL no index can take: this page only
+            self.errors.append(f"{label}: {exc}")
+            return None

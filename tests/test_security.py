@@ -98,9 +98,11 @@ def test_terminal_control_sequences_are_not_replayed(settings: Settings) -> None
     evil = "\x1b]0;owned\x07\x1b[2J\x1b[31m"
     body = article(4)
     body[0] = evil + body[0]
-    line = json.dumps(
-        {"id": "evil", "url": f"https://example.com/{evil}", "html": as_html(body + body)}
-    )
+    refused = json.dumps({"id": "evil-url", "url": f"https://example.com/{evil}", "text": "x"})
+    result = cli(str(settings.redis_url), "submit", "--jsonl", "-", stdin=refused)
+    assert 2 == result.returncode  # control characters never get into a URL
+    assert "\x1b" not in result.stderr and "invalid URL" in result.stderr
+    line = json.dumps({"id": "evil", "url": "https://example.com/e", "html": as_html(body + body)})
     assert 0 == cli(str(settings.redis_url), "submit", "--jsonl", "-", stdin=line).returncode
     assert 0 == cli(str(settings.redis_url), "worker", "--burst").returncode
     for command in (["report", "evil"], ["list"], ["report", "evil", "--json"]):
