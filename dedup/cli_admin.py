@@ -22,7 +22,11 @@ def _settings(ctx: click.Context) -> Settings:
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
 @click.pass_context
 def failed(ctx: click.Context, as_json: bool, limit: int) -> None:
-    """List jobs that failed for good: id, reason, when, documents."""
+    """List what failed for good: jobs, and documents rejected for bad input, with reasons.
+
+    A rejected document is listed on its own row with its reason; `dedup requeue JOB`
+    sends it again (after a fix), without the documents of its batch that were indexed.
+    """
     from rich.table import Table
     from rich.text import Text
 
@@ -41,6 +45,7 @@ def failed(ctx: click.Context, as_json: bool, limit: int) -> None:
                         "reason": row.reason,
                         "failed_at": row.failed_at.isoformat() if row.failed_at else None,
                         "documents": row.documents,
+                        "rejected": [{"id": i, "reason": r} for i, r in row.rejected],
                     },
                     ensure_ascii=False,
                 )
@@ -50,15 +55,16 @@ def failed(ctx: click.Context, as_json: bool, limit: int) -> None:
     for column in ("job", "failed at", "documents", "reason"):
         table.add_column(column)
     for row in rows:
-        table.add_row(
-            row.job_id,
-            row.failed_at.strftime("%Y-%m-%d %H:%M:%S") if row.failed_at else "",
-            Text(
-                render.clean(
-                    ", ".join(row.documents[:3]) + (" …" if len(row.documents) > 3 else "")
+        when = row.failed_at.strftime("%Y-%m-%d %H:%M:%S") if row.failed_at else ""
+        if row.rejected:
+            for doc_id, reason in row.rejected:
+                table.add_row(
+                    row.job_id, when, Text(render.clean(doc_id)), Text(render.clean(reason))
                 )
-            ),
-            Text(render.clean(row.reason)),
+            continue
+        documents = ", ".join(row.documents[:3]) + (" …" if len(row.documents) > 3 else "")
+        table.add_row(
+            row.job_id, when, Text(render.clean(documents)), Text(render.clean(row.reason))
         )
     render.console().print(table)
 

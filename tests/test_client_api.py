@@ -117,7 +117,7 @@ def test_resubmission_is_idempotent(settings: Settings) -> None:
     assert first.doc_ids == second.doc_ids and first.id != second.id
     assert 0 == run_dedup(settings, "worker", "--burst").returncode
     job = client.queue.fetch_job(second.id)
-    assert job is not None and {"indexed": 0, "unchanged": 1} == {
+    assert job is not None and {"indexed": 0, "unchanged": 1, "rejected": []} == {
         k: v for k, v in job.return_value().items() if k != "documents"
     }
     assert before == client.report(first.doc_ids[0])

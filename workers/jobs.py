@@ -6,17 +6,21 @@ a job only looks it up.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from rq import get_current_job
+from rq import Queue, get_current_job
 
 from dedup.analysis import Analysis, analyse
 from dedup.connection import redis_for
-from dedup.document import from_payload
-from dedup.errors import DedupError, InputError
+from dedup.document import from_payload, label
+from dedup.errors import DedupError, InputError, StoreError, StoreUnavailableError
+from dedup.jobs import REJECTED, Rejection, file_rejected, rejected_meta, summary
 from dedup.settings import Settings, load_settings
-from dedup.store import Store
+from dedup.store import Indexed, Store
+
+logger = logging.getLogger("dedup.worker")
 
 
 @dataclass
@@ -48,35 +52,106 @@ def context() -> Context:
 
 
 def analyse_documents(payloads: list[dict[str, Any]]) -> dict[str, Any]:
-    """Analyse and index a batch of documents; bad ones fail the job with their reasons.
+    """Analyse and index a batch of documents, each on its own.
 
-    The good documents of a batch are indexed even when others in it are rejected; running
-    the job again (a retry) changes nothing for them.
+    No document costs the others: one that cannot be checked, analysed or written is
+    rejected with its reason while the rest are indexed. When some are rejected, they are
+    filed as a failed job of their own (``dedup failed``, ``dedup requeue``); when all are,
+    this job fails with their reasons. Neither is retried: bad input stays bad. Only Redis
+    being unavailable fails the job as a whole, and RQ retries it; running it again changes
+    nothing for the documents already indexed.
     """
     ctx = context()
     if not isinstance(payloads, list):
-        raise InputError("job payload must be a list of documents")
-    analyses: list[Analysis] = []
-    rejected: list[dict[str, str]] = []
+        _no_retry()
+        raise InputError(f"job payload must be a list of documents, not {type(payloads).__name__}")
+    analysed: list[tuple[Analysis, Any]] = []
+    rejected: list[Rejection] = []
     for position, payload in enumerate(payloads):
-        label = payload.get("id") if isinstance(payload, dict) else None
         try:
             document = from_payload(payload, ctx.settings.max_document_bytes)
-            analyses.append(analyse(document, ctx.settings))
+            analysed.append((analyse(document, ctx.settings), payload))
         except DedupError as exc:
-            rejected.append(
-                {"id": str(label if label is not None else f"#{position}"), "reason": str(exc)}
-            )
-    results = ctx.store.index(analyses)
+            rejected.append(Rejection(label(payload, position), str(exc), payload))
+        except Exception as exc:  # a bug met by one document must not cost the others
+            logger.exception("document %s could not be analysed", label(payload, position))
+            rejected.append(Rejection(label(payload, position), _unexpected(exc), payload))
+    results = _index(ctx.store, analysed, rejected)
     if rejected:
-        job = get_current_job()
-        if job is not None:
-            job.retries_left = 0  # bad input stays bad: retrying cannot help
-        shown = "; ".join(f"{r['id']}: {r['reason']}" for r in rejected[:5])
-        more = f" (and {len(rejected) - 5} more)" if len(rejected) > 5 else ""
-        raise InputError(f"{len(rejected)} of {len(payloads)} document(s) rejected: {shown}{more}")
+        _report_rejected(rejected, len(payloads), all_rejected=not results)
     return {
         "indexed": sum(r.changed for r in results),
         "unchanged": sum(not r.changed for r in results),
         "documents": [r.doc_id for r in results],
+        "rejected": rejected_meta(rejected),
     }
+
+
+def _index(
+    store: Store, analysed: list[tuple[Analysis, Any]], rejected: list[Rejection]
+) -> list[Indexed]:
+    """Index the batch in one go; if that fails, each document alone, to find the culprits.
+
+    Redis being unavailable is nobody's fault: it fails the job, to be retried. So does an
+    error Redis answers for every document of the batch (a store-wide fault, such as a key
+    of the wrong type). An error met by some documents only is theirs: they are rejected.
+    """
+    if not analysed:
+        return []
+    if len(analysed) > 1:
+        try:
+            return store.index([analysis for analysis, _ in analysed])
+        except StoreUnavailableError:
+            raise
+        except Exception as exc:
+            logger.warning("batch write failed (%s); writing one by one", _unexpected(exc))
+    results: list[Indexed] = []
+    failures: list[Rejection] = []
+    store_faults: list[StoreError] = []
+    for analysis, payload in analysed:
+        try:
+            results.extend(store.index([analysis]))
+        except StoreUnavailableError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, StoreError):
+                store_faults.append(exc)
+            else:
+                logger.exception("document %s could not be written", analysis.document.doc_id)
+            failures.append(Rejection(analysis.document.doc_id, _unexpected(exc), payload))
+    if store_faults and len(store_faults) == len(analysed):
+        raise store_faults[0]
+    rejected.extend(failures)
+    return results
+
+
+def _unexpected(exc: Exception) -> str:
+    """The reason given for an error dedup did not raise on purpose."""
+    if isinstance(exc, DedupError):
+        return str(exc)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"internal error {type(exc).__name__}: {first}"[:300]
+
+
+def _report_rejected(rejected: list[Rejection], total: int, *, all_rejected: bool) -> None:
+    """Make rejected documents visible in ``dedup failed`` without failing the good ones."""
+    job = get_current_job()
+    if all_rejected:
+        _no_retry()
+        if job is not None:
+            job.meta[REJECTED] = rejected_meta(rejected)
+            job.save_meta()  # type: ignore[no-untyped-call]  # RQ leaves it unannotated
+        raise InputError(summary(rejected, total))
+    if job is None:
+        return
+    queue = Queue(job.origin, connection=job.connection, serializer=job.serializer)
+    file_rejected(queue, job, rejected, total)
+    for rejection in rejected:
+        logger.warning("document %s rejected: %s", rejection.doc_id, rejection.reason)
+
+
+def _no_retry() -> None:
+    """Bad input stays bad: retrying the job cannot help."""
+    job = get_current_job()
+    if job is not None:
+        job.retries_left = 0
