@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from selectolax.lexbor import LexborHTMLParser
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from dedup import content
 from dedup.errors import InputError
@@ -39,11 +39,18 @@ _BLOCK = frozenset(
 _RAW_TEXT = ("script", "style", "noscript", "iframe", "textarea", "title", "noembed", "noframes",
              "xmp", "select")  # fmt: skip
 """Dropped with their content while rewriting: text, not markup (a select's is its options)."""
-_DROP = frozenset(
+_UNSEEN = frozenset(
     {"template", "svg", "math", "object", "canvas", "datalist", "option", "optgroup", "button"}
-    | {"head", "nav", "aside", "footer", "header", "form"}
+    | {"head"}
 )
+"""Elements whose text is no paragraph of the page (a drawing's labels, a button's)."""
+_TEMPLATE = frozenset({"nav", "aside", "footer", "header", "form"})
+"""Elements that hold the page's template, not its content; kept when nothing else has text."""
+_DROP = _UNSEEN | _TEMPLATE
 """Dropped from the tree, so that the parser decides where they end (a ``</div>`` may)."""
+_WRAPPER = 0.5
+"""Share of a document's text from which a ``<form>`` is the page's wrapper, not a form:
+ASP.NET WebForms put the whole body in one. Forms do not nest, so measuring them is linear."""
 _TABLE_PARTS = frozenset({"tbody", "thead", "tfoot", "caption"})
 _UNCOUNTED = frozenset({"p", "li", "td", "th", "tr", "hr", "br", "head", "option"}) | _TABLE_PARTS
 """Elements that cannot pile up on the parser's stack without a counted one between them (a
@@ -106,8 +113,9 @@ _SEPARATOR = "\x01"
 _DECODED_CONTROLS = re.compile("[\x00\x02-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
 """Controls left in the parsed text, written raw or as references; all but the separator."""
 _ALNUM = re.compile(r"[^\W_]")
-_DROP_SELECTOR = ", ".join(sorted(_DROP))
 _DROP_TAG = re.compile(f"<{_any_case(_DROP)}>")
+_FORM_TAG = re.compile(f"<{_any_case(['form'])}>")
+_TAG = re.compile(r"<[^<>]*>")
 _PRE_TAG = re.compile(f"<{_any_case(['pre'])}>")
 """Start tags as the rewrite leaves them, in any case: no character but ASCII letters lowercases
 to a lone letter of these names (the Kelvin sign gives a "k")."""
@@ -127,7 +135,8 @@ def paragraphs_from_html(html: str, *, main_content: bool = True) -> list[str]:
     """Split a web page where a browser would start a new block.
 
     A whole page is cut down to its main content first (:mod:`dedup.content`) unless
-    ``main_content`` is false; a fragment keeps every paragraph.
+    ``main_content`` is false; a fragment keeps every paragraph. A document whose content
+    has no text gives the text of the whole page, template included.
     """
     return _html_paragraphs(html, None, main_content)
 
@@ -155,20 +164,41 @@ def _text_paragraphs(text: str, limit: int | None) -> list[str]:
 
 
 def _html_paragraphs(html: str, limit: int | None, main_content: bool = True) -> list[str]:
-    """Parse the rewritten markup, drop what is never shown, cut the text between nodes."""
+    """The paragraphs of the page's main content, or of the whole page when that leaves none.
+
+    Selection may keep nothing of a page that has text, and the template elements (menus,
+    headers, footers, forms) may hold all of it; the page's whole text is still the page, and
+    better compared than refused. So when the main content has no paragraph the whole body
+    gives them, and when it has none either, the template elements too: only a document
+    without any text gives no paragraph.
+    """
     page = main_content and content.is_page(html)
     html = _rewrite(html, hints=page)
-    small = page and html.count("<") <= content.MAX_ELEMENTS
+    paragraphs = _parse(html, limit, page, _DROP)
+    if paragraphs or not _ALNUM.search(_TAG.sub("", html)):
+        return paragraphs
+    if page:
+        paragraphs = _parse(html, limit, False, _DROP)
+    return paragraphs or _parse(html, limit, False, _UNSEEN)
+
+
+def _parse(html: str, limit: int | None, select: bool, drop: frozenset[str]) -> list[str]:
+    """Parse the rewritten markup, drop the ``drop`` elements (but a form wrapping the page),
+    keep the main content if ``select``, cut the text between nodes."""
+    small = select and html.count("<") <= content.MAX_ELEMENTS
     dropped = _DROP_TAG.search(html) is not None
     if _PRE_TAG.search(html):
         html = _PRE.sub(_split_pre, html)
     tree = LexborHTMLParser(html)
-    if dropped:
-        for node in tree.css(_DROP_SELECTOR):
-            node.decompose()
     root = tree.root
     if root is None:
         return []
+    if dropped:
+        forms = "form" in drop and _FORM_TAG.search(html) is not None
+        wrappers = _wrappers(tree, root) if forms else set()
+        for node in tree.css(", ".join(sorted(drop))):
+            if node.mem_id not in wrappers:
+                node.decompose()
     root.merge_text_nodes()
     if small:
         content.select_main(root)
@@ -178,6 +208,18 @@ def _html_paragraphs(html: str, limit: int | None, main_content: bool = True) ->
     # them, with empty ones where separators were only whitespace apart.
     pieces = " ".join(text.split()).split(_SEPARATOR)
     return _collect(map(str.strip, pieces), limit)
+
+
+def _wrappers(tree: LexborHTMLParser, root: LexborNode) -> set[int]:
+    """The forms that hold most of the document's text: the page's wrapper, not a form."""
+    total = _text_size(root)
+    return {form.mem_id for form in tree.css("form") if _text_size(form) > _WRAPPER * total}
+
+
+def _text_size(node: LexborNode) -> int:
+    """Characters of a node's text, whitespace left out."""
+    text = node.text()
+    return len(text) - sum(text.count(c) for c in " \n\t\r\f")
 
 
 def _rewrite(html: str, hints: bool = False) -> str:

@@ -93,6 +93,49 @@ def test_wrapper_named_like_template_keeps_the_article() -> None:
     assert expected_article() * 5 == paragraphs_from_html(html)
 
 
+def test_form_wrapping_the_whole_page_keeps_the_article() -> None:
+    """A page whose body is one ``<form>`` (ASP.NET WebForms) is read like any other page."""
+    body = "".join(f"<p>{p}</p>" for p in ARTICLE)
+    article = f"<div class='main'><article id='main-article-block'><h1>Bridge</h1>{body}</article>"
+    html = page(article + "</div>").replace(
+        "<body>", "<body><form method='post' id='form1'><input type=hidden name=state value=x>"
+    )
+    assert expected_article() == paragraphs_from_html(html.replace("</body>", "</form></body>"))
+
+
+def test_form_beside_the_article_is_dropped() -> None:
+    """A form holding a small part of the page's text (a sign-up box) is no article text."""
+    body = "".join(f"<p>{p}</p>" for p in ARTICLE)
+    signup = (
+        "<form action='/subscribe'><p>Sign up for the morning briefing, with the news of the "
+        "valley, every day before breakfast.</p><input name=email><button>Go</button></form>"
+    )
+    assert expected_article() == paragraphs_from_html(page(f"<article>{body}{signup}</article>"))
+
+
+def test_page_whose_selection_keeps_nothing_gives_its_whole_body() -> None:
+    """When the chosen block has nothing to read (a row of commas scores like prose), the
+    page's whole body gives the paragraphs, rather than no report at all."""
+    html = (
+        "<html><body><div><p>Opening times of the town library</p><p>Monday to Friday</p></div>"
+        "<div><p>" + ", " * 30 + "</p></div><footer>Contact</footer></body></html>"
+    )
+    assert ["Opening times of the town library", "Monday to Friday"] == paragraphs_from_html(html)
+
+
+def test_page_of_template_only_gives_its_template() -> None:
+    """A page whose only text is in menus, headers and footers gives that text; a page
+    without any text gives nothing."""
+    html = (
+        "<html><body><header><h1>The Paper</h1></header><nav><a href='/'>Home</a></nav>"
+        "<main><img src='a.jpg'><button>Play</button></main>"
+        "<footer><p>Contact the newsroom</p></footer></body></html>"
+    )
+    assert ["The Paper", "Home", "Contact the newsroom"] == paragraphs_from_html(html)
+    nothing = "<html><body><nav> </nav><button>Play</button><svg><text>1</text></svg></body></html>"
+    assert [] == paragraphs_from_html(nothing)
+
+
 def test_hidden_blocks_are_dropped() -> None:
     """Blocks hidden by ``hidden``, ``aria-hidden`` or ``display: none`` are template."""
     body = "".join(f"<p>{p}</p>" for p in ARTICLE)
