@@ -14,6 +14,13 @@ local function get_record(prefix, serial)
   return redis.call('HGET', record_key(prefix, serial), serial)
 end
 
+-- The serials whose flags the write of version ``serial`` may have changed and that are not
+-- refreshed yet, packed 4 bytes each (false when none are owed); ``suffix`` is
+-- dedup.layout.REFRESH.
+local function refresh_owed(prefix, serial, suffix)
+  return redis.call('HGET', record_key(prefix, serial), serial .. suffix)
+end
+
 local function record_header(rec)
   local _, bits, paragraphs, added, content, n_id, n_url, n_sig =
     struct.unpack(HEADER_FORMAT, rec)

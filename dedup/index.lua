@@ -8,6 +8,9 @@
 -- twice ends in the same state. The serial is taken by the first write of the script and the
 -- record written last: a script stopped half-way by an error leaves the old version
 -- recorded, and the retry redoes everything under a new serial.
+-- Returns {'ok', exact ids, near ids and scores, affected serials, new serial} or
+-- {'conflict'}. The affected serials (whose flags may have changed: the store refreshes them)
+-- are also kept next to the new record until the store has done so (dedup/layout.py).
 local p = cjson.decode(ARGV[1])
 local record = ARGV[2]
 local old_serial, old_rec, id_key, id_field = resolve(ARGV[3], p.id_width, p.ids, p.records)
@@ -15,10 +18,13 @@ if old_serial ~= p.expect then
   return {'conflict'}
 end
 
-local affected = {}
+local affected, noted = {}, {}
 local function note(serials)
   for _, s in ipairs(serials) do
-    if s ~= old_serial then affected[#affected + 1] = s end
+    if s ~= old_serial and not noted[s] then
+      noted[s] = true
+      affected[#affected + 1] = s
+    end
   end
 end
 
@@ -36,6 +42,14 @@ local function count_up()
 end
 
 if old_serial ~= 0 then
+  -- A refresh the old version still owes (its writer died before it) is owed by this write.
+  local owed = refresh_owed(p.records, old_serial, p.refresh)
+  if owed then
+    local serials = {}
+    for k = 1, #owed, 4 do serials[#serials + 1] = struct.unpack('<I4', owed, k) end
+    note(serials)
+    redis.call('HDEL', record_key(p.records, old_serial), old_serial .. p.refresh)
+  end
   for _, e in ipairs(entries(ARGV[7], p.band_width, p.bands)) do
     remove(e[1], e[2], old_serial)
     note(members(e[1], e[2]))
@@ -63,7 +77,7 @@ end
 
 if p.delete then
   count_up()
-  return {'ok', {}, {}, affected}
+  return {'ok', {}, {}, affected, 0}
 end
 
 local sharing = {}  -- for each band, the versions that held it before this one
@@ -120,5 +134,10 @@ documents = documents + 1
 paragraphs = paragraphs + p.paragraphs
 count_up()
 add(id_key, id_field, serial, p.inline, false)
+if #affected > 0 then
+  local packed = {}
+  for k, s in ipairs(affected) do packed[k] = struct.pack('<I4', s) end
+  redis.call('HSET', record_key(p.records, serial), serial .. p.refresh, table.concat(packed))
+end
 redis.call('HSET', record_key(p.records, serial), serial, record)
-return {'ok', exact, near, affected}
+return {'ok', exact, near, affected, serial}

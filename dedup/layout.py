@@ -6,6 +6,10 @@ layout avoids what costs memory in Redis: a key per small thing, and long member
 - Every indexed version of a document gets a **serial** (a 32-bit integer). Its **record**
   (id, URL, time, MinHash signature, paragraph fingerprints, the internal repeats when there
   are any) is one packed string, a field of a hash holding 128 consecutive serials.
+- A write that may change the flags of other documents (twins of the old version, holders of
+  a paragraph that stops being boilerplate) is followed by a refresh of their flags. Until
+  it is done, the record's hash also holds ``<serial>:refresh``: their serials, packed 4
+  bytes each, so that the retry of a job whose worker died in between refreshes them.
 - LSH bands, paragraph fingerprints, exact content and document ids are **entries**: a field
   of a few bytes in one of many small hashes, chosen by the entry's high bits. The value is
   the serials of the documents holding the entry, packed 4 bytes each; an entry held by more
@@ -39,6 +43,10 @@ INLINE = 8
 
 RECORDS_PER_BUCKET = 128
 """Consecutive serials whose records share one hash."""
+
+REFRESH = ":refresh"
+"""Suffix of the field, next to a version's record, naming the versions whose flags its
+write changed and that are not refreshed yet."""
 
 SIGNATURE_BITS = "8/4"
 """Bits kept of each MinHash value: of those the LSH bands read, of the others."""
@@ -127,6 +135,11 @@ def band_keys(reduced: bytes, bands: int, rows: int) -> list[int]:
 def paragraph_key(fingerprint: int) -> int:
     """The entry key of a paragraph fingerprint (its top 48 bits, as records keep them)."""
     return fingerprint & 0xFFFF_FFFF_FFFF_0000
+
+
+def unpack_serials(packed: bytes) -> list[int]:
+    """Serials packed as entries and refresh fields hold them: 4 bytes each, little-endian."""
+    return [s for (s,) in struct.iter_unpack("<I", packed)]
 
 
 def id_key(doc_id: str) -> int:

@@ -1,7 +1,8 @@
 -- Read-only lookups of the store, one round trip each. common.lua comes first.
 -- ARGV[1]: JSON plan with ``mode`` and key prefixes.
 --   resolve: ARGV[2] id entry and id, ARGV[3] paragraph entries ->
---            {serial, record or nil, count of each paragraph entry...}
+--            {serial, record or nil, serials owed a flag refresh (packed) or nil,
+--             count of each paragraph entry...}
 --   related: ARGV[2..4] band, paragraph and content entries of document ``p.serial`` ->
 --            {exact ids, candidate ids, candidate signatures, paragraph counts,
 --             for each paragraph shared with 2 to boilerplate_at - 1 documents the other ids}
@@ -19,7 +20,9 @@ end
 
 if p.mode == 'resolve' then
   local serial, rec = resolve(ARGV[2], p.id_width, p.ids, p.records)
-  local out = {serial, rec}
+  local owed = false
+  if rec then owed = refresh_owed(p.records, serial, p.refresh) end
+  local out = {serial, rec, owed}
   for _, e in ipairs(entries(ARGV[3], p.para_width, p.paras)) do out[#out + 1] = count(e[1], e[2]) end
   return out
 end

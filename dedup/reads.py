@@ -93,6 +93,7 @@ class Reads:
             "band_width": BANDS.field_bytes,
             "para_width": PARAGRAPHS.field_bytes,
             "content_width": CONTENT.field_bytes,
+            "refresh": layout.REFRESH,
         }
 
     @cached_property
@@ -300,6 +301,7 @@ class Reads:
                 (int(serial), layout.unpack(raw))
                 for replies in pipe.execute()
                 for serial, raw in cast("dict[bytes, bytes]", replies).items()
+                if serial.isdigit()  # not a refresh owed (layout.REFRESH)
             ]
             if found:
                 yield sorted(found, key=lambda x: -x[0] if newest_first else x[0])

@@ -87,6 +87,8 @@ class _Found:
     """The entry key of each of the new version's paragraphs, in order."""
     counts: dict[int, int]
     """Documents holding each of those paragraphs, by entry key."""
+    owed: list[int] = field(default_factory=list)
+    """Versions whose flag refresh the write of version ``serial`` still owes."""
 
 
 class Store(Reads):
@@ -141,14 +143,20 @@ class Store(Reads):
     def _index(self, analyses: list[Analysis]) -> list[Indexed]:
         results: dict[int, Indexed] = {}
         affected: set[int] = set()
+        owing: list[int] = []  # versions whose refresh is owed until ``affected`` is refreshed
         pending = list(range(len(analyses)))
         for _ in range(_CONFLICT_RETRIES):
             if not pending:
                 break
-            pending = self._index_once(analyses, pending, results, affected)
+            pending = self._index_once(analyses, pending, results, affected, owing)
         if pending:
             raise StoreError(f"document {analyses[pending[0]].document.doc_id} kept changing")
         self.refresh_flags(affected)
+        if owing:
+            pipe = self.client.pipeline(transaction=False)
+            for serial in owing:
+                pipe.hdel(self.keys.records(serial), f"{serial}{layout.REFRESH}")
+            pipe.execute()
         return [results[i] for i in range(len(analyses))]
 
     def _find(self, analyses: list[Analysis], todo: list[int]) -> list[_Found]:
@@ -167,13 +175,14 @@ class Store(Reads):
             )
         found = []
         for i, reply in zip(todo, self.run(calls), strict=True):
-            serial, raw, *counts = reply
+            serial, raw, owed, *counts = reply
             found.append(
                 _Found(
                     int(serial),
                     layout.unpack(raw) if raw else None,
                     keys[i],
                     dict(zip(dict.fromkeys(keys[i]), (int(n) for n in counts), strict=True)),
+                    layout.unpack_serials(owed) if owed else [],
                 )
             )
         return found
@@ -184,8 +193,14 @@ class Store(Reads):
         todo: list[int],
         results: dict[int, Indexed],
         affected: set[int],
+        owing: list[int],
     ) -> list[int]:
-        """One read and one write round trip for the documents ``todo``; returns conflicts."""
+        """One read and one write round trip for the documents ``todo``; returns conflicts.
+
+        Adds to ``affected`` the versions whose flags the writes may have changed, and to
+        ``owing`` the versions whose refresh field names them; an unchanged document whose
+        earlier write died before its refresh brings that refresh back.
+        """
         writes = []
         planned: list[int] = []
         for i, found in zip(todo, self._find(analyses, todo), strict=True):
@@ -199,6 +214,9 @@ class Store(Reads):
                 and old.extra.get("fetched_at") == document.fetched_at
             ):
                 results[i] = Indexed(document.doc_id, changed=False)
+                if found.owed:
+                    affected.update(found.owed)
+                    owing.append(found.serial)
                 continue
             record = self._record(analysis, found)
             writes.append((self._write, self._write_args(found.serial, old, record, analysis)))
@@ -215,7 +233,9 @@ class Store(Reads):
             )
             exact = sorted(text(x) for x in reply[1])
             results[i] = Indexed(analyses[i].document.doc_id, True, exact, near)
-            affected.update(int(x) for x in reply[3])
+            if reply[3]:
+                affected.update(int(x) for x in reply[3])
+                owing.append(int(reply[4]))
         return conflicts
 
     def _record(self, analysis: Analysis, found: _Found) -> Record:

@@ -10,7 +10,7 @@ import redis
 
 from dedup.analysis import analyse
 from dedup.document import Document
-from dedup.keys import Keys
+from dedup.keys import FLAGS, Keys
 from dedup.layout import BANDS, CONTENT, IDS, PARAGRAPHS, Family
 from dedup.settings import Settings
 from dedup.store import Store
@@ -56,3 +56,21 @@ def assert_consistent(client: redis.Redis, settings: Settings, documents: list[D
         )
     assert set(paragraphs) == set(serials), "a paragraph entry names a version not indexed"
     assert store.report(documents[0].doc_id)["paragraphs"] > 0
+
+
+def assert_flags_match_reports(store: Store) -> None:
+    """Every document's flag bits (what lists and stats read) are the flags of its report."""
+    rows = store.list_documents(None, 10**6)
+    reports = {row["doc_id"]: store.report(row["doc_id"])["flags"] for row in rows}
+    differ = {
+        row["doc_id"]: {"bits": row["flags"], "report": reports[row["doc_id"]]}
+        for row in rows
+        if row["flags"] != reports[row["doc_id"]]
+    }
+    assert not differ, f"flag bits differ from reports: {differ}"
+    counted = {name: sum(name in flags for flags in reports.values()) for name in FLAGS}
+    assert counted == store.stats()["flags"], "stats count other flags than reports"
+    for name in FLAGS:
+        listed = {row["doc_id"] for row in store.list_documents(name, 10**6)}
+        flagged = {doc for doc, flags in reports.items() if name in flags}
+        assert flagged == listed, f"list --flag {name} differs from reports"
