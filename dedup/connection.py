@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -56,6 +58,32 @@ def redis_for(settings: Settings) -> redis.Redis:
     from dedup.server import ensure_server
 
     return connect(settings.redis_url or ensure_server(settings.data_dir))
+
+
+OUTAGE_BACKOFF = ExponentialBackoff(cap=10.0, base=0.25)
+"""Pauses between attempts while Redis is away: 0.5 s, 1 s, 2 s ... then every 10 s."""
+
+
+def wait_for_redis(settings: Settings, client: redis.Redis) -> None:
+    """Block until ``client`` gets a PING through, however long Redis is away.
+
+    With no ``redis_url`` the server is the embedded one, and nobody else would start it
+    again: each attempt starts it if it is not running (under its lock, so concurrent
+    workers start one server). Its append-only file brings the data back.
+    """
+    from dedup.server import ensure_server
+
+    failures = 0
+    while True:
+        if settings.redis_url is None:
+            with contextlib.suppress(StoreError):  # not startable yet (a full disk): try later
+                ensure_server(settings.data_dir)
+        try:
+            client.ping()
+            return
+        except (redis.RedisError, OSError):
+            failures += 1
+        time.sleep(OUTAGE_BACKOFF.compute(failures))
 
 
 def display_url(settings: Settings) -> str:

@@ -66,6 +66,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _previous_port(data_dir: Path) -> int | None:
+    """The loopback port the server used last time, if free: clients that knew it reconnect."""
+    url_file = data_dir / _URL_FILE
+    if not url_file.is_file():
+        return None
+    prefix = "redis://127.0.0.1:"
+    url = url_file.read_text().strip()
+    if not url.startswith(prefix):
+        return None
+    port = url[len(prefix) :].split("/")[0]
+    if not port.isdigit():
+        return None
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", int(port)))
+        except OSError:
+            return None
+    return int(port)
+
+
 def _alive(url: str) -> bool:
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
@@ -140,7 +160,7 @@ def _start(data_dir: Path, timeout: float) -> str:
         args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
         url = f"unix://{sock}"
     else:
-        port = _free_port()
+        port = _previous_port(data_dir) or _free_port()
         args += ["--port", str(port)]
         url = f"redis://127.0.0.1:{port}/0"
     result = subprocess.run(args, capture_output=True, text=True, check=False)
