@@ -2,38 +2,260 @@
 
 Heavy imports (numpy, datasketch, the LSH parameters) happen before any fork, so a work
 horse or a second worker process starts with them in memory.
+
+Two things RQ leaves to the application are settled here (docs/RELIABILITY.md):
+
+- **Crashed workers.** RQ counts a started job as abandoned when its execution's heartbeat
+  runs out, and a worker's registry maintenance then retries it. RQ's ``SimpleWorker`` sends
+  no heartbeat while a job runs, so it declares each execution alive for the whole job
+  timeout plus a minute; here a thread sends RQ's own heartbeats every
+  ``HEARTBEAT_INTERVAL`` seconds instead, and an execution lives ``HEARTBEAT_GRACE``
+  seconds past the interval. A long job of a live worker keeps beating and is never taken
+  away; a killed worker's job is picked up by the others within about a minute.
+- **Redis outages.** RQ's work loop quits on a connection error outside its dequeue call.
+  Here the worker waits for Redis instead (saying so once, starting the embedded server
+  again when that is the one in use), hands the job that was running back to RQ's failure
+  handling, which retries it, and goes on.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import redis
 from rq import SimpleWorker, Worker
+from rq.executions import Execution
+from rq.job import Job
+from rq.queue import Queue
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
+from rq.worker import BaseWorker, WorkerStatus
 
+from dedup.connection import OUTAGE_BACKOFF, display_url, wait_for_redis
 from dedup.queue import PayloadJob, make_queue
 from dedup.settings import Settings
 from workers.jobs import prepare
 
-MAINTENANCE_INTERVAL = 60
-"""Seconds between a worker's sweeps for abandoned jobs."""
+MAINTENANCE_INTERVAL = 10
+"""Seconds between a worker's sweeps for abandoned jobs (RQ's default is 10 minutes)."""
+HEARTBEAT_INTERVAL = 10
+"""Seconds between the heartbeats of a running job (RQ's ``job_monitoring_interval``)."""
+HEARTBEAT_GRACE = 20
+"""Seconds an execution stays alive past a missed heartbeat; RQ allows 60."""
+WORKER_TTL = 25
+"""An idle worker blocks on the queue for this minus 15 seconds, so it reaches its
+maintenance at least that often (RQ's default, 420, would leave a crashed worker's job
+alone for 6 minutes when the queue is empty)."""
+
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+"""What a lost or restarting Redis raises through redis-py, once its own retries gave up."""
+
+_T = TypeVar("_T")
+
+
+class _QuietReconnects(logging.Filter):
+    """Drops RQ's line per reconnection attempt: the worker says once that Redis is away."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "could not connect to Redis" not in str(record.msg)
+
+
+class _OutageProof:
+    """Outage handling shared by both worker classes (a mixin over RQ's ``BaseWorker``)."""
+
+    connection: redis.Redis
+    log: logging.Logger
+    name: str
+    key: str
+    horse_pid: int
+    executions: dict[str, Execution]
+    job_monitoring_interval: int
+
+    def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
+        self.settings = settings
+        self._after_outage: list[Callable[[], None]] = []
+        super().__init__(*args, **kwargs)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """RQ's heartbeat TTL (the next beat, capped by the time left), with a shorter grace."""
+        beat = float(self.job_monitoring_interval)
+        if job.timeout and job.timeout > 0:
+            beat = max(0.0, min(beat, job.timeout - working_time))
+        return int(beat) + HEARTBEAT_GRACE
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            super().execute_job(job, queue)  # type: ignore[misc]
+        except REDIS_DOWN as exc:
+            if self.horse_pid:  # a fork worker's horse may still run: it must not go on alone
+                self.kill_horse()  # type: ignore[attr-defined]
+                self.wait_for_horse()  # type: ignore[attr-defined]
+            self.ride_out_outage(exc)
+            self._steady(lambda: self._retry_interrupted(job, queue))
+
+    def _retry_interrupted(self, job: Job, queue: Queue) -> None:
+        """Give the job Redis interrupted to RQ's failure handling: retried like any failure."""
+        execution = next(iter(self.executions.values()), None)
+        self.handle_job_failure(  # type: ignore[attr-defined]
+            job, queue, exc_string="Redis connection lost while the job ran", execution=execution
+        )
+        self.set_state(WorkerStatus.IDLE)  # type: ignore[attr-defined]
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if pipeline is not None:  # buffered: whoever executes the pipeline sees the error
+            super().heartbeat(timeout, pipeline)  # type: ignore[misc]
+            return
+        self._steady(lambda: super(_OutageProof, self).heartbeat(timeout))  # type: ignore[misc]
+
+    def run_maintenance_tasks(self) -> None:
+        def run() -> None:
+            try:
+                super(_OutageProof, self).run_maintenance_tasks()  # type: ignore[misc]
+            except REDIS_DOWN:
+                # a sweep cut off may have left RQ's 15-minute maintenance lock behind
+                self._after_outage.append(self._release_maintenance_locks)
+                raise
+
+        self._steady(run)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        self._steady(lambda: super(_OutageProof, self).check_for_suspension(burst))  # type: ignore[misc]
+
+    def _steady(self, call: Callable[[], _T]) -> _T:
+        """Run a call of the work loop until it gets through Redis, waiting out outages."""
+        while True:
+            try:
+                return call()
+            except REDIS_DOWN as exc:
+                self.ride_out_outage(exc)
+
+    def ride_out_outage(self, exc: Exception) -> None:
+        """Wait until Redis answers again; one log line when it went away, one when back."""
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        where = display_url(self.settings)
+        self.log.warning("Worker %s: lost Redis (%s: %s); retrying", self.name, where, reason)
+        started = time.monotonic()
+        wait_for_redis(self.settings, self.connection)
+        self.log.warning(
+            "Worker %s: Redis is back after %.0f s; carrying on",
+            self.name,
+            time.monotonic() - started,
+        )
+        if not self.connection.exists(self.key):  # a restarted server may have lost the entry
+            self.register_birth()  # type: ignore[attr-defined]
+        pending, self._after_outage[:] = list(self._after_outage), []
+        for action in pending:
+            action()
+
+    def _release_maintenance_locks(self) -> None:
+        for queue in self.queues:  # type: ignore[attr-defined]
+            queue.release_maintenance_lock()
+
+
+class _Heartbeat(threading.Thread):
+    """RQ's heartbeats for a job running in the worker's own process (what a fork worker's
+    monitoring loop does for its horse)."""
+
+    def __init__(self, worker: SimpleWorker, job: Job, execution: Execution) -> None:
+        super().__init__(name=f"heartbeat-{job.id}", daemon=True)
+        self.worker, self.job, self.execution = worker, job, execution
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.worker.job_monitoring_interval):
+            try:
+                self.worker.maintain_heartbeats(self.job, self.execution)
+            except REDIS_DOWN:
+                continue  # the job itself meets the outage; the worker reports it once
+
+
+class DedupSimpleWorker(_OutageProof, SimpleWorker):
+    """RQ's ``SimpleWorker`` (no fork per job) with heartbeats while a job runs."""
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        beat = _Heartbeat(self, job, execution)
+        beat.start()
+        try:
+            return bool(super().perform_job(job, queue, execution))
+        finally:
+            beat.done.set()
+            beat.join()
+
+
+class DedupWorker(_OutageProof, Worker):
+    """RQ's forking ``Worker``; its monitoring loop already beats for the horse."""
+
+
+class SteadyScheduler(RQScheduler):
+    """RQ's scheduler (it enqueues retries when their pause is over), waiting out outages.
+
+    RQ's own scheduler process dies on a connection error with a traceback, and the worker's
+    maintenance starts another; this one waits quietly and goes on, as its worker does.
+    """
+
+    def work(self) -> None:
+        failures = 0
+        while True:
+            try:
+                super().work()  # type: ignore[no-untyped-call]  # unannotated in RQ
+                return
+            except REDIS_DOWN:
+                failures += 1
+                time.sleep(OUTAGE_BACKOFF.compute(failures))
+
+
+def start_scheduler(worker: BaseWorker, *, burst: bool) -> None:
+    """What ``work(with_scheduler=True)`` does, with the steady scheduler: it takes the lock
+    of the queue unless another worker's scheduler holds it; later maintenance tries again."""
+    scheduler = SteadyScheduler(
+        worker.queues,
+        connection=worker.connection,
+        logging_level="WARNING",
+        serializer=worker.serializer,
+    )
+    worker.scheduler = scheduler
+    scheduler.acquire_locks()  # type: ignore[no-untyped-call]  # unannotated in RQ
+    if not scheduler.acquired_locks:
+        return
+    if not burst:
+        scheduler.start()  # type: ignore[no-untyped-call]  # unannotated in RQ
+        return
+    try:
+        scheduler.register_birth()
+        scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]  # unannotated in RQ
+    finally:
+        scheduler.release_locks()  # type: ignore[no-untyped-call]  # unannotated in RQ
+        scheduler.register_death()
+
+
+def make_worker(settings: Settings, connection: redis.Redis) -> DedupSimpleWorker | DedupWorker:
+    """A worker of the configured class on the dedup queue, tuned for prompt crash recovery."""
+    worker_class = DedupSimpleWorker if settings.worker_class == "simple" else DedupWorker
+    return worker_class(
+        [make_queue(settings, connection)],
+        connection=connection,
+        serializer=JSONSerializer,
+        job_class=PayloadJob,
+        maintenance_interval=MAINTENANCE_INTERVAL,
+        job_monitoring_interval=HEARTBEAT_INTERVAL,
+        worker_ttl=WORKER_TTL,
+        settings=settings,
+    )
 
 
 def run(settings: Settings, *, burst: bool = False) -> None:
     """Run one worker in this process until stopped (or, with ``burst``, the queue is empty)."""
     ctx = prepare(settings)
-    connection = ctx.store.client
-    worker_class = SimpleWorker if settings.worker_class == "simple" else Worker
-    worker = worker_class(
-        [make_queue(settings, connection)],
-        connection=connection,
-        serializer=JSONSerializer,
-        job_class=PayloadJob,
-        # Registry maintenance finds jobs abandoned by killed workers; RQ's default is 10 min.
-        maintenance_interval=MAINTENANCE_INTERVAL,
-    )
-    worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+    logging.getLogger("rq.worker").addFilter(_QuietReconnects())
+    worker = make_worker(settings, ctx.store.client)
+    start_scheduler(worker, burst=burst)
+    worker.work(burst=burst, logging_level="WARNING")
 
 
 def _child(settings: Settings, burst: bool) -> None:
