@@ -60,3 +60,42 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     for step in steps:
         subprocess.run(step, capture_output=True, check=True)
     return ca, cert, key
+
+
+class AppendOnlyRedis:
+    """A redis-server with an append-only file on a fixed loopback port, to kill and restart.
+
+    Killed with SIGKILL, as a crash; started again on the same port, it loads its data back
+    from the file, so clients that knew the port reconnect to the same data.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.command = [
+            find_server_binary(),
+            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(folder),
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+        ]  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server (again) and wait until it answers."""
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _wait(redis.Redis(port=self.port, socket_connect_timeout=0.2), self.process)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final write."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=20)
+            self.process = None
+
+    def stop(self) -> None:
+        """Stop the server if it runs."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+            self.process = None

@@ -1,0 +1,207 @@
+"""Recovery in real time: a crashed worker's job, Redis killed under a running worker.
+
+Nothing here moves a clock: real worker processes (``python -m dedup worker``), real Redis
+servers killed with SIGKILL, and the wall time it takes until every document is indexed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import pytest
+import redis
+from rq import Worker
+from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
+
+from dedup.client import Client
+from dedup.document import Document
+from dedup.queue import make_queue
+from dedup.server import ensure_server, stop_server
+from dedup.settings import Settings
+from dedup.store import Store
+from tests.consistency import assert_consistent
+from tests.servers import AppendOnlyRedis
+from tests.test_faults import corpus, wait_for
+
+RECOVERY_LIMIT = 120.0
+"""Seconds from a worker's crash until the others have indexed its job's documents."""
+OUTAGE = 45.0
+"""Seconds Redis stays down: longer than any retry window of redis-py's client."""
+LOST = "lost Redis"
+BACK = "Redis is back"
+
+
+def spawn_worker(env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """A long-running worker process in a process group of its own, its log in ``log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dedup", "worker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def external_env(settings: Settings) -> dict[str, str]:
+    """Environment of a worker on the Redis of ``settings``."""
+    return {**os.environ, "DEDUP_REDIS_URL": str(settings.redis_url)}
+
+
+def stop(worker: subprocess.Popen[bytes]) -> None:
+    """Stop a worker process and the scheduler it forked."""
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+def indexed(client: redis.Redis, settings: Settings) -> int:
+    """Documents indexed so far, 0 while Redis is away."""
+    try:
+        return int(Store(client, settings).stats()["documents"])
+    except redis.RedisError:
+        return 0
+
+
+def all_indexed(client: redis.Redis, settings: Settings, documents: list[Document]) -> bool:
+    """Every document indexed and nothing left on the queue."""
+    try:
+        return 0 == make_queue(settings, client).count and len(documents) == indexed(
+            client, settings
+        )
+    except redis.RedisError:
+        return False
+
+
+def job_in_progress(
+    client: redis.Redis, settings: Settings, store: Store, pid: int
+) -> list[str] | None:
+    """The documents of the job the worker process ``pid`` is in the middle of, if any."""
+    queue = make_queue(settings, client)
+    names = {w.name for w in Worker.all(queue=queue) if w.pid == pid}
+    for job_id in StartedJobRegistry(queue=queue).get_job_ids(cleanup=False):
+        job = queue.fetch_job(job_id)
+        if job is None or job.worker_name not in names:
+            continue
+        doc_ids = [str(payload["id"]) for payload in job.args[0]]
+        if not all(store.exists(doc_id) for doc_id in doc_ids):
+            return doc_ids
+    return None
+
+
+def log_lines(log: Path, text: str) -> list[str]:
+    """Lines of a worker log that contain ``text``."""
+    return [line for line in log.read_text(errors="replace").splitlines() if text in line]
+
+
+@pytest.mark.slow
+def test_killed_worker_job_indexed_by_the_other_worker_within_two_minutes(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """SIGKILL mid bulk job: the other worker indexes its documents in < 2 min, each once."""
+    documents = corpus(2000, seed=11)
+    Client(settings).submit_many(documents)
+    store = Store(redis_client, settings)
+    env = external_env(settings)
+    with (
+        (tmp_path / "victim.log").open("wb") as log_a,
+        (tmp_path / "other.log").open("wb") as log_b,
+    ):
+        victim = spawn_worker(env, log_a)
+        # The victim takes the scheduler lock, so the retry of its job waits for that lock
+        # to expire before the other worker's scheduler enqueues it: the slow case.
+        wait_for(lambda: redis_client.exists(RQScheduler.get_locking_key(settings.queue)), 60)
+        other = spawn_worker(env, log_b)
+        try:
+            found: list[list[str]] = []
+
+            def caught_mid_job() -> bool:
+                doc_ids = job_in_progress(redis_client, settings, store, victim.pid)
+                if doc_ids:
+                    found.append(doc_ids)
+                return bool(doc_ids)
+
+            wait_for(caught_mid_job, timeout=120)
+            os.killpg(victim.pid, signal.SIGKILL)  # the worker and its scheduler, as a crash
+            killed_at = time.monotonic()
+            victim.wait()
+            orphaned = [doc_id for doc_id in found[0] if not store.exists(doc_id)]
+            assert orphaned, "the kill came after the job was done"
+            wait_for(lambda: all(store.exists(d) for d in orphaned), timeout=RECOVERY_LIMIT + 60)
+            recovery = time.monotonic() - killed_at
+            print(f"\nrecovered {len(orphaned)} documents of the killed job in {recovery:.1f} s")
+            assert recovery < RECOVERY_LIMIT
+            wait_for(lambda: all_indexed(redis_client, settings, documents), timeout=120)
+            assert other.poll() is None
+        finally:
+            stop(other)
+    assert_consistent(redis_client, settings, documents)
+
+
+@pytest.mark.slow
+def test_worker_outlives_a_redis_outage(tmp_path: Path) -> None:
+    """Redis (append-only file) killed mid run, back 45 s later: the worker goes on."""
+    server = AppendOnlyRedis(tmp_path)
+    server.start()
+    settings = Settings(redis_url=server.url, data_dir=tmp_path / "data", batch_size=50)
+    documents = corpus(1000, seed=12)
+    Client(settings).submit_many(documents)
+    log = tmp_path / "worker.log"
+    client = redis.Redis.from_url(server.url, socket_connect_timeout=1, socket_timeout=5)
+    with log.open("wb") as out:
+        worker = spawn_worker(external_env(settings), out)
+        try:
+            wait_for(lambda: indexed(client, settings) >= 100, timeout=120)
+            server.kill()
+            time.sleep(OUTAGE)
+            assert worker.poll() is None, log.read_text()
+            server.start()
+            wait_for(lambda: all_indexed(client, settings, documents), timeout=120)
+            assert worker.poll() is None, log.read_text()
+        finally:
+            stop(worker)
+            try:
+                assert_consistent(client, settings, documents)
+            finally:
+                server.stop()
+    assert 1 == len(log_lines(log, LOST)), log.read_text()
+    assert 1 == len(log_lines(log, BACK)), log.read_text()
+
+
+@pytest.mark.slow
+def test_worker_starts_the_embedded_server_again(tmp_path: Path) -> None:
+    """The embedded server killed under a running worker: the worker starts it and goes on."""
+    data = tmp_path / "data"
+    url = ensure_server(data)
+    settings = Settings(redis_url=None, data_dir=data, batch_size=50)
+    env = {k: v for k, v in os.environ.items() if k != "DEDUP_REDIS_URL"}
+    env["DEDUP_DATA_DIR"] = str(data)
+    documents = corpus(1000, seed=13)
+    Client(settings).submit_many(documents)
+    log = tmp_path / "worker.log"
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
+    try:
+        with log.open("wb") as out:
+            worker = spawn_worker(env, out)
+            try:
+                wait_for(lambda: indexed(client, settings) >= 100, timeout=120)
+                os.kill(int((data / "redis.pid").read_text()), signal.SIGKILL)
+                wait_for(lambda: all_indexed(client, settings, documents), timeout=120)
+                assert worker.poll() is None, log.read_text()
+            finally:
+                stop(worker)
+        assert_consistent(client, settings, documents)
+    finally:
+        stop_server(data)
+    assert 1 == len(log_lines(log, LOST)), log.read_text()
+    assert 1 == len(log_lines(log, BACK)), log.read_text()
