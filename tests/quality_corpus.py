@@ -3,8 +3,9 @@
 Laid out like the shared corpus (manifest.csv, pages/**.html.gz, truth/**.txt), so that the
 evaluation runs on it unchanged. Each template has what real pages have around an article:
 a menu, a cookie banner, a byline and share links, related stories with teasers, a comment
-thread and a footer; site B splits its article over one block per paragraph. The first
-article is captured twice, once on each site: a known pair.
+thread and a footer; site B splits its article over one block per paragraph; site C puts its
+whole body in one ``<form>``, as ASP.NET WebForms do. The first article is captured twice,
+once on site A and once on site B: a known pair.
 """
 
 from __future__ import annotations
@@ -85,16 +86,36 @@ def page_b(title: str, body: list[str], seed: int) -> str:
     )
 
 
+def page_c(title: str, body: list[str], seed: int) -> str:
+    """Site C: the whole body in one form (ASP.NET WebForms), menus in header and nav inside it."""
+    rng = random.Random(f"c{seed}")
+    paragraphs = "".join(f"<p>{_escape(p)}</p>" for p in body)
+    menu = "".join(f'<li><a href="/topics/{n}">Topic {n}</a></li>' for n in range(10))
+    return (
+        "<html><head><title>" + _escape(title) + " | Site C</title></head><body>"
+        '<form method="post" action="./story.aspx" id="form1">'
+        '<input type="hidden" name="__VIEWSTATE" id="__VIEWSTATE" value="dDwtMTA4MTc2">'
+        f'<header><div class="site-menu"><ul>{menu}</ul></div></header>'
+        '<nav><ul><li>TRENDING:</li><li><a href="/t/1">Elections</a></li></ul></nav>'
+        '<div class="main-content"><article id="main-article-block" class="main-article-block">'
+        f"<h1>{_escape(title)}</h1>{paragraphs}</article></div>"
+        f"{_related(rng)}{_comments(rng)}"
+        "<footer><p>Site C, news from the coast and the islands, every hour of the day and "
+        "night.</p><p>Copyright Site C Broadcasting. All rights reserved.</p></footer>"
+        "</form></body></html>"
+    )
+
+
 def write(folder: Path, count: int = 16) -> Path:
     """Write a corpus of ``count`` articles (and a second capture of the first) to ``folder``."""
     rows = []
     (folder / "pages" / SOURCE).mkdir(parents=True, exist_ok=True)
     (folder / "truth" / SOURCE).mkdir(parents=True, exist_ok=True)
-    entries = [(n, "ab"[n % 2]) for n in range(count)] + [(0, "b")]
+    entries = [(n, "abc"[n % 3]) for n in range(count)] + [(0, "b")]
     for n, site in entries:
         body = article(1000 + n, random.Random(n).randint(4, 14))
         title = " ".join(body[0].split()[:7])
-        page = (page_a if site == "a" else page_b)(title, body, n)
+        page = {"a": page_a, "b": page_b, "c": page_c}[site](title, body, n)
         name = f"article-{n:02d}-{site}"
         page_path = f"pages/{SOURCE}/{name}.html.gz"
         truth_path = f"truth/{SOURCE}/{name}.txt"

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from click.testing import CliRunner
+from rich.console import Console
 
 from dedup.cli import cli
-from dedup.evaluation import cases, corpus, edits, evaluate, extraction
+from dedup.evaluation import cases, corpus, edits, evaluate, extraction, output
 from dedup.settings import Settings
 from tests import quality_corpus
 
@@ -100,6 +102,18 @@ def test_whole_pages_keep_the_article_and_drop_the_template(result: dict[str, An
 
 
 @pytest.mark.slow
+def test_every_whole_page_gets_a_report(result: dict[str, Any]) -> None:
+    """No captured page is refused, those of the site that wraps its body in a form included."""
+    assert {"pages": 17, "rejected": 0, "ids": []} == result["internal"]["pages_rejected"]
+    assert 0 == target(result, "whole pages rejected")
+    console = Console(width=120, record=True)
+    console.print(output.tables(result))
+    text = console.export_text()
+    assert re.search(r"whole pages rejected \(no report\) +│ 0 +│ == 0 +│ met", text)
+    assert re.search(r"whole pages rejected \(no report\) +│ +0 of 17", text)
+
+
+@pytest.mark.slow
 def test_every_target_is_met_and_nothing_is_left_behind(result: dict[str, Any]) -> None:
     """All targets hold on the synthetic corpus; the evaluation's keys and jobs are deleted."""
     assert [] == [t["target"] for t in result["targets"] if not t["met"]]
@@ -117,6 +131,7 @@ def test_command_json_and_plot(corpus_dir: Path, settings: Settings, tmp_path: P
     data = json.loads(outcome.output)
     assert 5 == data["run"]["articles"]
     assert {"targets", "internal", "near", "boilerplate", "extraction"} <= set(data)
+    assert {"pages": 5, "rejected": 0, "ids": []} == data["internal"]["pages_rejected"]
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 

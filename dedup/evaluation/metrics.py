@@ -73,6 +73,7 @@ def _internal(cases: list[Case], run: GroupRun) -> dict[str, Any]:
     return {
         "rows": rows,
         "pages_like_bodies": _pages_like_bodies(cases, run),
+        "pages_rejected": _pages_rejected(cases, run),
         "doubled_body_precision": _ratio(doubled_tp, doubled_tp + totals["fp"]),
         "doubled_body_recall": _ratio(doubled_tp, doubled_tp + totals["fn"]),
         "internal_repeat_precision": _ratio(repeat_tp, repeat_tp + totals["repeat_fp"]),
@@ -91,6 +92,13 @@ def _pages_like_bodies(cases: list[Case], run: GroupRun) -> dict[str, Any]:
              and (a, "clean_page") in flags]  # fmt: skip
     same = sum(body == page for body, page in pairs)
     return {"pages": len(pairs), "same": same, "share": _ratio(same, len(pairs))}
+
+
+def _pages_rejected(cases: list[Case], run: GroupRun) -> dict[str, Any]:
+    """How many captured pages, sent whole, got no report (refused, e.g. as having no text)."""
+    pages = [c.doc_id for c in cases if c.kind == "clean_page"]
+    rejected = [doc_id for doc_id in pages if doc_id not in run.reports]
+    return {"pages": len(pages), "rejected": len(rejected), "ids": rejected}
 
 
 def _span_exact(case: Case, report: dict[str, Any]) -> bool:
@@ -276,6 +284,7 @@ def score(case_set: CaseSet, runs: dict[str, GroupRun]) -> dict[str, Any]:
         ("whole pages: flagged like their body alone", pages_like["share"], ">=", 1.0),
         ("whole pages: doubled block found", rows.get("doubled_page", {}).get("recall"), ">=", 1.0),
         ("whole pages: near duplicates of their body", _ratio(page_found, page_high), ">=", 1.0),
+        ("whole pages rejected (no report)", internal["pages_rejected"]["rejected"], "==", 0),
     ]
     return {
         "internal": internal,

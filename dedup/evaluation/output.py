@@ -105,6 +105,10 @@ def tables(result: dict[str, Any]) -> Group:
         ("boilerplate: other paragraphs reported", boilerplate["other_reported"]),
         ("boilerplate group: unrelated pairs flagged", boilerplate["unrelated"]["flagged"]),
         ("whole pages flagged like their body", f"{pages['same']} of {pages['pages']}"),
+        (
+            "whole pages rejected (no report)",
+            _of(result["internal"]["pages_rejected"], "rejected", "pages"),
+        ),
         ("pages judged (capture holds the body)", _of(extraction, "judged_pages", "pages")),
         ("body paragraphs kept", _with(extraction, "body_kept", "body_paragraphs")),
         ("template paragraphs kept", _with(extraction, "template_kept")),
