@@ -21,6 +21,10 @@ Settings, all optional:
 - ``DEDUP_URL_FIELD`` (``url``), ``DEDUP_HTML_FIELD`` (``html``), ``DEDUP_TEXT_FIELD``
   (``text``): item fields to read; items with neither body field pass through untouched.
 - ``DEDUP_ID_FIELD``: item field holding the document id (default: derived from the URL).
+- ``DEDUP_FETCHED_AT_FIELD`` (``fetched_at``): item field holding when the page was fetched
+  (ISO 8601 text or a ``datetime``), carried into the report. Without one the page is sent
+  without a fetch time, so a page crawled again unchanged is indexed once: the pipeline's
+  own clock would make every crawl a new version.
 - ``DEDUP_BATCH_SIZE`` (100), ``DEDUP_ON_DUPLICATE`` (``keep``, ``tag`` or ``drop``),
   ``DEDUP_DUPLICATE_FIELD`` (``dedup_duplicate_of``).
 """
@@ -28,7 +32,7 @@ Settings, all optional:
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +41,14 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem, NotConfigured
 
 from dedup.client import Client
-from dedup.document import Document, check_body, check_id, id_for_body, id_for_url
+from dedup.document import (
+    Document,
+    check_body,
+    check_fetched_at,
+    check_id,
+    id_for_body,
+    id_for_url,
+)
 from dedup.errors import DedupError, InputError
 from dedup.settings import Settings, load_settings
 
@@ -70,6 +81,7 @@ class DedupPipeline:
         html_field: str = "html",
         text_field: str = "text",
         id_field: str | None = None,
+        fetched_at_field: str | None = "fetched_at",
         batch_size: int = 100,
         on_duplicate: str = "keep",
         duplicate_field: str = "dedup_duplicate_of",
@@ -84,6 +96,7 @@ class DedupPipeline:
         self.client = client
         self.url_field, self.html_field, self.text_field = url_field, html_field, text_field
         self.id_field = id_field
+        self.fetched_at_field = fetched_at_field
         self.batch_size = batch_size
         self.on_duplicate = on_duplicate
         self.duplicate_field = duplicate_field
@@ -105,6 +118,7 @@ class DedupPipeline:
             html_field=settings.get("DEDUP_HTML_FIELD", "html"),
             text_field=settings.get("DEDUP_TEXT_FIELD", "text"),
             id_field=settings.get("DEDUP_ID_FIELD"),
+            fetched_at_field=settings.get("DEDUP_FETCHED_AT_FIELD", "fetched_at"),
             batch_size=settings.getint("DEDUP_BATCH_SIZE", 100),
             on_duplicate=str(settings.get("DEDUP_ON_DUPLICATE", "keep")).lower(),
             duplicate_field=settings.get("DEDUP_DUPLICATE_FIELD", "dedup_duplicate_of"),
@@ -181,8 +195,22 @@ class DedupPipeline:
             self._count("rejected")
             logger.warning("dedup: not queued: %s", exc)
             return None
-        fetched_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        return Document(doc_id, body, url, fmt, fetched_at)
+        return Document(doc_id, body, url, fmt, self._fetched_at(adapter, url or doc_id))
+
+    def _fetched_at(self, adapter: ItemAdapter, page: str) -> str | None:
+        """The item's fetch time as ISO 8601 text; None when it has none or a bad one.
+
+        Never the time the item passes here: a page crawled again unchanged would then be a
+        new version every time, where the same content is meant to change nothing.
+        """
+        value = adapter.get(self.fetched_at_field) if self.fetched_at_field else None
+        if isinstance(value, datetime):
+            value = value.isoformat(timespec="seconds").replace("+00:00", "Z")
+        try:
+            return check_fetched_at(value)
+        except InputError as exc:
+            logger.warning("dedup: %s queued without a fetch time: %s", page, exc)
+            return None
 
     def _copies_of(self, document: Document) -> list[str]:
         """Other ids with exactly this content, in the index or earlier in this crawl.
