@@ -83,6 +83,16 @@ def all_indexed(client: redis.Redis, settings: Settings, documents: list[Documen
         return False
 
 
+def done_or_exited(
+    worker: subprocess.Popen[bytes],
+    client: redis.Redis,
+    settings: Settings,
+    documents: list[Document],
+) -> bool:
+    """Every document indexed, or the worker gone (then there is no point waiting)."""
+    return worker.poll() is not None or all_indexed(client, settings, documents)
+
+
 def job_in_progress(
     client: redis.Redis, settings: Settings, store: Store, pid: int
 ) -> list[str] | None:
@@ -166,14 +176,12 @@ def test_worker_outlives_a_redis_outage(tmp_path: Path) -> None:
             time.sleep(OUTAGE)
             assert worker.poll() is None, log.read_text()
             server.start()
-            wait_for(lambda: all_indexed(client, settings, documents), timeout=120)
+            wait_for(lambda: done_or_exited(worker, client, settings, documents), timeout=120)
             assert worker.poll() is None, log.read_text()
+            assert_consistent(client, settings, documents)
         finally:
             stop(worker)
-            try:
-                assert_consistent(client, settings, documents)
-            finally:
-                server.stop()
+            server.stop()
     assert 1 == len(log_lines(log, LOST)), log.read_text()
     assert 1 == len(log_lines(log, BACK)), log.read_text()
 
@@ -196,7 +204,7 @@ def test_worker_starts_the_embedded_server_again(tmp_path: Path) -> None:
             try:
                 wait_for(lambda: indexed(client, settings) >= 100, timeout=120)
                 os.kill(int((data / "redis.pid").read_text()), signal.SIGKILL)
-                wait_for(lambda: all_indexed(client, settings, documents), timeout=120)
+                wait_for(lambda: done_or_exited(worker, client, settings, documents), 120)
                 assert worker.poll() is None, log.read_text()
             finally:
                 stop(worker)
@@ -205,3 +213,32 @@ def test_worker_starts_the_embedded_server_again(tmp_path: Path) -> None:
         stop_server(data)
     assert 1 == len(log_lines(log, LOST)), log.read_text()
     assert 1 == len(log_lines(log, BACK)), log.read_text()
+
+
+@pytest.mark.slow
+def test_a_running_job_keeps_beating(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """A job running longer than a heartbeat interval keeps its execution alive, unretried."""
+    from workers.main import HEARTBEAT_GRACE, HEARTBEAT_INTERVAL
+
+    queue = make_queue(settings, redis_client)
+    job = queue.enqueue("time.sleep", HEARTBEAT_INTERVAL + 3, retry=None)
+    registry = StartedJobRegistry(queue=queue)
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = spawn_worker(external_env(settings), log)
+        try:
+
+            def expiry() -> float:  # the score of the job's execution in the started registry
+                scores = redis_client.zrange(registry.key, 0, -1, withscores=True)
+                return max((score for _, score in scores), default=0.0)
+
+            wait_for(lambda: expiry() > 0, timeout=60)
+            first = expiry()
+            assert first <= time.time() + HEARTBEAT_INTERVAL + HEARTBEAT_GRACE + 1
+            wait_for(lambda: expiry() > first, timeout=HEARTBEAT_INTERVAL + 5)
+            registry.cleanup()  # what another worker's maintenance does: nothing to take
+            assert "started" == job.get_status()
+            wait_for(lambda: "finished" == job.get_status(), timeout=30)
+        finally:
+            stop(worker)
