@@ -186,3 +186,21 @@ def test_rejected_documents_are_sent_again_after_a_fix(
     assert store.exists("big")
     assert [] == failed_rows(settings)
     assert 2 == len(make_queue(settings, redis_client).finished_job_registry)  # both jobs
+
+
+def test_scrapy_pipeline_passes_a_bad_page_and_queues_the_rest(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An item with a 70,000-character URL is counted and logged; its batch still goes out."""
+    from dedup.integrations.scrapy import DedupPipeline
+
+    client = Client(settings)
+    pipeline = DedupPipeline(client, batch_size=10)
+    items = [{"url": f"https://example.com/{n}", "html": as_html(article(n, 4))} for n in range(3)]
+    items.insert(1, {"url": LONG_URL, "html": as_html(article(7, 4))})
+    for item in items:
+        assert item is pipeline.process_item(item)
+    pipeline.close_spider()
+    assert 3 == sum(len(job.args[0]) for job in client.queue.get_jobs())
+    [warning] = [r.getMessage() for r in caplog.records if "not queued" in r.getMessage()]
+    assert "over the limit of 8,192" in warning and len(warning) < 300

@@ -46,6 +46,7 @@ from dedup.document import (
     check_body,
     check_fetched_at,
     check_id,
+    clipped,
     id_for_body,
     id_for_url,
 )
@@ -185,17 +186,18 @@ class DedupPipeline:
         url = str(raw_url) if raw_url else None
         max_bytes = self.client.settings.max_document_bytes
         try:
-            body = check_body(body, max_bytes, f"item {url or ''}".strip())
+            body = check_body(body, max_bytes, f"item {clipped(url or '')}".strip())
             raw_id = adapter.get(self.id_field) if self.id_field else None
             if raw_id:
                 doc_id = check_id(str(raw_id))
             else:
                 doc_id = id_for_url(url) if url else id_for_body(body)
+            fetched_at = self._fetched_at(adapter, clipped(url or doc_id))
+            return Document(doc_id, body, url, fmt, fetched_at)  # checks the URL too
         except DedupError as exc:
             self._count("rejected")
             logger.warning("dedup: not queued: %s", exc)
             return None
-        return Document(doc_id, body, url, fmt, self._fetched_at(adapter, url or doc_id))
 
     def _fetched_at(self, adapter: ItemAdapter, page: str) -> str | None:
         """The item's fetch time as ISO 8601 text; None when it has none or a bad one.
