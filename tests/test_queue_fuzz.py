@@ -132,7 +132,7 @@ def is_good(payload: Any, config: Settings) -> bool:
     return True
 
 
-def wait_finished(connection: redis.Redis, job_ids: list[str], timeout: float = 120.0) -> None:
+def wait_finished(connection: redis.Redis, job_ids: list[str], timeout: float = 300.0) -> None:
     """Poll until every job has finished or failed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
