@@ -1,7 +1,7 @@
-"""The optional C kernel of dedup.signature; everything else is declared in pyproject.toml.
+"""The optional C kernel of dedup.pipeline.signature; everything else is declared in pyproject.toml.
 
 ``optional=True``: on a machine without a C compiler the build warns and goes on, and
-dedup.signature computes the same signatures with numpy.
+dedup.pipeline.signature computes the same signatures with numpy.
 """
 
 from setuptools import Extension, setup
@@ -19,6 +19,8 @@ class BuildExt(build_ext):
 
 
 setup(
-    ext_modules=[Extension("dedup._minhash", ["dedup/_minhash.c"], optional=True)],
+    ext_modules=[
+        Extension("dedup.pipeline._minhash", ["dedup/pipeline/_minhash.c"], optional=True)
+    ],
     cmdclass={"build_ext": BuildExt},
 )

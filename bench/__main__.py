@@ -21,8 +21,8 @@ from bench import growth, profiling, summary, throughput
 from bench.measure import REPO, machine
 from bench.redisproc import default_binary, redis_server, server_version
 from bench.workerproc import freeze_code
+from dedup.index.store import signature_settings
 from dedup.settings import Settings
-from dedup.store import signature_settings
 
 SECTIONS = ("throughput", "growth", "profile")
 

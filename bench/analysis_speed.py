@@ -1,4 +1,5 @@
-"""CPU cost of the pure pipeline (:func:`dedup.analysis.analyse`) per document, and where it goes.
+"""CPU cost of the pure pipeline (:func:`dedup.pipeline.analysis.analyse`) per document,
+and where it goes.
 
 ``python -m bench.analysis_speed CORPUS``: the article bodies of the shared corpus are sent as
 scrapers send them (an HTML fragment of ``<p>`` paragraphs), each also doubled (the extractor
@@ -29,8 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bench import corpus as corpus_
-from dedup.analysis import Analysis, analyse
-from dedup.document import Document
+from dedup.pipeline.analysis import Analysis, analyse
+from dedup.pipeline.document import Document
 from dedup.settings import Settings
 
 DERIVED = 400

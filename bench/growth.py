@@ -1,6 +1,6 @@
 """How throughput, latency and memory change as the index grows to 100k or 1M documents.
 
-Each size gets its own server, filled through :meth:`dedup.store.Store.index` with synthetic
+Each size gets its own server, filled through :meth:`dedup.index.store.Store.index` with synthetic
 analyses (:mod:`bench.synthetic`) by two processes, in batches of 200 as bulk jobs write them.
 Then the same measurements run on every server in turn, round after round, on new real-text
 documents from the corpus, so that the machine's load weighs on every size alike.
@@ -23,13 +23,13 @@ from bench import memory, synthetic, throughput
 from bench.measure import latency_summary, median
 from bench.redisproc import redis_server
 from bench.workerproc import CODE, dedup_command, worker_env
-from dedup.analysis import analyse
-from dedup.connection import connect
-from dedup.document import from_payload
-from dedup.keys import Keys
-from dedup.queue import make_queue
+from dedup.index.keys import Keys
+from dedup.index.store import Store
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import from_payload
+from dedup.queue.queues import make_queue
+from dedup.servers.connection import connect
 from dedup.settings import Settings
-from dedup.store import Store
 
 BATCH = 200
 FILL_PREFIX = "syn"

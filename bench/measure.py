@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dedup import signature
+from dedup.pipeline import signature
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from dedup.keys import FLAGS, Keys
+from dedup.index.keys import FLAGS, Keys
 
 MANY = {
     "r:": "records",
@@ -24,7 +24,7 @@ MANY = {
     "c:": "content entries",
     "i:": "document id entries",
 }
-"""Families of many keys: record buckets and entry buckets (dedup.layout)."""
+"""Families of many keys: record buckets and entry buckets (dedup.index.layout)."""
 
 
 def documents(client: redis.Redis, namespace: str) -> int:

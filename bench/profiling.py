@@ -17,8 +17,8 @@ from unittest import mock
 from bench import corpus as corpus_
 from bench import throughput
 from dedup.client import Client
-from dedup.connection import connect
-from dedup.queue import JOB_FUNCTION, PayloadJob
+from dedup.queue.queues import JOB_FUNCTION, PayloadJob
+from dedup.servers.connection import connect
 from dedup.settings import Settings
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from dedup.server import LAYOUT_CONFIG
+from dedup.servers.embedded import LAYOUT_CONFIG
 
 
 def default_binary() -> str:
@@ -25,7 +25,7 @@ def default_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    from dedup.server import find_server_binary
+    from dedup.servers.embedded import find_server_binary
 
     return find_server_binary()
 

@@ -1,13 +1,13 @@
 """Synthetic analyses: fill an index to 100k or 1M documents in minutes, not hours.
 
 Analysing a document costs milliseconds of Python and does not depend on the index size, so
-growth runs fill the store with ready-made :class:`~dedup.analysis.Analysis` objects written
-through the real :meth:`dedup.store.Store.index`: the paragraph and word counts of a corpus
-article window, random 64-bit paragraph fingerprints (over the full range: the store
-buckets them by their top bits) and random signature rows (as unrelated documents have), and
-the same shares of template paragraphs, near copies and doubled bodies as :mod:`bench.corpus`.
-Real text through the whole pipeline has more boilerplate than these (docs/BENCHMARKS.md
-compares the two at 10k).
+growth runs fill the store with ready-made :class:`~dedup.pipeline.analysis.Analysis` objects
+written through the real :meth:`dedup.index.store.Store.index`: the paragraph and word counts of
+a corpus article window, random 64-bit paragraph fingerprints (over the full range: the store
+buckets them by their top bits) and random signature rows (as unrelated documents have), and the
+same shares of template paragraphs, near copies and doubled bodies as :mod:`bench.corpus`. Real
+text through the whole pipeline has more boilerplate than these (docs/BENCHMARKS.md compares the
+two at 10k).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import numpy as np
 import xxhash
 
 from bench import corpus as corpus_
-from dedup.analysis import Analysis
-from dedup.document import Document
-from dedup.repeats import Repeat, Repeats
+from dedup.pipeline.analysis import Analysis
+from dedup.pipeline.document import Document
+from dedup.pipeline.repeats import Repeat, Repeats
 from dedup.settings import Settings
 
 _BOILERPLATE_FPS = [

@@ -24,11 +24,11 @@ from datasketch import MinHash, MinHashLSH
 from bench import memory
 from bench.measure import median, wait_until
 from bench.workerproc import running_workers
-from dedup import signature
-from dedup.analysis import analyse
 from dedup.client import Client
-from dedup.connection import connect
-from dedup.document import from_payload
+from dedup.pipeline import signature
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import from_payload
+from dedup.servers.connection import connect
 from dedup.settings import Settings
 
 NOOP_FUNCTION = "bench.noop.noop"

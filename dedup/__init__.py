@@ -1,7 +1,7 @@
 """dedup: duplicate-content detection for scraped web content.
 
 The pipeline (extract, shingle, sign, find repeats) is pure and lives in small modules;
-Redis is reached only through :mod:`dedup.store`; the queue through :class:`dedup.Client`.
+Redis is reached only through :mod:`dedup.index.store`; the queue through :class:`dedup.Client`.
 """
 
 from typing import TYPE_CHECKING, Any

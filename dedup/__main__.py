@@ -1,5 +1,5 @@
 """``python -m dedup``: the same as the ``dedup`` command."""
 
-from dedup.cli import main
+from dedup.cli.main import main
 
 main()

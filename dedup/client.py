@@ -15,8 +15,9 @@ from typing import Any
 import redis
 from rq.job import Job
 
-from dedup.connection import redis_for
-from dedup.document import (
+from dedup.errors import NotFoundError, ReportTimeoutError, StoreError
+from dedup.index.store import Store
+from dedup.pipeline.document import (
     Document,
     check_body,
     check_fetched_at,
@@ -25,11 +26,10 @@ from dedup.document import (
     id_for_body,
     id_for_url,
 )
-from dedup.errors import NotFoundError, ReportTimeoutError, StoreError
-from dedup.handles import JobHandle
-from dedup.queue import JOB_FUNCTION, make_queue, retry_policy
+from dedup.queue.handles import JobHandle
+from dedup.queue.queues import JOB_FUNCTION, make_queue, retry_policy
+from dedup.servers.connection import redis_for
 from dedup.settings import Settings, load_settings
-from dedup.store import Store
 
 RESULT_TTL = 600
 """Seconds a finished job (and the documents it carried) stays in Redis; reports stay."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dedup.keys import FLAGS
-from dedup.layout import Record
+from dedup.index.keys import FLAGS
+from dedup.index.layout import Record
 
 if TYPE_CHECKING:
-    from dedup.analysis import Analysis
+    from dedup.pipeline.analysis import Analysis
 
 EXCERPT_CHARS = 160
 

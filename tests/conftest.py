@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from dedup.server import ensure_server, stop_server
+from dedup.servers.embedded import ensure_server, stop_server
 from dedup.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -8,12 +8,12 @@ from collections import Counter
 
 import redis
 
-from dedup.analysis import analyse
-from dedup.document import Document
-from dedup.keys import FLAGS, Keys
-from dedup.layout import BANDS, CONTENT, IDS, PARAGRAPHS, Family
+from dedup.index.keys import FLAGS, Keys
+from dedup.index.layout import BANDS, CONTENT, IDS, PARAGRAPHS, Family
+from dedup.index.store import Store
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import Document
 from dedup.settings import Settings
-from dedup.store import Store
 
 
 def entry_serials(client: redis.Redis, keys: Keys, family: Family) -> Counter[int]:

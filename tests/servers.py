@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from dedup.server import _free_port, find_server_binary
+from dedup.servers.embedded import _free_port, find_server_binary
 
 
 def _wait(client: redis.Redis, server: subprocess.Popen[bytes]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dedup.cli import cli
+from dedup.cli.main import cli
 from dedup.settings import Settings
 from tests.conftest import EXAMPLES, SEED
 from tests.helpers import article, as_html, dedup_command
@@ -163,7 +163,7 @@ def test_failed_job_keeps_the_reason(settings: Settings) -> None:
     from rq.registry import FailedJobRegistry
 
     from dedup.client import Client
-    from dedup.queue import make_queue
+    from dedup.queue.queues import make_queue
 
     client = Client(settings)
     client.submit_many(
@@ -187,7 +187,7 @@ def test_help_lists_the_contract_commands() -> None:
 
 def test_version_says_which_minhash_arithmetic_runs() -> None:
     """Users can tell whether the compiled kernel was built."""
-    from dedup import signature
+    from dedup.pipeline import signature
 
     result = CliRunner().invoke(cli, ["--version"])
     wanted = {"compiled": "compiled kernel", "numpy": "numpy"}[signature.KERNEL]

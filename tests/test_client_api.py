@@ -12,7 +12,7 @@ import pytest
 
 from dedup import Client
 from dedup.errors import InputError, NotFoundError, ReportTimeoutError
-from dedup.handles import JobHandle
+from dedup.queue.handles import JobHandle
 from dedup.settings import Settings
 from tests.helpers import article, as_html
 from tests.test_cli import run_dedup

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup.extract import extract_paragraphs, paragraphs_from_html
+from dedup.pipeline.extract import extract_paragraphs, paragraphs_from_html
 from tests.test_extract import is_clean_paragraph, timed_html
 
 ARTICLE = [

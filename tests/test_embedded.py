@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from dedup.server import ensure_server, running_url, stop_server
+from dedup.servers.embedded import ensure_server, running_url, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 

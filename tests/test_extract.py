@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup.errors import InputError
-from dedup.extract import (
+from dedup.pipeline.extract import (
     extract_paragraphs,
     looks_like_html,
     paragraphs_from_html,

@@ -20,11 +20,11 @@ from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from dedup.client import Client
-from dedup.document import Document
 from dedup.errors import StoreError
-from dedup.queue import make_queue
+from dedup.index.store import Store
+from dedup.pipeline.document import Document
+from dedup.queue.queues import make_queue
 from dedup.settings import Settings
-from dedup.store import Store
 from tests.consistency import assert_consistent
 from tests.helpers import article, as_html, dedup_command, edit_words
 
@@ -193,7 +193,7 @@ def test_delete_and_purge_keep_the_rest_correct(
     settings: Settings, redis_client: redis.Redis
 ) -> None:
     """Deleting documents removes every trace of them and fixes their twins' flags."""
-    from dedup.analysis import analyse
+    from dedup.pipeline.analysis import analyse
 
     store = Store(redis_client, settings.replace(boilerplate_min_documents=3))
     documents = corpus(10, seed=3)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dedup.analysis import analyse
-from dedup.document import decode, from_payload
 from dedup.errors import InputError
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import decode, from_payload
 from dedup.settings import Settings
 
 SETTINGS = Settings(max_document_bytes=200_000, max_paragraphs=2_000)

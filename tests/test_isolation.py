@@ -11,13 +11,13 @@ import redis
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
-from dedup import layout
 from dedup.client import Client
-from dedup.document import Document, decode, from_payload
 from dedup.errors import InputError
-from dedup.queue import JOB_FUNCTION, make_queue
+from dedup.index import layout
+from dedup.index.store import Store
+from dedup.pipeline.document import Document, decode, from_payload
+from dedup.queue.queues import JOB_FUNCTION, make_queue
 from dedup.settings import Settings
-from dedup.store import Store
 from tests.helpers import article, as_html, dedup_command
 
 HOSTILE_ID = "surr\ud800x"

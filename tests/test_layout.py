@@ -10,13 +10,14 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dedup import layout, signature
-from dedup.analysis import analyse
-from dedup.document import Document
 from dedup.errors import ConfigError
-from dedup.layout import BANDS, CONTENT, Record
+from dedup.index import layout
+from dedup.index.layout import BANDS, CONTENT, Record
+from dedup.index.store import Store
+from dedup.pipeline import signature
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import Document
 from dedup.settings import Settings
-from dedup.store import Store
 from tests.helpers import article, as_html, edit_words
 
 

@@ -17,7 +17,7 @@ import redis
 from click.testing import CliRunner
 from rich.console import Console
 
-from dedup.cli import cli
+from dedup.cli.main import cli
 from dedup.evaluation import cases, corpus, edits, evaluate, extraction, output
 from dedup.settings import Settings
 from tests import quality_corpus

@@ -8,7 +8,7 @@ from unittest import mock
 import redis
 
 from dedup.client import Client
-from dedup.queue import PayloadJob, make_queue
+from dedup.queue.queues import PayloadJob, make_queue
 from dedup.settings import Settings
 from tests.helpers import article, as_html
 

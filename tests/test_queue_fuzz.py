@@ -26,14 +26,14 @@ from hypothesis import strategies as st
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
-from dedup.analysis import analyse
 from dedup.client import Client
-from dedup.document import from_payload, label
 from dedup.errors import InputError
-from dedup.jobs import REJECTED
-from dedup.queue import JOB_FUNCTION
+from dedup.index.store import Store
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import from_payload, label
+from dedup.queue.failed import REJECTED
+from dedup.queue.queues import JOB_FUNCTION
 from dedup.settings import Settings
-from dedup.store import Store
 from tests.helpers import article, as_html, dedup_command
 
 EXAMPLES = 60

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from dedup.analysis import analyse
-from dedup.document import Document, id_for_url
+from dedup.index.store import Store
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import Document, id_for_url
 from dedup.settings import Settings
-from dedup.store import Store
 from tests.conftest import EXAMPLES, SEED
 from tests.test_warc import html_page, write_warc
 

@@ -21,11 +21,11 @@ from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
 
 from dedup.client import Client
-from dedup.document import Document
-from dedup.queue import make_queue
-from dedup.server import ensure_server, stop_server
+from dedup.index.store import Store
+from dedup.pipeline.document import Document
+from dedup.queue.queues import make_queue
+from dedup.servers.embedded import ensure_server, stop_server
 from dedup.settings import Settings
-from dedup.store import Store
 from tests.consistency import assert_consistent
 from tests.servers import AppendOnlyRedis
 from tests.test_faults import corpus, wait_for

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from dedup.analysis import analyse
-from dedup.document import Document
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import Document
 from dedup.settings import Settings
 from tests.helpers import article, as_html, edit_words
 

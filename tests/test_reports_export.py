@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from dedup.analysis import analyse
-from dedup.document import Document
-from dedup.durations import parse_duration
+from dedup.cli.durations import parse_duration
+from dedup.cli.export import FIELDS
 from dedup.errors import InputError
-from dedup.export import FIELDS
+from dedup.index.store import Store
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import Document
 from dedup.settings import Settings
-from dedup.store import Store
 from tests.conftest import EXAMPLES, SEED
 from tests.helpers import article, as_html
 from tests.test_cli import invoke

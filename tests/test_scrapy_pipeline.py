@@ -21,12 +21,12 @@ from scrapy.exceptions import DropItem, NotConfigured
 from scrapy.utils.test import get_crawler
 
 from dedup import Client
-from dedup.analysis import analyse
-from dedup.document import Document, id_for_url
 from dedup.errors import StoreError
+from dedup.index.store import Store
 from dedup.integrations.scrapy import DedupPipeline
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import Document, id_for_url
 from dedup.settings import Settings
-from dedup.store import Store
 from tests.conftest import EXAMPLES
 from tests.helpers import article, as_html
 from tests.test_cli import run_dedup

@@ -14,9 +14,9 @@ from rq import Queue
 from rq.registry import FailedJobRegistry
 
 from dedup.client import Client
-from dedup.queue import JOB_FUNCTION, make_queue
+from dedup.index.store import Store
+from dedup.queue.queues import JOB_FUNCTION, make_queue
 from dedup.settings import Settings
-from dedup.store import Store
 from tests.helpers import article, as_html, dedup_command
 from tests.servers import make_certificates, redis_server
 
@@ -73,7 +73,7 @@ def test_tls_through_rediss_url(tmp_path: Path) -> None:
     ca, cert, key = make_certificates(tmp_path)
     tls = ["--tls-port", "0", "--tls-cert-file", str(cert), "--tls-key-file", str(key)]
     tls += ["--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]
-    from dedup.server import _free_port
+    from dedup.servers.embedded import _free_port
 
     tls_port = _free_port()
     tls[1] = str(tls_port)

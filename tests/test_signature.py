@@ -8,7 +8,7 @@ from datasketch import MinHash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup import signature, text
+from dedup.pipeline import signature, text
 
 WORDS = st.lists(
     st.sampled_from(
@@ -64,7 +64,9 @@ def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     if request.param == "numpy":
         monkeypatch.setattr(signature, "_minhash", None)
     elif signature._minhash is None:
-        pytest.skip("dedup._minhash was not built (no C compiler): numpy computes signatures")
+        pytest.skip(
+            "dedup.pipeline._minhash was not built (no C compiler): numpy computes signatures"
+        )
     return str(request.param)
 
 
@@ -76,7 +78,7 @@ NUMPY_CASES = st.tuples(
 )
 
 
-@pytest.mark.skipif(signature._minhash is None, reason="dedup._minhash was not built")
+@pytest.mark.skipif(signature._minhash is None, reason="dedup.pipeline._minhash was not built")
 @settings(max_examples=80, deadline=None)
 @given(NUMPY_CASES)
 def test_compiled_kernel_equals_numpy(case: tuple[list[int], int, int, int]) -> None:
@@ -126,7 +128,7 @@ def test_shingle_signatures_of_words_equal_datasketch(kernel: str) -> None:
             assert (row == 0xFFFFFFFF).all()
 
 
-@pytest.mark.skipif(signature._minhash is None, reason="dedup._minhash was not built")
+@pytest.mark.skipif(signature._minhash is None, reason="dedup.pipeline._minhash was not built")
 def test_compiled_kernel_refuses_inconsistent_sizes() -> None:
     """Sizes that do not fit raise ValueError instead of touching memory out of bounds."""
     a, b = signature.permutations(16, 1)

@@ -7,13 +7,13 @@ import random
 import pytest
 import redis
 
-from dedup import layout
-from dedup.analysis import analyse
-from dedup.connection import redact
-from dedup.document import Document
 from dedup.errors import NotFoundError, SettingsMismatchError
+from dedup.index import layout
+from dedup.index.store import Store
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import Document
+from dedup.servers.connection import redact
 from dedup.settings import Settings
-from dedup.store import Store
 from tests.helpers import article, as_html, edit_words
 
 

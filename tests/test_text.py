@@ -11,7 +11,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup import text
+from dedup.pipeline import text
 
 SAMPLES = [
     "The “quick” brown fox — it’s 3 a.m.… «Bonjour»",

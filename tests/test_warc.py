@@ -11,9 +11,9 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from dedup.document import id_for_url
+from dedup.integrations.warc import WarcReader, decode_body
+from dedup.pipeline.document import id_for_url
 from dedup.settings import Settings
-from dedup.warc import WarcReader, decode_body
 from tests.helpers import article, as_html
 from tests.test_cli import invoke, run_dedup
 

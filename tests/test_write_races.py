@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import redis
 
-from dedup import layout
-from dedup.analysis import analyse
-from dedup.document import Document
+from dedup.index import layout
+from dedup.index.store import Store
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import Document
 from dedup.settings import Settings
-from dedup.store import Store
 from tests.consistency import assert_consistent, assert_flags_match_reports
 from tests.helpers import article, as_html, edit_words
 

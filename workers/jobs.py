@@ -12,13 +12,13 @@ from typing import Any
 
 from rq import Queue, get_current_job
 
-from dedup.analysis import Analysis, analyse
-from dedup.connection import redis_for
-from dedup.document import from_payload, label
 from dedup.errors import DedupError, InputError, StoreError, StoreUnavailableError
-from dedup.jobs import REJECTED, Rejection, file_rejected, rejected_meta, summary
+from dedup.index.store import Indexed, Store
+from dedup.pipeline.analysis import Analysis, analyse
+from dedup.pipeline.document import from_payload, label
+from dedup.queue.failed import REJECTED, Rejection, file_rejected, rejected_meta, summary
+from dedup.servers.connection import redis_for
 from dedup.settings import Settings, load_settings
-from dedup.store import Indexed, Store
 
 logger = logging.getLogger("dedup.worker")
 
@@ -39,7 +39,7 @@ def prepare(settings: Settings) -> Context:
     global _context
     store = Store(redis_for(settings), settings)
     store.check_settings()
-    from dedup.document import Document
+    from dedup.pipeline.document import Document
 
     analyse(Document("warm-up", "<p>one two three four five six seven</p>"), settings)
     _context = Context(settings, store)

@@ -37,8 +37,8 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker, WorkerStatus
 
-from dedup.connection import OUTAGE_BACKOFF, display_url, wait_for_redis
-from dedup.queue import PayloadJob, make_queue
+from dedup.queue.queues import PayloadJob, make_queue
+from dedup.servers.connection import OUTAGE_BACKOFF, display_url, wait_for_redis
 from dedup.settings import Settings
 from workers.jobs import prepare
 

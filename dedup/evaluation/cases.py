@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from dedup.evaluation import edits, pages
 from dedup.evaluation.corpus import Article, jaccard, shingles
 from dedup.evaluation.extraction import COVERED
-from dedup.extract import extract_paragraphs
-from dedup.repeats import MIN_RUN_WORDS
-from dedup.text import words
+from dedup.pipeline.extract import extract_paragraphs
+from dedup.pipeline.repeats import MIN_RUN_WORDS
+from dedup.pipeline.text import words
 
 INTERNAL, NEAR, BOILERPLATE = "internal", "near", "boilerplate"
 GROUPS = (INTERNAL, NEAR, BOILERPLATE)

@@ -1,4 +1,4 @@
-"""``dedup eval CORPUS_DIR``: the evaluation as a command (registered by :mod:`dedup.cli`)."""
+"""``dedup eval CORPUS_DIR``: the evaluation as a command (registered by :mod:`dedup.cli.main`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dedup import render
+from dedup.cli import render
 from dedup.settings import Settings
 
 

@@ -14,8 +14,8 @@ import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
-from dedup import text
 from dedup.errors import InputError
+from dedup.pipeline import text
 
 Shingle = tuple[str, ...]
 
@@ -43,7 +43,7 @@ class Article:
 def shingles(paragraphs: list[str], size: int = 3) -> set[Shingle]:
     """The word shingles of a text as the document signature sees them.
 
-    Same normalisation as :mod:`dedup.text`, shingles within each paragraph, a paragraph
+    Same normalisation as :mod:`dedup.pipeline.text`, shingles within each paragraph, a paragraph
     shorter than ``size`` words being one shingle; exact tuples of words instead of hashes,
     so the measured Jaccard similarity has no estimation error.
     """

@@ -13,7 +13,7 @@ import re
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[\u3002\uff01\uff1f])\s*")
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _WORD = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
-"""A word as :mod:`dedup.text` counts them: each ideograph or syllable is one."""
+"""A word as :mod:`dedup.pipeline.text` counts them: each ideograph or syllable is one."""
 DEBRIS = ("\n", ".", "<br>", " . ", "<br><br>\n", "\n\n  ", "\u00a0")
 """What sits between two copies or two paragraphs of a doubled body in scraped documents."""
 SIGNUPS = (

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dedup.evaluation.corpus import Article, Shingle, jaccard, shingles
-from dedup.extract import extract_paragraphs
+from dedup.pipeline.extract import extract_paragraphs
 
 COVERED = 0.9
 """Share of the body's shingles a page's full text must hold for the page to be judged."""

@@ -25,7 +25,7 @@ from dedup.evaluation.cases import (
 )
 from dedup.evaluation.corpus import Shingle, jaccard, shingles
 from dedup.evaluation.runner import GroupRun
-from dedup.extract import extract_paragraphs
+from dedup.pipeline.extract import extract_paragraphs
 
 RECALL_AT = 0.8
 """Measured similarity from which every pair of one story must be found."""

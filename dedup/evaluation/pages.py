@@ -12,7 +12,7 @@ from collections import Counter
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from dedup import text
+from dedup.pipeline import text
 
 _PARAGRAPHS = "p, li, blockquote, pre, dd, h2, h3, h4, h5, h6"
 _MIN_WORDS = 5

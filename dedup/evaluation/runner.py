@@ -3,7 +3,7 @@
 Each group of cases gets a namespace and a queue of its own (``eval-<random>-<group>``) on
 the configured Redis (``DEDUP_REDIS_URL`` or the embedded server), with the configured
 settings; ``python -m dedup worker --burst`` processes work it off, then the reports are read
-back through :class:`dedup.store.Store`. Everything written (index keys, jobs, registries) is
+back through :class:`dedup.index.store.Store`. Everything written (index keys, jobs, registries) is
 deleted afterwards, whatever happened.
 """
 
@@ -21,15 +21,15 @@ from typing import Any
 import redis
 from rq.job import Job
 
-from dedup.connection import connect
-from dedup.document import Document
 from dedup.errors import DedupError, NotFoundError, StoreError
 from dedup.evaluation.cases import Case
-from dedup.jobs import failed_jobs
-from dedup.queue import JOB_FUNCTION, make_queue
-from dedup.server import ensure_server
+from dedup.index.store import Store
+from dedup.pipeline.document import Document
+from dedup.queue.failed import failed_jobs
+from dedup.queue.queues import JOB_FUNCTION, make_queue
+from dedup.servers.connection import connect
+from dedup.servers.embedded import ensure_server
 from dedup.settings import Settings
-from dedup.store import Store
 
 _JOB_BYTES = 4_000_000
 """Payload bytes per job: whole pages are large, and a job is one Redis value."""

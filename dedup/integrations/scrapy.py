@@ -41,7 +41,8 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem, NotConfigured
 
 from dedup.client import Client
-from dedup.document import (
+from dedup.errors import DedupError, InputError
+from dedup.pipeline.document import (
     Document,
     check_body,
     check_fetched_at,
@@ -50,7 +51,6 @@ from dedup.document import (
     id_for_body,
     id_for_url,
 )
-from dedup.errors import DedupError, InputError
 from dedup.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ class DedupPipeline:
         Raises:
             InputError: the page has no text at all.
         """
-        from dedup.analysis import analyse
+        from dedup.pipeline.analysis import analyse
 
         content = analyse(document, self.client.settings).content_hash
         try:

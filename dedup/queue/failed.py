@@ -20,9 +20,9 @@ from rq.queue import Queue
 from rq.registry import FailedJobRegistry
 from rq.results import Result
 
-from dedup.document import label
 from dedup.errors import NotFoundError
-from dedup.queue import JOB_FUNCTION
+from dedup.pipeline.document import label
+from dedup.queue.queues import JOB_FUNCTION
 
 REJECTED = "rejected"
 """Job meta field: the rejected documents of a job, ``[{"id", "reason"}]``."""
@@ -33,7 +33,7 @@ class Rejection:
     """One document a worker could not index, and why."""
 
     doc_id: str
-    """The document's id, or a safe rendering of a bad one (:func:`dedup.document.label`)."""
+    """The document's id, or a safe rendering of a bad one (``dedup.pipeline.document.label``)."""
     reason: str
     payload: Any
     """The document as the job carried it, to send again after a fix."""

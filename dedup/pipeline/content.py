@@ -7,7 +7,7 @@ So whole pages (a document with ``<html>``, ``<body>`` or a doctype) are cut dow
 main content before paragraphs are taken; fragments, what scrapers send once they have
 extracted a body, keep every paragraph.
 
-The choice works on the tree :mod:`dedup.extract` builds, in one linear pass over it:
+The choice works on the tree :mod:`dedup.pipeline.extract` builds, in one linear pass over it:
 
 - Text pieces of 25 characters or more score for the containers above them, more for commas
   and length, less for the share of their characters inside links (the Readability scoring).
@@ -25,7 +25,7 @@ The choice works on the tree :mod:`dedup.extract` builds, in one linear pass ove
   mostly prose with few links: articles split over many sibling blocks are kept whole, while
   a teaser list (a link per item) or a comment thread (pruned) stops the growth.
 
-The rewrite of :mod:`dedup.extract` leaves two things for this module: link text is framed
+The rewrite of :mod:`dedup.pipeline.extract` leaves two things for this module: link text is framed
 by ``LINK_START``/``LINK_END`` characters (removed with the other controls afterwards), and
 container start tags carry a one-letter attribute, the hint their ``class``, ``id`` or
 visibility gave.

@@ -1,13 +1,13 @@
 """Writing the index: documents in, duplicates flagged on both sides; deletes and purges.
 
-All Redis access lives in this module, :mod:`dedup.reads` (reports, lists, counts) and
-:mod:`dedup.connection`.
-The layout is :mod:`dedup.layout` (a packed record per document version, small bucketed
-hashes of index entries, a bitmap per flag), the key names :mod:`dedup.keys`. Indexing a
+All Redis access lives in this module, :mod:`dedup.index.reads` (reports, lists, counts) and
+:mod:`dedup.servers.connection`.
+The layout is :mod:`dedup.index.layout` (a packed record per document version, small bucketed
+hashes of index entries, a bitmap per flag), the key names :mod:`dedup.index.keys`. Indexing a
 batch of documents costs two round trips whatever its size: one read script per document
 finds what is there, then one atomic write script per document replaces it, scores its
 candidates and raises the flags on both sides. Reports and lists are read by
-:class:`dedup.reads.Reads`.
+:class:`dedup.index.reads.Reads`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from typing import Any
 
 import redis
 
-from dedup import layout, signature
-from dedup.analysis import Analysis
 from dedup.errors import SettingsMismatchError, StoreError
-from dedup.keys import FLAGS
-from dedup.layout import BANDS, CONTENT, PARAGRAPHS, Record
-from dedup.reads import (
+from dedup.index import layout
+from dedup.index.keys import FLAGS
+from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, Record
+from dedup.index.reads import (
     CLOCK_SKEW,
     MAX_CANDIDATES,
     MAX_EXACT,
@@ -37,6 +36,8 @@ from dedup.reads import (
     store_error,
     text,
 )
+from dedup.pipeline import signature
+from dedup.pipeline.analysis import Analysis
 from dedup.report import record_extra
 from dedup.settings import Settings
 

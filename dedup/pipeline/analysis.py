@@ -13,11 +13,11 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
-from dedup import signature, text
-from dedup.document import Document
 from dedup.errors import InputError
-from dedup.extract import extract_paragraphs
-from dedup.repeats import Repeats, find_repeats
+from dedup.pipeline import signature, text
+from dedup.pipeline.document import Document
+from dedup.pipeline.extract import extract_paragraphs
+from dedup.pipeline.repeats import Repeats, find_repeats
 from dedup.settings import Settings
 
 

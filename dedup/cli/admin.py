@@ -6,8 +6,8 @@ import json
 
 import click
 
-from dedup import render
-from dedup.durations import parse_duration
+from dedup.cli import render
+from dedup.cli.durations import parse_duration
 from dedup.settings import Settings
 
 
@@ -30,9 +30,9 @@ def failed(ctx: click.Context, as_json: bool, limit: int) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from dedup.connection import redis_for
-    from dedup.jobs import failed_jobs
-    from dedup.queue import make_queue
+    from dedup.queue.failed import failed_jobs
+    from dedup.queue.queues import make_queue
+    from dedup.servers.connection import redis_for
 
     settings = _settings(ctx)
     rows = failed_jobs(make_queue(settings, redis_for(settings)), limit)
@@ -77,9 +77,9 @@ def requeue(ctx: click.Context, job_ids: tuple[str, ...], everything: bool) -> N
     """Put failed jobs back on the queue."""
     from rq.registry import FailedJobRegistry
 
-    from dedup.connection import redis_for
-    from dedup.jobs import requeue as requeue_jobs
-    from dedup.queue import make_queue
+    from dedup.queue.failed import requeue as requeue_jobs
+    from dedup.queue.queues import make_queue
+    from dedup.servers.connection import redis_for
 
     if bool(job_ids) == everything:
         raise click.UsageError("give failed job ids, or --all")
@@ -94,8 +94,8 @@ def requeue(ctx: click.Context, job_ids: tuple[str, ...], everything: bool) -> N
 @click.pass_context
 def delete(ctx: click.Context, ids: tuple[str, ...]) -> None:
     """Remove documents from the index: signatures, bands, paragraph counts, report."""
-    from dedup.connection import redis_for
-    from dedup.store import Store
+    from dedup.index.store import Store
+    from dedup.servers.connection import redis_for
 
     settings = _settings(ctx)
     deleted = Store(redis_for(settings), settings).delete(list(ids))
@@ -107,8 +107,8 @@ def delete(ctx: click.Context, ids: tuple[str, ...]) -> None:
 @click.pass_context
 def purge(ctx: click.Context, older_than: str) -> None:
     """Remove every document indexed longer ago than AGE."""
-    from dedup.connection import redis_for
-    from dedup.store import Store
+    from dedup.index.store import Store
+    from dedup.servers.connection import redis_for
 
     settings = _settings(ctx)
     seconds = parse_duration(older_than)

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dedup.document import (
+from dedup.errors import ConfigError, InputError
+from dedup.pipeline.document import (
     Document,
     check_body,
     check_fetched_at,
@@ -23,7 +24,6 @@ from dedup.document import (
     id_for_body,
     id_for_url,
 )
-from dedup.errors import ConfigError, InputError
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 """Content types of the responses that become documents."""

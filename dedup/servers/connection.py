@@ -55,7 +55,7 @@ def connect(url: str) -> redis.Redis:
 
 def redis_for(settings: Settings) -> redis.Redis:
     """The configured Redis, or the embedded one of the data folder when none is configured."""
-    from dedup.server import ensure_server
+    from dedup.servers.embedded import ensure_server
 
     return connect(settings.redis_url or ensure_server(settings.data_dir))
 
@@ -71,7 +71,7 @@ def wait_for_redis(settings: Settings, client: redis.Redis) -> None:
     again: each attempt starts it if it is not running (under its lock, so concurrent
     workers start one server). Its append-only file brings the data back.
     """
-    from dedup.server import ensure_server
+    from dedup.servers.embedded import ensure_server
 
     failures = 0
     while True:

@@ -1,4 +1,4 @@
--- Shared by dedup's scripts: records and index entries as dedup/layout.py lays them out.
+-- Shared by dedup's scripts: records and index entries as dedup/index/layout.py lays them out.
 -- A record is a packed string (header, id, URL, signature, fingerprints, extra JSON) in the
 -- hash of its serial's bucket. An entry is a field of a small hash whose value is the
 -- serials holding it, 4 bytes each, or '' once they moved to a set of their own.
@@ -16,7 +16,7 @@ end
 
 -- The serials whose flags the write of version ``serial`` may have changed and that are not
 -- refreshed yet, packed 4 bytes each (false when none are owed); ``suffix`` is
--- dedup.layout.REFRESH.
+-- dedup.index.layout.REFRESH.
 local function refresh_owed(prefix, serial, suffix)
   return redis.call('HGET', record_key(prefix, serial), serial .. suffix)
 end
@@ -171,7 +171,7 @@ end
 
 -- Estimated Jaccard similarity of two reduced signatures, corrected for chance agreement:
 -- 8 bits kept of the first ``wide`` values, 4 bits (two to a byte) of the others
--- (dedup.layout.similarity computes the same number).
+-- (dedup.index.layout.similarity computes the same number).
 local function similarity(a, b, wide)
   local x = {string.byte(a, 1, -1)}
   local y = {string.byte(b, 1, -1)}

@@ -1,4 +1,4 @@
-"""Reading the index: reports, lists and counts (:class:`dedup.store.Store` adds the writes).
+"""Reading the index: reports, lists and counts (:class:`dedup.index.store.Store` adds the writes).
 
 A report is read in two round trips whatever the size of the index: one script resolves the
 document id to its record, a second one gathers what the rest of the corpus holds for it
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
-from dedup import layout
 from dedup.errors import NotFoundError, StoreError, StoreUnavailableError
-from dedup.keys import FLAGS, Keys
-from dedup.layout import BANDS, CONTENT, IDS, PARAGRAPHS, Family, Record
+from dedup.index import layout
+from dedup.index.keys import FLAGS, Keys
+from dedup.index.layout import BANDS, CONTENT, IDS, PARAGRAPHS, Family, Record
 from dedup.report import full_report, stored_from_record
 from dedup.settings import Settings
 
@@ -42,8 +42,8 @@ BUCKETS_PER_TRIP = 32
 
 def script(name: str) -> str:
     """A Lua script of the package, preceded by the functions all scripts share."""
-    package = files("dedup")
-    return package.joinpath("common.lua").read_text() + package.joinpath(name).read_text()
+    folder = files("dedup.index").joinpath("lua")
+    return folder.joinpath("common.lua").read_text() + folder.joinpath(name).read_text()
 
 
 def store_error(exc: redis.RedisError) -> StoreError:

@@ -21,7 +21,7 @@ layout avoids what costs memory in Redis: a key per small thing, and long member
   spread grows by about 3% (0.0258 instead of 0.025 at Jaccard 0.8 with 256 values).
 
 Everything here is pure: the store sends what it computes to Redis, and the Lua scripts read
-records with the same layout (``dedup/common.lua``).
+records with the same layout (``dedup/index/lua/common.lua``).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def similarity(first: bytes, second: bytes, wide: int) -> float:
 
     Two different MinHash values agree on 8 bits with probability 1/256, on 4 bits with 1/16:
     the expected number of equal positions is ``J * n + (1 - J) * chance``, solved for ``J``.
-    ``dedup/common.lua`` computes the same number, in the same order of operations.
+    ``dedup/index/lua/common.lua`` computes the same number, in the same order of operations.
     """
     equal = sum(x == y for x, y in zip(first[:wide], second[:wide], strict=True))
     for x, y in zip(first[wide:], second[wide:], strict=True):
@@ -153,7 +153,7 @@ def id_key(doc_id: str) -> int:
 
 _HEADER = struct.Struct("<BBIdQHHH")
 """version, bits, paragraphs (one fingerprint each), indexed at, content hash, and the
-lengths of the id, URL and signature; the extra JSON runs to the end. ``dedup/common.lua``
+lengths of the id, URL and signature; the extra JSON runs to the end. ``dedup/index/lua/common.lua``
 reads the same."""
 HEADER_SIZE = _HEADER.size
 RECORD_VERSION = 1

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Iterator
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from dedup import content
 from dedup.errors import InputError
+from dedup.pipeline import content
 
 __all__ = ["extract_paragraphs", "looks_like_html", "paragraphs_from_html", "paragraphs_from_text"]
 
@@ -134,7 +134,7 @@ def looks_like_html(text: str) -> bool:
 def paragraphs_from_html(html: str, *, main_content: bool = True) -> list[str]:
     """Split a web page where a browser would start a new block.
 
-    A whole page is cut down to its main content first (:mod:`dedup.content`) unless
+    A whole page is cut down to its main content first (:mod:`dedup.pipeline.content`) unless
     ``main_content`` is false; a fragment keeps every paragraph. A document whose content
     has no text gives the text of the whole page, template included.
     """
@@ -226,7 +226,7 @@ def _rewrite(html: str, hints: bool = False) -> str:
     """Reduce markup to the tags that decide paragraphs, in a form Lexbor parses in linear time.
 
     With ``hints``, containers keep a one-letter attribute saying what their class, id or
-    visibility suggest (:func:`dedup.content.hint`), for the main-content selection.
+    visibility suggest (:func:`dedup.pipeline.content.hint`), for the main-content selection.
     """
     for char in "\x00" + _SEPARATOR + content.LINK_START + content.LINK_END:
         if char in html:

@@ -25,11 +25,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from dedup import render
-from dedup.document import FORMATS, Document, check_id, decode, from_payload, id_for_body
-from dedup.durations import since_option
+from dedup.cli import render
+from dedup.cli.durations import since_option
 from dedup.errors import DedupError, InputError
-from dedup.keys import FLAGS
+from dedup.index.keys import FLAGS
+from dedup.pipeline.document import FORMATS, Document, check_id, decode, from_payload, id_for_body
 from dedup.settings import Settings, load_settings
 
 
@@ -93,7 +93,7 @@ class DedupGroup(click.Group):
 @click.version_option(
     package_name="dedup",
     message="%(prog)s %(version)s (MinHash arithmetic: "
-    + ("compiled kernel" if importlib.util.find_spec("dedup._minhash") else "numpy")
+    + ("compiled kernel" if importlib.util.find_spec("dedup.pipeline._minhash") else "numpy")
     + ")",
 )
 @click.pass_context
@@ -199,7 +199,7 @@ def submit(
 ) -> None:
     """Queue documents (HTML or text files, folders, - for stdin, JSON lines, web archives)."""
     from dedup.client import Client
-    from dedup.warc import WarcReader
+    from dedup.integrations.warc import WarcReader
 
     settings = _settings(ctx)
     if not paths and not jsonl and not warc:
@@ -324,7 +324,7 @@ def check(
     no_store: bool,
 ) -> None:
     """Analyse one document now, without the queue."""
-    from dedup.analysis import analyse
+    from dedup.pipeline.analysis import analyse
     from dedup.report import local_report
 
     settings = _settings(ctx)
@@ -334,8 +334,8 @@ def check(
     if no_store:
         data = local_report(analysis)
     else:
-        from dedup.connection import redis_for
-        from dedup.store import Store
+        from dedup.index.store import Store
+        from dedup.servers.connection import redis_for
 
         store = Store(redis_for(settings), settings)
         store.index([analysis])
@@ -366,8 +366,8 @@ def _show_reports(reports: list[dict[str, Any]], as_json: bool) -> None:
 @click.pass_context
 def report(ctx: click.Context, ids: tuple[str, ...], as_json: bool, wait: float) -> None:
     """Show the report of documents, with the duplicates known now."""
-    from dedup.connection import redis_for
-    from dedup.reads import Reads
+    from dedup.index.reads import Reads
+    from dedup.servers.connection import redis_for
 
     settings = _settings(ctx)
     read: Callable[[str], dict[str, Any]] = Reads(redis_for(settings), settings).report
@@ -405,8 +405,8 @@ def list_(
     ctx: click.Context, flag: str | None, as_json: bool, limit: int, since: float | None
 ) -> None:
     """List documents, newest first."""
-    from dedup.connection import redis_for
-    from dedup.reads import Reads
+    from dedup.index.reads import Reads
+    from dedup.servers.connection import redis_for
 
     settings = _settings(ctx)
     rows = Reads(redis_for(settings), settings).list_documents(flag, limit, since)
@@ -425,9 +425,9 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     from rq import Worker
     from rq.registry import FailedJobRegistry
 
-    from dedup.connection import display_url, redis_for
-    from dedup.queue import make_queue
-    from dedup.reads import Reads
+    from dedup.index.reads import Reads
+    from dedup.queue.queues import make_queue
+    from dedup.servers.connection import display_url, redis_for
 
     settings = _settings(ctx)
     connection = redis_for(settings)
@@ -452,7 +452,7 @@ def server() -> None:
 @click.pass_context
 def server_start(ctx: click.Context) -> None:
     """Start the embedded Redis of the data folder."""
-    from dedup.server import ensure_server
+    from dedup.servers.embedded import ensure_server
 
     settings = _settings(ctx.find_root())
     ensure_server(settings.data_dir)
@@ -463,7 +463,7 @@ def server_start(ctx: click.Context) -> None:
 @click.pass_context
 def server_stop(ctx: click.Context) -> None:
     """Stop the embedded Redis (its data stays in the data folder)."""
-    from dedup.server import stop_server
+    from dedup.servers.embedded import stop_server
 
     settings = _settings(ctx.find_root())
     stopped = stop_server(settings.data_dir)
@@ -476,7 +476,7 @@ def main() -> None:
 
 
 def _register_admin_commands() -> None:
-    from dedup.cli_admin import register
+    from dedup.cli.admin import register
 
     register(cli)
 
@@ -485,7 +485,7 @@ _register_admin_commands()
 
 
 def _register_export_command() -> None:
-    from dedup.export import export
+    from dedup.cli.export import export
 
     cli.add_command(export)
 

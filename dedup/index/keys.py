@@ -1,14 +1,14 @@
 """Every Redis key dedup writes, named in one place under a configurable namespace.
 
 Keep all naming here: when the index moves to a Redis Cluster, hash tags are added in this
-module alone. The layout of what the keys hold is described in :mod:`dedup.layout`.
+module alone. The layout of what the keys hold is described in :mod:`dedup.index.layout`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dedup.layout import RECORDS_PER_BUCKET, Family
+from dedup.index.layout import RECORDS_PER_BUCKET, Family
 
 FLAGS = ("doubled_body", "internal_repeat", "exact_duplicate", "near_duplicate", "boilerplate")
 """The flag vocabulary of reports, in the order reports list them."""

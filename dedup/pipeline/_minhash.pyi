@@ -1,4 +1,4 @@
-"""The compiled kernel of dedup.signature (dedup/_minhash.c), built when a C compiler is found."""
+"""The compiled kernel of dedup.pipeline.signature (``_minhash.c``), built where a C compiler is."""
 
 import numpy as np
 import numpy.typing as npt

@@ -40,7 +40,7 @@ NFKC and case folding treat it as a boundary: it composes with nothing, and no c
 folds or decomposes into one."""
 
 # Distinct odd 64-bit multipliers, one per word position inside a shingle (up to 10 words);
-# the compiled kernel of dedup.signature combines words with them too.
+# the compiled kernel of dedup.pipeline.signature combines words with them too.
 POSITION_MULTIPLIERS = np.array(
     [
         0x9E3779B97F4A7C15,

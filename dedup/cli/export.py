@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from dedup.durations import since_option
+from dedup.cli.durations import since_option
 from dedup.errors import InputError, NotFoundError
-from dedup.keys import FLAGS
+from dedup.index.keys import FLAGS
 from dedup.settings import Settings
 
 if TYPE_CHECKING:
-    from dedup.reads import Reads
+    from dedup.index.reads import Reads
 
 FIELDS = (
     "doc_id",
@@ -138,8 +138,8 @@ def export(
     ctx: click.Context, fmt: str, flag: str | None, since: float | None, output: Path | None
 ) -> None:
     """Export flagged documents: flags, repeated spans and matching ids."""
-    from dedup.connection import redis_for
-    from dedup.reads import Reads
+    from dedup.index.reads import Reads
+    from dedup.servers.connection import redis_for
 
     settings = ctx.find_root().obj
     assert isinstance(settings, Settings)

@@ -1,10 +1,10 @@
 /*
  * MinHash signatures of consecutive segments of shingle hashes: the arithmetic of
- * dedup.signature (datasketch's affine32 scheme: a MurmurHash3 finaliser, then a*h + b mod
+ * dedup.pipeline.signature (datasketch's affine32 scheme: a MurmurHash3 finaliser, then a*h + b mod
  * 2^32, then the minimum per permutation) in one pass per shingle, without the matrix of
  * permuted hashes the numpy path builds; shingle_fill also makes the shingle hashes from the
  * word hashes on the way, without numpy's temporary arrays. The build of this module is optional: without a C
- * compiler dedup.signature computes the same values with numpy.
+ * compiler dedup.pipeline.signature computes the same values with numpy.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -48,7 +48,7 @@ fill(uint32_t *restrict out, const uint32_t *restrict hashes, const int64_t *res
     }
 }
 
-/* Shingle hashes are made from word hashes as dedup.text makes them: the sum of the words'
+/* Shingle hashes are made from word hashes as dedup.pipeline.text makes them: the sum of the words'
  * 64-bit hashes times one multiplier per position, top 32 bits. A row of fewer words than a
  * shingle is one shingle of all of them. */
 DEDUP_TARGETS
@@ -194,8 +194,8 @@ static PyMethodDef minhash_methods[] = {
 
 static struct PyModuleDef minhash_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "dedup._minhash",
-    .m_doc = "Compiled MinHash kernel of dedup.signature (optional).",
+    .m_name = "dedup.pipeline._minhash",
+    .m_doc = "Compiled MinHash kernel of dedup.pipeline.signature (optional).",
     .m_size = 0,
     .m_methods = minhash_methods,
 };

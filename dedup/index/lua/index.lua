@@ -10,7 +10,7 @@
 -- recorded, and the retry redoes everything under a new serial.
 -- Returns {'ok', exact ids, near ids and scores, affected serials, new serial} or
 -- {'conflict'}. The affected serials (whose flags may have changed: the store refreshes them)
--- are also kept next to the new record until the store has done so (dedup/layout.py).
+-- are also kept next to the new record until the store has done so (dedup/index/layout.py).
 local p = cjson.decode(ARGV[1])
 local record = ARGV[2]
 local old_serial, old_rec, id_key, id_field = resolve(ARGV[3], p.id_width, p.ids, p.records)

@@ -3,15 +3,16 @@
 Building one datasketch object per paragraph costs milliseconds per document; the same
 arithmetic over all shingle hashes of a document at once, with datasketch's own permutation
 parameters (its ``affine32`` scheme: a MurmurHash3 pre-mix, then ``a*h + b`` mod 2^32) and a
-segment minimum per paragraph, takes a fraction of that. ``tests/test_signature.py`` proves
-the equality with datasketch.
+segment minimum per paragraph, takes a fraction of that. ``tests/test_signature.py`` proves the
+equality with datasketch.
 
-A document's signature is the element-wise minimum of its paragraphs' signatures: the
-MinHash of the union of their shingles.
+A document's signature is the element-wise minimum of its paragraphs' signatures: the MinHash of
+the union of their shingles.
 
-The same arithmetic runs in a compiled kernel (``dedup/_minhash.c``) when the package was built
-with a C compiler: one pass per shingle instead of a matrix of permuted hashes, several times
-faster. Without it, numpy computes the same values; :data:`KERNEL` says which one runs.
+The same arithmetic runs in a compiled kernel (``_minhash.c`` beside this file) when the package
+was built with a C compiler: one pass per shingle instead of a matrix of permuted hashes,
+several times faster. Without it, numpy computes the same values; :data:`KERNEL` says which one
+runs.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
-from dedup import text
+from dedup.pipeline import text
 
 try:
-    from dedup import _minhash
+    from dedup.pipeline import _minhash
 except ImportError:  # built without a C compiler: the numpy path gives the same values
     _minhash = None  # type: ignore[assignment]
 
@@ -40,7 +41,7 @@ _BLOCK_BYTES = 1 << 19
 U32Array = npt.NDArray[np.uint32]
 
 KERNEL = "numpy" if _minhash is None else "compiled"
-"""Which path computes signatures: ``compiled`` (``dedup/_minhash.c``) or ``numpy``."""
+"""Which path computes signatures: ``compiled`` (``dedup/pipeline/_minhash.c``) or ``numpy``."""
 
 
 @lru_cache(maxsize=8)
@@ -99,9 +100,9 @@ def shingle_signatures(
 
     Args:
         word_hashes: the word hashes of all paragraphs, one after the other
-            (:func:`dedup.text.word_hashes`).
+            (:func:`dedup.pipeline.text.word_hashes`).
         counts: words in each paragraph.
-        size: words per shingle (:func:`dedup.text.document_shingle_hashes`).
+        size: words per shingle (:func:`dedup.pipeline.text.document_shingle_hashes`).
         num_perm: permutations per signature.
         seed: seed of the permutations.
         wanted: the paragraphs to sign; the others get the empty signature. All when None.

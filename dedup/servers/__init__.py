@@ -1,0 +1,1 @@
+"""Where the Redis servers are: connecting to a configured one, or starting the embedded one."""
