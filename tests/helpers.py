@@ -1,11 +1,24 @@
-"""Small synthetic articles for tests: made here, so the suite needs no outside data."""
+"""What the tests share: synthetic articles made here (the suite needs no outside data), and
+one way each to run the dedup command, a worker and a web archive.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from subprocess import Popen
+from typing import IO
+
+from click.testing import CliRunner, Result
+
+from dedup.pipeline.document import Document
+from dedup.settings import Settings
 
 _VOCABULARY = [
     "council",
@@ -131,16 +144,150 @@ def edit_words(paragraph_text: str, rng: random.Random, count: int) -> str:
     return " ".join(words)
 
 
-def dedup_command(
-    redis_url: str, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a dedup process on the test Redis and namespace, retrying at once."""
+    return {
+        **os.environ,
+        "DEDUP_REDIS_URL": str(settings.redis_url),
+        "DEDUP_NAMESPACE": settings.namespace,
+        "DEDUP_RETRY_BACKOFF": "0",
+        **extra,
+    }
+
+
+def command(
+    target: Settings | str, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m dedup`` against ``redis_url`` in a process of its own, as a user would."""
+    """Run ``python -m dedup`` in a process of its own, as a user would.
+
+    ``target`` is the test settings (their Redis and namespace) or a Redis URL; ``env`` adds
+    or overrides environment variables.
+    """
+    if isinstance(target, Settings):
+        base = worker_env(target)
+    else:
+        base = {**os.environ, "DEDUP_REDIS_URL": target}
     return subprocess.run(
         [sys.executable, "-m", "dedup", *args],
         input=stdin,
-        env={**os.environ, "DEDUP_REDIS_URL": redis_url, **(env or {})},
+        env={**base, **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def invoke(settings: Settings, *args: str, stdin: str | None = None) -> Result:
+    """Run the dedup command in this process with click's runner, on the test Redis."""
+    from dedup.cli.main import cli
+
+    return CliRunner().invoke(
+        cli,
+        ["--redis-url", str(settings.redis_url), "--namespace", settings.namespace, *args],
+        input=stdin,
+        catch_exceptions=False,
+    )
+
+
+def start_worker(
+    settings: Settings,
+    *extra: str,
+    log: IO[bytes] | None = None,
+    env: dict[str, str] | None = None,
+) -> Popen[bytes]:
+    """A long-running worker process, in a process group of its own (with its scheduler).
+
+    Its output goes to ``log`` when given; ``env`` replaces the test environment (a worker
+    on the embedded server has no ``DEDUP_REDIS_URL``).
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "dedup", "worker", *extra],
+        env=worker_env(settings) if env is None else env,
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def burst(settings: Settings, *extra: str) -> None:
+    """Run workers until the queue is empty."""
+    result = command(settings, "worker", "--burst", *extra)
+    assert 0 == result.returncode, result.stderr
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> None:
+    """Poll until the condition holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def corpus(count: int, seed: int) -> list[Document]:
+    """Articles, every fifth one a light edit of the one before it."""
+    rng = random.Random(seed)
+    docs: list[Document] = []
+    for n in range(count):
+        if n % 5 == 4:
+            body = [edit_words(p, rng, 1) for p in article(seed * 1000 + n - 1, 10)]
+        else:
+            body = article(seed * 1000 + n, 10)
+        docs.append(Document(f"doc-{n}", as_html(body)))
+    return docs
+
+
+def write_warc(path: Path, pages: list[tuple[str, str, bytes]], *, extras: bool = True) -> Path:
+    """A WARC file of response records ``(url, content type, body)``, with noise around them.
+
+    The noise (a warcinfo record, requests, an image, a 404 page) is what real crawls hold
+    and what the reader must skip.
+    """
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with path.open("wb") as out:
+        writer = WARCWriter(out, gzip=path.name.endswith(".gz"))
+        if extras:
+            writer.write_record(writer.create_warcinfo_record(path.name, {"software": "test"}))
+        for n, (url, content_type, body) in enumerate(pages):
+            if extras:
+                request = StatusAndHeaders("GET / HTTP/1.1", [("Host", "x")], is_http_request=True)
+                writer.write_record(writer.create_warc_record(url, "request", http_headers=request))
+            headers = StatusAndHeaders(
+                "200 OK", [("Content-Type", content_type)], protocol="HTTP/1.1"
+            )
+            writer.write_record(
+                writer.create_warc_record(
+                    url,
+                    "response",
+                    payload=io.BytesIO(body),
+                    length=len(body),  # known: warcio then needs no temporary file
+                    http_headers=headers,
+                    warc_headers_dict={"WARC-Date": f"2024-05-01T12:00:{n:02d}Z"},
+                )
+            )
+        if extras:
+            for url, status, content_type in (
+                ("https://example.com/logo.png", "200 OK", "image/png"),
+                ("https://example.com/missing", "404 Not Found", "text/html"),
+            ):
+                headers = StatusAndHeaders(status, [("Content-Type", content_type)], "HTTP/1.1")
+                writer.write_record(
+                    writer.create_warc_record(
+                        url,
+                        "response",
+                        payload=io.BytesIO(b"<p>no</p>"),
+                        length=9,
+                        http_headers=headers,
+                    )
+                )
+    return path
+
+
+def html_page(seed: int, doubled: bool = False) -> bytes:
+    """A page of synthetic paragraphs, optionally with its body pasted twice."""
+    body = article(seed, 6)
+    return as_html(body + body if doubled else body).encode("utf-8")

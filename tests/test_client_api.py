@@ -14,8 +14,7 @@ from dedup import Client
 from dedup.errors import InputError, NotFoundError, ReportTimeoutError
 from dedup.queue.handles import JobHandle
 from dedup.settings import Settings
-from tests.helpers import article, as_html
-from tests.test_cli import run_dedup
+from tests.helpers import article, as_html, command
 
 
 def test_handles_are_job_ids(settings: Settings) -> None:
@@ -31,7 +30,7 @@ def test_handles_are_job_ids(settings: Settings) -> None:
     assert [["d0", "d1"], ["d2", "d3"], ["d4"]] == [list(j.doc_ids) for j in jobs]
     assert json.loads(json.dumps(jobs)) == [j.id for j in jobs]
     assert {"queued"} == {j.status() for j in [job, *jobs]}
-    assert 0 == run_dedup(settings, "worker", "--burst").returncode
+    assert 0 == command(settings, "worker", "--burst").returncode
     assert {"finished"} == {j.status() for j in [job, *jobs]}
     assert "expired" == JobHandle("no-such-job", [], client.queue).status()
 
@@ -75,12 +74,12 @@ def test_report_wait_returns_once_indexed(settings: Settings) -> None:
 def test_report_command_waits_too(settings: Settings) -> None:
     """`dedup report --wait` gives up with the queue's state, and exits like a missing id."""
     Client(settings).submit(as_html(article(4)), doc_id="queued-only")
-    result = run_dedup(settings, "report", "queued-only", "--wait", "0.3")
+    result = command(settings, "report", "queued-only", "--wait", "0.3")
     assert 4 == result.returncode
     assert "no report for document 'queued-only' after 0.3 s" in result.stderr
     assert "is a worker running?" in result.stderr
-    assert 0 == run_dedup(settings, "worker", "--burst").returncode
-    shown = run_dedup(settings, "report", "queued-only", "--wait", "5", "--json")
+    assert 0 == command(settings, "worker", "--burst").returncode
+    shown = command(settings, "report", "queued-only", "--wait", "5", "--json")
     assert 0 == shown.returncode, shown.stderr
     assert "queued-only" == json.loads(shown.stdout)["doc_id"]
 
@@ -94,14 +93,14 @@ def test_fetched_at_travels_to_the_report(settings: Settings) -> None:
         client.submit(as_html(article(6)), doc_id="bad", fetched_at="yesterday")
     with pytest.raises(InputError, match="ISO 8601"):
         client.submit_many([{"id": "bad", "text": "some words", "fetched_at": 12}])
-    assert 0 == run_dedup(settings, "worker", "--burst").returncode
+    assert 0 == command(settings, "worker", "--burst").returncode
     assert "2024-05-01T12:00:00Z" == client.report("dated")["fetched_at"]
     assert client.report("undated")["fetched_at"] is None
-    shown = run_dedup(settings, "report", "dated").stdout
+    shown = command(settings, "report", "dated").stdout
     assert "fetched 2024-05-01T12:00:00Z" in shown
     assert "indexed 20" in shown
     client.submit(as_html(article(4)), doc_id="dated", fetched_at="2024-06-01T08:00:00Z")
-    assert 0 == run_dedup(settings, "worker", "--burst").returncode
+    assert 0 == command(settings, "worker", "--burst").returncode
     assert "2024-06-01T08:00:00Z" == client.report("dated")["fetched_at"]  # fetched again
 
 
@@ -111,11 +110,11 @@ def test_resubmission_is_idempotent(settings: Settings) -> None:
     client = Client(settings)
     html = as_html(article(7))
     first = client.submit(html, url="https://example.com/same")
-    assert 0 == run_dedup(settings, "worker", "--burst").returncode
+    assert 0 == command(settings, "worker", "--burst").returncode
     before = client.report(first.doc_ids[0])
     second = client.submit(html, url="https://example.com/same")
     assert first.doc_ids == second.doc_ids and first.id != second.id
-    assert 0 == run_dedup(settings, "worker", "--burst").returncode
+    assert 0 == command(settings, "worker", "--burst").returncode
     job = client.queue.fetch_job(second.id)
     assert job is not None and {"indexed": 0, "unchanged": 1, "rejected": []} == {
         k: v for k, v in job.return_value().items() if k != "documents"

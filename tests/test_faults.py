@@ -9,8 +9,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -26,49 +24,18 @@ from dedup.pipeline.document import Document
 from dedup.queue.queues import make_queue
 from dedup.settings import Settings
 from tests.consistency import assert_consistent
-from tests.helpers import article, as_html, dedup_command, edit_words
+from tests.helpers import (
+    article,
+    as_html,
+    burst,
+    command,
+    corpus,
+    edit_words,
+    start_worker,
+    wait_for,
+)
 
 KILL_RUNS = 10
-
-
-def corpus(count: int, seed: int) -> list[Document]:
-    """Articles, every fifth one a light edit of the one before it."""
-    rng = random.Random(seed)
-    docs: list[Document] = []
-    for n in range(count):
-        if n % 5 == 4:
-            body = [edit_words(p, rng, 1) for p in article(seed * 1000 + n - 1, 10)]
-        else:
-            body = article(seed * 1000 + n, 10)
-        docs.append(Document(f"doc-{n}", as_html(body)))
-    return docs
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    """Environment of a worker process on the test Redis, retrying at once."""
-    return {
-        **os.environ,
-        "DEDUP_REDIS_URL": str(settings.redis_url),
-        "DEDUP_NAMESPACE": settings.namespace,
-        "DEDUP_RETRY_BACKOFF": "0",
-    }
-
-
-def start_worker(settings: Settings, *extra: str) -> subprocess.Popen[bytes]:
-    """A long-running worker process, in a process group of its own (with its scheduler)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "dedup", "worker", *extra],
-        env=worker_env(settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def burst(settings: Settings, *extra: str) -> None:
-    """Run workers until the queue is empty."""
-    result = run_cli(settings, "worker", "--burst", *extra)
-    assert 0 == result.returncode, result.stderr
 
 
 def recover_abandoned(settings: Settings, connection: redis.Redis) -> None:
@@ -89,16 +56,6 @@ def recover_abandoned(settings: Settings, connection: redis.Redis) -> None:
     if stuck:
         worker = SimpleWorker([queue], connection=connection, serializer=JSONSerializer)
         intermediate.cleanup(worker, queue)
-
-
-def wait_for(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    """Poll until the condition holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -152,11 +109,6 @@ def test_two_workers_racing_on_near_identical_documents(
     assert {doc for pair in pairs for doc in pair} == flagged
 
 
-def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """The dedup command against the test Redis."""
-    return dedup_command(str(settings.redis_url), *args, env=worker_env(settings))
-
-
 @pytest.mark.slow
 def test_retries_then_failed_then_requeue(settings: Settings, redis_client: redis.Redis) -> None:
     """A job failing on every try ends in `dedup failed` with its reason; requeued, it works."""
@@ -166,7 +118,7 @@ def test_retries_then_failed_then_requeue(settings: Settings, redis_client: redi
     Client(settings).submit(as_html(article(77)), doc_id="victim")
     burst(settings)
     failed = [
-        json.loads(line) for line in run_cli(settings, "failed", "--json").stdout.splitlines()
+        json.loads(line) for line in command(settings, "failed", "--json").stdout.splitlines()
     ]
     assert 1 == len(failed)
     assert ["victim"] == failed[0]["documents"]
@@ -176,10 +128,10 @@ def test_retries_then_failed_then_requeue(settings: Settings, redis_client: redi
     assert job is not None and 0 == job.retries_left
     assert not store.exists("victim")
     redis_client.delete(store.keys.counters)
-    assert "requeued 1 job(s)" in run_cli(settings, "requeue", "--all").stdout
+    assert "requeued 1 job(s)" in command(settings, "requeue", "--all").stdout
     burst(settings)
     assert store.exists("victim")
-    assert "" == run_cli(settings, "failed", "--json").stdout
+    assert "" == command(settings, "failed", "--json").stdout
     assert_consistent(redis_client, settings, [Document("victim", as_html(article(77)))])
 
 

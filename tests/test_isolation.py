@@ -18,17 +18,10 @@ from dedup.index.store import Store
 from dedup.pipeline.document import Document, decode, from_payload
 from dedup.queue.queues import JOB_FUNCTION, make_queue
 from dedup.settings import Settings
-from tests.helpers import article, as_html, dedup_command
+from tests.helpers import article, as_html, command
 
 HOSTILE_ID = "surr\ud800x"
 LONG_URL = "https://example.com/" + "a" * 70_000
-
-
-def run(settings: Settings, *args: str, stdin: str | None = None) -> Any:
-    """The dedup command in a process of its own, on the test Redis and namespace."""
-    return dedup_command(
-        str(settings.redis_url), *args, stdin=stdin, env={"DEDUP_NAMESPACE": settings.namespace}
-    )
 
 
 def good(n: int) -> dict[str, Any]:
@@ -45,7 +38,7 @@ def enqueue_raw(client: Client, payloads: list[Any]) -> Job:
 
 def failed_rows(settings: Settings) -> list[dict[str, Any]]:
     """`dedup failed --json`, parsed."""
-    result = run(settings, "failed", "--json")
+    result = command(settings, "failed", "--json")
     assert 0 == result.returncode, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -70,7 +63,7 @@ def test_one_hostile_document_does_not_sink_its_batch(
     client = Client(settings.replace(retries=3))
     payloads = [good(n) for n in range(3)] + [hostile] + [good(n) for n in range(3, 6)]
     job = enqueue_raw(client, payloads)
-    worker = run(settings, "worker", "--burst")
+    worker = command(settings, "worker", "--burst")
     assert 0 == worker.returncode, worker.stderr
     store = Store(redis_client, settings)
     assert all(store.exists(f"good-{n}") for n in range(6))
@@ -91,7 +84,7 @@ def test_edge_checks_name_the_bad_line_and_queue_the_rest(settings: Settings) ->
     lines.insert(1, json.dumps({"id": HOSTILE_ID, "html": "<p>text</p>"}))
     lines.insert(3, json.dumps({"id": "long", "url": LONG_URL, "html": "<p>text</p>"}))
     lines.append(json.dumps({"id": "ctl", "url": "https://example.com/\x1b[2J", "text": "t"}))
-    result = run(settings, "submit", "--jsonl", "-", stdin="\n".join(lines) + "\n")
+    result = command(settings, "submit", "--jsonl", "-", stdin="\n".join(lines) + "\n")
     assert 2 == result.returncode
     errors = result.stderr.strip().splitlines()
     assert 3 == len(errors), result.stderr
@@ -167,7 +160,7 @@ def test_rejected_documents_are_sent_again_after_a_fix(
     config = tmp_path / "small.toml"
     config.write_text("max_document_bytes = 10000\n")
     env = {"DEDUP_NAMESPACE": small.namespace, "DEDUP_CONFIG": str(config)}
-    assert 0 == dedup_command(str(settings.redis_url), "worker", "--burst", env=env).returncode
+    assert 0 == command(settings, "worker", "--burst", env=env).returncode
     [row] = failed_rows(settings)
     assert "big" == row["rejected"][0]["id"]
     assert "over the limit" in row["rejected"][0]["reason"]
@@ -175,14 +168,14 @@ def test_rejected_documents_are_sent_again_after_a_fix(
     assert row["job_id"] != job.id
     store = Store(redis_client, settings)
     assert not store.exists("big")
-    human = dedup_command(
-        str(settings.redis_url),
+    human = command(
+        settings,
         "failed",
         env={"DEDUP_NAMESPACE": settings.namespace, "COLUMNS": "200"},
     )
     assert "big" in human.stdout and "over the limit" in human.stdout
-    assert "requeued 1 job(s)" in run(settings, "requeue", row["job_id"]).stdout
-    assert 0 == run(settings, "worker", "--burst").returncode  # the default limit: the fix
+    assert "requeued 1 job(s)" in command(settings, "requeue", row["job_id"]).stdout
+    assert 0 == command(settings, "worker", "--burst").returncode  # the default limit: the fix
     assert store.exists("big")
     assert [] == failed_rows(settings)
     assert 2 == len(make_queue(settings, redis_client).finished_job_registry)  # both jobs

@@ -34,7 +34,7 @@ from dedup.pipeline.document import from_payload, label
 from dedup.queue.failed import REJECTED
 from dedup.queue.queues import JOB_FUNCTION
 from dedup.settings import Settings
-from tests.helpers import article, as_html, dedup_command
+from tests.helpers import article, as_html, command
 
 EXAMPLES = 60
 MAX_BYTES = 100_000
@@ -181,8 +181,7 @@ def test_hostile_batches_through_submit_worker_and_reports(
         GOOD.append(len(good))
         if through_edge:
             lines = "".join(json.dumps(p) + "\n" for p in batch)
-            result = dedup_command(
-                str(settings.redis_url),
+            result = command(settings,
                 "submit", "--jsonl", "-", "--json", "--batch-size", "25",
                 stdin=lines, env={k: env[k] for k in env if k.startswith("DEDUP_")},
             )  # fmt: skip
@@ -226,8 +225,7 @@ def test_hostile_batches_through_submit_worker_and_reports(
         serializer = client.queue.serializer
         for job in Job.fetch_many(failed.get_job_ids(), redis_client, serializer=serializer):
             assert job is not None and job.meta.get(REJECTED)  # failed for bad input only
-        listing = dedup_command(
-            str(settings.redis_url), "failed", "--json", "--limit", "1000",
+        listing = command(settings, "failed", "--json", "--limit", "1000",
             env={"DEDUP_NAMESPACE": settings.namespace},
         )  # fmt: skip
         assert 0 == listing.returncode and "Traceback" not in listing.stderr

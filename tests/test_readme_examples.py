@@ -21,7 +21,7 @@ from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document, id_for_url
 from dedup.settings import Settings
 from tests.conftest import EXAMPLES, SEED
-from tests.test_warc import html_page, write_warc
+from tests.helpers import html_page, write_warc
 
 INTEGRATIONS = EXAMPLES / "integrations"
 README = EXAMPLES.parent / "README.md"

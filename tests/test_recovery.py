@@ -9,10 +9,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import IO
 
 import pytest
 import redis
@@ -27,8 +25,8 @@ from dedup.queue.queues import make_queue
 from dedup.servers.embedded import ensure_server, stop_server
 from dedup.settings import Settings
 from tests.consistency import assert_consistent
+from tests.helpers import corpus, start_worker, wait_for, worker_env
 from tests.servers import AppendOnlyRedis
-from tests.test_faults import corpus, wait_for
 
 RECOVERY_LIMIT = 120.0
 """Seconds from a worker's crash until the others have indexed its job's documents."""
@@ -36,22 +34,6 @@ OUTAGE = 45.0
 """Seconds Redis stays down: longer than any retry window of redis-py's client."""
 LOST = "lost Redis"
 BACK = "Redis is back"
-
-
-def spawn_worker(env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-    """A long-running worker process in a process group of its own, its log in ``log``."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "dedup", "worker"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def external_env(settings: Settings) -> dict[str, str]:
-    """Environment of a worker on the Redis of ``settings``."""
-    return {**os.environ, "DEDUP_REDIS_URL": str(settings.redis_url)}
 
 
 def stop(worker: subprocess.Popen[bytes]) -> None:
@@ -122,16 +104,16 @@ def test_killed_worker_job_indexed_by_the_other_worker_within_two_minutes(
     documents = corpus(2000, seed=11)
     Client(settings).submit_many(documents)
     store = Store(redis_client, settings)
-    env = external_env(settings)
+    env = worker_env(settings, DEDUP_RETRY_BACKOFF=str(settings.retry_backoff))  # as users run
     with (
         (tmp_path / "victim.log").open("wb") as log_a,
         (tmp_path / "other.log").open("wb") as log_b,
     ):
-        victim = spawn_worker(env, log_a)
+        victim = start_worker(settings, log=log_a, env=env)
         # The victim takes the scheduler lock, so the retry of its job waits for that lock
         # to expire before the other worker's scheduler enqueues it: the slow case.
         wait_for(lambda: redis_client.exists(RQScheduler.get_locking_key(settings.queue)), 60)
-        other = spawn_worker(env, log_b)
+        other = start_worker(settings, log=log_b, env=env)
         try:
             found: list[list[str]] = []
 
@@ -169,7 +151,8 @@ def test_worker_outlives_a_redis_outage(tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
     client = redis.Redis.from_url(server.url, socket_connect_timeout=1, socket_timeout=5)
     with log.open("wb") as out:
-        worker = spawn_worker(external_env(settings), out)
+        env = worker_env(settings, DEDUP_RETRY_BACKOFF=str(settings.retry_backoff))
+        worker = start_worker(settings, log=out, env=env)
         try:
             wait_for(lambda: indexed(client, settings) >= 100, timeout=120)
             server.kill()
@@ -200,7 +183,7 @@ def test_worker_starts_the_embedded_server_again(tmp_path: Path) -> None:
     client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
     try:
         with log.open("wb") as out:
-            worker = spawn_worker(env, out)
+            worker = start_worker(settings, log=out, env=env)
             try:
                 wait_for(lambda: indexed(client, settings) >= 100, timeout=120)
                 os.kill(int((data / "redis.pid").read_text()), signal.SIGKILL)
@@ -226,7 +209,8 @@ def test_a_running_job_keeps_beating(
     job = queue.enqueue("time.sleep", HEARTBEAT_INTERVAL + 3, retry=None)
     registry = StartedJobRegistry(queue=queue)
     with (tmp_path / "worker.log").open("wb") as log:
-        worker = spawn_worker(external_env(settings), log)
+        env = worker_env(settings, DEDUP_RETRY_BACKOFF=str(settings.retry_backoff))
+        worker = start_worker(settings, log=log, env=env)
         try:
 
             def expiry() -> float:  # the score of the job's execution in the started registry

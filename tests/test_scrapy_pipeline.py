@@ -28,8 +28,7 @@ from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document, id_for_url
 from dedup.settings import Settings
 from tests.conftest import EXAMPLES
-from tests.helpers import article, as_html
-from tests.test_cli import run_dedup
+from tests.helpers import article, as_html, command
 
 SPIDER = EXAMPLES / "integrations" / "scrapy_spider.py"
 
@@ -184,7 +183,7 @@ def test_a_page_crawled_again_unchanged_changes_nothing(settings: Settings) -> N
             pipeline.process_item(dict(item))
         pipeline.close_spider()
         [job] = pipeline.client.queue.get_jobs()
-        assert 0 == run_dedup(settings, "worker", "--burst").returncode
+        assert 0 == command(settings, "worker", "--burst").returncode
         finished = pipeline.client.queue.fetch_job(job.id)
         assert finished is not None
         outcome = finished.return_value()
@@ -280,9 +279,9 @@ def test_real_crawl_through_a_worker(settings: Settings, site: _Site, tmp_path: 
     assert ["known"] == items["d.html"]["dedup_duplicate_of"]
     tagged = [name for name in ("a.html", "b.html") if "dedup_duplicate_of" in items[name]]
     assert 1 == len(tagged)  # whichever of the two copies came second
-    assert 0 == run_dedup(settings, "worker", "--burst").returncode
+    assert 0 == command(settings, "worker", "--burst").returncode
     ids = [id_for_url(site.url + name) for name in ("a.html", "b.html", "c.html")]
-    result = run_dedup(settings, "report", *ids, "--json")
+    result = command(settings, "report", *ids, "--json")
     assert 0 == result.returncode, result.stderr
     a, b, c = map(json.loads, result.stdout.splitlines())
     assert [ids[1]] == a["exact_duplicates"] and [ids[0]] == b["exact_duplicates"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from dedup.client import Client
 from dedup.index.store import Store
 from dedup.queue.queues import JOB_FUNCTION, make_queue
 from dedup.settings import Settings
-from tests.helpers import article, as_html, dedup_command
+from tests.helpers import article, as_html, command
 from tests.servers import make_certificates, redis_server
 
 
@@ -30,11 +29,6 @@ class Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
-def cli(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """The dedup command against ``url``."""
-    return dedup_command(url, *args, stdin=stdin)
-
-
 def test_pickled_job_is_rejected_unrun(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -43,7 +37,7 @@ def test_pickled_job_is_rejected_unrun(
     pickling_queue = Queue(settings.queue, connection=redis_client)  # RQ's default: pickle
     job = pickling_queue.enqueue(JOB_FUNCTION, [Exploit()])
     Client(settings).submit(as_html(article(1)), doc_id="after")
-    result = cli(str(settings.redis_url), "worker", "--burst")
+    result = command(str(settings.redis_url), "worker", "--burst")
     assert 0 == result.returncode, result.stderr
     assert not (tmp_path / "pwned").exists()
     assert [job.id] == FailedJobRegistry(queue=make_queue(settings, redis_client)).get_job_ids()
@@ -54,12 +48,12 @@ def test_password_in_url_is_used_and_never_printed(tmp_path: Path) -> None:
     """A Redis with requirepass works through the URL; output shows *** instead."""
     with redis_server(tmp_path, "--requirepass", "s3cret-pw") as port:
         url = f"redis://:s3cret-pw@127.0.0.1:{port}/0"
-        assert 0 == cli(url, "check", "-", "--id", "a", stdin=as_html(article(2))).returncode
-        stats = cli(url, "stats")
+        assert 0 == command(url, "check", "-", "--id", "a", stdin=as_html(article(2))).returncode
+        stats = command(url, "stats")
         assert 0 == stats.returncode, stats.stderr
         assert "s3cret-pw" not in stats.stdout + stats.stderr
         assert f"redis://:***@127.0.0.1:{port}/0" in stats.stdout
-        wrong = cli(f"redis://:wrong-pw@127.0.0.1:{port}/0", "stats")
+        wrong = command(f"redis://:wrong-pw@127.0.0.1:{port}/0", "stats")
         assert 3 == wrong.returncode
         assert "wrong-pw" not in wrong.stderr and "***" in wrong.stderr
         assert 1 == len(wrong.stderr.strip().splitlines())
@@ -84,10 +78,10 @@ def test_tls_through_rediss_url(tmp_path: Path) -> None:
         pytest.skip("this redis-server has no TLS support")
     try:
         url = f"rediss://:pw@127.0.0.1:{tls_port}/0?ssl_ca_certs={ca}&ssl_cert_reqs=required"
-        result = cli(url, "check", "-", "--id", "tls", "--json", stdin=as_html(article(3)))
+        result = command(url, "check", "-", "--id", "tls", "--json", stdin=as_html(article(3)))
         assert 0 == result.returncode, result.stderr
         assert "tls" == json.loads(result.stdout)["doc_id"]
-        plain = cli(f"redis://:pw@127.0.0.1:{tls_port}/0", "stats")
+        plain = command(f"redis://:pw@127.0.0.1:{tls_port}/0", "stats")
         assert 3 == plain.returncode
     finally:
         context.__exit__(None, None, None)
@@ -99,13 +93,13 @@ def test_terminal_control_sequences_are_not_replayed(settings: Settings) -> None
     body = article(4)
     body[0] = evil + body[0]
     refused = json.dumps({"id": "evil-url", "url": f"https://example.com/{evil}", "text": "x"})
-    result = cli(str(settings.redis_url), "submit", "--jsonl", "-", stdin=refused)
+    result = command(str(settings.redis_url), "submit", "--jsonl", "-", stdin=refused)
     assert 2 == result.returncode  # control characters never get into a URL
     assert "\x1b" not in result.stderr and "invalid URL" in result.stderr
     line = json.dumps({"id": "evil", "url": "https://example.com/e", "html": as_html(body + body)})
-    assert 0 == cli(str(settings.redis_url), "submit", "--jsonl", "-", stdin=line).returncode
-    assert 0 == cli(str(settings.redis_url), "worker", "--burst").returncode
-    for command in (["report", "evil"], ["list"], ["report", "evil", "--json"]):
-        result = cli(str(settings.redis_url), *command)
+    assert 0 == command(str(settings.redis_url), "submit", "--jsonl", "-", stdin=line).returncode
+    assert 0 == command(str(settings.redis_url), "worker", "--burst").returncode
+    for words in (["report", "evil"], ["list"], ["report", "evil", "--json"]):
+        result = command(str(settings.redis_url), *words)
         assert 0 == result.returncode, result.stderr
         assert "\x1b" not in result.stdout and "\x07" not in result.stdout

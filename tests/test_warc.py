@@ -3,72 +3,17 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 from pathlib import Path
 
 import pytest
-from warcio.statusandheaders import StatusAndHeaders
-from warcio.warcwriter import WARCWriter
 
 from dedup.integrations.warc import WarcReader, decode_body
 from dedup.pipeline.document import id_for_url
 from dedup.settings import Settings
-from tests.helpers import article, as_html
-from tests.test_cli import invoke, run_dedup
+from tests.helpers import command, html_page, invoke, write_warc
 
 DATE = "2024-05-01T12:00:00Z"
-
-
-def write_warc(path: Path, pages: list[tuple[str, str, bytes]], *, extras: bool = True) -> Path:
-    """A WARC file of response records ``(url, content type, body)``, with noise around them.
-
-    The noise (a warcinfo record, requests, an image, a 404 page) is what real crawls hold
-    and what the reader must skip.
-    """
-    with path.open("wb") as out:
-        writer = WARCWriter(out, gzip=path.name.endswith(".gz"))
-        if extras:
-            writer.write_record(writer.create_warcinfo_record(path.name, {"software": "test"}))
-        for n, (url, content_type, body) in enumerate(pages):
-            if extras:
-                request = StatusAndHeaders("GET / HTTP/1.1", [("Host", "x")], is_http_request=True)
-                writer.write_record(writer.create_warc_record(url, "request", http_headers=request))
-            headers = StatusAndHeaders(
-                "200 OK", [("Content-Type", content_type)], protocol="HTTP/1.1"
-            )
-            writer.write_record(
-                writer.create_warc_record(
-                    url,
-                    "response",
-                    payload=io.BytesIO(body),
-                    length=len(body),  # known: warcio then needs no temporary file
-                    http_headers=headers,
-                    warc_headers_dict={"WARC-Date": f"2024-05-01T12:00:{n:02d}Z"},
-                )
-            )
-        if extras:
-            for url, status, content_type in (
-                ("https://example.com/logo.png", "200 OK", "image/png"),
-                ("https://example.com/missing", "404 Not Found", "text/html"),
-            ):
-                headers = StatusAndHeaders(status, [("Content-Type", content_type)], "HTTP/1.1")
-                writer.write_record(
-                    writer.create_warc_record(
-                        url,
-                        "response",
-                        payload=io.BytesIO(b"<p>no</p>"),
-                        length=9,
-                        http_headers=headers,
-                    )
-                )
-    return path
-
-
-def html_page(seed: int, doubled: bool = False) -> bytes:
-    """A page of synthetic paragraphs, optionally with its body pasted twice."""
-    body = article(seed, 6)
-    return as_html(body + body if doubled else body).encode("utf-8")
 
 
 def test_reader_keeps_html_responses_only(tmp_path: Path) -> None:
@@ -150,7 +95,7 @@ def test_submit_warc_through_a_worker(settings: Settings, tmp_path: Path) -> Non
             (copy, "text/html; charset=utf-8", b"<div>" + html_page(11) + b"</div>"),
         ],
     )
-    result = run_dedup(settings, "submit", "--warc", str(path), "--batch-size", "2", "--json")
+    result = command(settings, "submit", "--warc", str(path), "--batch-size", "2", "--json")
     assert 0 == result.returncode, result.stderr
     summary = json.loads(result.stdout)
     assert (3, 2, [], 6) == (
@@ -159,8 +104,8 @@ def test_submit_warc_through_a_worker(settings: Settings, tmp_path: Path) -> Non
         summary["rejected"],
         summary["skipped"],
     )
-    assert 0 == run_dedup(settings, "worker", "--burst").returncode
-    result = run_dedup(settings, "report", id_for_url(doubled), id_for_url(copy), "--json")
+    assert 0 == command(settings, "worker", "--burst").returncode
+    result = command(settings, "report", id_for_url(doubled), id_for_url(copy), "--json")
     assert 0 == result.returncode, result.stderr
     first, second = map(json.loads, result.stdout.splitlines())
     assert (doubled, "2024-05-01T12:00:00Z") == (first["url"], first["fetched_at"])
@@ -181,7 +126,7 @@ def test_submit_warc_problems_are_one_line(settings: Settings, tmp_path: Path) -
             ("https://example.com/fine", "text/html", html_page(3)),
         ],
     )
-    result = run_dedup(settings, "submit", "--warc", str(path))
+    result = command(settings, "submit", "--warc", str(path))
     assert 2 == result.returncode
     assert ["error: " + f"{path} record 3 (https://example.com/empty): the body is empty"] == (
         result.stderr.strip().splitlines()
