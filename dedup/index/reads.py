@@ -56,7 +56,7 @@ def store_error(exc: redis.RedisError) -> StoreError:
     return StoreError(f"Redis answered an error: {reason}")
 
 
-def text(value: bytes | None) -> str:
+def decoded(value: bytes | None) -> str:
     """A Redis reply as text ('' for none)."""
     return value.decode("utf-8") if value is not None else ""
 
@@ -190,10 +190,10 @@ class Reads:
             if len(packed) == len(record.signature):
                 score = layout.similarity(record.signature, packed, self.wide)
                 if score >= self.settings.near_duplicate_threshold:
-                    near.append((text(other), score))
+                    near.append((decoded(other), score))
         counts = {fp: int(n) for fp, n in zip(distinct, counts_raw, strict=True)}
         shared = {
-            fp: sorted(text(m) for m in group)
+            fp: sorted(decoded(m) for m in group)
             for fp, group in zip(distinct, shared_raw, strict=True)
             if group
         }
@@ -201,7 +201,7 @@ class Reads:
             stored_from_record(record),
             fingerprints=record.fingerprints,
             counts=counts,
-            exact=sorted(text(x) for x in exact_raw),
+            exact=sorted(decoded(x) for x in exact_raw),
             near=sorted(near, key=lambda x: (-x[1], x[0])),
             shared=shared,
             boilerplate_min=threshold,
@@ -340,7 +340,7 @@ class Reads:
             )
         except redis.RedisError as exc:
             raise store_error(exc) from None
-        return [sorted(text(m) for m in members) for members in reply]
+        return [sorted(decoded(m) for m in members) for members in reply]
 
     def stats(self) -> dict[str, Any]:
         """Counts of documents, paragraphs and flags."""

@@ -31,10 +31,10 @@ from dedup.index.reads import (
     MAX_CANDIDATES,
     MAX_EXACT,
     Reads,
+    decoded,
     entries,
     script,
     store_error,
-    text,
 )
 from dedup.pipeline import signature
 from dedup.pipeline.analysis import Analysis
@@ -227,12 +227,12 @@ class Store(Reads):
             if reply[0] == b"conflict":
                 conflicts.append(i)
                 continue
-            flat = [text(x) for x in reply[2]]
+            flat = [decoded(x) for x in reply[2]]
             near = sorted(
                 ((doc, float(score)) for doc, score in zip(flat[::2], flat[1::2], strict=True)),
                 key=lambda x: (-x[1], x[0]),
             )
-            exact = sorted(text(x) for x in reply[1])
+            exact = sorted(decoded(x) for x in reply[1])
             results[i] = Indexed(analyses[i].document.doc_id, True, exact, near)
             if reply[3]:
                 affected.update(int(x) for x in reply[3])
