@@ -20,8 +20,9 @@ layout avoids what costs memory in Redis: a key per small thing, and long member
   by chance with probability 1/256 or 1/16, which the similarity estimate subtracts; its
   spread grows by about 3% (0.0258 instead of 0.025 at Jaccard 0.8 with 256 values).
 
-Everything here is pure: the store sends what it computes to Redis, and the Lua scripts read
-records with the same layout (``dedup/index/lua/common.lua``).
+Everything here is pure: the store sends what it computes to Redis. The Lua scripts read
+records and entries with the same layout, which :mod:`dedup.index.scripts` hands them from
+the constants defined here: nothing of it is written a second time in Lua.
 """
 
 from __future__ import annotations
@@ -48,8 +49,17 @@ REFRESH = ":refresh"
 """Suffix of the field, next to a version's record, naming the versions whose flags its
 write changed and that are not refreshed yet."""
 
-SIGNATURE_BITS = "8/4"
-"""Bits kept of each MinHash value: of those the LSH bands read, of the others."""
+WIDE_BITS = 8
+"""Bits a record keeps of each MinHash value the LSH bands read (one byte each)."""
+NARROW_BITS = 4
+"""Bits a record keeps of each of the other MinHash values (two to a byte)."""
+SIGNATURE_BITS = f"{WIDE_BITS}/{NARROW_BITS}"
+"""Bits kept of each MinHash value, as the meta key records them."""
+
+SERIAL = struct.Struct("<I")
+"""A serial as entries and refresh fields hold them: 4 bytes, little-endian."""
+ENTRY_BUCKET = struct.Struct("<I")
+"""The bucket number that precedes each entry field the store sends the scripts."""
 
 
 @dataclass(frozen=True)
@@ -98,12 +108,18 @@ def reduce_signature(signature: npt.NDArray[np.uint32], wide: int) -> bytes:
     """
     import numpy as np
 
-    mixed = ((signature.astype(np.uint32) * np.uint32(0x9E3779B1)) >> np.uint32(24)).astype(
-        np.uint8
-    )
-    tail = mixed[wide:] >> np.uint8(4)
-    packed = tail[0::2] | (tail[1::2] << np.uint8(4))
-    return bytes(mixed[:wide]) + bytes(packed.astype(np.uint8))
+    mixed = signature.astype(np.uint32) * np.uint32(0x9E3779B1)
+    top = (mixed >> np.uint32(32 - WIDE_BITS)).astype(np.uint8)
+    tail = top[wide:] >> np.uint8(WIDE_BITS - NARROW_BITS)
+    packed = tail[0::2] | (tail[1::2] << np.uint8(NARROW_BITS))
+    return bytes(top[:wide]) + bytes(packed.astype(np.uint8))
+
+
+_EQUAL_NARROW = [
+    sum((diff >> shift) & ((1 << NARROW_BITS) - 1) == 0 for shift in range(0, 8, NARROW_BITS))
+    for diff in range(256)
+]
+"""Narrow values two bytes agree on, by the bytes' XOR."""
 
 
 def similarity(first: bytes, second: bytes, wide: int) -> float:
@@ -111,13 +127,13 @@ def similarity(first: bytes, second: bytes, wide: int) -> float:
 
     Two different MinHash values agree on 8 bits with probability 1/256, on 4 bits with 1/16:
     the expected number of equal positions is ``J * n + (1 - J) * chance``, solved for ``J``.
-    ``dedup/index/lua/common.lua`` computes the same number, in the same order of operations.
+    ``dedup/index/lua/common.lua`` computes the same number from the same constants, in the
+    same order of operations.
     """
     equal = sum(x == y for x, y in zip(first[:wide], second[:wide], strict=True))
-    for x, y in zip(first[wide:], second[wide:], strict=True):
-        equal += (((x ^ y) & 0x0F) == 0) + (((x ^ y) & 0xF0) == 0)
-    narrow = 2 * (len(first) - wide)
-    chance = wide / 256 + narrow / 16
+    equal += sum(_EQUAL_NARROW[x ^ y] for x, y in zip(first[wide:], second[wide:], strict=True))
+    narrow = 8 // NARROW_BITS * (len(first) - wide)
+    chance = wide / (1 << WIDE_BITS) + narrow / (1 << NARROW_BITS)
     return max(0.0, (equal - chance) / (wide + narrow - chance))
 
 
@@ -138,8 +154,8 @@ def paragraph_key(fingerprint: int) -> int:
 
 
 def unpack_serials(packed: bytes) -> list[int]:
-    """Serials packed as entries and refresh fields hold them: 4 bytes each, little-endian."""
-    return [s for (s,) in struct.iter_unpack("<I", packed)]
+    """Serials packed as entries and refresh fields hold them (:data:`SERIAL`)."""
+    return [s for (s,) in SERIAL.iter_unpack(packed)]
 
 
 def id_key(doc_id: str) -> int:
@@ -151,11 +167,20 @@ def id_key(doc_id: str) -> int:
 
 # -- records ---------------------------------------------------------------------------------
 
-_HEADER = struct.Struct("<BBIdQHHH")
-"""version, bits, paragraphs (one fingerprint each), indexed at, content hash, and the
-lengths of the id, URL and signature; the extra JSON runs to the end. ``dedup/index/lua/common.lua``
-reads the same."""
-HEADER_SIZE = _HEADER.size
+HEADER_FIELDS = (
+    ("version", "B"),
+    ("bits", "B"),
+    ("paragraphs", "I"),
+    ("indexed_at", "d"),
+    ("content", "Q"),
+    ("id_length", "H"),
+    ("url_length", "H"),
+    ("signature_length", "H"),
+)
+"""The record header, field by field (:mod:`struct` codes); the id, URL, signature and
+fingerprints follow, and the extra JSON runs to the end. The scripts read it by these names."""
+HEADER = struct.Struct("<" + "".join(code for _, code in HEADER_FIELDS))
+HEADER_SIZE = HEADER.size
 RECORD_VERSION = 1
 BIT_DOUBLED = 1
 BIT_REPEATS = 2
@@ -185,6 +210,14 @@ class Record:
         return bool(self.extra.get("internal_repeats"))
 
 
+def lua_format(fmt: str) -> str:
+    """A :mod:`struct` format of this module in the notation of the ``struct`` library of
+    Redis's Lua: sizes spelled out, and 64-bit integers read as their 8 bytes, since a Lua
+    number cannot hold them exactly (the scripts only compare them)."""
+    spelled = {"I": "I4", "Q": "c8"}
+    return "".join(spelled.get(code, code) for code in fmt)
+
+
 def pack(record: Record) -> bytes:
     """The record as stored."""
     doc_id = record.doc_id.encode("utf-8")
@@ -194,7 +227,7 @@ def pack(record: Record) -> bytes:
     bits = (BIT_DOUBLED if record.doubled_body else 0) | (BIT_REPEATS if record.has_repeats else 0)
     if len(record.fingerprints) != record.paragraphs:
         raise ValueError("a record has one fingerprint per paragraph")
-    header = _HEADER.pack(
+    header = HEADER.pack(
         RECORD_VERSION,
         bits,
         record.paragraphs,
@@ -209,7 +242,7 @@ def pack(record: Record) -> bytes:
 
 def unpack(data: bytes) -> Record:
     """The inverse of :func:`pack`."""
-    _, bits, paragraphs, indexed_at, content, n_id, n_url, n_sig = _HEADER.unpack_from(data)
+    _, bits, paragraphs, indexed_at, content, n_id, n_url, n_sig = HEADER.unpack_from(data)
     at = HEADER_SIZE
     doc_id = data[at : at + n_id].decode("utf-8")
     at += n_id

@@ -9,41 +9,26 @@ share a paragraph). Lists walk the records by serial, newest first, or a flag's 
 from __future__ import annotations
 
 import json
-import struct
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import cached_property
-from importlib.resources import files
+from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import redis
 
 from dedup.errors import NotFoundError, StoreError, StoreUnavailableError
 from dedup.index import layout
 from dedup.index.keys import FLAGS, Keys
-from dedup.index.layout import BANDS, CONTENT, IDS, PARAGRAPHS, Family, Record
+from dedup.index.layout import Record
+from dedup.index.scripts import Entries, Scripts, run
 from dedup.report import full_report, stored_from_record
 from dedup.settings import Settings
 
-if TYPE_CHECKING:
-    from redis.commands.core import Script
-
-MAX_CANDIDATES = 200
-"""LSH candidates scored per document at most (a hub of copies does not stall a write)."""
-MAX_EXACT = 1000
-"""Exact copies listed per document at most."""
 CLOCK_SKEW = 300.0
 """Seconds by which workers' clocks may disagree: a walk by serial looks this far past a
 time bound before it stops, since serials follow the order writes reached Redis."""
 BUCKETS_PER_TRIP = 32
 """Record hashes read per round trip when walking the records."""
-
-
-def script(name: str) -> str:
-    """A Lua script of the package, preceded by the functions all scripts share."""
-    folder = files("dedup.index").joinpath("lua")
-    return folder.joinpath("common.lua").read_text() + folder.joinpath(name).read_text()
 
 
 def store_error(exc: redis.RedisError) -> StoreError:
@@ -54,20 +39,6 @@ def store_error(exc: redis.RedisError) -> StoreError:
     if isinstance(exc, redis.ReadOnlyError):  # a replica promoted, or a failover under way
         return StoreUnavailableError(f"Redis is read-only for now: {reason}")
     return StoreError(f"Redis answered an error: {reason}")
-
-
-def decoded(value: bytes | None) -> str:
-    """A Redis reply as text ('' for none)."""
-    return value.decode("utf-8") if value is not None else ""
-
-
-def entries(family: Family, keys: Iterable[int]) -> bytes:
-    """Index entries packed for the scripts: bucket number, then field, for each key."""
-    parts = []
-    for key in keys:
-        bucket, field = family.split(key)
-        parts.append(struct.pack("<I", bucket) + field)
-    return b"".join(parts)
 
 
 class Reads:
@@ -81,76 +52,50 @@ class Reads:
         self.keys = Keys(settings.namespace)
         self.clock = clock
         """Where index times come from (tests set documents in the past with it)."""
-        self._read = client.register_script(script("read.lua"))
-        keys = self.keys
-        self._prefixes: dict[str, Any] = {
-            "records": keys.record_prefix,
-            "ids": keys.entry_prefix(IDS),
-            "bands": keys.entry_prefix(BANDS),
-            "paras": keys.entry_prefix(PARAGRAPHS),
-            "contents": keys.entry_prefix(CONTENT),
-            "id_width": IDS.field_bytes,
-            "band_width": BANDS.field_bytes,
-            "para_width": PARAGRAPHS.field_bytes,
-            "content_width": CONTENT.field_bytes,
-            "refresh": layout.REFRESH,
-        }
+        self.scripts = Scripts(self.keys, settings)
+        self._lsh: tuple[int, int] | None = None
+        """LSH bands and rows once known (:attr:`lsh`)."""
 
-    @cached_property
-    def _lsh(self) -> tuple[int, int]:
-        """LSH bands and rows: those the index was built with, else ours (a new index)."""
-        stored = self.client.hget(self.keys.meta, "signature")
-        if stored:
-            recorded = json.loads(stored)
-            return int(recorded["lsh_bands"]), int(recorded["lsh_rows"])
-        return self.settings.lsh_bands, self.settings.lsh_rows
+    @property
+    def lsh(self) -> tuple[int, int]:
+        """LSH bands and rows: those the index was built with, else ours (a new index).
+
+        Read from the meta key once; a store sets them when it records its settings there.
+        """
+        if self._lsh is None:
+            stored = self.client.hget(self.keys.meta, "signature")
+            if stored:
+                recorded = json.loads(stored)
+                self._lsh = int(recorded["lsh_bands"]), int(recorded["lsh_rows"])
+            else:
+                self._lsh = self.settings.lsh_bands, self.settings.lsh_rows
+        return self._lsh
 
     @property
     def wide(self) -> int:
         """Signature values the LSH bands read, which records keep 8 bits of."""
-        bands, rows = self._lsh
+        bands, rows = self.lsh
         return bands * rows
 
     def band_keys(self, reduced: bytes) -> list[int]:
         """The LSH band entry keys of a reduced signature (none when it is empty)."""
         if not reduced:
             return []
-        bands, rows = self._lsh
+        bands, rows = self.lsh
         return layout.band_keys(reduced, bands, rows)
 
-    def id_entry(self, doc_id: str) -> bytes:
-        """The id entry of a document followed by the id, as the scripts resolve it."""
-        return entries(IDS, [layout.id_key(doc_id)]) + doc_id.encode("utf-8")
-
-    def run(self, calls: Sequence[tuple[Script, list[Any]]]) -> list[Any]:
-        """Script calls in one round trip, by digest; when the server has lost its script
-        cache (a restart), the scripts are loaded again and the calls sent once more.
-
-        redis-py's own pipelines ask the server whether the scripts exist before every
-        execution, a round trip more for each batch: half the cost of a one-document job.
-        """
-        for attempt in range(2):
-            pipe = self.client.pipeline(transaction=False)
-            for called, args in calls:
-                pipe.evalsha(called.sha, 0, *args)
-            try:
-                return pipe.execute()
-            except redis.exceptions.NoScriptError:
-                if attempt:
-                    raise
-                for script_text in {called.script for called, _ in calls}:
-                    self.client.script_load(script_text)
-        raise AssertionError("unreachable")
-
-    def plan(self, **fields: Any) -> str:
-        """A script's JSON plan: the key prefixes and entry widths, and these fields."""
-        return json.dumps({**self._prefixes, **fields})
+    def entries(self, record: Record) -> Entries:
+        """The index entries of a record (each paragraph once)."""
+        return Entries(
+            self.band_keys(record.signature),
+            list(dict.fromkeys(record.fingerprints)),
+            [record.content],
+        )
 
     def resolve(self, doc_id: str) -> tuple[int, Record | None]:
         """The serial and record of a document (0 and None when it is not indexed)."""
-        reply = self._read(args=[self.plan(mode="resolve"), self.id_entry(doc_id), b""])
-        serial, raw = int(reply[0]), reply[1]
-        return (serial, layout.unpack(raw)) if raw else (0, None)
+        [found] = run(self.client, [self.scripts.resolve(doc_id)])
+        return (found.serial, found.record) if found.record is not None else (0, None)
 
     # -- reports ------------------------------------------------------------------------------
 
@@ -170,38 +115,22 @@ class Reads:
         """The report of the document version ``serial``, whose record is ``record``."""
         distinct = list(dict.fromkeys(record.fingerprints))
         threshold = self.settings.boilerplate_min_documents
-        plan = self.plan(
-            mode="related",
-            serial=serial,
-            max_candidates=MAX_CANDIDATES,
-            max_exact=MAX_EXACT,
-            boilerplate_at=threshold,
-        )
-        exact_raw, candidates, signatures, counts_raw, shared_raw = self._read(
-            args=[
-                plan,
-                entries(BANDS, self.band_keys(record.signature)),
-                entries(PARAGRAPHS, (layout.paragraph_key(fp) for fp in distinct)),
-                entries(CONTENT, [record.content]),
-            ]
-        )
+        [related] = run(self.client, [self.scripts.related(serial, self.entries(record))])
         near: list[tuple[str, float]] = []
-        for other, packed in zip(candidates, signatures, strict=True):
+        for other, packed in related.candidates:
             if len(packed) == len(record.signature):
                 score = layout.similarity(record.signature, packed, self.wide)
                 if score >= self.settings.near_duplicate_threshold:
-                    near.append((decoded(other), score))
-        counts = {fp: int(n) for fp, n in zip(distinct, counts_raw, strict=True)}
+                    near.append((other, score))
+        counts = dict(zip(distinct, related.counts, strict=True))
         shared = {
-            fp: sorted(decoded(m) for m in group)
-            for fp, group in zip(distinct, shared_raw, strict=True)
-            if group
+            fp: sorted(group) for fp, group in zip(distinct, related.shared, strict=True) if group
         }
         return full_report(
             stored_from_record(record),
             fingerprints=record.fingerprints,
             counts=counts,
-            exact=sorted(decoded(x) for x in exact_raw),
+            exact=sorted(related.exact),
             near=sorted(near, key=lambda x: (-x[1], x[0])),
             shared=shared,
             boilerplate_min=threshold,
@@ -331,16 +260,12 @@ class Reads:
         """
         if not content_hashes:
             return []
+        keys = [int(h, 16) for h in content_hashes]
         try:
-            reply = self._read(
-                args=[
-                    self.plan(mode="content", limit=limit),
-                    entries(CONTENT, (int(h, 16) for h in content_hashes)),
-                ]
-            )
+            [found] = run(self.client, [self.scripts.contents(keys, limit)])
         except redis.RedisError as exc:
             raise store_error(exc) from None
-        return [sorted(decoded(m) for m in members) for members in reply]
+        return [sorted(ids) for ids in found]
 
     def stats(self) -> dict[str, Any]:
         """Counts of documents, paragraphs and flags."""

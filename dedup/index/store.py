@@ -1,13 +1,11 @@
 """Writing the index: documents in, duplicates flagged on both sides; deletes and purges.
 
-All Redis access lives in this module, :mod:`dedup.index.reads` (reports, lists, counts) and
-:mod:`dedup.servers.connection`.
 The layout is :mod:`dedup.index.layout` (a packed record per document version, small bucketed
-hashes of index entries, a bitmap per flag), the key names :mod:`dedup.index.keys`. Indexing a
-batch of documents costs two round trips whatever its size: one read script per document
-finds what is there, then one atomic write script per document replaces it, scores its
-candidates and raises the flags on both sides. Reports and lists are read by
-:class:`dedup.index.reads.Reads`.
+hashes of index entries, a bitmap per flag), the key names :mod:`dedup.index.keys`, the Lua
+scripts :mod:`dedup.index.scripts`. Indexing a batch of documents costs two round trips
+whatever its size: one read script per document finds what is there, then one atomic write
+script per document replaces it, scores its candidates and raises the flags on both sides.
+Reports and lists are read by :class:`dedup.index.reads.Reads`.
 """
 
 from __future__ import annotations
@@ -16,26 +14,15 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from importlib import metadata
-from typing import Any
 
 import redis
 
 from dedup.errors import SettingsMismatchError, StoreError
 from dedup.index import layout
-from dedup.index.keys import FLAGS
-from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, Record
-from dedup.index.reads import (
-    CLOCK_SKEW,
-    MAX_CANDIDATES,
-    MAX_EXACT,
-    Reads,
-    decoded,
-    entries,
-    script,
-    store_error,
-)
+from dedup.index.layout import Record
+from dedup.index.reads import CLOCK_SKEW, Reads, store_error
+from dedup.index.scripts import NO_ENTRIES, Call, Written, run
 from dedup.pipeline import signature
 from dedup.pipeline.analysis import Analysis
 from dedup.report import record_extra
@@ -99,7 +86,6 @@ class Store(Reads):
         self, client: redis.Redis, settings: Settings, clock: Callable[[], float] = time.time
     ) -> None:
         super().__init__(client, settings, clock)
-        self._write = client.register_script(script("index.lua"))
         self._meta_checked = False
 
     # -- settings ---------------------------------------------------------------------------
@@ -126,8 +112,7 @@ class Store(Reads):
                 f"settings: {diff}; use another namespace or the same settings"
             )
         self.client.hset(self.keys.meta, items=[x for pair in _versions().items() for x in pair])
-        self.__dict__.pop("_lsh", None)
-        self.__dict__.pop("_write_constants", None)  # holds the LSH width read above
+        self._lsh = self.settings.lsh_bands, self.settings.lsh_rows  # the index's, checked above
         self._meta_checked = True
 
     # -- writing ----------------------------------------------------------------------------
@@ -162,31 +147,19 @@ class Store(Reads):
 
     def _find(self, analyses: list[Analysis], todo: list[int]) -> list[_Found]:
         """One round trip: the current version of each document and its paragraph counts."""
-        plan = self.plan(mode="resolve")
         keys = {i: [layout.paragraph_key(fp) for fp in analyses[i].fingerprints] for i in todo}
-        calls = []
-        for i in todo:
-            analysis = analyses[i]
-            distinct = dict.fromkeys(keys[i])
-            calls.append(
-                (
-                    self._read,
-                    [plan, self.id_entry(analysis.document.doc_id), entries(PARAGRAPHS, distinct)],
-                )
+        distinct = {i: list(dict.fromkeys(keys[i])) for i in todo}
+        calls = [self.scripts.resolve(analyses[i].document.doc_id, distinct[i]) for i in todo]
+        return [
+            _Found(
+                found.serial,
+                found.record,
+                keys[i],
+                dict(zip(distinct[i], found.counts, strict=True)),
+                found.owed,
             )
-        found = []
-        for i, reply in zip(todo, self.run(calls), strict=True):
-            serial, raw, owed, *counts = reply
-            found.append(
-                _Found(
-                    int(serial),
-                    layout.unpack(raw) if raw else None,
-                    keys[i],
-                    dict(zip(dict.fromkeys(keys[i]), (int(n) for n in counts), strict=True)),
-                    layout.unpack_serials(owed) if owed else [],
-                )
-            )
-        return found
+            for i, found in zip(todo, run(self.client, calls), strict=True)
+        ]
 
     def _index_once(
         self,
@@ -220,23 +193,18 @@ class Store(Reads):
                     owing.append(found.serial)
                 continue
             record = self._record(analysis, found)
-            writes.append((self._write, self._write_args(found.serial, old, record, analysis)))
+            writes.append(self._write(found.serial, old, record, analysis))
             planned.append(i)
         conflicts: list[int] = []
-        for i, reply in zip(planned, self.run(writes), strict=True):
-            if reply[0] == b"conflict":
+        for i, written in zip(planned, run(self.client, writes), strict=True):
+            if not written.done:
                 conflicts.append(i)
                 continue
-            flat = [decoded(x) for x in reply[2]]
-            near = sorted(
-                ((doc, float(score)) for doc, score in zip(flat[::2], flat[1::2], strict=True)),
-                key=lambda x: (-x[1], x[0]),
-            )
-            exact = sorted(decoded(x) for x in reply[1])
-            results[i] = Indexed(analyses[i].document.doc_id, True, exact, near)
-            if reply[3]:
-                affected.update(int(x) for x in reply[3])
-                owing.append(int(reply[4]))
+            near = sorted(written.near, key=lambda x: (-x[1], x[0]))
+            results[i] = Indexed(analyses[i].document.doc_id, True, sorted(written.exact), near)
+            if written.affected:
+                affected.update(written.affected)
+                owing.append(written.serial)
         return conflicts
 
     def _record(self, analysis: Analysis, found: _Found) -> Record:
@@ -265,58 +233,25 @@ class Store(Reads):
             extra=record_extra(analysis),
         )
 
-    def _write_args(
+    def _write(
         self, serial: int, old: Record | None, record: Record | None, analysis: Analysis | None
-    ) -> list[Any]:
-        """Arguments of the write script: replace version ``serial`` (0: none) by ``record``."""
+    ) -> Call[Written]:
+        """The write script call that replaces version ``serial`` (0: none) by ``record``."""
         doc_id = record.doc_id if record is not None else old.doc_id if old is not None else ""
         flags = []
         if analysis is not None and analysis.repeats.doubled_body:
-            flags.append(self.keys.flag("doubled_body"))
+            flags.append("doubled_body")
         if analysis is not None and analysis.repeats.runs:
-            flags.append(self.keys.flag("internal_repeat"))
-        plan = self.plan(
-            **self._write_constants,
+            flags.append("internal_repeat")
+        return self.scripts.write(
+            doc_id=doc_id,
             expect=serial,
-            delete=record is None,
+            record=record,
             flags=flags,
-            paragraphs=record.paragraphs if record is not None else 0,
+            wide=self.wide,
+            new=self.entries(record) if record is not None else NO_ENTRIES,
+            old=self.entries(old) if old is not None else NO_ENTRIES,
         )
-        return [
-            plan,
-            layout.pack(record) if record is not None else b"",
-            self.id_entry(doc_id),
-            *self._entries(record),
-            *self._entries(old),
-        ]
-
-    @cached_property
-    def _write_constants(self) -> dict[str, Any]:
-        """The part of every write plan that is the same for all documents."""
-        keys = self.keys
-        return {
-            "counters": keys.counters,
-            "all_flags": [keys.flag(f) for f in FLAGS],
-            "boilerplate_flag": keys.flag("boilerplate"),
-            "exact_flag": keys.flag("exact_duplicate"),
-            "near_flag": keys.flag("near_duplicate"),
-            "boilerplate_at": self.settings.boilerplate_min_documents,
-            "near_threshold": self.settings.near_duplicate_threshold,
-            "max_candidates": MAX_CANDIDATES,
-            "max_exact": MAX_EXACT,
-            "inline": layout.INLINE,
-            "wide": self.wide,
-        }
-
-    def _entries(self, record: Record | None) -> list[bytes]:
-        """The band, paragraph and content entries of a record, packed for the scripts."""
-        if record is None:
-            return [b"", b"", b""]
-        return [
-            entries(BANDS, self.band_keys(record.signature)),
-            entries(PARAGRAPHS, dict.fromkeys(record.fingerprints)),
-            entries(CONTENT, [record.content]),
-        ]
 
     # -- removing ---------------------------------------------------------------------------
 
@@ -369,14 +304,11 @@ class Store(Reads):
         A version indexed again or deleted since it was read is left alone. The serials whose
         flags may have changed are added to ``affected``.
         """
-        calls = [
-            (self._write, self._write_args(serial, old, None, None)) for serial, old in versions
-        ]
+        calls = [self._write(serial, old, None, None) for serial, old in versions]
         removed = []
-        for reply in self.run(calls) if calls else []:
-            removed.append(reply[0] == b"ok")
-            if removed[-1]:
-                affected.update(int(x) for x in reply[3])
+        for written in run(self.client, calls):
+            removed.append(written.done)
+            affected.update(written.affected)
         return removed
 
     def refresh_flags(self, serials: set[int]) -> None:
