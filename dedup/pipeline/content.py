@@ -25,27 +25,58 @@ The choice works on the tree :mod:`dedup.pipeline.extract` builds, in one linear
   mostly prose with few links: articles split over many sibling blocks are kept whole, while
   a teaser list (a link per item) or a comment thread (pruned) stops the growth.
 
-The rewrite of :mod:`dedup.pipeline.extract` leaves two things for this module: link text is framed
-by ``LINK_START``/``LINK_END`` characters (removed with the other controls afterwards), and
-container start tags carry a one-letter attribute, the hint their ``class``, ``id`` or
-visibility gave.
+The rewrite of :mod:`dedup.pipeline.extract` strips every attribute and every inline tag, so two
+things this module needs would be lost; the rewrite passes them on in the markup instead: link
+text is framed by :data:`LINK_START`/:data:`LINK_END` characters (removed with the other
+controls afterwards), and container start tags carry their :class:`Hint` (what their ``class``,
+``id`` or visibility gave) as their only attribute's name.
 """
 
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
 from selectolax.lexbor import LexborNode
 
 __all__ = [
-    "HINTED", "LINK_END", "LINK_MARKS", "LINK_START", "MAX_ELEMENTS", "hint", "is_page",
-    "select_main",
+    "HINTED", "LINK_END", "LINK_MARKS", "LINK_START", "MAX_ELEMENTS", "Hint", "hint", "is_page",
+    "select_main", "written_hint",
 ]  # fmt: skip
 
 LINK_START = "\x02"
+"""Put by the rewrite where ``<a ...>`` was: the link tags themselves must go (an inline tag
+would split a paragraph into text nodes), yet the share of link text decides what is template.
+A control character, because the parser keeps it as text, whitespace collapsing leaves it alone,
+and the rewrite removes it from the input first (a page can still write ``&#2;``, which only
+moves a score) and the extractor from the text last."""
 LINK_END = "\x03"
+"""Put by the rewrite where ``</a>`` was; as :data:`LINK_START`."""
 LINK_MARKS = {"a": LINK_START, "A": LINK_START, "/a": LINK_END, "/A": LINK_END}
-"""What the rewrite puts in place of ``<a ...>`` and ``</a>``."""
+"""What the rewrite puts in place of ``<a ...>`` and ``</a>``, by the tag as written."""
+
+
+class Hint(StrEnum):
+    """What a container's ``class``, ``id`` or visibility say it holds.
+
+    The rewrite drops every attribute, so the hint travels as the only attribute's name of the
+    rewritten start tag (``<div t>``), read back from the parsed node without a second look at
+    the attributes. It is one lower-case ASCII letter because the parser lower-cases attribute
+    names and the rewrite's own patterns admit exactly ``<name>`` or ``<name x>``.
+    """
+
+    TEMPLATE = "t"
+    """Named like template (``related``, ``cookie``...) or like a picture's caption."""
+    DISCUSSION = "c"
+    """Named like a comment thread: template, even when it is long."""
+    MAYBE_TEMPLATE = "m"
+    """Named weakly like template (``share``, ``menu``...): template if short or mostly links."""
+    ARTICLE = "y"
+    """Named like an article (``content``, ``story``, ``itemprop=articleBody``)."""
+    HIDDEN = "h"
+    """Hidden (``hidden``, ``aria-hidden``, ``display: none``): never read."""
+
+
 HINTED = frozenset(
     {"div", "section", "article", "main", "ul", "ol", "dl", "table", "figure", "blockquote"}
 )
@@ -86,9 +117,13 @@ _MAYBE_TEMPLATE = re.compile(
 _ARTICLE = re.compile(r"article|\bbody\b|content|entry|\bmain\b|\bpost\b|story|\btext\b|blog")
 """Names of containers that hold an article (all these patterns read lower-cased text)."""
 
-TEMPLATE, DISCUSSION, MAYBE_TEMPLATE, ARTICLE, HIDDEN = "t", "c", "m", "y", "h"
-_WEIGHT = {TEMPLATE: 0.3, DISCUSSION: 0.3, MAYBE_TEMPLATE: 0.6, ARTICLE: 1.5, HIDDEN: 0.0}
+_WEIGHT: dict[str, float] = {
+    Hint.TEMPLATE: 0.3, Hint.DISCUSSION: 0.3, Hint.MAYBE_TEMPLATE: 0.6, Hint.ARTICLE: 1.5,
+    Hint.HIDDEN: 0.0,
+}  # fmt: skip
 """Factor on a container's score for its hint."""
+_WRITTEN = {hint: " " + hint for hint in Hint}
+"""A hint as the rewrite writes it after a tag's name: its only attribute."""
 
 _PARAGRAPH = frozenset(
     {"p", "li", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "th"}
@@ -107,6 +142,14 @@ _CELLS = frozenset({"td", "th", "li", "dt", "dd"})
 """Where short numbers are data a reader reads (a table, a list), not a chart's labels."""
 _COMMA = re.compile(r"[,\u060c\uff0c\u3001]")
 _MARKS = re.compile(f"([{LINK_START}{LINK_END}])")
+
+_UNMARKED = 0
+"""Neither kept nor above a kept block: a block goes where its parent goes, so it is removed
+below a block on the path and stays below a kept one."""
+_ON_PATH = 1
+"""Above a kept block: stays for the kept blocks below it; its own text and other children go."""
+_KEPT = 2
+"""A block of the main content: stays with everything below it but pruned blocks."""
 
 MIN_PIECE = 25
 """Characters from which a piece of text counts as prose."""
@@ -129,7 +172,13 @@ def is_page(html: str) -> bool:
     return _PAGE.search(html) is not None
 
 
-def hint(attrs: str) -> str | None:
+def written_hint(attrs: str) -> str | None:
+    """What the rewrite writes in place of a container's attributes: its hint, or nothing."""
+    found = hint(attrs)
+    return None if found is None else _WRITTEN[found]
+
+
+def hint(attrs: str) -> Hint | None:
     """The hint a container's attributes give: hidden, template, article, or nothing.
 
     Ids made of three or more words are headings' anchors ("sharing-with-a-team"), not
@@ -138,9 +187,9 @@ def hint(attrs: str) -> str | None:
     """
     lowered = attrs[:MAX_ATTRIBUTES].lower()  # cheap tests first: most tags have none of these
     if ("hidden" in lowered or "none" in lowered) and _HIDDEN.search(lowered):
-        return " " + HIDDEN
+        return Hint.HIDDEN
     if "articlebody" in lowered and _ARTICLE_BODY.search(lowered):
-        return " " + ARTICLE
+        return Hint.ARTICLE
     if "class" not in lowered and "id" not in lowered:
         return None
     names = []
@@ -152,15 +201,15 @@ def hint(attrs: str) -> str | None:
     text = " ".join(names)[:MAX_NAMES]
     discussion = _DISCUSSION.search(text) is not None
     if _CAPTION.search(text):
-        return " " + TEMPLATE
+        return Hint.TEMPLATE
     if not text or _ARTICLE.search(text):
-        return " " + ARTICLE if text and not discussion and not _TEMPLATE.search(text) else None
+        return Hint.ARTICLE if text and not discussion and not _TEMPLATE.search(text) else None
     if discussion:
-        return " " + DISCUSSION
+        return Hint.DISCUSSION
     if _TEMPLATE.search(text):
-        return " " + TEMPLATE
+        return Hint.TEMPLATE
     if _MAYBE_TEMPLATE.search(text):
-        return " " + MAYBE_TEMPLATE
+        return Hint.MAYBE_TEMPLATE
     return None
 
 
@@ -178,6 +227,7 @@ class _Block:
         self.tag = tag
         self.parent = parent
         self.hint = hint
+        """A :class:`Hint`'s letter, or empty."""
         self.cell: bool = tag in _CELLS or (parent is not None and parent.cell)
         """Inside a table cell or a list item."""
         self.chars = self.links = self.good = self.goods = self.anchors = 0
@@ -186,8 +236,8 @@ class _Block:
         self.pruned_chars = self.pruned_good = 0
         self.pruned = self.scored = self.inside = False
         self.score = 0.0
-        self.state = 0
-        """1 on the way to the kept blocks, 2 kept."""
+        self.state = _UNMARKED
+        """:data:`_UNMARKED`, :data:`_ON_PATH` or :data:`_KEPT`, once the main content is chosen."""
         self.container: _Block | None = None
 
 
@@ -200,7 +250,7 @@ class _Piece:
         self.block, self.node, self.text, self.chars, self.links = block, node, text, chars, links
 
 
-def _collect(root: LexborNode) -> tuple[list[_Block], list[_Piece]]:
+def _blocks_and_pieces(root: LexborNode) -> tuple[list[_Block], list[_Piece]]:
     """The elements in document order and the text pieces with something to read."""
     blocks: dict[int, _Block] = {}
     order: list[_Block] = []
@@ -210,7 +260,7 @@ def _collect(root: LexborNode) -> tuple[list[_Block], list[_Piece]]:
         parent_node = node.parent
         parent = blocks.get(parent_node.mem_id) if parent_node is not None else None
         if not node.is_text_node:
-            attrs = node.attributes
+            attrs = node.attributes  # the rewrite left a Hint as the only attribute name, or none
             block = _Block(node, node.tag or "", parent, next(iter(attrs), "") if attrs else "")
             blocks[node.mem_id] = block
             order.append(block)
@@ -277,7 +327,7 @@ def _sum_up(order: list[_Block], pieces: list[_Piece]) -> int:
     total = sum(block.good for block in order if block.parent is None)
     for block in order:
         parent = block.parent
-        wrapper = block.good > WRAPPER * total and block.hint != DISCUSSION
+        wrapper = block.good > WRAPPER * total and block.hint != Hint.DISCUSSION
         own = (bool(block.hint) and not wrapper and _prunes(block, total)) or _graphic(block)
         block.pruned = own or (parent is not None and parent.pruned)
         if block.tag not in _PARAGRAPH:
@@ -308,13 +358,16 @@ def _graphic(block: _Block) -> bool:
     )
 
 
+_ALWAYS_PRUNED = (Hint.TEMPLATE, Hint.DISCUSSION, Hint.HIDDEN)
+
+
 def _prunes(block: _Block, total: int) -> bool:
     """Whether a hinted block is template: always for strong names and hidden blocks, for
     weak names only when its text is mostly links or crumbs and a small part of the page's
     prose (a lightbox holding the article is named like template, and is not)."""
-    if block.hint in (TEMPLATE, DISCUSSION, HIDDEN):
+    if block.hint in _ALWAYS_PRUNED:
         return True
-    if block.hint == MAYBE_TEMPLATE:
+    if block.hint == Hint.MAYBE_TEMPLATE:
         crumbs = block.links > 0.3 * block.chars or block.good < 0.5 * block.chars
         return crumbs and block.good < MAYBE_PROSE * total
     return False
@@ -392,7 +445,7 @@ def _choose(candidates: list[_Block]) -> _Block:
 
 def select_main(root: LexborNode) -> None:
     """Remove from the tree everything but the page's main content (nothing when unsure)."""
-    order, pieces = _collect(root)
+    order, pieces = _blocks_and_pieces(root)
     _sum_up(order, pieces)
     candidates = _score(pieces)
     if not candidates or candidates[0].score <= 0:
@@ -410,24 +463,24 @@ def select_main(root: LexborNode) -> None:
                 ):
                     kept.append(block)
     for block in kept:
-        block.state = 2
+        block.state = _KEPT
         ancestor = block.parent
-        while ancestor is not None and ancestor.state == 0:
-            ancestor.state = 1
+        while ancestor is not None and ancestor.state == _UNMARKED:
+            ancestor.state = _ON_PATH
             ancestor = ancestor.parent
     # Only blocks whose parent stays are removed: a removed block's descendants are gone
     # with it, and their nodes must not be touched again.
     for block in order:
         parent = block.parent
-        if block.state == 0 and parent is not None:
+        if block.state == _UNMARKED and parent is not None:
             block.inside = parent.inside
         else:
-            block.inside = block.state == 2
-        outside = block.state == 0 and parent is not None and parent.state == 1
+            block.inside = block.state == _KEPT
+        outside = block.state == _UNMARKED and parent is not None and parent.state == _ON_PATH
         if outside or (block.pruned and block.inside and parent is not None and not parent.pruned):
             block.node.decompose()
     for piece in pieces:
-        if piece.block.state == 1:
+        if piece.block.state == _ON_PATH:
             piece.node.decompose()
     _trim([p for p in pieces if p.block.inside and not p.block.pruned])
 

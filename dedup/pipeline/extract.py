@@ -23,10 +23,9 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from dedup.errors import InputError
 from dedup.pipeline import content
+from dedup.pipeline.document import FORMATS
 
 __all__ = ["extract_paragraphs", "looks_like_html", "paragraphs_from_html", "paragraphs_from_text"]
-
-FORMATS = ("auto", "html", "text")
 
 _MAX_DEPTH = 128
 """Open elements the tree builder may hold; the deepest of 274 real pages needs 48."""
@@ -85,23 +84,47 @@ def _raw_text(name: str) -> str:
     return rf"{tag}{_END}{_ATTRS}(?:>{content}(?:{end}{_ATTRS}(?:>|\Z)|\Z)|\Z)"
 
 
+def _between(pattern: re.Pattern[str]) -> slice:
+    """The texts around the matches in the list ``pattern.split`` gives, which holds the text
+    before each match, then each of its groups, and the text after the last match."""
+    return slice(0, None, pattern.groups + 1)
+
+
+def _group(pattern: re.Pattern[str], name: str) -> slice:
+    """A named group's value (None where it did not take part) for each match, in the list
+    ``pattern.split`` gives: one slice of the whole list, so no Python runs per match."""
+    return slice(pattern.groupindex[name], None, pattern.groups + 1)
+
+
 _KEPT_NAME = _any_case(_COUNTED | _OTHER_KEPT)
 _TOKEN = re.compile(
     rf"<(?=[A-Za-z/!?])(?!/?{_any_case(_OTHER_KEPT)}>|/{_any_case(_COUNTED)}>)"
-    rf"(?:(?<=(<))(?:({_any_case(_COUNTED)})|(/?{_KEPT_NAME})){_END}({_ATTRS})(>)"
+    rf"(?:(?<=(?P<open><))(?:(?P<counted>{_any_case(_COUNTED)})|(?P<kept>/?{_KEPT_NAME}))"
+    rf"{_END}(?P<attributes>{_ATTRS})(?P<close>>)"
     rf"|{'|'.join(_raw_text(name) for name in _RAW_TEXT)}"
-    rf"|(/?[aA]){_END}{_ATTRS}(?:>|\Z)"
+    rf"|(?P<link>/?[aA]){_END}{_ATTRS}(?:>|\Z)"
     rf"|/?[A-Za-z]{_ATTRS}(?:>|\Z)"
     r"|!--(?:-?>|.*?(?:--!?>|\Z))|[!?][^>]*+(?:>|\Z)|/(?![A-Za-z])[^>]*+(?:>|\Z))",
     re.DOTALL,
 )
-"""Markup to rewrite. The groups spell a kept tag without its attributes (``<``, the name of a
-counted element's start tag or of any other kept tag, the attributes, which are replaced by a
-hint, ``>``) and a link's tag (replaced by a mark); the rest goes. Other kept tags without
-attributes fail at once, so most of ``split``'s time is scanning."""
-_GLUED = re.compile(rf"<(?=[A-Za-z/!?])(?!/?{_KEPT_NAME}(?: [a-z])?>)")
+"""Markup to rewrite. Its groups spell what is left of a match: a kept tag without its
+attributes (``open``, the name of a counted element's start tag in ``counted`` or of any other
+kept tag in ``kept``, the ``attributes``, which are replaced by a hint, ``close``) or a link's
+tag (``link``, replaced by a mark); the rest goes. Other kept tags without attributes fail at
+once, so most of ``split``'s time is scanning."""
+_COUNTED_NAMES = _group(_TOKEN, "counted")
+_ATTRIBUTES = _group(_TOKEN, "attributes")
+_LINK_TAGS = _group(_TOKEN, "link")
+_HINT = "(?: [a-z])?"
+"""What the rewrite may write after a kept tag's name: a hint (:class:`~.content.Hint`)."""
+_GLUED = re.compile(rf"<(?=[A-Za-z/!?])(?!/?{_KEPT_NAME}{_HINT}>)")
 """A ``<`` of text that met a letter once the markup between them was removed (needs ``<<``)."""
-_COUNTED_TAG = re.compile(rf"(<(/?)({_any_case(_COUNTED)})(?: [a-z])?>)")
+_COUNTED_TAG = re.compile(rf"(?P<tag><(?P<closing>/?)(?P<name>{_any_case(_COUNTED)}){_HINT}>)")
+"""A counted element's tag as the rewrite leaves it: its name and a hint at most."""
+_FLATTEN_TEXTS = _between(_COUNTED_TAG)
+_FLATTEN_TAGS = _group(_COUNTED_TAG, "tag")
+_FLATTEN_CLOSINGS = _group(_COUNTED_TAG, "closing")
+_FLATTEN_NAMES = _group(_COUNTED_TAG, "name")
 _PRE = re.compile(r"<[pP][rR][eE]>(.*?)(?:</[pP][rR][eE]>|\Z)", re.DOTALL)
 _BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")
 _BLANK_MARKUP_LINES = re.compile(r"\n(?:(?:[^\S\n]|&(?:nbsp|#160|#x[aA]0);?)*\n)+")
@@ -110,6 +133,9 @@ _CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
 """Controls but tab, line breaks and form feed (which collapse as whitespace), lone surrogates."""
 _SEPARATOR = "\x01"
 """Between the parser's text nodes; removed from the input first, so only ``&#1;`` adds one."""
+_RESERVED = "\x00" + _SEPARATOR + content.LINK_START + content.LINK_END
+"""Characters the rewrite and the parse give a meaning to, removed from the input so that a
+page cannot write them raw; NUL, which parsers drop or replace depending on where it is, too."""
 _DECODED_CONTROLS = re.compile("[\x00\x02-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
 """Controls left in the parsed text, written raw or as references; all but the separator."""
 _ALNUM = re.compile(r"[^\W_]")
@@ -160,7 +186,8 @@ def extract_paragraphs(
 def _text_paragraphs(text: str, limit: int | None) -> list[str]:
     """Split on blank lines once line ends and controls can no longer hide one."""
     text = _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    return _collect((" ".join(piece.split()) for piece in _pieces(_BLANK_LINES, text)), limit)
+    pieces = (" ".join(piece.split()) for piece in _pieces(_BLANK_LINES, text))
+    return _keep_readable(pieces, limit)
 
 
 def _html_paragraphs(html: str, limit: int | None, main_content: bool = True) -> list[str]:
@@ -207,7 +234,7 @@ def _parse(html: str, limit: int | None, select: bool, drop: frozenset[str]) -> 
     # separator is not whitespace, so the pieces come out collapsed as the text path makes
     # them, with empty ones where separators were only whitespace apart.
     pieces = " ".join(text.split()).split(_SEPARATOR)
-    return _collect(map(str.strip, pieces), limit)
+    return _keep_readable(map(str.strip, pieces), limit)
 
 
 def _wrappers(tree: LexborHTMLParser, root: LexborNode) -> set[int]:
@@ -225,24 +252,27 @@ def _text_size(node: LexborNode) -> int:
 def _rewrite(html: str, hints: bool = False) -> str:
     """Reduce markup to the tags that decide paragraphs, in a form Lexbor parses in linear time.
 
-    With ``hints``, containers keep a one-letter attribute saying what their class, id or
-    visibility suggest (:func:`dedup.pipeline.content.hint`), for the main-content selection.
+    With ``hints``, containers keep their :class:`~dedup.pipeline.content.Hint` as their only
+    attribute, for the main-content selection; links become
+    :data:`~dedup.pipeline.content.LINK_MARKS` either way.
     """
-    for char in "\x00" + _SEPARATOR + content.LINK_START + content.LINK_END:
+    for char in _RESERVED:
         if char in html:
             html = html.replace(char, "")
     glued = "<<" in html
     parts = _TOKEN.split(html)
-    counted = parts[2::7]
-    parts[4::7] = (
+    counted = parts[_COUNTED_NAMES]
+    parts[_ATTRIBUTES] = (
         [
-            content.hint(attrs) if attrs and name and name.lower() in content.HINTED else None
-            for name, attrs in zip(counted, parts[4::7], strict=True)
+            content.written_hint(attrs)
+            if attrs and name and name.lower() in content.HINTED
+            else None
+            for name, attrs in zip(counted, parts[_ATTRIBUTES], strict=True)
         ]
         if hints
         else [None] * len(counted)
     )
-    parts[6::7] = [content.LINK_MARKS.get(tag) if tag else None for tag in parts[6::7]]
+    parts[_LINK_TAGS] = [content.LINK_MARKS.get(tag) if tag else None for tag in parts[_LINK_TAGS]]
     html = "".join(filter(None, parts))
     if glued:
         html = _GLUED.sub("&lt;", html)
@@ -263,7 +293,8 @@ def _flatten(html: str) -> str:
     # uncounted elements (p, li, td...) each counted one can hold. Beyond the cap, blocks become
     # breaks, other counted elements vanish, dropped ones are cut out with their content.
     parts = _COUNTED_TAG.split(html)
-    texts, tags, closings, names = parts[::4], parts[1::4], parts[2::4], parts[3::4]
+    texts, tags = parts[_FLATTEN_TEXTS], parts[_FLATTEN_TAGS]
+    closings, names = parts[_FLATTEN_CLOSINGS], parts[_FLATTEN_NAMES]
     stack: list[str] = []
     skip_name, skip_depth = "", 0
     for i, (closing, name) in enumerate(zip(closings, map(str.lower, names), strict=True)):
@@ -299,7 +330,7 @@ def _pieces(separator: re.Pattern[str], text: str) -> Iterator[str]:
     yield text[start:]
 
 
-def _collect(pieces: Iterable[str], limit: int | None) -> list[str]:
+def _keep_readable(pieces: Iterable[str], limit: int | None) -> list[str]:
     """Keep the pieces (whitespace already collapsed) with something to read, stopping as soon
     as there are too many."""
     paragraphs: list[str] = []
