@@ -28,6 +28,7 @@ from dedup.pipeline.document import (
 )
 from dedup.queue.handles import JobHandle
 from dedup.queue.queues import JOB_FUNCTION, make_queue, retry_policy
+from dedup.report import Report
 from dedup.servers.connection import redis_for
 from dedup.settings import Settings, load_settings
 
@@ -114,7 +115,7 @@ class Client:
             raise StoreError(f"could not enqueue: {str(exc).splitlines()[0]}") from None
         return JobHandle(str(job.id), [str(p["id"]) for p in payloads], self.queue)
 
-    def report(self, doc_id: str, *, wait: float | None = None) -> dict[str, Any]:
+    def report(self, doc_id: str, *, wait: float | None = None) -> Report:
         """The report of one document, with the duplicates known now.
 
         Args:

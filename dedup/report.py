@@ -1,29 +1,140 @@
-"""Reports: what is stored when a document is indexed, and what is shown when it is read.
+"""Reports: the typed model of what ``dedup`` shows, stored when indexed and completed when read.
 
 The stored part is what only the document itself decides (its paragraphs and internal
 repeats). Everything that depends on the rest of the corpus (near duplicates, boilerplate,
 shared paragraphs) is computed when the report is read, so a report always shows the
 duplicates known at that moment, including documents that arrived later.
+
+The JSON that scripts read is a contract (docs/CLI.md): its field names are declared here
+once, as TypedDicts, and every view (JSON, terminal, CSV, JSON lines) reads these types.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from dedup.index.keys import FLAGS
-from dedup.index.layout import Record
 
 if TYPE_CHECKING:
+    from dedup.index.layout import Record
     from dedup.pipeline.analysis import Analysis
 
 EXCERPT_CHARS = 160
+
+
+class InternalRepeat(TypedDict):
+    """Paragraphs ``first`` appear again as ``repeat`` (inclusive 0-based ranges)."""
+
+    first: list[int]
+    repeat: list[int]
+    similarity: float
+
+
+class NearDuplicate(TypedDict):
+    """An indexed document alike to this one (``exact``: the same normalised content)."""
+
+    doc_id: str
+    similarity: float
+    exact: bool
+
+
+class BoilerplateParagraph(TypedDict):
+    """A paragraph held by at least ``boilerplate_min_documents`` documents."""
+
+    paragraph: int
+    documents: int
+
+
+SharedParagraph = TypedDict(
+    "SharedParagraph", {"paragraph": int, "documents": int, "with": list[str]}
+)
+"""A paragraph other documents hold too (``with``: their ids); ``with`` is a Python keyword."""
+
+
+class Stored(TypedDict):
+    """The part of a report the document alone decides, kept when it is indexed."""
+
+    doc_id: str
+    url: str | None
+    fetched_at: str | None
+    paragraphs: int
+    internal_repeats: list[InternalRepeat]
+    duplicate_fraction: float
+    doubled_body: bool
+    excerpts: dict[str, str]
+
+
+class Report(TypedDict):
+    """One document's report (``report --json``, ``check --json``), fields in output order."""
+
+    doc_id: str
+    url: str | None
+    paragraphs: int
+    flags: list[str]
+    internal_repeats: list[InternalRepeat]
+    duplicate_fraction: float
+    near_duplicates: list[NearDuplicate]
+    boilerplate: list[BoilerplateParagraph]
+    shared_paragraphs: list[SharedParagraph]
+    exact_duplicates: list[str]
+    excerpts: dict[str, str]
+    """The first words of each repeated run's first paragraph, by its number as text."""
+    indexed_at: float | None
+    fetched_at: str | None
+
+
+class Listed(TypedDict):
+    """A row of ``list --json``: a document without its matches."""
+
+    doc_id: str
+    url: str | None
+    flags: list[str]
+    paragraphs: int
+    indexed_at: float
+
+
+class Exported(TypedDict):
+    """A row of ``export``: the report fields a scraper acts on, in column order."""
+
+    doc_id: str
+    url: str | None
+    fetched_at: str | None
+    indexed_at: float | None
+    flags: list[str]
+    paragraphs: int
+    duplicate_fraction: float
+    internal_repeats: list[InternalRepeat]
+    near_duplicates: list[NearDuplicate]
+
+
+EXPORTED_FIELDS: tuple[str, ...] = tuple(Exported.__annotations__)
+"""Names of the exported fields in column order: the JSON lines keys and the CSV header."""
+
+
+class IndexCounts(TypedDict):
+    """What the index counts: documents, paragraphs, documents per flag."""
+
+    documents: int
+    paragraphs: int
+    distinct_paragraphs: int
+    flags: dict[str, int]
+
+
+class Stats(IndexCounts):
+    """``stats --json``: the index counts, the queue's and where Redis is."""
+
+    queued: int
+    failed: int
+    workers: int
+    redis: str
+    """The Redis in use, never with its password."""
 
 
 def _excerpt(paragraph: str) -> str:
     return paragraph if len(paragraph) <= EXCERPT_CHARS else paragraph[: EXCERPT_CHARS - 1] + "…"
 
 
-def stored_report(analysis: Analysis) -> dict[str, Any]:
+def stored_report(analysis: Analysis) -> Stored:
     """The part of a report that depends on the document alone."""
     repeats = analysis.repeats
     excerpts = {
@@ -49,14 +160,15 @@ def record_extra(analysis: Analysis) -> dict[str, Any]:
     stored = stored_report(analysis)
     extra: dict[str, Any] = {}
     if stored["internal_repeats"]:
-        for name in ("internal_repeats", "duplicate_fraction", "excerpts"):
-            extra[name] = stored[name]
+        extra["internal_repeats"] = stored["internal_repeats"]
+        extra["duplicate_fraction"] = stored["duplicate_fraction"]
+        extra["excerpts"] = stored["excerpts"]
     if stored["fetched_at"] is not None:
         extra["fetched_at"] = stored["fetched_at"]
     return extra
 
 
-def stored_from_record(record: Record) -> dict[str, Any]:
+def stored_from_record(record: Record) -> Stored:
     """The stored part of a report, from the record the store keeps."""
     return {
         "doc_id": record.doc_id,
@@ -70,10 +182,10 @@ def stored_from_record(record: Record) -> dict[str, Any]:
     }
 
 
-def _flags(stored: dict[str, Any], exact: bool, near: bool, boilerplate: bool) -> list[str]:
+def _flags(stored: Stored, exact: bool, near: bool, boilerplate: bool) -> list[str]:
     raised = {
-        "doubled_body": bool(stored.get("doubled_body")),
-        "internal_repeat": bool(stored.get("internal_repeats")),
+        "doubled_body": stored["doubled_body"],
+        "internal_repeat": bool(stored["internal_repeats"]),
         "exact_duplicate": exact,
         "near_duplicate": near,
         "boilerplate": boilerplate,
@@ -81,14 +193,14 @@ def _flags(stored: dict[str, Any], exact: bool, near: bool, boilerplate: bool) -
     return [name for name in FLAGS if raised[name]]
 
 
-def local_report(analysis: Analysis) -> dict[str, Any]:
+def local_report(analysis: Analysis) -> Report:
     """The report of a document analysed alone, against no index (``check --no-store``)."""
     stored = stored_report(analysis)
     return _finish(stored, exact=[], near=[], boilerplate=[], shared=[], indexed_at=None)
 
 
 def full_report(
-    stored: dict[str, Any],
+    stored: Stored,
     *,
     fingerprints: list[int],
     counts: dict[int, int],
@@ -97,35 +209,38 @@ def full_report(
     shared: dict[int, list[str]],
     boilerplate_min: int,
     indexed_at: float | None,
-) -> dict[str, Any]:
+) -> Report:
     """The report as read: the stored part plus what the index knows now."""
-    boilerplate = [
+    boilerplate: list[BoilerplateParagraph] = [
         {"paragraph": i, "documents": counts.get(fp, 0)}
         for i, fp in enumerate(fingerprints)
         if counts.get(fp, 0) >= boilerplate_min
     ]
-    shared_rows = [
+    shared_rows: list[SharedParagraph] = [
         {"paragraph": i, "documents": counts.get(fp, 0), "with": shared[fp]}
         for i, fp in enumerate(fingerprints)
         if shared.get(fp)
     ]
-    near_rows = [{"doc_id": doc, "similarity": 1.0, "exact": True} for doc in exact] + [
+    near_rows: list[NearDuplicate] = [
+        {"doc_id": doc, "similarity": 1.0, "exact": True} for doc in exact
+    ]
+    near_rows += [
         {"doc_id": doc, "similarity": round(score, 3), "exact": False} for doc, score in near
     ]
     return _finish(stored, exact, near_rows, boilerplate, shared_rows, indexed_at)
 
 
 def _finish(
-    stored: dict[str, Any],
+    stored: Stored,
     exact: list[str],
-    near: list[dict[str, Any]],
-    boilerplate: list[dict[str, Any]],
-    shared: list[dict[str, Any]],
+    near: list[NearDuplicate],
+    boilerplate: list[BoilerplateParagraph],
+    shared: list[SharedParagraph],
     indexed_at: float | None,
-) -> dict[str, Any]:
+) -> Report:
     return {
         "doc_id": stored["doc_id"],
-        "url": stored.get("url"),
+        "url": stored["url"],
         "paragraphs": stored["paragraphs"],
         "flags": _flags(stored, bool(exact), any(not n["exact"] for n in near), bool(boilerplate)),
         "internal_repeats": stored["internal_repeats"],
@@ -134,7 +249,22 @@ def _finish(
         "boilerplate": boilerplate,
         "shared_paragraphs": shared,
         "exact_duplicates": exact,
-        "excerpts": stored.get("excerpts", {}),
+        "excerpts": stored["excerpts"],
         "indexed_at": indexed_at,
-        "fetched_at": stored.get("fetched_at"),
+        "fetched_at": stored["fetched_at"],
+    }
+
+
+def exported(report: Report) -> Exported:
+    """The export row of a report."""
+    return {
+        "doc_id": report["doc_id"],
+        "url": report["url"],
+        "fetched_at": report["fetched_at"],
+        "indexed_at": report["indexed_at"],
+        "flags": report["flags"],
+        "paragraphs": report["paragraphs"],
+        "duplicate_fraction": report["duplicate_fraction"],
+        "internal_repeats": report["internal_repeats"],
+        "near_duplicates": report["near_duplicates"],
     }

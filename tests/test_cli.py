@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,27 +11,7 @@ from click.testing import CliRunner
 from dedup.cli.main import cli
 from dedup.settings import Settings
 from tests.conftest import EXAMPLES, SEED
-from tests.helpers import article, as_html, dedup_command
-
-
-def run_dedup(
-    settings: Settings, *args: str, stdin: bytes | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m dedup`` against the test Redis, as a user would."""
-    return dedup_command(
-        str(settings.redis_url),
-        *args,
-        stdin=stdin.decode() if stdin is not None else None,
-        env={"DEDUP_NAMESPACE": settings.namespace},
-    )
-
-
-def invoke(settings: Settings, *args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
-    """Run the command in-process with click's runner."""
-    runner = CliRunner()
-    return runner.invoke(
-        cli, ["--redis-url", str(settings.redis_url), *args], input=stdin, catch_exceptions=False
-    )
+from tests.helpers import article, as_html, command, invoke
 
 
 def test_check_seed_no_store() -> None:
@@ -62,11 +41,11 @@ def test_submit_work_report_end_to_end(settings: Settings, tmp_path: Path) -> No
         ("copy", EXAMPLES / "seed-copy-one-paragraph-dropped.html"),
         ("library", EXAMPLES / "unrelated-library.txt"),
     ):
-        result = run_dedup(settings, "submit", str(path), "--id", doc_id)
+        result = command(settings, "submit", str(path), "--id", doc_id)
         assert 0 == result.returncode, result.stderr
-    result = run_dedup(settings, "worker", "--burst")
+    result = command(settings, "worker", "--burst")
     assert 0 == result.returncode, result.stderr
-    result = run_dedup(settings, "report", "seed", "copy", "library", "--json")
+    result = command(settings, "report", "seed", "copy", "library", "--json")
     assert 0 == result.returncode, result.stderr
     reports = {r["doc_id"]: r for r in map(json.loads, result.stdout.splitlines())}
     assert ["seed"] == [m["doc_id"] for m in reports["copy"]["near_duplicates"]]
@@ -74,9 +53,9 @@ def test_submit_work_report_end_to_end(settings: Settings, tmp_path: Path) -> No
     assert [] == reports["library"]["near_duplicates"]
     assert [] == reports["library"]["flags"]
     assert {"doubled_body", "internal_repeat", "near_duplicate"} == set(reports["seed"]["flags"])
-    listed = run_dedup(settings, "list", "--flag", "near_duplicate", "--json")
+    listed = command(settings, "list", "--flag", "near_duplicate", "--json")
     assert {"seed", "copy"} == {json.loads(line)["doc_id"] for line in listed.stdout.splitlines()}
-    stats = json.loads(run_dedup(settings, "stats", "--json").stdout)
+    stats = json.loads(command(settings, "stats", "--json").stdout)
     assert (3, 0, 0) == (stats["documents"], stats["queued"], stats["failed"])
 
 
@@ -91,8 +70,8 @@ def test_submit_jsonl_from_stdin_and_bulk_jobs(settings: Settings) -> None:
         k: v for k, v in json.loads(result.output).items() if k != "jobs"
     }
     assert 3 == len(json.loads(result.output)["jobs"])
-    assert 0 == run_dedup(settings, "worker", "--burst").returncode
-    assert 25 == json.loads(run_dedup(settings, "stats", "--json").stdout)["documents"]
+    assert 0 == command(settings, "worker", "--burst").returncode
+    assert 25 == json.loads(command(settings, "stats", "--json").stdout)["documents"]
 
 
 def test_report_of_later_arrival(settings: Settings, tmp_path: Path) -> None:
@@ -122,7 +101,7 @@ def test_bad_documents_get_one_line(
     """Bad input: one error line, non-zero exit, no traceback."""
     path = tmp_path / "bad.html"
     path.write_bytes(content)
-    result = run_dedup(settings, "check", str(path), "--no-store")
+    result = command(settings, "check", str(path), "--no-store")
     assert 0 != result.returncode
     assert 1 == len(result.stderr.strip().splitlines()), result.stderr
     assert message in result.stderr
@@ -133,7 +112,7 @@ def test_too_large_and_missing_files(settings: Settings, tmp_path: Path) -> None
     """A 50 MB document and a missing file are refused before any work."""
     big = tmp_path / "big.html"
     big.write_bytes(b"<p>" + b"word " * 10_000_000 + b"</p>")
-    result = run_dedup(settings, "submit", str(big), str(tmp_path / "missing.txt"))
+    result = command(settings, "submit", str(big), str(tmp_path / "missing.txt"))
     assert 2 == result.returncode
     assert "over the limit" in result.stderr and "no such file" in result.stderr
     assert "Traceback" not in result.stderr
@@ -143,7 +122,7 @@ def test_deeply_nested_html(settings: Settings, tmp_path: Path) -> None:
     """HTML nested 100,000 levels deep is analysed or refused, never a crash."""
     path = tmp_path / "deep.html"
     path.write_text("<div>" * 100_000 + "some words in the middle of it all" + "</div>" * 100_000)
-    result = run_dedup(settings, "check", str(path), "--no-store", "--json")
+    result = command(settings, "check", str(path), "--no-store", "--json")
     assert "Traceback" not in result.stderr
     assert result.returncode in (0, 2)
 
@@ -151,7 +130,7 @@ def test_deeply_nested_html(settings: Settings, tmp_path: Path) -> None:
 def test_unreachable_redis(tmp_path: Path) -> None:
     """No Redis at the URL: one line naming it (without the password), exit 3."""
     settings = Settings(redis_url="redis://user:secret@127.0.0.1:1/0")
-    result = run_dedup(settings, "submit", str(SEED))
+    result = command(settings, "submit", str(SEED))
     assert 3 == result.returncode
     assert "cannot reach Redis at redis://user:***@127.0.0.1:1/0" in result.stderr
     assert "secret" not in result.stderr
@@ -169,7 +148,7 @@ def test_failed_job_keeps_the_reason(settings: Settings) -> None:
     client.submit_many(
         [{"id": "good", "html": as_html(article(300))}, {"id": "empty", "html": "<p>.</p>"}]
     )
-    assert 0 == run_dedup(settings, "worker", "--burst").returncode
+    assert 0 == command(settings, "worker", "--burst").returncode
     registry = FailedJobRegistry(queue=make_queue(settings, client.redis))
     [job_id] = registry.get_job_ids()
     job = make_queue(settings, client.redis).fetch_job(job_id)
@@ -181,8 +160,8 @@ def test_failed_job_keeps_the_reason(settings: Settings) -> None:
 def test_help_lists_the_contract_commands() -> None:
     """Every command of the contract is there."""
     result = CliRunner().invoke(cli, ["--help"])
-    for command in ("submit", "worker", "check", "report", "list", "stats"):
-        assert command in result.output
+    for name in ("submit", "worker", "check", "report", "list", "stats"):
+        assert name in result.output
 
 
 def test_version_says_which_minhash_arithmetic_runs() -> None:

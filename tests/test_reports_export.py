@@ -12,15 +12,14 @@ import pytest
 import redis
 
 from dedup.cli.durations import parse_duration
-from dedup.cli.export import FIELDS
 from dedup.errors import InputError
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
+from dedup.report import EXPORTED_FIELDS, Exported, Report
 from dedup.settings import Settings
 from tests.conftest import EXAMPLES, SEED
-from tests.helpers import article, as_html
-from tests.test_cli import invoke
+from tests.helpers import article, as_html, invoke
 
 DAY = 86400.0
 
@@ -110,7 +109,7 @@ def test_export_jsonl_has_reasons_spans_and_matches(settings: Settings, corpus: 
     rows = {row["doc_id"]: row for row in map(json.loads, result.output.splitlines())}
     assert {"seed", "copy"} == set(rows)
     seed = rows["seed"]
-    assert list(FIELDS) == list(seed)
+    assert list(EXPORTED_FIELDS) == list(seed)
     assert "https://example.com/seed" == seed["url"]
     assert ["doubled_body", "internal_repeat", "near_duplicate"] == seed["flags"]
     assert [{"first": [0, 12], "repeat": [13, 25], "similarity": 1.0}] == seed["internal_repeats"]
@@ -127,8 +126,8 @@ def test_export_csv_to_a_file(settings: Settings, corpus: Store, tmp_path: Path)
     assert 0 == result.exit_code, result.output
     assert f"exported 3 document(s) to {target}" in result.stderr
     rows = list(csv.reader(io.StringIO(target.read_text(encoding="utf-8"))))
-    assert list(FIELDS) == rows[0]
-    by_id = {row[0]: dict(zip(FIELDS, row, strict=True)) for row in rows[1:]}
+    assert list(EXPORTED_FIELDS) == rows[0]
+    by_id = {row[0]: dict(zip(EXPORTED_FIELDS, row, strict=True)) for row in rows[1:]}
     assert {"seed", "copy", "old-doubled"} == set(by_id)
     seed = by_id["seed"]
     assert "doubled_body internal_repeat near_duplicate" == seed["flags"]
@@ -169,3 +168,9 @@ def test_purge_and_lists_across_many_record_buckets(store: Store) -> None:
         r["doc_id"] for r in store.list_documents(None, 1000)
     }
     assert 100 == store.stats()["documents"]
+
+
+def test_export_rows_are_part_of_the_report() -> None:
+    """An export row carries report fields only, under the report's own names and types."""
+    exported, report = Exported.__annotations__, Report.__annotations__
+    assert exported == {name: report[name] for name in exported}

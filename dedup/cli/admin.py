@@ -7,21 +7,16 @@ import json
 import click
 
 from dedup.cli import render
+from dedup.cli.context import pass_settings
 from dedup.cli.durations import parse_duration
 from dedup.settings import Settings
-
-
-def _settings(ctx: click.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
-@click.pass_context
-def failed(ctx: click.Context, as_json: bool, limit: int) -> None:
+@pass_settings
+def failed(settings: Settings, as_json: bool, limit: int) -> None:
     """List what failed for good: jobs, and documents rejected for bad input, with reasons.
 
     A rejected document is listed on its own row with its reason; `dedup requeue JOB`
@@ -34,7 +29,6 @@ def failed(ctx: click.Context, as_json: bool, limit: int) -> None:
     from dedup.queue.queues import make_queue
     from dedup.servers.connection import redis_for
 
-    settings = _settings(ctx)
     rows = failed_jobs(make_queue(settings, redis_for(settings)), limit)
     if as_json:
         for row in rows:
@@ -72,8 +66,8 @@ def failed(ctx: click.Context, as_json: bool, limit: int) -> None:
 @click.command()
 @click.argument("job_ids", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Every failed job.")
-@click.pass_context
-def requeue(ctx: click.Context, job_ids: tuple[str, ...], everything: bool) -> None:
+@pass_settings
+def requeue(settings: Settings, job_ids: tuple[str, ...], everything: bool) -> None:
     """Put failed jobs back on the queue."""
     from rq.registry import FailedJobRegistry
 
@@ -83,7 +77,6 @@ def requeue(ctx: click.Context, job_ids: tuple[str, ...], everything: bool) -> N
 
     if bool(job_ids) == everything:
         raise click.UsageError("give failed job ids, or --all")
-    settings = _settings(ctx)
     queue = make_queue(settings, redis_for(settings))
     ids = FailedJobRegistry(queue=queue).get_job_ids() if everything else list(job_ids)
     click.echo(f"requeued {requeue_jobs(queue, ids)} job(s)")
@@ -91,32 +84,24 @@ def requeue(ctx: click.Context, job_ids: tuple[str, ...], everything: bool) -> N
 
 @click.command()
 @click.argument("ids", nargs=-1, required=True)
-@click.pass_context
-def delete(ctx: click.Context, ids: tuple[str, ...]) -> None:
+@pass_settings
+def delete(settings: Settings, ids: tuple[str, ...]) -> None:
     """Remove documents from the index: signatures, bands, paragraph counts, report."""
     from dedup.index.store import Store
     from dedup.servers.connection import redis_for
 
-    settings = _settings(ctx)
     deleted = Store(redis_for(settings), settings).delete(list(ids))
     click.echo(f"deleted {deleted} of {len(ids)} document(s)")
 
 
 @click.command()
 @click.option("--older-than", required=True, metavar="AGE", help="e.g. 30d, 12h, 90m.")
-@click.pass_context
-def purge(ctx: click.Context, older_than: str) -> None:
+@pass_settings
+def purge(settings: Settings, older_than: str) -> None:
     """Remove every document indexed longer ago than AGE."""
     from dedup.index.store import Store
     from dedup.servers.connection import redis_for
 
-    settings = _settings(ctx)
     seconds = parse_duration(older_than)
     deleted = Store(redis_for(settings), settings).purge(seconds)
     click.echo(f"purged {deleted} document(s) indexed more than {older_than} ago")
-
-
-def register(group: click.Group) -> None:
-    """Add these commands to the ``dedup`` group."""
-    for command in (failed, requeue, delete, purge):
-        group.add_command(command)

@@ -16,35 +16,22 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from dedup.cli.context import pass_settings
 from dedup.cli.durations import since_option
 from dedup.errors import InputError, NotFoundError
 from dedup.index.keys import FLAGS
+from dedup.report import EXPORTED_FIELDS, Exported, exported
 from dedup.settings import Settings
 
 if TYPE_CHECKING:
     from dedup.index.reads import Reads
 
-FIELDS = (
-    "doc_id",
-    "url",
-    "fetched_at",
-    "indexed_at",
-    "flags",
-    "paragraphs",
-    "duplicate_fraction",
-    "internal_repeats",
-    "near_duplicates",
-)
-"""Fields of an exported row, in CSV column order; the names are those of the report."""
 
-
-def flagged_reports(
-    store: Reads, flag: str | None, since: float | None
-) -> Iterator[dict[str, Any]]:
+def flagged_reports(store: Reads, flag: str | None, since: float | None) -> Iterator[Exported]:
     """Rows of the documents carrying ``flag`` (any flag when None), newest first."""
     for listed in store.scan_documents(flag, since=since):
         if not listed["flags"]:
@@ -54,7 +41,7 @@ def flagged_reports(
         except NotFoundError:  # deleted since it was listed
             continue
         if (flag in report["flags"]) if flag else report["flags"]:
-            yield {name: report.get(name) for name in FIELDS}
+            yield exported(report)
 
 
 def _utc(seconds: float | None) -> str:
@@ -63,8 +50,9 @@ def _utc(seconds: float | None) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def csv_row(row: dict[str, Any]) -> list[str]:
-    """One document as CSV cells: lists joined by spaces (ids never hold whitespace).
+def csv_row(row: Exported) -> list[str]:
+    """One document as CSV cells, in :data:`~dedup.report.EXPORTED_FIELDS` order: lists
+    joined by spaces (ids never hold whitespace).
 
     ``internal_repeats`` reads ``0-12/13-25@1.0`` (paragraphs 0-12 appear again as 13-25,
     similarity 1.0); ``near_duplicates`` reads ``other-id@0.93``.
@@ -74,25 +62,26 @@ def csv_row(row: dict[str, Any]) -> list[str]:
         for r in row["internal_repeats"]
     )
     near = " ".join(f"{m['doc_id']}@{m['similarity']:g}" for m in row["near_duplicates"])
-    return [
-        row["doc_id"],
-        row["url"] or "",
-        row["fetched_at"] or "",
-        _utc(row["indexed_at"]),
-        " ".join(row["flags"]),
-        str(row["paragraphs"]),
-        f"{row['duplicate_fraction']:g}",
-        repeats,
-        near,
-    ]
+    cells = {
+        "doc_id": row["doc_id"],
+        "url": row["url"] or "",
+        "fetched_at": row["fetched_at"] or "",
+        "indexed_at": _utc(row["indexed_at"]),
+        "flags": " ".join(row["flags"]),
+        "paragraphs": str(row["paragraphs"]),
+        "duplicate_fraction": f"{row['duplicate_fraction']:g}",
+        "internal_repeats": repeats,
+        "near_duplicates": near,
+    }
+    return [cells[name] for name in EXPORTED_FIELDS]
 
 
-def write_rows(rows: Iterator[dict[str, Any]], fmt: str, out: TextIO) -> int:
+def write_rows(rows: Iterator[Exported], fmt: str, out: TextIO) -> int:
     """Write ``rows`` as JSON lines or CSV (with a header); returns how many."""
     count = 0
     writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
     if writer is not None:
-        writer.writerow(FIELDS)
+        writer.writerow(EXPORTED_FIELDS)
     for row in rows:
         if writer is not None:
             writer.writerow(csv_row(row))
@@ -102,7 +91,7 @@ def write_rows(rows: Iterator[dict[str, Any]], fmt: str, out: TextIO) -> int:
     return count
 
 
-def _write_file(rows: Iterator[dict[str, Any]], fmt: str, path: Path) -> int:
+def _write_file(rows: Iterator[Exported], fmt: str, path: Path) -> int:
     """Write to a temporary file beside ``path``, then rename: no half-written exports."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -133,16 +122,14 @@ def _write_file(rows: Iterator[dict[str, Any]], fmt: str, path: Path) -> int:
     type=click.Path(dir_okay=False, path_type=Path),
     help="File to write (default: standard output).",
 )
-@click.pass_context
+@pass_settings
 def export(
-    ctx: click.Context, fmt: str, flag: str | None, since: float | None, output: Path | None
+    settings: Settings, fmt: str, flag: str | None, since: float | None, output: Path | None
 ) -> None:
     """Export flagged documents: flags, repeated spans and matching ids."""
     from dedup.index.reads import Reads
     from dedup.servers.connection import redis_for
 
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
     store = Reads(redis_for(settings), settings)
     rows = flagged_reports(store, flag, since)
     if output is None:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import click
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from dedup.report import Listed, Report, Stats
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -27,10 +31,15 @@ def clean(value: Any) -> str:
     return _CONTROL_RE.sub("", str(value))
 
 
-def report(data: dict[str, Any]) -> Panel:
+def error(message: str) -> None:
+    """One line on stderr, never wrapped, whatever the terminal width."""
+    click.echo(click.style("error:", fg="red", bold=True) + " " + clean(message), err=True)
+
+
+def report(data: Report) -> Panel:
     """One document's report."""
     title = Text(clean(data["doc_id"]), style="bold")
-    if data.get("url"):
+    if data["url"]:
         title.append("  " + clean(data["url"]), style="dim")
     flags = data["flags"]
     lines: list[Any] = [
@@ -44,17 +53,16 @@ def report(data: dict[str, Any]) -> Panel:
         )
     ]
     times = [
-        (label, data[key])
-        for label, key in (("fetched ", "fetched_at"), ("indexed ", "indexed_at"))
-        if data.get(key)
+        ("fetched ", data["fetched_at"] or ""),
+        ("indexed ", _utc(data["indexed_at"]) if data["indexed_at"] else ""),
     ]
-    if times:
+    if any(shown for _, shown in times):
         line = Text()
-        for label, value in times:
-            shown = value if isinstance(value, str) else _utc(value)
-            line.append(("   " if line else "") + label, style="dim").append(clean(shown))
+        for label, shown in times:
+            if shown:
+                line.append(("   " if line else "") + label, style="dim").append(clean(shown))
         lines.append(line)
-    excerpts = data.get("excerpts", {})
+    excerpts = data["excerpts"]
     if data["internal_repeats"]:
         table = Table(title="repeated inside the document", title_justify="left", expand=True)
         table.add_column("paragraphs")
@@ -79,14 +87,14 @@ def report(data: dict[str, Any]) -> Panel:
             table.add_row(
                 Text(clean(match["doc_id"])),
                 f"{match['similarity']:.3f}",
-                "exact" if match.get("exact") else "near",
+                "exact" if match["exact"] else "near",
             )
         lines.append(table)
-    if data.get("boilerplate"):
+    if data["boilerplate"]:
         shown = ", ".join(f"{b['paragraph']} ({b['documents']} docs)" for b in data["boilerplate"])
         lines.append(Text.assemble(("boilerplate paragraphs ", "dim"), shown))
     shared: dict[tuple[str, ...], list[int]] = {}
-    for row in data.get("shared_paragraphs", []):
+    for row in data["shared_paragraphs"]:
         shared.setdefault(tuple(row["with"]), []).append(row["paragraph"])
     for others, paragraphs in shared.items():
         label = "paragraph " if len(paragraphs) == 1 else "paragraphs "
@@ -118,7 +126,7 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(parts)
 
 
-def listing(rows: list[dict[str, Any]]) -> Table:
+def listing(rows: list[Listed]) -> Table:
     """Documents, newest first."""
     table = Table()
     table.add_column("document")
@@ -135,13 +143,21 @@ def listing(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def stats(data: dict[str, Any]) -> Table:
+def stats(data: Stats) -> Table:
     """Totals of the index and the queue."""
     table = Table(show_header=False)
     table.add_column(style="dim")
     table.add_column(justify="right")
-    for key in ("documents", "paragraphs", "distinct_paragraphs", "queued", "failed", "workers"):
-        table.add_row(key.replace("_", " "), f"{data[key]:,}")
+    counts = (
+        ("documents", data["documents"]),
+        ("paragraphs", data["paragraphs"]),
+        ("distinct paragraphs", data["distinct_paragraphs"]),
+        ("queued", data["queued"]),
+        ("failed", data["failed"]),
+        ("workers", data["workers"]),
+    )
+    for label, count in counts:
+        table.add_row(label, f"{count:,}")
     for name, count in data["flags"].items():
         table.add_row(f"flag {name}", f"{count:,}")
     table.add_row("redis", Text(clean(data["redis"])))

@@ -1,4 +1,4 @@
-"""``dedup eval CORPUS_DIR``: the evaluation as a command (registered by :mod:`dedup.cli.main`)."""
+"""``dedup eval CORPUS_DIR``: the evaluation as a command (in :data:`dedup.cli.main.COMMANDS`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dedup.cli import render
+from dedup.cli.context import pass_settings
 from dedup.settings import Settings
 
 
@@ -24,9 +25,9 @@ from dedup.settings import Settings
 @click.option(
     "--processes", type=click.IntRange(1, 64), default=2, show_default=True, help="Workers."
 )
-@click.pass_context
+@pass_settings
 def evaluate(
-    ctx: click.Context,
+    settings: Settings,
     corpus_dir: Path,
     as_json: bool,
     plot: Path | None,
@@ -43,8 +44,6 @@ def evaluate(
     from dedup.evaluation import evaluate as run_evaluation
     from dedup.evaluation import output
 
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
     err = render.console(stderr=True) if not as_json else None
 
     def step(message: str) -> None:

@@ -26,6 +26,7 @@ from dedup.evaluation.cases import (
 from dedup.evaluation.corpus import Shingle, jaccard, shingles
 from dedup.evaluation.runner import GroupRun
 from dedup.pipeline.extract import extract_paragraphs
+from dedup.report import Report
 
 RECALL_AT = 0.8
 """Measured similarity from which every pair of one story must be found."""
@@ -39,7 +40,7 @@ def _ratio(part: int, whole: int) -> float | None:
 
 def _internal(cases: list[Case], run: GroupRun) -> dict[str, Any]:
     rows = []
-    found: dict[str, list[tuple[Case, dict[str, Any]]]] = defaultdict(list)
+    found: dict[str, list[tuple[Case, Report]]] = defaultdict(list)
     for case in cases:
         if case.doc_id in run.reports:
             found[case.kind].append((case, run.reports[case.doc_id]))
@@ -101,7 +102,7 @@ def _pages_rejected(cases: list[Case], run: GroupRun) -> dict[str, Any]:
     return {"pages": len(pages), "rejected": len(rejected), "ids": rejected}
 
 
-def _span_exact(case: Case, report: dict[str, Any]) -> bool:
+def _span_exact(case: Case, report: Report) -> bool:
     """Whether the report names exactly the appended paragraphs as the copy of the last ones."""
     count = report["paragraphs"] - case.repeated
     want = {

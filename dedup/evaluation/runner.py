@@ -27,6 +27,7 @@ from dedup.index.store import Store
 from dedup.pipeline.document import Document
 from dedup.queue.failed import failed_jobs
 from dedup.queue.queues import JOB_FUNCTION, make_queue
+from dedup.report import Report
 from dedup.servers.connection import connect
 from dedup.servers.embedded import ensure_server
 from dedup.settings import Settings
@@ -39,7 +40,7 @@ _JOB_BYTES = 4_000_000
 class GroupRun:
     """What the workers made of one group: a report per indexed document."""
 
-    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reports: dict[str, Report] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)
     """Documents without a report."""
     failures: list[str] = field(default_factory=list)

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
-from typing import Any, cast
+from typing import cast
 
 import redis
 
@@ -21,7 +21,7 @@ from dedup.index import layout
 from dedup.index.keys import FLAGS, Keys
 from dedup.index.layout import Record
 from dedup.index.scripts import Entries, Scripts, run
-from dedup.report import full_report, stored_from_record
+from dedup.report import IndexCounts, Listed, Report, full_report, stored_from_record
 from dedup.settings import Settings
 
 CLOCK_SKEW = 300.0
@@ -99,7 +99,7 @@ class Reads:
 
     # -- reports ------------------------------------------------------------------------------
 
-    def report(self, doc_id: str) -> dict[str, Any]:
+    def report(self, doc_id: str) -> Report:
         """The report of one document with the duplicates known now."""
         try:
             serial, record = self.resolve(doc_id)
@@ -111,7 +111,7 @@ class Reads:
         except redis.RedisError as exc:
             raise store_error(exc) from None
 
-    def report_of(self, serial: int, record: Record) -> dict[str, Any]:
+    def report_of(self, serial: int, record: Record) -> Report:
         """The report of the document version ``serial``, whose record is ``record``."""
         distinct = list(dict.fromkeys(record.fingerprints))
         threshold = self.settings.boilerplate_min_documents
@@ -148,7 +148,7 @@ class Reads:
 
     def list_documents(
         self, flag: str | None, limit: int, since: float | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Listed]:
         """Documents carrying ``flag`` (all documents when None), newest first.
 
         With ``since`` (seconds since the epoch), only those indexed at or after it.
@@ -157,7 +157,7 @@ class Reads:
 
     def scan_documents(
         self, flag: str | None = None, *, since: float | None = None, page: int = 500
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[Listed]:
         """The rows of :meth:`list_documents`, newest first, read ``page`` at a time.
 
         A flag without ``since`` walks the flag's own bitmap; otherwise the walk goes down
@@ -183,7 +183,7 @@ class Reads:
         except redis.RedisError as exc:
             raise store_error(exc) from None
 
-    def _scan_flag(self, flag: str, page: int) -> Iterator[dict[str, Any]]:
+    def _scan_flag(self, flag: str, page: int) -> Iterator[Listed]:
         """The flag's bitmap read down from the newest serial, ``page`` bytes' worth at a time
         (8 serials a byte), and the records of the serials whose bit is set."""
         key = self.keys.flag(flag)
@@ -235,7 +235,7 @@ class Reads:
             if found:
                 yield sorted(found, key=lambda x: -x[0] if newest_first else x[0])
 
-    def _rows(self, records: list[tuple[int, Record]]) -> list[dict[str, Any]]:
+    def _rows(self, records: list[tuple[int, Record]]) -> list[Listed]:
         """List rows of these records (one round trip for their flags)."""
         pipe = self.client.pipeline(transaction=False)
         for serial, _ in records:
@@ -267,7 +267,7 @@ class Reads:
             raise store_error(exc) from None
         return [sorted(ids) for ids in found]
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> IndexCounts:
         """Counts of documents, paragraphs and flags."""
         try:
             pipe = self.client.pipeline(transaction=False)
