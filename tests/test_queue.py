@@ -1,4 +1,5 @@
-"""The queue's job class: payloads go back to Redis as they were read, never compressed again."""
+"""The queue: payloads go back to Redis as they were read, never compressed again; a
+throwaway queue is removed with all it left behind."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from unittest import mock
 import redis
 
 from dedup.client import Client
-from dedup.queue.queues import PayloadJob, make_queue
+from dedup.queue.queues import PayloadJob, drop_queue, make_queue
 from dedup.settings import Settings
 from tests.helpers import article, as_html
 
@@ -38,3 +39,15 @@ def test_a_saved_job_keeps_its_payload_bytes(settings: Settings, redis_client: r
         job.save()
     again = make_queue(settings, redis_client).fetch_job(handle.id)
     assert again is not None and [docs[0]] == again.args[0]
+
+
+def test_a_dropped_queue_leaves_no_keys(settings: Settings, redis_client: redis.Redis) -> None:
+    """Dropping a queue deletes its jobs, registries and entry in RQ's queue list."""
+    settings = settings.replace(queue="throwaway")
+    handles = Client(settings).submit_many([{"id": "a", "text": "one two three"}] * 3, batch_size=1)
+    Client(settings.replace(queue="kept")).submit("four five six")
+    queue = make_queue(settings, redis_client)
+    drop_queue(queue, [h.id for h in handles])
+    assert [] == [k for k in redis_client.scan_iter(match="rq:*") if b"throwaway" in k]
+    assert all(not redis_client.exists(f"rq:job:{h.id}") for h in handles)
+    assert [b"rq:queue:kept"] == sorted(redis_client.smembers("rq:queues"))

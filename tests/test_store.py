@@ -138,6 +138,23 @@ def test_namespaces_are_separate(settings: Settings, redis_client: redis.Redis) 
     assert [] == other.report("b")["exact_duplicates"]
 
 
+def test_dropping_a_namespace_leaves_the_others(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """A dropped namespace loses every key; namespaces its name would match as a glob stay."""
+    body = as_html(article(51))
+    dropped = Store(redis_client, settings.replace(namespace="eval[1]*"))
+    index(dropped, "a", body)
+    kept = [Store(redis_client, settings.replace(namespace=n)) for n in ("eval1x", "eval[1]*2")]
+    for store in kept:
+        index(store, "a", body)
+    assert dropped.drop() > 0
+    assert [] == list(redis_client.scan_iter(match=dropped.keys.pattern))
+    assert [1, 1] == [store.stats()["documents"] for store in kept]
+    index(dropped, "b", body)  # the store starts again in the emptied namespace
+    assert 1 == dropped.stats()["documents"]
+
+
 def test_batch_with_the_same_id_twice(store: Store) -> None:
     """Two versions of one id in a batch: the later one wins, counted once."""
     first = analyse(Document("a", as_html(article(60))), store.settings)

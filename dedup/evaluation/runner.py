@@ -4,7 +4,8 @@ Each group of cases gets a namespace and a queue of its own (``eval-<random>-<gr
 the configured Redis (``DEDUP_REDIS_URL`` or the embedded server), with the configured
 settings; ``python -m dedup worker --burst`` processes work it off, then the reports are read
 back through :class:`dedup.index.store.Store`. Everything written (index keys, jobs, registries) is
-deleted afterwards, whatever happened.
+deleted afterwards, whatever happened, by the layers that wrote it (``Store.drop``,
+:func:`dedup.queue.queues.drop_queue`).
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from rq.job import Job
 
 from dedup.errors import DedupError, NotFoundError, StoreError
 from dedup.evaluation.cases import Case
 from dedup.index.store import Store
 from dedup.pipeline.document import Document
 from dedup.queue.failed import failed_jobs
-from dedup.queue.queues import JOB_FUNCTION, make_queue
+from dedup.queue.queues import JOB_FUNCTION, drop_queue, make_queue
 from dedup.report import Report
 from dedup.servers.connection import connect
 from dedup.servers.embedded import ensure_server
@@ -70,32 +70,6 @@ def _environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _cleanup(client: redis.Redis, settings: Settings, job_ids: list[str]) -> None:
-    """Delete the namespace's keys, the jobs and the queue with its registries."""
-    for job_id in job_ids:
-        try:
-            Job.fetch(job_id, connection=client).delete()
-        except Exception:  # already gone (result_ttl=0), or unreadable: its key goes below
-            client.unlink(f"rq:job:{job_id}", f"rq:results:{job_id}")
-    for pattern in (f"{settings.namespace}:*", f"rq:*{settings.queue}*"):
-        _unlink(client, client.scan_iter(match=pattern, count=1000))
-    client.srem("rq:queues", f"rq:queue:{settings.queue}")
-    # Workers that stopped keep their key for a minute; these served only our queue.
-    workers = client.scan_iter(match="rq:worker:*", count=1000)
-    _unlink(client, (k for k in workers if client.hget(k, "queues") == settings.queue.encode()))
-
-
-def _unlink(client: redis.Redis, keys: Iterator[bytes]) -> None:
-    batch = []
-    for key in keys:
-        batch.append(key)
-        if len(batch) >= 1000:
-            client.unlink(*batch)
-            batch = []
-    if batch:
-        client.unlink(*batch)
-
-
 def run_group(
     settings: Settings, client: redis.Redis, cases: list[Case], processes: int
 ) -> GroupRun:
@@ -131,7 +105,8 @@ def run_group(
                 result.rejected.append(case.doc_id)
         return result
     finally:
-        _cleanup(client, settings, job_ids)
+        drop_queue(queue, job_ids)
+        Store(client, settings).drop()
 
 
 def run(

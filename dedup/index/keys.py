@@ -21,6 +21,12 @@ class Keys:
     namespace: str
 
     @property
+    def pattern(self) -> str:
+        """SCAN pattern of every key of the namespace (glob characters in its name escaped)."""
+        escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.namespace)
+        return f"{escaped}:*"
+
+    @property
     def meta(self) -> str:
         """Hash: the signature settings the index was built with."""
         return f"{self.namespace}:meta"

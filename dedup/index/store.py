@@ -26,6 +26,7 @@ from dedup.index.scripts import NO_ENTRIES, Call, Written, run
 from dedup.pipeline import signature
 from dedup.pipeline.analysis import Analysis
 from dedup.report import record_extra
+from dedup.servers.connection import unlink_all
 from dedup.settings import Settings
 
 _CONFLICT_RETRIES = 5
@@ -310,6 +311,19 @@ class Store(Reads):
             removed.append(written.done)
             affected.update(written.affected)
         return removed
+
+    def drop(self) -> int:
+        """Delete every key of the namespace, settings included; returns how many there were.
+
+        For a throwaway namespace (an evaluation run's), which nothing else writes to then.
+        """
+        try:
+            dropped = unlink_all(self.client, self.client.scan_iter(self.keys.pattern, count=1000))
+        except redis.RedisError as exc:
+            raise store_error(exc) from None
+        self._lsh = None
+        self._meta_checked = False
+        return dropped
 
     def refresh_flags(self, serials: set[int]) -> None:
         """Bring the corpus-dependent flags of these document versions in line with reports."""

@@ -6,14 +6,17 @@ workers; every queue and worker here uses RQ's JSON serializer instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 import redis
 from rq import Queue, Retry
 from rq.job import Job
+from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.utils import decode_redis_hash
 
+from dedup.servers.connection import unlink_all
 from dedup.settings import Settings
 
 JOB_FUNCTION = "workers.jobs.analyse_documents"
@@ -66,3 +69,24 @@ def retry_policy(settings: Settings) -> Retry | None:
         return None
     intervals = [round(settings.retry_backoff * 6**k) for k in range(settings.retries)]
     return Retry(max=settings.retries, interval=intervals)
+
+
+def drop_queue(queue: Queue, job_ids: Iterable[str]) -> None:
+    """Delete these jobs, the queue with its registries, and the keys of stopped workers that
+    served only this queue.
+
+    For a throwaway queue (an evaluation run's): RQ removes jobs one by one, but nothing
+    removes a queue and all it left behind.
+    """
+    client = queue.connection
+    for job_id in job_ids:
+        try:
+            Job.fetch(job_id, connection=client).delete()
+        except Exception:  # already gone (result_ttl=0), or unreadable: its keys go here
+            results = Result.get_key(job_id)  # type: ignore[no-untyped-call]  # RQ leaves it unannotated
+            client.unlink(Job.key_for(job_id), results)
+    unlink_all(client, client.scan_iter(match=f"rq:*{queue.name}*", count=1000))
+    client.srem("rq:queues", queue.key)
+    # Workers that stopped keep their key for a minute; these served only our queue.
+    workers = client.scan_iter(match="rq:worker:*", count=1000)
+    unlink_all(client, (k for k in workers if client.hget(k, "queues") == queue.name.encode()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -51,6 +52,23 @@ def connect(url: str) -> redis.Redis:
         reason = str(exc).split("\n")[0] or type(exc).__name__
         raise StoreError(f"cannot reach Redis at {redact(url)}: {reason}") from None
     return client
+
+
+def unlink_all(client: redis.Redis, keys: Iterable[bytes | str], batch: int = 1000) -> int:
+    """Unlink these keys, ``batch`` per command (a scan's keys, however many); returns how
+    many there were."""
+    pending: list[bytes | str] = []
+    total = 0
+    for key in keys:
+        pending.append(key)
+        if len(pending) >= batch:
+            client.unlink(*pending)
+            total += len(pending)
+            pending = []
+    if pending:
+        client.unlink(*pending)
+        total += len(pending)
+    return total
 
 
 def redis_for(settings: Settings) -> redis.Redis:
