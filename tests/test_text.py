@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import sys
+import unicodedata
 
 import numpy as np
 import xxhash
@@ -28,8 +29,10 @@ PARAGRAPHS = st.lists(
 
 
 def reference_words(paragraph: str) -> list[str]:
-    """The words as the original definition finds them: normalised, then matched."""
-    return text._WORD_RE.findall(text.normalize(paragraph))
+    """The words as the original definition finds them: NFKC, case-folded, whitespace
+    collapsed, then matched."""
+    folded = unicodedata.normalize("NFKC", paragraph).casefold()
+    return text._WORD_RE.findall(re.sub(r"\s+", " ", folded).strip())
 
 
 @settings(max_examples=500, deadline=None)

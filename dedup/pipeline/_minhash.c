@@ -1,9 +1,9 @@
 /*
- * MinHash signatures of consecutive segments of shingle hashes: the arithmetic of
- * dedup.pipeline.signature (datasketch's affine32 scheme: a MurmurHash3 finaliser, then a*h + b mod
- * 2^32, then the minimum per permutation) in one pass per shingle, without the matrix of
- * permuted hashes the numpy path builds; shingle_fill also makes the shingle hashes from the
- * word hashes on the way, without numpy's temporary arrays. The build of this module is optional: without a C
+ * MinHash signatures of consecutive paragraphs' shingles: the arithmetic of
+ * dedup.pipeline.signature (datasketch's affine32 scheme: a MurmurHash3 finaliser, then a*h + b
+ * mod 2^32, then the minimum per permutation) in one pass per shingle, without the matrix of
+ * permuted hashes the numpy path builds, and the shingle hashes made from the word hashes on
+ * the way, without numpy's temporary arrays. The build of this module is optional: without a C
  * compiler dedup.pipeline.signature computes the same values with numpy.
  */
 #define PY_SSIZE_T_CLEAN
@@ -26,26 +26,6 @@ fmix32(uint32_t h)
     h ^= h >> 13;
     h *= 0xC2B2AE35u;
     return h ^ (h >> 16);
-}
-
-DEDUP_TARGETS
-static void
-fill(uint32_t *restrict out, const uint32_t *restrict hashes, const int64_t *restrict counts,
-     Py_ssize_t rows, const uint32_t *restrict a, const uint32_t *restrict b,
-     Py_ssize_t num_perm)
-{
-    Py_ssize_t offset = 0;
-    for (Py_ssize_t r = 0; r < rows; r++) {
-        uint32_t *restrict row = out + r * num_perm;
-        for (int64_t i = 0; i < counts[r]; i++) {
-            const uint32_t h = fmix32(hashes[offset + i]);
-            for (Py_ssize_t k = 0; k < num_perm; k++) {
-                const uint32_t v = a[k] * h + b[k];
-                row[k] = v < row[k] ? v : row[k];
-            }
-        }
-        offset += (Py_ssize_t)counts[r];
-    }
 }
 
 /* Shingle hashes are made from word hashes as dedup.pipeline.text makes them: the sum of the words'
@@ -82,9 +62,9 @@ shingle_fill(uint32_t *restrict out, const uint64_t *restrict words,
     }
 }
 
-/* Whether the buffers shared by both functions fit together: ``a`` and ``b`` of one length,
- * ``out`` of one row of that length per count, and counts (int64) that are non-negative and
- * add up to the ``total`` items of the input. Nothing is read out of bounds when it holds. */
+/* Whether the buffers fit together: ``a`` and ``b`` of one length, ``out`` of one row of that
+ * length per count, and counts (int64) that are non-negative and add up to the ``total`` items
+ * of the input. Nothing is read out of bounds when it holds. */
 static int
 sizes_fit(const Py_buffer *out, const Py_buffer *counts, const Py_buffer *a,
           const Py_buffer *b, Py_ssize_t total)
@@ -112,37 +92,6 @@ release(Py_buffer *views, int n)
     for (int i = 0; i < n; i++) {
         PyBuffer_Release(&views[i]);
     }
-}
-
-PyDoc_STRVAR(fill_doc,
-"fill(out, hashes, counts, a, b)\n"
-"--\n\n"
-"Lower each row of ``out`` (uint32, len(counts) rows of len(a) values) to the MinHash of\n"
-"its segment of ``hashes`` (uint32): row r takes the counts[r] (int64) hashes after those\n"
-"of the rows before it. ``a`` and ``b`` (uint32) are the permutation parameters.");
-
-static PyObject *
-minhash_fill(PyObject *Py_UNUSED(module), PyObject *args)
-{
-    enum { OUT, HASHES, COUNTS, A, B, VIEWS };
-    Py_buffer v[VIEWS];
-    if (!PyArg_ParseTuple(args, "w*y*y*y*y*", &v[OUT], &v[HASHES], &v[COUNTS], &v[A], &v[B])) {
-        return NULL;
-    }
-    if (v[HASHES].len % 4 || !sizes_fit(&v[OUT], &v[COUNTS], &v[A], &v[B], v[HASHES].len / 4)) {
-        release(v, VIEWS);
-        PyErr_SetString(PyExc_ValueError,
-                        "fill: out must hold len(counts) * len(a) values, a and b must be as "
-                        "long, and the counts must add up to len(hashes)");
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    fill((uint32_t *)v[OUT].buf, (const uint32_t *)v[HASHES].buf, (const int64_t *)v[COUNTS].buf,
-         v[COUNTS].len / 8, (const uint32_t *)v[A].buf, (const uint32_t *)v[B].buf,
-         v[A].len / 4);
-    Py_END_ALLOW_THREADS
-    release(v, VIEWS);
-    Py_RETURN_NONE;
 }
 
 PyDoc_STRVAR(shingle_fill_doc,
@@ -187,7 +136,6 @@ minhash_shingle_fill(PyObject *Py_UNUSED(module), PyObject *args)
 }
 
 static PyMethodDef minhash_methods[] = {
-    {"fill", minhash_fill, METH_VARARGS, fill_doc},
     {"shingle_fill", minhash_shingle_fill, METH_VARARGS, shingle_fill_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -3,16 +3,6 @@
 import numpy as np
 import numpy.typing as npt
 
-def fill(
-    out: npt.NDArray[np.uint32],
-    hashes: npt.NDArray[np.uint32],
-    counts: npt.NDArray[np.int64],
-    a: npt.NDArray[np.uint32],
-    b: npt.NDArray[np.uint32],
-    /,
-) -> None:
-    """Lower each row of ``out`` to the MinHash of its segment of ``hashes``."""
-
 def shingle_fill(
     out: npt.NDArray[np.uint32],
     words: npt.NDArray[np.uint64],

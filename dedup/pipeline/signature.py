@@ -22,7 +22,6 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-import xxhash
 
 from dedup.pipeline import text
 
@@ -64,28 +63,14 @@ def _fmix32(h: U32Array) -> U32Array:
 def segment_signatures(
     segments: Sequence[U32Array], num_perm: int, seed: int
 ) -> npt.NDArray[np.uint32]:
-    """One MinHash signature per non-empty segment of shingle hashes, as rows of a matrix.
+    """One MinHash signature per segment of ready-made shingle hashes, as rows of a matrix:
+    for signatures of chosen hashes rather than of a document's words.
 
     An empty segment gets the empty signature (all ``0xFFFFFFFF``), which callers must not
     compare: empty sets have no meaningful similarity.
     """
     hashes = np.concatenate(segments) if segments else np.empty(0, dtype=np.uint32)
-    return counted_signatures(hashes, [len(s) for s in segments], num_perm, seed)
-
-
-def counted_signatures(
-    hashes: U32Array, counts: Sequence[int] | npt.NDArray[np.int64], num_perm: int, seed: int
-) -> npt.NDArray[np.uint32]:
-    """:func:`segment_signatures` of segments given as one array and the length of each."""
-    a, b = permutations(num_perm, seed)
-    result = np.full((len(counts), num_perm), _EMPTY, dtype=np.uint32)
-    hashes = np.ascontiguousarray(hashes, dtype=np.uint32)
-    counted = np.ascontiguousarray(counts, dtype=np.int64)
-    if _minhash is not None:
-        _minhash.fill(result, hashes, counted, a, b)
-    else:
-        numpy_fill(result, hashes, counted, a, b)
-    return result
+    return _numpy_signatures(hashes, np.array([len(s) for s in segments], np.int64), num_perm, seed)
 
 
 def shingle_signatures(
@@ -114,7 +99,7 @@ def shingle_signatures(
             kept = np.array(wanted, dtype=bool)
             shingles = shingles[np.repeat(kept, per_row)]
             per_row = per_row * kept
-        return counted_signatures(shingles, per_row, num_perm, seed)
+        return _numpy_signatures(shingles, per_row, num_perm, seed)
     a, b = permutations(num_perm, seed)
     result = np.full((len(counts), num_perm), _EMPTY, dtype=np.uint32)
     mask = np.array([] if wanted is None else wanted, dtype=np.uint8)
@@ -131,16 +116,15 @@ def shingle_signatures(
     return result
 
 
-def numpy_fill(
-    result: npt.NDArray[np.uint32],
-    hashes: U32Array,
-    counts: npt.NDArray[np.int64],
-    a: U32Array,
-    b: U32Array,
-) -> None:
-    """What the compiled kernel does, with numpy: lower each row of ``result`` to the MinHash
-    of its segment of ``hashes``, row ``r`` taking the ``counts[r]`` hashes after the rows
-    before it."""
+def _numpy_signatures(
+    hashes: U32Array, counts: npt.NDArray[np.int64], num_perm: int, seed: int
+) -> npt.NDArray[np.uint32]:
+    """What the compiled kernel computes, with numpy, from the shingle hashes already made: one
+    row per count, row ``r`` the MinHash of the ``counts[r]`` hashes after the rows before it."""
+    a, b = permutations(num_perm, seed)
+    result = np.full((len(counts), num_perm), _EMPTY, dtype=np.uint32)
+    hashes = np.ascontiguousarray(hashes, dtype=np.uint32)
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
     ends = np.cumsum(counts).tolist()
     spans = [
         (row, end - count, end)
@@ -149,6 +133,7 @@ def numpy_fill(
     ]
     if spans:
         _fill(result, spans, hashes, a, b)
+    return result
 
 
 def _fill(
@@ -191,34 +176,3 @@ def _fill(
 def combine(signatures: npt.NDArray[np.uint32]) -> U32Array:
     """The signature of the union of several sets: the element-wise minimum."""
     return np.asarray(signatures.min(axis=0), dtype=np.uint32)
-
-
-def similarity(first: U32Array, second: U32Array) -> float:
-    """Estimated Jaccard similarity: the share of equal positions."""
-    return float(np.count_nonzero(first == second)) / len(first)
-
-
-def pack(signature: U32Array) -> bytes:
-    """Compact little-endian bytes, 4 per permutation, for the store."""
-    return signature.astype("<u4").tobytes()
-
-
-def unpack(data: bytes) -> U32Array:
-    """The inverse of :func:`pack`."""
-    return np.frombuffer(data, dtype="<u4").astype(np.uint32)
-
-
-@lru_cache(maxsize=8)
-def lsh_parameters(threshold: float, num_perm: int) -> tuple[int, int]:
-    """Bands and rows per band for a Jaccard threshold, from datasketch's optimiser."""
-    from datasketch.lsh import _optimal_param
-
-    bands, rows = _optimal_param(threshold, num_perm, 0.5, 0.5)
-    return int(bands), int(rows)
-
-
-def band_hashes(signature: U32Array, bands: int, rows: int) -> list[str]:
-    """One short hex digest per LSH band: documents sharing any digest are candidates."""
-    raw = pack(signature)
-    step = rows * 4
-    return [xxhash.xxh64_hexdigest(raw[i * step : (i + 1) * step]) for i in range(bands)]

@@ -23,7 +23,6 @@ import xxhash
 # Ideographic and syllabic scripts are written without spaces: each character is a word.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _WORD_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
-_SPACE_RE = re.compile(r"\s+")
 _CJK_RE = re.compile(f"[{_CJK}]")
 _PLAIN_WORD_RE = re.compile(r"\w+")
 """:data:`_WORD_RE` for text without CJK characters, where it finds the same words faster."""
@@ -62,15 +61,10 @@ U64Array = npt.NDArray[np.uint64]
 I64Array = npt.NDArray[np.int64]
 
 
-def normalize(text: str) -> str:
-    """Unicode NFKC, case-folded, whitespace collapsed: the form all comparisons use."""
-    return _SPACE_RE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
-
-
 def words(paragraph: str) -> list[str]:
-    """The normalised words of a paragraph; punctuation is not a word."""
-    # Collapsing whitespace (normalize) cannot change the words: no whitespace character is a
-    # word character, so it is skipped here.
+    """The normalised words of a paragraph (NFKC, case-folded); punctuation is not a word."""
+    # Whitespace is not collapsed first: no whitespace character is a word character, so that
+    # could not change the words.
     return _WORD_RE.findall(unicodedata.normalize("NFKC", paragraph).casefold())
 
 
@@ -96,13 +90,8 @@ def document_words(paragraphs: Sequence[str]) -> list[list[str]]:
     return [words(p) for p in paragraphs]  # a paragraph held a line break
 
 
-def fingerprint(paragraph_words: list[str]) -> int:
-    """Exact 64-bit fingerprint of a paragraph's normalised words."""
-    return xxhash.xxh64_intdigest(" ".join(paragraph_words).encode("utf-8"))
-
-
 def fingerprints(paragraph_words: Sequence[list[str]]) -> list[int]:
-    """:func:`fingerprint` of each paragraph."""
+    """Exact 64-bit fingerprint of each paragraph: the xxh64 of its words joined by spaces."""
     joined = map(str.encode, map(" ".join, paragraph_words))
     return list(map(xxhash.xxh64_intdigest, joined))
 
