@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import re
+from importlib.resources import files
 
 import numpy as np
 import pytest
@@ -102,6 +104,14 @@ def test_scripts_and_python_score_alike(settings: Settings, redis_client: redis.
     assert "a" == other
     shown = store.report("b")["near_duplicates"][0]["similarity"]
     assert round(score, 3) == shown
+
+
+def test_scripts_write_no_layout_constant_of_their_own() -> None:
+    """Records per bucket, the header, serial packing and signature bits reach Lua as ARGV[1]."""
+    constants = [str(layout.RECORDS_PER_BUCKET), str(layout.HEADER_SIZE), "256", "16", "<I"]
+    for script in (files("dedup.index") / "lua").iterdir():
+        code = re.sub(r"--[^\n]*", "", script.read_text())
+        assert [] == [c for c in constants if c in code], script.name
 
 
 def test_settings_without_room_for_bands_are_refused() -> None:

@@ -1,10 +1,11 @@
 """The index's Lua scripts, one typed wrapper each: named arguments in, a named result out.
 
-Each ``.lua`` file opens with the KEYS, ARGV and reply it takes; the function of the same
-name here is the only code that knows their order. A wrapper returns a :class:`Call`, not a
-reply, so that the store can send the calls of a whole batch in one round trip (:func:`run`).
+Each ``.lua`` file opens with the KEYS, ARGV and reply it takes; its method in
+:class:`Scripts` is the only code that knows their order, and its reply type the only code
+that knows the reply's. A method returns a :class:`Call`, not a reply, so that the store can
+send the calls of a whole batch in one round trip (:func:`run`).
 
-ARGV[1] of every script is the :func:`layout`: key prefixes, the record header, how serials
+ARGV[1] of every script is the :func:`layout_argument`: key prefixes, the record header, how serials
 and entries are packed, the signature's bits, thresholds and limits. Those constants are
 defined once, in Python (:mod:`dedup.index.layout`, :mod:`dedup.index.keys`, the settings),
 and handed to the scripts with every call instead of being written again in Lua.
@@ -144,7 +145,8 @@ def layout_argument(keys: Keys, settings: Settings) -> str:
             "near_threshold": settings.near_duplicate_threshold,
             "max_candidates": MAX_CANDIDATES,
             "max_exact": MAX_EXACT,
-        }
+        },
+        separators=(",", ":"),
     )
 
 

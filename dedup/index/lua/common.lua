@@ -3,7 +3,7 @@
 -- signature, fingerprints, extra JSON) in the hash of its serial's bucket. An entry is a
 -- field of a small hash whose value is the serials holding it, packed one after the other,
 -- or '' once they moved to a set of their own.
--- ARGV[1] of every script is the layout (dedup.index.scripts.layout): key prefixes, entry
+-- ARGV[1] of every script is the layout (dedup.index.scripts.layout_argument): key prefixes, entry
 -- widths, the record header, the packing of serials, the signature's bits, thresholds and
 -- limits. Every constant of the layout comes from there; none is written here.
 local L = cjson.decode(ARGV[1])
