@@ -34,4 +34,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .dedup .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .dedup .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

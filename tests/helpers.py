@@ -10,6 +10,7 @@ import random
 import subprocess
 import sys
 import time
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import Popen
@@ -291,3 +292,26 @@ def html_page(seed: int, doubled: bool = False) -> bytes:
     """A page of synthetic paragraphs, optionally with its body pasted twice."""
     body = article(seed, 6)
     return as_html(body + body if doubled else body).encode("utf-8")
+
+
+HOSTILE_SECONDS = 5.0
+"""Budget for one hostile document; they take well under a second on an idle 2-core machine."""
+
+
+def timed_html(html: str) -> list[str]:
+    """Extract paragraphs from HTML and fail if that took longer than the hostile budget."""
+    from dedup.pipeline.extract import paragraphs_from_html
+
+    start = time.perf_counter()
+    paragraphs = paragraphs_from_html(html)
+    assert time.perf_counter() - start < HOSTILE_SECONDS
+    return paragraphs
+
+
+def is_clean_paragraph(paragraph: str) -> bool:
+    """A paragraph is collapsed, stripped, free of controls and has something to read."""
+    return (
+        " ".join(paragraph.split()) == paragraph
+        and not any(unicodedata.category(ch) == "Cc" for ch in paragraph)
+        and any(ch.isalnum() for ch in paragraph)
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from dedup.servers.embedded import _free_port, find_server_binary
+from dedup.servers.embedded import find_server_binary, free_port
 
 
 def _wait(client: redis.Redis, server: subprocess.Popen[bytes]) -> None:
@@ -31,7 +31,7 @@ def _wait(client: redis.Redis, server: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def redis_server(folder: Path, *args: str, binary: str | None = None) -> Iterator[int]:
     """A throwaway redis-server on a free loopback port; yields the port."""
-    port = _free_port()
+    port = free_port()
     command = [binary or find_server_binary(), "--port", str(port), "--bind", "127.0.0.1"]
     command += ["--dir", str(folder), "--save", "", "--appendonly", "no", *args]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -70,7 +70,7 @@ class AppendOnlyRedis:
     """
 
     def __init__(self, folder: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.command = [
             find_server_binary(),

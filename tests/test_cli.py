@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -157,11 +158,25 @@ def test_failed_job_keeps_the_reason(settings: Settings) -> None:
     assert client.store.exists("good")
 
 
-def test_help_lists_the_contract_commands() -> None:
-    """Every command of the contract is there."""
-    result = CliRunner().invoke(cli, ["--help"])
-    for name in ("submit", "worker", "check", "report", "list", "stats"):
-        assert name in result.output
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("submit", ["--jsonl", "--url", "--id"]),
+        ("worker", ["--burst"]),
+        ("check", ["--url", "--id", "--json", "--no-store"]),
+        ("report", ["--json"]),
+        ("list", ["--flag", "--json", "--limit"]),
+        ("stats", ["--json"]),
+    ],
+)
+def test_contract_commands_take_their_options(name: str, options: list[str]) -> None:
+    """Each command of the contract runs and takes the options other tools rely on."""
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert 0 == result.exit_code, result.output
+    command = cli.get_command(click.Context(cli), name)
+    assert command is not None
+    declared = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    assert set(options) <= declared
 
 
 def test_version_says_which_minhash_arithmetic_runs() -> None:

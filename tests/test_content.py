@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup.pipeline.extract import extract_paragraphs, paragraphs_from_html
-from tests.test_extract import is_clean_paragraph, timed_html
+from tests.helpers import is_clean_paragraph, timed_html
 
 ARTICLE = [
     "The council approved the budget for the new river bridge on Tuesday, after a long debate.",
@@ -42,6 +42,7 @@ COMMENTS = (
     )
     + "</div>"
 )
+
 FOOTER = "<footer><p>Copyright The Paper. All rights reserved.</p></footer>"
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-import unicodedata
 from pathlib import Path
 
 import pytest
@@ -17,18 +15,9 @@ from dedup.pipeline.extract import (
     paragraphs_from_html,
     paragraphs_from_text,
 )
+from tests.helpers import is_clean_paragraph, timed_html
 
 SEED = Path(__file__).parent.parent / "examples" / "000_25903e5ddf5549c1.txt"
-HOSTILE_SECONDS = 5.0
-"""Budget for one hostile document; they take well under a second on an idle 2-core machine."""
-
-
-def timed_html(html: str) -> list[str]:
-    """Extract paragraphs from HTML and fail if that took longer than the hostile budget."""
-    start = time.perf_counter()
-    paragraphs = paragraphs_from_html(html)
-    assert time.perf_counter() - start < HOSTILE_SECONDS
-    return paragraphs
 
 
 # The seed document
@@ -319,15 +308,6 @@ tags = st.builds(
     st.sampled_from(ATTRIBUTES),
 )
 tag_soup = st.lists(st.one_of(tags, st.sampled_from(FRAGMENTS), st.text(max_size=8))).map("".join)
-
-
-def is_clean_paragraph(paragraph: str) -> bool:
-    """A paragraph is collapsed, stripped, free of controls and has something to read."""
-    return (
-        " ".join(paragraph.split()) == paragraph
-        and not any(unicodedata.category(ch) == "Cc" for ch in paragraph)
-        and any(ch.isalnum() for ch in paragraph)
-    )
 
 
 @settings(max_examples=300, deadline=None)

@@ -67,9 +67,9 @@ def test_tls_through_rediss_url(tmp_path: Path) -> None:
     ca, cert, key = make_certificates(tmp_path)
     tls = ["--tls-port", "0", "--tls-cert-file", str(cert), "--tls-key-file", str(key)]
     tls += ["--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]
-    from dedup.servers.embedded import _free_port
+    from dedup.servers.embedded import free_port
 
-    tls_port = _free_port()
+    tls_port = free_port()
     tls[1] = str(tls_port)
     try:
         context = redis_server(tmp_path, *tls, "--requirepass", "pw", binary=binary)

@@ -64,15 +64,15 @@ def test_segment_signatures_equal_datasketch(
 def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with each way of computing signatures."""
     if request.param == "numpy":
-        monkeypatch.setattr(signature, "_minhash", None)
-    elif signature._minhash is None:
+        monkeypatch.setattr(signature, "compiled", None)
+    elif signature.compiled is None:
         pytest.skip(
             "dedup.pipeline._minhash was not built (no C compiler): numpy computes signatures"
         )
     return str(request.param)
 
 
-@pytest.mark.skipif(signature._minhash is None, reason="dedup.pipeline._minhash was not built")
+@pytest.mark.skipif(signature.compiled is None, reason="dedup.pipeline._minhash was not built")
 @settings(max_examples=80, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 40), st.booleans()), max_size=10),
@@ -88,7 +88,7 @@ def test_compiled_kernel_equals_numpy(
     counts = np.array([n for n, _ in rows], dtype=np.int64)
     wanted = [w for _, w in rows]
     words = np.random.default_rng(draw).integers(0, 2**64, int(counts.sum()), dtype=np.uint64)
-    with mock.patch.object(signature, "_minhash", None):
+    with mock.patch.object(signature, "compiled", None):
         expected = signature.shingle_signatures(words, counts, size, num_perm, 1, wanted=wanted)
     got = signature.shingle_signatures(words, counts, size, num_perm, 1, wanted=wanted)
     assert expected.tolist() == got.tolist()
@@ -109,7 +109,7 @@ def test_shingle_signatures_of_words_equal_datasketch(kernel: str) -> None:
             assert (row == 0xFFFFFFFF).all()
 
 
-@pytest.mark.skipif(signature._minhash is None, reason="dedup.pipeline._minhash was not built")
+@pytest.mark.skipif(signature.compiled is None, reason="dedup.pipeline._minhash was not built")
 def test_compiled_kernel_refuses_inconsistent_sizes() -> None:
     """Sizes that do not fit raise ValueError instead of touching memory out of bounds."""
     a, b = signature.permutations(16, 1)
@@ -117,8 +117,8 @@ def test_compiled_kernel_refuses_inconsistent_sizes() -> None:
     words = np.arange(5, dtype=np.uint64)
     two = np.array([2, 3], dtype=np.int64)
     multipliers = text.POSITION_MULTIPLIERS
-    assert signature._minhash is not None
-    fill = signature._minhash.shingle_fill
+    assert signature.compiled is not None
+    fill = signature.compiled.shingle_fill
     for counts, target in (
         ([2, 4], out),  # one word more than there are
         ([2, 2], out),  # one left over

@@ -32,7 +32,7 @@ def reference_words(paragraph: str) -> list[str]:
     """The words as the original definition finds them: NFKC, case-folded, whitespace
     collapsed, then matched."""
     folded = unicodedata.normalize("NFKC", paragraph).casefold()
-    return text._WORD_RE.findall(re.sub(r"\s+", " ", folded).strip())
+    return text.WORD_RE.findall(re.sub(r"\s+", " ", folded).strip())
 
 
 @settings(max_examples=500, deadline=None)
@@ -51,13 +51,13 @@ def test_document_words_of_samples() -> None:
 
 def test_common_marks_are_not_word_characters() -> None:
     """Replacing the marks by spaces cannot change a word."""
-    assert not any(text._WORD_RE.match(mark) for mark in text._COMMON_MARKS)
+    assert not any(text.WORD_RE.match(mark) for mark in text.COMMON_MARKS)
 
 
 def test_no_whitespace_is_a_word_character() -> None:
     """Collapsing whitespace before matching words cannot change them, so words() skips it."""
     spaces = (chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
-    assert not any(text._WORD_RE.match(c) or re.match(r"\w", c) for c in spaces)
+    assert not any(text.WORD_RE.match(c) or re.match(r"\w", c) for c in spaces)
 
 
 def test_word_hashes_are_xxh64() -> None:

@@ -25,10 +25,11 @@ import numpy.typing as npt
 
 from dedup.pipeline import text
 
+# ``compiled``: the kernel module, or None; tests set it to None to run the numpy path.
 try:
-    from dedup.pipeline import _minhash
+    from dedup.pipeline import _minhash as compiled
 except ImportError:  # built without a C compiler: the numpy path gives the same values
-    _minhash = None  # type: ignore[assignment]
+    compiled = None  # type: ignore[assignment]
 
 SCHEME = "affine32"
 """datasketch permutation scheme the signatures follow (its default since 2.0)."""
@@ -39,7 +40,7 @@ _BLOCK_BYTES = 1 << 19
 
 U32Array = npt.NDArray[np.uint32]
 
-KERNEL = "numpy" if _minhash is None else "compiled"
+KERNEL = "numpy" if compiled is None else "compiled"
 """Which path computes signatures: ``compiled`` (``dedup/pipeline/_minhash.c``) or ``numpy``."""
 
 
@@ -93,7 +94,7 @@ def shingle_signatures(
         wanted: the paragraphs to sign; the others get the empty signature. All when None.
     """
     counts = np.ascontiguousarray(counts, dtype=np.int64)
-    if _minhash is None:
+    if compiled is None:
         shingles, per_row = text.document_shingle_hashes(word_hashes, counts, size)
         if wanted is not None and not all(wanted):
             kept = np.array(wanted, dtype=bool)
@@ -103,7 +104,7 @@ def shingle_signatures(
     a, b = permutations(num_perm, seed)
     result = np.full((len(counts), num_perm), _EMPTY, dtype=np.uint32)
     mask = np.array([] if wanted is None else wanted, dtype=np.uint8)
-    _minhash.shingle_fill(
+    compiled.shingle_fill(
         result,
         np.ascontiguousarray(word_hashes, dtype=np.uint64),
         counts,

@@ -22,11 +22,12 @@ import xxhash
 
 # Ideographic and syllabic scripts are written without spaces: each character is a word.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_WORD_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
+WORD_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
+"""What a word is: a run of word characters, or one ideographic or syllabic character."""
 _CJK_RE = re.compile(f"[{_CJK}]")
 _PLAIN_WORD_RE = re.compile(r"\w+")
-""":data:`_WORD_RE` for text without CJK characters, where it finds the same words faster."""
-_COMMON_MARKS = "\u2019\u2018\u201c\u201d\u2014\u2013\u2026\u00ab\u00bb"
+""":data:`WORD_RE` for text without CJK characters, where it finds the same words faster."""
+COMMON_MARKS = "\u2019\u2018\u201c\u201d\u2014\u2013\u2026\u00ab\u00bb"
 """Non-ASCII punctuation of most English and European text (curly quotes, dashes, ellipsis,
 guillemets): replaced by spaces, they no longer keep a document off the ASCII route."""
 _ASCII_NON_WORD = str.maketrans(
@@ -65,7 +66,7 @@ def words(paragraph: str) -> list[str]:
     """The normalised words of a paragraph (NFKC, case-folded); punctuation is not a word."""
     # Whitespace is not collapsed first: no whitespace character is a word character, so that
     # could not change the words.
-    return _WORD_RE.findall(unicodedata.normalize("NFKC", paragraph).casefold())
+    return WORD_RE.findall(unicodedata.normalize("NFKC", paragraph).casefold())
 
 
 def document_words(paragraphs: Sequence[str]) -> list[list[str]]:
@@ -75,7 +76,7 @@ def document_words(paragraphs: Sequence[str]) -> list[list[str]]:
     split out by C string methods, two to three times faster than the regular expression.
     """
     folded = unicodedata.normalize("NFKC", _PARAGRAPH_BREAK.join(paragraphs)).casefold()
-    for mark in _COMMON_MARKS:
+    for mark in COMMON_MARKS:
         if mark in folded:
             folded = folded.replace(mark, " ")
     if folded.isascii():
@@ -85,7 +86,7 @@ def document_words(paragraphs: Sequence[str]) -> list[list[str]]:
     else:
         parts = folded.split(_PARAGRAPH_BREAK)
         if len(parts) == len(paragraphs):
-            find = (_WORD_RE if _CJK_RE.search(folded) else _PLAIN_WORD_RE).findall
+            find = (WORD_RE if _CJK_RE.search(folded) else _PLAIN_WORD_RE).findall
             return [find(part) for part in parts]
     return [words(p) for p in paragraphs]  # a paragraph held a line break
 

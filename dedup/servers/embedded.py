@@ -60,7 +60,8 @@ def _shipped_binary(package: str, name: str) -> str | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on now (a server started next may take it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -160,7 +161,7 @@ def _start(data_dir: Path, timeout: float) -> str:
         args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
         url = f"unix://{sock}"
     else:
-        port = _previous_port(data_dir) or _free_port()
+        port = _previous_port(data_dir) or free_port()
         args += ["--port", str(port)]
         url = f"redis://127.0.0.1:{port}/0"
     result = subprocess.run(args, capture_output=True, text=True, check=False)
