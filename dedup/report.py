@@ -81,6 +81,28 @@ class Report(TypedDict):
     """The first words of each repeated run's first paragraph, by its number as text."""
     indexed_at: float | None
     fetched_at: str | None
+    group: str | None
+    """The duplicate group the document belongs to (``dedup groups``), None when in none."""
+    canonical: str | None
+    """The id of that group's canonical copy (the document itself when it is the one)."""
+
+
+class GroupMember(TypedDict):
+    """A document of a duplicate group and its similarity to the group's canonical copy."""
+
+    doc_id: str
+    similarity: float
+
+
+class Group(TypedDict):
+    """A line of ``groups --json``: documents that duplicate one canonical copy.
+
+    The canonical is among the members, at similarity 1.0, first.
+    """
+
+    group: str
+    canonical: str
+    members: list[GroupMember]
 
 
 class Listed(TypedDict):
@@ -165,6 +187,7 @@ def record_extra(analysis: Analysis) -> dict[str, Any]:
         extra["excerpts"] = stored["excerpts"]
     if stored["fetched_at"] is not None:
         extra["fetched_at"] = stored["fetched_at"]
+    extra["words"] = sum(analysis.word_counts)  # the "longest" canonical rule reads it
     return extra
 
 
@@ -252,6 +275,8 @@ def _finish(
         "excerpts": stored["excerpts"],
         "indexed_at": indexed_at,
         "fetched_at": stored["fetched_at"],
+        "group": None,
+        "canonical": None,
     }
 
 
