@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,10 @@ class Settings:
     worker_class: str = "simple"
     """``simple`` (no fork per job, fast) or ``fork`` (a work horse per job, isolated)."""
 
+    api_tokens: str = ""
+    """Tokens ``dedup serve`` accepts, comma-separated, kept only as hashes: ``sha256:HEX``
+    (read-write) or ``sha256:HEX:ro`` (read-only). ``dedup token new`` prints one."""
+
     def __post_init__(self) -> None:
         problems = []
         for name in ("num_perm", "paragraph_num_perm"):
@@ -116,6 +121,7 @@ class Settings:
             problems.append("batch_size and job_timeout must be positive, retries not negative")
         if self.worker_class not in ("simple", "fork"):
             problems.append(f"worker_class must be 'simple' or 'fork', got {self.worker_class!r}")
+        problems.extend(_token_problems(self.api_tokens))
         if not self.namespace or any(c in self.namespace for c in " \t\n{}"):
             problems.append("namespace must be non-empty, without spaces or braces")
         if problems:
@@ -124,6 +130,23 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+_TOKEN_ENTRY = re.compile(r"sha256:[0-9a-f]{64}(:ro)?")
+
+
+def _token_problems(entries: str) -> list[str]:
+    """What is wrong with an ``api_tokens`` value (never the entries themselves: secrets may
+    have been pasted in by mistake)."""
+    bad = [
+        position
+        for position, entry in enumerate(entries.split(","), 1)
+        if entry.strip() and not _TOKEN_ENTRY.fullmatch(entry.strip())
+    ]
+    if not bad:
+        return []
+    where = ", ".join(str(n) for n in bad)
+    return [f"api_tokens entry {where} is not sha256:<64 hex digits> or sha256:<64 hex>:ro"]
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -7,15 +7,18 @@ a job only looks it up.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from rq import Queue, get_current_job
 
 from dedup.errors import DedupError, InputError, StoreError, StoreUnavailableError
+from dedup.index import texts
 from dedup.index.store import Indexed, Store
 from dedup.pipeline.analysis import Analysis, analyse
 from dedup.pipeline.document import from_payload, label
+from dedup.queue import metrics
 from dedup.queue.failed import REJECTED, Rejection, file_rejected, rejected_meta, summary
 from dedup.servers.connection import redis_for
 from dedup.settings import Settings, load_settings
@@ -67,16 +70,23 @@ def analyse_documents(payloads: list[dict[str, Any]]) -> dict[str, Any]:
         raise InputError(f"job payload must be a list of documents, not {type(payloads).__name__}")
     analysed: list[tuple[Analysis, Any]] = []
     rejected: list[Rejection] = []
+    figures = metrics.JobFigures()
     for position, payload in enumerate(payloads):
         try:
             document = from_payload(payload, ctx.settings.max_document_bytes)
+            started = time.perf_counter()
             analysed.append((analyse(document, ctx.settings), payload))
+            figures.observe("analysis_seconds", time.perf_counter() - started)
         except DedupError as exc:
             rejected.append(Rejection(label(payload, position), str(exc), payload))
         except Exception as exc:  # a bug met by one document must not cost the others
             logger.exception("document %s could not be analysed", label(payload, position))
             rejected.append(Rejection(label(payload, position), _unexpected(exc), payload))
+    started = time.perf_counter()
     results = _index(ctx.store, analysed, rejected)
+    if analysed:
+        figures.observe("write_seconds", time.perf_counter() - started)
+    _keep_figures(ctx.store, analysed, results, rejected, figures)
     if rejected:
         _report_rejected(rejected, len(payloads), all_rejected=not results)
     return {
@@ -123,6 +133,36 @@ def _index(
         raise store_faults[0]
     rejected.extend(failures)
     return results
+
+
+def _keep_figures(
+    store: Store,
+    analysed: list[tuple[Analysis, Any]],
+    results: list[Indexed],
+    rejected: list[Rejection],
+    figures: metrics.JobFigures,
+) -> None:
+    """Count the job's outcome and keep its documents' text for the review pages, in one
+    pipelined call; losing them must not fail documents that are already indexed."""
+    by_id = {analysis.document.doc_id: analysis for analysis, _ in analysed}
+    pipe = store.client.pipeline(transaction=False)
+    for result in results:
+        figures.counts["indexed" if result.changed else "unchanged"] += 1
+        analysis = by_id.get(result.doc_id)
+        if analysis is not None:
+            texts.keep(pipe, store.keys, result.doc_id, analysis.paragraphs)
+            if result.changed:
+                figures.counts["flag:doubled_body"] += analysis.repeats.doubled_body
+                figures.counts["flag:internal_repeat"] += bool(analysis.repeats.runs)
+        if result.changed:
+            figures.counts["flag:exact_duplicate"] += bool(result.exact)
+            figures.counts["flag:near_duplicate"] += bool(result.near)
+    figures.counts["rejected"] += len(rejected)
+    metrics.add(pipe, store.keys, figures)
+    try:
+        pipe.execute()
+    except Exception as exc:
+        logger.warning("could not keep the job's figures: %s", _unexpected(exc))
 
 
 def _unexpected(exc: Exception) -> str:

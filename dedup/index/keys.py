@@ -53,6 +53,15 @@ class Keys:
         """
         return f"{self.namespace}:{family.name}:"
 
+    def text(self, doc_id: str) -> str:
+        """String, expiring: a document's paragraphs for review (:mod:`dedup.index.texts`)."""
+        return f"{self.namespace}:text:{doc_id}"
+
+    @property
+    def worker_metrics(self) -> str:
+        """Hash: the workers' running counts and latency buckets (:mod:`dedup.queue.metrics`)."""
+        return f"{self.namespace}:worker-metrics"
+
     def flag(self, name: str) -> str:
         """Bitmap: bit ``serial`` is set when that document version carries this flag."""
         return f"{self.namespace}:flag:{name}"

@@ -283,3 +283,51 @@ class Reads:
             "distinct_paragraphs": int(counters.get(b"distinct_paragraphs", 0)),
             "flags": dict(zip(FLAGS, (int(n) for n in flag_counts), strict=True)),
         }
+
+    def page_documents(
+        self,
+        flag: str | None = None,
+        *,
+        since: float | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Listed], int | None]:
+        """One page of :meth:`list_documents` and where the next one starts.
+
+        ``before`` is the serial the page starts below (None: the newest); the second value
+        is the one to give for the next page, or None after the last. Serials never change,
+        so a page neither repeats nor skips documents indexed while a client pages through.
+        """
+        try:
+            top = int(self.client.hget(self.keys.counters, "serial") or 0)
+            start = top if before is None else min(top, before - 1)
+            rows: list[Listed] = []
+            bucket = start // layout.RECORDS_PER_BUCKET
+            while bucket >= 0:
+                pipe = self.client.pipeline(transaction=False)
+                trip = min(BUCKETS_PER_TRIP, limit // layout.RECORDS_PER_BUCKET + 1)
+                numbers = range(bucket, max(-1, bucket - trip), -1)
+                for number in numbers:
+                    pipe.hgetall(self.keys.records(number * layout.RECORDS_PER_BUCKET))
+                found = sorted(
+                    (
+                        (int(serial), layout.unpack(raw))
+                        for replies in pipe.execute()
+                        for serial, raw in cast("dict[bytes, bytes]", replies).items()
+                        if serial.isdigit() and int(serial) <= start
+                    ),
+                    key=lambda x: -x[0],
+                )
+                for (serial, record), row in zip(found, self._rows(found), strict=True):
+                    if since is not None and record.indexed_at < since - CLOCK_SKEW:
+                        return rows, None
+                    if since is not None and row["indexed_at"] < since:
+                        continue
+                    if flag is None or flag in row["flags"]:
+                        rows.append(row)
+                        if len(rows) == limit:
+                            return rows, (serial if serial > 0 else None)
+                bucket = numbers[-1] - 1
+        except redis.RedisError as exc:
+            raise store_error(exc) from None
+        return rows, None
