@@ -51,6 +51,37 @@ SharedParagraph = TypedDict(
 """A paragraph other documents hold too (``with``: their ids); ``with`` is a Python keyword."""
 
 
+class NearCopy(TypedDict):
+    """A paragraph of another document that is a copy of this one's, exact or edited."""
+
+    doc_id: str
+    paragraph: int
+    """Its number in that document."""
+    similarity: float
+    """Estimated Jaccard similarity of the two paragraphs' words (1.0 for an exact copy)."""
+    exact: bool
+
+
+class NearParagraph(TypedDict):
+    """A paragraph of this document and its copies in other documents (``near_paragraphs``)."""
+
+    paragraph: int
+    copies: list[NearCopy]
+
+
+class SharedExcerpt(TypedDict):
+    """Several paragraphs of this document found, exact or edited, in one other document that
+    is not a near duplicate of it as a whole."""
+
+    doc_id: str
+    paragraphs: list[int]
+    """This document's paragraphs found there, in order."""
+    containment: float
+    """The share of this document's words those paragraphs hold."""
+    similarity: float
+    """The mean similarity of those paragraphs to their copies."""
+
+
 class Stored(TypedDict):
     """The part of a report the document alone decides, kept when it is indexed."""
 
@@ -81,6 +112,10 @@ class Report(TypedDict):
     """The first words of each repeated run's first paragraph, by its number as text."""
     indexed_at: float | None
     fetched_at: str | None
+    near_paragraphs: list[NearParagraph]
+    """Paragraphs with copies in other documents, exact or edited (``near_paragraphs`` on)."""
+    shared_excerpts: list[SharedExcerpt]
+    """Other documents holding two paragraphs of this one or more (``near_paragraphs`` on)."""
     group: str | None
     """The duplicate group the document belongs to (``dedup groups``), None when in none."""
     canonical: str | None
@@ -232,12 +267,22 @@ def full_report(
     shared: dict[int, list[str]],
     boilerplate_min: int,
     indexed_at: float | None,
+    near_counts: list[int] | None = None,
+    copies: dict[int, list[NearCopy]] | None = None,
+    words: list[int] | None = None,
 ) -> Report:
-    """The report as read: the stored part plus what the index knows now."""
-    boilerplate: list[BoilerplateParagraph] = [
-        {"paragraph": i, "documents": counts.get(fp, 0)}
+    """The report as read: the stored part plus what the index knows now.
+
+    ``near_counts`` (documents holding a piece of each paragraph), ``copies`` (each
+    paragraph's copies in other documents) and ``words`` (each paragraph's word count) come
+    from an index that keeps near copies of paragraphs.
+    """
+    held = [
+        max(counts.get(fp, 0), near_counts[i] if near_counts else 0)
         for i, fp in enumerate(fingerprints)
-        if counts.get(fp, 0) >= boilerplate_min
+    ]
+    boilerplate: list[BoilerplateParagraph] = [
+        {"paragraph": i, "documents": n} for i, n in enumerate(held) if n >= boilerplate_min
     ]
     shared_rows: list[SharedParagraph] = [
         {"paragraph": i, "documents": counts.get(fp, 0), "with": shared[fp]}
@@ -250,7 +295,44 @@ def full_report(
     near_rows += [
         {"doc_id": doc, "similarity": round(score, 3), "exact": False} for doc, score in near
     ]
-    return _finish(stored, exact, near_rows, boilerplate, shared_rows, indexed_at)
+    report = _finish(stored, exact, near_rows, boilerplate, shared_rows, indexed_at)
+    if copies is not None and words is not None:
+        report["near_paragraphs"] = [
+            {"paragraph": i, "copies": copies[i]} for i in sorted(copies) if copies[i]
+        ]
+        whole = {n["doc_id"] for n in near_rows}
+        report["shared_excerpts"] = _excerpts(copies, shared, fingerprints, words, whole)
+    return report
+
+
+def _excerpts(
+    copies: dict[int, list[NearCopy]],
+    shared: dict[int, list[str]],
+    fingerprints: list[int],
+    words: list[int],
+    whole: set[str],
+) -> list[SharedExcerpt]:
+    """One row per other document holding two of this document's paragraphs or more, unless
+    it is a near duplicate of the whole document; the largest share first."""
+    found: dict[str, dict[int, float]] = {}
+    for i, fp in enumerate(fingerprints):
+        for doc in shared.get(fp, []):
+            found.setdefault(doc, {})[i] = 1.0
+    for i, rows in copies.items():
+        for row in rows:
+            found.setdefault(row["doc_id"], {}).setdefault(i, row["similarity"])
+    total = sum(words) or 1
+    out: list[SharedExcerpt] = [
+        {
+            "doc_id": doc,
+            "paragraphs": sorted(held),
+            "containment": round(sum(words[i] for i in held) / total, 3),
+            "similarity": round(sum(held.values()) / len(held), 3),
+        }
+        for doc, held in found.items()
+        if len(held) >= 2 and doc not in whole
+    ]
+    return sorted(out, key=lambda x: (-x["containment"], x["doc_id"]))
 
 
 def _finish(
@@ -275,6 +357,8 @@ def _finish(
         "excerpts": stored["excerpts"],
         "indexed_at": indexed_at,
         "fetched_at": stored["fetched_at"],
+        "near_paragraphs": [],
+        "shared_excerpts": [],
         "group": None,
         "canonical": None,
     }

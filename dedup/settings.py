@@ -69,6 +69,11 @@ class Settings:
     """Document similarity from which two documents are near duplicates."""
     boilerplate_min_documents: int = 10
     """A paragraph found in this many documents is boilerplate."""
+    near_paragraphs: bool = False
+    """Find edited copies of paragraphs across documents (reports' ``near_paragraphs`` and
+    ``shared_excerpts``, boilerplate by near copies). It keeps three index entries and about
+    40 bytes of record per signed paragraph: ~1,000 more bytes of Redis per document
+    (docs/BENCHMARKS.md), so it is off unless asked for; recorded in the store."""
 
     max_document_bytes: int = 10_000_000
     """Larger documents are rejected before any parsing."""
@@ -166,6 +171,13 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         if kind == "float":
             return float(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError
+            return text in ("true", "1", "yes", "on")
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"setting {name} has an invalid value: {value!r}") from None

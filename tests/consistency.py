@@ -9,7 +9,7 @@ from collections import Counter
 import redis
 
 from dedup.index.keys import FLAGS, Keys
-from dedup.index.layout import BANDS, CONTENT, IDS, PARAGRAPHS, Family
+from dedup.index.layout import BANDS, CONTENT, IDS, PARAGRAPHS, PIECES, Family
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -55,6 +55,11 @@ def assert_consistent(client: redis.Redis, settings: Settings, documents: list[D
             f"an entry of {family.name} names a version that is not indexed"
         )
     assert set(paragraphs) == set(serials), "a paragraph entry names a version not indexed"
+    pieces = entry_serials(client, store.keys, PIECES)
+    for serial, record in serials.items():
+        held = {k for p in record.near or () for k in p.pieces}
+        assert pieces[serial] == len(held), "piece entries differ"
+    assert set(pieces) <= set(serials), "a piece entry names a version not indexed"
     assert store.report(documents[0].doc_id)["paragraphs"] > 0
 
 

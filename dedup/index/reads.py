@@ -20,8 +20,15 @@ from dedup.errors import NotFoundError, StoreError, StoreUnavailableError
 from dedup.index import layout
 from dedup.index.keys import FLAGS, Keys
 from dedup.index.layout import Record
-from dedup.index.scripts import Entries, Scripts, run
-from dedup.report import IndexCounts, Listed, Report, full_report, stored_from_record
+from dedup.index.scripts import Entries, Related, Scripts, run
+from dedup.report import (
+    IndexCounts,
+    Listed,
+    NearCopy,
+    Report,
+    full_report,
+    stored_from_record,
+)
 from dedup.settings import Settings
 
 CLOCK_SKEW = 300.0
@@ -90,6 +97,7 @@ class Reads:
             self.band_keys(record.signature),
             list(dict.fromkeys(record.fingerprints)),
             [record.content],
+            list(dict.fromkeys(k for p in record.near or () for k in p.pieces)),
         )
 
     def resolve(self, doc_id: str) -> tuple[int, Record | None]:
@@ -126,6 +134,10 @@ class Reads:
         shared = {
             fp: sorted(group) for fp, group in zip(distinct, related.shared, strict=True) if group
         }
+        near_counts, copies, words = None, None, None
+        if record.near is not None:
+            near_counts, copies = self._near_copies(record, related)
+            words = [p.words for p in record.near]
         return full_report(
             stored_from_record(record),
             fingerprints=record.fingerprints,
@@ -135,7 +147,52 @@ class Reads:
             shared=shared,
             boilerplate_min=threshold,
             indexed_at=record.indexed_at,
+            near_counts=near_counts,
+            copies=copies,
+            words=words,
         )
+
+    def _near_copies(
+        self, record: Record, related: Related
+    ) -> tuple[list[int], dict[int, list[NearCopy]]]:
+        """Documents holding a piece of each paragraph, and each paragraph's copies: the
+        paragraphs of other documents sharing a piece with it whose estimated similarity is
+        at least ``repeat_threshold`` (the best one per document). Boilerplate paragraphs,
+        whose pieces many documents hold, have none."""
+        near = record.near or []
+        distinct = list(dict.fromkeys(k for p in near for k in p.pieces))
+        count = dict(zip(distinct, related.piece_counts, strict=True))
+        holders = dict(zip(distinct, related.piece_holders, strict=True))
+        near_counts = [max((count[k] for k in p.pieces), default=0) for p in near]
+        copies: dict[int, list[NearCopy]] = {}
+        for i, mine in enumerate(near):
+            if near_counts[i] >= self.settings.boilerplate_min_documents:
+                continue
+            candidates = sorted({s for k in mine.pieces for s in holders[k]})
+            pieces = set(mine.pieces)
+            rows: list[NearCopy] = []
+            for serial in candidates:
+                other = related.records[serial]
+                best: tuple[float, int] | None = None
+                for j, theirs in enumerate(other.near or []):
+                    if not pieces.intersection(theirs.pieces):
+                        continue
+                    exact = other.fingerprints[j] == record.fingerprints[i]
+                    score = 1.0 if exact else layout.paragraph_similarity(mine.bits, theirs.bits)
+                    if best is None or score > best[0]:
+                        best = (score, j)
+                if best is not None and best[0] >= self.settings.repeat_threshold:
+                    rows.append(
+                        {
+                            "doc_id": other.doc_id,
+                            "paragraph": best[1],
+                            "similarity": round(best[0], 3),
+                            "exact": other.fingerprints[best[1]] == record.fingerprints[i],
+                        }
+                    )
+            if rows:
+                copies[i] = sorted(rows, key=lambda r: (-r["similarity"], r["doc_id"]))
+        return near_counts, copies
 
     def exists(self, doc_id: str) -> bool:
         """Whether the index holds this document."""

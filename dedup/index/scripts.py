@@ -26,7 +26,7 @@ import redis
 
 from dedup.index import layout
 from dedup.index.keys import FLAGS, Keys
-from dedup.index.layout import BANDS, CONTENT, IDS, PARAGRAPHS, Family, Record
+from dedup.index.layout import BANDS, CONTENT, IDS, PARAGRAPHS, PIECES, Family, Record
 from dedup.settings import Settings
 
 MAX_CANDIDATES = 200
@@ -137,6 +137,7 @@ def layout_argument(keys: Keys, settings: Settings) -> str:
             "bands": family(BANDS),
             "paras": family(PARAGRAPHS),
             "contents": family(CONTENT),
+            "pieces": family(PIECES),
             "counters": keys.counters,
             "flags": {name: keys.flag(name) for name in FLAGS},
             "inline": layout.INLINE,
@@ -156,6 +157,8 @@ class Entries(NamedTuple):
     bands: Iterable[int]
     paragraphs: Iterable[int]
     content: Iterable[int]
+    pieces: Iterable[int] = ()
+    """Near-copy pieces of its paragraphs (``near_paragraphs``), each once."""
 
 
 NO_ENTRIES = Entries((), (), ())
@@ -172,6 +175,8 @@ class Resolved(NamedTuple):
     """Versions whose flags the write of ``serial`` changed and that are not refreshed yet."""
     counts: list[int]
     """Documents holding each paragraph entry asked about, in the order asked."""
+    piece_counts: list[int]
+    """Documents holding each piece entry asked about, in the order asked."""
 
 
 class Related(NamedTuple):
@@ -185,6 +190,13 @@ class Related(NamedTuple):
     """Documents holding each paragraph entry asked about, in the order asked."""
     shared: list[list[str]]
     """For each paragraph entry, the other documents holding it while it is not boilerplate."""
+    piece_counts: list[int]
+    """Documents holding each piece entry asked about, in the order asked."""
+    piece_holders: list[list[int]]
+    """For each piece entry held by fewer than ``boilerplate_min_documents``, the other
+    versions holding it (with a record)."""
+    records: dict[int, Record]
+    """The records of those versions, by serial."""
 
 
 class Written(NamedTuple):
@@ -203,22 +215,27 @@ class Written(NamedTuple):
 
 
 def _resolved(reply: list[Any]) -> Resolved:
-    serial, raw, owed, *counts = reply
+    serial, raw, owed, counts, piece_counts = reply
     return Resolved(
         int(serial),
         layout.unpack(raw) if raw else None,
         layout.unpack_serials(owed) if owed else [],
         [int(n) for n in counts],
+        [int(n) for n in piece_counts],
     )
 
 
 def _related(reply: list[Any]) -> Related:
-    exact, candidates, signatures, counts, shared = reply
+    exact, candidates, signatures, counts, shared, piece_counts, holders, records = reply
+    flat = list(records)
     return Related(
         [decoded(x) for x in exact],
         [(decoded(x), bytes(s)) for x, s in zip(candidates, signatures, strict=True)],
         [int(n) for n in counts],
         [[decoded(m) for m in group] for group in shared],
+        [int(n) for n in piece_counts],
+        [[int(s) for s in group] for group in holders],
+        {int(s): layout.unpack(raw) for s, raw in zip(flat[::2], flat[1::2], strict=True)},
     )
 
 
@@ -246,12 +263,20 @@ class Scripts:
     def __init__(self, keys: Keys, settings: Settings) -> None:
         self.layout = layout_argument(keys, settings)
 
-    def resolve(self, doc_id: str, paragraphs: Iterable[int] = ()) -> Call[Resolved]:
+    def resolve(
+        self, doc_id: str, paragraphs: Iterable[int] = (), pieces: Iterable[int] = ()
+    ) -> Call[Resolved]:
         """``resolve.lua``: the current version of a document, and how many documents hold
-        each of the paragraph entries ``paragraphs`` (keys, each once)."""
+        each of the paragraph entries ``paragraphs`` and piece entries ``pieces`` (keys,
+        each once)."""
         return Call(
             source("resolve.lua"),
-            (self.layout, id_entry(doc_id), entries(PARAGRAPHS, paragraphs)),
+            (
+                self.layout,
+                id_entry(doc_id),
+                entries(PARAGRAPHS, paragraphs),
+                entries(PIECES, pieces),
+            ),
             _resolved,
         )
 
@@ -266,6 +291,7 @@ class Scripts:
                 entries(BANDS, of.bands),
                 entries(PARAGRAPHS, of.paragraphs),
                 entries(CONTENT, of.content),
+                entries(PIECES, of.pieces),
             ),
             _related,
         )
@@ -311,6 +337,8 @@ class Scripts:
                 entries(BANDS, old.bands),
                 entries(PARAGRAPHS, old.paragraphs),
                 entries(CONTENT, old.content),
+                entries(PIECES, new.pieces),
+                entries(PIECES, old.pieces),
             ),
             _written,
         )

@@ -46,6 +46,7 @@ def signature_settings(settings: Settings) -> dict[str, str]:
         "min_paragraph_words": str(settings.min_paragraph_words),
         "lsh_bands": str(settings.lsh_bands),
         "lsh_rows": str(settings.lsh_rows),
+        "near_paragraphs": str(settings.near_paragraphs).lower(),
     }
 
 
@@ -78,6 +79,10 @@ class _Found:
     """Documents holding each of those paragraphs, by entry key."""
     owed: list[int] = field(default_factory=list)
     """Versions whose flag refresh the write of version ``serial`` still owes."""
+    pieces: list[tuple[int, ...]] = field(default_factory=list)
+    """The entry keys of each of the new version's near-copy pieces, by paragraph."""
+    piece_counts: dict[int, int] = field(default_factory=dict)
+    """Documents holding each of those pieces, by entry key."""
 
 
 class Store(Reads):
@@ -150,7 +155,14 @@ class Store(Reads):
         """One round trip: the current version of each document and its paragraph counts."""
         keys = {i: [layout.paragraph_key(fp) for fp in analyses[i].fingerprints] for i in todo}
         distinct = {i: list(dict.fromkeys(keys[i])) for i in todo}
-        calls = [self.scripts.resolve(analyses[i].document.doc_id, distinct[i]) for i in todo]
+        pieces = {
+            i: [tuple(layout.piece_key(k) for k in p) for p in analyses[i].pieces or ()]
+            for i in todo
+        }
+        held = {i: list(dict.fromkeys(k for p in pieces[i] for k in p)) for i in todo}
+        calls = [
+            self.scripts.resolve(analyses[i].document.doc_id, distinct[i], held[i]) for i in todo
+        ]
         return [
             _Found(
                 found.serial,
@@ -158,6 +170,8 @@ class Store(Reads):
                 keys[i],
                 dict(zip(distinct[i], found.counts, strict=True)),
                 found.owed,
+                pieces[i],
+                dict(zip(held[i], found.piece_counts, strict=True)),
             )
             for i, found in zip(todo, run(self.client, calls), strict=True)
         ]
@@ -215,13 +229,31 @@ class Store(Reads):
         old version already holds the paragraph (and is counted in it).
         """
         threshold = self.settings.boilerplate_min_documents
-        held = frozenset(found.record.fingerprints) if found.record is not None else frozenset()
-        boilerplate = frozenset(
+        old = found.record
+        held = frozenset(old.fingerprints) if old is not None else frozenset()
+        boilerplate = {
             i
             for i, key in enumerate(found.keys)
             if found.counts.get(key, 0) + (key not in held) >= threshold
-        )
-        sig = analysis.document_signature(boilerplate)
+        }
+        # A paragraph whose near copies (a piece of it) many documents hold is boilerplate too.
+        old_pieces = frozenset(k for p in ((old.near or []) if old else []) for k in p.pieces)
+        for i, keys in enumerate(found.pieces):
+            if any(found.piece_counts.get(k, 0) + (k not in old_pieces) >= threshold for k in keys):
+                boilerplate.add(i)
+        sig = analysis.document_signature(frozenset(boilerplate))
+        near = None
+        if analysis.pieces is not None:
+            near = [
+                layout.NearParagraph(
+                    words,
+                    layout.paragraph_bits(analysis.paragraph_signatures[i]) if keys else b"",
+                    keys,
+                )
+                for i, (words, keys) in enumerate(
+                    zip(analysis.word_counts, found.pieces, strict=True)
+                )
+            ]
         return Record(
             doc_id=analysis.document.doc_id,
             url=analysis.document.url,
@@ -232,6 +264,7 @@ class Store(Reads):
             fingerprints=found.keys,
             doubled_body=analysis.repeats.doubled_body,
             extra=record_extra(analysis),
+            near=near,
         )
 
     def _write(

@@ -38,6 +38,9 @@ class Analysis:
     repeats: Repeats
     min_words: int
     """Fewest words a document signature may stand on."""
+    pieces: list[tuple[int, ...]] | None = None
+    """The near-copy pieces of each paragraph (:func:`paragraph_pieces`), None when the
+    settings do not keep them (``near_paragraphs``)."""
 
     def document_signature(
         self, excluded: frozenset[int] = frozenset()
@@ -54,6 +57,27 @@ class Analysis:
         if sum(self.word_counts[i] for i in rows) < self.min_words:
             return None
         return signature.combine(self.shingle_signatures[rows])
+
+
+SHORT_PIECES = 15
+"""Paragraphs with fewer words put their word count into their piece keys: their pieces are
+only a few words long, and a three-word phrase alone is shared by unrelated paragraphs."""
+
+
+def paragraph_pieces(words: npt.NDArray[np.uint64]) -> tuple[int, ...]:
+    """Keys of a paragraph's head, middle and tail (a third of its words each, three at
+    least; no middle when it would hold fewer than three): one or two words substituted
+    anywhere leave at least one piece whole, so a near copy shares a key with the original."""
+    n = len(words)
+    size = max(3, n // 3)
+    spans = [(0, 0, size), (2, n - size, n)]
+    if n - 2 * size >= 3:
+        spans.insert(1, (1, size, n - size))
+    length = n.to_bytes(2, "little") if n < SHORT_PIECES else b""
+    return tuple(
+        xxhash.xxh64_intdigest(bytes([tag]) + length + words[start:end].tobytes())
+        for tag, start, end in spans
+    )
 
 
 def analyse(document: Document, settings: Settings) -> Analysis:
@@ -88,6 +112,13 @@ def analyse(document: Document, settings: Settings) -> Analysis:
     repeats = find_repeats(
         fingerprints, paragraph_signatures, signed, word_counts, settings.repeat_threshold
     )
+    pieces = None
+    if settings.near_paragraphs:
+        ends = np.cumsum(counts)
+        pieces = [
+            paragraph_pieces(hashes[end - n : end]) if sign else ()
+            for n, end, sign in zip(word_counts, ends.tolist(), signed, strict=True)
+        ]
     return Analysis(
         document=document,
         paragraphs=paragraphs,
@@ -99,4 +130,5 @@ def analyse(document: Document, settings: Settings) -> Analysis:
         content_hash=xxhash.xxh64_hexdigest(content),
         repeats=repeats,
         min_words=settings.min_paragraph_words,
+        pieces=pieces,
     )

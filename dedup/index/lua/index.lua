@@ -14,6 +14,7 @@
 -- ARGV[6]: the document's id entry, followed by its id
 -- ARGV[7], ARGV[8], ARGV[9]: the new version's band, paragraph and content entries
 -- ARGV[10], ARGV[11], ARGV[12]: the old version's (computed from the record the store read)
+-- ARGV[13], ARGV[14]: the new and the old version's near-copy piece entries ('' for none)
 -- Returns {'ok', exact copies' ids, near duplicates' ids and scores (flat), affected serials,
 -- new serial (0 after a delete)}, or {'conflict'} when the document's version is not
 -- ARGV[2]. The affected serials (whose flags may have changed: the store refreshes them)
@@ -75,6 +76,11 @@ if old_serial ~= 0 then
     remove(e[1], e[2], old_serial)
     note(members(e[1], e[2]))
   end
+  -- A piece held by many documents makes its paragraph boilerplate, as a paragraph entry does.
+  for _, e in ipairs(entries(ARGV[14], L.pieces)) do
+    local left, gone = remove(e[1], e[2], old_serial)
+    if gone and left == L.boilerplate_at - 1 then note(members(e[1], e[2])) end
+  end
   for _, key in pairs(L.flags) do redis.call('SETBIT', key, old_serial, 0) end
   remove(id_key, id_field, old_serial)
   redis.call('HDEL', record_key(old_serial), old_serial)
@@ -98,6 +104,16 @@ for _, e in ipairs(entries(ARGV[8], L.paras)) do
     if size == 1 then distinct = distinct + 1 end
     if size == L.boilerplate_at then
       -- The paragraph just became boilerplate: every document holding it carries the flag.
+      for _, s in ipairs(members(e[1], e[2])) do redis.call('SETBIT', L.flags.boilerplate, s, 1) end
+    elseif size > L.boilerplate_at then
+      redis.call('SETBIT', L.flags.boilerplate, serial, 1)
+    end
+  end
+end
+for _, e in ipairs(entries(ARGV[13], L.pieces)) do
+  local size, new = add(e[1], e[2], serial, false)
+  if new then
+    if size == L.boilerplate_at then
       for _, s in ipairs(members(e[1], e[2])) do redis.call('SETBIT', L.flags.boilerplate, s, 1) end
     elseif size > L.boilerplate_at then
       redis.call('SETBIT', L.flags.boilerplate, serial, 1)

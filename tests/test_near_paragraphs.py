@@ -1,0 +1,192 @@
+"""Edited copies of paragraphs across documents (``near_paragraphs``), in a real Redis."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+from pathlib import Path
+
+import pytest
+import redis
+
+from dedup.client import Client
+from dedup.errors import SettingsMismatchError
+from dedup.index import layout
+from dedup.index.store import Store
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import Document
+from dedup.settings import Settings, load_settings
+from tests.consistency import assert_consistent, assert_flags_match_reports
+from tests.helpers import (
+    article,
+    as_html,
+    command,
+    edit_words,
+    start_worker,
+    wait_for,
+    worker_env,
+)
+
+
+@pytest.fixture
+def near(settings: Settings) -> Settings:
+    """Settings that keep near copies of paragraphs."""
+    return settings.replace(near_paragraphs=True)
+
+
+@pytest.fixture
+def store(near: Settings, redis_client: redis.Redis) -> Store:
+    """A store keeping near copies, on an empty database."""
+    return Store(redis_client, near)
+
+
+def index(store: Store, doc_id: str, paragraphs: list[str]) -> None:
+    """Analyse and index one document."""
+    store.index([analyse(Document(doc_id, as_html(paragraphs)), store.settings)])
+
+
+def excerpt_case(seed: int) -> tuple[list[str], list[str]]:
+    """A story, and another article holding three of its paragraphs with a word changed in
+    each (two in the middle one)."""
+    rng = random.Random(seed)
+    story, host = article(seed, 10), article(seed + 100, 10)
+    copied = [edit_words(p, rng, n) for p, n in zip(story[3:6], (1, 2, 1), strict=True)]
+    return story, host[:5] + copied + host[5:]
+
+
+def test_edited_paragraphs_are_found_with_their_source(store: Store) -> None:
+    """Each edited paragraph lists its original, and the excerpt is reported once."""
+    story, holder = excerpt_case(1)
+    index(store, "story", story)
+    index(store, "holder", holder)
+    index(store, "unrelated", article(77, 10))
+    report = store.report("holder")
+    assert [5, 6, 7] == [row["paragraph"] for row in report["near_paragraphs"]]
+    for offset, row in enumerate(report["near_paragraphs"]):
+        [copy] = row["copies"]
+        assert ("story", 3 + offset, False) == (copy["doc_id"], copy["paragraph"], copy["exact"])
+        assert 0.75 <= copy["similarity"] < 1.0
+    [excerpt] = report["shared_excerpts"]
+    assert ("story", [5, 6, 7]) == (excerpt["doc_id"], excerpt["paragraphs"])
+    assert 0.2 < excerpt["containment"] < 0.4
+    assert [] == report["shared_paragraphs"], "no exact copy: the old field stays as it was"
+    assert ["holder"] == [e["doc_id"] for e in store.report("story")["shared_excerpts"]]
+    assert [] == store.report("unrelated")["near_paragraphs"]
+
+
+def test_exact_copies_keep_their_old_field_too(store: Store) -> None:
+    """An exact copy is in ``shared_paragraphs`` as before and in ``near_paragraphs``."""
+    story = article(3, 8)
+    index(store, "story", story)
+    index(store, "holder", [*article(4, 8), story[2]])
+    report = store.report("holder")
+    assert [8] == [row["paragraph"] for row in report["shared_paragraphs"]]
+    [row] = report["near_paragraphs"]
+    assert {"doc_id": "story", "paragraph": 2, "similarity": 1.0, "exact": True} == (
+        row["copies"][0]
+    )
+    assert [] == report["shared_excerpts"], "one paragraph is not an excerpt"
+
+
+def test_a_near_duplicate_is_not_an_excerpt(store: Store) -> None:
+    """A document alike as a whole is a near duplicate, not a second excerpt line."""
+    rng = random.Random(5)
+    story = article(5, 10)
+    index(store, "story", story)
+    index(store, "copy", [edit_words(p, rng, 1) for p in story])
+    report = store.report("copy")
+    assert ["story"] == [n["doc_id"] for n in report["near_duplicates"]]
+    assert [] == report["shared_excerpts"]
+    assert 10 == len(report["near_paragraphs"])
+
+
+def test_a_varying_template_line_is_boilerplate(store: Store) -> None:
+    """A line whose year changes between documents still counts as boilerplate, and stays
+    out of the document signature."""
+    threshold = store.settings.boilerplate_min_documents
+    for n in range(threshold):
+        line = f"Copyright {2010 + n % 4} Example Media Group, all rights reserved worldwide."
+        index(store, f"d{n}", [*article(200 + n, 6), line])
+    report = store.report("d0")
+    assert [6] == [row["paragraph"] for row in report["boilerplate"]]
+    assert "boilerplate" in report["flags"]
+    assert [] == report["near_paragraphs"], "boilerplate lists no copies"
+    assert_flags_match_reports(store)
+
+
+def test_setting_off_keeps_todays_records(settings: Settings, redis_client: redis.Redis) -> None:
+    """Without the setting, records keep no near-copy data and reports no near copies."""
+    plain = Store(redis_client, settings)
+    story, holder = excerpt_case(2)
+    index(plain, "story", story)
+    index(plain, "holder", holder)
+    assert plain.resolve("holder")[1] is not None
+    assert plain.resolve("holder")[1].near is None  # type: ignore[union-attr]
+    report = plain.report("holder")
+    assert ([], []) == (report["near_paragraphs"], report["shared_excerpts"])
+    with pytest.raises(SettingsMismatchError, match="near_paragraphs"):
+        index(Store(redis_client, settings.replace(near_paragraphs=True)), "x", story)
+
+
+def test_record_round_trip_with_near_data() -> None:
+    """A record with near-copy data unpacks to itself, extra JSON after it."""
+    near = [
+        layout.NearParagraph(12, bytes(range(16)), (1 << 16, 2 << 16, 3 << 16)),
+        layout.NearParagraph(2, b"", ()),
+    ]
+    record = layout.Record(
+        "d", None, 2, 1.5, 7, b"", [5 << 16, 6 << 16], extra={"fetched_at": "x"}, near=near
+    )
+    assert record == layout.unpack(layout.pack(record))
+
+
+def test_setting_from_toml_and_environment(tmp_path: Path) -> None:
+    """The switch reads as a TOML boolean or as words in the environment."""
+    path = tmp_path / "dedup.toml"
+    path.write_text("[dedup]\nnear_paragraphs = true\n")
+    assert load_settings(path, env={}).near_paragraphs
+    assert not load_settings(env={"DEDUP_NEAR_PARAGRAPHS": "false"}).near_paragraphs
+    assert load_settings(env={"DEDUP_NEAR_PARAGRAPHS": "True"}).near_paragraphs
+
+
+def test_delete_and_reindex_leave_no_piece_entries(store: Store, redis_client: redis.Redis) -> None:
+    """Replacing and deleting documents leaves the index as one built from scratch."""
+    story, holder = excerpt_case(3)
+    index(store, "story", story)
+    index(store, "holder", holder)
+    index(store, "holder", holder[:-2])
+    index(store, "gone", article(9, 5))
+    assert 1 == store.delete(["gone"])
+    documents = [
+        Document("story", as_html(story)),
+        Document("holder", as_html(holder[:-2])),
+    ]
+    assert_consistent(redis_client, store.settings, documents)
+
+
+def test_through_real_workers_killed_mid_batch(near: Settings, redis_client: redis.Redis) -> None:
+    """Documents sent through the queue to a worker killed mid-batch and retried end as an
+    index built from scratch, and each excerpt is reported with its source."""
+    switch = {"DEDUP_NEAR_PARAGRAPHS": "true"}
+    documents = []
+    for seed in range(1, 6):
+        story, holder = excerpt_case(seed)
+        documents += [Document(f"s{seed}", as_html(story)), Document(f"h{seed}", as_html(holder))]
+    client = Client(near)
+    client.submit_many(documents, batch_size=2)
+    worker = start_worker(near, env=worker_env(near, **switch))
+    store = Store(redis_client, near)
+    try:
+        wait_for(lambda: store.stats()["documents"] >= 3)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    client.submit_many(documents, batch_size=10)  # the producer sends everything again
+    done = command(near, "worker", "--burst", env=switch)
+    assert 0 == done.returncode, done.stderr
+    assert_consistent(redis_client, near, documents)
+    assert_flags_match_reports(store)
+    for seed in range(1, 6):
+        [excerpt] = store.report(f"h{seed}")["shared_excerpts"]
+        assert f"s{seed}" == excerpt["doc_id"]
