@@ -140,6 +140,22 @@ class Group(TypedDict):
     members: list[GroupMember]
 
 
+class Decision(TypedDict):
+    """A line of ``export --keep`` or ``--drop``: a document, what to do with it and why.
+
+    ``reason``: ``canonical`` (kept: the copy its group keeps), ``unique`` (kept: in no
+    group) or ``duplicate`` (dropped: a copy of ``canonical`` at ``similarity``).
+    """
+
+    doc_id: str
+    url: str | None
+    action: str
+    reason: str
+    group: str | None
+    canonical: str | None
+    similarity: float | None
+
+
 class Listed(TypedDict):
     """A row of ``list --json``: a document without its matches."""
 
@@ -162,6 +178,8 @@ class Exported(TypedDict):
     duplicate_fraction: float
     internal_repeats: list[InternalRepeat]
     near_duplicates: list[NearDuplicate]
+    group: str | None
+    canonical: str | None
 
 
 EXPORTED_FIELDS: tuple[str, ...] = tuple(Exported.__annotations__)
@@ -376,4 +394,6 @@ def exported(report: Report) -> Exported:
         "duplicate_fraction": report["duplicate_fraction"],
         "internal_repeats": report["internal_repeats"],
         "near_duplicates": report["near_duplicates"],
+        "group": report["group"],
+        "canonical": report["canonical"],
     }

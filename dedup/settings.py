@@ -95,6 +95,14 @@ class Settings:
     """Tokens ``dedup serve`` accepts, comma-separated, kept only as hashes: ``sha256:HEX``
     (read-write) or ``sha256:HEX:ro`` (read-only). ``dedup token new`` prints one."""
 
+    canonical_rule: str = "earliest"
+    """Which copy of a duplicate group is canonical (kept): ``earliest`` (earliest fetched,
+    then earliest indexed), ``hosts`` (the first host of ``canonical_hosts``, then the
+    earliest) or ``longest`` (the most words, then the earliest). Read-time: no re-indexing."""
+    canonical_hosts: str = ""
+    """Host priority list of the ``hosts`` rule, comma-separated, the publisher before the
+    aggregators; a subdomain counts as its host."""
+
     def __post_init__(self) -> None:
         problems = []
         for name in ("num_perm", "paragraph_num_perm"):
@@ -124,6 +132,10 @@ class Settings:
             problems.append("retry_backoff must not be negative")
         if self.batch_size < 1 or self.job_timeout < 1 or self.retries < 0:
             problems.append("batch_size and job_timeout must be positive, retries not negative")
+        if self.canonical_rule not in ("earliest", "hosts", "longest"):
+            problems.append(
+                f"canonical_rule must be earliest, hosts or longest, got {self.canonical_rule!r}"
+            )
         if self.worker_class not in ("simple", "fork"):
             problems.append(f"worker_class must be 'simple' or 'fork', got {self.worker_class!r}")
         problems.extend(_token_problems(self.api_tokens))

@@ -29,6 +29,7 @@ COMMANDS = {
     "list": "dedup.cli.reading:list_documents",
     "stats": "dedup.cli.reading:stats",
     "export": "dedup.cli.export:export",
+    "groups": "dedup.cli.groups:groups",
     "failed": "dedup.cli.admin:failed",
     "requeue": "dedup.cli.admin:requeue",
     "delete": "dedup.cli.admin:delete",

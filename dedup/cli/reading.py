@@ -17,6 +17,7 @@ import click
 from dedup.cli import render
 from dedup.cli.context import pass_settings
 from dedup.cli.durations import since_option
+from dedup.cli.thresholds import threshold_option, with_threshold
 from dedup.errors import DedupError, InputError, NotFoundError
 from dedup.index.keys import FLAGS
 from dedup.settings import Settings
@@ -46,12 +47,21 @@ def show_reports(reports: list[Report], as_json: bool) -> None:
     metavar="SECONDS",
     help="Wait up to SECONDS for each document just submitted to be indexed.",
 )
+@threshold_option
 @pass_settings
-def report(settings: Settings, ids: tuple[str, ...], as_json: bool, wait: float) -> None:
+def report(
+    settings: Settings,
+    ids: tuple[str, ...],
+    as_json: bool,
+    wait: float,
+    threshold: float | None,
+) -> None:
     """Show the report of documents, with the duplicates known now."""
     from dedup.index.reads import Reads
     from dedup.servers.connection import redis_for
 
+    if threshold is not None:
+        settings = with_threshold(settings, threshold, Reads(redis_for(settings), settings).lsh)
     read: Callable[[str], Report] = Reads(redis_for(settings), settings).report
     if wait:
         from dedup.client import Client
@@ -82,15 +92,29 @@ def report(settings: Settings, ids: tuple[str, ...], as_json: bool, wait: float)
     callback=since_option,
     help="Only documents indexed in the last AGE (30m, 1h, 2d).",
 )
+@threshold_option
 @pass_settings
 def list_documents(
-    settings: Settings, flag: str | None, as_json: bool, limit: int, since: float | None
+    settings: Settings,
+    flag: str | None,
+    as_json: bool,
+    limit: int,
+    since: float | None,
+    threshold: float | None,
 ) -> None:
     """List documents, newest first."""
     from dedup.index.reads import Reads
     from dedup.servers.connection import redis_for
 
-    rows = Reads(redis_for(settings), settings).list_documents(flag, limit, since)
+    reads = Reads(redis_for(settings), settings)
+    if threshold is None:
+        rows = reads.list_documents(flag, limit, since)
+    else:
+        from dedup.index.groups import listed_at
+
+        indexed = settings.near_duplicate_threshold
+        at = Reads(reads.client, with_threshold(settings, threshold, reads.lsh))
+        rows = listed_at(at, flag, limit, since, indexed_threshold=indexed)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))

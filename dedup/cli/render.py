@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from dedup.report import Group as DuplicateGroup
     from dedup.report import Listed, Report, Stats
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -34,6 +35,26 @@ def clean(value: Any) -> str:
 def error(message: str) -> None:
     """One line on stderr, never wrapped, whatever the terminal width."""
     click.echo(click.style("error:", fg="red", bold=True) + " " + clean(message), err=True)
+
+
+def warning(message: str) -> None:
+    """One line on stderr that does not stop the command."""
+    click.echo(click.style("warning:", fg="yellow", bold=True) + " " + clean(message), err=True)
+
+
+def group(data: DuplicateGroup) -> Table:
+    """One duplicate group: the canonical copy first, then the copies to drop."""
+    table = Table(title=f"group {data['group']}", title_justify="left")
+    table.add_column("document")
+    table.add_column("similarity", justify="right")
+    table.add_column("")
+    for member in data["members"]:
+        table.add_row(
+            Text(clean(member["doc_id"])),
+            f"{member['similarity']:.3f}",
+            "canonical (keep)" if member["doc_id"] == data["canonical"] else "drop",
+        )
+    return table
 
 
 def report(data: Report) -> Panel:
@@ -104,6 +125,16 @@ def report(data: Report) -> Panel:
                 _ranges(paragraphs),
                 (" also in ", "dim"),
                 clean(", ".join(others)),
+            )
+        )
+    if data["group"]:
+        canonical = data["canonical"] == data["doc_id"]
+        lines.append(
+            Text.assemble(
+                ("group ", "dim"),
+                clean(data["group"]),
+                ("   canonical copy ", "dim"),
+                "this document" if canonical else clean(data["canonical"]),
             )
         )
     if len(lines) == 1 and not flags:

@@ -115,9 +115,19 @@ class Reads:
                 raise NotFoundError(
                     f"no document with id {doc_id!r} in namespace {self.keys.namespace!r}"
                 )
-            return self.report_of(serial, record)
+            return self.grouped(serial, record, self.report_of(serial, record))
         except redis.RedisError as exc:
             raise store_error(exc) from None
+
+    def grouped(self, serial: int, record: Record, report: Report) -> Report:
+        """The report with the duplicate group of the document and its canonical copy, at the
+        settings' threshold and canonical rule (:mod:`dedup.index.groups`)."""
+        from dedup.index import groups  # groups reads through this class
+
+        group = groups.place(self, serial, record, groups.options_for(self))
+        if group is None:
+            return report
+        return {**report, "group": group["group"], "canonical": group["canonical"]}
 
     def report_of(self, serial: int, record: Record) -> Report:
         """The report of the document version ``serial``, whose record is ``record``."""

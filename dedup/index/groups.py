@@ -1,0 +1,381 @@
+"""Duplicate groups read from the index: candidates from the LSH bands, scored on the stored
+signatures at the threshold asked for, grouped by :mod:`dedup.pipeline.grouping`.
+
+The index keeps every document's reduced signature, so the threshold is chosen when reading:
+nothing is re-indexed. Which documents are walked depends on it:
+
+- at or above the threshold the index was written with, every document in a group carries
+  the ``near_duplicate`` or ``exact_duplicate`` flag, so the walk reads the two flag bitmaps
+  (an eighth of a byte per document) and the records of the flagged documents only;
+- below it, a flag says nothing, and every record is walked.
+
+Memory grows with the documents in groups and their matches, never with the index: one
+page of records at a time, a :class:`~dedup.pipeline.grouping.Candidate` and its similarities
+per flagged document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import redis
+import xxhash
+
+from dedup.errors import NotFoundError
+from dedup.index.keys import FLAGS
+from dedup.index.layout import Record, similarity
+from dedup.index.reads import CLOCK_SKEW, Reads, store_error
+from dedup.index.scripts import Entries, run
+from dedup.pipeline.grouping import Candidate, groups, parse_hosts
+from dedup.report import Group, Listed, Report
+
+PAGE = 200
+"""Documents whose candidates are read per round trip."""
+PLACE_LIMIT = 2000
+"""Documents a report explores at most to find its own group (a hub of copies stays cheap)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """How groups are formed: the threshold in force, the canonical rule, exact copies only."""
+
+    threshold: float
+    rule: str = "earliest"
+    hosts: tuple[str, ...] = ()
+    exact_only: bool = False
+
+
+def options_for(reads: Reads, *, exact_only: bool = False) -> Options:
+    """The options of the reader's settings (threshold, canonical rule and hosts)."""
+    settings = reads.settings
+    return Options(
+        settings.near_duplicate_threshold,
+        settings.canonical_rule,
+        parse_hosts(settings.canonical_hosts),
+        exact_only,
+    )
+
+
+def group_id(canonical: str) -> str:
+    """A group's id: named after its canonical copy, so it stays while the canonical does."""
+    return "g-" + xxhash.xxh64_hexdigest(canonical.encode("utf-8"))
+
+
+def candidate_of(record: Record) -> Candidate:
+    """What the canonical rules read of a record."""
+    return Candidate(
+        record.doc_id,
+        record.url,
+        record.extra.get("fetched_at"),
+        record.indexed_at,
+        int(record.extra.get("words", 0)),
+    )
+
+
+def matches(
+    reads: Reads, records: Sequence[tuple[int, Record]], options: Options
+) -> list[list[tuple[str, float]]]:
+    """For each record, the documents at least ``options.threshold`` alike (exact copies at
+    1.0), in one round trip: the LSH candidates re-scored on their stored signatures."""
+    return [exact + near for exact, near in split_matches(reads, records, options)]
+
+
+def split_matches(
+    reads: Reads, records: Sequence[tuple[int, Record]], options: Options
+) -> list[tuple[list[tuple[str, float]], list[tuple[str, float]]]]:
+    """:func:`matches`, exact copies and near duplicates apart."""
+    calls = [
+        reads.scripts.related(
+            serial,
+            Entries(
+                [] if options.exact_only else reads.band_keys(record.signature),
+                [],
+                [record.content],
+            ),
+        )
+        for serial, record in records
+    ]
+    found = []
+    for (_, record), related in zip(records, run(reads.client, calls), strict=True):
+        near = []
+        for doc, packed in related.candidates:
+            if record.signature and len(packed) == len(record.signature):
+                score = similarity(record.signature, packed, reads.wide)
+                if score >= options.threshold:
+                    near.append((doc, score))
+        found.append(([(doc, 1.0) for doc in related.exact], near))
+    return found
+
+
+def flagged_serials(reads: Reads, flags: Iterable[str]) -> list[int]:
+    """Serials carrying any of these flags, oldest first (the bitmaps read whole: 125 kB
+    each at a million documents)."""
+    pipe = reads.client.pipeline(transaction=False)
+    for flag in flags:
+        pipe.get(reads.keys.flag(flag))
+    raws = [raw or b"" for raw in cast("list[bytes | None]", pipe.execute())]
+    width = max(map(len, raws), default=0)
+    bits = 0
+    for raw in raws:
+        bits |= int.from_bytes(raw.ljust(width, b"\0"), "big")
+    # bit 0 of a bitmap is the highest bit of its first byte
+    serials: list[int] = []
+    data = bits.to_bytes(width, "big")
+    for index, byte in enumerate(data):
+        if byte:
+            serials.extend(8 * index + k for k in range(8) if byte >> (7 - k) & 1)
+    return serials
+
+
+def _records_by_id(reads: Reads, ids: Sequence[str]) -> list[tuple[int, Record]]:
+    """The current records of these documents (those deleted meanwhile left out)."""
+    found = run(reads.client, [reads.scripts.resolve(doc) for doc in ids])
+    return [(f.serial, f.record) for f in found if f.record is not None]
+
+
+class Grouping:
+    """The documents met so far and their similarities, grown page by page."""
+
+    def __init__(self, reads: Reads, options: Options) -> None:
+        self.reads = reads
+        self.options = options
+        self.candidates: dict[str, Candidate] = {}
+        self.similar: dict[str, dict[str, float]] = {}
+        self.expanded: set[str] = set()
+
+    def add(self, records: Sequence[tuple[int, Record]]) -> None:
+        """Read the matches of these records (one round trip per :data:`PAGE`)."""
+        for first in range(0, len(records), PAGE):
+            page = [r for r in records[first : first + PAGE] if r[1].doc_id not in self.expanded]
+            for (_, record), alike in zip(
+                page, matches(self.reads, page, self.options), strict=True
+            ):
+                self.expanded.add(record.doc_id)
+                self.candidates[record.doc_id] = candidate_of(record)
+                mine = self.similar.setdefault(record.doc_id, {})
+                for doc, score in alike:
+                    mine[doc] = score
+                    self.similar.setdefault(doc, {})[record.doc_id] = score
+
+    def unknown(self) -> list[str]:
+        """Documents matched but not read yet."""
+        return sorted(doc for doc in self.similar if doc not in self.candidates)
+
+    def complete(self, *, expand: bool, limit: int | None = None) -> None:
+        """Read the documents matched but not read: their records, and with ``expand`` their
+        own matches, until nothing new turns up (or ``limit`` documents are known)."""
+        while True:
+            missing = self.unknown()
+            if limit is not None:
+                missing = missing[: max(0, limit - len(self.candidates))]
+            if not missing:
+                return
+            for first in range(0, len(missing), PAGE):
+                records = _records_by_id(self.reads, missing[first : first + PAGE])
+                if expand:
+                    self.add(records)
+                else:
+                    self.candidates.update((r.doc_id, candidate_of(r)) for _, r in records)
+            gone = [doc for doc in missing if doc not in self.candidates]
+            for doc in gone:  # deleted since it was matched
+                for other in self.similar.pop(doc, {}):
+                    self.similar.get(other, {}).pop(doc, None)
+
+    def groups(self) -> Iterator[Group]:
+        """The groups of the documents met, canonicals in rank order."""
+        for canonical, members in groups(
+            self.candidates.values(),
+            self.similar,
+            self.options.threshold,
+            self.options.rule,
+            self.options.hosts,
+        ):
+            yield {
+                "group": group_id(canonical),
+                "canonical": canonical,
+                "members": [
+                    {"doc_id": doc, "similarity": round(score, 3)} for doc, score in members
+                ],
+            }
+
+
+def read_groups(
+    reads: Reads,
+    options: Options,
+    *,
+    since: float | None = None,
+    indexed_threshold: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[Group]:
+    """Every duplicate group of the index (with ``since``: those with a member indexed since
+    then, with all their members).
+
+    Args:
+        indexed_threshold: the threshold the index's flags were raised at (default: the
+            reader's settings); a lower ``options.threshold`` walks every record.
+        progress: called with (documents read, documents to read) after each page.
+    """
+    try:
+        yield from _read_groups(reads, options, since, indexed_threshold, progress)
+    except redis.RedisError as exc:
+        raise store_error(exc) from None
+
+
+def _read_groups(
+    reads: Reads,
+    options: Options,
+    since: float | None,
+    indexed_threshold: float | None,
+    progress: Callable[[int, int], None] | None,
+) -> Iterator[Group]:
+    written = (
+        reads.settings.near_duplicate_threshold if indexed_threshold is None else indexed_threshold
+    )
+    flags = ("exact_duplicate",) if options.exact_only else ("near_duplicate", "exact_duplicate")
+    flagged_only = options.exact_only or options.threshold >= written
+    grouping = Grouping(reads, options)
+    done = 0
+    if flagged_only and since is None:
+        serials = flagged_serials(reads, flags)
+        for first in range(0, len(serials), PAGE * 5):
+            records = reads.records(serials[first : first + PAGE * 5])
+            grouping.add(records)
+            done += len(records)
+            if progress is not None:
+                progress(done, len(serials))
+    else:
+        total = reads.stats()["documents"]
+        flag_set = set(flags)
+        for batch in reads.walk_records(newest_first=since is not None):
+            if since is not None:
+                fresh = [(s, r) for s, r in batch if r.indexed_at >= since]
+            else:
+                fresh = batch
+            if flagged_only:
+                fresh = _with_flags(reads, fresh, flag_set)
+            grouping.add(fresh)
+            done += len(batch)
+            if progress is not None:
+                progress(min(done, total), total)
+            if since is not None and any(r.indexed_at < since - CLOCK_SKEW for _, r in batch):
+                break
+    # Members outside the walk: matched documents not flagged (stale flags) or indexed before
+    # ``since``; with ``since`` the groups of those older members are followed too.
+    grouping.complete(expand=since is not None)
+    for group in grouping.groups():
+        if since is None or any(
+            grouping.candidates[m["doc_id"]].indexed_at >= since for m in group["members"]
+        ):
+            yield group
+
+
+def _with_flags(
+    reads: Reads, records: list[tuple[int, Record]], flags: set[str]
+) -> list[tuple[int, Record]]:
+    """The records whose version carries one of ``flags`` (one round trip)."""
+    if not records:
+        return []
+    pipe = reads.client.pipeline(transaction=False)
+    for serial, _ in records:
+        for flag in sorted(flags):
+            pipe.getbit(reads.keys.flag(flag), serial)
+    replies = pipe.execute()
+    width = len(flags)
+    return [r for n, r in enumerate(records) if any(replies[n * width : (n + 1) * width])]
+
+
+def place(reads: Reads, serial: int, record: Record, options: Options) -> Group | None:
+    """The group a document belongs to, found from its own matches outwards (at most
+    :data:`PLACE_LIMIT` documents), or None when it is in none."""
+    grouping = Grouping(reads, options)
+    grouping.add([(serial, record)])
+    grouping.complete(expand=True, limit=PLACE_LIMIT)
+    for group in grouping.groups():
+        if any(m["doc_id"] == record.doc_id for m in group["members"]):
+            return group
+    return None
+
+
+def placed(reads: Reads, report: Report, options: Options | None = None) -> Report:
+    """The report with its ``group`` and ``canonical`` filled in."""
+    try:
+        serial, record = reads.resolve(report["doc_id"])
+        if record is None:
+            raise NotFoundError(f"no document with id {report['doc_id']!r}")
+        group = place(reads, serial, record, options or options_for(reads))
+    except redis.RedisError as exc:
+        raise store_error(exc) from None
+    if group is None:
+        return report
+    return {**report, "group": group["group"], "canonical": group["canonical"]}
+
+
+def listed_at(
+    reads: Reads,
+    flag: str | None,
+    limit: int,
+    since: float | None = None,
+    indexed_threshold: float | None = None,
+) -> list[Listed]:
+    """``list`` at the reader's threshold: the ``near_duplicate`` flag of each row re-scored
+    from the stored signatures, the other flags as stored; newest first."""
+    written = (
+        reads.settings.near_duplicate_threshold if indexed_threshold is None else indexed_threshold
+    )
+    try:
+        if (
+            flag == "near_duplicate"
+            and since is None
+            and reads.settings.near_duplicate_threshold >= written
+        ):
+            serials = flagged_serials(reads, [flag])[::-1]
+            pages: Iterable[list[tuple[int, Record]]] = (
+                reads.records(serials[first : first + PAGE])
+                for first in range(0, len(serials), PAGE)
+            )
+        else:
+            pages = reads.walk_records(newest_first=True)
+        out: list[Listed] = []
+        for batch in pages:
+            fresh = [(s, r) for s, r in batch if since is None or r.indexed_at >= since]
+            for row in _rows_at(reads, fresh):
+                if flag is None or flag in row["flags"]:
+                    out.append(row)
+                    if len(out) >= limit:
+                        return out
+            if since is not None and any(r.indexed_at < since - CLOCK_SKEW for _, r in batch):
+                break
+        return out
+    except redis.RedisError as exc:
+        raise store_error(exc) from None
+
+
+def _rows_at(reads: Reads, records: list[tuple[int, Record]]) -> list[Listed]:
+    """List rows of these records, ``near_duplicate`` re-scored (two round trips)."""
+    if not records:
+        return []
+    pipe = reads.client.pipeline(transaction=False)
+    for serial, _ in records:
+        for name in FLAGS:
+            pipe.getbit(reads.keys.flag(name), serial)
+    bits = iter(pipe.execute())
+    stored = [{name for name in FLAGS if next(bits)} for _ in records]
+    options = Options(reads.settings.near_duplicate_threshold)
+    rows: list[Listed] = []
+    found = split_matches(reads, records, options)
+    for (_, record), flags, (_, near) in zip(records, stored, found, strict=True):
+        flags.discard("near_duplicate")
+        if near:
+            flags.add("near_duplicate")
+        rows.append(
+            {
+                "doc_id": record.doc_id,
+                "url": record.url,
+                "flags": [name for name in FLAGS if name in flags],
+                "paragraphs": record.paragraphs,
+                "indexed_at": record.indexed_at,
+            }
+        )
+    return rows
