@@ -35,6 +35,8 @@ COMMANDS = {
     "delete": "dedup.cli.admin:delete",
     "purge": "dedup.cli.admin:purge",
     "server": "dedup.cli.server:server",
+    "serve": "dedup.cli.serve:serve",
+    "token": "dedup.cli.tokens:token",
     "eval": "dedup.evaluation.command:evaluate",
 }
 """Every command by name, and the ``module:attribute`` that defines it."""

@@ -1,0 +1,236 @@
+"""The JSON API, version 1: documents in, reports out, with the CLI's field names.
+
+Submissions meet the checks of ``dedup submit`` (:func:`dedup.pipeline.document.from_payload`)
+and go through :class:`dedup.client.Client`; a request with a bad document queues nothing
+and says which ones are bad and why.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+
+from dedup.errors import DedupError, NotFoundError
+from dedup.index import texts
+from dedup.index.keys import FLAGS
+from dedup.pipeline.document import Document, check_id, from_payload, label
+from dedup.queue.metrics import queue_state
+from dedup.report import Listed, Report, Stats
+from dedup.servers.connection import display_url
+from dedup.web.app import ApiError, Web, require, web
+
+MAX_WAIT = 60.0
+"""Longest ``?wait=`` a report read may ask for, in seconds."""
+MAX_PAGE = 500
+
+# Declares the scheme in the OpenAPI schema; the check itself is :func:`require`.
+_scheme = HTTPBearer(auto_error=False, description="A token from `dedup token new`.")
+router = APIRouter(tags=["v1"], dependencies=[Depends(_scheme)])
+health = APIRouter(tags=["health"])
+
+_DOCUMENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "url": {"type": "string", "nullable": True},
+        "html": {"type": "string"},
+        "text": {"type": "string"},
+        "format": {"enum": ["auto", "html", "text"]},
+        "fetched_at": {"type": "string", "nullable": True},
+    },
+}
+_SUBMIT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        _DOCUMENT_SCHEMA,
+                        {
+                            "type": "object",
+                            "required": ["documents"],
+                            "properties": {
+                                "documents": {"type": "array", "items": _DOCUMENT_SCHEMA}
+                            },
+                        },
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
+def _documents_of(body: bytes, state: Web) -> list[Document]:
+    """The documents of a submission, all checked; 413 or 422 when the request is not fit."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(422, f"the body is not JSON: {exc}") from None
+    if isinstance(data, dict) and "documents" in data:
+        items = data["documents"]
+        if not isinstance(items, list):
+            raise ApiError(422, '"documents" must be a list of documents')
+    elif isinstance(data, dict):
+        items = [data]
+    else:
+        raise ApiError(422, 'give one document object or {"documents": [...]}')
+    if not items:
+        raise ApiError(422, "no documents given")
+    if len(items) > state.limits.max_batch:
+        raise ApiError(
+            413, f"{len(items)} documents in one request; at most {state.limits.max_batch}"
+        )
+    documents, rejected = [], []
+    for position, item in enumerate(items):
+        try:
+            documents.append(from_payload(item, state.settings.max_document_bytes))
+        except DedupError as exc:
+            rejected.append({"index": position, "id": label(item, position), "error": str(exc)})
+    if rejected:
+        raise ApiError(
+            422,
+            f"{len(rejected)} of {len(items)} document(s) rejected; none queued",
+            rejected=rejected,
+        )
+    return documents
+
+
+@router.post(
+    "/v1/documents",
+    status_code=202,
+    summary="Queue one document, or {documents: [...]}",
+    openapi_extra=_SUBMIT_BODY,
+)
+async def submit(request: Request) -> JSONResponse:
+    """Queue documents for the workers: ``{"documents": [ids], "jobs": [job ids]}``."""
+    require(request, write=True)
+    state = web(request)
+    documents = _documents_of(await request.body(), state)
+    from starlette.concurrency import run_in_threadpool
+
+    handles = await run_in_threadpool(state.client.submit_many, documents)
+    body = {"documents": [d.doc_id for d in documents], "jobs": [h.id for h in handles]}
+    return JSONResponse(body, status_code=202)
+
+
+def _doc_id(doc_id: str) -> str:
+    try:
+        return check_id(doc_id)
+    except DedupError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+@router.get("/v1/documents/{doc_id:path}", summary="A document's report")
+def report(
+    request: Request,
+    doc_id: str,
+    wait: float = Query(0, ge=0, le=MAX_WAIT, description="Seconds to wait for the report"),
+) -> JSONResponse:
+    """The report, as ``dedup report --json`` prints it; 404 when the document is unknown
+    (after ``wait`` seconds, with the queue's state)."""
+    require(request)
+    report: Report = web(request).client.report(_doc_id(doc_id), wait=wait)
+    return JSONResponse(report)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def since_time(text: str, now: float | None = None) -> float:
+    """A cut-off time from an age (``30m``, ``1h``, ``2d``), epoch seconds or ISO 8601."""
+    match = _DURATION.match(text)
+    if match:
+        return (now or time.time()) - float(match.group(1)) * _UNITS[match.group(2).lower()]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ApiError(
+            422, f"since: {text!r} is not an age (1h), epoch seconds or ISO time"
+        ) from None
+
+
+def _cursor(text: str | None) -> int | None:
+    if text is None or text == "":
+        return None
+    if not text.isdigit():
+        raise ApiError(422, "cursor: give back the next_cursor of a previous page")
+    return int(text)
+
+
+@router.get("/v1/documents", summary="Documents, newest first, a page at a time")
+def list_documents(
+    request: Request,
+    flag: str | None = Query(None, description="Only documents with this flag"),
+    since: str | None = Query(None, description="Indexed in the last AGE (1h) or since a time"),
+    cursor: str | None = Query(None, description="next_cursor of the previous page"),
+    limit: int = Query(50, ge=1, le=MAX_PAGE),
+) -> dict[str, Any]:
+    """``{"documents": [rows of list --json], "next_cursor": "..." | null}``."""
+    require(request)
+    if flag is not None and flag not in FLAGS:
+        raise ApiError(422, f"flag must be one of {', '.join(FLAGS)}")
+    rows: list[Listed]
+    rows, following = web(request).store.page_documents(
+        flag, since=since_time(since) if since else None, before=_cursor(cursor), limit=limit
+    )
+    return {"documents": rows, "next_cursor": None if following is None else str(following)}
+
+
+@router.delete("/v1/documents/{doc_id:path}", summary="Remove a document from the index")
+def delete(request: Request, doc_id: str) -> dict[str, Any]:
+    """``{"deleted": [id]}``; 404 when the index does not hold it."""
+    require(request, write=True)
+    state = web(request)
+    doc_id = _doc_id(doc_id)
+    if not state.store.delete([doc_id]):
+        raise NotFoundError(f"no document {doc_id!r}")
+    texts.forget(state.store.client, state.store.keys, [doc_id])
+    return {"deleted": [doc_id]}
+
+
+@router.get("/v1/stats", summary="Documents, paragraphs, flags, queue")
+def stats(request: Request) -> JSONResponse:
+    """What ``dedup stats --json`` prints."""
+    require(request)
+    state = web(request)
+    queue = queue_state(state.client.queue)
+    data: Stats = {
+        **state.store.stats(),
+        "queued": queue.queued,
+        "failed": queue.failed,
+        "workers": queue.workers,
+        "redis": display_url(state.settings),
+    }
+    return JSONResponse(data)
+
+
+@router.get("/v1/openapi.json", summary="This schema", include_in_schema=False)
+def openapi_schema(request: Request) -> dict[str, Any]:
+    """The OpenAPI schema of the API."""
+    require(request)
+    schema: dict[str, Any] = request.app.openapi()
+    return schema
+
+
+@health.get("/healthz", summary="Whether the server and its Redis answer (no token needed)")
+def healthz(request: Request) -> JSONResponse:
+    """200 ``{"status": "ok"}``, or 503 when Redis does not answer."""
+    try:
+        web(request).store.client.ping()
+    except Exception:
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})

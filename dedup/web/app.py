@@ -1,0 +1,214 @@
+"""The ASGI application of ``dedup serve``: state, limits, errors and who may do what.
+
+FastAPI (on Starlette) serves the API with its OpenAPI schema and the pages; every error
+leaves as JSON (``{"error": ...}``) or, for pages, as a small HTML page, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dedup.client import Client
+from dedup.errors import DedupError, NotFoundError, StoreError
+from dedup.index.store import Store
+from dedup.settings import Settings
+from dedup.web.auth import Grant, Tokens, parse_entries
+
+logger = logging.getLogger("dedup.web")
+
+SESSION_COOKIE = "dedup_session"
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""Largest request body accepted by default (``dedup serve --max-body-bytes``)."""
+MAX_BATCH = 1000
+"""Most documents in one request by default (``dedup serve --max-batch``)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may carry."""
+
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_batch: int = MAX_BATCH
+
+
+class Web:
+    """Everything a request needs, made once when the server starts."""
+
+    def __init__(self, settings: Settings, limits: Limits, tokens: Tokens | None = None) -> None:
+        self.settings = settings
+        self.limits = limits
+        self.tokens = tokens or Tokens(parse_entries(settings.api_tokens))
+        self.client = Client(settings)
+        self.store = Store(self.client.redis, settings)
+
+
+class ApiError(Exception):
+    """An answer other than success, with a status and a message for the caller."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def web(request: Request) -> Web:
+    """The server's state."""
+    state: Web = request.app.state.web
+    return state
+
+
+def bearer(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, if any."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def grant_of(request: Request, *, cookie: bool) -> Grant | None:
+    """Who is asking: a bearer token, or (pages only) a signed session cookie."""
+    tokens = web(request).tokens
+    token = bearer(request)
+    if token is not None:
+        return tokens.check(token)
+    value = request.cookies.get(SESSION_COOKIE) if cookie else None
+    return tokens.check_session(value) if value else None
+
+
+def require(request: Request, *, write: bool = False) -> Grant:
+    """The caller's grant, or 401 (no valid token) / 403 (a read-only token writing)."""
+    grant = grant_of(request, cookie=False)
+    if grant is None:
+        raise ApiError(401, "missing or invalid bearer token")
+    if write and grant.read_only:
+        raise ApiError(403, "this token is read-only")
+    return grant
+
+
+def _json_error(status: int, message: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """Refuses request bodies past a size with 413, before or while they are read."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                await _json_error(413, f"request body larger than {self.limit} bytes")(
+                    scope, receive, send
+                )
+                return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, sending)
+        except _TooLarge:
+            if not started:
+                await _json_error(413, f"request body larger than {self.limit} bytes")(
+                    scope, receive, send
+                )
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _status_of(exc: DedupError) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, StoreError):
+        return 503
+    return 422
+
+
+def create_app(
+    settings: Settings, limits: Limits | None = None, tokens: Tokens | None = None
+) -> Any:
+    """The application: API under ``/v1``, pages under ``/ui``, ``/healthz``, ``/metrics``."""
+    from dedup.web import api, metrics, pages
+
+    app = FastAPI(
+        title="dedup",
+        version="1",
+        description="Duplicate-content detection: submit documents, read their reports.",
+        openapi_url=None,  # served under /v1 behind the token check (api.openapi_schema)
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.web = Web(settings, limits or Limits(), tokens)
+    app.include_router(api.router)
+    app.include_router(api.health)
+    app.include_router(pages.router)
+    app.include_router(metrics.router)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Any:
+        if request.url.path.startswith("/ui"):
+            return pages.error_page(request, exc.status, exc.message)
+        return _json_error(exc.status, exc.message, **exc.extra)
+
+    @app.exception_handler(DedupError)
+    async def dedup_error(request: Request, exc: DedupError) -> Any:
+        if request.url.path.startswith("/ui"):
+            return pages.error_page(request, _status_of(exc), str(exc))
+        return _json_error(_status_of(exc), str(exc))
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_error(request: Request, exc: redis.RedisError) -> Any:
+        logger.warning("Redis error: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return _json_error(503, "the store is unavailable")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Any:
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in exc.errors()
+        ]
+        return _json_error(422, "; ".join(problems) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        message = {404: "no such path", 405: "method not allowed"}.get(
+            exc.status_code, str(exc.detail)
+        )
+        return _json_error(exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Any:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _json_error(500, "internal error")
+
+    app.add_middleware(BodyLimit, limit=app.state.web.limits.max_body_bytes)
+    return app
