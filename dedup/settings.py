@@ -72,7 +72,7 @@ class Settings:
     near_paragraphs: bool = False
     """Find edited copies of paragraphs across documents (reports' ``near_paragraphs`` and
     ``shared_excerpts``, boilerplate by near copies). It keeps three index entries and about
-    40 bytes of record per signed paragraph: ~1,000 more bytes of Redis per document
+    37 bytes of record per signed paragraph: about 1,200 more bytes of Redis per document
     (docs/BENCHMARKS.md), so it is off unless asked for; recorded in the store."""
 
     max_document_bytes: int = 10_000_000
