@@ -170,6 +170,43 @@ def test_tag_copies_in_the_index_and_in_the_crawl(
     assert 1 == caplog.text.count("declare a 'dedup_duplicate_of' field")
 
 
+def test_near_duplicates_at_one_round_trip_per_item(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With DEDUP_DUPLICATE_KIND "near", edited copies in the index or earlier in the crawl
+    count too, best first; each item costs one script round trip; unlike pages pass."""
+    from dedup.index import groups
+
+    body = article(21, 16)
+    _index(settings, "known", as_html(body))
+    trips: list[int] = []
+    real_run = groups.run
+    monkeypatch.setattr(
+        groups, "run", lambda client, calls: trips.append(1) or real_run(client, calls)
+    )
+    pipeline = DedupPipeline(Client(settings), on_duplicate="tag", duplicate_kind="near")
+    edited = {"url": "https://example.com/edited", "html": as_html(body[:14] + article(22, 2))}
+    again = {"url": "https://example.com/again", "html": as_html(body[:15] + article(23, 1))}
+    fresh = {"url": "https://example.com/fresh", "html": as_html(article(24, 16))}
+    for item in (edited, again, fresh):
+        assert item is pipeline.process_item(item)
+    assert 3 == len(trips)
+    assert ["known"] == edited["dedup_duplicate_of"]
+    assert {"known", id_for_url("https://example.com/edited")} == set(again["dedup_duplicate_of"])
+    assert "dedup_duplicate_of" not in fresh
+    strict = DedupPipeline(
+        Client(settings), on_duplicate="tag", duplicate_kind="near", threshold=0.99
+    )
+    copy = {"url": "https://example.org/y", "html": edited["html"]}
+    strict.process_item(copy)
+    assert "dedup_duplicate_of" not in copy
+    dropping = DedupPipeline(Client(settings), on_duplicate="drop", duplicate_kind="near")
+    with pytest.raises(DropItem, match="duplicate of known"):
+        dropping.process_item({"url": "https://example.org/x", "html": edited["html"]})
+    with pytest.raises(NotConfigured, match="DEDUP_DUPLICATE_KIND"):
+        DedupPipeline(Client(settings), duplicate_kind="fuzzy")
+
+
 @pytest.mark.slow
 def test_a_page_crawled_again_unchanged_changes_nothing(settings: Settings) -> None:
     """The same page crawled twice is unchanged the second time, with or without a fetch time

@@ -379,3 +379,17 @@ def _rows_at(reads: Reads, records: list[tuple[int, Record]]) -> list[Listed]:
             }
         )
     return rows
+
+
+def page_matches(
+    reads: Reads, signature: bytes, content_hash: str, threshold: float
+) -> list[tuple[str, float]]:
+    """The indexed documents a page not indexed yet duplicates: exact copies (at 1.0) and
+    those at least ``threshold`` alike, in one round trip (the Scrapy pipeline asks this for
+    every item)."""
+    record = Record("", None, 0, 0.0, int(content_hash, 16), signature, [])
+    try:
+        [(exact, near)] = split_matches(reads, [(0, record)], Options(threshold))
+    except redis.RedisError as exc:
+        raise store_error(exc) from None
+    return exact + sorted(near, key=lambda m: (-m[1], m[0]))

@@ -11,8 +11,11 @@ on spider close. Workers do the analysis elsewhere.
 
 With ``DEDUP_ON_DUPLICATE = "drop"`` or ``"tag"``, an item whose normalised content the index
 (or this crawl) already holds under another id is dropped, or passed on with the ids of its
-copies in ``DEDUP_DUPLICATE_FIELD``. That check analyses the page in the crawl process and
-asks Redis once per item, so it is off (``"keep"``) by default.
+copies in ``DEDUP_DUPLICATE_FIELD``. With ``DEDUP_DUPLICATE_KIND = "near"`` near duplicates
+count too: documents at least ``DEDUP_THRESHOLD`` alike (default: dedup's
+``near_duplicate_threshold``), found from the page's LSH bands and scored on the stored
+signatures. Either check analyses the page in the crawl process and asks Redis once per
+item, so it is off (``"keep"``) by default.
 
 Settings, all optional:
 
@@ -26,7 +29,8 @@ Settings, all optional:
   without a fetch time, so a page crawled again unchanged is indexed once: the pipeline's
   own clock would make every crawl a new version.
 - ``DEDUP_BATCH_SIZE`` (100), ``DEDUP_ON_DUPLICATE`` (``keep``, ``tag`` or ``drop``),
-  ``DEDUP_DUPLICATE_FIELD`` (``dedup_duplicate_of``).
+  ``DEDUP_DUPLICATE_FIELD`` (``dedup_duplicate_of``), ``DEDUP_DUPLICATE_KIND`` (``exact``
+  or ``near``), ``DEDUP_THRESHOLD`` (near duplicates only).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
 from scrapy.crawler import Crawler
@@ -53,10 +57,16 @@ from dedup.pipeline.document import (
 )
 from dedup.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from dedup.pipeline.analysis import Analysis
+
 logger = logging.getLogger(__name__)
 
 ON_DUPLICATE = ("keep", "tag", "drop")
-"""What happens to an item that is an exact duplicate of a document the index already holds."""
+"""What happens to an item that duplicates a document the index already holds."""
+DUPLICATE_KINDS = ("exact", "near")
+"""What counts as a duplicate for ``DEDUP_ON_DUPLICATE``: the same normalised content, or
+near duplicates too."""
 SEEN_LIMIT = 1_000_000
 """Content hashes of this crawl remembered for the duplicate check (about 100 bytes each)."""
 
@@ -86,6 +96,8 @@ class DedupPipeline:
         batch_size: int = 100,
         on_duplicate: str = "keep",
         duplicate_field: str = "dedup_duplicate_of",
+        duplicate_kind: str = "exact",
+        threshold: float | None = None,
         crawler: Crawler | None = None,
     ) -> None:
         if on_duplicate not in ON_DUPLICATE:
@@ -94,6 +106,12 @@ class DedupPipeline:
             )
         if batch_size < 1:
             raise NotConfigured("DEDUP_BATCH_SIZE must be at least 1")
+        if duplicate_kind not in DUPLICATE_KINDS:
+            raise NotConfigured(
+                f"DEDUP_DUPLICATE_KIND must be exact or near, not {duplicate_kind!r}"
+            )
+        if threshold is not None and not 0.0 < threshold <= 1.0:
+            raise NotConfigured(f"DEDUP_THRESHOLD must be in (0, 1], not {threshold}")
         self.client = client
         self.url_field, self.html_field, self.text_field = url_field, html_field, text_field
         self.id_field = id_field
@@ -101,7 +119,14 @@ class DedupPipeline:
         self.batch_size = batch_size
         self.on_duplicate = on_duplicate
         self.duplicate_field = duplicate_field
+        self.duplicate_kind = duplicate_kind
+        self.threshold = (
+            client.settings.near_duplicate_threshold if threshold is None else threshold
+        )
         self.crawler = crawler
+        self._bands: dict[int, list[str]] = {}
+        """LSH band keys of this crawl's pages (near duplicates not indexed yet)."""
+        self._signatures: dict[str, bytes] = {}
         self._batch: list[Document] = []
         self._flush_at = batch_size
         self._seen: dict[str, str] = {}
@@ -123,6 +148,10 @@ class DedupPipeline:
             batch_size=settings.getint("DEDUP_BATCH_SIZE", 100),
             on_duplicate=str(settings.get("DEDUP_ON_DUPLICATE", "keep")).lower(),
             duplicate_field=settings.get("DEDUP_DUPLICATE_FIELD", "dedup_duplicate_of"),
+            duplicate_kind=str(settings.get("DEDUP_DUPLICATE_KIND", "exact")).lower(),
+            threshold=settings.getfloat("DEDUP_THRESHOLD")
+            if settings.get("DEDUP_THRESHOLD")
+            else None,
             crawler=crawler,
         )
 
@@ -147,7 +176,8 @@ class DedupPipeline:
                 self._count("duplicates")
                 if self.on_duplicate == "drop":
                     self._count("dropped")
-                    raise DropItem(f"exact duplicate of {', '.join(copies)}: {document.url}")
+                    kind = "exact duplicate" if self.duplicate_kind == "exact" else "duplicate"
+                    raise DropItem(f"{kind} of {', '.join(copies)}: {document.url}")
                 self._tag(adapter, copies)
         self._batch.append(document)
         if len(self._batch) >= self._flush_at:
@@ -225,7 +255,10 @@ class DedupPipeline:
         """
         from dedup.pipeline.analysis import analyse
 
-        content = analyse(document, self.client.settings).content_hash
+        analysis = analyse(document, self.client.settings)
+        content = analysis.content_hash
+        if self.duplicate_kind == "near":
+            return self._near_copies_of(document, analysis)
         try:
             indexed = self.client.store.content_matches([content])[0]
         except DedupError as exc:
@@ -239,6 +272,39 @@ class DedupPipeline:
             self._seen[content] = document.doc_id
         copies.discard(document.doc_id)
         return sorted(copies)
+
+    def _near_copies_of(self, document: Document, analysis: Analysis) -> list[str]:
+        """Other ids with this content or at least ``threshold`` alike, in the index (one
+        round trip) or earlier in this crawl (its pages' bands, kept here), best first."""
+        from dedup.index import layout
+        from dedup.index.groups import page_matches
+
+        store = self.client.store
+        computed = analysis.document_signature()
+        signature = layout.reduce_signature(computed, store.wide) if computed is not None else b""
+        try:
+            found = dict(page_matches(store, signature, analysis.content_hash, self.threshold))
+        except DedupError as exc:
+            logger.warning("dedup: duplicate check skipped for %s: %s", document.doc_id, exc)
+            return []
+        earlier = self._seen.get(analysis.content_hash)
+        if earlier is not None:
+            found[earlier] = 1.0
+        bands = store.band_keys(signature)
+        for key in bands:
+            for other in self._bands.get(key, ()):
+                if other not in found:
+                    score = layout.similarity(signature, self._signatures[other], store.wide)
+                    if score >= self.threshold:
+                        found[other] = score
+        if len(self._signatures) < SEEN_LIMIT and document.doc_id not in self._signatures:
+            self._seen.setdefault(analysis.content_hash, document.doc_id)
+            if signature:
+                self._signatures[document.doc_id] = signature
+                for key in bands:
+                    self._bands.setdefault(key, []).append(document.doc_id)
+        found.pop(document.doc_id, None)
+        return [doc for doc, _ in sorted(found.items(), key=lambda m: (-m[1], m[0]))]
 
     def _tag(self, adapter: ItemAdapter, copies: list[str]) -> None:
         try:
