@@ -1,0 +1,67 @@
+"""``python -m bench.groups``: ``dedup groups`` over a synthetic index, time and memory.
+
+The index is filled as the growth runs fill it (:mod:`bench.synthetic`, two processes through
+``Store.index``): 5 % of the documents are near copies (one paragraph of ~20 changed) of an
+earlier one, so about a tenth of the index is in groups. Then the groups are read the way
+the command reads them (the flag bitmaps, the flagged records page by page, one script per
+flagged document) and the peak memory of the reading process is taken from the kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+from bench import corpus as corpus_
+from bench import growth, redisproc, throughput
+from dedup.index.groups import Options, read_groups
+from dedup.index.reads import Reads
+from dedup.servers.connection import connect
+from dedup.settings import Settings
+
+
+def measure(url: str, size: int) -> dict[str, float]:
+    """Read every group of the index at ``url``; the figures of that read."""
+    settings = Settings(redis_url=url, namespace=throughput.NAMESPACE)
+    reads = Reads(connect(url), settings)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    groups = members = 0
+    for group in read_groups(reads, Options(settings.near_duplicate_threshold)):
+        groups += 1
+        members += len(group["members"])
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    counts = reads.stats()
+    return {
+        "documents": size,
+        "flagged": counts["flags"]["near_duplicate"] + counts["flags"]["exact_duplicate"],
+        "groups": groups,
+        "members": members,
+        "seconds": round(seconds, 2),
+        "rss_before_mb": round(before / 1024, 1),
+        "rss_peak_mb": round(peak / 1024, 1),
+    }
+
+
+def main() -> None:
+    """Fill a fresh server to ``--docs`` documents, then time ``groups``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--corpus", type=Path, default=Path("../shared/corpus"))
+    parser.add_argument("--redis-server", default=None)
+    args = parser.parse_args()
+    corpus = corpus_.load(args.corpus)
+    binary = args.redis_server or redisproc.default_binary()
+    with redisproc.redis_server(binary) as url:
+        started = time.perf_counter()
+        growth.fill(url, corpus, args.docs, print)
+        print(f"filled {args.docs:,} documents in {time.perf_counter() - started:,.0f} s")
+        print(json.dumps(measure(url, args.docs)))
+
+
+if __name__ == "__main__":
+    main()
