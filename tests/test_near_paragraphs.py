@@ -190,3 +190,21 @@ def test_through_real_workers_killed_mid_batch(near: Settings, redis_client: red
     for seed in range(1, 6):
         [excerpt] = store.report(f"h{seed}")["shared_excerpts"]
         assert f"s{seed}" == excerpt["doc_id"]
+
+
+def test_an_index_from_before_the_setting_reads_on(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """An index whose settings were recorded before near_paragraphs existed takes writes with
+    the setting off, and refuses a writer with it on."""
+    import json
+
+    from dedup.index.store import signature_settings
+
+    recorded = signature_settings(settings)
+    assert "near_paragraphs" not in recorded and "2" == recorded["format"]
+    store = Store(redis_client, settings)
+    redis_client.hset(store.keys.meta, "signature", json.dumps(recorded, sort_keys=True))
+    store.check_settings()
+    with pytest.raises(SettingsMismatchError, match="near_paragraphs"):
+        Store(redis_client, settings.replace(near_paragraphs=True)).check_settings()

@@ -36,8 +36,10 @@ if TYPE_CHECKING:  # numpy is imported where signatures are made: reading comman
     import numpy as np
     import numpy.typing as npt
 
-FORMAT_VERSION = "3"
-"""Bumped when the layout or the hashing of stored signatures changes."""
+FORMAT_VERSION = "2"
+"""Bumped when the layout or the hashing of stored signatures changes. The near-copy data of
+``near_paragraphs`` is an extension recorded by that setting in the signature settings: with it
+off, records are those of format 2, so an index built before the setting existed reads on."""
 
 INLINE = 8
 """Serials an entry keeps in its own field before it moves to a set of its own."""

@@ -33,8 +33,12 @@ _CONFLICT_RETRIES = 5
 
 
 def signature_settings(settings: Settings) -> dict[str, str]:
-    """What a stored signature depends on: writers with other values must not mix in."""
-    return {
+    """What a stored signature depends on: writers with other values must not mix in.
+
+    ``near_paragraphs`` is named only when on, so an index built before the setting existed
+    (or with it off) has the same settings as a writer with it off.
+    """
+    recorded = {
         "format": layout.FORMAT_VERSION,
         "scheme": signature.SCHEME,
         "hash": "xxh64-words-combined",
@@ -46,8 +50,10 @@ def signature_settings(settings: Settings) -> dict[str, str]:
         "min_paragraph_words": str(settings.min_paragraph_words),
         "lsh_bands": str(settings.lsh_bands),
         "lsh_rows": str(settings.lsh_rows),
-        "near_paragraphs": str(settings.near_paragraphs).lower(),
     }
+    if settings.near_paragraphs:
+        recorded["near_paragraphs"] = "true"
+    return recorded
 
 
 def _versions() -> dict[str, str]:
