@@ -92,6 +92,48 @@ def test_boilerplate_is_reported_and_never_a_match(result: dict[str, Any]) -> No
 
 
 @pytest.mark.slow
+def test_edited_excerpts_are_found_with_their_source(result: dict[str, Any]) -> None:
+    """With near_paragraphs on in its namespace, every edited paragraph of an excerpt lists its
+    source paragraph, no paragraph lists one of another story, and the copyright line whose
+    year varies is boilerplate wherever it is."""
+    excerpt = result["excerpt"]
+    assert excerpt["excerpts"] >= 10
+    assert excerpt["high"] >= 20
+    assert 2 <= excerpt["paragraphs"] / excerpt["excerpts"] <= 4
+    assert target(result, "excerpts: source found at paragraph Jaccard") >= 0.95
+    assert excerpt["excerpts"] == excerpt["excerpts_found"]
+    assert excerpt["links"] > excerpt["paragraphs"]
+    assert 0 == target(result, "excerpts: paragraphs linked to another story")
+    assert excerpt["template_lines"] >= 10
+    assert 1.0 == target(result, "excerpts: varying template line boilerplate")
+    assert 0 == excerpt["other_boilerplate"]
+    assert {"near_paragraphs": True} == result["run"]["excerpt_settings"]
+    assert result["run"]["settings"]["near_paragraphs"] is False, "other groups: as configured"
+
+
+def test_excerpt_cases_hold_edited_paragraphs_of_another_story(corpus_dir: Path) -> None:
+    """An excerpt case is another story's body with two to four paragraphs of its own story
+    inside, each with a word or two changed; origins say where every paragraph comes from."""
+    articles = corpus.load(corpus_dir)
+    built = cases.build(articles, [1.0] * len(articles), 1, 10)
+    excerpts = [c for c in built.cases if c.kind == "excerpt"]
+    assert len(excerpts) == len(articles)
+    for case in excerpts:
+        source = articles[case.article].paragraphs
+        assert 2 <= len(case.copied) <= 4
+        assert len(case.origins) == len(case.content)
+        for position in case.copied:
+            story, number = case.origins[position]
+            assert story == case.story
+            original, copy = source[number].split(), case.content[position].split()
+            assert 1 <= sum(a != b for a, b in zip(original, copy, strict=False)) <= 2
+        hosts = {s for s, _ in case.origins if s not in (case.story, cases.TEMPLATE)}
+        assert 1 == len(hosts)
+    lines = [c for c in built.cases if c.group == cases.EXCERPT and c.inserted_at is not None]
+    assert len({c.content[c.inserted_at] for c in lines}) > 1, "the year varies"
+
+
+@pytest.mark.slow
 def test_whole_pages_keep_the_article_and_drop_the_template(result: dict[str, Any]) -> None:
     """Every body paragraph of every page is kept; almost no template is."""
     pages = result["extraction"]

@@ -52,7 +52,8 @@ def evaluate(
     def on_group(group: str, count: int) -> None:
         step(f"{group}: {count} documents through the queue and the workers")
 
-    runs = runner.run(settings, dict(groups), processes, on_group)
+    overrides = {cases.EXCERPT: {"near_paragraphs": True}}
+    runs = runner.run(settings, dict(groups), processes, on_group, overrides)
     result = metrics.score(case_set, runs)
     result["extraction"] = extraction.summary(pages)
     result["run"] = {
@@ -75,7 +76,9 @@ def evaluate(
                 "repeat_threshold",
                 "near_duplicate_threshold",
                 "boilerplate_min_documents",
+                "near_paragraphs",
             )
         },
+        "excerpt_settings": overrides[cases.EXCERPT],
     }
     return result

@@ -16,6 +16,10 @@ that one group's copies do not turn another group's paragraphs into boilerplate:
   near duplicates.
 - ``boilerplate``: each body, most with one sign-up blurb or ``Read | ...`` line inserted,
   each such paragraph into many articles: reported as boilerplate, never a reason to match.
+- ``excerpt`` (run with ``near_paragraphs`` on): each body, and for each a copy of two to four
+  of its paragraphs, one or two words changed in each, inside another story's body; most
+  documents end with a copyright line whose year varies. Each copied paragraph must list its
+  source, no paragraph may list one of another story, and the line must be boilerplate.
 """
 
 from __future__ import annotations
@@ -31,8 +35,15 @@ from dedup.pipeline.extract import extract_paragraphs
 from dedup.pipeline.repeats import MIN_RUN_WORDS
 from dedup.pipeline.text import words
 
-INTERNAL, NEAR, BOILERPLATE = "internal", "near", "boilerplate"
-GROUPS = (INTERNAL, NEAR, BOILERPLATE)
+INTERNAL, NEAR, BOILERPLATE, EXCERPT = "internal", "near", "boilerplate", "excerpt"
+GROUPS = (INTERNAL, NEAR, BOILERPLATE, EXCERPT)
+TEMPLATE = -1
+"""The origin of a template line (``Case.origins``): no story."""
+TEMPLATE_LINE = (
+    "\u00a9 {year} Example Media Group. All rights reserved. Reproduction in whole or in part "
+    "without permission is prohibited."
+)
+"""A site's closing line whose year varies between pages: boilerplate by its near copies."""
 DOUBLED_KINDS = ("doubled_exact", "doubled_debris", "doubled_edited", "tripled", "doubled_page")
 CLEAN_KINDS = ("clean_body", "clean_page")
 SUBSTITUTE_SHARES = (0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2)
@@ -60,6 +71,11 @@ class Case:
     """Boilerplate cases: index of the inserted paragraph."""
     repeated: int = 0
     """Partial repeats: closing paragraphs appended again."""
+    origins: list[tuple[int, int]] = field(default_factory=list)
+    """Excerpt group: per paragraph, the story and paragraph number it comes from (story
+    :data:`TEMPLATE` for the template line)."""
+    copied: list[int] = field(default_factory=list)
+    """Excerpt cases: the paragraphs copied, edited, from another story."""
 
 
 @dataclass
@@ -219,6 +235,74 @@ def _boilerplate(
     return cases
 
 
+EXCERPT_MIN_WORDS = 12
+"""Paragraphs copied into an excerpt: long enough that a word or two changed keeps them at a
+word Jaccard near 0.8 or above, as a quoted paragraph is."""
+
+
+def _excerpt_span(paragraphs: list[str], rng: random.Random) -> tuple[int, int] | None:
+    """Two to four consecutive paragraphs of at least :data:`EXCERPT_MIN_WORDS` words each."""
+    size = rng.randint(2, 4)
+    for length in range(size, 1, -1):
+        starts = [
+            s
+            for s in range(len(paragraphs) - length + 1)
+            if all(len(words(p)) >= EXCERPT_MIN_WORDS for p in paragraphs[s : s + length])
+        ]
+        if starts:
+            return rng.choice(starts), length
+    return None
+
+
+def _excerpts(
+    articles: list[Article], stories: list[int], seed: int, pool: list[str]
+) -> tuple[list[Case], Counter[str]]:
+    """Each body, and an excerpt of it (edited) inside another story's body; the template line
+    closes two documents in three, its year one of four."""
+    skipped: Counter[str] = Counter()
+    cases: list[Case] = []
+    for index, article in enumerate(articles):
+        paragraphs = list(article.paragraphs)
+        origins = [(stories[index], k) for k in range(len(paragraphs))]
+        cases.append(Case(f"source.{index}", EXCERPT, "source", index, stories[index], ""))
+        cases[-1].content, cases[-1].origins = paragraphs, origins
+    for index, article in enumerate(articles):
+        rng = random.Random(f"{seed}:excerpt:{article.name}")
+        hosts = [i for i in range(len(articles)) if stories[i] != stories[index]]
+        span = _excerpt_span(article.paragraphs, rng)
+        if not hosts or span is None:
+            skipped["excerpt: no other story, or no two paragraphs of 12 words"] += 1
+            continue
+        start, length = span
+        host = rng.choice(hosts)
+        copied = [
+            edits.change_words(p, rng.randint(1, 2), rng, pool)
+            for p in article.paragraphs[start : start + length]
+        ]
+        body = list(articles[host].paragraphs)
+        at = rng.randint(1, len(body))
+        paragraphs = body[:at] + copied + body[at:]
+        origins = [(stories[host], k) for k in range(at)]
+        origins += [(stories[index], start + k) for k in range(length)]
+        origins += [(stories[host], k) for k in range(at, len(body))]
+        case = Case(f"excerpt.{index}", EXCERPT, "excerpt", index, stories[index], "")
+        case.content, case.origins = paragraphs, origins
+        case.copied = list(range(at, at + length))
+        cases.append(case)
+    for case in cases:
+        rng = random.Random(f"{seed}:template:{case.doc_id}")
+        if rng.random() < 2 / 3:
+            line = TEMPLATE_LINE.format(year=rng.choice((2019, 2020, 2021, 2022)))
+            case.content = [*case.content, line]
+            case.origins = [*case.origins, (TEMPLATE, 0)]
+            case.inserted_at = len(case.content) - 1
+        case.body = edits.as_html(case.content)
+        if len(extract_paragraphs(case.body, "html")) != len(case.content):
+            case.origins = []  # paragraphs merged or split: not judged
+            skipped["excerpt: extraction changed the paragraphs"] += 1
+    return cases, skipped
+
+
 def build(
     articles: list[Article], coverage: list[float], seed: int, boilerplate_min_documents: int
 ) -> CaseSet:
@@ -251,6 +335,9 @@ def build(
         skipped += missing + missing_near
     rng = random.Random(f"{seed}:boilerplate")
     cases += _boilerplate(articles, stories, boilerplate_min_documents, rng)
+    excerpts, missing = _excerpts(articles, stories, seed, pool)
+    cases += excerpts
+    skipped += missing
     if len(articles) < boilerplate_min_documents:
         skipped["boilerplate: fewer articles than boilerplate_min_documents"] += 1
     return CaseSet(cases, articles, stories, skipped)

@@ -72,6 +72,12 @@ def substitute(
     return [_replace(p, chosen.get(i, set()), rng, pool) for i, p in enumerate(paragraphs)]
 
 
+def change_words(paragraph: str, count: int, rng: random.Random, pool: list[str]) -> str:
+    """``count`` words of one paragraph (fewer in a shorter one) replaced from ``pool``."""
+    words = len(_WORD.findall(paragraph))
+    return _replace(paragraph, set(rng.sample(range(words), min(words, count))), rng, pool)
+
+
 def sentences(paragraph: str) -> list[str]:
     """A paragraph cut after each full stop, question or exclamation mark."""
     return [s for s in _SENTENCE_END.split(paragraph) if s.strip()]

@@ -18,6 +18,7 @@ from dedup.evaluation.cases import (
     BOILERPLATE,
     CLEAN_KINDS,
     DOUBLED_KINDS,
+    EXCERPT,
     INTERNAL,
     NEAR,
     Case,
@@ -255,6 +256,80 @@ def _boilerplate(cases: list[Case], run: GroupRun) -> dict[str, Any]:
     }
 
 
+def _excerpt(cases: list[Case], run: GroupRun) -> dict[str, Any]:
+    """Edited excerpts found with their source paragraph; links to another story's paragraph;
+    the varying template line reported as boilerplate."""
+    judged = {c.doc_id: c for c in cases if c.origins and c.doc_id in run.reports}
+    sources = {c.article: c for c in cases if c.kind == "source"}
+    paragraphs: list[tuple[float, bool]] = []
+    missed: list[dict[str, Any]] = []
+    excerpts = found_excerpts = 0
+    for case in judged.values():
+        if case.kind != "excerpt":
+            continue
+        report = run.reports[case.doc_id]
+        source = sources[case.article]
+        copies = {r["paragraph"]: r["copies"] for r in report["near_paragraphs"]}
+        for position in case.copied:
+            original = source.content[case.origins[position][1]]
+            measured = jaccard(shingles([case.content[position]], 1), shingles([original], 1))
+            found = any(
+                (c["doc_id"], c["paragraph"]) == (source.doc_id, case.origins[position][1])
+                for c in copies.get(position, [])
+            )
+            paragraphs.append((measured, found))
+            if measured >= RECALL_AT and not found and len(missed) < 10:
+                missed.append({"doc_id": case.doc_id, "paragraph": position, "measured": measured})
+        excerpts += 1
+        found_excerpts += any(e["doc_id"] == source.doc_id for e in report["shared_excerpts"])
+    links = wrong = 0
+    examples: list[dict[str, Any]] = []
+    for doc_id, case in judged.items():
+        for row in run.reports[doc_id]["near_paragraphs"]:
+            for copy in row["copies"]:
+                target = judged.get(copy["doc_id"])
+                if target is None:
+                    continue
+                links += 1
+                if target.origins[copy["paragraph"]][0] != case.origins[row["paragraph"]][0]:
+                    wrong += 1
+                    if len(examples) < 10:
+                        examples.append({"doc_id": doc_id, "paragraph": row["paragraph"], **copy})
+    high = [found for measured, found in paragraphs if measured >= RECALL_AT]
+    carrying = [c for c in cases if c.inserted_at is not None and c.doc_id in run.reports]
+    reported = sum(
+        c.inserted_at in {b["paragraph"] for b in run.reports[c.doc_id]["boilerplate"]}
+        for c in carrying
+    )
+    other = sum(
+        len({b["paragraph"] for b in run.reports[c.doc_id]["boilerplate"]} - {c.inserted_at})
+        for c in cases
+        if c.doc_id in run.reports
+    )
+    return {
+        "documents": len(cases),
+        "judged": len(judged),
+        "excerpts": excerpts,
+        "excerpts_found": found_excerpts,
+        "paragraphs": len(paragraphs),
+        "mean_measured": round(sum(m for m, _ in paragraphs) / len(paragraphs), 3)
+        if paragraphs
+        else 0,
+        "high": len(high),
+        "found": sum(high),
+        "recall": _ratio(sum(high), len(high)),
+        "found_below": sum(f for m, f in paragraphs if m < RECALL_AT),
+        "missed": missed,
+        "links": links,
+        "wrong_links": wrong,
+        "wrong_examples": examples,
+        "template_lines": len(carrying),
+        "template_reported": reported,
+        "template_recall": _ratio(reported, len(carrying)),
+        "other_boilerplate": other,
+    }
+
+
 def score(case_set: CaseSet, runs: dict[str, GroupRun]) -> dict[str, Any]:
     """Every number of the evaluation, and which targets are met."""
     groups: dict[str, list[Case]] = defaultdict(list)
@@ -263,6 +338,7 @@ def score(case_set: CaseSet, runs: dict[str, GroupRun]) -> dict[str, Any]:
     internal = _internal(groups[INTERNAL], runs[INTERNAL])
     near = _near(groups[NEAR], runs[NEAR])
     boilerplate = _boilerplate(groups[BOILERPLATE], runs[BOILERPLATE])
+    excerpt = _excerpt(groups[EXCERPT], runs[EXCERPT])
     rows = {r["kind"]: r for r in internal["rows"]}
     clean_flagged = sum(rows[k]["doubled_body"] for k in CLEAN_KINDS if k in rows)
     partial = rows.get("partial_repeat", {})
@@ -286,11 +362,20 @@ def score(case_set: CaseSet, runs: dict[str, GroupRun]) -> dict[str, Any]:
         ("whole pages: doubled block found", rows.get("doubled_page", {}).get("recall"), ">=", 1.0),
         ("whole pages: near duplicates of their body", _ratio(page_found, page_high), ">=", 1.0),
         ("whole pages rejected (no report)", internal["pages_rejected"]["rejected"], "==", 0),
+        (
+            f"excerpts: source found at paragraph Jaccard >= {RECALL_AT}",
+            excerpt["recall"],
+            ">=",
+            0.95,
+        ),
+        ("excerpts: paragraphs linked to another story", excerpt["wrong_links"], "==", 0),
+        ("excerpts: varying template line boilerplate", excerpt["template_recall"], ">=", 1.0),
     ]
     return {
         "internal": internal,
         "near": near,
         "boilerplate": boilerplate,
+        "excerpt": excerpt,
         "targets": [
             {"target": name, "value": value, "wanted": f"{op} {want}", "met": _met(value, op, want)}
             for name, value, op, want in targets

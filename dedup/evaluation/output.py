@@ -113,6 +113,22 @@ def tables(result: dict[str, Any]) -> Group:
         ("body paragraphs kept", _with(extraction, "body_kept", "body_paragraphs")),
         ("template paragraphs kept", _with(extraction, "template_kept")),
         ("pages with Jaccard >= 0.8 to their body", _with(extraction, "pages_similarity_0.8")),
+        (
+            f"excerpts: edited paragraphs at Jaccard >= {RECALL_AT}, source found",
+            _of(result["excerpt"], "found", "high"),
+        ),
+        (
+            "excerpts: listed once with their source",
+            _of(result["excerpt"], "excerpts_found", "excerpts"),
+        ),
+        (
+            "excerpts: paragraph links, to another story",
+            _of(result["excerpt"], "wrong_links", "links"),
+        ),
+        (
+            "excerpts: varying template line reported",
+            _of(result["excerpt"], "template_reported", "template_lines"),
+        ),
     ):
         summary.add_row(name, _number(value))
     parts: list[Any] = [header, targets, internal, pairs, summary]

@@ -114,8 +114,13 @@ def run(
     groups: dict[str, list[Case]],
     processes: int = 2,
     on_group: Callable[[str, int], None] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, GroupRun]:
-    """Run every group in a fresh namespace of the configured Redis; returns their reports."""
+    """Run every group in a fresh namespace of the configured Redis; returns their reports.
+
+    ``overrides`` changes settings for some groups (a setting a group measures, e.g.
+    ``near_paragraphs``); the namespace of each group is its own, so this mixes nothing.
+    """
     url = settings.redis_url or ensure_server(settings.data_dir)
     client = connect(url)
     token = secrets.token_hex(4)
@@ -125,7 +130,13 @@ def run(
             if on_group is not None:
                 on_group(group, len(cases))
             name = f"eval-{token}-{group}"
-            group_settings = settings.replace(namespace=name, queue=name, redis_url=url, retries=0)
+            group_settings = settings.replace(
+                namespace=name,
+                queue=name,
+                redis_url=url,
+                retries=0,
+                **(overrides or {}).get(group, {}),
+            )
             results[group] = run_group(group_settings, client, cases, processes)
     except redis.RedisError as exc:
         raise StoreError(f"Redis failed during the evaluation: {exc}") from None
