@@ -23,6 +23,7 @@ from tests.helpers import (
     as_html,
     command,
     edit_words,
+    invoke,
     start_worker,
     wait_for,
     worker_env,
@@ -208,3 +209,20 @@ def test_an_index_from_before_the_setting_reads_on(
     store.check_settings()
     with pytest.raises(SettingsMismatchError, match="near_paragraphs"):
         Store(redis_client, settings.replace(near_paragraphs=True)).check_settings()
+
+
+def test_report_view_shows_copies_and_excerpts_escaped(near: Settings, store: Store) -> None:
+    """``dedup report`` without --json lists each edited copy and one line per excerpt source,
+    its id shown as text: markup in it stays inert."""
+    source = "[bold]story[/bold]"
+    story, holder = excerpt_case(1)
+    index(store, source, story)
+    index(store, "holder", holder)
+    shown = invoke(near, "report", "holder").output
+    assert "paragraphs copied in other documents" in shown
+    assert 3 == shown.count("edited")
+    assert "reuses 3 paragraphs of [bold]story[/bold] (containment 0." in shown
+    assert "): 5-7" in shown
+    back = invoke(near, "report", source).output
+    assert "reuses 3 paragraphs of holder" in back
+    assert "[bold]story[/bold]" in back

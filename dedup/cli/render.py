@@ -127,6 +127,37 @@ def report(data: Report) -> Panel:
                 clean(", ".join(others)),
             )
         )
+    if data["near_paragraphs"]:
+        table = Table(title="paragraphs copied in other documents", title_justify="left")
+        table.add_column("paragraph", justify="right")
+        table.add_column("document")
+        table.add_column("its paragraph", justify="right")
+        table.add_column("similarity", justify="right")
+        table.add_column("kind")
+        for near in data["near_paragraphs"]:
+            for copy in near["copies"]:
+                table.add_row(
+                    str(near["paragraph"]),
+                    Text(clean(copy["doc_id"])),
+                    str(copy["paragraph"]),
+                    f"{copy['similarity']:.3f}",
+                    "exact" if copy["exact"] else "edited",
+                )
+        lines.append(table)
+    for excerpt in data["shared_excerpts"]:
+        count = len(excerpt["paragraphs"])
+        lines.append(
+            Text.assemble(
+                ("reuses ", "dim"),
+                f"{count} paragraph{'s' if count != 1 else ''} ",
+                ("of ", "dim"),
+                clean(excerpt["doc_id"]),
+                (" (containment ", "dim"),
+                f"{excerpt['containment']:.2f}",
+                ("): ", "dim"),
+                _ranges(excerpt["paragraphs"]),
+            )
+        )
     if data["group"]:
         canonical = data["canonical"] == data["doc_id"]
         lines.append(
