@@ -5,7 +5,8 @@ growth runs fill the store with ready-made :class:`~dedup.pipeline.analysis.Anal
 written through the real :meth:`dedup.index.store.Store.index`: the paragraph and word counts of
 a corpus article window, random 64-bit paragraph fingerprints (over the full range: the store
 buckets them by their top bits) and random signature rows (as unrelated documents have), and the
-same shares of template paragraphs, near copies and doubled bodies as :mod:`bench.corpus`. Real
+same shares of template paragraphs, near copies and doubled bodies as :mod:`bench.corpus`;
+with ``near_paragraphs`` on, the near-copy pieces of each signed paragraph too. Real
 text through the whole pipeline has more boilerplate than these (docs/BENCHMARKS.md compares the
 two at 10k).
 """
@@ -60,6 +61,16 @@ def _parts(
     return counts, fps, rows.astype(np.uint32), doubled
 
 
+def _pieces(fingerprint: int, words: int) -> tuple[int, ...]:
+    """Near-copy piece keys as :func:`dedup.pipeline.analysis.paragraph_pieces` makes them
+    (three, or two for a paragraph too short for a middle), drawn from the fingerprint: a
+    paragraph and its copies share them, template paragraphs too."""
+    size = max(3, words // 3)
+    tags = (0, 1, 2) if words - 2 * size >= 3 else (0, 2)
+    seed = fingerprint.to_bytes(8, "little")
+    return tuple(xxhash.xxh64_intdigest(seed + bytes([tag])) for tag in tags)
+
+
 def analysis(
     corpus: corpus_.Corpus, index: int, settings: Settings, seed: int = 1, prefix: str = "syn"
 ) -> Analysis:
@@ -72,15 +83,20 @@ def analysis(
         runs = [Repeat((0, size - 1), (size, 2 * size - 1), 1.0)]
     paragraphs = [f"paragraph {k} of {count} words" for k, count in enumerate(counts)]
     content = np.array(fps, dtype=np.uint64).tobytes()
+    signed = [c >= settings.min_paragraph_words for c in counts]
+    pieces = None
+    if settings.near_paragraphs:  # what analyse() adds with the setting on
+        pieces = [_pieces(fp, c) if s else () for fp, c, s in zip(fps, counts, signed, strict=True)]
     return Analysis(
         document=Document(corpus_.doc_id(index, prefix), "", corpus_.url(index), "html"),
         paragraphs=paragraphs,
         word_counts=counts,
         fingerprints=fps,
-        signed=[c >= settings.min_paragraph_words for c in counts],
+        signed=signed,
         paragraph_signatures=rows,
         shingle_signatures=rows,
         content_hash=f"{hash(content) & (2**64 - 1):016x}",
         repeats=Repeats(runs, 0.5 if doubled else 0.0, doubled),
         min_words=settings.min_paragraph_words,
+        pieces=pieces,
     )
