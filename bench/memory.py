@@ -23,6 +23,7 @@ MANY = {
     "p:": "paragraph entries",
     "c:": "content entries",
     "i:": "document id entries",
+    "q:": "near-copy piece entries",
 }
 """Families of many keys: record buckets and entry buckets (dedup.index.layout)."""
 
