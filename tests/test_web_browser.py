@@ -132,8 +132,10 @@ def test_side_by_side_highlights_the_words_that_differ(browser: Any, site: Serve
     right = browser.find_element(By.ID, "right")
     marked = left.find_elements(By.CSS_SELECTOR, "mark.diff")
     assert marked, "the words missing from the copy are highlighted"
-    assert sum(len(m.text) for m in marked) < len(left.text) / 2, "shared words are not"
-    assert right.find_element(By.TAG_NAME, "p").text
+    # the copy holds the body once: the seed's second copy is marked, the first one is not
+    assert sum(len(m.text) for m in marked) < len(left.text) * 0.8, "shared words are not"
+    right_marked = right.find_elements(By.CSS_SELECTOR, "mark.diff")
+    assert sum(len(m.text) for m in right_marked) < len(right.text) / 2
 
 
 def test_hostile_text_is_shown_as_text(browser: Any, site: Server) -> None:
