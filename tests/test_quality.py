@@ -10,7 +10,7 @@ import json
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -19,6 +19,9 @@ from rich.console import Console
 
 from dedup.cli.main import cli
 from dedup.evaluation import cases, corpus, edits, evaluate, extraction, output
+from dedup.evaluation import groups as duplicate_groups
+from dedup.evaluation.runner import GroupRun
+from dedup.report import Group, Report
 from dedup.settings import Settings
 from tests import quality_corpus
 
@@ -227,3 +230,56 @@ def test_page_stats_count_body_and_template(corpus_dir: Path) -> None:
     assert 1.0 == stats.coverage
     assert stats.kept == stats.body_paragraphs
     assert stats.similarity > 0.9 > stats.similarity_without
+
+
+@pytest.mark.slow
+def test_groups_hold_each_story_with_its_original_kept(result: dict[str, Any]) -> None:
+    """The near cases grouped as ``dedup groups`` groups them: every story's copies in the
+    group of its original, the original canonical, no group of two stories."""
+    grouped = result["groups"]
+    assert grouped["stories"] >= 10
+    assert grouped["copies"] > grouped["stories"]
+    assert grouped["groups"] >= grouped["stories"]
+    assert 1.0 == target(result, "groups: a story's copies at Jaccard")
+    assert 1.0 == target(result, "groups: canonical is the story's original")
+    assert 0 == target(result, "groups mixing two stories")
+    assert ([], [], []) == (grouped["split"], grouped["wrong_canonical"], grouped["mixed_examples"])
+
+
+def test_group_scores_count_split_stories_wrong_canonicals_and_mixed_groups() -> None:
+    """A story split over two groups, one kept by a copy and one mixed with another story:
+    each counted once, from what the cases say."""
+    body = [" ".join(f"word{n}" for n in range(40))]
+    edited = [body[0].replace("word39", "other")]
+
+    def near(doc_id: str, kind: str, article: int, story: int, text: list[str]) -> cases.Case:
+        return cases.Case(doc_id, cases.NEAR, kind, article, story, "", text)
+
+    built = [
+        near("original.0", "original", 0, 0, body),
+        near("edited.0", "edited", 0, 0, edited),
+        near("original.1", "original", 1, 1, body),
+        near("page.1", "page", 1, 1, body),
+        near("original.2", "original", 2, 2, body),
+        near("page.2", "page", 2, 2, body),
+        near("reorder.2", "reorder", 2, 2, body),
+        near("original.3", "original", 3, 3, [" ".join(f"x{n}" for n in range(40))]),
+    ]
+
+    def group(canonical: str, *others: str) -> Group:
+        members = [{"doc_id": d, "similarity": 1.0} for d in (canonical, *others)]
+        return {"group": f"g-{canonical}", "canonical": canonical, "members": members}
+
+    run = GroupRun(
+        reports={c.doc_id: cast("Report", {}) for c in built},
+        groups=[
+            group("original.0", "edited.0"),
+            group("page.1", "original.1"),
+            group("original.2", "page.2", "original.3"),
+        ],
+    )
+    scored = duplicate_groups.score(built, run, 0.8)
+    assert (3, 4) == (scored["stories"], scored["copies"])
+    assert (2, 1, 1) == (scored["together"], scored["canonical_right"], scored["mixed"])
+    assert [{"original": "original.1", "canonical": "page.1"}] == scored["wrong_canonical"]
+    assert [{"original": "original.2", "copies": 2, "outside": ["reorder.2"]}] == scored["split"]

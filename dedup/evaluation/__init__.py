@@ -4,8 +4,9 @@ Users trust a duplicate detector only if its flags are right on their own pages.
 builds cases from a corpus of captured pages and their article bodies (doubled bodies,
 partial repeats, near-duplicate copies, boilerplate, whole pages; :mod:`.cases`), runs them
 through the real queue and workers against a real Redis (:mod:`.runner`), and scores the
-reports (:mod:`.metrics`); it also measures how well whole pages are cut down to their
-article (:mod:`.extraction`). docs/QUALITY.md has the numbers.
+reports (:mod:`.metrics`) and the duplicate groups of the near copies (:mod:`.groups`); it
+also measures how well whole pages are cut down to their article (:mod:`.extraction`).
+docs/QUALITY.md has the numbers.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def evaluate(
         step(f"{group}: {count} documents through the queue and the workers")
 
     overrides = {cases.EXCERPT: {"near_paragraphs": True}}
-    runs = runner.run(settings, dict(groups), processes, on_group, overrides)
+    runs = runner.run(settings, dict(groups), processes, on_group, overrides, grouped=(cases.NEAR,))
     result = metrics.score(case_set, runs)
     result["extraction"] = extraction.summary(pages)
     result["run"] = {

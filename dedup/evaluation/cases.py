@@ -13,7 +13,9 @@ that one group's copies do not turn another group's paragraphs into boilerplate:
   paragraphs reordered, edited for another site, its captured page, the body inside another
   site's page), at most ``boilerplate_min_documents - 1`` documents per article; captures of
   one article (bodies alike) form one story. Documents of different stories must never be
-  near duplicates.
+  near duplicates. Each document carries a fetch time: a story's original (the body of its
+  first article) is fetched before every other document of its story, so it is the canonical
+  copy the ``earliest`` rule must pick when the story's copies are grouped.
 - ``boilerplate``: each body, most with one sign-up blurb or ``Read | ...`` line inserted,
   each such paragraph into many articles: reported as boilerplate, never a reason to match.
 - ``excerpt`` (run with ``near_paragraphs`` on): each body, and for each a copy of two to four
@@ -27,6 +29,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from dedup.evaluation import edits, pages
 from dedup.evaluation.corpus import Article, jaccard, shingles
@@ -51,6 +54,8 @@ SUBSTITUTE_SHARES = (0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2)
 SAME_STORY = 0.5
 """Two corpus bodies at least this alike (Jaccard) are captures of one article."""
 PAGE_COVERAGE = COVERED
+FETCHED = datetime(2020, 1, 1, tzinfo=UTC)
+"""Fetch time of the first original of the near group; its copies come a day later."""
 
 
 @dataclass
@@ -76,6 +81,8 @@ class Case:
     :data:`TEMPLATE` for the template line)."""
     copied: list[int] = field(default_factory=list)
     """Excerpt cases: the paragraphs copied, edited, from another story."""
+    fetched_at: str | None = None
+    """Near group: when the document was fetched (originals before their copies)."""
 
 
 @dataclass
@@ -173,7 +180,7 @@ def _near(
     else:
         skipped["page: the capture lacks the body"] += 1
     if not alone:
-        return out, skipped
+        return _fetch_times(index, out), skipped
     other = articles[rng.randrange(len(articles))].paragraphs
     shares = rng.sample(SUBSTITUTE_SHARES, 2)
     variants = [
@@ -197,7 +204,16 @@ def _near(
             break
     else:
         skipped["transplant: no other page to put the body in"] += 1
-    return out[:budget], skipped
+    return _fetch_times(index, out[:budget]), skipped
+
+
+def _fetch_times(index: int, out: list[Case]) -> list[Case]:
+    """Fetch times: the original of article ``index`` at second ``index`` of the first day
+    (the first article of a story is fetched first), every other document the day after."""
+    for n, case in enumerate(out):
+        seconds = index if case.kind == "original" else 86_400 + 16 * index + n
+        case.fetched_at = (FETCHED + timedelta(seconds=seconds)).isoformat()
+    return out
 
 
 def _boilerplate(

@@ -4,7 +4,8 @@ Document cases (``internal`` group) are judged by their flags. Cross-document ca
 per pair of documents: two documents of one story should be near duplicates when the article
 text they carry is alike (the measured Jaccard similarity of its 3-word shingles), two of
 different stories never. The reported similarity of a flagged pair is compared with the
-measured one, which is what it estimates.
+measured one, which is what it estimates. The duplicate groups of the near cases are scored
+by :mod:`dedup.evaluation.groups`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
+from dedup.evaluation import groups as duplicate_groups
 from dedup.evaluation.cases import (
     BOILERPLATE,
     CLEAN_KINDS,
@@ -349,6 +351,7 @@ def score(case_set: CaseSet, runs: dict[str, GroupRun]) -> dict[str, Any]:
     near = _near(groups[NEAR], runs[NEAR])
     boilerplate = _boilerplate(groups[BOILERPLATE], runs[BOILERPLATE])
     excerpt = _excerpt(groups[EXCERPT], runs[EXCERPT])
+    grouped = duplicate_groups.score(groups[NEAR], runs[NEAR], RECALL_AT)
     rows = {r["kind"]: r for r in internal["rows"]}
     clean_flagged = sum(rows[k]["doubled_body"] for k in CLEAN_KINDS if k in rows)
     partial = rows.get("partial_repeat", {})
@@ -380,12 +383,21 @@ def score(case_set: CaseSet, runs: dict[str, GroupRun]) -> dict[str, Any]:
         ),
         ("excerpts: paragraphs linked to one not alike", excerpt["wrong_links"], "==", 0),
         ("excerpts: varying template line boilerplate", excerpt["template_recall"], ">=", 1.0),
+        (
+            f"groups: a story's copies at Jaccard >= {RECALL_AT} in one group",
+            grouped["together_share"],
+            ">=",
+            0.98,
+        ),
+        ("groups: canonical is the story's original", grouped["canonical_share"], ">=", 1.0),
+        ("groups mixing two stories", grouped["mixed"], "==", 0),
     ]
     return {
         "internal": internal,
         "near": near,
         "boilerplate": boilerplate,
         "excerpt": excerpt,
+        "groups": grouped,
         "targets": [
             {"target": name, "value": value, "wanted": f"{op} {want}", "met": _met(value, op, want)}
             for name, value, op, want in targets

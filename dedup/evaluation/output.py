@@ -41,6 +41,10 @@ def _with(data: dict[str, Any], name: str, whole: str | None = None) -> str:
     return f"{data[name]}{total} ({data[name + '_without_selection']} without selection)"
 
 
+def _groups(data: dict[str, Any]) -> str:
+    return f"{data['groups']}, {data['members']}"
+
+
 def tables(result: dict[str, Any]) -> Group:
     """Every table of the evaluation, targets first."""
     run = result["run"]
@@ -129,6 +133,16 @@ def tables(result: dict[str, Any]) -> Group:
             "excerpts: varying template line reported",
             _of(result["excerpt"], "template_reported", "template_lines"),
         ),
+        ("duplicate groups (near group), documents in them", _groups(result["groups"])),
+        (
+            f"stories with copies at Jaccard >= {RECALL_AT}: in one group",
+            _of(result["groups"], "together", "stories"),
+        ),
+        (
+            "  of those: canonical is the original",
+            _of(result["groups"], "canonical_right", "together"),
+        ),
+        ("groups mixing two stories", _of(result["groups"], "mixed", "groups")),
     ):
         summary.add_row(name, _number(value))
     parts: list[Any] = [header, targets, internal, pairs, summary]

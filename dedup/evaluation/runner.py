@@ -3,9 +3,10 @@
 Each group of cases gets a namespace and a queue of its own (``eval-<random>-<group>``) on
 the configured Redis (``DEDUP_REDIS_URL`` or the embedded server), with the configured
 settings; ``python -m dedup worker --burst`` processes work it off, then the reports are read
-back through :class:`dedup.index.store.Store`. Everything written (index keys, jobs, registries) is
-deleted afterwards, whatever happened, by the layers that wrote it (``Store.drop``,
-:func:`dedup.queue.queues.drop_queue`).
+back through :class:`dedup.index.store.Store`, and for the groups asked, the duplicate
+groups as ``dedup groups`` reads them (:func:`dedup.index.groups.read_groups`). Everything
+written (index keys, jobs, registries) is deleted afterwards, whatever happened, by the
+layers that wrote it (``Store.drop``, :func:`dedup.queue.queues.drop_queue`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,11 +24,13 @@ import redis
 
 from dedup.errors import DedupError, NotFoundError, StoreError
 from dedup.evaluation.cases import Case
+from dedup.index.groups import options_for, read_groups
+from dedup.index.reads import Reads
 from dedup.index.store import Store
 from dedup.pipeline.document import Document
 from dedup.queue.failed import failed_jobs
 from dedup.queue.queues import JOB_FUNCTION, drop_queue, make_queue
-from dedup.report import Report
+from dedup.report import Group, Report
 from dedup.servers.connection import connect
 from dedup.servers.embedded import ensure_server
 from dedup.settings import Settings
@@ -45,13 +48,17 @@ class GroupRun:
     """Documents without a report."""
     failures: list[str] = field(default_factory=list)
     """Why jobs failed, as the workers said it."""
+    groups: list[Group] = field(default_factory=list)
+    """The duplicate groups of the namespace, when asked (at the settings' threshold and
+    canonical rule)."""
 
 
 def _batches(cases: list[Case], size: int) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
     weight = 0
     for case in cases:
-        payload = Document(case.doc_id, case.body, fmt="html").to_payload()
+        document = Document(case.doc_id, case.body, fmt="html", fetched_at=case.fetched_at)
+        payload = document.to_payload()
         if batch and (len(batch) >= size or weight + len(case.body) > _JOB_BYTES):
             yield batch
             batch, weight = [], 0
@@ -71,9 +78,15 @@ def _environment(settings: Settings) -> dict[str, str]:
 
 
 def run_group(
-    settings: Settings, client: redis.Redis, cases: list[Case], processes: int
+    settings: Settings,
+    client: redis.Redis,
+    cases: list[Case],
+    processes: int,
+    *,
+    grouped: bool = False,
 ) -> GroupRun:
-    """Queue the cases, work them off with real workers, read the reports, clean up."""
+    """Queue the cases, work them off with real workers, read the reports (and with
+    ``grouped`` the duplicate groups), clean up."""
     queue = make_queue(settings, client)
     job_ids: list[str] = []
     try:
@@ -103,6 +116,9 @@ def run_group(
                 result.reports[case.doc_id] = store.report(case.doc_id)
             except NotFoundError:
                 result.rejected.append(case.doc_id)
+        if grouped:
+            reads = Reads(client, settings)
+            result.groups = list(read_groups(reads, options_for(reads)))
         return result
     finally:
         drop_queue(queue, job_ids)
@@ -115,11 +131,13 @@ def run(
     processes: int = 2,
     on_group: Callable[[str, int], None] | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
+    grouped: Collection[str] = (),
 ) -> dict[str, GroupRun]:
     """Run every group in a fresh namespace of the configured Redis; returns their reports.
 
     ``overrides`` changes settings for some groups (a setting a group measures, e.g.
     ``near_paragraphs``); the namespace of each group is its own, so this mixes nothing.
+    The groups named in ``grouped`` also get their duplicate groups read.
     """
     url = settings.redis_url or ensure_server(settings.data_dir)
     client = connect(url)
@@ -137,7 +155,9 @@ def run(
                 retries=0,
                 **(overrides or {}).get(group, {}),
             )
-            results[group] = run_group(group_settings, client, cases, processes)
+            results[group] = run_group(
+                group_settings, client, cases, processes, grouped=group in grouped
+            )
     except redis.RedisError as exc:
         raise StoreError(f"Redis failed during the evaluation: {exc}") from None
     except DedupError:
