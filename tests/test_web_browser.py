@@ -69,6 +69,7 @@ def browser() -> Iterator[Any]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path=str(DRIVER)), options=options)
+    driver.implicitly_wait(5)  # elements of a page still loading
     try:
         yield driver
     finally:
@@ -83,6 +84,19 @@ def _sign_in(browser: Any, site: Server, token: str, target: str) -> None:
     assert "/ui/login" in browser.current_url  # no session yet: sent to sign in
     browser.find_element(By.ID, "token").send_keys(token)
     browser.find_element(By.ID, "sign-in").click()
+    _wait_for(
+        browser, lambda d: "/ui/login" not in d.current_url or d.find_elements(By.ID, "error")
+    )
+
+
+def _wait_for(browser: Any, condition: Any) -> None:
+    """A click starts a navigation: wait until the new page is there and loaded."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 20, ignored_exceptions=(WebDriverException,))
+    wait.until(condition)
+    wait.until(lambda driver: driver.execute_script("return document.readyState") == "complete")
 
 
 def test_token_check(browser: Any, site: Server) -> None:
@@ -127,6 +141,7 @@ def test_side_by_side_highlights_the_words_that_differ(browser: Any, site: Serve
 
     _sign_in(browser, site, site.token, "/ui/documents/seed")
     browser.find_element(By.CSS_SELECTOR, "a.compare").click()
+    _wait_for(browser, lambda d: "/ui/compare" in d.current_url and d.find_elements(By.ID, "right"))
     assert "/ui/compare" in browser.current_url
     left = browser.find_element(By.ID, "left")
     right = browser.find_element(By.ID, "right")
