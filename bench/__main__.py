@@ -1,7 +1,8 @@
 """``python -m bench`` (``make bench``): run the benchmarks and write their results.
 
 Each section can be run alone; defaults keep the whole run under about 20 minutes on two
-cores, ``--sizes 10000,100000,1000000`` adds the 1M index (about an hour more).
+cores, ``--sizes 10000,100000,1000000`` adds the 1M index (about an hour more), and
+``--groups-docs 1000000`` reads the groups of a 1M index (about 15 minutes more).
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus as corpus_
-from bench import growth, profiling, summary, throughput
+from bench import groups, growth, profiling, summary, throughput
 from bench.measure import REPO, machine
 from bench.redisproc import default_binary, redis_server, server_version
 from bench.workerproc import freeze_code
 from dedup.index.store import signature_settings
 from dedup.settings import Settings
 
-SECTIONS = ("throughput", "growth", "profile")
+SECTIONS = ("throughput", "growth", "profile", "groups")
 
 
 def _sizes(text: str) -> list[int]:
@@ -71,6 +72,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--command-samples", type=int, default=20, help="`dedup report` runs")
     parser.add_argument("--check-docs", type=int, default=100, help="in-process check runs")
     parser.add_argument("--profile-docs", type=int, default=1000)
+    parser.add_argument(
+        "--groups-docs", type=int, default=100_000, help="documents of the groups section's index"
+    )
     parser.add_argument("--plot", type=Path, default=None, help="PNG path of the growth plot")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument(
@@ -85,6 +89,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         args.repeat, args.bulk_docs, args.single_docs = 1, 400, 100
         args.sizes, args.growth_docs, args.lookups = [2000, 4000], 200, 100
         args.command_samples, args.check_docs, args.profile_docs = 3, 20, 200
+        args.groups_docs = 2000
     return args
 
 
@@ -116,11 +121,19 @@ def main(argv: list[str] | None = None) -> int:
 def _render(path: Path, plot: Path | None) -> int:
     """Summary and plot of an earlier run, e.g. after changing how they are presented."""
     results = json.loads(path.read_text())
-    (path.parent / "summary.md").write_text(summary.markdown(results))
+    (path.parent / "summary.md").write_text(_markdown(results))
     if summary.plot(results, plot or path.parent / "growth.png"):
         log(f"plot: {plot or path.parent / 'growth.png'}")
     log(f"summary: {path.parent / 'summary.md'}")
     return 0
+
+
+def _markdown(results: dict[str, Any]) -> str:
+    """The run's summary, the groups section's lines last."""
+    text = summary.markdown(results)
+    if "groups" in results:
+        text = "\n".join([text.rstrip("\n"), *groups.markdown(results["groups"]), ""])
+    return text
 
 
 def _run(args: argparse.Namespace, corpus: corpus_.Corpus, binary: str, out: Path) -> int:
@@ -134,7 +147,7 @@ def _run(args: argparse.Namespace, corpus: corpus_.Corpus, binary: str, out: Pat
 
     def save() -> None:
         (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-        (out / "summary.md").write_text(summary.markdown(results))
+        (out / "summary.md").write_text(_markdown(results))
 
     if "throughput" in args.sections:
         log("throughput: dedup end to end, RQ no-op jobs, datasketch MinHashLSH")
@@ -172,11 +185,15 @@ def _run(args: argparse.Namespace, corpus: corpus_.Corpus, binary: str, out: Pat
         except ImportError:
             log("pyinstrument is missing: pip install -e '.[bench]' (make bench does)")
         save()
+    if "groups" in args.sections:
+        log(f"groups: `dedup groups` over an index of {args.groups_docs:,} documents")
+        results["groups"] = groups.run(binary, corpus, args.groups_docs, log)
+        save()
     plot_path = args.plot or out / "growth.png"
     if summary.plot(results, plot_path):
         log(f"plot: {plot_path}")
     save()
-    print(summary.markdown(results))
+    print(_markdown(results))
     log(f"results: {out}/results.json, {out}/summary.md")
     return 0
 

@@ -1,4 +1,5 @@
-"""``python -m bench.groups``: ``dedup groups`` over a synthetic index, time and memory.
+"""``python -m bench.groups`` (and the ``groups`` section of ``python -m bench``): ``dedup
+groups`` over a synthetic index, time and memory.
 
 The index is filled as the growth runs fill it (:mod:`bench.synthetic`, two processes through
 ``Store.index``): 5 % of the documents are near copies (one paragraph of ~20 changed) of an
@@ -13,7 +14,9 @@ import argparse
 import json
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench import corpus as corpus_
 from bench import growth, redisproc, throughput
@@ -30,7 +33,12 @@ def measure(url: str, size: int) -> dict[str, float]:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     groups = members = 0
-    for group in read_groups(reads, Options(settings.near_duplicate_threshold)):
+    read = [0, 0]
+
+    def progress(done: int, total: int) -> None:
+        read[:] = [done, total]
+
+    for group in read_groups(reads, Options(settings.near_duplicate_threshold), progress=progress):
         groups += 1
         members += len(group["members"])
     seconds = time.perf_counter() - start
@@ -39,12 +47,38 @@ def measure(url: str, size: int) -> dict[str, float]:
     return {
         "documents": size,
         "flagged": counts["flags"]["near_duplicate"] + counts["flags"]["exact_duplicate"],
+        "read": read[0],
         "groups": groups,
         "members": members,
         "seconds": round(seconds, 2),
         "rss_before_mb": round(before / 1024, 1),
         "rss_peak_mb": round(peak / 1024, 1),
     }
+
+
+def run(
+    binary: str, corpus: corpus_.Corpus, docs: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """A fresh server filled to ``docs`` documents, and the figures of reading its groups."""
+    with redisproc.redis_server(binary) as url:
+        started = time.perf_counter()
+        growth.fill(url, corpus, docs, log)
+        filled = time.perf_counter() - started
+        log(f"filled {docs:,} documents in {filled:,.0f} s; reading the groups")
+        return {**measure(url, docs), "fill_seconds": round(filled, 1)}
+
+
+def markdown(found: dict[str, Any]) -> list[str]:
+    """The figures as lines of the run's summary."""
+    return [
+        "",
+        f"## Duplicate groups, index of {found['documents']:,} documents",
+        "",
+        f"- flagged {found['flagged']:,}, read {found['read']:,}: {found['groups']:,} groups "
+        f"of {found['members']:,} documents",
+        f"- {found['seconds']} s; reader's peak RSS {found['rss_peak_mb']} MB "
+        f"({found['rss_before_mb']} MB before the read)",
+    ]
 
 
 def main() -> None:
@@ -56,11 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     corpus = corpus_.load(args.corpus)
     binary = args.redis_server or redisproc.default_binary()
-    with redisproc.redis_server(binary) as url:
-        started = time.perf_counter()
-        growth.fill(url, corpus, args.docs, print)
-        print(f"filled {args.docs:,} documents in {time.perf_counter() - started:,.0f} s")
-        print(json.dumps(measure(url, args.docs)))
+    print(json.dumps(run(binary, corpus, args.docs, print)))
 
 
 if __name__ == "__main__":
