@@ -4,7 +4,12 @@ thresholds chosen when reading, keep and drop lists, through a real Redis and re
 from __future__ import annotations
 
 import json
+import os
+import pty
 import random
+import re
+import subprocess
+import sys
 
 import pytest
 import redis
@@ -16,7 +21,7 @@ from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
 from dedup.pipeline.grouping import Candidate, groups, rank, threshold_floor
 from dedup.settings import Settings
-from tests.helpers import article, as_html, burst, command, invoke
+from tests.helpers import article, as_html, burst, command, invoke, worker_env
 
 BASE = article(7, 20)
 CHAIN = {
@@ -248,3 +253,39 @@ def test_export_keep_and_drop_lists(settings: Settings, redis_client: redis.Redi
     }
     assert ("canonical", "a") == (kept["a"]["reason"], kept["a"]["canonical"])
     assert ("unique", None) == (kept["c"]["reason"], kept["c"]["canonical"])
+
+
+def test_groups_command_shows_progress_on_a_terminal_only(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """With stderr a terminal, ``groups`` draws its progress bar there (stdout stays the
+    groups); with stderr a pipe, it writes nothing there."""
+    _index(Store(redis_client, settings), ["a", "b", "c", "copy-of-a"], {"copy-of-a": BASE})
+    main, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dedup", "groups", "--json"],
+            env={**worker_env(settings), "TERM": "xterm", "COLUMNS": "100"},
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+        )
+        os.close(terminal)
+        stdout, _ = process.communicate(timeout=120)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal's other end is closed
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(main)
+    assert 0 == process.returncode
+    assert [["a", "copy-of-a", "b"]] == [
+        [m["doc_id"] for m in json.loads(line)["members"]] for line in stdout.splitlines()
+    ]
+    assert b"grouping" in drawn and re.search(rb"\d+/\d+", drawn), drawn
+    piped = command(settings, "groups", "--json")
+    assert ("", stdout.decode()) == (piped.stderr, piped.stdout)
