@@ -197,3 +197,19 @@ def test_scrapy_pipeline_passes_a_bad_page_and_queues_the_rest(
     assert 3 == sum(len(job.args[0]) for job in client.queue.get_jobs())
     [warning] = [r.getMessage() for r in caplog.records if "not queued" in r.getMessage()]
     assert "over the limit of 8,192" in warning and len(warning) < 300
+
+
+def test_a_job_of_bad_documents_fails_with_one_log_line(settings: Settings) -> None:
+    """When every document of a job is rejected, the worker's log says so in one line."""
+    client = Client(settings)
+    job = enqueue_raw(client, [{"id": "empty", "html": "<p>. , ;</p>"}, 7])
+    worker = command(settings, "worker", "--burst")
+    assert 0 == worker.returncode
+    log = worker.stdout + worker.stderr
+    assert "Traceback" not in log
+    lines = [line for line in log.splitlines() if job.id in line]
+    assert 1 == len(lines), log
+    line = lines[0]
+    assert "2 of 2 document(s) rejected: empty: document empty has no text; #1: " in line
+    job.refresh()
+    assert job.is_failed and 0 == job.retries_left

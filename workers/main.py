@@ -37,6 +37,7 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker, WorkerStatus
 
+from dedup.errors import DedupError
 from dedup.queue.queues import PayloadJob, make_queue
 from dedup.servers.connection import OUTAGE_BACKOFF, display_url, wait_for_redis
 from dedup.settings import Settings
@@ -88,6 +89,19 @@ class _OutageProof:
         if job.timeout and job.timeout > 0:
             beat = max(0.0, min(beat, job.timeout - working_time))
         return int(beat) + HEARTBEAT_GRACE
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """A job failed by bad input gets one line in the log, not RQ's traceback.
+
+        Its reason, a :class:`~dedup.errors.DedupError` message, names each rejected document
+        already (``dedup failed`` shows it too); a traceback there would only tell an
+        operator that dedup crashed, which it did not. Anything else keeps RQ's full report.
+        """
+        error = exc_info[1] if len(exc_info) > 1 else None
+        if isinstance(error, DedupError):
+            self.log.warning("job %s failed: %s", job.id, error)
+            return
+        super().handle_exception(job, *exc_info)  # type: ignore[misc]
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         try:
