@@ -95,6 +95,11 @@ class Settings:
     api_tokens: str = ""
     """Tokens ``dedup serve`` accepts, comma-separated, kept only as hashes: ``sha256:HEX``
     (read-write) or ``sha256:HEX:ro`` (read-only). ``dedup token new`` prints one."""
+    review_text_days: int = 0
+    """Days a worker keeps each indexed document's paragraphs (compressed) for the review
+    pages of ``dedup serve``; 0 keeps none. The index itself holds no text, so this is the one
+    setting that stores scraped words: about the compressed size of each document's text for
+    as long as it says."""
 
     canonical_rule: str = "earliest"
     """Which copy of a duplicate group is canonical (kept): ``earliest`` (earliest fetched,
@@ -129,6 +134,8 @@ class Settings:
             problems.append("boilerplate_min_documents must be at least 2")
         if self.max_document_bytes < 1 or self.max_paragraphs < 1:
             problems.append("max_document_bytes and max_paragraphs must be positive")
+        if self.review_text_days < 0:
+            problems.append("review_text_days must be 0 (keep no text) or more")
         if self.retry_backoff < 0:
             problems.append("retry_backoff must not be negative")
         if self.batch_size < 1 or self.job_timeout < 1 or self.retries < 0:

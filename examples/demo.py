@@ -36,6 +36,7 @@ def main() -> None:
         os.environ.setdefault("DEDUP_DATA_DIR", str(HERE.parent / ".dedup" / "demo"))
         print(f"embedded Redis, data in {os.environ['DEDUP_DATA_DIR']}")
     os.environ.setdefault("DEDUP_NAMESPACE", "demo")
+    os.environ.setdefault("DEDUP_REVIEW_TEXT_DAYS", "14")  # `dedup serve` pages show the words
     try:
         for doc_id, path in DOCUMENTS:
             dedup("submit", str(path), "--id", doc_id)

@@ -152,6 +152,7 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
         "DEDUP_REDIS_URL": str(settings.redis_url),
         "DEDUP_NAMESPACE": settings.namespace,
         "DEDUP_RETRY_BACKOFF": "0",
+        "DEDUP_REVIEW_TEXT_DAYS": str(settings.review_text_days),
         **extra,
     }
 

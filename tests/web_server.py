@@ -74,7 +74,8 @@ def running_server(redis_url: str, namespace: str, *extra: str) -> Iterator[Serv
                 log.seek(0)
                 raise AssertionError(f"dedup serve did not start: {log.read().decode()[-3000:]}")
             time.sleep(0.1)
-        yield Server(url, token, read_only, Settings(redis_url=redis_url, namespace=namespace))
+        settings = Settings(redis_url=redis_url, namespace=namespace, review_text_days=1)
+        yield Server(url, token, read_only, settings)  # its workers keep text for the pages
     finally:
         process.terminate()
         try:

@@ -86,7 +86,7 @@ def analyse_documents(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     results = _index(ctx.store, analysed, rejected)
     if analysed:
         figures.observe("write_seconds", time.perf_counter() - started)
-    _keep_figures(ctx.store, analysed, results, rejected, figures)
+    _keep_figures(ctx.store, analysed, results, rejected, figures, ctx.settings.review_text_days)
     if rejected:
         _report_rejected(rejected, len(payloads), all_rejected=not results)
     return {
@@ -141,16 +141,18 @@ def _keep_figures(
     results: list[Indexed],
     rejected: list[Rejection],
     figures: metrics.JobFigures,
+    text_days: int,
 ) -> None:
-    """Count the job's outcome and keep its documents' text for the review pages, in one
-    pipelined call; losing them must not fail documents that are already indexed."""
+    """Count the job's outcome and keep its documents' text for the review pages (when
+    ``review_text_days`` asks for it), in one pipelined call; losing them must not fail
+    documents that are already indexed."""
     by_id = {analysis.document.doc_id: analysis for analysis, _ in analysed}
     pipe = store.client.pipeline(transaction=False)
     for result in results:
         figures.counts["indexed" if result.changed else "unchanged"] += 1
         analysis = by_id.get(result.doc_id)
-        if analysis is not None:
-            texts.keep(pipe, store.keys, result.doc_id, analysis.paragraphs)
+        if analysis is not None and text_days > 0:
+            texts.keep(pipe, store.keys, result.doc_id, analysis.paragraphs, text_days * 86400)
             if result.changed:
                 figures.counts["flag:doubled_body"] += analysis.repeats.doubled_body
                 figures.counts["flag:internal_repeat"] += bool(analysis.repeats.runs)

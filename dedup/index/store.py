@@ -19,7 +19,7 @@ from importlib import metadata
 import redis
 
 from dedup.errors import SettingsMismatchError, StoreError
-from dedup.index import layout
+from dedup.index import layout, texts
 from dedup.index.layout import Record
 from dedup.index.reads import CLOCK_SKEW, Reads, store_error
 from dedup.index.scripts import NO_ENTRIES, Call, Written, run
@@ -296,7 +296,7 @@ class Store(Reads):
     # -- removing ---------------------------------------------------------------------------
 
     def delete(self, doc_ids: Sequence[str]) -> int:
-        """Take documents out of the index (record, entries, flags).
+        """Take documents out of the index (record, entries, flags, kept text).
 
         Returns how many were there. The flags of documents that matched them are brought up
         to date.
@@ -349,6 +349,8 @@ class Store(Reads):
         for written in run(self.client, calls):
             removed.append(written.done)
             affected.update(written.affected)
+        gone = [old.doc_id for (_, old), done in zip(versions, removed, strict=True) if done]
+        texts.forget(self.client, self.keys, gone)  # kept words go with their document
         return removed
 
     def drop(self) -> int:

@@ -1,9 +1,10 @@
 """The paragraphs of recently indexed documents, kept for people to review them.
 
 The index keeps signatures and fingerprints, never text: a million documents must fit in
-about a gigabyte. The review pages of ``dedup serve`` need the words, so each worker also
-keeps the paragraphs of what it indexes, compressed, for :data:`KEEP_SECONDS`; a page about
-an older document shows its structure and excerpts without the full text.
+about a gigabyte. The review pages of ``dedup serve`` need the words, so where the setting
+``review_text_days`` asks for it, each worker also keeps the paragraphs of what it indexes,
+compressed, for that long; a page about another document shows its structure and excerpts
+without the full text.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import redis
 
 from dedup.index.keys import Keys
 
-KEEP_SECONDS = 14 * 86400
-"""How long a document's paragraphs stay available to the review pages."""
 
-
-def keep(pipe: redis.client.Pipeline, keys: Keys, doc_id: str, paragraphs: Sequence[str]) -> None:
+def keep(
+    pipe: redis.client.Pipeline,
+    keys: Keys,
+    doc_id: str,
+    paragraphs: Sequence[str],
+    seconds: int,
+) -> None:
     """Queue on ``pipe`` the write of a document's paragraphs (replacing an older version's)."""
     packed = zlib.compress(json.dumps(list(paragraphs), ensure_ascii=False).encode(), 6)
-    pipe.set(keys.text(doc_id), packed, ex=KEEP_SECONDS)
+    pipe.set(keys.text(doc_id), packed, ex=seconds)
 
 
 def paragraphs(client: redis.Redis, keys: Keys, doc_id: str) -> list[str] | None:

@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 
 from dedup.errors import DedupError, NotFoundError
-from dedup.index import texts
 from dedup.index.keys import FLAGS
 from dedup.pipeline.document import Document, check_id, from_payload, label
 from dedup.queue.metrics import queue_state
@@ -196,9 +195,8 @@ def delete(request: Request, doc_id: str) -> dict[str, Any]:
     require(request, write=True)
     state = web(request)
     doc_id = _doc_id(doc_id)
-    if not state.store.delete([doc_id]):
+    if not state.store.delete([doc_id]):  # its kept text goes with it
         raise NotFoundError(f"no document {doc_id!r}")
-    texts.forget(state.store.client, state.store.keys, [doc_id])
     return {"deleted": [doc_id]}
 
 
