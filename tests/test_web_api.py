@@ -202,3 +202,29 @@ def test_serve_refuses_without_tokens_and_token_new_prints_an_entry(tmp_path: Pa
     from dedup.web.auth import digest
 
     assert f"export DEDUP_API_TOKENS=sha256:{digest(token)}:ro" == line
+
+
+def test_groups_as_the_command_gives_them(api: Server) -> None:
+    """/v1/groups answers what `dedup groups --json` prints, with the threshold floor's warning."""
+    body = article(77, 8)
+    copy = [*body[:-1], body[-1] + " Updated."]
+    with api.client() as client:
+        documents = [
+            {"id": "story", "text": "\n\n".join(body), "fetched_at": "2024-05-01T10:00:00Z"},
+            {"id": "copy", "text": "\n\n".join(copy), "fetched_at": "2024-05-01T11:00:00Z"},
+            {"id": "other", "text": "\n\n".join(article(78, 8))},
+        ]
+        assert 202 == client.post("/v1/documents", json={"documents": documents}).status_code
+        burst(api.settings)
+        answer = client.get("/v1/groups").json()
+        cli = command(api.settings, "groups", "--json")
+        assert [json.loads(line) for line in cli.stdout.splitlines()] == answer["groups"]
+        [group] = answer["groups"]
+        assert "story" == group["canonical"]
+        assert {"story", "copy"} == {m["doc_id"] for m in group["members"]}
+        assert answer["warning"] is None
+        low = client.get("/v1/groups", params={"threshold": 0.3}).json()
+        assert "below" in low["warning"]
+        assert 422 == client.get("/v1/groups", params={"min_size": 1}).status_code
+    with api.client(token="") as anonymous:
+        assert 401 == anonymous.get("/v1/groups").status_code

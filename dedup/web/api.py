@@ -189,6 +189,46 @@ def list_documents(
     return {"documents": rows, "next_cursor": None if following is None else str(following)}
 
 
+@router.get("/v1/groups", summary="Groups of duplicates, each with its canonical copy")
+def list_groups(
+    request: Request,
+    flag: str = Query("near_duplicate", description="near_duplicate or exact_duplicate"),
+    since: str | None = Query(None, description="Groups with a document indexed since AGE"),
+    min_size: int = Query(2, ge=2, description="Smallest group to list"),
+    threshold: float | None = Query(None, gt=0, le=1, description="Re-score at this threshold"),
+) -> dict[str, Any]:
+    """``{"groups": [groups --json objects], "warning": null | "..."}``, as `dedup groups`."""
+    from dedup.index import groups
+    from dedup.index.reads import Reads
+    from dedup.pipeline.grouping import candidate_probability, threshold_floor
+
+    require(request)
+    if flag not in ("near_duplicate", "exact_duplicate"):
+        raise ApiError(422, "flag must be near_duplicate or exact_duplicate")
+    state = web(request)
+    settings = state.settings
+    warning = None
+    if threshold is not None:
+        bands, rows = state.store.lsh
+        floor = threshold_floor(bands, rows)
+        if threshold < floor:
+            chance = candidate_probability(threshold, bands, rows)
+            warning = (
+                f"threshold {threshold:g} is below {floor:g}, the lowest this index's bands "
+                f"serve: a pair at {threshold:g} is compared with probability {chance:.2f}"
+            )
+        settings = settings.replace(near_duplicate_threshold=threshold)
+    reads = Reads(state.store.client, settings)
+    options = groups.options_for(reads, exact_only=flag == "exact_duplicate")
+    found = groups.read_groups(
+        reads,
+        options,
+        since=since_time(since) if since else None,
+        indexed_threshold=state.settings.near_duplicate_threshold,
+    )
+    return {"groups": [g for g in found if len(g["members"]) >= min_size], "warning": warning}
+
+
 @router.delete("/v1/documents/{doc_id:path}", summary="Remove a document from the index")
 def delete(request: Request, doc_id: str) -> dict[str, Any]:
     """``{"deleted": [id]}``; 404 when the index does not hold it."""
