@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus as corpus_
-from bench import groups, growth, profiling, summary, throughput
+from bench import groups, growth, profiling, summary, throughput, web
 from bench.measure import REPO, machine
 from bench.redisproc import default_binary, redis_server, server_version
 from bench.workerproc import freeze_code
 from dedup.index.store import signature_settings
 from dedup.settings import Settings
 
-SECTIONS = ("throughput", "growth", "profile", "groups")
+SECTIONS = ("throughput", "growth", "profile", "groups", "web")
 
 
 def _sizes(text: str) -> list[int]:
@@ -75,6 +75,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--groups-docs", type=int, default=100_000, help="documents of the groups section's index"
     )
+    parser.add_argument(
+        "--web-docs", type=int, default=300, help="documents per measurement of the web section"
+    )
     parser.add_argument("--plot", type=Path, default=None, help="PNG path of the growth plot")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument(
@@ -90,6 +93,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         args.sizes, args.growth_docs, args.lookups = [2000, 4000], 200, 100
         args.command_samples, args.check_docs, args.profile_docs = 3, 20, 200
         args.groups_docs = 2000
+        args.web_docs = 50
     return args
 
 
@@ -133,6 +137,8 @@ def _markdown(results: dict[str, Any]) -> str:
     text = summary.markdown(results)
     if "groups" in results:
         text = "\n".join([text.rstrip("\n"), *groups.markdown(results["groups"]), ""])
+    if "web" in results:
+        text = "\n".join([text.rstrip("\n"), *web.markdown(results["web"]), ""])
     return text
 
 
@@ -188,6 +194,10 @@ def _run(args: argparse.Namespace, corpus: corpus_.Corpus, binary: str, out: Pat
     if "groups" in args.sections:
         log(f"groups: `dedup groups` over an index of {args.groups_docs:,} documents")
         results["groups"] = groups.run(binary, corpus, args.groups_docs, log)
+        save()
+    if "web" in args.sections:
+        log(f"web: the HTTP API against the client and the CLI, {args.web_docs:,} documents")
+        results["web"] = web.run(args.web_docs)
         save()
     plot_path = args.plot or out / "growth.png"
     if summary.plot(results, plot_path):

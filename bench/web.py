@@ -154,5 +154,23 @@ def run(count: int = 300) -> dict[str, Any]:
     return results
 
 
+def markdown(found: dict[str, Any]) -> list[str]:
+    """The figures as lines of the run's summary."""
+
+    def ms(latency: dict[str, float]) -> str:
+        return f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms"
+
+    return [
+        "",
+        f"## HTTP API, {found['documents']:,} documents a measurement",
+        "",
+        f"- single submissions: API {found['api_single_per_s']}/s, "
+        f"client {found['client_single_per_s']}/s",
+        f"- batches of 100: API {found['api_batch100_docs_per_s']} docs/s, client "
+        f"{found['client_batch100_docs_per_s']} docs/s, CLI {found['cli_jsonl_docs_per_s']} docs/s",
+        f"- /v1/stats: 200 {ms(found['stats_200'])}; 401 {ms(found['stats_401'])}",
+    ]
+
+
 if __name__ == "__main__":
     print(json.dumps(run(int(sys.argv[1]) if len(sys.argv) > 1 else 300), indent=2))
