@@ -226,3 +226,31 @@ def test_a_running_job_keeps_beating(
             wait_for(lambda: "finished" == job.get_status(), timeout=30)
         finally:
             stop(worker)
+
+
+@pytest.mark.slow
+def test_a_worker_stops_while_redis_is_away(tmp_path: Path) -> None:
+    """SIGTERM while Redis is down stops the worker and its scheduler, in one log line."""
+    server = AppendOnlyRedis(tmp_path)
+    server.start()
+    settings = Settings(redis_url=server.url, data_dir=tmp_path / "data")
+    log_path = tmp_path / "worker.log"
+    worker = None
+    try:
+        with log_path.open("wb") as log:
+            worker = start_worker(settings, log=log)
+            wait_for(lambda: 1 == len(Worker.all(redis.Redis.from_url(server.url))), 30)
+            server.kill()
+            time.sleep(2)
+            started = time.monotonic()
+            os.kill(worker.pid, signal.SIGTERM)  # the worker only, as a user's Ctrl+C or kill
+            assert 0 == worker.wait(timeout=60)
+            took = time.monotonic() - started
+    finally:
+        if worker is not None:
+            stop(worker)  # on a failure, the worker and its scheduler must not outlive the test
+        server.stop()
+    text = log_path.read_text(errors="replace")
+    assert "Traceback" not in text and "unexpected" not in text
+    assert "stopped; Redis is away" in text
+    assert took < 30.0

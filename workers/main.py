@@ -141,6 +141,27 @@ class _OutageProof:
     def check_for_suspension(self, burst: bool) -> None:
         self._steady(lambda: super(_OutageProof, self).check_for_suspension(burst))  # type: ignore[misc]
 
+    def request_stop(self, signum: int, frame: Any) -> None:
+        """Stop on SIGTERM or Ctrl+C even while Redis is away.
+
+        RQ's warm shutdown asks Redis whether a job is running; with Redis gone that call
+        fails inside the signal handler, and the wait for Redis would swallow it, so the
+        worker would never stop. Then there is nothing to finish or hand back (the job that
+        was running is retried once Redis is back): the worker exits at once.
+        """
+        try:
+            super().request_stop(signum, frame)  # type: ignore[misc]
+        except REDIS_DOWN:
+            self.log.warning("Worker %s: stopping while Redis is away", self.name)
+            raise SystemExit(0) from None
+
+    def teardown(self) -> None:
+        """RQ's teardown; with Redis away, the worker's entry expires by its TTL instead."""
+        try:
+            super().teardown()  # type: ignore[misc]
+        except REDIS_DOWN:
+            self.log.warning("Worker %s: stopped; Redis is away, its entry will expire", self.name)
+
     def _steady(self, call: Callable[[], _T]) -> _T:
         """Run a call of the work loop until it gets through Redis, waiting out outages."""
         while True:
@@ -220,6 +241,8 @@ class SteadyScheduler(RQScheduler):
                 super().work()  # type: ignore[no-untyped-call]  # unannotated in RQ
                 return
             except REDIS_DOWN:
+                if getattr(self, "_stop_requested", False):  # its worker is stopping: the
+                    return  # locks expire by themselves, and Redis is not there to free them
                 failures += 1
                 time.sleep(OUTAGE_BACKOFF.compute(failures))
 
