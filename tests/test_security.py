@@ -7,7 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
 import redis
 from rq import Queue
 from rq.registry import FailedJobRegistry
@@ -16,7 +15,7 @@ from dedup.client import Client
 from dedup.index.store import Store
 from dedup.queue.queues import JOB_FUNCTION, make_queue
 from dedup.settings import Settings
-from tests.helpers import article, as_html, command
+from tests.helpers import article, as_html, command, skip_unless_ci
 from tests.servers import make_certificates, redis_server
 
 
@@ -63,7 +62,7 @@ def test_tls_through_rediss_url(tmp_path: Path) -> None:
     """rediss:// with a CA in the URL reaches a TLS-only Redis."""
     binary = shutil.which("redis-server")
     if binary is None or shutil.which("openssl") is None:
-        pytest.skip("needs Debian's redis-server (built with TLS) and openssl")
+        skip_unless_ci("needs Debian's redis-server (built with TLS) and openssl")
     ca, cert, key = make_certificates(tmp_path)
     tls = ["--tls-port", "0", "--tls-cert-file", str(cert), "--tls-key-file", str(key)]
     tls += ["--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]
@@ -75,7 +74,7 @@ def test_tls_through_rediss_url(tmp_path: Path) -> None:
         context = redis_server(tmp_path, *tls, "--requirepass", "pw", binary=binary)
         context.__enter__()
     except RuntimeError:
-        pytest.skip("this redis-server has no TLS support")
+        skip_unless_ci("this redis-server has no TLS support")
     try:
         url = f"rediss://:pw@127.0.0.1:{tls_port}/0?ssl_ca_certs={ca}&ssl_cert_reqs=required"
         result = command(url, "check", "-", "--id", "tls", "--json", stdin=as_html(article(3)))

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup.pipeline import signature, text
+from tests.helpers import skip_unless_ci
 
 WORDS = st.lists(
     st.sampled_from(
@@ -60,19 +61,26 @@ def test_segment_signatures_equal_datasketch(
         assert reference(paragraph, size, num_perm, seed).tolist() == row.tolist()
 
 
+@pytest.fixture
+def compiled_kernel() -> None:
+    """The compiled kernel, which a machine without a C compiler does not build."""
+    if signature.compiled is None:
+        skip_unless_ci("dedup.pipeline._minhash was not built (no C compiler)")
+
+
 @pytest.fixture(params=["compiled", "numpy"])
 def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with each way of computing signatures."""
     if request.param == "numpy":
         monkeypatch.setattr(signature, "compiled", None)
     elif signature.compiled is None:
-        pytest.skip(
+        skip_unless_ci(
             "dedup.pipeline._minhash was not built (no C compiler): numpy computes signatures"
         )
     return str(request.param)
 
 
-@pytest.mark.skipif(signature.compiled is None, reason="dedup.pipeline._minhash was not built")
+@pytest.mark.usefixtures("compiled_kernel")
 @settings(max_examples=80, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 40), st.booleans()), max_size=10),
@@ -109,7 +117,7 @@ def test_shingle_signatures_of_words_equal_datasketch(kernel: str) -> None:
             assert (row == 0xFFFFFFFF).all()
 
 
-@pytest.mark.skipif(signature.compiled is None, reason="dedup.pipeline._minhash was not built")
+@pytest.mark.usefixtures("compiled_kernel")
 def test_compiled_kernel_refuses_inconsistent_sizes() -> None:
     """Sizes that do not fit raise ValueError instead of touching memory out of bounds."""
     a, b = signature.permutations(16, 1)
