@@ -98,27 +98,26 @@ for _, e in ipairs(entries(ARGV[7], L.bands)) do
   local _, _, before = add(e[1], e[2], serial, true)
   sharing[#sharing + 1] = before
 end
+-- A paragraph (or a near-copy piece) held by one more document: at boilerplate_at holders
+-- it just became boilerplate and every document holding it carries the flag; past it, this
+-- document does.
+local function held(e, size)
+  if size == L.boilerplate_at then
+    for _, s in ipairs(members(e[1], e[2])) do redis.call('SETBIT', L.flags.boilerplate, s, 1) end
+  elseif size > L.boilerplate_at then
+    redis.call('SETBIT', L.flags.boilerplate, serial, 1)
+  end
+end
 for _, e in ipairs(entries(ARGV[8], L.paras)) do
   local size, new = add(e[1], e[2], serial, false)
   if new then
     if size == 1 then distinct = distinct + 1 end
-    if size == L.boilerplate_at then
-      -- The paragraph just became boilerplate: every document holding it carries the flag.
-      for _, s in ipairs(members(e[1], e[2])) do redis.call('SETBIT', L.flags.boilerplate, s, 1) end
-    elseif size > L.boilerplate_at then
-      redis.call('SETBIT', L.flags.boilerplate, serial, 1)
-    end
+    held(e, size)
   end
 end
 for _, e in ipairs(entries(ARGV[13], L.pieces)) do
   local size, new = add(e[1], e[2], serial, false)
-  if new then
-    if size == L.boilerplate_at then
-      for _, s in ipairs(members(e[1], e[2])) do redis.call('SETBIT', L.flags.boilerplate, s, 1) end
-    elseif size > L.boilerplate_at then
-      redis.call('SETBIT', L.flags.boilerplate, serial, 1)
-    end
-  end
+  if new then held(e, size) end
 end
 for name in string.gmatch(ARGV[4], '%S+') do redis.call('SETBIT', L.flags[name], serial, 1) end
 
