@@ -239,7 +239,9 @@ def test_a_worker_stops_while_redis_is_away(tmp_path: Path) -> None:
     try:
         with log_path.open("wb") as log:
             worker = start_worker(settings, log=log)
-            wait_for(lambda: 1 == len(Worker.all(redis.Redis.from_url(server.url))), 30)
+            connection = redis.Redis.from_url(server.url)
+            # past its start (RQ installs its signal handlers then), waiting for work
+            wait_for(lambda: [w.get_state() for w in Worker.all(connection)] == ["idle"], 30)
             server.kill()
             time.sleep(2)
             started = time.monotonic()
