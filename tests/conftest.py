@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from dedup.servers.connection import IndexClient
 from dedup.servers.embedded import ensure_server, stop_server
 from dedup.settings import Settings
 
@@ -56,3 +57,23 @@ def settings(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> Setti
 def seed_text() -> str:
     """The doubled news article the project started from."""
     return SEED.read_text(encoding="utf-8")
+
+
+@pytest.fixture(params=["server", "cluster"])
+def index_client(request: pytest.FixtureRequest, redis_url: str) -> Iterator[IndexClient]:
+    """An emptied index location: one server, then a 3-master Redis Cluster."""
+    if request.param == "server":
+        client: IndexClient = redis.Redis.from_url(redis_url)
+        client.flushdb()
+    else:
+        cluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        client = cluster.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def index_settings(index_client: IndexClient, tmp_path: Path) -> Settings:
+    """Default settings for the index of ``index_client`` (stores are given the client)."""
+    return Settings(data_dir=tmp_path / "data")

@@ -6,20 +6,19 @@ import struct
 import uuid
 from collections import Counter
 
-import redis
-
 from dedup.index.keys import FLAGS, Keys
-from dedup.index.layout import BANDS, CONTENT, IDS, PARAGRAPHS, PIECES, Family
+from dedup.index.layout import BANDS, CONTENT, GROUPS, IDS, PARAGRAPHS, PIECES, Family
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
+from dedup.servers.connection import IndexClient
 from dedup.settings import Settings
 
 
-def entry_serials(client: redis.Redis, keys: Keys, family: Family) -> Counter[int]:
+def entry_serials(client: IndexClient, keys: Keys, family: Family) -> Counter[int]:
     """How many entries of a family name each serial (inline fields and overflow sets)."""
     counted: Counter[int] = Counter()
-    for key in client.scan_iter(match=f"{keys.entry_prefix(family)}*"):
+    for key in client.scan_iter(match=keys.family_pattern(family), count=1000):
         if client.type(key) == b"set":
             counted.update(int(m) for m in client.smembers(key))
             continue
@@ -28,9 +27,18 @@ def entry_serials(client: redis.Redis, keys: Keys, family: Family) -> Counter[in
     return counted
 
 
-def assert_consistent(client: redis.Redis, settings: Settings, documents: list[Document]) -> None:
+def intents_left(client: IndexClient, keys: Keys) -> dict[int, list[int]]:
+    """The intents kept in each group: none once every write has finished."""
+    pipe = client.pipeline(transaction=False)
+    for group in range(GROUPS):
+        pipe.hkeys(keys.intents(group))
+    return {g: [int(k) for k in found] for g, found in enumerate(pipe.execute()) if found}
+
+
+def assert_consistent(client: IndexClient, settings: Settings, documents: list[Document]) -> None:
     """The index equals one built from scratch from the same documents, in one batch."""
     store = Store(client, settings)
+    assert {} == intents_left(client, store.keys), "a write left its intent"
     expected_ids = {d.doc_id for d in documents}
     rows = store.list_documents(None, 10**6)
     assert expected_ids == {row["doc_id"] for row in rows}
@@ -38,7 +46,7 @@ def assert_consistent(client: redis.Redis, settings: Settings, documents: list[D
     suffix = uuid.uuid4().hex[:8]
     reference = Store(client, settings.replace(namespace=f"{settings.namespace}-ref-{suffix}"))
     reference.index([analyse(d, settings) for d in documents])
-    assert reference.stats() == store.stats()
+    assert reference.stats() == store.stats(), (reference.stats(), store.stats())
     ours = {row["doc_id"]: row["flags"] for row in rows}
     theirs = {row["doc_id"]: row["flags"] for row in reference.list_documents(None, 10**6)}
     assert theirs == ours

@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 import redis
 
-from dedup.index import layout
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
 from dedup.settings import Settings
-from tests.consistency import assert_consistent, assert_flags_match_reports
+from tests.consistency import assert_consistent, assert_flags_match_reports, intents_left
 from tests.helpers import article, as_html, edit_words
 
 DAY = 86400.0
@@ -65,14 +64,9 @@ def _edited_after_a_crash(
     return store, documents, edits
 
 
-def _refreshes_owed(client: redis.Redis, store: Store) -> list[bytes]:
-    """The refresh fields left next to records (none once every write has finished)."""
-    return [
-        name
-        for key in client.scan_iter(match=f"{store.keys.record_prefix}*")
-        for name in client.hkeys(key)
-        if name.endswith(layout.REFRESH.encode())
-    ]
+def _refreshes_owed(client: redis.Redis, store: Store) -> dict[int, list[int]]:
+    """The intents left in the groups (none once every write has finished)."""
+    return intents_left(client, store.keys)
 
 
 def test_retry_after_a_crash_before_the_flag_refresh_repairs_the_flags(
@@ -84,7 +78,7 @@ def test_retry_after_a_crash_before_the_flag_refresh_repairs_the_flags(
     retried = store.index([analyse(d, store.settings) for d in edits])  # the job's retry
     assert [False, False, False] == [r.changed for r in retried]
     assert_flags_match_reports(store)
-    assert [] == _refreshes_owed(redis_client, store)
+    assert {} == _refreshes_owed(redis_client, store)
     kept = {d.doc_id: d for d in documents} | {d.doc_id: d for d in edits}
     assert_consistent(redis_client, store.settings, list(kept.values()))
 
@@ -101,7 +95,7 @@ def test_a_refresh_owed_passes_to_the_next_version(
     ]
     assert 1 == store.delete(["e2"])
     assert_flags_match_reports(store)
-    assert [] == _refreshes_owed(redis_client, store)
+    assert {} == _refreshes_owed(redis_client, store)
     kept = {d.doc_id: d for d in documents} | {d.doc_id: d for d in later}
     del kept["e2"]
     assert_consistent(redis_client, store.settings, list(kept.values()))

@@ -42,6 +42,7 @@ def prepare(settings: Settings) -> Context:
     global _context
     store = Store(redis_for(settings), settings)
     store.check_settings()
+    store.recover()  # what writers that died long ago left where nobody wrote since
     from dedup.pipeline.document import Document
 
     analyse(Document("warm-up", "<p>one two three four five six seven</p>"), settings)
@@ -108,9 +109,11 @@ def _index(
     """
     if not analysed:
         return []
+    job = get_current_job()
+    token = job.id if job is not None else None  # a retry finishes what this job left
     if len(analysed) > 1:
         try:
-            return store.index([analysis for analysis, _ in analysed])
+            return store.index([analysis for analysis, _ in analysed], token)
         except StoreUnavailableError:
             raise
         except Exception as exc:
@@ -120,7 +123,7 @@ def _index(
     store_faults: list[StoreError] = []
     for analysis, payload in analysed:
         try:
-            results.extend(store.index([analysis]))
+            results.extend(store.index([analysis], token))
         except StoreUnavailableError:
             raise
         except Exception as exc:

@@ -24,10 +24,10 @@ import redis
 import xxhash
 
 from dedup.errors import NotFoundError
+from dedup.index import layout, scripts
 from dedup.index.keys import FLAGS
 from dedup.index.layout import Record, similarity
 from dedup.index.reads import CLOCK_SKEW, Reads, store_error
-from dedup.index.scripts import Entries, run
 from dedup.pipeline.grouping import Candidate, groups, parse_hosts
 from dedup.report import Group, Listed, Report
 
@@ -86,19 +86,11 @@ def split_matches(
     reads: Reads, records: Sequence[tuple[int, Record]], options: Options
 ) -> list[tuple[list[tuple[str, float]], list[tuple[str, float]]]]:
     """:func:`matches`, exact copies and near duplicates apart."""
-    calls = [
-        reads.scripts.related(
-            serial,
-            Entries(
-                [] if options.exact_only else reads.band_keys(record.signature),
-                [],
-                [record.content],
-            ),
-        )
-        for serial, record in records
-    ]
     found = []
-    for (_, record), related in zip(records, run(reads.client, calls), strict=True):
+    related_ = (
+        reads.related(records, near=not options.exact_only, paragraphs=False) if records else []
+    )
+    for (_, record), related in zip(records, related_, strict=True):
         near = []
         for doc, packed in related.candidates:
             if record.signature and len(packed) == len(record.signature):
@@ -110,29 +102,35 @@ def split_matches(
 
 
 def flagged_serials(reads: Reads, flags: Iterable[str]) -> list[int]:
-    """Serials carrying any of these flags, oldest first (the bitmaps read whole: 125 kB
-    each at a million documents)."""
+    """Serials carrying any of these flags, oldest first by serial (every group's bitmaps read
+    whole: 125 kB each over the groups at a million documents)."""
+    names = list(flags)
     pipe = reads.client.pipeline(transaction=False)
-    for flag in flags:
-        pipe.get(reads.keys.flag(flag))
-    raws = [raw or b"" for raw in cast("list[bytes | None]", pipe.execute())]
-    width = max(map(len, raws), default=0)
-    bits = 0
-    for raw in raws:
-        bits |= int.from_bytes(raw.ljust(width, b"\0"), "big")
-    # bit 0 of a bitmap is the highest bit of its first byte
+    for group in range(layout.GROUPS):
+        for flag in names:
+            pipe.get(reads.keys.flag(flag, group))
+    replies = cast("list[bytes | None]", pipe.execute())
     serials: list[int] = []
-    data = bits.to_bytes(width, "big")
-    for index, byte in enumerate(data):
-        if byte:
-            serials.extend(8 * index + k for k in range(8) if byte >> (7 - k) & 1)
-    return serials
+    for group in range(layout.GROUPS):
+        raws = [raw or b"" for raw in replies[group * len(names) : (group + 1) * len(names)]]
+        width = max(map(len, raws), default=0)
+        bits = 0
+        for raw in raws:
+            bits |= int.from_bytes(raw.ljust(width, b"\0"), "big")
+        # bit 0 of a bitmap is the highest bit of its first byte
+        data = bits.to_bytes(width, "big")
+        for index, byte in enumerate(data):
+            if byte:
+                serials.extend(
+                    layout.serial_of(8 * index + k, group) for k in range(8) if byte >> (7 - k) & 1
+                )
+    return sorted(serials)
 
 
 def _records_by_id(reads: Reads, ids: Sequence[str]) -> list[tuple[int, Record]]:
     """The current records of these documents (those deleted meanwhile left out)."""
-    found = run(reads.client, [reads.scripts.resolve(doc) for doc in ids])
-    return [(f.serial, f.record) for f in found if f.record is not None]
+    current = scripts.run(reads.client, [scripts.current(reads.keys, doc) for doc in ids])
+    return reads.records([serial for serial in current if serial])
 
 
 class Grouping:
@@ -277,13 +275,8 @@ def _with_flags(
     """The records whose version carries one of ``flags`` (one round trip)."""
     if not records:
         return []
-    pipe = reads.client.pipeline(transaction=False)
-    for serial, _ in records:
-        for flag in sorted(flags):
-            pipe.getbit(reads.keys.flag(flag), serial)
-    replies = pipe.execute()
-    width = len(flags)
-    return [r for n, r in enumerate(records) if any(replies[n * width : (n + 1) * width])]
+    carried = reads.flag_bits(records, sorted(flags))
+    return [r for r, found in zip(records, carried, strict=True) if found]
 
 
 def place(reads: Reads, serial: int, record: Record, options: Options) -> Group | None:
@@ -356,12 +349,7 @@ def _rows_at(reads: Reads, records: list[tuple[int, Record]]) -> list[Listed]:
     """List rows of these records, ``near_duplicate`` re-scored (two round trips)."""
     if not records:
         return []
-    pipe = reads.client.pipeline(transaction=False)
-    for serial, _ in records:
-        for name in FLAGS:
-            pipe.getbit(reads.keys.flag(name), serial)
-    bits = iter(pipe.execute())
-    stored = [{name for name in FLAGS if next(bits)} for _ in records]
+    stored = reads.flag_bits(records, FLAGS)
     options = Options(reads.settings.near_duplicate_threshold)
     rows: list[Listed] = []
     found = split_matches(reads, records, options)
@@ -385,7 +373,7 @@ def page_matches(
     reads: Reads, signature: bytes, content_hash: str, threshold: float
 ) -> list[tuple[str, float]]:
     """The indexed documents a page not indexed yet duplicates: exact copies (at 1.0) and
-    those at least ``threshold`` alike, in one round trip (the Scrapy pipeline asks this for
+    those at least ``threshold`` alike, in two round trips (the Scrapy pipeline asks this for
     every item)."""
     record = Record("", None, 0, 0.0, int(content_hash, 16), signature, [])
     try:

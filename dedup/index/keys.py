@@ -1,17 +1,30 @@
 """Every Redis key dedup writes, named in one place under a configurable namespace.
 
-Keep all naming here: when the index moves to a Redis Cluster, hash tags are added in this
-module alone. The layout of what the keys hold is described in :mod:`dedup.index.layout`.
+Keys of the index carry the hash tag of their group (:func:`dedup.index.layout.group_tags`):
+on a Redis Cluster every key one script touches is in one slot, and the scripts are handed
+every key they touch, named here; none is built in Lua. The layout of what the keys hold is
+described in :mod:`dedup.index.layout`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dedup.index.layout import RECORDS_PER_BUCKET, Family
+from dedup.index.layout import (
+    RECORDS_PER_BUCKET,
+    Family,
+    group_of,
+    group_tags,
+    position_of,
+)
 
 FLAGS = ("doubled_body", "internal_repeat", "exact_duplicate", "near_duplicate", "boilerplate")
 """The flag vocabulary of reports, in the order reports list them."""
+
+
+def _escaped(text: str) -> str:
+    """Text with the glob characters of SCAN patterns escaped."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 @dataclass(frozen=True)
@@ -23,35 +36,46 @@ class Keys:
     @property
     def pattern(self) -> str:
         """SCAN pattern of every key of the namespace (glob characters in its name escaped)."""
-        escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.namespace)
-        return f"{escaped}:*"
+        return f"{_escaped(self.namespace)}:*"
+
+    def family_pattern(self, family: Family) -> str:
+        """SCAN pattern of the entry hashes and overflow sets of one family."""
+        return f"{_escaped(self.namespace)}:{{*}}:{family.name}:*"
 
     @property
     def meta(self) -> str:
-        """Hash: the signature settings the index was built with."""
+        """Hash: the signature settings the index was built with (read once per process)."""
         return f"{self.namespace}:meta"
 
-    @property
-    def counters(self) -> str:
-        """Hash: running totals (documents, paragraphs, distinct paragraphs, last serial)."""
-        return f"{self.namespace}:counters"
+    def _group(self, group: int) -> str:
+        return f"{self.namespace}:{{{group_tags()[group]}}}"
 
-    @property
-    def record_prefix(self) -> str:
-        """Prefix of the hashes of records; the scripts append the bucket number."""
-        return f"{self.namespace}:r:"
+    def counters(self, group: int) -> str:
+        """Hash: a group's running totals (documents, paragraphs, distinct paragraphs, and
+        the last position given to a version)."""
+        return f"{self._group(group)}:counters"
+
+    def intents(self, group: int) -> str:
+        """Hash: serial → the intent of a write in flight or owing work, in one group."""
+        return f"{self._group(group)}:w"
 
     def records(self, serial: int) -> str:
-        """Hash: serial → packed record, for :data:`RECORDS_PER_BUCKET` consecutive serials."""
-        return f"{self.record_prefix}{serial // RECORDS_PER_BUCKET}"
+        """Hash: serial → packed record, for :data:`RECORDS_PER_BUCKET` consecutive
+        positions of the serial's group."""
+        group = group_of(serial)
+        return f"{self._group(group)}:r:{position_of(serial) // RECORDS_PER_BUCKET}"
 
-    def entry_prefix(self, family: Family) -> str:
-        """Prefix of the hashes of one family of index entries (LSH bands, paragraphs...).
+    def flag(self, name: str, group: int) -> str:
+        """Bitmap: bit ``position`` is set when that version of the group carries the flag."""
+        return f"{self._group(group)}:flag:{name}"
 
-        ``<prefix><bucket>`` is a hash of entries; ``<prefix><bucket>:<field in hex>`` the
-        set of serials of an entry held by many documents.
-        """
-        return f"{self.namespace}:{family.name}:"
+    def entry(self, family: Family, bucket: int) -> str:
+        """Hash: one bucket of a family of index entries (LSH bands, paragraphs...)."""
+        return f"{self._group(family.group(bucket))}:{family.name}:{bucket}"
+
+    def overflow(self, family: Family, bucket: int, field: bytes) -> str:
+        """Set: the serials of an entry held by many documents (same slot as its hash)."""
+        return f"{self.entry(family, bucket)}:{field.hex()}"
 
     def text(self, doc_id: str) -> str:
         """String, expiring: a document's paragraphs for review (:mod:`dedup.index.texts`)."""
@@ -61,7 +85,3 @@ class Keys:
     def worker_metrics(self) -> str:
         """Hash: the workers' running counts and latency buckets (:mod:`dedup.queue.metrics`)."""
         return f"{self.namespace}:worker-metrics"
-
-    def flag(self, name: str) -> str:
-        """Bitmap: bit ``serial`` is set when that document version carries this flag."""
-        return f"{self.namespace}:flag:{name}"

@@ -3,13 +3,23 @@
 A million documents must fit in about a gigabyte of Redis, everything included, so the
 layout avoids what costs memory in Redis: a key per small thing, and long member names.
 
-- Every indexed version of a document gets a **serial** (a 32-bit integer). Its **record**
-  (id, URL, time, MinHash signature, paragraph fingerprints, the internal repeats when there
-  are any) is one packed string, a field of a hash holding 128 consecutive serials.
-- A write that may change the flags of other documents (twins of the old version, holders of
-  a paragraph that stops being boilerplate) is followed by a refresh of their flags. Until
-  it is done, the record's hash also holds ``<serial>:refresh``: their serials, packed 4
-  bytes each, so that the retry of a job whose worker died in between refreshes them.
+- The index is cut into :data:`GROUPS` **groups**, each with a hash tag of its own (a Redis
+  Cluster keeps every key of a group in one hash slot; the tags are spread evenly over the
+  slots, so each master's share of groups is its share of slots). A document lives in the
+  group of its id: its id entry, its records, its flag bits and the group's counters share a
+  slot, so that one script can replace one version by the next. Index entries live in the
+  group of their bucket, so each LSH band, paragraph or content lookup goes to one slot.
+- Every indexed version of a document gets a **serial** (a 32-bit integer): the group's own
+  count ``n`` times :data:`GROUPS` plus the group, so no key is written by every document
+  and the group can be read back from the serial. Its **record** (id, URL, time, MinHash
+  signature, paragraph fingerprints, the internal repeats when there are any) is one packed
+  string, a field of a hash holding 128 consecutive serials of the group.
+- A write spans several slots and no step is atomic with the next, so it is announced first:
+  an **intent** next to the group's records names the new version and its record before any
+  entry names it, and becomes, when the version is committed, the work still owed (the old
+  version's entries to take out, flags to raise on other documents, flags to refresh). A
+  retry of the job, or any writer once the intent is older than its lease, finishes what a
+  dead writer owed or takes back what it had begun (:class:`Intent`).
 - LSH bands, paragraph fingerprints, exact content and document ids are **entries**: a field
   of a few bytes in one of many small hashes, chosen by the entry's high bits. The value is
   the serials of the documents holding the entry, packed 4 bytes each; an entry held by more
@@ -27,19 +37,31 @@ the constants defined here: nothing of it is written a second time in Lua.
 
 from __future__ import annotations
 
+import binascii
 import json
 import struct
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # numpy is imported where signatures are made: reading commands start faster
     import numpy as np
     import numpy.typing as npt
 
-FORMAT_VERSION = "2"
-"""Bumped when the layout or the hashing of stored signatures changes. The near-copy data of
-``near_paragraphs`` is an extension recorded by that setting in the signature settings: with it
-off, records are those of format 2, so an index built before the setting existed reads on."""
+FORMAT_VERSION = "3"
+"""Bumped when the layout or the hashing of stored signatures changes (3: keys in groups with
+hash tags, 128-bit id entries). The near-copy data of ``near_paragraphs`` is an extension
+recorded by that setting in the signature settings: with it off, records are those of the
+format, so an index built before the setting existed reads on."""
+
+GROUP_BITS = 10
+"""log2 of :data:`GROUPS`: a bucket's group is its top bits."""
+GROUPS = 1 << GROUP_BITS
+"""Groups of keys, each in one hash slot of a cluster: more than the masters of the largest
+cluster Redis supports, so every master gets a share, and few enough that reading every
+group's counters or newest records stays one round trip."""
+SLOTS = 16384
+"""Hash slots of a Redis Cluster."""
 
 INLINE = 8
 """Serials an entry keeps in its own field before it moves to a set of its own."""
@@ -47,9 +69,10 @@ INLINE = 8
 RECORDS_PER_BUCKET = 128
 """Consecutive serials whose records share one hash."""
 
-REFRESH = ":refresh"
-"""Suffix of the field, next to a version's record, naming the versions whose flags its
-write changed and that are not refreshed yet."""
+INTENT_LEASE = 900.0
+"""Seconds after which any writer may finish or take back another writer's intent: longer
+than a job may run (``job_timeout``), so its writer is gone by then. A retry of the same job
+takes back its own intents at once."""
 
 WIDE_BITS = 8
 """Bits a record keeps of each MinHash value the LSH bands read (one byte each)."""
@@ -59,7 +82,7 @@ SIGNATURE_BITS = f"{WIDE_BITS}/{NARROW_BITS}"
 """Bits kept of each MinHash value, as the meta key records them."""
 
 SERIAL = struct.Struct("<I")
-"""A serial as entries and refresh fields hold them: 4 bytes, little-endian."""
+"""A serial as entries and id entries hold them: 4 bytes, little-endian."""
 ENTRY_BUCKET = struct.Struct("<I")
 """The bucket number that precedes each entry field the store sends the scripts."""
 
@@ -73,12 +96,19 @@ class Family:
     """High bits that choose the hash (``2**bucket_bits`` hashes at most)."""
     field_bytes: int
     """Bytes of the following bits that name the field inside the hash."""
+    key_bits: int = 64
+    """Bits of the family's keys."""
 
     def split(self, key: int) -> tuple[int, bytes]:
-        """Bucket number and field of a 64-bit entry key."""
-        bucket = key >> (64 - self.bucket_bits)
-        rest = (key << self.bucket_bits) & 0xFFFF_FFFF_FFFF_FFFF
-        return bucket, (rest >> (64 - 8 * self.field_bytes)).to_bytes(self.field_bytes, "big")
+        """Bucket number and field of an entry key."""
+        bucket = key >> (self.key_bits - self.bucket_bits)
+        rest = (key << self.bucket_bits) & ((1 << self.key_bits) - 1)
+        field = rest >> (self.key_bits - 8 * self.field_bytes)
+        return bucket, field.to_bytes(self.field_bytes, "big")
+
+    def group(self, bucket: int) -> int:
+        """The group of a bucket: its high bits."""
+        return bucket >> (self.bucket_bits - GROUP_BITS)
 
 
 # Sized so that at a million documents (16 bands and ~19 paragraphs each) every hash holds
@@ -87,7 +117,10 @@ class Family:
 BANDS = Family("b", bucket_bits=18, field_bytes=3)
 PARAGRAPHS = Family("p", bucket_bits=18, field_bytes=4)
 CONTENT = Family("c", bucket_bits=14, field_bytes=6)
-IDS = Family("i", bucket_bits=14, field_bytes=4)
+# An id entry names one document: 14 + 64 bits of a 128-bit hash of its id, so that the
+# writer's script finds the current version without reading records (no two ids of ten
+# billion agree on 78 bits but with a chance of about 1 in 30,000).
+IDS = Family("i", bucket_bits=14, field_bytes=8, key_bits=128)
 # Near-copy pieces (``near_paragraphs``): up to three per signed paragraph, ~57M entries at a
 # million documents, so four times the hashes of paragraphs; the field keeps 3 bytes of the
 # 28 bits past the bucket (records keep 48 bits of each piece key).
@@ -192,10 +225,51 @@ def unpack_serials(packed: bytes) -> list[int]:
 
 
 def id_key(doc_id: str) -> int:
-    """The entry key of a document id (a hash: records hold the id itself to check it)."""
+    """The 128-bit entry key of a document id."""
     import xxhash
 
-    return int(xxhash.xxh64_intdigest(doc_id.encode("utf-8")))
+    return int(xxhash.xxh3_128_intdigest(doc_id.encode("utf-8")))
+
+
+def id_group(doc_id: str) -> int:
+    """The group a document lives in: that of its id entry."""
+    return IDS.group(IDS.split(id_key(doc_id))[0])
+
+
+# -- groups and serials ------------------------------------------------------------------------
+
+
+def serial_of(position: int, group: int) -> int:
+    """The serial of the ``position``-th version indexed in a group (from 1)."""
+    return position * GROUPS + group
+
+
+def group_of(serial: int) -> int:
+    """The group a version lives in."""
+    return serial % GROUPS
+
+
+def position_of(serial: int) -> int:
+    """A version's place in its group: its bit in the group's flag bitmaps."""
+    return serial // GROUPS
+
+
+@cache
+def group_tags() -> tuple[str, ...]:
+    """The hash tag of each group: short strings whose hash slots are spread evenly, group
+    ``g`` in the ``g``-th of :data:`GROUPS` equal ranges of slots, so that any master holding
+    a share of the slots holds the same share of the groups."""
+    width = SLOTS // GROUPS
+    tags: list[str | None] = [None] * GROUPS
+    left, n = GROUPS, 0
+    while left:
+        tag = format(n, "x")
+        group = (binascii.crc_hqx(tag.encode(), 0) % SLOTS) // width
+        if tags[group] is None:
+            tags[group] = tag
+            left -= 1
+        n += 1
+    return tuple(t for t in tags if t is not None)
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -342,4 +416,77 @@ def unpack(data: bytes) -> Record:
         doubled_body=bool(bits & BIT_DOUBLED),
         extra=extra,
         near=near,
+    )
+
+
+# -- intents ---------------------------------------------------------------------------------
+
+WRITING = "w"
+"""An intent's kind while its version is being written: the entries may name it already."""
+OWED = "o"
+"""An intent's kind once its version is committed (or its document deleted): what is owed."""
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A write in flight, or the work a committed write still owes, kept in its group.
+
+    While ``kind`` is :data:`WRITING`, ``record`` is the version being written (its entries
+    may already name it; taking it back removes them). Once :data:`OWED`, ``old`` is the
+    version it replaced, whose entries are still to be taken out, ``raised`` the flags to set
+    on other versions and ``refresh`` the versions whose flags to bring in line with reports.
+    """
+
+    kind: str
+    token: str
+    """Who wrote it: a job's id, so that the job's retry knows its own."""
+    at: float
+    """When (seconds since the epoch, the writer's clock)."""
+    record: Record | None = None
+    old_serial: int = 0
+    old: Record | None = None
+    raised: dict[str, list[int]] = field(default_factory=dict)
+    refresh: list[int] = field(default_factory=list)
+
+
+_INTENT_HEAD = struct.Struct("<II")
+
+
+def pack_intent(intent: Intent) -> bytes:
+    """The intent as its group keeps it: a JSON head, then the records it carries."""
+    record = pack(intent.record) if intent.record is not None else b""
+    old = pack(intent.old) if intent.old is not None else b""
+    head = json.dumps(
+        {
+            "kind": intent.kind,
+            "token": intent.token,
+            "at": intent.at,
+            "old_serial": intent.old_serial,
+            "raised": intent.raised,
+            "refresh": intent.refresh,
+            "record": len(record),
+        },
+        separators=(",", ":"),
+    ).encode()
+    return _INTENT_HEAD.pack(len(head), len(old)) + head + record + old
+
+
+def unpack_intent(data: bytes) -> Intent:
+    """The inverse of :func:`pack_intent`."""
+    n_head, n_old = _INTENT_HEAD.unpack_from(data)
+    at = _INTENT_HEAD.size
+    head = json.loads(data[at : at + n_head])
+    at += n_head
+    record = data[at : at + head["record"]]
+    at += head["record"]
+    old = data[at : at + n_old]
+    return Intent(
+        kind=head["kind"],
+        token=head["token"],
+        at=float(head["at"]),
+        record=unpack(record) if record else None,
+        old_serial=int(head["old_serial"]),
+        old=unpack(old) if old else None,
+        raised={k: [int(s) for s in v] for k, v in head["raised"].items()},
+        refresh=[int(s) for s in head["refresh"]],
     )

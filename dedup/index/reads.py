@@ -1,26 +1,27 @@
 """Reading the index: reports, lists and counts (:class:`dedup.index.store.Store` adds the writes).
 
-A report is read in two round trips whatever the size of the index: one script resolves the
-document id to its record, a second one gathers what the rest of the corpus holds for it
-(exact copies, LSH candidates with their signatures, paragraph counts and the documents that
-share a paragraph). Lists walk the records by serial, newest first, or a flag's bitmap.
+A report is read in a few round trips whatever the size of the index: the document's id entry
+names its current version, its record follows, the holders of its entries (LSH bands,
+paragraphs, exact content, near-copy pieces) are asked in one script call per group, and
+their records in one more. Lists merge the groups' records by indexing time
+(:mod:`dedup.index.walks`).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import cast
+from typing import NamedTuple
 
 import redis
 
 from dedup.errors import NotFoundError, StoreError, StoreUnavailableError
-from dedup.index import layout
+from dedup.index import layout, scripts, walks
 from dedup.index.keys import FLAGS, Keys
-from dedup.index.layout import Record
-from dedup.index.scripts import Entries, Related, Scripts, run
+from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Record
+from dedup.index.scripts import Batch
 from dedup.report import (
     IndexCounts,
     Listed,
@@ -29,13 +30,18 @@ from dedup.report import (
     full_report,
     stored_from_record,
 )
+from dedup.servers.connection import IndexClient
 from dedup.settings import Settings
 
 CLOCK_SKEW = 300.0
-"""Seconds by which workers' clocks may disagree: a walk by serial looks this far past a
-time bound before it stops, since serials follow the order writes reached Redis."""
-BUCKETS_PER_TRIP = 32
-"""Record hashes read per round trip when walking the records."""
+"""Seconds by which workers' clocks may disagree: a walk by time looks this far past a time
+bound before it stops."""
+MAX_CANDIDATES = 200
+"""LSH candidates scored per document at most (a hub of copies does not stall a write)."""
+MAX_EXACT = 1000
+"""Exact copies listed per document at most."""
+FLAG_READ = 4096
+"""Positions of a group's flag bitmap read per round trip at most, listing one flag."""
 
 
 def store_error(exc: redis.RedisError) -> StoreError:
@@ -45,21 +51,56 @@ def store_error(exc: redis.RedisError) -> StoreError:
         return StoreUnavailableError(f"lost the connection to Redis: {reason}")
     if isinstance(exc, redis.ReadOnlyError):  # a replica promoted, or a failover under way
         return StoreUnavailableError(f"Redis is read-only for now: {reason}")
+    if isinstance(exc, redis.exceptions.ClusterError | redis.exceptions.ClusterDownError):
+        return StoreUnavailableError(f"the Redis Cluster is not serving every slot: {reason}")
     return StoreError(f"Redis answered an error: {reason}")
+
+
+class Entries(NamedTuple):
+    """The index entries of one document version, by family (their 64-bit keys)."""
+
+    bands: Iterable[int]
+    paragraphs: Iterable[int]
+    content: Iterable[int]
+    pieces: Iterable[int] = ()
+    """Near-copy pieces of its paragraphs (``near_paragraphs``), each once."""
+
+
+NO_ENTRIES = Entries((), (), ())
+"""The entries of no version."""
+
+
+class Related(NamedTuple):
+    """What the rest of the corpus holds for one version."""
+
+    exact: list[str]
+    """Ids of the documents with exactly its content."""
+    candidates: list[tuple[str, bytes]]
+    """Ids and reduced signatures of the documents sharing an LSH band with it."""
+    counts: list[int]
+    """Documents holding each paragraph entry asked about, in the order asked."""
+    shared: list[list[str]]
+    """For each paragraph entry, the other documents holding it while it is not boilerplate."""
+    piece_counts: list[int]
+    """Documents holding each piece entry asked about, in the order asked."""
+    piece_holders: list[list[int]]
+    """For each piece entry held by fewer than ``boilerplate_min_documents``, the other
+    versions holding it (with a record)."""
+    records: dict[int, Record]
+    """The records of those versions, by serial."""
 
 
 class Reads:
     """The read side of the index in one Redis, under one namespace."""
 
     def __init__(
-        self, client: redis.Redis, settings: Settings, clock: Callable[[], float] = time.time
+        self, client: IndexClient, settings: Settings, clock: Callable[[], float] = time.time
     ) -> None:
         self.client = client
         self.settings = settings
         self.keys = Keys(settings.namespace)
         self.clock = clock
         """Where index times come from (tests set documents in the past with it)."""
-        self.scripts = Scripts(self.keys, settings)
         self._lsh: tuple[int, int] | None = None
         """LSH bands and rows once known (:attr:`lsh`)."""
 
@@ -102,8 +143,113 @@ class Reads:
 
     def resolve(self, doc_id: str) -> tuple[int, Record | None]:
         """The serial and record of a document (0 and None when it is not indexed)."""
-        [found] = run(self.client, [self.scripts.resolve(doc_id)])
-        return (found.serial, found.record) if found.record is not None else (0, None)
+        [serial] = scripts.run(self.client, [scripts.current(self.keys, doc_id)])
+        if not serial:
+            return 0, None
+        found = self.records([serial])
+        return found[0] if found else (0, None)
+
+    def records(self, serials: Sequence[int]) -> list[tuple[int, Record]]:
+        """The records of these serials, in order; serials no longer indexed are left out."""
+        raws = scripts.run(self.client, [scripts.record(self.keys, s) for s in serials])
+        return [
+            (serial, layout.unpack(raw)) for serial, raw in zip(serials, raws, strict=True) if raw
+        ]
+
+    def records_or_intents(self, serials: Sequence[int]) -> dict[int, Record]:
+        """The records of these serials, or of those not committed yet the record their
+        intent holds (a write in flight), in one round trip; the others are left out."""
+        calls = [
+            c for s in serials for c in (scripts.record(self.keys, s), scripts.intent(self.keys, s))
+        ]
+        replies = scripts.run(self.client, calls)
+        found = {}
+        for serial, raw, pending in zip(serials, replies[::2], replies[1::2], strict=True):
+            if raw:
+                found[serial] = layout.unpack(raw)
+            elif pending:
+                intent = layout.unpack_intent(pending)
+                if intent.kind == layout.WRITING and intent.record is not None:
+                    found[serial] = intent.record
+        return found
+
+    def related(
+        self,
+        versions: Sequence[tuple[int, Record]],
+        *,
+        near: bool = True,
+        paragraphs: bool = True,
+    ) -> list[Related]:
+        """What the rest of the corpus holds for each version, in two round trips: the
+        holders of its entries, then their records. ``near=False`` leaves LSH candidates
+        out, ``paragraphs=False`` the paragraphs and pieces (what duplicate groups need not)."""
+        batch = Batch(
+            self.keys,
+            boilerplate_at=self.settings.boilerplate_min_documents,
+            few=self.settings.boilerplate_min_documents,
+        )
+        asked = []
+        for _, record in versions:
+            entries = self.entries(record)
+            asked.append(
+                (
+                    [batch.lookup(CONTENT, k, scripts.MEMBERS) for k in entries.content],
+                    [batch.lookup(BANDS, k, scripts.MEMBERS) for k in entries.bands]
+                    if near
+                    else [],
+                    [batch.lookup(PARAGRAPHS, k, scripts.FEW) for k in entries.paragraphs]
+                    if paragraphs
+                    else [],
+                    [batch.lookup(PIECES, k, scripts.FEW) for k in entries.pieces]
+                    if paragraphs
+                    else [],
+                )
+            )
+        answers = batch.send(self.client) if len(batch) else []
+        wanted: dict[int, None] = {}
+        lists = []
+        limit = self.settings.boilerplate_min_documents
+        for (serial, _), (content, bands, paras, pieces) in zip(versions, asked, strict=True):
+            exact = [s for t in content for s in answers[t].serials if s != serial]
+            exact = list(dict.fromkeys(exact))[: 2 * MAX_EXACT]
+            seen = set(exact) | {serial}
+            near_ = [s for t in bands for s in answers[t].serials if s not in seen]
+            near_ = list(dict.fromkeys(near_))[: 2 * MAX_CANDIDATES]
+            shared = [
+                [s for s in answers[t].serials if s != serial]
+                if 2 <= answers[t].count < limit
+                else []
+                for t in paras
+            ]
+            holding = [
+                [s for s in answers[t].serials if s != serial]
+                if 2 <= answers[t].count < limit
+                else []
+                for t in pieces
+            ]
+            for group in (exact, near_, *shared, *holding):
+                wanted.update((s, None) for s in group)
+            lists.append((exact, near_, paras, shared, pieces, holding))
+        found = dict(self.records(list(wanted))) if wanted else {}
+        out = []
+        for exact, near_, paras, shared, pieces, holding in lists:
+            held = [s for s in exact if s in found][:MAX_EXACT]
+            candidates = [s for s in near_ if s in found][:MAX_CANDIDATES]
+            holders = [[s for s in group if s in found] for group in holding]
+            out.append(
+                Related(
+                    exact=[found[s].doc_id for s in held],
+                    candidates=[(found[s].doc_id, found[s].signature) for s in candidates],
+                    counts=[answers[t].count for t in paras],
+                    shared=[
+                        [found[s].doc_id for s in group if s in found][:limit] for group in shared
+                    ],
+                    piece_counts=[answers[t].count for t in pieces],
+                    piece_holders=holders,
+                    records={s: found[s] for group in holders for s in group},
+                )
+            )
+        return out
 
     # -- reports ------------------------------------------------------------------------------
 
@@ -131,9 +277,18 @@ class Reads:
 
     def report_of(self, serial: int, record: Record) -> Report:
         """The report of the document version ``serial``, whose record is ``record``."""
+        return self.reports_of([(serial, record)])[0]
+
+    def reports_of(self, versions: Sequence[tuple[int, Record]]) -> list[Report]:
+        """The reports of these versions, read together."""
+        return [
+            self._report(serial, record, related)
+            for (serial, record), related in zip(versions, self.related(versions), strict=True)
+        ]
+
+    def _report(self, serial: int, record: Record, related: Related) -> Report:
         distinct = list(dict.fromkeys(record.fingerprints))
         threshold = self.settings.boilerplate_min_documents
-        [related] = run(self.client, [self.scripts.related(serial, self.entries(record))])
         near: list[tuple[str, float]] = []
         for other, packed in related.candidates:
             if len(packed) == len(record.signature):
@@ -227,16 +382,17 @@ class Reads:
     ) -> Iterator[Listed]:
         """The rows of :meth:`list_documents`, newest first, read ``page`` at a time.
 
-        A flag without ``since`` walks the flag's own bitmap; otherwise the walk goes down
-        the serials, which follow indexing time, and stops past ``since`` (allowing for
-        :data:`CLOCK_SKEW`), so a time window bounds the work whatever the size of the index.
-        Serials never change, so documents indexed during the walk do not shift it.
+        A flag without ``since`` walks the flag's own bitmaps; otherwise the walk goes down
+        the records by time and stops past ``since`` (allowing for :data:`CLOCK_SKEW`), so a
+        time window bounds the work whatever the size of the index. Positions never change,
+        so documents indexed during the walk do not shift it.
         """
         try:
             if flag is not None and since is None:
-                yield from self._scan_flag(flag, page)
+                for batch in self.walk_flag(flag, page=page):
+                    yield from (row for row in self._rows(batch) if flag in row["flags"])
                 return
-            for batch in self.walk_records(newest_first=True):
+            for batch in self.walk_records(newest_first=True, page=page):
                 rows = self._rows(batch)
                 for row in rows:
                     if since is not None and row["indexed_at"] < since:
@@ -250,105 +406,93 @@ class Reads:
         except redis.RedisError as exc:
             raise store_error(exc) from None
 
-    def _scan_flag(self, flag: str, page: int) -> Iterator[Listed]:
-        """The flag's bitmap read down from the newest serial, ``page`` bytes' worth at a time
-        (8 serials a byte), and the records of the serials whose bit is set."""
-        key = self.keys.flag(flag)
-        end = int(self.client.strlen(key)) - 1
-        step = max(1, page)
-        while end >= 0:
-            start = max(0, end - step + 1)
-            chunk = cast("bytes", self.client.getrange(key, start, end))
-            bits = int.from_bytes(chunk, "big")  # bit 0 of the bitmap is its highest bit
-            width = 8 * len(chunk)
-            serials = [
-                8 * start + offset
-                for offset in range(width - 1, -1, -1)
-                if bits >> (width - 1 - offset) & 1
-            ]
-            if serials:
-                yield from (
-                    row for row in self._rows(self.records(serials)) if flag in row["flags"]
-                )
-            end = start - 1
+    def walk_records(
+        self, *, newest_first: bool, page: int = 500
+    ) -> Iterator[list[tuple[int, Record]]]:
+        """Every record by indexing time, ``page`` at a time."""
+        return walks.walk(self.client, self.keys, newest_first=newest_first, page=page)
 
-    def records(self, serials: Sequence[int]) -> list[tuple[int, Record]]:
-        """The records of these serials, in order; serials no longer indexed are left out."""
+    def walk_flag(self, flag: str, *, page: int = 500) -> Iterator[list[tuple[int, Record]]]:
+        """The records whose version carries ``flag``, newest first, ``page`` at a time."""
+        return walks.walk(
+            self.client,
+            self.keys,
+            newest_first=True,
+            select=walks.flagged(self.keys, flag),
+            most=FLAG_READ,
+            page=page,
+        )
+
+    def flag_bits(
+        self, versions: Sequence[tuple[int, Record]], names: Sequence[str]
+    ) -> list[set[str]]:
+        """The flags among ``names`` that each version's bits carry (one round trip)."""
         pipe = self.client.pipeline(transaction=False)
-        for serial in serials:
-            pipe.hget(self.keys.records(serial), str(serial))
-        return [
-            (serial, layout.unpack(raw))
-            for serial, raw in zip(serials, pipe.execute(), strict=True)
-            if raw
-        ]
-
-    def walk_records(self, *, newest_first: bool) -> Iterator[list[tuple[int, Record]]]:
-        """Every record in serial order, a few record hashes per round trip."""
-        top = int(self.client.hget(self.keys.counters, "serial") or 0)
-        numbers = range(top // layout.RECORDS_PER_BUCKET + 1)
-        if newest_first:
-            numbers = numbers[::-1]
-        for first in range(0, len(numbers), BUCKETS_PER_TRIP):
-            pipe = self.client.pipeline(transaction=False)
-            for number in numbers[first : first + BUCKETS_PER_TRIP]:
-                pipe.hgetall(self.keys.records(number * layout.RECORDS_PER_BUCKET))
-            found = [
-                (int(serial), layout.unpack(raw))
-                for replies in pipe.execute()
-                for serial, raw in cast("dict[bytes, bytes]", replies).items()
-                if serial.isdigit()  # not a refresh owed (layout.REFRESH)
-            ]
-            if found:
-                yield sorted(found, key=lambda x: -x[0] if newest_first else x[0])
+        for serial, _ in versions:
+            group, position = layout.group_of(serial), layout.position_of(serial)
+            for name in names:
+                pipe.getbit(self.keys.flag(name, group), position)
+        replies = iter(pipe.execute())
+        return [{name for name in names if next(replies)} for _ in versions]
 
     def _rows(self, records: list[tuple[int, Record]]) -> list[Listed]:
         """List rows of these records (one round trip for their flags)."""
-        pipe = self.client.pipeline(transaction=False)
-        for serial, _ in records:
-            for name in FLAGS:
-                pipe.getbit(self.keys.flag(name), serial)
-        replies = iter(pipe.execute())
+        if not records:
+            return []
+        flags = self.flag_bits(records, FLAGS)
         return [
             {
                 "doc_id": record.doc_id,
                 "url": record.url,
-                "flags": [name for name in FLAGS if next(replies)],
+                "flags": [name for name in FLAGS if name in carried],
                 "paragraphs": record.paragraphs,
                 "indexed_at": record.indexed_at,
             }
-            for _, record in records
+            for (_, record), carried in zip(records, flags, strict=True)
         ]
 
     def content_matches(self, content_hashes: Sequence[str], limit: int = 20) -> list[list[str]]:
         """Ids of indexed documents with exactly each normalised content, ``limit`` at most each.
 
-        One round trip for a whole batch: a scraper asks this for every item it scrapes.
+        Two round trips for a whole batch: a scraper asks this for every item it scrapes.
         """
         if not content_hashes:
             return []
-        keys = [int(h, 16) for h in content_hashes]
         try:
-            [found] = run(self.client, [self.scripts.contents(keys, limit)])
+            batch = Batch(self.keys, boilerplate_at=self.settings.boilerplate_min_documents)
+            tickets = [batch.lookup(CONTENT, int(h, 16), scripts.MEMBERS) for h in content_hashes]
+            answers = batch.send(self.client)
+            lists = [answers[t].serials[: 2 * limit] for t in tickets]
+            found = dict(self.records(list(dict.fromkeys(s for group in lists for s in group))))
         except redis.RedisError as exc:
             raise store_error(exc) from None
-        return [sorted(ids) for ids in found]
+        return [sorted([found[s].doc_id for s in group if s in found][:limit]) for group in lists]
 
     def stats(self) -> IndexCounts:
-        """Counts of documents, paragraphs and flags."""
+        """Counts of documents, paragraphs and flags, summed over the groups."""
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.hgetall(self.keys.counters)
-            for name in FLAGS:
-                pipe.bitcount(self.keys.flag(name))
-            counters, *flag_counts = pipe.execute()
+            for group in range(layout.GROUPS):
+                pipe.hgetall(self.keys.counters(group))
+                for name in FLAGS:
+                    pipe.bitcount(self.keys.flag(name, group))
+            replies = pipe.execute()
         except redis.RedisError as exc:
             raise store_error(exc) from None
+        totals = {"documents": 0, "paragraphs": 0, "distinct_paragraphs": 0}
+        flags = dict.fromkeys(FLAGS, 0)
+        width = 1 + len(FLAGS)
+        for at in range(0, len(replies), width):
+            counters = replies[at]
+            for name in totals:
+                totals[name] += int(counters.get(name.encode(), 0))
+            for name, count in zip(FLAGS, replies[at + 1 : at + width], strict=True):
+                flags[name] += int(count)
         return {
-            "documents": int(counters.get(b"documents", 0)),
-            "paragraphs": int(counters.get(b"paragraphs", 0)),
-            "distinct_paragraphs": int(counters.get(b"distinct_paragraphs", 0)),
-            "flags": dict(zip(FLAGS, (int(n) for n in flag_counts), strict=True)),
+            "documents": totals["documents"],
+            "paragraphs": totals["paragraphs"],
+            "distinct_paragraphs": totals["distinct_paragraphs"],
+            "flags": flags,
         }
 
     def page_documents(
@@ -361,31 +505,29 @@ class Reads:
     ) -> tuple[list[Listed], int | None]:
         """One page of :meth:`list_documents` and where the next one starts.
 
-        ``before`` is the serial the page starts below (None: the newest); the second value
-        is the one to give for the next page, or None after the last. Serials never change,
-        so a page neither repeats nor skips documents indexed while a client pages through.
+        ``before`` is the cursor a previous page gave (None: the newest); the second value
+        is the one to give for the next page, or None after the last. A cursor names the last
+        row's indexing time and serial, which never change, so a page neither repeats nor
+        skips documents indexed while a client pages through.
         """
+        below = _from_cursor(before) if before is not None else None
+        rows: list[Listed] = []
         try:
-            top = int(self.client.hget(self.keys.counters, "serial") or 0)
-            start = top if before is None else min(top, before - 1)
-            rows: list[Listed] = []
-            bucket = start // layout.RECORDS_PER_BUCKET
-            while bucket >= 0:
-                pipe = self.client.pipeline(transaction=False)
-                trip = min(BUCKETS_PER_TRIP, limit // layout.RECORDS_PER_BUCKET + 1)
-                numbers = range(bucket, max(-1, bucket - trip), -1)
-                for number in numbers:
-                    pipe.hgetall(self.keys.records(number * layout.RECORDS_PER_BUCKET))
-                found = sorted(
-                    (
-                        (int(serial), layout.unpack(raw))
-                        for replies in pipe.execute()
-                        for serial, raw in cast("dict[bytes, bytes]", replies).items()
-                        if serial.isdigit() and int(serial) <= start
-                    ),
-                    key=lambda x: -x[0],
+            pages = (
+                walks.walk(
+                    self.client,
+                    self.keys,
+                    newest_first=True,
+                    select=walks.flagged(self.keys, flag),
+                    most=FLAG_READ,
+                    page=limit,
+                    below=below,
                 )
-                for (serial, record), row in zip(found, self._rows(found), strict=True):
+                if flag is not None and since is None
+                else walks.walk(self.client, self.keys, newest_first=True, page=limit, below=below)
+            )
+            for batch in pages:
+                for (serial, record), row in zip(batch, self._rows(batch), strict=True):
                     if since is not None and record.indexed_at < since - CLOCK_SKEW:
                         return rows, None
                     if since is not None and row["indexed_at"] < since:
@@ -393,8 +535,17 @@ class Reads:
                     if flag is None or flag in row["flags"]:
                         rows.append(row)
                         if len(rows) == limit:
-                            return rows, (serial if serial > 0 else None)
-                bucket = numbers[-1] - 1
+                            return rows, _cursor(record.indexed_at, serial)
         except redis.RedisError as exc:
             raise store_error(exc) from None
         return rows, None
+
+
+def _cursor(indexed_at: float, serial: int) -> int:
+    """A page cursor: the last row's indexing time (in milliseconds) and serial, as one
+    number."""
+    return round(indexed_at * 1000) << 32 | serial
+
+
+def _from_cursor(cursor: int) -> tuple[int, int]:
+    return cursor >> 32, cursor & 0xFFFF_FFFF

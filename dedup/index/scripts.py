@@ -1,38 +1,33 @@
-"""The index's Lua scripts, one typed wrapper each: named arguments in, a named result out.
+"""The index's Lua scripts and plain commands, sent a round trip at a time.
 
-Each ``.lua`` file opens with the KEYS, ARGV and reply it takes; its method in
-:class:`Scripts` is the only code that knows their order, and its reply type the only code
-that knows the reply's. A method returns a :class:`Call`, not a reply, so that the store can
-send the calls of a whole batch in one round trip (:func:`run`).
+Each ``.lua`` file opens with the KEYS, ARGV and reply it takes; its wrapper here is the only
+code that knows their order, and its reply parser the only code that knows the reply's.
+Every key a script touches is handed to it in KEYS, all of one group (one hash slot of a
+cluster), named by :mod:`dedup.index.keys`; ARGV[1] is the :func:`layout_argument`, the few
+constants of the layout the scripts need, defined once in Python.
 
-ARGV[1] of every script is the :func:`layout_argument`: key prefixes, the record header, how serials
-and entries are packed, the signature's bits, thresholds and limits. Those constants are
-defined once, in Python (:mod:`dedup.index.layout`, :mod:`dedup.index.keys`, the settings),
-and handed to the scripts with every call instead of being written again in Lua.
+A :class:`Batch` gathers the calls of a whole round trip: entry lookups and updates for many
+documents, grouped into one script call per group, and any other command. On one server the
+round trip is one pipeline; on a cluster redis-py sends each node its share.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import struct
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, TypeVar
 
 import redis
 
 from dedup.index import layout
 from dedup.index.keys import FLAGS, Keys
-from dedup.index.layout import BANDS, CONTENT, IDS, PARAGRAPHS, PIECES, Family, Record
-from dedup.settings import Settings
-
-MAX_CANDIDATES = 200
-"""LSH candidates scored per document at most (a hub of copies does not stall a write)."""
-MAX_EXACT = 1000
-"""Exact copies listed per document at most."""
+from dedup.index.layout import Family
+from dedup.servers.connection import IndexClient
 
 T = TypeVar("T")
 
@@ -55,38 +50,75 @@ def source(name: str) -> Source:
     return Source(name, text, hashlib.sha1(text.encode("utf-8")).hexdigest())
 
 
+@cache
+def layout_argument() -> str:
+    """ARGV[1] of every script: the packing of serials and the inline limit, as JSON."""
+    return json.dumps(
+        {
+            "serial": {
+                "format": layout.lua_format(layout.SERIAL.format),
+                "size": layout.SERIAL.size,
+            },
+            "inline": layout.INLINE,
+        },
+        separators=(",", ":"),
+    )
+
+
 @dataclass(frozen=True)
 class Call(Generic[T]):
-    """One script call, ready to send, and how to read its reply."""
+    """One command, ready to send, and how to read its reply."""
 
-    script: Source
-    args: tuple[bytes | str | int | float, ...]
+    command: tuple[Any, ...]
     parse: Callable[[Any], T]
+    script: Source | None = None
+    """The script an EVALSHA runs, to load it where the server lacks it."""
 
 
-def run(client: redis.Redis, calls: Sequence[Call[T]]) -> list[T]:
-    """Script calls in one round trip, by digest; when the server has lost its script cache
-    (a restart), the scripts are loaded again and the calls sent once more.
+def script_call(
+    name: str, keys: Sequence[str], args: Sequence[Any], parse: Callable[[Any], T]
+) -> Call[T]:
+    """A call of one of the package's scripts, by digest."""
+    script = source(name)
+    return Call(("EVALSHA", script.sha, len(keys), *keys, layout_argument(), *args), parse, script)
 
-    redis-py's own pipelines ask the server whether the scripts exist before every
+
+def command(*words: Any, parse: Callable[[Any], T] = lambda x: x) -> Call[T]:
+    """A plain command."""
+    return Call(tuple(words), parse)
+
+
+def run(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
+    """Calls in one round trip; scripts a server has lost (a restart, a new master after a
+    failover) are loaded again, and only the calls that found none are sent once more.
+
+    redis-py's own script objects ask the server whether the scripts exist before every
     execution, a round trip more for each batch: half the cost of a one-document job.
     """
     if not calls:
         return []
+    replies: list[Any] = [None] * len(calls)
+    todo = list(range(len(calls)))
     for attempt in range(2):
         pipe = client.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(call.script.sha, 0, *call.args)
-        try:
-            replies = pipe.execute()
-        except redis.exceptions.NoScriptError:
-            if attempt:
-                raise
-            for script in {call.script for call in calls}:
+        for i in todo:
+            pipe.execute_command(*calls[i].command)
+        answers = pipe.execute(raise_on_error=False)
+        missing = []
+        for i, answer in zip(todo, answers, strict=True):
+            if isinstance(answer, redis.exceptions.NoScriptError) and not attempt:
+                missing.append(i)
+            elif isinstance(answer, Exception):
+                raise answer
+            else:
+                replies[i] = answer
+        if not missing:
+            break
+        for script in {calls[i].script for i in missing}:
+            if script is not None:
                 client.script_load(script.text)
-            continue
-        return [call.parse(reply) for call, reply in zip(calls, replies, strict=True)]
-    raise AssertionError("unreachable")
+        todo = missing
+    return [call.parse(reply) for call, reply in zip(calls, replies, strict=True)]
 
 
 def decoded(value: bytes | None) -> str:
@@ -94,251 +126,242 @@ def decoded(value: bytes | None) -> str:
     return value.decode("utf-8") if value is not None else ""
 
 
-def entries(family: Family, keys: Iterable[int]) -> bytes:
-    """Index entries packed for the scripts: bucket number, then field, for each key."""
-    parts = []
-    for key in keys:
-        bucket, field = family.split(key)
-        parts.append(layout.ENTRY_BUCKET.pack(bucket) + field)
-    return b"".join(parts)
+def serials(packed: bytes | None) -> list[int]:
+    """Serials packed as entries hold them."""
+    return layout.unpack_serials(packed) if packed else []
 
 
-def id_entry(doc_id: str) -> bytes:
-    """The id entry of a document followed by the id, as the scripts resolve it."""
-    return entries(IDS, [layout.id_key(doc_id)]) + doc_id.encode("utf-8")
+# -- entries, grouped by slot --------------------------------------------------------------------
+
+COUNT, MEMBERS, FEW, AT_LIMIT = "c", "m", "b", "e"
+"""Lookup modes: how many hold an entry; how many and which; which only while fewer than the
+batch's limit do (paragraphs shared by a few documents); which only when exactly the limit
+do (an entry about to stop being boilerplate)."""
+
+ADD, ADD_SEEING, ADD_PARAGRAPH, ADD_PIECE, REMOVE, REMOVE_PARAGRAPH = "a", "A", "p", "q", "r", "x"
+"""Update operations of ``update.lua``."""
 
 
-def _packing(packed: struct.Struct) -> dict[str, Any]:
-    """A :mod:`struct` packing as the scripts unpack it."""
-    return {"format": layout.lua_format(packed.format), "size": packed.size}
+@dataclass(frozen=True)
+class Held:
+    """What one entry lookup or update answered."""
+
+    count: int
+    """Documents holding the entry (after the update)."""
+    serials: list[int]
+    """The serials asked for ('' when not asked or not answered)."""
+    changed: bool = False
+    """Whether an update changed the entry."""
 
 
-def layout_argument(keys: Keys, settings: Settings) -> str:
-    """ARGV[1] of every script: what the scripts must know of the layout, as JSON.
+@dataclass
+class _Slot:
+    keys: list[str] = field(default_factory=list)
+    modes: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+    tickets: list[int] = field(default_factory=list)
 
-    The same for every call of one namespace and settings, so it is encoded once.
-    """
 
-    def family(f: Family) -> dict[str, Any]:
-        return {"prefix": keys.entry_prefix(f), "width": f.field_bytes}
+class Batch:
+    """The calls of one round trip. Entry lookups and updates are grouped into one script
+    call per group; every method returns a ticket, the index of its answer in :meth:`send`'s
+    reply."""
 
-    return json.dumps(
-        {
-            "records": keys.record_prefix,
-            "records_per_bucket": layout.RECORDS_PER_BUCKET,
-            "refresh": layout.REFRESH,
-            "header": {
-                **_packing(layout.HEADER),
-                "fields": [name for name, _ in layout.HEADER_FIELDS],
-            },
-            "serial": _packing(layout.SERIAL),
-            "bucket": _packing(layout.ENTRY_BUCKET),
-            "ids": family(IDS),
-            "bands": family(BANDS),
-            "paras": family(PARAGRAPHS),
-            "contents": family(CONTENT),
-            "pieces": family(PIECES),
-            "counters": keys.counters,
-            "flags": {name: keys.flag(name) for name in FLAGS},
-            "inline": layout.INLINE,
-            "signature": {"wide_bits": layout.WIDE_BITS, "narrow_bits": layout.NARROW_BITS},
-            "boilerplate_at": settings.boilerplate_min_documents,
-            "near_threshold": settings.near_duplicate_threshold,
-            "max_candidates": MAX_CANDIDATES,
-            "max_exact": MAX_EXACT,
-        },
-        separators=(",", ":"),
+    def __init__(self, keys: Keys, *, boilerplate_at: int, few: int = 0) -> None:
+        self.keys = keys
+        self.boilerplate_at = boilerplate_at
+        self.few = few
+        self._lookups: defaultdict[int, _Slot] = defaultdict(_Slot)
+        self._updates: defaultdict[int, _Slot] = defaultdict(_Slot)
+        self._calls: list[tuple[int, Call[Any]]] = []
+        self._count = 0
+
+    def _ticket(self) -> int:
+        self._count += 1
+        return self._count - 1
+
+    def _slot(
+        self, table: defaultdict[int, _Slot], family: Family, key: int
+    ) -> tuple[_Slot, bytes]:
+        bucket, name = family.split(key)
+        slot = table[family.group(bucket)]
+        slot.keys += [self.keys.entry(family, bucket), self.keys.overflow(family, bucket, name)]
+        return slot, name
+
+    def lookup(self, family: Family, key: int, mode: str = COUNT) -> int:
+        """Ask how many documents hold an entry (and which, by ``mode``)."""
+        slot, name = self._slot(self._lookups, family, key)
+        slot.modes.append(mode)
+        slot.args.append(name)
+        ticket = self._ticket()
+        slot.tickets.append(ticket)
+        return ticket
+
+    def update(self, family: Family, key: int, op: str, serial: int) -> int:
+        """Add a serial to an entry or take it out (``op``: :data:`ADD` ...)."""
+        slot, name = self._slot(self._updates, family, key)
+        slot.modes.append(op)
+        slot.args += [name, serial]
+        ticket = self._ticket()
+        slot.tickets.append(ticket)
+        return ticket
+
+    def call(self, call: Call[Any]) -> int:
+        """Any other call."""
+        ticket = self._ticket()
+        self._calls.append((ticket, call))
+        return ticket
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _grouped(self) -> list[tuple[list[int], Call[Any]]]:
+        out: list[tuple[list[int], Call[Any]]] = []
+        for slot in self._lookups.values():
+            call = script_call(
+                "entries.lua", slot.keys, ["".join(slot.modes), self.few, *slot.args], _held_list
+            )
+            out.append((slot.tickets, call))
+        for group, slot in self._updates.items():
+            call = script_call(
+                "update.lua",
+                [self.keys.counters(group), *slot.keys],
+                ["".join(slot.modes), self.boilerplate_at, *slot.args],
+                _updated_list,
+            )
+            out.append((slot.tickets, call))
+        return out
+
+    def send(self, client: IndexClient) -> list[Any]:
+        """Send every call in one round trip; the answers by ticket."""
+        grouped = self._grouped()
+        calls = [call for _, call in grouped] + [call for _, call in self._calls]
+        replies = run(client, calls)
+        answers: list[Any] = [None] * self._count
+        for (tickets, _), reply in zip(grouped, replies, strict=False):
+            for ticket, answer in zip(tickets, reply, strict=True):
+                answers[ticket] = answer
+        for (ticket, _), reply in zip(self._calls, replies[len(grouped) :], strict=True):
+            answers[ticket] = reply
+        return answers
+
+
+def _held_list(reply: list[Any]) -> list[Held]:
+    return [
+        Held(int(n), serials(packed)) for n, packed in zip(reply[::2], reply[1::2], strict=True)
+    ]
+
+
+def _updated_list(reply: list[Any]) -> list[Held]:
+    return [
+        Held(int(reply[k]), serials(reply[k + 2]), bool(int(reply[k + 1])))
+        for k in range(0, len(reply), 3)
+    ]
+
+
+# -- a document's group --------------------------------------------------------------------------
+
+
+class Begun:
+    """The reply of ``begin.lua``: the new serial, or 0 on a conflict."""
+
+    def __init__(self, reply: list[Any]) -> None:
+        self.serial = int(reply[1]) if reply[0] == b"ok" else 0
+
+
+def begin(keys: Keys, doc_id: str, *, expect: int, intent: bytes) -> Call[Begun]:
+    """``begin.lua``: the serial of a new version of ``doc_id``, its intent kept, unless the
+    document's current version is no longer ``expect`` (0: none)."""
+    bucket, name = layout.IDS.split(layout.id_key(doc_id))
+    group = layout.IDS.group(bucket)
+    return script_call(
+        "begin.lua",
+        [keys.entry(layout.IDS, bucket), keys.counters(group), keys.intents(group)],
+        [name, expect, group, layout.GROUPS, intent],
+        Begun,
     )
 
 
-class Entries(NamedTuple):
-    """The index entries of one document version, by family (their 64-bit keys)."""
-
-    bands: Iterable[int]
-    paragraphs: Iterable[int]
-    content: Iterable[int]
-    pieces: Iterable[int] = ()
-    """Near-copy pieces of its paragraphs (``near_paragraphs``), each once."""
-
-
-NO_ENTRIES = Entries((), (), ())
-"""The entries of no version (a document not indexed before, or being deleted)."""
-
-
-class Resolved(NamedTuple):
-    """The reply of ``resolve.lua``."""
-
-    serial: int
-    """The document's current version (0 when it is not indexed)."""
-    record: Record | None
-    owed: list[int]
-    """Versions whose flags the write of ``serial`` changed and that are not refreshed yet."""
-    counts: list[int]
-    """Documents holding each paragraph entry asked about, in the order asked."""
-    piece_counts: list[int]
-    """Documents holding each piece entry asked about, in the order asked."""
-
-
-class Related(NamedTuple):
-    """The reply of ``related.lua``: what the rest of the corpus holds for one version."""
-
-    exact: list[str]
-    """Ids of the documents with exactly its content."""
-    candidates: list[tuple[str, bytes]]
-    """Ids and reduced signatures of the documents sharing an LSH band with it."""
-    counts: list[int]
-    """Documents holding each paragraph entry asked about, in the order asked."""
-    shared: list[list[str]]
-    """For each paragraph entry, the other documents holding it while it is not boilerplate."""
-    piece_counts: list[int]
-    """Documents holding each piece entry asked about, in the order asked."""
-    piece_holders: list[list[int]]
-    """For each piece entry held by fewer than ``boilerplate_min_documents``, the other
-    versions holding it (with a record)."""
-    records: dict[int, Record]
-    """The records of those versions, by serial."""
-
-
-class Written(NamedTuple):
-    """The reply of ``index.lua``."""
-
-    done: bool
-    """False when the document's version was no longer the one expected: nothing written."""
-    exact: list[str]
-    """Ids of the documents with exactly the new version's content."""
-    near: list[tuple[str, float]]
-    """Ids and similarities of its near duplicates."""
-    affected: list[int]
-    """Versions whose flags the write may have changed, to refresh."""
-    serial: int
-    """The new version's serial (0 after a delete)."""
-
-
-def _resolved(reply: list[Any]) -> Resolved:
-    serial, raw, owed, counts, piece_counts = reply
-    return Resolved(
-        int(serial),
-        layout.unpack(raw) if raw else None,
-        layout.unpack_serials(owed) if owed else [],
-        [int(n) for n in counts],
-        [int(n) for n in piece_counts],
+def commit(
+    keys: Keys,
+    doc_id: str,
+    *,
+    old: int,
+    new: int,
+    record: bytes,
+    flags: set[str],
+    documents: int,
+    paragraphs: int,
+    owed: bytes,
+) -> Call[str]:
+    """``commit.lua``: version ``new`` (0: none, a delete) becomes the current one of
+    ``doc_id`` in place of ``old``; ``owed`` (an intent) is kept for what is left to do.
+    The reply is ``ok``, ``conflict`` or ``lost``."""
+    bucket, name = layout.IDS.split(layout.id_key(doc_id))
+    group = layout.IDS.group(bucket)
+    kept = new or old
+    return script_call(
+        "commit.lua",
+        [
+            keys.entry(layout.IDS, bucket),
+            keys.counters(group),
+            keys.intents(group),
+            keys.records(kept),
+            keys.records(old or kept),
+            *(keys.flag(flag, group) for flag in FLAGS),
+        ],
+        [
+            name,
+            old,
+            layout.position_of(old),
+            new,
+            layout.position_of(new),
+            record,
+            "".join("1" if f in flags else "0" for f in FLAGS),
+            documents,
+            paragraphs,
+            owed,
+            kept,
+        ],
+        lambda reply: decoded(reply[0]),
     )
 
 
-def _related(reply: list[Any]) -> Related:
-    exact, candidates, signatures, counts, shared, piece_counts, holders, records = reply
-    flat = list(records)
-    return Related(
-        [decoded(x) for x in exact],
-        [(decoded(x), bytes(s)) for x, s in zip(candidates, signatures, strict=True)],
-        [int(n) for n in counts],
-        [[decoded(m) for m in group] for group in shared],
-        [int(n) for n in piece_counts],
-        [[int(s) for s in group] for group in holders],
-        {int(s): layout.unpack(raw) for s, raw in zip(flat[::2], flat[1::2], strict=True)},
+def set_flags(keys: Keys, group: int, bits: Sequence[tuple[int, str, bool]]) -> Call[int]:
+    """``flags.lua``: flag bits of versions of one group that still have a record."""
+    names: list[str] = []
+    args: list[Any] = []
+    for serial, flag, on in bits:
+        names += [keys.records(serial), keys.flag(flag, group)]
+        args += [serial, layout.position_of(serial), int(on)]
+    return script_call("flags.lua", names, args, int)
+
+
+def current(keys: Keys, doc_id: str) -> Call[int]:
+    """The serial of a document's current version (0 when it is not indexed)."""
+    bucket, name = layout.IDS.split(layout.id_key(doc_id))
+    return command(
+        "HGET",
+        keys.entry(layout.IDS, bucket),
+        name,
+        parse=lambda value: layout.SERIAL.unpack(value)[0] if value else 0,
     )
 
 
-def _contents(reply: list[Any]) -> list[list[str]]:
-    return [[decoded(m) for m in members] for members in reply]
+def record(keys: Keys, serial: int) -> Call[bytes | None]:
+    """A version's packed record (None when it has none)."""
+    return command("HGET", keys.records(serial), serial)
 
 
-def _written(reply: list[Any]) -> Written:
-    if reply[0] == b"conflict":
-        return Written(False, [], [], [], 0)
-    _, exact, near, affected, serial = reply
-    flat = [decoded(x) for x in near]
-    return Written(
-        done=True,
-        exact=[decoded(x) for x in exact],
-        near=[(doc, float(score)) for doc, score in zip(flat[::2], flat[1::2], strict=True)],
-        affected=[int(x) for x in affected],
-        serial=int(serial),
+def intents(keys: Keys, group: int) -> Call[dict[int, bytes]]:
+    """The intents kept in a group, by serial."""
+    return command(
+        "HGETALL",
+        keys.intents(group),
+        parse=lambda reply: {int(k): v for k, v in (reply or {}).items()},
     )
 
 
-class Scripts:
-    """The index's scripts for one namespace and settings: a method per script."""
-
-    def __init__(self, keys: Keys, settings: Settings) -> None:
-        self.layout = layout_argument(keys, settings)
-
-    def resolve(
-        self, doc_id: str, paragraphs: Iterable[int] = (), pieces: Iterable[int] = ()
-    ) -> Call[Resolved]:
-        """``resolve.lua``: the current version of a document, and how many documents hold
-        each of the paragraph entries ``paragraphs`` and piece entries ``pieces`` (keys,
-        each once)."""
-        return Call(
-            source("resolve.lua"),
-            (
-                self.layout,
-                id_entry(doc_id),
-                entries(PARAGRAPHS, paragraphs),
-                entries(PIECES, pieces),
-            ),
-            _resolved,
-        )
-
-    def related(self, serial: int, of: Entries) -> Call[Related]:
-        """``related.lua``: what the rest of the corpus holds for version ``serial``, whose
-        entries are ``of`` (paragraph keys each once)."""
-        return Call(
-            source("related.lua"),
-            (
-                self.layout,
-                serial,
-                entries(BANDS, of.bands),
-                entries(PARAGRAPHS, of.paragraphs),
-                entries(CONTENT, of.content),
-                entries(PIECES, of.pieces),
-            ),
-            _related,
-        )
-
-    def contents(self, content_keys: Iterable[int], limit: int) -> Call[list[list[str]]]:
-        """``content.lua``: the ids of up to ``limit`` documents with each of these contents."""
-        return Call(
-            source("content.lua"), (self.layout, limit, entries(CONTENT, content_keys)), _contents
-        )
-
-    def write(
-        self,
-        *,
-        doc_id: str,
-        expect: int,
-        record: Record | None,
-        flags: Iterable[str],
-        wide: int,
-        new: Entries,
-        old: Entries,
-    ) -> Call[Written]:
-        """``index.lua``: replace version ``expect`` (0: none) of document ``doc_id`` by
-        ``record`` (None: delete it), unless the document has another version by now.
-
-        Args:
-            flags: the flags the new version raises of itself (``doubled_body``...).
-            wide: signature values the LSH bands read, which records keep whole.
-            new: the new version's entries (paragraph keys each once).
-            old: the old version's, as read with its record.
-        """
-        return Call(
-            source("index.lua"),
-            (
-                self.layout,
-                expect,
-                layout.pack(record) if record is not None else b"",
-                " ".join(flags),
-                wide,
-                id_entry(doc_id),
-                entries(BANDS, new.bands),
-                entries(PARAGRAPHS, new.paragraphs),
-                entries(CONTENT, new.content),
-                entries(BANDS, old.bands),
-                entries(PARAGRAPHS, old.paragraphs),
-                entries(CONTENT, old.content),
-                entries(PIECES, new.pieces),
-                entries(PIECES, old.pieces),
-            ),
-            _written,
-        )
+def intent(keys: Keys, serial: int) -> Call[bytes | None]:
+    """The intent kept for one serial (None when there is none)."""
+    return command("HGET", keys.intents(layout.group_of(serial)), serial)

@@ -1,32 +1,52 @@
 """Writing the index: documents in, duplicates flagged on both sides; deletes and purges.
 
 The layout is :mod:`dedup.index.layout` (a packed record per document version, small bucketed
-hashes of index entries, a bitmap per flag), the key names :mod:`dedup.index.keys`, the Lua
-scripts :mod:`dedup.index.scripts`. Indexing a batch of documents costs two round trips
-whatever its size: one read script per document finds what is there, then one atomic write
-script per document replaces it, scores its candidates and raises the flags on both sides.
-Reports and lists are read by :class:`dedup.index.reads.Reads`.
+hashes of index entries, flag bitmaps, all in groups with hash tags), the key names
+:mod:`dedup.index.keys`, the scripts :mod:`dedup.index.scripts`. One document's write spans
+many hash slots, and nothing is atomic across slots (on one server the same steps run, as a
+cluster of one shard), so a batch is written in steps, each a round trip for the whole batch:
+
+1. read each document's current version (and its group's intents) and its paragraphs' counts;
+2. announce each new version in its group: an intent holding the new record, under a new
+   serial (``begin.lua``); nothing names the serial yet;
+3. add the new version's entries, which answers who held them before (LSH band sharers,
+   exact copies, paragraphs turning boilerplate);
+4. read those candidates' records (or their intents: a near duplicate written at the same
+   moment by another worker is found before its commit) and score them;
+5. commit in the document's group (``commit.lua``): the id entry, the record, its flags and
+   the counters change together, and the intent becomes what is owed;
+6. do what is owed: take the old version's entries out, raise flags on the other documents,
+   refresh the flags the change may have moved; then drop the intent.
+
+Readers ignore serials without a record, so steps 2-4 are invisible until the commit. A writer
+killed at any step leaves an intent; the job's retry (same token) or, after a lease, any
+writer takes back a version that was not committed or finishes what a committed one owed.
+Every step is idempotent: entries are sets of serials, flags are set to values, and a commit
+checks the current version, so a redirected cluster pipeline or a replayed batch changes
+nothing. Reports and lists are read by :class:`dedup.index.reads.Reads`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import cast
 
 import redis
 
 from dedup.errors import SettingsMismatchError, StoreError
-from dedup.index import layout, texts
-from dedup.index.layout import Record
-from dedup.index.reads import CLOCK_SKEW, Reads, store_error
-from dedup.index.scripts import NO_ENTRIES, Call, Written, run
+from dedup.index import layout, scripts, texts
+from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Intent, Record
+from dedup.index.reads import CLOCK_SKEW, MAX_CANDIDATES, MAX_EXACT, NO_ENTRIES, Reads, store_error
+from dedup.index.scripts import Batch, Held
 from dedup.pipeline import signature
 from dedup.pipeline.analysis import Analysis
 from dedup.report import record_extra
-from dedup.servers.connection import unlink_all
+from dedup.servers.connection import IndexClient, unlink_all
 from dedup.settings import Settings
 
 _CONFLICT_RETRIES = 5
@@ -73,29 +93,35 @@ class Indexed:
     near: list[tuple[str, float]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Found:
-    """What the index holds for a document before it is written again."""
+@dataclass
+class _Plan:
+    """One document's write, as it goes through the steps."""
 
-    serial: int
-    record: Record | None
-    keys: list[int]
+    doc_id: str
+    analysis: Analysis | None
+    """None for a delete."""
+    old_serial: int = 0
+    old: Record | None = None
+    record: Record | None = None
+    serial: int = 0
+    keys: list[int] = field(default_factory=list)
     """The entry key of each of the new version's paragraphs, in order."""
-    counts: dict[int, int]
-    """Documents holding each of those paragraphs, by entry key."""
-    owed: list[int] = field(default_factory=list)
-    """Versions whose flag refresh the write of version ``serial`` still owes."""
+    counts: dict[int, int] = field(default_factory=dict)
     pieces: list[tuple[int, ...]] = field(default_factory=list)
-    """The entry keys of each of the new version's near-copy pieces, by paragraph."""
     piece_counts: dict[int, int] = field(default_factory=dict)
-    """Documents holding each of those pieces, by entry key."""
+    exact: list[tuple[int, str]] = field(default_factory=list)
+    near: list[tuple[int, str, float]] = field(default_factory=list)
+    flags: set[str] = field(default_factory=set)
+    raised: dict[str, set[int]] = field(default_factory=dict)
+    refresh: set[int] = field(default_factory=set)
 
 
 class Store(Reads):
-    """The index in one Redis, under one namespace, for one set of signature settings."""
+    """The index in one Redis or a Redis Cluster, under one namespace, for one set of
+    signature settings."""
 
     def __init__(
-        self, client: redis.Redis, settings: Settings, clock: Callable[[], float] = time.time
+        self, client: IndexClient, settings: Settings, clock: Callable[[], float] = time.time
     ) -> None:
         super().__init__(client, settings, clock)
         self._meta_checked = False
@@ -106,13 +132,11 @@ class Store(Reads):
         """Record our signature settings in an empty store, or refuse to mix with others."""
         wanted = signature_settings(self.settings)
         try:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hsetnx(self.keys.meta, "signature", json.dumps(wanted, sort_keys=True))
-            pipe.hget(self.keys.meta, "signature")
-            _, stored = pipe.execute()
+            self.client.hsetnx(self.keys.meta, "signature", json.dumps(wanted, sort_keys=True))
+            stored = self.client.hget(self.keys.meta, "signature")
         except redis.RedisError as exc:
             raise store_error(exc) from None
-        have = json.loads(stored)
+        have = json.loads(cast("bytes", stored))
         if have != wanted:
             diff = ", ".join(
                 f"{k}={have.get(k)} (ours {wanted.get(k)})"
@@ -129,79 +153,40 @@ class Store(Reads):
 
     # -- writing ----------------------------------------------------------------------------
 
-    def index(self, analyses: Sequence[Analysis]) -> list[Indexed]:
-        """Index a batch of analysed documents; each ends indexed exactly once."""
+    def index(self, analyses: Sequence[Analysis], token: str | None = None) -> list[Indexed]:
+        """Index a batch of analysed documents; each ends indexed exactly once.
+
+        ``token`` names the writer (a job's id): a retry with the same token takes back or
+        finishes what an earlier run of it left half-done, at once rather than after the
+        lease (:data:`dedup.index.layout.INTENT_LEASE`).
+        """
         if not self._meta_checked:
             self.check_settings()
         try:
-            return self._index(list(analyses))
+            return self._index(list(analyses), token or uuid.uuid4().hex)
         except redis.RedisError as exc:
             raise store_error(exc) from None
 
-    def _index(self, analyses: list[Analysis]) -> list[Indexed]:
+    def _index(self, analyses: list[Analysis], token: str) -> list[Indexed]:
         results: dict[int, Indexed] = {}
-        affected: set[int] = set()
-        owing: list[int] = []  # versions whose refresh is owed until ``affected`` is refreshed
         pending = list(range(len(analyses)))
         for _ in range(_CONFLICT_RETRIES):
             if not pending:
                 break
-            pending = self._index_once(analyses, pending, results, affected, owing)
+            plans = {i: _Plan(analyses[i].document.doc_id, analyses[i]) for i in pending}
+            pending = self._write(plans, token, results)
         if pending:
             raise StoreError(f"document {analyses[pending[0]].document.doc_id} kept changing")
-        self.refresh_flags(affected)
-        if owing:
-            pipe = self.client.pipeline(transaction=False)
-            for serial in owing:
-                pipe.hdel(self.keys.records(serial), f"{serial}{layout.REFRESH}")
-            pipe.execute()
         return [results[i] for i in range(len(analyses))]
 
-    def _find(self, analyses: list[Analysis], todo: list[int]) -> list[_Found]:
-        """One round trip: the current version of each document and its paragraph counts."""
-        keys = {i: [layout.paragraph_key(fp) for fp in analyses[i].fingerprints] for i in todo}
-        distinct = {i: list(dict.fromkeys(keys[i])) for i in todo}
-        pieces = {
-            i: [tuple(layout.piece_key(k) for k in p) for p in analyses[i].pieces or ()]
-            for i in todo
-        }
-        held = {i: list(dict.fromkeys(k for p in pieces[i] for k in p)) for i in todo}
-        calls = [
-            self.scripts.resolve(analyses[i].document.doc_id, distinct[i], held[i]) for i in todo
-        ]
-        return [
-            _Found(
-                found.serial,
-                found.record,
-                keys[i],
-                dict(zip(distinct[i], found.counts, strict=True)),
-                found.owed,
-                pieces[i],
-                dict(zip(held[i], found.piece_counts, strict=True)),
-            )
-            for i, found in zip(todo, run(self.client, calls), strict=True)
-        ]
-
-    def _index_once(
-        self,
-        analyses: list[Analysis],
-        todo: list[int],
-        results: dict[int, Indexed],
-        affected: set[int],
-        owing: list[int],
-    ) -> list[int]:
-        """One read and one write round trip for the documents ``todo``; returns conflicts.
-
-        Adds to ``affected`` the versions whose flags the writes may have changed, and to
-        ``owing`` the versions whose refresh field names them; an unchanged document whose
-        earlier write died before its refresh brings that refresh back.
-        """
-        writes = []
-        planned: list[int] = []
-        for i, found in zip(todo, self._find(analyses, todo), strict=True):
-            analysis = analyses[i]
+    def _write(self, plans: dict[int, _Plan], token: str, results: dict[int, Indexed]) -> list[int]:
+        """The steps of the module's docstring for these documents; returns those that met
+        another writer of the same id on the way (to write again)."""
+        self._read(plans, token)
+        for i, plan in list(plans.items()):
+            analysis, old = plan.analysis, plan.old
+            assert analysis is not None
             document = analysis.document
-            old = found.record
             if (  # the same version again: nothing to build or write
                 old is not None
                 and old.content == int(analysis.content_hash, 16)
@@ -209,43 +194,80 @@ class Store(Reads):
                 and old.extra.get("fetched_at") == document.fetched_at
             ):
                 results[i] = Indexed(document.doc_id, changed=False)
-                if found.owed:
-                    affected.update(found.owed)
-                    owing.append(found.serial)
+                del plans[i]
                 continue
-            record = self._record(analysis, found)
-            writes.append(self._write(found.serial, old, record, analysis))
-            planned.append(i)
-        conflicts: list[int] = []
-        for i, written in zip(planned, run(self.client, writes), strict=True):
-            if not written.done:
-                conflicts.append(i)
-                continue
-            near = sorted(written.near, key=lambda x: (-x[1], x[0]))
-            results[i] = Indexed(analyses[i].document.doc_id, True, sorted(written.exact), near)
-            if written.affected:
-                affected.update(written.affected)
-                owing.append(written.serial)
+            plan.record = self._record(analysis, plan)
+        conflicts = self._begin(plans, token)
+        self._add(plans)
+        self._score(plans)
+        conflicts += self._commit(plans, token)
+        for i, plan in plans.items():
+            near = sorted(((d, s) for _, d, s in plan.near), key=lambda x: (-x[1], x[0]))
+            results[i] = Indexed(plan.doc_id, True, sorted(d for _, d in plan.exact), near)
         return conflicts
 
-    def _record(self, analysis: Analysis, found: _Found) -> Record:
+    def _read(self, plans: dict[int, _Plan], token: str) -> None:
+        """Step 1: current versions, paragraph and piece counts, and the intents of the
+        documents' groups (finishing those this writer, or a dead one, left)."""
+        batch = self._batch()
+        current = {i: batch.call(scripts.current(self.keys, p.doc_id)) for i, p in plans.items()}
+        groups = {layout.id_group(p.doc_id) for p in plans.values()}
+        found = {g: batch.call(scripts.intents(self.keys, g)) for g in groups}
+        counted: dict[int, tuple[list[int], list[int]]] = {}
+        for i, plan in plans.items():
+            analysis = plan.analysis
+            if analysis is None:
+                continue
+            plan.keys = [layout.paragraph_key(fp) for fp in analysis.fingerprints]
+            plan.pieces = [tuple(layout.piece_key(k) for k in p) for p in analysis.pieces or ()]
+            paragraphs = [batch.lookup(PARAGRAPHS, k) for k in dict.fromkeys(plan.keys)]
+            held = dict.fromkeys(k for p in plan.pieces for k in p)
+            counted[i] = (paragraphs, [batch.lookup(PIECES, k) for k in held])
+        answers = batch.send(self.client)
+        for i, plan in plans.items():
+            plan.old_serial = answers[current[i]]
+            if i in counted:
+                paragraphs, pieces = counted[i]
+                plan.counts = {
+                    k: answers[t].count
+                    for k, t in zip(dict.fromkeys(plan.keys), paragraphs, strict=True)
+                }
+                held = dict.fromkeys(k for p in plan.pieces for k in p)
+                plan.piece_counts = {k: answers[t].count for k, t in zip(held, pieces, strict=True)}
+        # What this writer left before, what dead ones left, and what the versions about to
+        # be replaced still owe (their commit drops it: it is done first, whoever wrote it).
+        replaced = {p.old_serial for p in plans.values()}
+        self._recover(
+            [(s, packed) for g in groups for s, packed in answers[found[g]].items()],
+            token,
+            stale_only=False,
+            replaced=replaced,
+        )
+        olds = [p for p in plans.values() if p.old_serial]
+        records = scripts.run(self.client, [scripts.record(self.keys, p.old_serial) for p in olds])
+        for plan, raw in zip(olds, records, strict=True):
+            plan.old = layout.unpack(raw) if raw else None
+            if plan.old is None:  # an id entry ahead of its record cannot be: read as none
+                plan.old_serial = 0
+
+    def _record(self, analysis: Analysis, plan: _Plan) -> Record:
         """The record of a new version; its signature leaves out boilerplate paragraphs.
 
         A paragraph's count after the write is its count now, plus this document unless its
         old version already holds the paragraph (and is counted in it).
         """
         threshold = self.settings.boilerplate_min_documents
-        old = found.record
+        old = plan.old
         held = frozenset(old.fingerprints) if old is not None else frozenset()
         boilerplate = {
             i
-            for i, key in enumerate(found.keys)
-            if found.counts.get(key, 0) + (key not in held) >= threshold
+            for i, key in enumerate(plan.keys)
+            if plan.counts.get(key, 0) + (key not in held) >= threshold
         }
         # A paragraph whose near copies (a piece of it) many documents hold is boilerplate too.
         old_pieces = frozenset(k for p in ((old.near or []) if old else []) for k in p.pieces)
-        for i, keys in enumerate(found.pieces):
-            if any(found.piece_counts.get(k, 0) + (k not in old_pieces) >= threshold for k in keys):
+        for i, keys in enumerate(plan.pieces):
+            if any(plan.piece_counts.get(k, 0) + (k not in old_pieces) >= threshold for k in keys):
                 boilerplate.add(i)
         sig = analysis.document_signature(frozenset(boilerplate))
         near = None
@@ -257,7 +279,7 @@ class Store(Reads):
                     keys,
                 )
                 for i, (words, keys) in enumerate(
-                    zip(analysis.word_counts, found.pieces, strict=True)
+                    zip(analysis.word_counts, plan.pieces, strict=True)
                 )
             ]
         return Record(
@@ -267,30 +289,302 @@ class Store(Reads):
             indexed_at=round(self.clock(), 3),
             content=int(analysis.content_hash, 16),
             signature=layout.reduce_signature(sig, self.wide) if sig is not None else b"",
-            fingerprints=found.keys,
+            fingerprints=plan.keys,
             doubled_body=analysis.repeats.doubled_body,
             extra=record_extra(analysis),
             near=near,
         )
 
-    def _write(
-        self, serial: int, old: Record | None, record: Record | None, analysis: Analysis | None
-    ) -> Call[Written]:
-        """The write script call that replaces version ``serial`` (0: none) by ``record``."""
-        doc_id = record.doc_id if record is not None else old.doc_id if old is not None else ""
-        flags = []
-        if analysis is not None and analysis.repeats.doubled_body:
-            flags.append("doubled_body")
-        if analysis is not None and analysis.repeats.runs:
-            flags.append("internal_repeat")
-        return self.scripts.write(
-            doc_id=doc_id,
-            expect=serial,
-            record=record,
-            flags=flags,
-            wide=self.wide,
-            new=self.entries(record) if record is not None else NO_ENTRIES,
-            old=self.entries(old) if old is not None else NO_ENTRIES,
+    def _begin(self, plans: dict[int, _Plan], token: str) -> list[int]:
+        """Step 2: a serial and an intent for each new version; returns the conflicts."""
+        order = list(plans)
+        calls = []
+        for i in order:
+            plan = plans[i]
+            intent = Intent(layout.WRITING, token, time.time(), record=plan.record)
+            calls.append(
+                scripts.begin(
+                    self.keys,
+                    plan.doc_id,
+                    expect=plan.old_serial,
+                    intent=layout.pack_intent(intent),
+                )
+            )
+        conflicts = []
+        for i, begun in zip(order, scripts.run(self.client, calls), strict=True):
+            if begun.serial:
+                plans[i].serial = begun.serial
+            else:
+                conflicts.append(i)
+                del plans[i]
+        return conflicts
+
+    def _add(self, plans: dict[int, _Plan]) -> None:
+        """Step 3: the new entries, and who held them; the old version's holders, whose
+        flags its removal may change."""
+        batch = self._batch()
+        asked: dict[int, dict[str, list[int]]] = {}
+        for i, plan in plans.items():
+            assert plan.record is not None
+            new, serial = self.entries(plan.record), plan.serial
+            asked[i] = {
+                "bands": [batch.update(BANDS, k, scripts.ADD_SEEING, serial) for k in new.bands],
+                "content": [
+                    batch.update(CONTENT, k, scripts.ADD_SEEING, serial) for k in new.content
+                ],
+                "paragraphs": [
+                    batch.update(PARAGRAPHS, k, scripts.ADD_PARAGRAPH, serial)
+                    for k in new.paragraphs
+                ],
+                "pieces": [batch.update(PIECES, k, scripts.ADD_PIECE, serial) for k in new.pieces],
+                "affected": self._affected_lookups(batch, plan.old),
+            }
+        answers = batch.send(self.client)
+        at = self.settings.boilerplate_min_documents
+        # Versions this batch replaces still hold their entries until the batch's owed work
+        # takes them out: they are no one's candidates, and the counts they swell are
+        # checked again once they are out (each new version marked boilerplate, and those it
+        # raised, are refreshed then).
+        replaced = {p.old_serial for p in plans.values() if p.old_serial}
+        for i, plan in plans.items():
+            got: dict[str, list[Held]] = {
+                name: [answers[t] for t in tickets] for name, tickets in asked[i].items()
+            }
+            # The old version still holds its entries until the commit's owed work takes it
+            # out: it is not counted, nor a candidate.
+            old = self.entries(plan.old) if plan.old is not None else NO_ENTRIES
+            kept = set(old.paragraphs) | set(old.pieces)
+            added = zip(
+                [*self.entries(plan.record).paragraphs, *self.entries(plan.record).pieces],
+                got["paragraphs"] + got["pieces"],
+                strict=True,
+            )
+            plan.raised = {"boilerplate": set()}
+            for key, held in added:
+                if held.count - (key in kept) >= at:
+                    plan.flags.add("boilerplate")
+                if held.changed and key not in kept and held.count == at:
+                    plan.raised["boilerplate"].update(held.serials)
+            gone = replaced | {plan.old_serial}
+            plan.exact = [(s, "") for held in got["content"] for s in held.serials if s not in gone]
+            plan.near = [
+                (s, "", 0.0) for held in got["bands"] for s in held.serials if s not in gone
+            ]
+            plan.refresh |= {s for held in got["affected"] for s in held.serials}
+            if replaced and "boilerplate" in plan.flags:
+                plan.refresh.add(plan.serial)
+            if replaced:
+                plan.refresh |= plan.raised["boilerplate"]
+
+    def _affected_lookups(self, batch: Batch, old: Record | None) -> list[int]:
+        """Lookups of the documents whose flags taking out the old version may change: its
+        band sharers, its exact copies, holders of its paragraphs about to stop being
+        boilerplate."""
+        if old is None:
+            return []
+        entries = self.entries(old)
+        return (
+            [batch.lookup(BANDS, k, scripts.MEMBERS) for k in entries.bands]
+            + [batch.lookup(CONTENT, k, scripts.MEMBERS) for k in entries.content]
+            + [batch.lookup(PARAGRAPHS, k, scripts.AT_LIMIT) for k in entries.paragraphs]
+            + [batch.lookup(PIECES, k, scripts.AT_LIMIT) for k in entries.pieces]
+        )
+
+    def _score(self, plans: dict[int, _Plan]) -> None:
+        """Step 4: the exact copies and near duplicates among the holders, by their records
+        or, for versions not committed yet, their intents."""
+        wanted: dict[int, None] = {}
+        for plan in plans.values():
+            exact = [s for s, _ in plan.exact if s != plan.serial]
+            plan.exact = [(s, "") for s in dict.fromkeys(exact)][:MAX_EXACT]
+            seen = {s for s, _ in plan.exact} | {plan.serial}
+            near = [s for s, _, _ in plan.near if s not in seen]
+            plan.near = [(s, "", 0.0) for s in dict.fromkeys(near)][:MAX_CANDIDATES]
+            wanted.update((s, None) for s, _ in plan.exact)
+            wanted.update((s, None) for s, _, _ in plan.near)
+        found = self.records_or_intents(list(wanted))
+        threshold = self.settings.near_duplicate_threshold
+        for plan in plans.values():
+            assert plan.record is not None
+            plan.exact = [(s, found[s].doc_id) for s, _ in plan.exact if s in found]
+            sig = plan.record.signature
+            scored = []
+            for s, _, _ in plan.near:
+                other = found.get(s)
+                if sig and other is not None and len(other.signature) == len(sig):
+                    score = layout.similarity(sig, other.signature, self.wide)
+                    if score >= threshold:
+                        scored.append((s, other.doc_id, score))
+            plan.near = scored
+            analysis = plan.analysis
+            assert analysis is not None
+            if analysis.repeats.doubled_body:
+                plan.flags.add("doubled_body")
+            if analysis.repeats.runs:
+                plan.flags.add("internal_repeat")
+            if plan.exact:
+                plan.flags.add("exact_duplicate")
+                plan.raised["exact_duplicate"] = {s for s, _ in plan.exact}
+            if plan.near:
+                plan.flags.add("near_duplicate")
+                plan.raised["near_duplicate"] = {s for s, _, _ in plan.near}
+
+    def _commit(self, plans: dict[int, _Plan], token: str) -> list[int]:
+        """Steps 5 and 6; returns the documents another writer overtook (their new version
+        taken back, to write again)."""
+        order = list(plans)
+        owed: dict[int, Intent] = {}
+        calls = []
+        for i in order:
+            plan = plans[i]
+            record = plan.record
+            raised = {
+                k: sorted(v - {plan.serial}) for k, v in plan.raised.items() if v - {plan.serial}
+            }
+            refresh = sorted(plan.refresh - {plan.old_serial})
+            intent = Intent(
+                layout.OWED,
+                token,
+                time.time(),
+                old_serial=plan.old_serial,
+                old=plan.old,
+                raised=raised,
+                refresh=refresh,
+            )
+            if plan.old_serial or raised or refresh:
+                owed[i] = intent
+            old_paragraphs = plan.old.paragraphs if plan.old is not None else 0
+            calls.append(
+                scripts.commit(
+                    self.keys,
+                    plan.doc_id,
+                    old=plan.old_serial,
+                    new=plan.serial,
+                    record=layout.pack(record) if record is not None else b"",
+                    flags=plan.flags,
+                    documents=int(record is not None) - int(plan.old is not None),
+                    paragraphs=(record.paragraphs if record is not None else 0) - old_paragraphs,
+                    owed=layout.pack_intent(intent) if i in owed else b"",
+                )
+            )
+        overtaken = []
+        for i, reply in zip(order, scripts.run(self.client, calls), strict=True):
+            if reply != "ok":
+                overtaken.append(i)
+                owed.pop(i, None)
+        back = [
+            (plans[i].serial, Intent(layout.WRITING, token, 0.0, record=plans[i].record))
+            for i in overtaken
+            if plans[i].serial
+        ]
+        for i in overtaken:
+            del plans[i]
+        kept = [(plans[i].serial or plans[i].old_serial, intent) for i, intent in owed.items()]
+        self._finish(kept + back)
+        return overtaken
+
+    # -- what is owed -------------------------------------------------------------------------
+
+    def _recover(
+        self,
+        found: list[tuple[int, bytes]],
+        token: str,
+        *,
+        stale_only: bool,
+        replaced: Iterable[int] = (),
+    ) -> None:
+        """Take back or finish the intents of this writer (``token``) and those older than
+        the lease, whoever left them, and finish what the versions ``replaced`` owe."""
+        cutoff = time.time() - layout.INTENT_LEASE
+        finishing = set(replaced)
+        mine = []
+        for serial, packed in found:
+            intent = layout.unpack_intent(packed)
+            if (
+                intent.at < cutoff
+                or (not stale_only and intent.token == token)
+                or (intent.kind == layout.OWED and serial in finishing)
+            ):
+                mine.append((serial, intent))
+        self._finish(mine)
+
+    def recover(self) -> int:
+        """Finish or take back every intent older than the lease, in every group (what
+        writers that died left where nobody wrote since); returns how many there were."""
+        try:
+            found = scripts.run(
+                self.client, [scripts.intents(self.keys, g) for g in range(layout.GROUPS)]
+            )
+            intents = [(s, i) for group in found for s, i in group.items()]
+            before = len(intents)
+            self._recover(intents, "", stale_only=True)
+        except redis.RedisError as exc:
+            raise store_error(exc) from None
+        return before
+
+    def _finish(self, intents: list[tuple[int, Intent]]) -> None:
+        """Take back versions never committed (their entries out); do what committed ones
+        owe (the old version's entries out, flags raised, flags refreshed); drop the intents.
+        Each step may run again: a crash here leaves the intent, and the next run redoes it."""
+        if not intents:
+            return
+        batch = self._batch()
+        refresh: set[int] = set()
+        affected: list[int] = []
+        raised: list[tuple[int, str]] = []
+        for serial, intent in intents:
+            if intent.kind == layout.WRITING:
+                if intent.record is not None:
+                    entries = self.entries(intent.record)
+                    affected += [batch.lookup(BANDS, k, scripts.MEMBERS) for k in entries.bands]
+                    affected += [batch.lookup(CONTENT, k, scripts.MEMBERS) for k in entries.content]
+                    self._take_out(batch, intent.record, serial)
+                continue
+            if intent.old is not None:
+                self._take_out(batch, intent.old, intent.old_serial)
+            raised += [(s, flag) for flag, serials in intent.raised.items() for s in serials]
+            refresh.update(intent.refresh)
+        answers = batch.send(self.client)
+        refresh.update(s for t in affected for s in answers[t].serials)
+        by_group: dict[int, list[tuple[int, str, bool]]] = {}
+        for s, flag in raised:
+            by_group.setdefault(layout.group_of(s), []).append((s, flag, True))
+        scripts.run(
+            self.client, [scripts.set_flags(self.keys, g, bits) for g, bits in by_group.items()]
+        )
+        self.refresh_flags(refresh)
+        pipe = self.client.pipeline(transaction=False)
+        for serial, _ in intents:
+            pipe.hdel(self.keys.intents(layout.group_of(serial)), serial)
+        pipe.execute()
+
+    def _take_out(self, batch: Batch, record: Record, serial: int) -> None:
+        """Queue the removal of a version from every entry its record names."""
+        entries = self.entries(record)
+        for k in entries.bands:
+            batch.update(BANDS, k, scripts.REMOVE, serial)
+        for k in entries.content:
+            batch.update(CONTENT, k, scripts.REMOVE, serial)
+        for k in entries.paragraphs:
+            batch.update(PARAGRAPHS, k, scripts.REMOVE_PARAGRAPH, serial)
+        for k in entries.pieces:
+            batch.update(PIECES, k, scripts.REMOVE, serial)
+
+    def refresh_flags(self, serials: set[int]) -> None:
+        """Bring the corpus-dependent flags of these document versions in line with reports."""
+        if not serials:
+            return
+        records = self.records(sorted(serials))
+        reports = self.reports_of(records)
+        by_group: dict[int, list[tuple[int, str, bool]]] = {}
+        for (serial, _), report in zip(records, reports, strict=True):
+            flags = set(report["flags"])
+            for name in ("exact_duplicate", "near_duplicate", "boilerplate"):
+                by_group.setdefault(layout.group_of(serial), []).append(
+                    (serial, name, name in flags)
+                )
+        scripts.run(
+            self.client, [scripts.set_flags(self.keys, g, bits) for g, bits in by_group.items()]
         )
 
     # -- removing ---------------------------------------------------------------------------
@@ -302,18 +596,17 @@ class Store(Reads):
         to date.
         """
         deleted = 0
-        affected: set[int] = set()
         try:
-            for doc_id in doc_ids:
-                for _ in range(_CONFLICT_RETRIES):
-                    serial, old = self.resolve(doc_id)
-                    if old is None:
-                        break
-                    [removed] = self._remove([(serial, old)], affected)
-                    if removed:
-                        deleted += 1
-                        break
-            self.refresh_flags(affected)
+            todo = list(dict.fromkeys(doc_ids))
+            for _ in range(_CONFLICT_RETRIES):
+                if not todo:
+                    break
+                plans = {i: _Plan(doc_id, None) for i, doc_id in enumerate(todo)}
+                self._read(plans, uuid.uuid4().hex)
+                found = {i: p for i, p in plans.items() if p.old is not None}
+                removed, again = self._remove(found)
+                deleted += removed
+                todo = [todo[i] for i in again]
         except redis.RedisError as exc:
             raise store_error(exc) from None
         return deleted
@@ -328,30 +621,32 @@ class Store(Reads):
         total = 0
         try:
             for batch in self.walk_records(newest_first=False):
-                old = [(serial, record) for serial, record in batch if record.indexed_at < cutoff]
-                affected: set[int] = set()
-                total += sum(self._remove(old, affected))
-                self.refresh_flags(affected)
+                plans = {
+                    n: _Plan(record.doc_id, None, old_serial=serial, old=record)
+                    for n, (serial, record) in enumerate(batch)
+                    if record.indexed_at < cutoff
+                }
+                total += self._remove(plans)[0]
                 if any(record.indexed_at >= cutoff + CLOCK_SKEW for _, record in batch):
                     break
         except redis.RedisError as exc:
             raise store_error(exc) from None
         return total
 
-    def _remove(self, versions: list[tuple[int, Record]], affected: set[int]) -> list[bool]:
-        """Take these versions out in one round trip; False for one that is no longer current.
-
-        A version indexed again or deleted since it was read is left alone. The serials whose
-        flags may have changed are added to ``affected``.
-        """
-        calls = [self._write(serial, old, None, None) for serial, old in versions]
-        removed = []
-        for written in run(self.client, calls):
-            removed.append(written.done)
-            affected.update(written.affected)
-        gone = [old.doc_id for (_, old), done in zip(versions, removed, strict=True) if done]
-        texts.forget(self.client, self.keys, gone)  # kept words go with their document
-        return removed
+    def _remove(self, plans: dict[int, _Plan]) -> tuple[int, list[int]]:
+        """Delete these versions (steps 3, 5 and 6 without a new version); returns how many
+        were deleted and the plans whose version was no longer current."""
+        if not plans:
+            return 0, []
+        token = uuid.uuid4().hex
+        batch = self._batch()
+        asked = {i: self._affected_lookups(batch, p.old) for i, p in plans.items()}
+        answers = batch.send(self.client)
+        for i, plan in plans.items():
+            plan.refresh = {s for t in asked[i] for s in answers[t].serials}
+        again = self._commit(plans, token)
+        texts.forget(self.client, self.keys, [p.doc_id for p in plans.values()])
+        return len(plans), again
 
     def drop(self) -> int:
         """Delete every key of the namespace, settings included; returns how many there were.
@@ -366,13 +661,9 @@ class Store(Reads):
         self._meta_checked = False
         return dropped
 
-    def refresh_flags(self, serials: set[int]) -> None:
-        """Bring the corpus-dependent flags of these document versions in line with reports."""
-        if not serials:
-            return
-        for serial, record in self.records(sorted(serials)):
-            flags = set(self.report_of(serial, record)["flags"])
-            pipe = self.client.pipeline(transaction=False)
-            for name in ("exact_duplicate", "near_duplicate", "boilerplate"):
-                pipe.setbit(self.keys.flag(name), serial, int(name in flags))
-            pipe.execute()
+    def _batch(self) -> Batch:
+        return Batch(
+            self.keys,
+            boilerplate_at=self.settings.boilerplate_min_documents,
+            few=self.settings.boilerplate_min_documents,
+        )

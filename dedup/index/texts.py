@@ -17,6 +17,7 @@ from typing import Any, cast
 import redis
 
 from dedup.index.keys import Keys
+from dedup.servers.connection import IndexClient
 
 
 def keep(
@@ -31,7 +32,7 @@ def keep(
     pipe.set(keys.text(doc_id), packed, ex=seconds)
 
 
-def paragraphs(client: redis.Redis, keys: Keys, doc_id: str) -> list[str] | None:
+def paragraphs(client: IndexClient, keys: Keys, doc_id: str) -> list[str] | None:
     """The kept paragraphs of a document, or None when they are not (or no longer) kept."""
     raw = cast("bytes | None", client.get(keys.text(doc_id)))
     if raw is None:
@@ -45,7 +46,7 @@ def paragraphs(client: redis.Redis, keys: Keys, doc_id: str) -> list[str] | None
     return cast("list[str]", loaded)
 
 
-def forget(client: redis.Redis, keys: Keys, doc_ids: Sequence[str]) -> None:
+def forget(client: IndexClient, keys: Keys, doc_ids: Sequence[str]) -> None:
     """Drop the kept paragraphs of deleted documents."""
     if doc_ids:
         client.delete(*(keys.text(doc_id) for doc_id in doc_ids))

@@ -18,6 +18,7 @@ import redis
 from rq import Queue
 
 from dedup.index.keys import Keys
+from dedup.servers.connection import IndexClient
 
 ANALYSIS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Upper bounds (seconds) of the analysis latency histogram, per document."""
@@ -87,7 +88,7 @@ def _histogram(values: Mapping[str, float], name: str, bounds: Sequence[float]) 
     return Histogram(buckets, values.get(f"{name}:sum", 0.0), values.get(f"{name}:count", 0.0))
 
 
-def read(client: redis.Redis, keys: Keys, flags: Iterable[str]) -> WorkerFigures:
+def read(client: IndexClient, keys: Keys, flags: Iterable[str]) -> WorkerFigures:
     """The workers' figures so far (zeros before the first job)."""
     raw = cast("dict[bytes, bytes]", client.hgetall(keys.worker_metrics))
     values = {k.decode(): float(v) for k, v in raw.items()}

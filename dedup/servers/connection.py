@@ -9,10 +9,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from dedup.errors import StoreError
 from dedup.settings import Settings
+
+IndexClient = redis.Redis | RedisCluster
+"""Where the index lives: one server, or a Redis Cluster."""
 
 
 def redact(url: str) -> str:
@@ -54,7 +58,7 @@ def connect(url: str) -> redis.Redis:
     return client
 
 
-def unlink_all(client: redis.Redis, keys: Iterable[bytes | str], batch: int = 1000) -> int:
+def unlink_all(client: IndexClient, keys: Iterable[bytes | str], batch: int = 1000) -> int:
     """Unlink these keys, ``batch`` per command (a scan's keys, however many); returns how
     many there were."""
     pending: list[bytes | str] = []
