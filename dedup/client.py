@@ -29,7 +29,7 @@ from dedup.pipeline.document import (
 from dedup.queue.handles import JobHandle
 from dedup.queue.queues import JOB_FUNCTION, make_queue, retry_policy
 from dedup.report import Report
-from dedup.servers.connection import redis_for
+from dedup.servers.connection import IndexClient, clients
 from dedup.settings import Settings, load_settings
 
 RESULT_TTL = 600
@@ -44,9 +44,13 @@ class Client:
         if redis_url is not None:
             settings = settings.replace(redis_url=redis_url)
         self.settings = settings
-        self.redis = redis_for(settings)
-        self.queue = make_queue(settings, self.redis)
-        self.store = Store(self.redis, settings)
+        queue_redis, index_redis = clients(settings)
+        self.queue_redis: redis.Redis = queue_redis
+        """The Redis of the queue (jobs, failed jobs, workers)."""
+        self.index_redis: IndexClient = index_redis
+        """The Redis of the index: the same client as the queue's when they share a server."""
+        self.queue = make_queue(settings, queue_redis)
+        self.store = Store(index_redis, settings)  # type: ignore[arg-type]  # see IndexClient
 
     def submit(
         self,

@@ -290,7 +290,7 @@ def run(settings: Settings, *, burst: bool = False) -> None:
     """Run one worker in this process until stopped (or, with ``burst``, the queue is empty)."""
     ctx = prepare(settings)
     logging.getLogger("rq.worker").addFilter(_QuietReconnects())
-    worker = make_worker(settings, ctx.store.client)
+    worker = make_worker(settings, ctx.queue)
     start_scheduler(worker, burst=burst)
     worker.work(burst=burst, logging_level="WARNING")
 

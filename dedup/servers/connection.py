@@ -213,13 +213,6 @@ def index_client(settings: Settings) -> IndexClient:
     return connect(url or ensure_server(settings.data_dir))
 
 
-def redis_for(settings: Settings) -> redis.Redis:
-    """The configured Redis, or the embedded one of the data folder when none is configured."""
-    from dedup.servers.embedded import ensure_server
-
-    return connect(settings.redis_url or ensure_server(settings.data_dir))
-
-
 def shared_location(settings: Settings) -> bool:
     """Whether the queue and the index live on the same server."""
     return settings.effective_queue_url == settings.effective_index_url
