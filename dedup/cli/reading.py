@@ -133,7 +133,7 @@ def stats(settings: Settings, as_json: bool) -> None:
 
     from dedup.cli.context import index_reads
     from dedup.queue.queues import make_queue
-    from dedup.servers.connection import display_url, queue_client
+    from dedup.servers.connection import display_url, location, queue_client
 
     counts = index_reads(settings).stats()
     queue = make_queue(settings, queue_client(settings))
@@ -143,6 +143,8 @@ def stats(settings: Settings, as_json: bool) -> None:
         "failed": FailedJobRegistry(queue=queue).count,
         "workers": Worker.count(queue=queue),
         "redis": display_url(settings),
+        "queue_redis": location(settings, "queue"),
+        "index_redis": location(settings, "index"),
     }
     if as_json:
         click.echo(json.dumps(data))
