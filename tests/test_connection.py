@@ -7,7 +7,9 @@ and one test starts a tiny cluster of three masters (no replicas) for itself.
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import socket
 import subprocess
 import time
@@ -31,8 +33,8 @@ from dedup.servers.connection import (
 )
 from dedup.servers.embedded import find_server_binary
 from dedup.settings import Settings
-from tests.helpers import article, as_html, burst, command
-from tests.servers import redis_server
+from tests.helpers import article, as_html, burst, command, start_worker, wait_for
+from tests.servers import AppendOnlyRedis, redis_server
 
 CLUSTER = "redis+cluster://:s3cret@10.0.0.1:7000,10.0.0.2:7001"
 
@@ -183,6 +185,44 @@ def test_queue_and_index_on_two_servers(tmp_path: Path) -> None:
         assert not any(k.startswith("split:") for k in queue_keys), queue_keys
         assert any(k.startswith("split:") for k in index_keys)
         assert not any(k.startswith("rq:") for k in index_keys), index_keys
+
+
+@pytest.mark.slow
+def test_worker_waits_for_an_index_of_its_own(tmp_path: Path) -> None:
+    """The index's server goes away under a running worker: documents are still queued
+    (submitting needs the queue only), the worker says once that it lost the index and once
+    that it is back, and the job that failed meanwhile is retried and indexed."""
+    (tmp_path / "index").mkdir()
+    index = AppendOnlyRedis(tmp_path / "index")
+    index.start()
+    log_path = tmp_path / "worker.log"
+    try:
+        with redis_server(tmp_path) as queue_port, log_path.open("wb") as log:
+            settings = Settings(
+                queue_url=f"redis://127.0.0.1:{queue_port}/0",
+                index_url=index.url,
+                data_dir=tmp_path / "data",
+                namespace="apart",
+            )
+            worker = start_worker(settings, log=log)
+            try:
+                first = command(settings, "submit", "-", "--id", "a", stdin=as_html(article(1)))
+                assert 0 == first.returncode, first.stderr
+                wait_for(lambda: 0 == command(settings, "report", "a").returncode)
+                index.kill()
+                second = command(settings, "submit", "-", "--id", "b", stdin=as_html(article(2)))
+                assert 0 == second.returncode, second.stderr
+                wait_for(lambda: "lost Redis (index" in log_path.read_text(), timeout=60)
+                index.start()
+                wait_for(lambda: 0 == command(settings, "report", "b").returncode, timeout=90)
+                assert worker.poll() is None
+            finally:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(timeout=30)
+    finally:
+        index.stop()
+    text = log_path.read_text()
+    assert 1 == text.count(f"lost Redis (index {index.url}") and 1 == text.count("Redis is back")
 
 
 def _cluster_port() -> int:
