@@ -3,7 +3,7 @@
 The total is the growth of ``used_memory`` over the empty server. The split comes from
 ``MEMORY USAGE`` (exact, ``SAMPLES 0``) on every key of a small store, or on keys drawn with
 ``RANDOMKEY`` from a large one, scaled by the share of each family in the sample; keys that
-exist once per namespace (the flags, counters, settings) are measured by name, and the few
+exist once per namespace (the settings) are measured by name, and the few
 sets of entries held by many documents one by one (found with ``SCAN``). What the split
 does not explain is Redis's own bookkeeping of keys (its main hash table) and allocator slack.
 """
@@ -15,10 +15,14 @@ from typing import Any
 
 import redis
 
-from dedup.index.keys import FLAGS, Keys
+from dedup.index.keys import Keys
+from dedup.index.layout import GROUPS
 
 MANY = {
     "r:": "records",
+    "counters": "group counters",
+    "flag:": "flag bitmaps",
+    "w": "intents",
     "b:": "LSH band entries",
     "p:": "paragraph entries",
     "c:": "content entries",
@@ -29,8 +33,12 @@ MANY = {
 
 
 def documents(client: redis.Redis, namespace: str) -> int:
-    """Documents the store under ``namespace`` holds."""
-    return int(client.hget(Keys(namespace).counters, "documents") or 0)
+    """Documents the store under ``namespace`` holds (summed over its groups)."""
+    keys = Keys(namespace)
+    pipe = client.pipeline(transaction=False)
+    for group in range(GROUPS):
+        pipe.hget(keys.counters(group), "documents")
+    return sum(int(n or 0) for n in pipe.execute())
 
 
 def used_memory(client: redis.Redis) -> int:
@@ -42,10 +50,13 @@ def _family(key: str, namespace: str) -> str | None:
     prefix = f"{namespace}:"
     if key.startswith(prefix):
         rest = key[len(prefix) :]
+        if rest.startswith("{"):  # <namespace>:{<group tag>}:<family>...
+            rest = rest[rest.index("}") + 2 :]
         for start, name in MANY.items():
             if rest.startswith(start):
                 # <family>:<bucket>:<field>: an entry held by many documents, in a set of its own
-                return f"{name}, overflow sets" if rest.count(":") == 2 else name
+                overflow = rest.count(":") == 2 and start not in ("flag:", "r:")
+                return f"{name}, overflow sets" if overflow else name
         return None  # one of the singletons, measured by name
     if key.startswith("rq:"):
         return "RQ jobs and registries"
@@ -66,7 +77,7 @@ def breakdown(client: redis.Redis, namespace: str, samples: int = 20_000) -> dic
     """Bytes by key family, estimated from ``samples`` keys, per indexed document."""
     keys = Keys(namespace)
     count = documents(client, namespace) or 1
-    singletons = [keys.meta, keys.counters, *(keys.flag(f) for f in FLAGS)]
+    singletons = [keys.meta]
     exact = {}
     for name in singletons:
         usage = client.memory_usage(name, samples=0)
@@ -74,7 +85,9 @@ def breakdown(client: redis.Redis, namespace: str, samples: int = 20_000) -> dic
             exact[name.removeprefix(f"{namespace}:")] = int(usage)
     # Entries held by many documents have sets of their own: few keys, some very large
     # (boilerplate), so a random sample would misjudge them; they are measured one by one.
-    overflow = [k.decode() for k in client.scan_iter(match=f"{namespace}:?:*:*", count=10_000)]
+    overflow = [
+        k.decode() for k in client.scan_iter(match=f"{namespace}:{{*}}:?:*:*", count=10_000)
+    ]
     sampled, complete = _sample(client, samples)
     apart = set(overflow)
     families = [(k, _family(k, namespace)) for k in sampled if k not in apart]

@@ -93,9 +93,9 @@ def profile_worker(
                 client.submit(doc["html"], doc_id=doc["id"], url=doc["url"], fmt="html")
     ctx = prepare(settings)
     worker = SimpleWorker(
-        [client.queue], connection=ctx.store.client, serializer=JSONSerializer, job_class=PayloadJob
+        [client.queue], connection=ctx.queue, serializer=JSONSerializer, job_class=PayloadJob
     )
-    connection = ctx.store.client
+    connection = ctx.queue
     connection.config_resetstat()
     profiler = Profiler(interval=0.001)
     profiler.start()

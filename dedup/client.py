@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -29,7 +30,7 @@ from dedup.pipeline.document import (
 from dedup.queue.handles import JobHandle
 from dedup.queue.queues import JOB_FUNCTION, make_queue, retry_policy
 from dedup.report import Report
-from dedup.servers.connection import redis_for
+from dedup.servers.connection import IndexClient, index_client, queue_client, shared_location
 from dedup.settings import Settings, load_settings
 
 RESULT_TTL = 600
@@ -44,9 +45,22 @@ class Client:
         if redis_url is not None:
             settings = settings.replace(redis_url=redis_url)
         self.settings = settings
-        self.redis = redis_for(settings)
-        self.queue = make_queue(settings, self.redis)
-        self.store = Store(self.redis, settings)
+        self.queue_redis: redis.Redis = queue_client(settings)
+        """The Redis of the queue (jobs, failed jobs, workers), connected at once."""
+        self.queue = make_queue(settings, self.queue_redis)
+
+    @functools.cached_property
+    def index_redis(self) -> IndexClient:
+        """The Redis of the index: the queue's client when they share a server, else connected
+        on first use, so that submitting needs only the queue."""
+        if shared_location(self.settings):
+            return self.queue_redis
+        return index_client(self.settings)
+
+    @functools.cached_property
+    def store(self) -> Store:
+        """The index, for reports."""
+        return Store(self.index_redis, self.settings)  # see IndexClient
 
     def submit(
         self,

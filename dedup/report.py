@@ -202,7 +202,12 @@ class Stats(IndexCounts):
     failed: int
     workers: int
     redis: str
-    """The Redis in use, never with its password."""
+    """Where the queue and the index are, never with a password: one location when they
+    share it, else ``queue <location>, index <location>``."""
+    queue_redis: str
+    """The Redis of the queue."""
+    index_redis: str
+    """The Redis of the index (a server or a cluster)."""
 
 
 def _excerpt(paragraph: str) -> str:

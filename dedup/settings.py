@@ -32,7 +32,17 @@ class Settings:
     """Everything the service can be told; signature fields are recorded in the store."""
 
     redis_url: str | None = None
-    """Redis to use (``redis://``, ``rediss://``, ``unix://``); None starts the embedded one."""
+    """Redis to use (``redis://``, ``rediss://``, ``unix://``); None starts the embedded one.
+    It serves both the queue and the index, unless ``queue_url`` or ``index_url`` (from
+    wherever they come) says otherwise."""
+    queue_url: str | None = None
+    """Redis of the RQ queue (jobs, failed jobs, workers) when it is not ``redis_url``'s: a
+    standalone server (``redis://``, ``rediss://``, ``unix://``), since RQ does not run on a
+    cluster."""
+    index_url: str | None = None
+    """Redis of the index when it is not ``redis_url``'s: also a Redis Cluster, named by
+    ``redis+cluster://`` (``rediss+cluster://`` with TLS) and one or more seed nodes,
+    ``redis+cluster://:password@host1:7000,host2:7000``."""
     data_dir: Path = field(default_factory=_default_data_dir)
     """Where the embedded Redis keeps its data, socket and log."""
     namespace: str = "dedup"
@@ -151,6 +161,18 @@ class Settings:
             problems.append("namespace must be non-empty, without spaces or braces")
         if problems:
             raise ConfigError("; ".join(problems))
+
+    @property
+    def effective_queue_url(self) -> str | None:
+        """The URL of the queue's Redis: ``queue_url``, else ``redis_url``; None is the
+        embedded server."""
+        return self.queue_url or self.redis_url
+
+    @property
+    def effective_index_url(self) -> str | None:
+        """The URL of the index's Redis: ``index_url``, else ``redis_url``; None is the
+        embedded server."""
+        return self.index_url or self.redis_url
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (validated again)."""

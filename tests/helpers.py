@@ -155,10 +155,13 @@ def skip_unless_ci(reason: str) -> NoReturn:
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment of a dedup process on the test Redis and namespace, retrying at once."""
+    """The environment of a dedup process on the test Redis (the queue's and the index's, when
+    the settings name them) and namespace, retrying at once."""
     return {
         **os.environ,
-        "DEDUP_REDIS_URL": str(settings.redis_url),
+        "DEDUP_REDIS_URL": settings.redis_url or "",
+        "DEDUP_QUEUE_URL": settings.queue_url or "",
+        "DEDUP_INDEX_URL": settings.index_url or "",
         "DEDUP_NAMESPACE": settings.namespace,
         "DEDUP_RETRY_BACKOFF": "0",
         "DEDUP_REVIEW_TEXT_DAYS": str(settings.review_text_days),

@@ -143,16 +143,15 @@ def test_failed_job_keeps_the_reason(settings: Settings) -> None:
     from rq.registry import FailedJobRegistry
 
     from dedup.client import Client
-    from dedup.queue.queues import make_queue
 
     client = Client(settings)
     client.submit_many(
         [{"id": "good", "html": as_html(article(300))}, {"id": "empty", "html": "<p>.</p>"}]
     )
     assert 0 == command(settings, "worker", "--burst").returncode
-    registry = FailedJobRegistry(queue=make_queue(settings, client.redis))
+    registry = FailedJobRegistry(queue=client.queue)
     [job_id] = registry.get_job_ids()
-    job = make_queue(settings, client.redis).fetch_job(job_id)
+    job = client.queue.fetch_job(job_id)
     assert job is not None
     assert "empty: document empty has no text" in str(job.latest_result().exc_string)
     assert client.store.exists("good")

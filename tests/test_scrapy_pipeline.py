@@ -45,7 +45,7 @@ def _job_ids(args: Any) -> list[str]:
 def _index(settings: Settings, doc_id: str, html: str) -> None:
     """Put a document straight into the index, as if a worker had done it earlier."""
     client = Client(settings)
-    Store(client.redis, settings).index([analyse(Document(doc_id, html), settings)])
+    Store(client.index_redis, settings).index([analyse(Document(doc_id, html), settings)])
 
 
 def test_items_are_queued_in_batches(settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ def test_shipped_config_matches_the_defaults() -> None:
     table = tomllib.loads(CONFIG.read_text())["dedup"]
     defaults = Settings()
     assert {k: getattr(defaults, k) for k in table} == table
-    skipped = {"redis_url", "data_dir"}
+    skipped = {"redis_url", "queue_url", "index_url", "data_dir"}
     assert {f.name for f in dataclasses.fields(Settings)} - skipped == set(table)
 
 
@@ -50,3 +51,85 @@ def test_redis_url_from_environment() -> None:
         "redis://h:1/2" == load_settings(None, env={"DEDUP_REDIS_URL": "redis://h:1/2"}).redis_url
     )
     assert load_settings(None, env={"DEDUP_REDIS_URL": ""}).redis_url is None
+
+
+def test_queue_and_index_urls_default_to_redis_url(tmp_path: Path) -> None:
+    """DEDUP_QUEUE_URL and DEDUP_INDEX_URL each fall back to DEDUP_REDIS_URL; none of the
+    three is the embedded server for both."""
+    none = load_settings(None, env={})
+    assert (None, None) == (none.effective_queue_url, none.effective_index_url)
+    shared = load_settings(None, env={"DEDUP_REDIS_URL": "redis://r:1/0"})
+    assert ("redis://r:1/0", "redis://r:1/0") == (
+        shared.effective_queue_url,
+        shared.effective_index_url,
+    )
+    env = {"DEDUP_REDIS_URL": "redis://r:1/0", "DEDUP_INDEX_URL": "redis+cluster://c1,c2"}
+    split = load_settings(None, env=env)
+    assert ("redis://r:1/0", "redis+cluster://c1,c2") == (
+        split.effective_queue_url,
+        split.effective_index_url,
+    )
+    queue_only = load_settings(None, env={"DEDUP_QUEUE_URL": "redis://q:1/0"})
+    assert ("redis://q:1/0", None) == (
+        queue_only.effective_queue_url,
+        queue_only.effective_index_url,
+    )
+    assert load_settings(None, env={"DEDUP_QUEUE_URL": ""}).queue_url is None
+
+
+def test_queue_and_index_url_precedence(tmp_path: Path) -> None:
+    """File, then environment, then flags, for each of the three; the specific settings win
+    over redis_url wherever they come from."""
+    config = tmp_path / "d.toml"
+    config.write_text(
+        '[dedup]\nredis_url = "redis://file:1/0"\nqueue_url = "redis://file-q:1/0"\n'
+        'index_url = "redis://file-i:1/0"\n'
+    )
+    from_file = load_settings(config, env={})
+    assert ("redis://file-q:1/0", "redis://file-i:1/0") == (
+        from_file.effective_queue_url,
+        from_file.effective_index_url,
+    )
+    env = {"DEDUP_QUEUE_URL": "redis://env-q:1/0"}
+    from_env = load_settings(config, env=env)
+    assert ("redis://env-q:1/0", "redis://file-i:1/0") == (
+        from_env.effective_queue_url,
+        from_env.effective_index_url,
+    )
+    flags = {"index_url": "redis+cluster://flag:7000", "redis_url": "redis://flag:1/0"}
+    from_flags = load_settings(config, env=env, overrides=flags)
+    assert "redis://flag:1/0" == from_flags.redis_url
+    assert ("redis://env-q:1/0", "redis+cluster://flag:7000") == (
+        from_flags.effective_queue_url,
+        from_flags.effective_index_url,
+    )
+
+
+def test_url_flags_reach_the_settings(tmp_path: Path) -> None:
+    """--queue-url and --index-url are global options of the command, like --redis-url."""
+    from click.testing import CliRunner
+
+    from dedup.cli.main import cli
+
+    seen: list[Settings] = []
+    cli.add_command(_capture(seen), "capture-settings")
+    try:
+        args = ["--queue-url", "redis://q:1/0", "--index-url", "redis+cluster://i:7000"]
+        result = CliRunner().invoke(cli, [*args, "capture-settings"], env={"DEDUP_CONFIG": ""})
+    finally:
+        cli.commands.pop("capture-settings")
+    assert 0 == result.exit_code, result.output
+    assert ("redis://q:1/0", "redis+cluster://i:7000") == (seen[0].queue_url, seen[0].index_url)
+
+
+def _capture(seen: list[Settings]) -> Any:
+    import click
+
+    from dedup.cli.context import pass_settings
+
+    @click.command()
+    @pass_settings
+    def capture(settings: Settings) -> None:
+        seen.append(settings)
+
+    return capture

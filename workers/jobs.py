@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from rq import Queue, get_current_job
 
 from dedup.errors import DedupError, InputError, StoreError, StoreUnavailableError
@@ -20,7 +21,7 @@ from dedup.pipeline.analysis import Analysis, analyse
 from dedup.pipeline.document import from_payload, label
 from dedup.queue import metrics
 from dedup.queue.failed import REJECTED, Rejection, file_rejected, rejected_meta, summary
-from dedup.servers.connection import redis_for
+from dedup.servers.connection import IndexClient, clients
 from dedup.settings import Settings, load_settings
 
 logger = logging.getLogger("dedup.worker")
@@ -32,21 +33,28 @@ class Context:
 
     settings: Settings
     store: Store
+    """The index, on the index's Redis."""
+    queue: redis.Redis
+    """The queue's Redis, where RQ works (the store's client when they share a server)."""
+    index: IndexClient
+    """The index's Redis (a server or a cluster), the one the store writes to."""
 
 
 _context: Context | None = None
 
 
 def prepare(settings: Settings) -> Context:
-    """Connect, check the signature settings and warm the pipeline, once per process."""
+    """Connect to the queue and the index, check the signature settings and warm the
+    pipeline, once per process."""
     global _context
-    store = Store(redis_for(settings), settings)
+    queue, index = clients(settings)
+    store = Store(index, settings)  # see IndexClient
     store.check_settings()
     store.recover()  # what writers that died long ago left where nobody wrote since
     from dedup.pipeline.document import Document
 
     analyse(Document("warm-up", "<p>one two three four five six seven</p>"), settings)
-    _context = Context(settings, store)
+    _context = Context(settings, store, queue, index)
     return _context
 
 

@@ -15,7 +15,9 @@ Two things RQ leaves to the application are settled here (docs/RELIABILITY.md):
 - **Redis outages.** RQ's work loop quits on a connection error outside its dequeue call.
   Here the worker waits for Redis instead (saying so once, starting the embedded server
   again when that is the one in use), hands the job that was running back to RQ's failure
-  handling, which retries it, and goes on.
+  handling, which retries it, and goes on. When the index lives on a server of its own, a
+  job that lost it fails (and is retried) like any other, and the worker waits for the
+  index before it takes the next job, so the queue is not emptied into failures.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import redis
+from redis.exceptions import RedisClusterException
 from rq import SimpleWorker, Worker
 from rq.executions import Execution
 from rq.job import Job
@@ -39,7 +42,13 @@ from rq.worker import BaseWorker, WorkerStatus
 
 from dedup.errors import DedupError
 from dedup.queue.queues import PayloadJob, make_queue
-from dedup.servers.connection import OUTAGE_BACKOFF, display_url, wait_for_redis
+from dedup.servers.connection import (
+    OUTAGE_BACKOFF,
+    IndexClient,
+    location,
+    shared_location,
+    wait_for_redis,
+)
 from dedup.settings import Settings
 from workers.jobs import prepare
 
@@ -78,8 +87,12 @@ class _OutageProof:
     executions: dict[str, Execution]
     job_monitoring_interval: int
 
-    def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, settings: Settings, index: IndexClient | None = None, **kwargs: Any
+    ) -> None:
         self.settings = settings
+        self.index = None if shared_location(settings) else index
+        """The index's Redis when it is not the queue's (``connection``), else None."""
         self._after_outage: list[Callable[[], None]] = []
         super().__init__(*args, **kwargs)
 
@@ -112,6 +125,17 @@ class _OutageProof:
                 self.wait_for_horse()  # type: ignore[attr-defined]
             self.ride_out_outage(exc)
             self._steady(lambda: self._retry_interrupted(job, queue))
+        self._check_index()
+
+    def _check_index(self) -> None:
+        """With the index on a server of its own, wait for it before the next job if it is
+        away (a job that lost it failed, to be retried; the next ones would fail too)."""
+        if self.index is None:
+            return
+        try:
+            self.index.ping()
+        except (redis.RedisError, RedisClusterException, OSError) as exc:
+            self.ride_out_outage(exc, "index")
 
     def _retry_interrupted(self, job: Job, queue: Queue) -> None:
         """Give the job Redis interrupted to RQ's failure handling: retried like any failure."""
@@ -170,18 +194,26 @@ class _OutageProof:
             except REDIS_DOWN as exc:
                 self.ride_out_outage(exc)
 
-    def ride_out_outage(self, exc: Exception) -> None:
-        """Wait until Redis answers again; one log line when it went away, one when back."""
+    def ride_out_outage(self, exc: Exception, role: Literal["queue", "index"] = "queue") -> None:
+        """Wait until Redis (the queue's, or the index's as ``role`` says) answers again;
+        one log line when it went away, one when back."""
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        where = display_url(self.settings)
+        where = location(self.settings, role)
+        if self.index is not None:
+            where = f"{role} {where}"
         self.log.warning("Worker %s: lost Redis (%s: %s); retrying", self.name, where, reason)
         started = time.monotonic()
-        wait_for_redis(self.settings, self.connection)
+        if role == "index" and self.index is not None:
+            wait_for_redis(self.settings, self.index, "index")
+        else:
+            wait_for_redis(self.settings, self.connection, "queue")
         self.log.warning(
             "Worker %s: Redis is back after %.0f s; carrying on",
             self.name,
             time.monotonic() - started,
         )
+        if role == "index":
+            return
         if not self.connection.exists(self.key):  # a restarted server may have lost the entry
             self.register_birth()  # type: ignore[attr-defined]
         pending, self._after_outage[:] = list(self._after_outage), []
@@ -271,8 +303,11 @@ def start_scheduler(worker: BaseWorker, *, burst: bool) -> None:
         scheduler.register_death()
 
 
-def make_worker(settings: Settings, connection: redis.Redis) -> DedupSimpleWorker | DedupWorker:
-    """A worker of the configured class on the dedup queue, tuned for prompt crash recovery."""
+def make_worker(
+    settings: Settings, connection: redis.Redis, index: IndexClient | None = None
+) -> DedupSimpleWorker | DedupWorker:
+    """A worker of the configured class on the dedup queue (``connection``: the queue's
+    Redis; ``index``: the index's, when it is another), tuned for prompt crash recovery."""
     worker_class = DedupSimpleWorker if settings.worker_class == "simple" else DedupWorker
     return worker_class(
         [make_queue(settings, connection)],
@@ -283,6 +318,7 @@ def make_worker(settings: Settings, connection: redis.Redis) -> DedupSimpleWorke
         job_monitoring_interval=HEARTBEAT_INTERVAL,
         worker_ttl=WORKER_TTL,
         settings=settings,
+        index=index,
     )
 
 
@@ -290,7 +326,7 @@ def run(settings: Settings, *, burst: bool = False) -> None:
     """Run one worker in this process until stopped (or, with ``burst``, the queue is empty)."""
     ctx = prepare(settings)
     logging.getLogger("rq.worker").addFilter(_QuietReconnects())
-    worker = make_worker(settings, ctx.store.client)  # type: ignore[arg-type]
+    worker = make_worker(settings, ctx.queue, ctx.index)
     start_scheduler(worker, burst=burst)
     worker.work(burst=burst, logging_level="WARNING")
 

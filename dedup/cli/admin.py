@@ -27,9 +27,9 @@ def failed(settings: Settings, as_json: bool, limit: int) -> None:
 
     from dedup.queue.failed import failed_jobs
     from dedup.queue.queues import make_queue
-    from dedup.servers.connection import redis_for
+    from dedup.servers.connection import queue_client
 
-    rows = failed_jobs(make_queue(settings, redis_for(settings)), limit)
+    rows = failed_jobs(make_queue(settings, queue_client(settings)), limit)
     if as_json:
         for row in rows:
             click.echo(
@@ -73,11 +73,11 @@ def requeue(settings: Settings, job_ids: tuple[str, ...], everything: bool) -> N
 
     from dedup.queue.failed import requeue as requeue_jobs
     from dedup.queue.queues import make_queue
-    from dedup.servers.connection import redis_for
+    from dedup.servers.connection import queue_client
 
     if bool(job_ids) == everything:
         raise click.UsageError("give failed job ids, or --all")
-    queue = make_queue(settings, redis_for(settings))
+    queue = make_queue(settings, queue_client(settings))
     ids = FailedJobRegistry(queue=queue).get_job_ids() if everything else list(job_ids)
     click.echo(f"requeued {requeue_jobs(queue, ids)} job(s)")
 
@@ -87,10 +87,9 @@ def requeue(settings: Settings, job_ids: tuple[str, ...], everything: bool) -> N
 @pass_settings
 def delete(settings: Settings, ids: tuple[str, ...]) -> None:
     """Remove documents from the index: signatures, bands, paragraph counts, report."""
-    from dedup.index.store import Store
-    from dedup.servers.connection import redis_for
+    from dedup.cli.context import index_store
 
-    deleted = Store(redis_for(settings), settings).delete(list(ids))
+    deleted = index_store(settings).delete(list(ids))
     click.echo(f"deleted {deleted} of {len(ids)} document(s)")
 
 
@@ -99,9 +98,8 @@ def delete(settings: Settings, ids: tuple[str, ...]) -> None:
 @pass_settings
 def purge(settings: Settings, older_than: str) -> None:
     """Remove every document indexed longer ago than AGE."""
-    from dedup.index.store import Store
-    from dedup.servers.connection import redis_for
+    from dedup.cli.context import index_store
 
     seconds = parse_duration(older_than)
-    deleted = Store(redis_for(settings), settings).purge(seconds)
+    deleted = index_store(settings).purge(seconds)
     click.echo(f"purged {deleted} document(s) indexed more than {older_than} ago")

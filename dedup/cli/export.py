@@ -96,10 +96,9 @@ def decisions(
                 "canonical": group["canonical"],
                 "similarity": member["similarity"],
             }
-    from dedup.index.reads import Reads
-    from dedup.servers.connection import redis_for
+    from dedup.cli.context import index_reads
 
-    store = Reads(redis_for(settings), settings)
+    store = index_reads(settings)
     for listed in store.scan_documents(None, since=since):
         doc = listed["doc_id"]
         if action == "drop":
@@ -240,8 +239,8 @@ def export(
 ) -> None:
     """Export flagged documents (flags, repeated spans, matching ids), or with --keep or
     --drop the documents to keep or to drop, group by group."""
+    from dedup.cli.context import index_reads
     from dedup.index.reads import Reads
-    from dedup.servers.connection import redis_for
 
     if keep and drop:
         raise click.UsageError("--keep and --drop exclude each other")
@@ -265,10 +264,10 @@ def export(
     else:
         if fmt == "lines":
             raise click.UsageError("--format lines needs --keep or --drop")
-        client = redis_for(settings)
+        base = index_reads(settings)
         indexed = settings.near_duplicate_threshold
-        at = with_threshold(settings, threshold, Reads(client, settings).lsh)
-        store = Reads(client, at)
+        at = with_threshold(settings, threshold, base.lsh)
+        store = Reads(base.client, at)
         below = at.near_duplicate_threshold < indexed and flag in (None, "near_duplicate")
         rows = (all_reports if below else flagged_reports)(store, flag, since)
 

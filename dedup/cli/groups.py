@@ -45,14 +45,14 @@ def read_groups(
 ) -> Iterator[Group]:
     """The groups of the index as the options ask, with a progress bar on stderr when asked
     (and stderr is a terminal)."""
+    from dedup.cli.context import index_reads
     from dedup.index import groups
     from dedup.index.reads import Reads
-    from dedup.servers.connection import redis_for
 
-    client = redis_for(settings)
     indexed = settings.near_duplicate_threshold
-    asked = with_threshold(settings, threshold, Reads(client, settings).lsh)
-    reads = Reads(client, with_canonical(asked, canonical, hosts))
+    base = index_reads(settings)
+    asked = with_threshold(settings, threshold, base.lsh)
+    reads = Reads(base.client, with_canonical(asked, canonical, hosts))
     options = groups.options_for(reads, exact_only=flag == "exact_duplicate")
     with Progress(
         TextColumn("grouping"),

@@ -82,6 +82,14 @@ class DedupGroup(click.Group):
     "--config", type=click.Path(dir_okay=False, path_type=Path), help="TOML settings file."
 )
 @click.option("--redis-url", help="Redis to use (default: DEDUP_REDIS_URL, else the embedded one).")
+@click.option(
+    "--queue-url", help="Redis of the queue, if not --redis-url (default: DEDUP_QUEUE_URL)."
+)
+@click.option(
+    "--index-url",
+    help="Redis of the index, if not --redis-url, also redis+cluster://HOST:PORT,... "
+    "(default: DEDUP_INDEX_URL).",
+)
 @click.option("--namespace", help="Key prefix in Redis (default: dedup).")
 @click.option(
     "--data-dir",
@@ -99,6 +107,8 @@ def cli(
     ctx: click.Context,
     config: Path | None,
     redis_url: str | None,
+    queue_url: str | None,
+    index_url: str | None,
     namespace: str | None,
     data_dir: Path | None,
 ) -> None:
@@ -107,7 +117,13 @@ def cli(
     Documents are queued (submit), analysed by workers (worker) and read back as reports
     (report, list, stats). check analyses one document at once, without the queue.
     """
-    overrides = {"redis_url": redis_url, "namespace": namespace, "data_dir": data_dir}
+    overrides = {
+        "redis_url": redis_url,
+        "queue_url": queue_url,
+        "index_url": index_url,
+        "namespace": namespace,
+        "data_dir": data_dir,
+    }
     try:
         ctx.obj = load_settings(config, overrides=overrides)
     except DedupError as exc:

@@ -57,12 +57,13 @@ def report(
     threshold: float | None,
 ) -> None:
     """Show the report of documents, with the duplicates known now."""
+    from dedup.cli.context import index_reads
     from dedup.index.reads import Reads
-    from dedup.servers.connection import redis_for
 
+    reads = index_reads(settings)
     if threshold is not None:
-        settings = with_threshold(settings, threshold, Reads(redis_for(settings), settings).lsh)
-    read: Callable[[str], Report] = Reads(redis_for(settings), settings).report
+        settings = with_threshold(settings, threshold, reads.lsh)
+    read: Callable[[str], Report] = Reads(reads.client, settings).report
     if wait:
         from dedup.client import Client
 
@@ -103,10 +104,10 @@ def list_documents(
     threshold: float | None,
 ) -> None:
     """List documents, newest first."""
+    from dedup.cli.context import index_reads
     from dedup.index.reads import Reads
-    from dedup.servers.connection import redis_for
 
-    reads = Reads(redis_for(settings), settings)
+    reads = index_reads(settings)
     if threshold is None:
         rows = reads.list_documents(flag, limit, since)
     else:
@@ -130,19 +131,20 @@ def stats(settings: Settings, as_json: bool) -> None:
     from rq import Worker
     from rq.registry import FailedJobRegistry
 
-    from dedup.index.reads import Reads
+    from dedup.cli.context import index_reads
     from dedup.queue.queues import make_queue
-    from dedup.servers.connection import display_url, redis_for
+    from dedup.servers.connection import display_url, location, queue_client
 
-    connection = redis_for(settings)
-    counts = Reads(connection, settings).stats()
-    queue = make_queue(settings, connection)
+    counts = index_reads(settings).stats()
+    queue = make_queue(settings, queue_client(settings))
     data: Stats = {
         **counts,
         "queued": queue.count,
         "failed": FailedJobRegistry(queue=queue).count,
         "workers": Worker.count(queue=queue),
         "redis": display_url(settings),
+        "queue_redis": location(settings, "queue"),
+        "index_redis": location(settings, "index"),
     }
     if as_json:
         click.echo(json.dumps(data))

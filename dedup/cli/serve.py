@@ -49,11 +49,12 @@ def serve(settings: Settings, host: str, port: int, max_body_bytes: int, max_bat
     import uvicorn
 
     from dedup.index.reads import store_error
-    from dedup.servers.connection import redis_for
+    from dedup.servers.connection import index_client, queue_client
     from dedup.web.app import Limits, create_app
 
     try:  # a wrong Redis fails here, not on the first request
-        redis_for(settings).ping()
+        queue_client(settings).ping()
+        index_client(settings).ping()
     except redis.RedisError as exc:
         raise store_error(exc) from None
     app = create_app(settings, Limits(max_body_bytes, max_batch))

@@ -66,10 +66,9 @@ def check(
     if no_store:
         report = local_report(analysis)
     else:
-        from dedup.index.store import Store
-        from dedup.servers.connection import redis_for
+        from dedup.cli.context import index_store
 
-        store = Store(redis_for(settings), settings)
+        store = index_store(settings)
         store.index([analysis])
         report = store.report(document.doc_id)
     show_reports([report], as_json)

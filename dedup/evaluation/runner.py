@@ -1,7 +1,8 @@
 """Run cases the way production runs documents: a queue, real worker processes, a real Redis.
 
 Each group of cases gets a namespace and a queue of its own (``eval-<random>-<group>``) on
-the configured Redis (``DEDUP_REDIS_URL`` or the embedded server), with the configured
+the configured Redis (the queue's and the index's, ``DEDUP_REDIS_URL`` or the embedded
+server), with the configured
 settings; ``python -m dedup worker --burst`` processes work it off, then the reports are read
 back through :class:`dedup.index.store.Store`, and for the groups asked, the duplicate
 groups as ``dedup groups`` reads them (:func:`dedup.index.groups.read_groups`). Everything
@@ -31,7 +32,7 @@ from dedup.pipeline.document import Document
 from dedup.queue.failed import failed_jobs
 from dedup.queue.queues import JOB_FUNCTION, drop_queue, make_queue
 from dedup.report import Group, Report
-from dedup.servers.connection import connect
+from dedup.servers.connection import IndexClient, clients
 from dedup.servers.embedded import ensure_server
 from dedup.settings import Settings
 
@@ -79,7 +80,8 @@ def _environment(settings: Settings) -> dict[str, str]:
 
 def run_group(
     settings: Settings,
-    client: redis.Redis,
+    queue_redis: redis.Redis,
+    index_redis: IndexClient,
     cases: list[Case],
     processes: int,
     *,
@@ -87,7 +89,7 @@ def run_group(
 ) -> GroupRun:
     """Queue the cases, work them off with real workers, read the reports (and with
     ``grouped`` the duplicate groups), clean up."""
-    queue = make_queue(settings, client)
+    queue = make_queue(settings, queue_redis)
     job_ids: list[str] = []
     try:
         for payloads in _batches(cases, settings.batch_size):
@@ -110,19 +112,19 @@ def run_group(
             raise StoreError(f"evaluation workers exited with {done.returncode}: {tail}")
         result = GroupRun()
         result.failures = [f.reason for f in failed_jobs(queue, limit=len(job_ids))]
-        store = Store(client, settings)
+        store = Store(index_redis, settings)  # see IndexClient
         for case in cases:
             try:
                 result.reports[case.doc_id] = store.report(case.doc_id)
             except NotFoundError:
                 result.rejected.append(case.doc_id)
         if grouped:
-            reads = Reads(client, settings)
+            reads = Reads(index_redis, settings)  # see IndexClient
             result.groups = list(read_groups(reads, options_for(reads)))
         return result
     finally:
         drop_queue(queue, job_ids)
-        Store(client, settings).drop()
+        Store(index_redis, settings).drop()  # see IndexClient
 
 
 def run(
@@ -139,8 +141,12 @@ def run(
     ``near_paragraphs``); the namespace of each group is its own, so this mixes nothing.
     The groups named in ``grouped`` also get their duplicate groups read.
     """
-    url = settings.redis_url or ensure_server(settings.data_dir)
-    client = connect(url)
+    # the workers are told where the embedded server is, if that is the one in use
+    located = settings.replace(
+        queue_url=settings.effective_queue_url or ensure_server(settings.data_dir),
+        index_url=settings.effective_index_url or ensure_server(settings.data_dir),
+    )
+    queue_redis, index_redis = clients(located)
     token = secrets.token_hex(4)
     results: dict[str, GroupRun] = {}
     try:
@@ -148,20 +154,25 @@ def run(
             if on_group is not None:
                 on_group(group, len(cases))
             name = f"eval-{token}-{group}"
-            group_settings = settings.replace(
+            group_settings = located.replace(
                 namespace=name,
                 queue=name,
-                redis_url=url,
                 retries=0,
                 **(overrides or {}).get(group, {}),
             )
             results[group] = run_group(
-                group_settings, client, cases, processes, grouped=group in grouped
+                group_settings,
+                queue_redis,
+                index_redis,
+                cases,
+                processes,
+                grouped=group in grouped,
             )
     except redis.RedisError as exc:
         raise StoreError(f"Redis failed during the evaluation: {exc}") from None
     except DedupError:
         raise
     finally:
-        client.close()
+        queue_redis.close()
+        index_redis.close()
     return results

@@ -354,8 +354,10 @@ class Store(Reads):
             # out: it is not counted, nor a candidate.
             old = self.entries(plan.old) if plan.old is not None else NO_ENTRIES
             kept = set(old.paragraphs) | set(old.pieces)
+            assert plan.record is not None
+            mine = self.entries(plan.record)
             added = zip(
-                [*self.entries(plan.record).paragraphs, *self.entries(plan.record).pieces],
+                [*mine.paragraphs, *mine.pieces],
                 got["paragraphs"] + got["pieces"],
                 strict=True,
             )

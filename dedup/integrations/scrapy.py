@@ -19,8 +19,9 @@ item, so it is off (``"keep"``) by default.
 
 Settings, all optional:
 
-- ``DEDUP_REDIS_URL``, ``DEDUP_NAMESPACE``, ``DEDUP_QUEUE``, ``DEDUP_CONFIG``: override
-  dedup's settings (``config/dedup.toml``, then ``DEDUP_*`` environment variables).
+- ``DEDUP_REDIS_URL``, ``DEDUP_QUEUE_URL``, ``DEDUP_INDEX_URL``, ``DEDUP_NAMESPACE``,
+  ``DEDUP_QUEUE``, ``DEDUP_CONFIG``: override dedup's settings (``config/dedup.toml``, then
+  ``DEDUP_*`` environment variables).
 - ``DEDUP_URL_FIELD`` (``url``), ``DEDUP_HTML_FIELD`` (``html``), ``DEDUP_TEXT_FIELD``
   (``text``): item fields to read; items with neither body field pass through untouched.
 - ``DEDUP_ID_FIELD``: item field holding the document id (default: derived from the URL).
@@ -76,7 +77,7 @@ def dedup_settings(crawler_settings: Any) -> Settings:
     config = crawler_settings.get("DEDUP_CONFIG")
     overrides = {
         name: crawler_settings.get(f"DEDUP_{name.upper()}")
-        for name in ("redis_url", "namespace", "queue")
+        for name in ("redis_url", "queue_url", "index_url", "namespace", "queue")
     }
     return load_settings(Path(config) if config else None, overrides=overrides)
 

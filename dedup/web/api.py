@@ -22,7 +22,7 @@ from dedup.index.keys import FLAGS
 from dedup.pipeline.document import Document, check_id, from_payload, label
 from dedup.queue.metrics import queue_state
 from dedup.report import Listed, Report, Stats
-from dedup.servers.connection import display_url
+from dedup.servers.connection import display_url, location
 from dedup.web.app import ApiError, Web, require, web
 
 MAX_WAIT = 60.0
@@ -252,6 +252,8 @@ def stats(request: Request) -> JSONResponse:
         "failed": queue.failed,
         "workers": queue.workers,
         "redis": display_url(state.settings),
+        "queue_redis": location(state.settings, "queue"),
+        "index_redis": location(state.settings, "index"),
     }
     return JSONResponse(data)
 

@@ -48,7 +48,7 @@ class Web:
         self.limits = limits
         self.tokens = tokens or Tokens(parse_entries(settings.api_tokens))
         self.client = Client(settings)
-        self.store = Store(self.client.redis, settings)
+        self.store = Store(self.client.index_redis, settings)  # see IndexClient
 
 
 class ApiError(Exception):
