@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CODE := $(wildcard dedup workers tests bench examples setup.py)
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test test-cluster lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not cluster"
+
+# Workers and failovers on Redis Clusters of their own (tests/test_cluster.py): minutes of
+# real time, so apart from `make test`; CI runs both.
+test-cluster: $(STAMP)
+	$(BIN)/python -m pytest -m cluster
 
 format: $(STAMP)
 	$(BIN)/ruff format $(CODE)

@@ -1,18 +1,18 @@
-"""The index in a real Redis: near duplicates, boilerplate, idempotence, settings."""
+"""The index in a real Redis, one server and a cluster: near duplicates, boilerplate,
+idempotence, settings."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
-import redis
 
 from dedup.errors import NotFoundError, SettingsMismatchError
 from dedup.index import layout
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
-from dedup.servers.connection import redact
+from dedup.servers.connection import IndexClient, redact
 from dedup.settings import Settings
 from tests.helpers import article, as_html, edit_words
 
@@ -23,9 +23,9 @@ def index(store: Store, doc_id: str, html: str, url: str | None = None) -> None:
 
 
 @pytest.fixture
-def store(settings: Settings, redis_client: redis.Redis) -> Store:
+def store(index_settings: Settings, index_client: IndexClient) -> Store:
     """A store on an empty database."""
-    return Store(redis_client, settings)
+    return Store(index_client, index_settings)
 
 
 def test_near_duplicate_is_reported_both_ways(store: Store) -> None:
@@ -55,13 +55,13 @@ def test_exact_duplicate(store: Store) -> None:
     assert [{"doc_id": "a", "similarity": 1.0, "exact": True}] == report["near_duplicates"]
 
 
-def test_resubmitting_changes_nothing(store: Store, redis_client: redis.Redis) -> None:
+def test_resubmitting_changes_nothing(store: Store, index_client: IndexClient) -> None:
     """Indexing the same id and content again leaves every key as it was."""
     html = as_html(article(13))
     index(store, "a", html)
-    before = {k: redis_client.dump(k) for k in redis_client.keys("*")}
+    before = {k: index_client.dump(k) for k in index_client.keys("*")}
     index(store, "a", html)
-    after = {k: redis_client.dump(k) for k in redis_client.keys("*")}
+    after = {k: index_client.dump(k) for k in index_client.keys("*")}
     assert before == after
     assert 1 == store.stats()["documents"]
 
@@ -88,9 +88,9 @@ def test_new_content_replaces_the_old_entry(store: Store) -> None:
     assert 2 == store.stats()["documents"]
 
 
-def test_boilerplate_is_counted_and_kept_out(settings: Settings, redis_client: redis.Redis) -> None:
+def test_boilerplate_is_counted_and_kept_out(index_settings: Settings, index_client: IndexClient) -> None:
     """A paragraph in many documents is boilerplate and does not make them alike."""
-    store = Store(redis_client, settings.replace(boilerplate_min_documents=3))
+    store = Store(index_client, index_settings.replace(boilerplate_min_documents=3))
     banner = "Sign up for our newsletter to get the best stories of the day delivered to you."
     for n in range(5):
         index(store, f"doc{n}", as_html([*article(20 + n, 3), banner]))
@@ -119,37 +119,37 @@ def test_report_of_unknown_document(store: Store) -> None:
 
 
 def test_other_signature_settings_are_refused(
-    settings: Settings, redis_client: redis.Redis
+    index_settings: Settings, index_client: IndexClient
 ) -> None:
     """A writer with different signature settings may not write into the same namespace."""
-    index(Store(redis_client, settings), "a", as_html(article(40)))
-    other = Store(redis_client, settings.replace(num_perm=64))
+    index(Store(index_client, index_settings), "a", as_html(article(40)))
+    other = Store(index_client, index_settings.replace(num_perm=64))
     with pytest.raises(SettingsMismatchError, match="num_perm"):
         index(other, "b", as_html(article(41)))
-    assert 1 == Store(redis_client, settings).stats()["documents"]
+    assert 1 == Store(index_client, index_settings).stats()["documents"]
 
 
-def test_namespaces_are_separate(settings: Settings, redis_client: redis.Redis) -> None:
+def test_namespaces_are_separate(index_settings: Settings, index_client: IndexClient) -> None:
     """Two namespaces in one Redis do not see each other's documents."""
     body = as_html(article(50))
-    index(Store(redis_client, settings), "a", body)
-    other = Store(redis_client, settings.replace(namespace="other"))
+    index(Store(index_client, index_settings), "a", body)
+    other = Store(index_client, index_settings.replace(namespace="other"))
     index(other, "b", body)
     assert [] == other.report("b")["exact_duplicates"]
 
 
 def test_dropping_a_namespace_leaves_the_others(
-    settings: Settings, redis_client: redis.Redis
+    index_settings: Settings, index_client: IndexClient
 ) -> None:
     """A dropped namespace loses every key; namespaces its name would match as a glob stay."""
     body = as_html(article(51))
-    dropped = Store(redis_client, settings.replace(namespace="eval[1]*"))
+    dropped = Store(index_client, index_settings.replace(namespace="eval[1]*"))
     index(dropped, "a", body)
-    kept = [Store(redis_client, settings.replace(namespace=n)) for n in ("eval1x", "eval[1]*2")]
+    kept = [Store(index_client, index_settings.replace(namespace=n)) for n in ("eval1x", "eval[1]*2")]
     for store in kept:
         index(store, "a", body)
     assert dropped.drop() > 0
-    assert [] == list(redis_client.scan_iter(match=dropped.keys.pattern))
+    assert [] == list(index_client.scan_iter(match=dropped.keys.pattern))
     assert [1, 1] == [store.stats()["documents"] for store in kept]
     index(dropped, "b", body)  # the store starts again in the emptied namespace
     assert 1 == dropped.stats()["documents"]
@@ -183,22 +183,22 @@ def test_redact_hides_passwords() -> None:
 
 
 def test_scripts_lost_by_the_server_are_loaded_again(
-    store: Store, redis_client: redis.Redis
+    store: Store, index_client: IndexClient
 ) -> None:
     """After a restart empties Redis's script cache, the next batch loads the scripts again."""
     index(store, "before", as_html(article(30)))
-    redis_client.script_flush()
+    index_client.script_flush()
     index(store, "after", as_html(article(31)))
-    redis_client.script_flush()
+    index_client.script_flush()
     assert "after" == store.report("after")["doc_id"]
     assert 2 == store.stats()["documents"]
 
 
 def test_an_edited_version_does_not_count_its_old_self(
-    settings: Settings, redis_client: redis.Redis
+    index_settings: Settings, index_client: IndexClient
 ) -> None:
     """A paragraph the old version held is not one document more common in the new version."""
-    store = Store(redis_client, settings.replace(boilerplate_min_documents=3))
+    store = Store(index_client, index_settings.replace(boilerplate_min_documents=3))
     shared = article(95, 1)[0]
     index(store, "x", as_html([*article(96, 4), shared]))
     index(store, "y", as_html([*article(97, 4), shared]))

@@ -1,0 +1,199 @@
+"""The index on a real Redis Cluster, the queue on a standalone Redis, real worker processes.
+
+Workers killed mid-batch, two workers racing on near duplicates whose writes land on
+different masters, a master killed (its replica takes over) and slots moved while workers
+write: each run ends with the index a worker would build from scratch. Marked ``cluster``:
+``make test-cluster`` runs them, and CI runs that too.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from dedup.client import Client
+from dedup.index import layout
+from dedup.index.keys import Keys
+from dedup.index.store import Store
+from dedup.pipeline.document import Document
+from dedup.settings import Settings
+from tests.cluster import LocalCluster
+from tests.consistency import assert_consistent, assert_flags_match_reports
+from tests.helpers import article, as_html, burst, corpus, edit_words, start_worker, wait_for
+from tests.test_faults import recover_abandoned
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+
+@pytest.fixture
+def split(
+    redis_url: str, redis_client: redis.Redis, redis_cluster: LocalCluster, tmp_path: Path
+) -> Settings:
+    """The queue on the test server, the index on the shared cluster (both emptied)."""
+    redis_cluster.flush()
+    return Settings(
+        redis_url=redis_url,
+        index_url=redis_cluster.url,
+        data_dir=tmp_path / "data",
+        retry_backoff=0.0,
+    )
+
+
+def _indexed(store: Store) -> int:
+    return store.stats()["documents"]
+
+
+def test_two_workers_racing_on_near_duplicates_across_masters(
+    split: Settings, redis_cluster: LocalCluster
+) -> None:
+    """Pairs of near-identical documents, written at the same moment by two workers (their
+    id entries and records in groups on different masters), list each other."""
+    rng = random.Random(5)
+    client = Client(split)
+    pairs = []
+    for n in range(30):
+        body = article(5000 + n, 8)
+        pairs.append((f"a{n}", f"b{n}"))
+        client.submit(as_html(body), doc_id=f"a{n}")
+        client.submit(as_html([edit_words(p, rng, 1) for p in body]), doc_id=f"b{n}")
+    burst(split, "--processes", "2")
+    store = Store(redis_cluster.client(), split)
+    homes = {redis_cluster.node_for_slot(_slot(store.keys, d)).port for p in pairs for d in p}
+    assert len(homes) == 3, "the documents live on every master"
+    for first, second in pairs:
+        assert [second] == [m["doc_id"] for m in store.report(first)["near_duplicates"]]
+        assert [first] == [m["doc_id"] for m in store.report(second)["near_duplicates"]]
+    flagged = {row["doc_id"] for row in store.list_documents("near_duplicate", 1000)}
+    assert {doc for pair in pairs for doc in pair} == flagged
+
+
+def _slot(keys: Keys, doc_id: str) -> int:
+    """The hash slot of a document's group."""
+    from redis.crc import key_slot
+
+    return int(key_slot(keys.counters(layout.id_group(doc_id)).encode()))
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_worker_killed_mid_bulk_job_loses_nothing(
+    split: Settings, redis_client: redis.Redis, redis_cluster: LocalCluster, run: int
+) -> None:
+    """SIGKILL at a random moment; RQ's abandoned-job handling retries on the queue's server;
+    every document is indexed once on the cluster, nothing half-written."""
+    settings = split.replace(batch_size=60)
+    documents = corpus(300, seed=40 + run)
+    Client(settings).submit_many(documents)
+    index = redis_cluster.client()
+    store = Store(index, settings)
+    worker = start_worker(settings)
+    target = random.Random(run).randint(1, len(documents) - 1)
+    wait_for(lambda: _indexed(store) >= target, timeout=120)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    recover_abandoned(settings, redis_client)
+    burst(settings)
+    assert_consistent(index, settings, documents)
+
+
+def _bulk_run_through(
+    settings: Settings,
+    cluster: LocalCluster,
+    documents: list[Document],
+    event: Callable[[], None],
+    tmp_path: Path,
+) -> float:
+    """Two workers index ``documents`` while ``event`` happens to the cluster once a third is
+    indexed; returns the seconds from the event's end to the last document indexed."""
+    Client(settings).submit_many(documents)
+    store = Store(cluster.client(), settings)
+    log = tmp_path / "workers.log"
+    with log.open("wb") as out:
+        workers = [start_worker(settings, log=out) for _ in range(2)]
+        try:
+            wait_for(lambda: _indexed(store) >= len(documents) // 3, timeout=180)
+            event()
+            done = time.monotonic()
+            wait_for(lambda: _indexed(_fresh(cluster, settings)) >= len(documents), timeout=240)
+            return time.monotonic() - done
+        finally:
+            for worker in workers:
+                os.killpg(worker.pid, signal.SIGTERM)
+            for worker in workers:
+                worker.wait(timeout=60)
+
+
+def _fresh(cluster: LocalCluster, settings: Settings) -> Store:
+    """A store on a client that learns the slot map anew (after a failover or a move)."""
+    return Store(cluster.client(), settings)
+
+
+def test_a_master_killed_during_a_bulk_run(
+    make_cluster: Callable[..., LocalCluster],
+    redis_url: str,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    """A master with a replica is killed while two workers write: its replica takes over, the
+    jobs in flight are retried, and the run ends with every document indexed once."""
+    cluster = make_cluster(masters=3, replicas=1)
+    settings = Settings(
+        redis_url=redis_url,
+        index_url=cluster.url,
+        data_dir=tmp_path / "data",
+        retry_backoff=0.0,
+        batch_size=50,
+    )
+    documents = corpus(900, seed=77)
+    victim = cluster.masters()[0].port
+    took: list[float] = []
+
+    def kill_master() -> None:
+        started = time.monotonic()
+        cluster.fail_over(victim)
+        took.append(time.monotonic() - started)
+
+    recovered = _bulk_run_through(settings, cluster, documents, kill_master, tmp_path)
+    print(f"\nfailover took {took[0]:.1f} s; the run finished {recovered:.1f} s later")
+    index = cluster.client()
+    assert_consistent(index, settings, documents)
+    assert_flags_match_reports(Store(index, settings))
+
+
+def test_slots_moved_during_a_bulk_run(
+    make_cluster: Callable[..., LocalCluster],
+    redis_url: str,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    """Resharding while two workers write (keys answered with ASK and MOVED on the way): the
+    run ends with every document indexed once, and the moved slots on their new master."""
+    cluster = make_cluster(masters=3)
+    settings = Settings(
+        redis_url=redis_url,
+        index_url=cluster.url,
+        data_dir=tmp_path / "data",
+        retry_backoff=0.0,
+        batch_size=50,
+    )
+    documents = corpus(900, seed=78)
+    source, target = (m.port for m in cluster.masters()[:2])
+    moving = threading.Event()
+
+    def move() -> None:
+        moving.set()
+        cluster.migrate_slots(300, source, target)
+
+    _bulk_run_through(settings, cluster, documents, move, tmp_path)
+    assert moving.is_set()
+    assert cluster.by_port(target).slot_count >= 5461 + 300 - 1
+    index = cluster.client()
+    assert_consistent(index, settings, documents)
+    assert_flags_match_reports(Store(index, settings))
