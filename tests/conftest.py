@@ -9,14 +9,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from dedup.servers.embedded import ensure_server, stop_server
 from dedup.settings import Settings
+from tests.cluster import LocalCluster
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SEED = EXAMPLES / "000_25903e5ddf5549c1.txt"
@@ -56,3 +58,43 @@ def settings(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> Setti
 def seed_text() -> str:
     """The doubled news article the project started from."""
     return SEED.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A real Redis Cluster (3 masters, no replicas) shared by the session; stopped at the end.
+
+    Tests must not kill its nodes or move its slots: ``make_cluster`` gives a cluster of one's own.
+    """
+    folder = tmp_path_factory.mktemp("cluster")
+    with LocalCluster(folder) as cluster:
+        yield cluster
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster_client(redis_cluster: LocalCluster) -> Iterator[RedisCluster]:
+    """A cluster client on the shared cluster, every master flushed first."""
+    redis_cluster.flush()
+    client = redis_cluster.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path) -> Iterator[Callable[..., LocalCluster]]:
+    """``make_cluster(masters=3, replicas=1, password=None)``: a started cluster of this test's
+    own, to crash or reshard; every one made is stopped when the test ends."""
+    clusters: list[LocalCluster] = []
+
+    def make(masters: int = 3, replicas: int = 0, *, password: str | None = None) -> LocalCluster:
+        cluster = LocalCluster(
+            tmp_path / f"cluster-{len(clusters)}", masters, replicas, password=password
+        )
+        clusters.append(cluster)
+        cluster.start()
+        return cluster
+
+    yield make
+    for cluster in clusters:
+        cluster.stop()
