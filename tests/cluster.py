@@ -264,6 +264,8 @@ class LocalCluster:
             "--dir", str(self.node_folder(port)),
             "--save", "",
             "--appendonly", "no",
+            # Redis 7 syncs replicas diskless after a 5 s wait for more replicas: sync now.
+            "--repl-diskless-sync-delay", "0",
         ]  # fmt: skip
         if self.password:
             command += ["--requirepass", self.password, "--masterauth", self.password]
