@@ -250,6 +250,9 @@ class LocalCluster:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def _tails(self, ports: list[int], lines: int = 20) -> str:
+        return "\n".join(f"--- node {p} log:\n{self.log_tail(p, lines)}" for p in ports)
+
     def _command(self, port: int) -> list[str]:
         command = [
             self.binary,
@@ -261,6 +264,8 @@ class LocalCluster:
             "--dir", str(self.node_folder(port)),
             "--save", "",
             "--appendonly", "no",
+            # Redis 7 syncs replicas diskless after a 5 s wait for more replicas: sync now.
+            "--repl-diskless-sync-delay", "0",
         ]  # fmt: skip
         if self.password:
             command += ["--requirepass", self.password, "--masterauth", self.password]
@@ -301,16 +306,26 @@ class LocalCluster:
         command = [self.cli]
         if self.password:
             command += ["-a", self.password, "--no-auth-warning"]
-        result = subprocess.run(
-            [*command, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout or self.timeout,
-            check=False,
-        )
+        try:
+            result = subprocess.run(
+                [*command, *args],
+                capture_output=True,
+                text=True,
+                timeout=timeout or self.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            output = (_text(exc.stdout) + _text(exc.stderr)).strip()
+            raise RuntimeError(
+                f"redis-cli {' '.join(args[:2])} did not finish within {exc.timeout:.0f}s:\n"
+                f"{output[-3000:]}\n{self._tails(list(self.pids))}"
+            ) from None
         output = (result.stdout + result.stderr).strip()
         if result.returncode != 0 or "[ERR]" in output:
-            raise RuntimeError(f"redis-cli {' '.join(args[:2])} failed:\n{output[-3000:]}")
+            raise RuntimeError(
+                f"redis-cli {' '.join(args[:2])} failed:\n{output[-3000:]}\n"
+                f"{self._tails(list(self.pids))}"
+            )
         return output
 
     def _create(self) -> None:
@@ -336,8 +351,9 @@ class LocalCluster:
                 return
             if time.monotonic() > deadline:
                 ports = [port] if port is not None else list(self.pids)
-                tails = "\n".join(f"--- node {p} log:\n{self.log_tail(p)}" for p in ports)
-                raise RuntimeError(f"{what} within {timeout or self.timeout:.0f}s\n{tails}")
+                raise RuntimeError(
+                    f"{what} within {timeout or self.timeout:.0f}s\n{self._tails(ports)}"
+                )
             time.sleep(0.1)
 
     def _stable(self) -> bool:
@@ -596,6 +612,12 @@ class LocalCluster:
         for port in self.pids:
             with contextlib.closing(self.node(port)) as client:
                 client.config_resetstat()
+
+
+def _text(output: str | bytes | None) -> str:
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
 
 
 def _slot_rows(reply: Any) -> Iterator[tuple[int, int, int]]:
