@@ -121,7 +121,11 @@ def _bulk_run_through(
             wait_for(lambda: _indexed(store) >= len(documents) // 3, timeout=180)
             event()
             done = time.monotonic()
-            wait_for(lambda: _indexed(_fresh(cluster, settings)) >= len(documents), timeout=240)
+            try:
+                wait_for(lambda: _indexed(_fresh(cluster, settings)) >= len(documents), 240)
+            except AssertionError:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise AssertionError(f"not every document was indexed; workers: {tail}") from None
             return time.monotonic() - done
         finally:
             for worker in workers:

@@ -22,6 +22,8 @@ from redis.retry import Retry
 
 from tests.cluster import SLOTS, LocalCluster
 
+pytestmark = pytest.mark.cluster
+
 
 def tag_for_slot(slots: set[int]) -> dict[int, str]:
     """A hash tag per slot: keys ``{tag}...`` all land in that slot."""

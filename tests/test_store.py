@@ -88,7 +88,9 @@ def test_new_content_replaces_the_old_entry(store: Store) -> None:
     assert 2 == store.stats()["documents"]
 
 
-def test_boilerplate_is_counted_and_kept_out(index_settings: Settings, index_client: IndexClient) -> None:
+def test_boilerplate_is_counted_and_kept_out(
+    index_settings: Settings, index_client: IndexClient
+) -> None:
     """A paragraph in many documents is boilerplate and does not make them alike."""
     store = Store(index_client, index_settings.replace(boilerplate_min_documents=3))
     banner = "Sign up for our newsletter to get the best stories of the day delivered to you."
@@ -145,7 +147,9 @@ def test_dropping_a_namespace_leaves_the_others(
     body = as_html(article(51))
     dropped = Store(index_client, index_settings.replace(namespace="eval[1]*"))
     index(dropped, "a", body)
-    kept = [Store(index_client, index_settings.replace(namespace=n)) for n in ("eval1x", "eval[1]*2")]
+    kept = [
+        Store(index_client, index_settings.replace(namespace=n)) for n in ("eval1x", "eval[1]*2")
+    ]
     for store in kept:
         index(store, "a", body)
     assert dropped.drop() > 0

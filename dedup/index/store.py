@@ -37,6 +37,7 @@ from importlib import metadata
 from typing import cast
 
 import redis
+from redis.cluster import RedisCluster
 
 from dedup.errors import SettingsMismatchError, StoreError
 from dedup.index import layout, scripts, texts
@@ -50,6 +51,19 @@ from dedup.servers.connection import IndexClient, unlink_all
 from dedup.settings import Settings
 
 _CONFLICT_RETRIES = 5
+
+FAILING_OVER = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterError,
+    redis.ReadOnlyError,
+)
+"""What a cluster answers while a master fails over or slots move."""
+FAILOVER_PATIENCE = 60.0
+"""Seconds a write on a cluster waits for every slot to be served again before its job
+fails (and RQ retries it): a failover takes the cluster's node timeout and a little more."""
 
 
 def signature_settings(settings: Settings) -> dict[str, str]:
@@ -162,10 +176,22 @@ class Store(Reads):
         """
         if not self._meta_checked:
             self.check_settings()
-        try:
-            return self._index(list(analyses), token or uuid.uuid4().hex)
-        except redis.RedisError as exc:
-            raise store_error(exc) from None
+        token = token or uuid.uuid4().hex
+        waited = 0.0
+        while True:
+            try:
+                return self._index(list(analyses), token)
+            except FAILING_OVER as exc:
+                # A cluster serves every slot again within seconds of losing a master (its
+                # replica is promoted): the batch is written again, as the job's retry would,
+                # and the same token takes back or finishes what the first try left.
+                if not isinstance(self.client, RedisCluster) or waited >= FAILOVER_PATIENCE:
+                    raise store_error(exc) from None
+                pause = min(2.0, 0.25 * 2 ** int(waited))
+                time.sleep(pause)
+                waited += pause
+            except redis.RedisError as exc:
+                raise store_error(exc) from None
 
     def _index(self, analyses: list[Analysis], token: str) -> list[Indexed]:
         results: dict[int, Indexed] = {}
