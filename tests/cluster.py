@@ -28,6 +28,7 @@ from urllib.parse import quote
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
+from dedup.servers.connection import cluster_policies
 from dedup.servers.embedded import find_server_binary
 
 SLOTS = 16384
@@ -411,7 +412,9 @@ class LocalCluster:
             options["password"] = self.password
         options.update(kwargs)
         client = RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in self.seeds], **options
+            startup_nodes=[ClusterNode(host, port) for host, port in self.seeds],
+            policy_resolver=cluster_policies(),  # as dedup's own clients route scripts
+            **options,
         )
         self._clients.append(client)
         return client

@@ -201,3 +201,34 @@ def test_slots_moved_during_a_bulk_run(
     index = cluster.client()
     assert_consistent(index, settings, documents)
     assert_flags_match_reports(Store(index, settings))
+
+
+def test_no_master_does_more_than_its_share(redis_cluster: LocalCluster, tmp_path: Path) -> None:
+    """Nothing every document writes goes to one key: indexing 2,000 documents, each of the
+    3 masters (a third of the slots each) runs within 15% of a third of the scripts and
+    holds within 15% of a third of the index's keys, and no key is written by more than a
+    few per cent of the documents."""
+    redis_cluster.flush()
+    settings = Settings(data_dir=tmp_path / "data", namespace="spread")
+    store = Store(redis_cluster.client(), settings)
+    documents = corpus(2000, seed=91)
+    from dedup.pipeline.analysis import analyse
+
+    analyses = [analyse(d, settings) for d in documents]
+    redis_cluster.reset_stats()
+    for first in range(0, len(analyses), 200):
+        store.index(analyses[first : first + 200])
+    stats = redis_cluster.stats()
+    scripts = [s.commands.get("evalsha", 0) for s in stats.values()]
+    keys = [s.dbsize for s in stats.values()]
+    for name, counts in (("scripts", scripts), ("keys", keys)):
+        mean = sum(counts) / len(counts)
+        assert all(abs(n - mean) <= 0.15 * mean for n in counts), (name, counts)
+    # Serials, counters, records, intents and flag bits of a document are its group's: the
+    # busiest group took a small share of the documents, never all of them.
+    per_group = [
+        int(store.client.hget(store.keys.counters(g), "documents") or 0)
+        for g in range(layout.GROUPS)
+    ]
+    assert len(documents) == sum(per_group)
+    assert max(per_group) <= len(documents) // 100, max(per_group)

@@ -23,11 +23,12 @@ from importlib.resources import files
 from typing import Any, Generic, TypeVar
 
 import redis
+from redis.cluster import ClusterPipeline
 
 from dedup.index import layout
 from dedup.index.keys import FLAGS, Keys
 from dedup.index.layout import Family
-from dedup.servers.connection import IndexClient
+from dedup.servers.connection import IndexClient, cluster_policies
 
 T = TypeVar("T")
 
@@ -101,6 +102,11 @@ def run(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
     todo = list(range(len(calls)))
     for attempt in range(2):
         pipe = client.pipeline(transaction=False)
+        if isinstance(pipe, ClusterPipeline):
+            # redis-py's cluster pipelines leave out the client's policies, and without one
+            # a pipeline asks a node for the keys of each script call (COMMAND GETKEYS, a
+            # round trip per call) instead of reading its KEYS.
+            pipe._policy_resolver = cluster_policies()
         for i in todo:
             pipe.execute_command(*calls[i].command)
         answers = pipe.execute(raise_on_error=False)

@@ -16,8 +16,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.cluster
+from redis._parsers.commands import CommandPolicies, RequestPolicy, ResponsePolicy
 from redis.backoff import ExponentialBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.commands.policies import BasePolicyResolver, PolicyResolver, StaticPolicyResolver
 from redis.connection import SSLConnection, parse_url
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
@@ -33,6 +35,26 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 _SECRET_OPTIONS = {"password", "ssl_password"}
 """Query options of a URL that are secrets too."""
+
+
+class _ScriptsByKeys(BasePolicyResolver):
+    """EVALSHA is routed by its KEYS: without a policy, redis-py's cluster pipeline asks a
+    node for the keys of every script call (COMMAND GETKEYS), a round trip per call."""
+
+    def __init__(self, fallback: PolicyResolver | None = None) -> None:
+        keyed = CommandPolicies(
+            request_policy=RequestPolicy.DEFAULT_KEYED,
+            response_policy=ResponsePolicy.DEFAULT_KEYED,
+        )
+        super().__init__({"core": {"evalsha": keyed, "eval": keyed}}, fallback)
+
+    def with_fallback(self, fallback: PolicyResolver) -> PolicyResolver:
+        return _ScriptsByKeys(fallback)
+
+
+def cluster_policies() -> PolicyResolver:
+    """How a cluster client routes commands: redis-py's policies, and scripts by their keys."""
+    return StaticPolicyResolver(fallback=_ScriptsByKeys())
 
 
 def redact(url: str) -> str:
@@ -161,6 +183,7 @@ def connect_cluster(url: str) -> RedisCluster:
         client = RedisCluster(
             startup_nodes=nodes,
             retry=_retry(),
+            policy_resolver=cluster_policies(),
             **{"socket_connect_timeout": 5, "socket_timeout": 60, **options},
         )
         client.ping()
