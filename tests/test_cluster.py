@@ -232,3 +232,55 @@ def test_no_master_does_more_than_its_share(redis_cluster: LocalCluster, tmp_pat
     ]
     assert len(documents) == sum(per_group)
     assert max(per_group) <= len(documents) // 100, max(per_group)
+
+
+def test_reports_on_a_cluster_equal_those_on_one_server(
+    redis_cluster: LocalCluster, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """The same documents indexed on one server and on a 3-master cluster give the same
+    reports, field for field (but the time each was indexed), the same lists and stats."""
+    redis_cluster.flush()
+    settings = Settings(data_dir=tmp_path / "data", boilerplate_min_documents=4)
+    rng = random.Random(8)
+    banner = "Sign up for our newsletter to get the best stories of the day delivered to you."
+    stories = [article(300 + n, 8) for n in range(6)]
+    documents = [
+        *(
+            Document(f"s{n}", as_html([*body, banner]), fetched_at=f"2024-05-0{n + 1}T08:00:00Z")
+            for n, body in enumerate(stories)
+        ),
+        *(
+            Document(
+                f"copy{n}",
+                as_html([edit_words(p, rng, 1) for p in body]),
+                fetched_at="2024-06-01T08:00:00Z",
+            )
+            for n, body in enumerate(stories[:3])
+        ),
+        Document("twin", as_html([*stories[4], banner]), fetched_at="2024-06-02T08:00:00Z"),
+        Document("excerpt", as_html([*article(400, 5), stories[5][2]])),
+        *corpus(60, seed=5),
+    ]
+    from dedup.pipeline.analysis import analyse
+
+    stores = [Store(redis_client, settings), Store(redis_cluster.client(), settings)]
+    for store in stores:
+        for first in range(0, len(documents), 25):  # batches, as workers write them
+            store.index([analyse(d, settings) for d in documents[first : first + 25]])
+
+    def seen(store: Store) -> dict[str, object]:
+        reports = {d.doc_id: dict(store.report(d.doc_id)) for d in documents}
+        for report in reports.values():
+            report.pop("indexed_at", None)
+        return reports
+
+    server, cluster = (seen(store) for store in stores)
+    differ = {d: (server[d], cluster[d]) for d in server if server[d] != cluster[d]}
+    assert not differ, {
+        d: [(k, a[k], b.get(k)) for k in a if a[k] != b.get(k)] for d, (a, b) in differ.items()
+    }
+    assert stores[0].stats() == stores[1].stats()
+    for flag in ("near_duplicate", "exact_duplicate", "boilerplate"):
+        listed = [{r["doc_id"] for r in s.list_documents(flag, 1000)} for s in stores]
+        assert listed[0] == listed[1], flag
+        assert listed[0], f"the documents carry {flag}"

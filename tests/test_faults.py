@@ -19,6 +19,7 @@ from rq.serializers import JSONSerializer
 
 from dedup.client import Client
 from dedup.errors import StoreError
+from dedup.index import layout
 from dedup.index.store import Store
 from dedup.pipeline.document import Document
 from dedup.queue.queues import make_queue
@@ -114,7 +115,8 @@ def test_retries_then_failed_then_requeue(settings: Settings, redis_client: redi
     """A job failing on every try ends in `dedup failed` with its reason; requeued, it works."""
     settings = settings.replace(retries=2, retry_backoff=0.0)
     store = Store(redis_client, settings)
-    redis_client.set(store.keys.counters, "not a hash")  # every write now fails
+    counters = store.keys.counters(layout.id_group("victim"))
+    redis_client.set(counters, "not a hash")  # every write of the victim's group now fails
     Client(settings).submit(as_html(article(77)), doc_id="victim")
     burst(settings)
     failed = [
@@ -127,7 +129,7 @@ def test_retries_then_failed_then_requeue(settings: Settings, redis_client: redi
     job = make_queue(settings, redis_client).fetch_job(failed[0]["job_id"])
     assert job is not None and 0 == job.retries_left
     assert not store.exists("victim")
-    redis_client.delete(store.keys.counters)
+    redis_client.delete(counters)
     assert "requeued 1 job(s)" in command(settings, "requeue", "--all").stdout
     burst(settings)
     assert store.exists("victim")
