@@ -22,6 +22,7 @@ Four measurements (``python -m bench.cluster``, or the ``cluster`` section of ``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -39,6 +40,7 @@ from typing import Any
 from unittest import mock
 
 import redis
+from redis.cluster import RedisCluster
 
 from bench import corpus as corpus_
 from bench import memory, synthetic
@@ -60,6 +62,24 @@ OLD_COMMIT = "ab655ad"
 """The last commit before the index was rewritten for Redis Cluster (same ``Store.index``)."""
 PARTS = ("shards", "memory", "write", "queue")
 Log = Callable[[str], None]
+
+
+@contextmanager
+def local_script_keys() -> Iterator[None]:
+    """redis-py (8.1) asks the cluster ``COMMAND GETKEYS`` for every EVALSHA queued in a
+    cluster pipeline, a synchronous round trip to its default node per script call, only to
+    pick a routing policy; here the keys are read from the call itself, as
+    ``RedisCluster.determine_slot`` already does. A measurement aid (``--local-script-keys``):
+    what the index costs the shards without that client overhead."""
+    original = RedisCluster._get_command_keys
+
+    def keys(self: RedisCluster, *args: Any) -> Any:
+        if str(args[0]).upper() in ("EVAL", "EVALSHA") and len(args) > 2:
+            return list(args[3 : 3 + int(args[2])]) or None
+        return original(self, *args)  # type: ignore[no-untyped-call]
+
+    with mock.patch.object(RedisCluster, "_get_command_keys", keys):
+        yield
 
 
 def _cpu(info: dict[str, Any]) -> float:
@@ -505,9 +525,12 @@ def run(
         if "shards" in parts:
             log(f"cluster/shards: {options['docs']:,} documents on {options['masters']} masters")
             started = time.perf_counter()
-            results["shards"] = shards(
-                corpus, options["docs"], options["masters"], binary, BATCH, folder, log
-            )
+            local = options.get("local_script_keys", False)
+            with local_script_keys() if local else contextlib.nullcontext():
+                results["shards"] = shards(
+                    corpus, options["docs"], options["masters"], binary, BATCH, folder, log
+                )
+            results["shards"]["local_script_keys"] = local
             results["shards"]["seconds"] = round(time.perf_counter() - started, 1)
         if "memory" in parts:
             log(f"cluster/memory: {options['memory_docs']:,} documents, 3 masters vs one server")
@@ -543,7 +566,12 @@ def markdown(results: dict[str, Any]) -> list[str]:
     if "shards" in results:
         s = results["shards"]
         lines += [
-            f"Redis per document, {s['documents']:,} documents in batches of {s['batch']}:",
+            f"Redis per document, {s['documents']:,} documents in batches of {s['batch']}"
+            + (
+                " (script keys read locally, no COMMAND GETKEYS):"
+                if s.get("local_script_keys")
+                else ":"
+            ),
             "",
             "| masters | CPU µs/doc per master | CPU µs/doc total | commands/doc total "
             "| CPU shares | commands shares | memory shares | worst share vs 1/N | docs/s |",
@@ -648,6 +676,12 @@ def add_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
         help="a checkout of --old-commit (default: git archive into a temporary folder)",
     )
     parser.add_argument(f"--{p}queue-jobs", type=int, default=300, help="bulk jobs to enqueue")
+    parser.add_argument(
+        f"--{p}local-script-keys",
+        action="store_true",
+        help="shards: route scripts without redis-py's COMMAND GETKEYS per call (see "
+        "local_script_keys)",
+    )
 
 
 def options_from(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
@@ -659,6 +693,7 @@ def options_from(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
         old_commit=getattr(args, p + "old_commit"),
         old_tree=getattr(args, p + "old_tree"),
         queue_jobs=getattr(args, p + "queue_jobs"),
+        local_script_keys=getattr(args, p + "local_script_keys"),
         repeat=args.repeat,
     )
     return options
