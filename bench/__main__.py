@@ -2,7 +2,9 @@
 
 Each section can be run alone; defaults keep the whole run under about 20 minutes on two
 cores, ``--sizes 10000,100000,1000000`` adds the 1M index (about an hour more), and
-``--groups-docs 1000000`` reads the groups of a 1M index (about 15 minutes more).
+``--groups-docs 1000000`` reads the groups of a 1M index (about 15 minutes more). The
+``cluster`` section (:mod:`bench.cluster`, about 10 minutes) takes its options with a
+``--cluster-`` prefix, e.g. ``--cluster-memory-docs 300000``.
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench import cluster, groups, growth, profiling, summary, throughput, web
 from bench import corpus as corpus_
-from bench import groups, growth, profiling, summary, throughput, web
 from bench.measure import REPO, machine
 from bench.redisproc import default_binary, redis_server, server_version
 from bench.workerproc import freeze_code
 from dedup.index.store import signature_settings
 from dedup.settings import Settings
 
-SECTIONS = ("throughput", "growth", "profile", "groups", "web")
+SECTIONS = ("throughput", "growth", "profile", "groups", "web", "cluster")
 
 
 def _sizes(text: str) -> list[int]:
@@ -78,6 +80,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--web-docs", type=int, default=300, help="documents per measurement of the web section"
     )
+    cluster.add_options(parser, "cluster-")
     parser.add_argument("--plot", type=Path, default=None, help="PNG path of the growth plot")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument(
@@ -94,6 +97,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         args.command_samples, args.check_docs, args.profile_docs = 3, 20, 200
         args.groups_docs = 2000
         args.web_docs = 50
+        args.cluster_docs, args.cluster_memory_docs, args.cluster_queue_jobs = 2000, 4000, 20
+        args.cluster_write_docs, args.cluster_single_docs = 1000, 100
     return args
 
 
@@ -139,6 +144,8 @@ def _markdown(results: dict[str, Any]) -> str:
         text = "\n".join([text.rstrip("\n"), *groups.markdown(results["groups"]), ""])
     if "web" in results:
         text = "\n".join([text.rstrip("\n"), *web.markdown(results["web"]), ""])
+    if "cluster" in results:
+        text = "\n".join([text.rstrip("\n"), *cluster.markdown(results["cluster"])])
     return text
 
 
@@ -198,6 +205,13 @@ def _run(args: argparse.Namespace, corpus: corpus_.Corpus, binary: str, out: Pat
     if "web" in args.sections:
         log(f"web: the HTTP API against the client and the CLI, {args.web_docs:,} documents")
         results["web"] = web.run(args.web_docs)
+        save()
+    if "cluster" in args.sections:
+        log("cluster: load per shard, memory, writes against the code before the cluster index")
+        started = time.perf_counter()
+        options = cluster.options_from(args, "cluster-")
+        results["cluster"] = cluster.run(corpus, args.corpus, binary, options, log)
+        results["cluster"]["seconds"] = round(time.perf_counter() - started, 1)
         save()
     plot_path = args.plot or out / "growth.png"
     if summary.plot(results, plot_path):

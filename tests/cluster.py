@@ -1,8 +1,10 @@
 """A real Redis Cluster for tests: redis-server processes on loopback ports, stopped afterwards.
 
 ``LocalCluster`` starts ``masters * (1 + replicas)`` cluster-enabled nodes, each in a folder of
-its own (its ``nodes-P.conf`` and its log), joins them with ``redis-cli --cluster create`` and
-waits until every node serves all 16384 slots and agrees with the others on who owns them.
+its own (its ``nodes-P.conf`` and its log), joins them with ``redis-cli --cluster create`` (or,
+for fewer than the 3 masters it accepts, slot ranges assigned with ``CLUSTER ADDSLOTSRANGE`` and
+``CLUSTER MEET``) and waits until every node serves all 16384 slots and agrees with the others
+on who owns them.
 Then tests can crash nodes (``kill``), bring them back (``restart``), fail a master over to its
 replica (``fail_over``), move slots while clients write (``migrate_slots``) and compare the
 masters' load (``stats``). Nothing here mocks Redis: the server enforces slots, redirects with
@@ -18,7 +20,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -169,9 +171,10 @@ class LocalCluster:
         node_timeout_ms: int = 1000,
         binary: str | None = None,
         timeout: float = 60.0,
+        server_args: Sequence[str] = (),
     ) -> None:
-        if masters < 3:
-            raise ValueError("redis-cli --cluster create needs at least 3 masters")
+        if masters < 1:
+            raise ValueError("a cluster needs at least 1 master")
         self.folder = Path(folder)
         self.master_count = masters
         self.replica_count = replicas
@@ -180,6 +183,8 @@ class LocalCluster:
         self.binary = binary or find_server_binary()
         self.cli = _find_cli(self.binary)
         self.timeout = timeout
+        self.server_args = list(server_args)
+        """Appended to every node's command line (e.g. the embedded server's LAYOUT_CONFIG)."""
         self.ports: list[int] = []
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self._clients: list[RedisCluster] = []
@@ -270,7 +275,7 @@ class LocalCluster:
         ]  # fmt: skip
         if self.password:
             command += ["--requirepass", self.password, "--masterauth", self.password]
-        return command
+        return command + self.server_args
 
     def _spawn(self, port: int) -> None:
         folder = self.node_folder(port)
@@ -330,12 +335,48 @@ class LocalCluster:
         return output
 
     def _create(self) -> None:
+        if self.master_count < 3:  # redis-cli --cluster create refuses fewer
+            self._create_small()
+            return
         addresses = [f"{HOST}:{port}" for port in self.ports]
         self._cli(
             "--cluster", "create", *addresses,
             "--cluster-replicas", str(self.replica_count),
             "--cluster-yes",
         )  # fmt: skip
+
+    def _create_small(self) -> None:
+        """What ``redis-cli --cluster create`` does, for 1 or 2 masters: even slot ranges
+        (the first ``masters`` ports), distinct config epochs, MEET, then each replica told
+        its master (the ports after, in turn)."""
+        masters, replicas = self.ports[: self.master_count], self.ports[self.master_count :]
+        clients = {port: self.node(port) for port in self.ports}
+        try:
+            for k, port in enumerate(masters):
+                start = k * SLOTS // len(masters)
+                end = (k + 1) * SLOTS // len(masters) - 1
+                try:
+                    clients[port].execute_command("CLUSTER ADDSLOTSRANGE", start, end)
+                except redis.ResponseError:  # Redis 6.2 has no ADDSLOTSRANGE
+                    clients[port].execute_command("CLUSTER ADDSLOTS", *range(start, end + 1))
+                clients[port].execute_command("CLUSTER SET-CONFIG-EPOCH", k + 1)
+            for port in self.ports[1:]:
+                clients[port].execute_command("CLUSTER MEET", HOST, self.ports[0])
+
+            def known() -> bool:
+                return all(
+                    len(parse_nodes(c.execute_command("CLUSTER", "NODES"))) == len(self.ports)
+                    for c in clients.values()
+                )
+
+            self._until(known, "nodes did not meet")
+            ids = {p: str(clients[p].execute_command("CLUSTER MYID")) for p in masters}
+            for k, port in enumerate(replicas):
+                master = masters[k % len(masters)]
+                clients[port].execute_command("CLUSTER REPLICATE", ids[master])
+        finally:
+            for client in clients.values():
+                client.close()
 
     # -- waiting -------------------------------------------------------------------------
 

@@ -150,6 +150,27 @@ def test_a_script_runs_on_one_slot_and_the_server_refuses_two(
         node.close()
 
 
+@pytest.mark.parametrize(("masters", "replicas"), [(1, 0), (2, 1)])
+def test_one_or_two_masters_share_the_slots_evenly(
+    tmp_path: Path, masters: int, replicas: int
+) -> None:
+    """Fewer masters than ``redis-cli --cluster create`` takes: slots assigned by hand, and
+    extra server arguments reach every node."""
+    with LocalCluster(
+        tmp_path, masters, replicas, server_args=["--hash-max-ziplist-entries", "333"]
+    ) as cluster:
+        counts = [m.slot_count for m in cluster.masters()]
+        assert SLOTS == sum(counts) and max(counts) - min(counts) <= 1
+        assert masters * replicas == len(cluster.replicas())
+        client = cluster.client()
+        for i in range(50):
+            client.set(f"k{i}", i)
+        assert b"7" == client.get("k7")
+        for port in cluster.pids:
+            with contextlib.closing(cluster.node(port)) as node:
+                assert ["333"] == list(node.config_get("hash-max-ziplist-entries").values())
+
+
 @pytest.mark.slow
 def test_a_replica_takes_over_a_killed_master_while_a_client_writes(
     make_cluster: Callable[..., LocalCluster],
