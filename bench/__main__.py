@@ -97,7 +97,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         args.command_samples, args.check_docs, args.profile_docs = 3, 20, 200
         args.groups_docs = 2000
         args.web_docs = 50
-        args.cluster_docs, args.cluster_memory_docs, args.cluster_queue_jobs = 2000, 4000, 20
+        args.cluster_docs, args.cluster_memory_docs, args.cluster_queue_jobs = 2000, 4000, 100
         args.cluster_write_docs, args.cluster_single_docs = 1000, 100
     return args
 

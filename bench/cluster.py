@@ -486,6 +486,11 @@ def queue_ceiling(binary: str, jobs: int, batch: int, log: Log) -> dict[str, Any
     if failed:
         raise RuntimeError(f"{failed} no-op job(s) failed")
     drained_jobs = jobs - done_then
+    if drained_jobs < jobs // 2:  # workers drained most of it before RQ listed them ready
+        raise RuntimeError(
+            f"only {drained_jobs} of {jobs} jobs were left once the workers were ready: "
+            "enqueue more (--queue-jobs) for a dequeue rate"
+        )
     enqueue_cpu = (_cpu(queued) - _cpu(before)) / jobs
     dequeue_cpu = (_cpu(drained) - _cpu(ready_info)) / max(1, drained_jobs)
     result = {
