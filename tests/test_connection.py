@@ -188,6 +188,7 @@ def test_queue_and_index_on_two_servers(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.cluster  # real-time outage: with the cluster tests (make test-cluster, CI)
 def test_worker_waits_for_an_index_of_its_own(tmp_path: Path) -> None:
     """The index's server goes away under a running worker: documents are still queued
     (submitting needs the queue only), the worker says once that it lost the index and once

@@ -92,6 +92,7 @@ def _killing(trip: int, sent: int) -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.cluster  # half a minute a backend: with the cluster tests (make test-cluster, CI)
 def test_every_kill_point_of_a_batch_is_repaired_by_its_retry(
     index_client: IndexClient, writer_settings: Settings
 ) -> None:
