@@ -23,7 +23,6 @@ from bench import memory, synthetic, throughput
 from bench.measure import latency_summary, median
 from bench.redisproc import redis_server
 from bench.workerproc import CODE, dedup_command, worker_env
-from dedup.index.keys import Keys
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import from_payload
@@ -183,8 +182,9 @@ def one_round(
     doc_id = corpus_.doc_id(rng.randrange(filled), FILL_PREFIX)
     samples = max(1, options["command_samples"] // repeat)
     dedup = dedup_command()
-    serial, _ = Store(client, Settings(namespace=throughput.NAMESPACE)).resolve(doc_id)
-    key = Keys(throughput.NAMESPACE).records(serial)
+    store = Store(client, Settings(namespace=throughput.NAMESPACE))
+    serial, _ = store.resolve(doc_id)
+    key = store.keys.records(serial)
     offset = _FRESH + size * 10 + rep * 100_000
     check_docs = list(
         corpus_.documents(corpus, offset, max(1, options["check_docs"] // repeat), prefix="check")

@@ -15,8 +15,8 @@ from typing import Any
 
 import redis
 
-from dedup.index.keys import Keys
-from dedup.index.layout import GROUPS
+from dedup.index.reads import Reads
+from dedup.settings import Settings
 
 MANY = {
     "r:": "records",
@@ -34,9 +34,9 @@ MANY = {
 
 def documents(client: redis.Redis, namespace: str) -> int:
     """Documents the store under ``namespace`` holds (summed over its groups)."""
-    keys = Keys(namespace)
+    keys = Reads(client, Settings(namespace=namespace)).keys
     pipe = client.pipeline(transaction=False)
-    for group in range(GROUPS):
+    for group in range(keys.groups.count):
         pipe.hget(keys.counters(group), "documents")
     return sum(int(n or 0) for n in pipe.execute())
 
@@ -75,7 +75,7 @@ def _sample(client: redis.Redis, count: int) -> tuple[list[str], bool]:
 
 def breakdown(client: redis.Redis, namespace: str, samples: int = 20_000) -> dict[str, Any]:
     """Bytes by key family, estimated from ``samples`` keys, per indexed document."""
-    keys = Keys(namespace)
+    keys = Reads(client, Settings(namespace=namespace)).keys
     count = documents(client, namespace) or 1
     singletons = [keys.meta]
     exact = {}

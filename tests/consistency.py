@@ -7,7 +7,7 @@ import uuid
 from collections import Counter
 
 from dedup.index.keys import FLAGS, Keys
-from dedup.index.layout import BANDS, CONTENT, GROUPS, IDS, PARAGRAPHS, PIECES, Family
+from dedup.index.layout import BANDS, CONTENT, IDS, PARAGRAPHS, PIECES, Family
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -30,7 +30,7 @@ def entry_serials(client: IndexClient, keys: Keys, family: Family) -> Counter[in
 def intents_left(client: IndexClient, keys: Keys) -> dict[int, list[int]]:
     """The intents kept in each group: none once every write has finished."""
     pipe = client.pipeline(transaction=False)
-    for group in range(GROUPS):
+    for group in range(keys.groups.count):
         pipe.hkeys(keys.intents(group))
     return {g: [int(k) for k in found] for g, found in enumerate(pipe.execute()) if found}
 

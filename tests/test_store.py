@@ -131,6 +131,24 @@ def test_other_signature_settings_are_refused(
     assert 1 == Store(index_client, index_settings).stats()["documents"]
 
 
+def test_an_index_keeps_the_groups_it_was_built_with(
+    index_settings: Settings, index_client: IndexClient
+) -> None:
+    """An index built with 1,024 groups (as every index was before ``index_groups``) is read
+    in its own groups by readers with the default; a writer with other groups is refused."""
+    body = article(42)
+    old = Store(index_client, index_settings.replace(index_groups=layout.LEGACY_GROUPS))
+    index(old, "a", as_html(body))
+    index(old, "b", as_html(body))
+    assert "groups" not in old.client.hget(old.keys.meta, "signature").decode()
+    reader = Store(index_client, index_settings)
+    assert layout.LEGACY_GROUPS == reader.keys.groups.count
+    assert ["a"] == reader.report("b")["exact_duplicates"]
+    assert 2 == reader.stats()["documents"]
+    with pytest.raises(SettingsMismatchError, match="groups=None \\(ours 128\\)"):
+        index(reader, "c", as_html(article(43)))
+
+
 def test_namespaces_are_separate(index_settings: Settings, index_client: IndexClient) -> None:
     """Two namespaces in one Redis do not see each other's documents."""
     body = as_html(article(50))
@@ -214,3 +232,36 @@ def test_an_edited_version_does_not_count_its_old_self(
     _, record = store.resolve("x")
     assert record is not None
     assert layout.reduce_signature(signature, store.wide) == record.signature
+
+
+def test_entries_that_move_to_their_sets_keep_the_order_of_a_batch(store: Store) -> None:
+    """Operations on an entry that moves to its overflow set mid-batch (past
+    ``layout.INLINE`` holders) are sent again with the set, after the others and in the order
+    they came: every answer is the one the batch's order gives, and the entry ends up right."""
+    batch = store._batch()
+    key, other = 0x1234 << 48, 0x4321 << 48  # a paragraph entry, and one of another group
+    serials = list(range(1, 2 * layout.INLINE + 1))
+    added = [batch.update(layout.PARAGRAPHS, key, "p", s) for s in serials]
+    beside = batch.update(layout.PARAGRAPHS, other, "p", 99)
+    gone = batch.update(layout.PARAGRAPHS, key, "x", 3)
+    again = batch.update(layout.PARAGRAPHS, key, "p", 3)
+    answers = batch.send(store.client)
+    assert serials == [answers[t].count for t in added]
+    assert [1] * len(serials) == [answers[t].changed for t in added]
+    assert (1, len(serials) - 1, len(serials)) == (
+        answers[beside].count,
+        answers[gone].count,
+        answers[again].count,
+    )
+    asked = store._batch()
+    counted = asked.lookup(layout.PARAGRAPHS, key, "m")
+    one = asked.lookup(layout.PARAGRAPHS, other, "m")
+    found = asked.send(store.client)
+    assert (sorted(serials), [99]) == (sorted(found[counted].serials), found[one].serials)
+    # Taken out again one by one, the entry leaves its set and then the index.
+    out = store._batch()
+    tickets = [out.update(layout.PARAGRAPHS, key, "x", s) for s in serials]
+    out.update(layout.PARAGRAPHS, other, "x", 99)
+    left = out.send(store.client)
+    assert list(range(len(serials) - 1, -1, -1)) == [left[t].count for t in tickets]
+    assert [] == store.client.keys(f"{store.keys.namespace}:*:p:*")

@@ -24,7 +24,7 @@ import redis
 import xxhash
 
 from dedup.errors import NotFoundError
-from dedup.index import layout, scripts
+from dedup.index import scripts
 from dedup.index.keys import FLAGS
 from dedup.index.layout import Record, similarity
 from dedup.index.reads import CLOCK_SKEW, Reads, store_error
@@ -106,12 +106,13 @@ def flagged_serials(reads: Reads, flags: Iterable[str]) -> list[int]:
     whole: 125 kB each over the groups at a million documents)."""
     names = list(flags)
     pipe = reads.client.pipeline(transaction=False)
-    for group in range(layout.GROUPS):
+    groups = reads.keys.groups
+    for group in range(groups.count):
         for flag in names:
             pipe.get(reads.keys.flag(flag, group))
     replies = cast("list[bytes | None]", pipe.execute())
     serials: list[int] = []
-    for group in range(layout.GROUPS):
+    for group in range(groups.count):
         raws = [raw or b"" for raw in replies[group * len(names) : (group + 1) * len(names)]]
         width = max(map(len, raws), default=0)
         bits = 0
@@ -122,7 +123,7 @@ def flagged_serials(reads: Reads, flags: Iterable[str]) -> list[int]:
         for index, byte in enumerate(data):
             if byte:
                 serials.extend(
-                    layout.serial_of(8 * index + k, group) for k in range(8) if byte >> (7 - k) & 1
+                    groups.serial(8 * index + k, group) for k in range(8) if byte >> (7 - k) & 1
                 )
     return sorted(serials)
 

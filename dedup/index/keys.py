@@ -1,6 +1,6 @@
 """Every Redis key dedup writes, named in one place under a configurable namespace.
 
-Keys of the index carry the hash tag of their group (:func:`dedup.index.layout.group_tags`):
+Keys of the index carry the hash tag of their group (:class:`dedup.index.layout.Groups`):
 on a Redis Cluster every key one script touches is in one slot, and the scripts are handed
 every key they touch, named here; none is built in Lua. The layout of what the keys hold is
 described in :mod:`dedup.index.layout`.
@@ -8,15 +8,10 @@ described in :mod:`dedup.index.layout`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 
-from dedup.index.layout import (
-    RECORDS_PER_BUCKET,
-    Family,
-    group_of,
-    group_tags,
-    position_of,
-)
+from dedup.index.layout import RECORDS_PER_BUCKET, Family, Groups
 
 FLAGS = ("doubled_body", "internal_repeat", "exact_duplicate", "near_duplicate", "boilerplate")
 """The flag vocabulary of reports, in the order reports list them."""
@@ -29,9 +24,10 @@ def _escaped(text: str) -> str:
 
 @dataclass(frozen=True)
 class Keys:
-    """Key names for one namespace."""
+    """Key names for one namespace, cut into ``groups``."""
 
     namespace: str
+    groups: Groups = field(default_factory=Groups)
 
     @property
     def pattern(self) -> str:
@@ -48,7 +44,7 @@ class Keys:
         return f"{self.namespace}:meta"
 
     def _group(self, group: int) -> str:
-        return f"{self.namespace}:{{{group_tags()[group]}}}"
+        return f"{self.namespace}:{{{self.groups.tags[group]}}}"
 
     def counters(self, group: int) -> str:
         """Hash: a group's running totals (documents, paragraphs, distinct paragraphs, and
@@ -62,8 +58,8 @@ class Keys:
     def records(self, serial: int) -> str:
         """Hash: serial → packed record, for :data:`RECORDS_PER_BUCKET` consecutive
         positions of the serial's group."""
-        group = group_of(serial)
-        return f"{self._group(group)}:r:{position_of(serial) // RECORDS_PER_BUCKET}"
+        position = self.groups.position(serial)
+        return f"{self._group(self.groups.of(serial))}:r:{position // RECORDS_PER_BUCKET}"
 
     def flag(self, name: str, group: int) -> str:
         """Bitmap: bit ``position`` is set when that version of the group carries the flag."""
@@ -71,11 +67,17 @@ class Keys:
 
     def entry(self, family: Family, bucket: int) -> str:
         """Hash: one bucket of a family of index entries (LSH bands, paragraphs...)."""
-        return f"{self._group(family.group(bucket))}:{family.name}:{bucket}"
+        return self.entry_prefixes(family)[self.groups.of_bucket(family, bucket)] + str(bucket)
+
+    def entry_prefixes(self, family: Family) -> tuple[str, ...]:
+        """By group, what the entry hashes of a family start with: :meth:`entry` is the
+        prefix of the bucket's group followed by the bucket's number (for code that names
+        thousands of entries a batch)."""
+        return _entry_prefixes(self.namespace, family.name, self.groups.count)
 
     def overflow(self, family: Family, bucket: int, field: bytes) -> str:
         """Set: the serials of an entry held by many documents (same slot as its hash)."""
-        return f"{self.entry(family, bucket)}:{field.hex()}"
+        return overflow_of(self.entry(family, bucket), field)
 
     def text(self, doc_id: str) -> str:
         """String, expiring: a document's paragraphs for review (:mod:`dedup.index.texts`)."""
@@ -85,3 +87,13 @@ class Keys:
     def worker_metrics(self) -> str:
         """Hash: the workers' running counts and latency buckets (:mod:`dedup.queue.metrics`)."""
         return f"{self.namespace}:worker-metrics"
+
+
+@cache
+def _entry_prefixes(namespace: str, family: str, groups: int) -> tuple[str, ...]:
+    return tuple(f"{namespace}:{{{tag}}}:{family}:" for tag in Groups(groups).tags)
+
+
+def overflow_of(entry: str, field: bytes) -> str:
+    """The overflow set of the entry ``field`` of the entry hash named ``entry``."""
+    return f"{entry}:{field.hex()}"

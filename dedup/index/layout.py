@@ -3,14 +3,15 @@
 A million documents must fit in about a gigabyte of Redis, everything included, so the
 layout avoids what costs memory in Redis: a key per small thing, and long member names.
 
-- The index is cut into :data:`GROUPS` **groups**, each with a hash tag of its own (a Redis
-  Cluster keeps every key of a group in one hash slot; the tags are spread evenly over the
-  slots, so each master's share of groups is its share of slots). A document lives in the
+- The index is cut into **groups** (:class:`Groups`, a power of two of them), each with a
+  hash tag of its own (a Redis Cluster keeps every key of a group in one hash slot; the
+  tags are spread evenly over the slots, so each master's share of groups is its share of
+  slots). A document lives in the
   group of its id: its id entry, its records, its flag bits and the group's counters share a
   slot, so that one script can replace one version by the next. Index entries live in the
   group of their bucket, so each LSH band, paragraph or content lookup goes to one slot.
 - Every indexed version of a document gets a **serial** (a 32-bit integer): the group's own
-  count ``n`` times :data:`GROUPS` plus the group, so no key is written by every document
+  count ``n`` times the number of groups plus the group, so no key is written by every document
   and the group can be read back from the serial. Its **record** (id, URL, time, MinHash
   signature, paragraph fingerprints, the internal repeats when there are any) is one packed
   string, a field of a hash holding 128 consecutive serials of the group.
@@ -54,12 +55,13 @@ hash tags, 128-bit id entries). The near-copy data of ``near_paragraphs`` is an 
 recorded by that setting in the signature settings: with it off, records are those of the
 format, so an index built before the setting existed reads on."""
 
-GROUP_BITS = 10
-"""log2 of :data:`GROUPS`: a bucket's group is its top bits."""
-GROUPS = 1 << GROUP_BITS
-"""Groups of keys, each in one hash slot of a cluster: more than the masters of the largest
-cluster Redis supports, so every master gets a share, and few enough that reading every
-group's counters or newest records stays one round trip."""
+DEFAULT_GROUPS = 128
+"""Groups of keys of a new index (the ``index_groups`` setting), each in one hash slot of a
+cluster. Every round trip of a batch's writes sends one script call to each group its
+entries fall in, so fewer groups cost less per document; a cluster spreads evenly over up to
+about one master per eight groups (docs/SCALING.md)."""
+LEGACY_GROUPS = 1024
+"""The groups of an index whose signature settings name none (built before the setting)."""
 SLOTS = 16384
 """Hash slots of a Redis Cluster."""
 
@@ -105,10 +107,6 @@ class Family:
         rest = (key << self.bucket_bits) & ((1 << self.key_bits) - 1)
         field = rest >> (self.key_bits - 8 * self.field_bytes)
         return bucket, field.to_bytes(self.field_bytes, "big")
-
-    def group(self, bucket: int) -> int:
-        """The group of a bucket: its high bits."""
-        return bucket >> (self.bucket_bits - GROUP_BITS)
 
 
 # Sized so that at a million documents (16 bands and ~19 paragraphs each) every hash holds
@@ -231,37 +229,62 @@ def id_key(doc_id: str) -> int:
     return int(xxhash.xxh3_128_intdigest(doc_id.encode("utf-8")))
 
 
-def id_group(doc_id: str) -> int:
-    """The group a document lives in: that of its id entry."""
-    return IDS.group(IDS.split(id_key(doc_id))[0])
-
-
 # -- groups and serials ------------------------------------------------------------------------
 
 
-def serial_of(position: int, group: int) -> int:
-    """The serial of the ``position``-th version indexed in a group (from 1)."""
-    return position * GROUPS + group
+@dataclass(frozen=True)
+class Groups:
+    """How an index is cut into groups: ``count`` of them, a power of two."""
+
+    count: int = DEFAULT_GROUPS
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.count <= 1 << MAX_GROUP_BITS or self.count & (self.count - 1):
+            raise ValueError(f"groups must be a power of two from 1 to {1 << MAX_GROUP_BITS}")
+
+    @property
+    def bits(self) -> int:
+        """log2 of the count: a bucket's group is its top bits."""
+        return self.count.bit_length() - 1
+
+    def serial(self, position: int, group: int) -> int:
+        """The serial of the ``position``-th version indexed in a group (from 1)."""
+        return position * self.count + group
+
+    def of(self, serial: int) -> int:
+        """The group a version lives in."""
+        return serial % self.count
+
+    def position(self, serial: int) -> int:
+        """A version's place in its group: its bit in the group's flag bitmaps."""
+        return serial // self.count
+
+    def of_bucket(self, family: Family, bucket: int) -> int:
+        """The group of one of a family's buckets: the bucket's high bits."""
+        return bucket >> (family.bucket_bits - self.bits)
+
+    def of_id(self, doc_id: str) -> int:
+        """The group a document lives in: that of its id entry."""
+        return self.of_bucket(IDS, IDS.split(id_key(doc_id))[0])
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The hash tag of each group (:func:`group_tags`)."""
+        return group_tags(self.count)
 
 
-def group_of(serial: int) -> int:
-    """The group a version lives in."""
-    return serial % GROUPS
-
-
-def position_of(serial: int) -> int:
-    """A version's place in its group: its bit in the group's flag bitmaps."""
-    return serial // GROUPS
+MAX_GROUP_BITS = 12
+"""At most 4,096 groups (the family with the fewest buckets has 16,384)."""
 
 
 @cache
-def group_tags() -> tuple[str, ...]:
-    """The hash tag of each group: short strings whose hash slots are spread evenly, group
-    ``g`` in the ``g``-th of :data:`GROUPS` equal ranges of slots, so that any master holding
-    a share of the slots holds the same share of the groups."""
-    width = SLOTS // GROUPS
-    tags: list[str | None] = [None] * GROUPS
-    left, n = GROUPS, 0
+def group_tags(count: int) -> tuple[str, ...]:
+    """The hash tag of each of ``count`` groups: short strings whose hash slots are spread
+    evenly, group ``g`` in the ``g``-th of ``count`` equal ranges of slots, so that any master
+    holding a share of the slots holds the same share of the groups."""
+    width = SLOTS // count
+    tags: list[str | None] = [None] * count
+    left, n = count, 0
     while left:
         tag = format(n, "x")
         group = (binascii.crc_hqx(tag.encode(), 0) % SLOTS) // width
@@ -452,9 +475,11 @@ class Intent:
 _INTENT_HEAD = struct.Struct("<II")
 
 
-def pack_intent(intent: Intent) -> bytes:
-    """The intent as its group keeps it: a JSON head, then the records it carries."""
-    record = pack(intent.record) if intent.record is not None else b""
+def pack_intent(intent: Intent, record: bytes | None = None) -> bytes:
+    """The intent as its group keeps it: a JSON head, then the records it carries
+    (``record``: its record packed already, else packed here)."""
+    if record is None:
+        record = pack(intent.record) if intent.record is not None else b""
     old = pack(intent.old) if intent.old is not None else b""
     head = json.dumps(
         {

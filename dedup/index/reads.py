@@ -98,11 +98,35 @@ class Reads:
     ) -> None:
         self.client = client
         self.settings = settings
-        self.keys = Keys(settings.namespace)
         self.clock = clock
         """Where index times come from (tests set documents in the past with it)."""
         self._lsh: tuple[int, int] | None = None
         """LSH bands and rows once known (:attr:`lsh`)."""
+        self._keys: Keys | None = None
+
+    def _recorded(self) -> dict[str, str] | None:
+        """The signature settings the index was built with (None for a new index)."""
+        stored = self.client.hget(Keys(self.settings.namespace).meta, "signature")
+        return json.loads(stored) if stored else None
+
+    def _learn(self) -> None:
+        recorded = self._recorded()
+        if recorded is not None:
+            self._lsh = int(recorded["lsh_bands"]), int(recorded["lsh_rows"])
+            groups = int(recorded.get("groups", layout.LEGACY_GROUPS))
+        else:
+            self._lsh = self.settings.lsh_bands, self.settings.lsh_rows
+            groups = self.settings.index_groups
+        self._keys = Keys(self.settings.namespace, layout.Groups(groups))
+
+    @property
+    def keys(self) -> Keys:
+        """Key names, cut into the index's groups: those it was built with, else ours (a
+        new index). Read from the meta key once, like :attr:`lsh`."""
+        if self._keys is None:
+            self._learn()
+        assert self._keys is not None
+        return self._keys
 
     @property
     def lsh(self) -> tuple[int, int]:
@@ -111,12 +135,8 @@ class Reads:
         Read from the meta key once; a store sets them when it records its settings there.
         """
         if self._lsh is None:
-            stored = self.client.hget(self.keys.meta, "signature")
-            if stored:
-                recorded = json.loads(stored)
-                self._lsh = int(recorded["lsh_bands"]), int(recorded["lsh_rows"])
-            else:
-                self._lsh = self.settings.lsh_bands, self.settings.lsh_rows
+            self._learn()
+        assert self._lsh is not None
         return self._lsh
 
     @property
@@ -193,16 +213,12 @@ class Reads:
             entries = self.entries(record)
             asked.append(
                 (
-                    [batch.lookup(CONTENT, k, scripts.MEMBERS) for k in entries.content],
-                    [batch.lookup(BANDS, k, scripts.MEMBERS) for k in entries.bands]
-                    if near
-                    else [],
-                    [batch.lookup(PARAGRAPHS, k, scripts.FEW) for k in entries.paragraphs]
+                    batch.lookups(CONTENT, entries.content, scripts.MEMBERS),
+                    batch.lookups(BANDS, entries.bands, scripts.MEMBERS) if near else [],
+                    batch.lookups(PARAGRAPHS, entries.paragraphs, scripts.FEW)
                     if paragraphs
                     else [],
-                    [batch.lookup(PIECES, k, scripts.FEW) for k in entries.pieces]
-                    if paragraphs
-                    else [],
+                    batch.lookups(PIECES, entries.pieces, scripts.FEW) if paragraphs else [],
                 )
             )
         answers = batch.send(self.client) if len(batch) else []
@@ -429,7 +445,7 @@ class Reads:
         """The flags among ``names`` that each version's bits carry (one round trip)."""
         pipe = self.client.pipeline(transaction=False)
         for serial, _ in versions:
-            group, position = layout.group_of(serial), layout.position_of(serial)
+            group, position = self.keys.groups.of(serial), self.keys.groups.position(serial)
             for name in names:
                 pipe.getbit(self.keys.flag(name, group), position)
         replies = iter(pipe.execute())
@@ -460,7 +476,7 @@ class Reads:
             return []
         try:
             batch = Batch(self.keys, boilerplate_at=self.settings.boilerplate_min_documents)
-            tickets = [batch.lookup(CONTENT, int(h, 16), scripts.MEMBERS) for h in content_hashes]
+            tickets = batch.lookups(CONTENT, [int(h, 16) for h in content_hashes], scripts.MEMBERS)
             answers = batch.send(self.client)
             lists = [answers[t].serials[: 2 * limit] for t in tickets]
             found = dict(self.records(list(dict.fromkeys(s for group in lists for s in group))))
@@ -472,7 +488,7 @@ class Reads:
         """Counts of documents, paragraphs and flags, summed over the groups."""
         try:
             pipe = self.client.pipeline(transaction=False)
-            for group in range(layout.GROUPS):
+            for group in range(self.keys.groups.count):
                 pipe.hgetall(self.keys.counters(group))
                 for name in FLAGS:
                     pipe.bitcount(self.keys.flag(name, group))

@@ -14,9 +14,7 @@ round trip is one pipeline; on a cluster redis-py sends each node its share.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
@@ -26,7 +24,7 @@ import redis
 from redis.cluster import ClusterPipeline
 
 from dedup.index import layout
-from dedup.index.keys import FLAGS, Keys
+from dedup.index.keys import FLAGS, Keys, overflow_of
 from dedup.index.layout import Family
 from dedup.servers.connection import IndexClient, cluster_policies
 
@@ -53,17 +51,9 @@ def source(name: str) -> Source:
 
 @cache
 def layout_argument() -> str:
-    """ARGV[1] of every script: the packing of serials and the inline limit, as JSON."""
-    return json.dumps(
-        {
-            "serial": {
-                "format": layout.lua_format(layout.SERIAL.format),
-                "size": layout.SERIAL.size,
-            },
-            "inline": layout.INLINE,
-        },
-        separators=(",", ":"),
-    )
+    """ARGV[1] of every script: the packing of serials, its size and the inline limit,
+    separated by spaces."""
+    return f"{layout.lua_format(layout.SERIAL.format)} {layout.SERIAL.size} {layout.INLINE}"
 
 
 @dataclass(frozen=True)
@@ -148,69 +138,99 @@ ADD, ADD_SEEING, ADD_PARAGRAPH, ADD_PIECE, REMOVE, REMOVE_PARAGRAPH = "a", "A", 
 """Update operations of ``update.lua``."""
 
 
-@dataclass(frozen=True)
 class Held:
     """What one entry lookup or update answered."""
 
-    count: int
-    """Documents holding the entry (after the update)."""
-    serials: list[int]
-    """The serials asked for ('' when not asked or not answered)."""
-    changed: bool = False
-    """Whether an update changed the entry."""
+    __slots__ = ("changed", "count", "packed")
+
+    def __init__(self, count: int, packed: bytes, changed: int = 0) -> None:
+        self.count = count
+        """Documents holding the entry (after the update)."""
+        self.packed = packed
+        """The serials asked for, packed (empty when not asked or not answered)."""
+        self.changed = changed
+        """1 when an update changed the entry."""
+
+    @property
+    def serials(self) -> list[int]:
+        """The serials asked for."""
+        return serials(self.packed)
 
 
 @dataclass
 class _Slot:
-    keys: list[str] = field(default_factory=list)
-    modes: list[str] = field(default_factory=list)
-    args: list[Any] = field(default_factory=list)
+    """The operations of one round trip on one group: per operation, the entry's hash, a
+    letter and the field's width, the field (followed by the serial for an update), and
+    the ticket of its answer."""
+
+    names: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+    chunks: list[bytes] = field(default_factory=list)
     tickets: list[int] = field(default_factory=list)
 
 
 class Batch:
     """The calls of one round trip. Entry lookups and updates are grouped into one script
-    call per group; every method returns a ticket, the index of its answer in :meth:`send`'s
-    reply."""
+    call per group; every method returns tickets, the indexes of the answers in
+    :meth:`send`'s reply.
+
+    An entry's overflow set is only named for the operations that need it: the scripts hold
+    back an operation on an entry that has moved to its set (boilerplate) and those after it
+    on the same entry, and :meth:`send` sends those again with their sets, one round trip
+    more for the batches that meet such entries. Naming every set would double the keys of
+    every call for the few entries that have one.
+    """
 
     def __init__(self, keys: Keys, *, boilerplate_at: int, few: int = 0) -> None:
         self.keys = keys
         self.boilerplate_at = boilerplate_at
         self.few = few
-        self._lookups: defaultdict[int, _Slot] = defaultdict(_Slot)
-        self._updates: defaultdict[int, _Slot] = defaultdict(_Slot)
+        self._lookups: dict[int, _Slot] = {}
+        self._updates: dict[int, _Slot] = {}
         self._calls: list[tuple[int, Call[Any]]] = []
         self._count = 0
 
-    def _ticket(self) -> int:
-        self._count += 1
-        return self._count - 1
+    def _add(
+        self, table: dict[int, _Slot], family: Family, keys: Iterable[int], code: str, tail: bytes
+    ) -> list[int]:
+        prefixes = self.keys.entry_prefixes(family)
+        width = family.field_bytes
+        code += str(width)
+        bucket_shift = family.key_bits - family.bucket_bits
+        group_shift = family.bucket_bits - self.keys.groups.bits
+        field_shift = bucket_shift - 8 * width
+        field_mask = (1 << (8 * width)) - 1
+        first = self._count
+        ticket = first
+        for key in keys:
+            bucket = key >> bucket_shift
+            group = bucket >> group_shift
+            slot = table.get(group)
+            if slot is None:
+                slot = table[group] = _Slot()
+            slot.names.append(prefixes[group] + str(bucket))
+            slot.codes.append(code)
+            slot.chunks.append(((key >> field_shift) & field_mask).to_bytes(width, "big") + tail)
+            slot.tickets.append(ticket)
+            ticket += 1
+        self._count = ticket
+        return list(range(first, ticket))
 
-    def _slot(
-        self, table: defaultdict[int, _Slot], family: Family, key: int
-    ) -> tuple[_Slot, bytes]:
-        bucket, name = family.split(key)
-        slot = table[family.group(bucket)]
-        slot.keys += [self.keys.entry(family, bucket), self.keys.overflow(family, bucket, name)]
-        return slot, name
+    def lookups(self, family: Family, keys: Iterable[int], mode: str = COUNT) -> list[int]:
+        """Ask how many documents hold each of these entries (and which, by ``mode``)."""
+        return self._add(self._lookups, family, keys, mode, b"")
 
     def lookup(self, family: Family, key: int, mode: str = COUNT) -> int:
         """Ask how many documents hold an entry (and which, by ``mode``)."""
-        slot, name = self._slot(self._lookups, family, key)
-        slot.modes.append(mode)
-        slot.args.append(name)
-        ticket = self._ticket()
-        slot.tickets.append(ticket)
-        return ticket
+        return self.lookups(family, (key,), mode)[0]
+
+    def updates(self, family: Family, keys: Iterable[int], op: str, serial: int) -> list[int]:
+        """Add a serial to each of these entries or take it out (``op``: :data:`ADD` ...)."""
+        return self._add(self._updates, family, keys, op, layout.SERIAL.pack(serial))
 
     def update(self, family: Family, key: int, op: str, serial: int) -> int:
         """Add a serial to an entry or take it out (``op``: :data:`ADD` ...)."""
-        slot, name = self._slot(self._updates, family, key)
-        slot.modes.append(op)
-        slot.args += [name, serial]
-        ticket = self._ticket()
-        slot.tickets.append(ticket)
-        return ticket
+        return self.updates(family, (key,), op, serial)[0]
 
     def call(self, call: Call[Any]) -> int:
         """Any other call."""
@@ -218,119 +238,140 @@ class Batch:
         self._calls.append((ticket, call))
         return ticket
 
+    def _ticket(self) -> int:
+        self._count += 1
+        return self._count - 1
+
     def __len__(self) -> int:
         return self._count
 
-    def _grouped(self) -> list[tuple[list[int], Call[Any]]]:
-        out: list[tuple[list[int], Call[Any]]] = []
-        for slot in self._lookups.values():
-            call = script_call(
-                "entries.lua", slot.keys, ["".join(slot.modes), self.few, *slot.args], _held_list
-            )
-            out.append((slot.tickets, call))
-        for group, slot in self._updates.items():
-            call = script_call(
-                "update.lua",
-                [self.keys.counters(group), *slot.keys],
-                ["".join(slot.modes), self.boilerplate_at, *slot.args],
-                _updated_list,
-            )
-            out.append((slot.tickets, call))
-        return out
+    def _script(self, group: int, slot: _Slot, *, lookup: bool, sets: bool) -> Call[list[Held]]:
+        keys: list[str] = slot.names
+        if sets:
+            keys = []
+            for name, code, chunk in zip(slot.names, slot.codes, slot.chunks, strict=True):
+                keys += (name, overflow_of(name, chunk[: int(code[1])]))
+        ops, packed, given = "".join(slot.codes), b"".join(slot.chunks), "1" if sets else "0"
+        if lookup:
+            return script_call("entries.lua", keys, [ops, self.few, packed, given], _held_list)
+        return script_call(
+            "update.lua",
+            [self.keys.counters(group), *keys],
+            [ops, self.boilerplate_at, packed, given],
+            _updated_list,
+        )
 
     def send(self, client: IndexClient) -> list[Any]:
-        """Send every call in one round trip; the answers by ticket."""
-        grouped = self._grouped()
-        calls = [call for _, call in grouped] + [call for _, call in self._calls]
-        replies = run(client, calls)
+        """Send every call in one round trip (and the operations held back for their
+        overflow sets in one more); the answers by ticket."""
         answers: list[Any] = [None] * self._count
-        for (tickets, _), reply in zip(grouped, replies, strict=False):
-            for ticket, answer in zip(tickets, reply, strict=True):
-                answers[ticket] = answer
+        grouped = [(True, g, slot) for g, slot in self._lookups.items()]
+        grouped += [(False, g, slot) for g, slot in self._updates.items()]
+        calls = [self._script(g, slot, lookup=lookup, sets=False) for lookup, g, slot in grouped]
+        calls += [call for _, call in self._calls]
+        replies = run(client, calls)
         for (ticket, _), reply in zip(self._calls, replies[len(grouped) :], strict=True):
             answers[ticket] = reply
+        again: list[tuple[bool, int, _Slot]] = []
+        for (lookup, group, slot), held in zip(grouped, replies, strict=False):
+            back = _Slot()
+            for ticket, answer, k in zip(slot.tickets, held, range(len(held)), strict=True):
+                if answer.count < 0:
+                    back.names.append(slot.names[k])
+                    back.codes.append(slot.codes[k])
+                    back.chunks.append(slot.chunks[k])
+                    back.tickets.append(ticket)
+                else:
+                    answers[ticket] = answer
+            if back.tickets:
+                again.append((lookup, group, back))
+        if again:
+            calls = [self._script(g, slot, lookup=lookup, sets=True) for lookup, g, slot in again]
+            for (_, _, slot), held in zip(again, run(client, calls), strict=True):
+                for ticket, answer in zip(slot.tickets, held, strict=True):
+                    answers[ticket] = answer
         return answers
 
 
 def _held_list(reply: list[Any]) -> list[Held]:
-    return [
-        Held(int(n), serials(packed)) for n, packed in zip(reply[::2], reply[1::2], strict=True)
-    ]
+    return list(map(Held, reply[::2], reply[1::2]))
 
 
 def _updated_list(reply: list[Any]) -> list[Held]:
-    return [
-        Held(int(reply[k]), serials(reply[k + 2]), bool(int(reply[k + 1])))
-        for k in range(0, len(reply), 3)
-    ]
+    return list(map(Held, reply[::3], reply[2::3], reply[1::3]))
 
 
 # -- a document's group --------------------------------------------------------------------------
 
 
-class Begun:
-    """The reply of ``begin.lua``: the new serial, or 0 on a conflict."""
+@dataclass(frozen=True)
+class Writing:
+    """A document's new version to announce (``begin.lua``)."""
 
-    def __init__(self, reply: list[Any]) -> None:
-        self.serial = int(reply[1]) if reply[0] == b"ok" else 0
-
-
-def begin(keys: Keys, doc_id: str, *, expect: int, intent: bytes) -> Call[Begun]:
-    """``begin.lua``: the serial of a new version of ``doc_id``, its intent kept, unless the
-    document's current version is no longer ``expect`` (0: none)."""
-    bucket, name = layout.IDS.split(layout.id_key(doc_id))
-    group = layout.IDS.group(bucket)
-    return script_call(
-        "begin.lua",
-        [keys.entry(layout.IDS, bucket), keys.counters(group), keys.intents(group)],
-        [name, expect, group, layout.GROUPS, intent],
-        Begun,
-    )
+    doc_id: str
+    expect: int
+    """The serial of its current version as read (0: none)."""
+    intent: bytes
+    """The intent to keep, packed."""
 
 
-def commit(
-    keys: Keys,
-    doc_id: str,
-    *,
-    old: int,
-    new: int,
-    record: bytes,
-    flags: set[str],
-    documents: int,
-    paragraphs: int,
-    owed: bytes,
-) -> Call[str]:
-    """``commit.lua``: version ``new`` (0: none, a delete) becomes the current one of
-    ``doc_id`` in place of ``old``; ``owed`` (an intent) is kept for what is left to do.
-    The reply is ``ok``, ``conflict`` or ``lost``."""
-    bucket, name = layout.IDS.split(layout.id_key(doc_id))
-    group = layout.IDS.group(bucket)
-    kept = new or old
-    return script_call(
-        "commit.lua",
-        [
-            keys.entry(layout.IDS, bucket),
-            keys.counters(group),
-            keys.intents(group),
-            keys.records(kept),
-            keys.records(old or kept),
-            *(keys.flag(flag, group) for flag in FLAGS),
-        ],
-        [
+def begin(keys: Keys, group: int, writes: Sequence[Writing]) -> Call[list[int]]:
+    """``begin.lua``: for each document of ``group``, the serial of its new version, its
+    intent kept, or 0 when its current version is no longer the one expected."""
+    names = [keys.counters(group), keys.intents(group)]
+    args: list[Any] = [group, keys.groups.count]
+    for write in writes:
+        bucket, name = layout.IDS.split(layout.id_key(write.doc_id))
+        names.append(keys.entry(layout.IDS, bucket))
+        args += [name, write.expect, write.intent]
+    return script_call("begin.lua", names, args, lambda reply: [int(s) for s in reply])
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A document's version to make current, or a document to delete (``commit.lua``)."""
+
+    doc_id: str
+    old: int
+    """The serial of its current version as read (0: none)."""
+    new: int
+    """The serial of its new version (0: a delete)."""
+    record: bytes
+    """The new record, packed ('' for a delete)."""
+    flags: frozenset[str]
+    """The flags of the new version."""
+    documents: int
+    paragraphs: int
+    """The change of the group's counts of documents and paragraphs."""
+    owed: bytes
+    """The owed intent, packed ('' when nothing is owed)."""
+
+
+def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]:
+    """``commit.lua``: for each document of ``group``, version ``new`` becomes the current
+    one in place of ``old``, and the owed intent is kept for what is left to do; the reply
+    per document is ``ok``, ``conflict`` or ``lost``."""
+    names = [keys.counters(group), keys.intents(group), *(keys.flag(f, group) for f in FLAGS)]
+    args: list[Any] = ["f" * len(FLAGS)]
+    position = keys.groups.position
+    for c in commits:
+        bucket, name = layout.IDS.split(layout.id_key(c.doc_id))
+        kept = c.new or c.old
+        names += [keys.entry(layout.IDS, bucket), keys.records(kept), keys.records(c.old or kept)]
+        args += [
             name,
-            old,
-            layout.position_of(old),
-            new,
-            layout.position_of(new),
-            record,
-            "".join("1" if f in flags else "0" for f in FLAGS),
-            documents,
-            paragraphs,
-            owed,
+            c.old,
+            position(c.old),
+            c.new,
+            position(c.new),
+            c.record,
+            "".join("1" if f in c.flags else "0" for f in FLAGS),
+            c.documents,
+            c.paragraphs,
+            c.owed,
             kept,
-        ],
-        lambda reply: decoded(reply[0]),
-    )
+        ]
+    return script_call("commit.lua", names, args, lambda reply: [decoded(r) for r in reply])
 
 
 def set_flags(keys: Keys, group: int, bits: Sequence[tuple[int, str, bool]]) -> Call[int]:
@@ -339,7 +380,7 @@ def set_flags(keys: Keys, group: int, bits: Sequence[tuple[int, str, bool]]) -> 
     args: list[Any] = []
     for serial, flag, on in bits:
         names += [keys.records(serial), keys.flag(flag, group)]
-        args += [serial, layout.position_of(serial), int(on)]
+        args += [serial, keys.groups.position(serial), int(on)]
     return script_call("flags.lua", names, args, int)
 
 
@@ -370,4 +411,4 @@ def intents(keys: Keys, group: int) -> Call[dict[int, bytes]]:
 
 def intent(keys: Keys, serial: int) -> Call[bytes | None]:
     """The intent kept for one serial (None when there is none)."""
-    return command("HGET", keys.intents(layout.group_of(serial)), serial)
+    return command("HGET", keys.intents(keys.groups.of(serial)), serial)

@@ -41,8 +41,17 @@ from redis.cluster import RedisCluster
 
 from dedup.errors import SettingsMismatchError, StoreError
 from dedup.index import layout, scripts, texts
+from dedup.index.keys import Keys
 from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Intent, Record
-from dedup.index.reads import CLOCK_SKEW, MAX_CANDIDATES, MAX_EXACT, NO_ENTRIES, Reads, store_error
+from dedup.index.reads import (
+    CLOCK_SKEW,
+    MAX_CANDIDATES,
+    MAX_EXACT,
+    NO_ENTRIES,
+    Entries,
+    Reads,
+    store_error,
+)
 from dedup.index.scripts import Batch, Held
 from dedup.pipeline import signature
 from dedup.pipeline.analysis import Analysis
@@ -87,6 +96,8 @@ def signature_settings(settings: Settings) -> dict[str, str]:
     }
     if settings.near_paragraphs:
         recorded["near_paragraphs"] = "true"
+    if settings.index_groups != layout.LEGACY_GROUPS:
+        recorded["groups"] = str(settings.index_groups)
     return recorded
 
 
@@ -117,6 +128,8 @@ class _Plan:
     old_serial: int = 0
     old: Record | None = None
     record: Record | None = None
+    packed: bytes = b""
+    """The new record, packed ('' for a delete)."""
     serial: int = 0
     keys: list[int] = field(default_factory=list)
     """The entry key of each of the new version's paragraphs, in order."""
@@ -162,7 +175,9 @@ class Store(Reads):
                 f"settings: {diff}; use another namespace or the same settings"
             )
         self.client.hset(self.keys.meta, items=[x for pair in _versions().items() for x in pair])
-        self._lsh = self.settings.lsh_bands, self.settings.lsh_rows  # the index's, checked above
+        # the index's, checked above
+        self._lsh = self.settings.lsh_bands, self.settings.lsh_rows
+        self._keys = Keys(self.settings.namespace, layout.Groups(self.settings.index_groups))
         self._meta_checked = True
 
     # -- writing ----------------------------------------------------------------------------
@@ -223,6 +238,7 @@ class Store(Reads):
                 del plans[i]
                 continue
             plan.record = self._record(analysis, plan)
+            plan.packed = layout.pack(plan.record)
         conflicts = self._begin(plans, token)
         self._add(plans)
         self._score(plans)
@@ -237,7 +253,7 @@ class Store(Reads):
         documents' groups (finishing those this writer, or a dead one, left)."""
         batch = self._batch()
         current = {i: batch.call(scripts.current(self.keys, p.doc_id)) for i, p in plans.items()}
-        groups = {layout.id_group(p.doc_id) for p in plans.values()}
+        groups = {self.keys.groups.of_id(p.doc_id) for p in plans.values()}
         found = {g: batch.call(scripts.intents(self.keys, g)) for g in groups}
         counted: dict[int, tuple[list[int], list[int]]] = {}
         for i, plan in plans.items():
@@ -246,9 +262,9 @@ class Store(Reads):
                 continue
             plan.keys = [layout.paragraph_key(fp) for fp in analysis.fingerprints]
             plan.pieces = [tuple(layout.piece_key(k) for k in p) for p in analysis.pieces or ()]
-            paragraphs = [batch.lookup(PARAGRAPHS, k) for k in dict.fromkeys(plan.keys)]
+            paragraphs = batch.lookups(PARAGRAPHS, dict.fromkeys(plan.keys))
             held = dict.fromkeys(k for p in plan.pieces for k in p)
-            counted[i] = (paragraphs, [batch.lookup(PIECES, k) for k in held])
+            counted[i] = (paragraphs, batch.lookups(PIECES, held))
         answers = batch.send(self.client)
         for i, plan in plans.items():
             plan.old_serial = answers[current[i]]
@@ -323,46 +339,46 @@ class Store(Reads):
 
     def _begin(self, plans: dict[int, _Plan], token: str) -> list[int]:
         """Step 2: a serial and an intent for each new version; returns the conflicts."""
-        order = list(plans)
+        by_group: dict[int, list[int]] = {}
+        for i, plan in plans.items():
+            by_group.setdefault(self.keys.groups.of_id(plan.doc_id), []).append(i)
+        now = time.time()
         calls = []
-        for i in order:
-            plan = plans[i]
-            intent = Intent(layout.WRITING, token, time.time(), record=plan.record)
-            calls.append(
-                scripts.begin(
-                    self.keys,
-                    plan.doc_id,
-                    expect=plan.old_serial,
-                    intent=layout.pack_intent(intent),
-                )
-            )
+        for group, order in by_group.items():
+            writes = []
+            for i in order:
+                plan = plans[i]
+                intent = Intent(layout.WRITING, token, now, record=plan.record)
+                packed = layout.pack_intent(intent, plan.packed)
+                writes.append(scripts.Writing(plan.doc_id, plan.old_serial, packed))
+            calls.append(scripts.begin(self.keys, group, writes))
         conflicts = []
-        for i, begun in zip(order, scripts.run(self.client, calls), strict=True):
-            if begun.serial:
-                plans[i].serial = begun.serial
-            else:
-                conflicts.append(i)
-                del plans[i]
-        return conflicts
+        for order, serials in zip(by_group.values(), scripts.run(self.client, calls), strict=True):
+            for i, serial in zip(order, serials, strict=True):
+                if serial:
+                    plans[i].serial = serial
+                else:
+                    conflicts.append(i)
+                    del plans[i]
+        return sorted(conflicts)
 
     def _add(self, plans: dict[int, _Plan]) -> None:
         """Step 3: the new entries, and who held them; the old version's holders, whose
         flags its removal may change."""
         batch = self._batch()
         asked: dict[int, dict[str, list[int]]] = {}
+        written: dict[int, Entries] = {}
         for i, plan in plans.items():
             assert plan.record is not None
             new, serial = self.entries(plan.record), plan.serial
+            written[i] = new
             asked[i] = {
-                "bands": [batch.update(BANDS, k, scripts.ADD_SEEING, serial) for k in new.bands],
-                "content": [
-                    batch.update(CONTENT, k, scripts.ADD_SEEING, serial) for k in new.content
-                ],
-                "paragraphs": [
-                    batch.update(PARAGRAPHS, k, scripts.ADD_PARAGRAPH, serial)
-                    for k in new.paragraphs
-                ],
-                "pieces": [batch.update(PIECES, k, scripts.ADD_PIECE, serial) for k in new.pieces],
+                "bands": batch.updates(BANDS, new.bands, scripts.ADD_SEEING, serial),
+                "content": batch.updates(CONTENT, new.content, scripts.ADD_SEEING, serial),
+                "paragraphs": batch.updates(
+                    PARAGRAPHS, new.paragraphs, scripts.ADD_PARAGRAPH, serial
+                ),
+                "pieces": batch.updates(PIECES, new.pieces, scripts.ADD_PIECE, serial),
                 "affected": self._affected_lookups(batch, plan.old),
             }
         answers = batch.send(self.client)
@@ -380,8 +396,7 @@ class Store(Reads):
             # out: it is not counted, nor a candidate.
             old = self.entries(plan.old) if plan.old is not None else NO_ENTRIES
             kept = set(old.paragraphs) | set(old.pieces)
-            assert plan.record is not None
-            mine = self.entries(plan.record)
+            mine = written[i]
             added = zip(
                 [*mine.paragraphs, *mine.pieces],
                 got["paragraphs"] + got["pieces"],
@@ -412,10 +427,10 @@ class Store(Reads):
             return []
         entries = self.entries(old)
         return (
-            [batch.lookup(BANDS, k, scripts.MEMBERS) for k in entries.bands]
-            + [batch.lookup(CONTENT, k, scripts.MEMBERS) for k in entries.content]
-            + [batch.lookup(PARAGRAPHS, k, scripts.AT_LIMIT) for k in entries.paragraphs]
-            + [batch.lookup(PIECES, k, scripts.AT_LIMIT) for k in entries.pieces]
+            batch.lookups(BANDS, entries.bands, scripts.MEMBERS)
+            + batch.lookups(CONTENT, entries.content, scripts.MEMBERS)
+            + batch.lookups(PARAGRAPHS, entries.paragraphs, scripts.AT_LIMIT)
+            + batch.lookups(PIECES, entries.pieces, scripts.AT_LIMIT)
         )
 
     def _score(self, plans: dict[int, _Plan]) -> None:
@@ -460,11 +475,11 @@ class Store(Reads):
     def _commit(self, plans: dict[int, _Plan], token: str) -> list[int]:
         """Steps 5 and 6; returns the documents another writer overtook (their new version
         taken back, to write again)."""
-        order = list(plans)
         owed: dict[int, Intent] = {}
-        calls = []
-        for i in order:
-            plan = plans[i]
+        by_group: dict[int, list[int]] = {}
+        commits: dict[int, scripts.Commit] = {}
+        now = time.time()
+        for i, plan in plans.items():
             record = plan.record
             raised = {
                 k: sorted(v - {plan.serial}) for k, v in plan.raised.items() if v - {plan.serial}
@@ -473,7 +488,7 @@ class Store(Reads):
             intent = Intent(
                 layout.OWED,
                 token,
-                time.time(),
+                now,
                 old_serial=plan.old_serial,
                 old=plan.old,
                 raised=raised,
@@ -482,24 +497,28 @@ class Store(Reads):
             if plan.old_serial or raised or refresh:
                 owed[i] = intent
             old_paragraphs = plan.old.paragraphs if plan.old is not None else 0
-            calls.append(
-                scripts.commit(
-                    self.keys,
-                    plan.doc_id,
-                    old=plan.old_serial,
-                    new=plan.serial,
-                    record=layout.pack(record) if record is not None else b"",
-                    flags=plan.flags,
-                    documents=int(record is not None) - int(plan.old is not None),
-                    paragraphs=(record.paragraphs if record is not None else 0) - old_paragraphs,
-                    owed=layout.pack_intent(intent) if i in owed else b"",
-                )
+            by_group.setdefault(self.keys.groups.of_id(plan.doc_id), []).append(i)
+            commits[i] = scripts.Commit(
+                plan.doc_id,
+                old=plan.old_serial,
+                new=plan.serial,
+                record=plan.packed,
+                flags=frozenset(plan.flags),
+                documents=int(record is not None) - int(plan.old is not None),
+                paragraphs=(record.paragraphs if record is not None else 0) - old_paragraphs,
+                owed=layout.pack_intent(intent) if i in owed else b"",
             )
+        calls = [
+            scripts.commit(self.keys, group, [commits[i] for i in order])
+            for group, order in by_group.items()
+        ]
         overtaken = []
-        for i, reply in zip(order, scripts.run(self.client, calls), strict=True):
-            if reply != "ok":
-                overtaken.append(i)
-                owed.pop(i, None)
+        for order, replies in zip(by_group.values(), scripts.run(self.client, calls), strict=True):
+            for i, reply in zip(order, replies, strict=True):
+                if reply != "ok":
+                    overtaken.append(i)
+                    owed.pop(i, None)
+        overtaken.sort()
         back = [
             (plans[i].serial, Intent(layout.WRITING, token, 0.0, record=plans[i].record))
             for i in overtaken
@@ -541,7 +560,7 @@ class Store(Reads):
         writers that died left where nobody wrote since); returns how many there were."""
         try:
             found = scripts.run(
-                self.client, [scripts.intents(self.keys, g) for g in range(layout.GROUPS)]
+                self.client, [scripts.intents(self.keys, g) for g in range(self.keys.groups.count)]
             )
             intents = [(s, i) for group in found for s, i in group.items()]
             before = len(intents)
@@ -564,8 +583,8 @@ class Store(Reads):
             if intent.kind == layout.WRITING:
                 if intent.record is not None:
                     entries = self.entries(intent.record)
-                    affected += [batch.lookup(BANDS, k, scripts.MEMBERS) for k in entries.bands]
-                    affected += [batch.lookup(CONTENT, k, scripts.MEMBERS) for k in entries.content]
+                    affected += batch.lookups(BANDS, entries.bands, scripts.MEMBERS)
+                    affected += batch.lookups(CONTENT, entries.content, scripts.MEMBERS)
                     self._take_out(batch, intent.record, serial)
                 continue
             if intent.old is not None:
@@ -576,27 +595,26 @@ class Store(Reads):
         refresh.update(s for t in affected for s in answers[t].serials)
         by_group: dict[int, list[tuple[int, str, bool]]] = {}
         for s, flag in raised:
-            by_group.setdefault(layout.group_of(s), []).append((s, flag, True))
+            by_group.setdefault(self.keys.groups.of(s), []).append((s, flag, True))
         scripts.run(
             self.client, [scripts.set_flags(self.keys, g, bits) for g, bits in by_group.items()]
         )
         self.refresh_flags(refresh)
-        pipe = self.client.pipeline(transaction=False)
+        done: dict[int, list[int]] = {}
         for serial, _ in intents:
-            pipe.hdel(self.keys.intents(layout.group_of(serial)), serial)
+            done.setdefault(self.keys.groups.of(serial), []).append(serial)
+        pipe = self.client.pipeline(transaction=False)
+        for group, serials in done.items():
+            pipe.hdel(self.keys.intents(group), *serials)
         pipe.execute()
 
     def _take_out(self, batch: Batch, record: Record, serial: int) -> None:
         """Queue the removal of a version from every entry its record names."""
         entries = self.entries(record)
-        for k in entries.bands:
-            batch.update(BANDS, k, scripts.REMOVE, serial)
-        for k in entries.content:
-            batch.update(CONTENT, k, scripts.REMOVE, serial)
-        for k in entries.paragraphs:
-            batch.update(PARAGRAPHS, k, scripts.REMOVE_PARAGRAPH, serial)
-        for k in entries.pieces:
-            batch.update(PIECES, k, scripts.REMOVE, serial)
+        batch.updates(BANDS, entries.bands, scripts.REMOVE, serial)
+        batch.updates(CONTENT, entries.content, scripts.REMOVE, serial)
+        batch.updates(PARAGRAPHS, entries.paragraphs, scripts.REMOVE_PARAGRAPH, serial)
+        batch.updates(PIECES, entries.pieces, scripts.REMOVE, serial)
 
     def refresh_flags(self, serials: set[int]) -> None:
         """Bring the corpus-dependent flags of these document versions in line with reports."""
@@ -608,7 +626,7 @@ class Store(Reads):
         for (serial, _), report in zip(records, reports, strict=True):
             flags = set(report["flags"])
             for name in ("exact_duplicate", "near_duplicate", "boilerplate"):
-                by_group.setdefault(layout.group_of(serial), []).append(
+                by_group.setdefault(self.keys.groups.of(serial), []).append(
                     (serial, name, name in flags)
                 )
         scripts.run(
@@ -686,6 +704,7 @@ class Store(Reads):
         except redis.RedisError as exc:
             raise store_error(exc) from None
         self._lsh = None
+        self._keys = None
         self._meta_checked = False
         return dropped
 

@@ -97,7 +97,7 @@ def flagged(keys: Keys, flag: str) -> Positions:
 def tops(client: IndexClient, keys: Keys) -> list[int]:
     """The last position given out in each group (one round trip)."""
     pipe = client.pipeline(transaction=False)
-    for group in range(layout.GROUPS):
+    for group in range(keys.groups.count):
         pipe.hget(keys.counters(group), "serial")
     return [int(top or 0) for top in pipe.execute()]
 
@@ -132,7 +132,7 @@ def walk(
         pipe = client.pipeline(transaction=False)
         serials = []
         for (group, _), positions in zip(asked, chosen, strict=True):
-            these = [layout.serial_of(p, group) for p in positions]
+            these = [keys.groups.serial(p, group) for p in positions]
             serials.append(these)
             for serial in these:
                 pipe.hget(keys.records(serial), serial)

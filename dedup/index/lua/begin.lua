@@ -1,16 +1,25 @@
--- Announce the write of a document's new version in its group: unless the document's current
--- version is no longer the one read, take the group's next position and keep the intent
+-- Announce the writes of new versions of documents of one group: for each document whose
+-- current version is still the one read, take the group's next position and keep the intent
 -- (the new record, its writer) under the new serial, before any entry names it. Runs after
 -- common.lua.
--- KEYS[1]: the id entry's hash; KEYS[2]: the group's counters; KEYS[3]: the group's intents
+-- KEYS[1]: the group's counters; KEYS[2]: the group's intents
+-- KEYS[3], KEYS[4] ...: the id entry's hash of each document
 -- ARGV[1]: the layout (common.lua)
--- ARGV[2]: the id entry's field
--- ARGV[3]: the serial of the current version as read (0: none)
--- ARGV[4]: the group's number; ARGV[5]: the number of groups
--- ARGV[6]: the intent, packed (dedup.index.layout.pack_intent)
--- Returns {'ok', new serial}, or {'conflict'} when the current version is another
-if current(KEYS[1], ARGV[2]) ~= tonumber(ARGV[3]) then return {'conflict'} end
-local position = redis.call('HINCRBY', KEYS[2], 'serial', 1)
-local serial = position * tonumber(ARGV[5]) + tonumber(ARGV[4])
-redis.call('HSET', KEYS[3], serial, ARGV[6])
-return {'ok', serial}
+-- ARGV[2]: the group's number; ARGV[3]: the number of groups
+-- ARGV[4], ARGV[5], ARGV[6] ...: per document, the id entry's field, the serial of the
+--                               current version as read (0: none) and the intent, packed
+--                               (dedup.index.layout.pack_intent)
+-- Returns per document its new serial, or 0 when its current version is another
+local group, groups = tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+for k = 1, #KEYS - 2 do
+  local field, expect, intent = ARGV[3 * k + 1], tonumber(ARGV[3 * k + 2]), ARGV[3 * k + 3]
+  if current(KEYS[k + 2], field) ~= expect then
+    out[k] = 0
+  else
+    local serial = redis.call('HINCRBY', KEYS[1], 'serial', 1) * groups + group
+    redis.call('HSET', KEYS[2], serial, intent)
+    out[k] = serial
+  end
+end
+return out

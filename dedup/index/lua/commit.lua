@@ -1,40 +1,57 @@
--- Make a document's new version the current one (or delete the document), in its group: the
--- id entry, the records, the flag bits and the counters change together. Every entry of the
--- new version was added before; the old version's are taken out after, as the owed intent
--- kept here says. Runs after common.lua.
--- KEYS[1]: the id entry's hash; KEYS[2]: the group's counters; KEYS[3]: the group's intents
--- KEYS[4]: the record hash of the new version (of the old one for a delete)
--- KEYS[5]: the record hash of the old version (any key of the group when there is none)
--- KEYS[6] ...: the group's flag bitmaps, in the order of ARGV[6]
+-- Make new versions of documents of one group the current ones (or delete documents): for
+-- each, the id entry, the records, the flag bits and the counters change together. Every
+-- entry of a new version was added before; the old version's are taken out after, as the
+-- owed intent kept here says. Runs after common.lua.
+-- KEYS[1]: the group's counters; KEYS[2]: the group's intents
+-- KEYS[3] ... KEYS[2 + #ARGV[2]]: the group's flag bitmaps, in the order of the flags below
+-- then per document: the id entry's hash, the record hash of the new version (of the old one
+-- for a delete), and the record hash of the old version (any key of the group when none)
 -- ARGV[1]: the layout (common.lua)
--- ARGV[2]: the id entry's field
--- ARGV[3]: the old version's serial as read (0: none); ARGV[4]: its position
--- ARGV[5]: the new version's serial (0: delete); ARGV[6]: its position
--- ARGV[7]: the new record ('' to delete)
--- ARGV[8]: one '0' or '1' per flag bitmap: the flags of the new version
--- ARGV[9], ARGV[10]: change of the group's documents and paragraphs
--- ARGV[11]: the owed intent, packed ('' when nothing is owed); ARGV[12]: the serial it is kept under
--- Returns {'ok'}, {'conflict'} when the current version is another, or {'lost'} when the new
--- version's intent is gone (taken back by another writer)
-local old, new = tonumber(ARGV[3]), tonumber(ARGV[5])
-if new ~= 0 and redis.call('HEXISTS', KEYS[3], new) == 0 then return {'lost'} end
-if current(KEYS[1], ARGV[2]) ~= old then return {'conflict'} end
-if old ~= 0 then
-  redis.call('HDEL', KEYS[5], old)
-  redis.call('HDEL', KEYS[3], old)  -- what the old version still owed is in the new intent
-  for k = 1, #ARGV[8] do redis.call('SETBIT', KEYS[5 + k], tonumber(ARGV[4]), 0) end
-end
-if new ~= 0 then
-  redis.call('HSET', KEYS[1], ARGV[2], struct.pack(SERIAL, new))
-  redis.call('HSET', KEYS[4], new, ARGV[7])
-  redis.call('HDEL', KEYS[3], new)
-  for k = 1, #ARGV[8] do
-    if string.sub(ARGV[8], k, k) == '1' then redis.call('SETBIT', KEYS[5 + k], tonumber(ARGV[6]), 1) end
+-- ARGV[2]: one character per flag bitmap (its count)
+-- then per document, 11 values: the id entry's field; the old version's serial as read (0:
+-- none) and its position; the new version's serial (0: delete) and its position; the new
+-- record ('' to delete); one '0' or '1' per flag bitmap, the flags of the new version; the
+-- change of the group's documents and of its paragraphs; the owed intent, packed ('' when
+-- nothing is owed), and the serial it is kept under
+-- Returns per document 'ok', 'conflict' when its current version is another, or 'lost' when
+-- its new version's intent is gone (taken back by another writer)
+local flags = #ARGV[2]
+local documents, paragraphs = 0, 0
+local function commit(id, kept, was, field, old, old_at, new, new_at, record, bits, owed, owed_at)
+  if new ~= 0 and redis.call('HEXISTS', KEYS[2], new) == 0 then return 'lost' end
+  if current(id, field) ~= old then return 'conflict' end
+  if old ~= 0 then
+    redis.call('HDEL', was, old)
+    redis.call('HDEL', KEYS[2], old)  -- what the old version still owed is in the new intent
+    for f = 1, flags do redis.call('SETBIT', KEYS[2 + f], old_at, 0) end
   end
-else
-  redis.call('HDEL', KEYS[1], ARGV[2])
+  if new ~= 0 then
+    redis.call('HSET', id, field, struct.pack(SERIAL, new))
+    redis.call('HSET', kept, new, record)
+    redis.call('HDEL', KEYS[2], new)
+    for f = 1, flags do
+      if string.sub(bits, f, f) == '1' then redis.call('SETBIT', KEYS[2 + f], new_at, 1) end
+    end
+  else
+    redis.call('HDEL', id, field)
+  end
+  if owed ~= '' then redis.call('HSET', KEYS[2], owed_at, owed) end
+  return 'ok'
 end
-if tonumber(ARGV[9]) ~= 0 then redis.call('HINCRBY', KEYS[2], 'documents', ARGV[9]) end
-if tonumber(ARGV[10]) ~= 0 then redis.call('HINCRBY', KEYS[2], 'paragraphs', ARGV[10]) end
-if ARGV[11] ~= '' then redis.call('HSET', KEYS[3], ARGV[12], ARGV[11]) end
-return {'ok'}
+local out = {}
+for k = 1, (#ARGV - 2) / 11 do
+  local a, key = 2 + 11 * (k - 1), 2 + flags + 3 * (k - 1)
+  local done = commit(
+    KEYS[key + 1], KEYS[key + 2], KEYS[key + 3], ARGV[a + 1], tonumber(ARGV[a + 2]),
+    tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6],
+    ARGV[a + 7], ARGV[a + 10], ARGV[a + 11]
+  )
+  if done == 'ok' then
+    documents = documents + tonumber(ARGV[a + 8])
+    paragraphs = paragraphs + tonumber(ARGV[a + 9])
+  end
+  out[k] = done
+end
+if documents ~= 0 then redis.call('HINCRBY', KEYS[1], 'documents', documents) end
+if paragraphs ~= 0 then redis.call('HINCRBY', KEYS[1], 'paragraphs', paragraphs) end
+return out

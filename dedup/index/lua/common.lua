@@ -1,11 +1,13 @@
 -- Shared by dedup's scripts, which run after it: index entries as dedup/index/layout.py lays
 -- them out. An entry is a field of a small hash whose value is the serials holding it, packed
--- one after the other, or '' once they moved to a set of their own: the key that follows the
--- hash in KEYS. Every key a script touches comes in KEYS, all in one hash slot (one group);
--- ARGV[1] of every script is the layout (dedup.index.scripts.layout_argument): the packing of
--- serials and the inline limit. No key name and no constant of the layout is written here.
-local L = cjson.decode(ARGV[1])
-local SERIAL, SERIAL_SIZE = L.serial.format, L.serial.size
+-- one after the other, or '' once they moved to a set of their own, the entry's overflow set.
+-- Every key a script touches comes in KEYS, all in one hash slot (one group). The overflow
+-- sets are only sent for the entries that need one: the functions below answer nil, having
+-- changed nothing, when the set is needed and not given (nil). ARGV[1] of every script is the
+-- layout (dedup.index.scripts.layout_argument): the packing of serials, its size and the
+-- inline limit. No key name and no constant of the layout is written here.
+local SERIAL, SERIAL_SIZE, INLINE = string.match(ARGV[1], '^(%S+) (%d+) (%d+)$')
+SERIAL_SIZE, INLINE = tonumber(SERIAL_SIZE), tonumber(INLINE)
 
 -- The serials of a set, packed as inline entries hold them.
 local function packed_members(set)
@@ -14,23 +16,30 @@ local function packed_members(set)
   return table.concat(out)
 end
 
--- The serials an entry holds, packed ('' for none).
+-- The serials an entry holds, packed ('' for none; nil when its set is needed).
 local function members(hash, set, field)
   local value = redis.call('HGET', hash, field)
   if not value then return '' end
-  if value == '' then return packed_members(set) end
+  if value == '' then
+    if not set then return nil end
+    return packed_members(set)
+  end
   return value
 end
 
+-- How many serials an entry holds (nil when its set is needed).
 local function count(hash, set, field)
   local value = redis.call('HGET', hash, field)
   if not value then return 0 end
-  if value == '' then return redis.call('SCARD', set) end
+  if value == '' then
+    if not set then return nil end
+    return redis.call('SCARD', set)
+  end
   return #value / SERIAL_SIZE
 end
 
 -- Add a serial to an entry; returns the number of serials after, whether it was new, and
--- with ``want`` the serials the entry held before, packed.
+-- with ``want`` the serials the entry held before, packed (nil when its set is needed).
 local function add(hash, set, field, serial, want)
   local value = redis.call('HGET', hash, field)
   local packed = struct.pack(SERIAL, serial)
@@ -39,6 +48,7 @@ local function add(hash, set, field, serial, want)
     return 1, true, ''
   end
   if value == '' then
+    if not set then return nil end
     local before = ''
     if want then before = packed_members(set) end
     local new = redis.call('SADD', set, serial) == 1
@@ -49,7 +59,8 @@ local function add(hash, set, field, serial, want)
       return #value / SERIAL_SIZE, false, value
     end
   end
-  if #value / SERIAL_SIZE >= L.inline then
+  if #value / SERIAL_SIZE >= INLINE then
+    if not set then return nil end
     local all = {serial}
     for k = 1, #value, SERIAL_SIZE do all[#all + 1] = struct.unpack(SERIAL, value, k) end
     redis.call('SADD', set, unpack(all))
@@ -60,11 +71,13 @@ local function add(hash, set, field, serial, want)
   return #value / SERIAL_SIZE + 1, true, value
 end
 
--- Take a serial out of an entry; returns the number of serials after, and whether it was there.
+-- Take a serial out of an entry; returns the number of serials after, and whether it was
+-- there (nil when its set is needed).
 local function remove(hash, set, field, serial)
   local value = redis.call('HGET', hash, field)
   if not value then return 0, false end
   if value == '' then
+    if not set then return nil end
     local gone = redis.call('SREM', set, serial) == 1
     local left = redis.call('SCARD', set)
     if left == 0 then redis.call('HDEL', hash, field) end
@@ -90,4 +103,33 @@ local function current(hash, field)
   local value = redis.call('HGET', hash, field)
   if not value then return 0 end
   return struct.unpack(SERIAL, value)
+end
+
+-- The operations of entries.lua and update.lua: KEYS[first] on are, per operation, the
+-- entry's hash, followed by its overflow set when ``sets``; ``ops`` holds one letter and one
+-- digit (the field's width in bytes) per operation; ``packed`` the fields one after the
+-- other, each followed by a serial when ``serials``. Calls ``apply(k, op, hash, set, field,
+-- serial)`` for each operation in order, which answers false when it needs the set; every
+-- later operation on that entry is held back too (``hold(k)``), so that all are sent again
+-- with the set in the order they came.
+local function each_operation(first, ops, packed, sets, serials, apply, hold)
+  local step = sets and 2 or 1
+  local at, held, any = 1, {}, false
+  for k = 1, #ops / 2 do
+    local op, width = string.sub(ops, 2 * k - 1, 2 * k - 1), tonumber(string.sub(ops, 2 * k, 2 * k))
+    local field = string.sub(packed, at, at + width - 1)
+    at = at + width
+    local serial = 0
+    if serials then
+      serial = struct.unpack(SERIAL, packed, at)
+      at = at + SERIAL_SIZE
+    end
+    local hash = KEYS[first + step * (k - 1)]
+    local set = sets and KEYS[first + step * (k - 1) + 1] or nil
+    if any and held[hash .. '\0' .. field] then
+      hold(k)
+    elseif not apply(k, op, hash, set, field, serial) then
+      held[hash .. '\0' .. field], any = true, true
+    end
+  end
 end

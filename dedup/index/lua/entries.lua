@@ -1,23 +1,27 @@
 -- How many documents hold each of these entries, and which. Read-only. Runs after common.lua.
--- KEYS: per entry, its hash and its overflow set (one group)
+-- KEYS: per entry, its hash, followed by its overflow set when ARGV[5] is '1' (one group)
 -- ARGV[1]: the layout (common.lua)
--- ARGV[2]: one letter per entry: 'c' the count, 'm' the count and the serials, 'b' the count,
---          and the serials when fewer than ARGV[3] hold it, 'e' the count, and the serials
---          when exactly ARGV[3] hold it
+-- ARGV[2]: one letter and one digit (the field's width) per entry: 'c' the count, 'm' the
+--          count and the serials, 'b' the count, and the serials when fewer than ARGV[3]
+--          hold it, 'e' the count, and the serials when exactly ARGV[3] hold it
 -- ARGV[3]: the limit of 'b' and 'e'
--- ARGV[4], ARGV[5] ...: the field of each entry
--- Returns {count, serials packed ('' when not asked)} per entry, flat
+-- ARGV[4]: the fields, one after the other
+-- ARGV[5]: '1' when the overflow sets are given, else '0'
+-- Returns {count, serials packed ('' when not asked)} per entry, flat; the count is -1 for an
+-- entry whose overflow set is needed and not given
 local limit = tonumber(ARGV[3])
 local out = {}
-for k = 1, #ARGV[2] do
-  local mode = string.sub(ARGV[2], k, k)
-  local hash, set, field = KEYS[2 * k - 1], KEYS[2 * k], ARGV[3 + k]
+each_operation(1, ARGV[2], ARGV[4], ARGV[5] == '1', false, function(k, mode, hash, set, field)
   local n = count(hash, set, field)
   local held = ''
-  if mode == 'm' or (mode == 'b' and n > 0 and n < limit) or (mode == 'e' and n == limit) then
+  if n and (mode == 'm' or (mode == 'b' and n > 0 and n < limit) or (mode == 'e' and n == limit)) then
     held = members(hash, set, field)
   end
-  out[#out + 1] = n
-  out[#out + 1] = held
-end
+  out[2 * k - 1] = n or -1
+  out[2 * k] = held
+  return n ~= nil
+end, function(k)
+  out[2 * k - 1] = -1
+  out[2 * k] = ''
+end)
 return out
