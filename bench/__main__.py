@@ -99,6 +99,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         args.web_docs = 50
         args.cluster_docs, args.cluster_memory_docs, args.cluster_queue_jobs = 2000, 4000, 100
         args.cluster_write_docs, args.cluster_single_docs = 1000, 100
+        args.cluster_worker_docs = 400
     return args
 
 

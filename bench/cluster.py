@@ -5,16 +5,17 @@ Four measurements (``python -m bench.cluster``, or the ``cluster`` section of ``
 * **shards**: the same synthetic analyses (:mod:`bench.synthetic`) indexed in batches of 200
   on a fresh cluster of 1, 2 and 3 masters (:class:`tests.cluster.LocalCluster`, the embedded
   server's layout settings), and on one standalone server; per master the growth of CPU seconds
-  (``used_cpu_sys + used_cpu_user``), commands and ``used_memory``. Keys are spread over 1,024
-  groups whose hash tags cover the slots evenly, so the total per document should stay flat as
-  masters are added and each master should carry about 1/N of it.
+  (``used_cpu_sys + used_cpu_user``), commands and ``used_memory``. Keys are spread over the
+  index's groups (``index_groups``), whose hash tags cover the slots evenly, so the total per
+  document should stay flat as masters are added and each master should carry about 1/N.
 * **memory**: bytes per document summed over 3 masters against one standalone server, each
   filled to the same size by two processes.
 * **write**: ``Store.index`` alone (analyses built before the clock starts) on a fresh standalone
   server, this tree against the commit before the index was rewritten for clusters, each in a
   subprocess of its own with that tree first on ``PYTHONPATH``, alternately; bulk batches and
-  one-document batches. With the analysis cost of real corpus documents this says what the
-  change costs a bulk worker end to end.
+  one-document batches; then two real workers of each tree on bulk jobs of real corpus
+  documents, from the first submit until every report is stored (what a user's bulk run
+  sees, analysis included).
 * **queue**: how many bulk jobs (200 small documents each) one Redis takes in and hands out per
   second for RQ, and the Redis CPU each costs: the ceiling past which a second queue is needed.
 """
@@ -22,7 +23,6 @@ Four measurements (``python -m bench.cluster``, or the ``cluster`` section of ``
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import multiprocessing
 import os
@@ -40,7 +40,6 @@ from typing import Any
 from unittest import mock
 
 import redis
-from redis.cluster import RedisCluster
 
 from bench import corpus as corpus_
 from bench import memory, synthetic
@@ -62,24 +61,6 @@ OLD_COMMIT = "ab655ad"
 """The last commit before the index was rewritten for Redis Cluster (same ``Store.index``)."""
 PARTS = ("shards", "memory", "write", "queue")
 Log = Callable[[str], None]
-
-
-@contextmanager
-def local_script_keys() -> Iterator[None]:
-    """redis-py (8.1) asks the cluster ``COMMAND GETKEYS`` for every EVALSHA queued in a
-    cluster pipeline, a synchronous round trip to its default node per script call, only to
-    pick a routing policy; here the keys are read from the call itself, as
-    ``RedisCluster.determine_slot`` already does. A measurement aid (``--local-script-keys``):
-    what the index costs the shards without that client overhead."""
-    original = RedisCluster._get_command_keys
-
-    def keys(self: RedisCluster, *args: Any) -> Any:
-        if str(args[0]).upper() in ("EVAL", "EVALSHA") and len(args) > 2:
-            return list(args[3 : 3 + int(args[2])]) or None
-        return original(self, *args)  # type: ignore[no-untyped-call]
-
-    with mock.patch.object(RedisCluster, "_get_command_keys", keys):
-        yield
 
 
 def _cpu(info: dict[str, Any]) -> float:
@@ -112,11 +93,16 @@ def _share_row(values: dict[int, float]) -> dict[str, Any]:
 
 
 def _shard_run(
-    analyses: Sequence[Analysis], masters: int, binary: str, batch: int, folder: Path
+    analyses: Sequence[Analysis],
+    masters: int,
+    binary: str,
+    batch: int,
+    folder: Path,
+    settings: Settings,
 ) -> dict[str, Any]:
     """Index ``analyses`` on a fresh cluster of ``masters``; what each master did."""
     with _cluster(folder / f"masters-{masters}", masters, binary) as cluster:
-        store = Store(cluster.client(), Settings(namespace=NAMESPACE))
+        store = Store(cluster.client(), settings)
         cluster.reset_stats()
         before = cluster.stats()
         seconds = _index_all(store, analyses, batch)
@@ -169,11 +155,13 @@ def _shard_run(
     }
 
 
-def _standalone_run(analyses: Sequence[Analysis], binary: str, batch: int) -> dict[str, Any]:
+def _standalone_run(
+    analyses: Sequence[Analysis], binary: str, batch: int, settings: Settings
+) -> dict[str, Any]:
     """The same indexing on one standalone server (no cluster client, no slots)."""
     with redis_server(binary) as url:
         client = redis.Redis.from_url(url)
-        store = Store(client, Settings(namespace=NAMESPACE))
+        store = Store(client, settings)
         client.config_resetstat()
         before = client.info("all")
         seconds = _index_all(store, analyses, batch)
@@ -203,21 +191,21 @@ def shards(
     batch: int,
     folder: Path,
     log: Log,
+    settings: Settings,
 ) -> dict[str, Any]:
     """Redis CPU, commands and memory per document on each master, for each master count."""
-    settings = Settings(namespace=NAMESPACE)
     started = time.perf_counter()
     analyses = [synthetic.analysis(corpus, i, settings) for i in range(docs)]
     log(f"  {docs:,} synthetic analyses in {time.perf_counter() - started:.1f} s")
     runs = []
-    standalone = _standalone_run(analyses, binary, batch)
+    standalone = _standalone_run(analyses, binary, batch, settings)
     log(
         f"  standalone: {standalone['total']['cpu_us_per_doc']:.0f} µs CPU/doc, "
         f"{standalone['total']['commands_per_doc']:.1f} commands/doc, "
         f"{standalone['docs_per_s']:,.0f} docs/s"
     )
     for masters in counts:
-        row = _shard_run(analyses, masters, binary, batch, folder)
+        row = _shard_run(analyses, masters, binary, batch, folder, settings)
         runs.append(row)
         per = ", ".join(f"{m['cpu_us_per_doc']:.0f}" for m in row["per_master"])
         log(
@@ -226,25 +214,36 @@ def shards(
             f"CPU share off by {row['cpu_share']['max_deviation']:.1%} at most, "
             f"{row['docs_per_s']:,.0f} docs/s"
         )
-    return {"documents": docs, "batch": batch, "standalone": standalone, "runs": runs}
+    return {
+        "documents": docs,
+        "batch": batch,
+        "groups": settings.index_groups,
+        "standalone": standalone,
+        "runs": runs,
+    }
 
 
 # -- memory ---------------------------------------------------------------------------------
 
 
-def _fill_part(target: Callable[[], Any], corpus: corpus_.Corpus, size: int, part: int) -> None:
-    settings = Settings(namespace=NAMESPACE)
+def _fill_part(
+    target: Callable[[], Any], corpus: corpus_.Corpus, size: int, part: int, settings: Settings
+) -> None:
     store = Store(target(), settings)
     for first in range(part * BATCH, size, 2 * BATCH):
         last = min(first + BATCH, size)
         store.index([synthetic.analysis(corpus, i, settings) for i in range(first, last)])
 
 
-def _fill(target: Callable[[], Any], corpus: corpus_.Corpus, size: int) -> float:
+def _fill(
+    target: Callable[[], Any], corpus: corpus_.Corpus, size: int, settings: Settings
+) -> float:
     """Fill a store to ``size`` synthetic documents with two processes; seconds taken."""
     ctx = multiprocessing.get_context("fork")
     started = time.perf_counter()
-    children = [ctx.Process(target=_fill_part, args=(target, corpus, size, k)) for k in range(2)]
+    children = [
+        ctx.Process(target=_fill_part, args=(target, corpus, size, k, settings)) for k in range(2)
+    ]
     for child in children:
         child.start()
     for child in children:
@@ -255,14 +254,14 @@ def _fill(target: Callable[[], Any], corpus: corpus_.Corpus, size: int) -> float
 
 
 def memory_compare(
-    corpus: corpus_.Corpus, size: int, binary: str, folder: Path, log: Log
+    corpus: corpus_.Corpus, size: int, binary: str, folder: Path, log: Log, settings: Settings
 ) -> dict[str, Any]:
     """Bytes per document over 3 masters (summed) and on one standalone server."""
-    result: dict[str, Any] = {"size": size}
+    result: dict[str, Any] = {"size": size, "groups": settings.index_groups}
     started = time.perf_counter()
     with _cluster(folder / "memory", 3, binary) as cluster:
         empty = {p: s.used_memory for p, s in cluster.stats().items()}
-        fill_s = _fill(cluster.client, corpus, size)
+        fill_s = _fill(cluster.client, corpus, size, settings)
         full = cluster.stats()
         documents = memory.documents(cluster.client(), NAMESPACE)  # type: ignore[arg-type]
     grown = {p: full[p].used_memory - empty[p] for p in full}
@@ -282,7 +281,7 @@ def memory_compare(
     with redis_server(binary) as url:
         client = redis.Redis.from_url(url)
         empty_one = memory.used_memory(client)
-        fill_s = _fill(lambda: redis.Redis.from_url(url), corpus, size)
+        fill_s = _fill(lambda: redis.Redis.from_url(url), corpus, size, settings)
         grown_one = memory.used_memory(client) - empty_one
         documents = memory.documents(client, NAMESPACE)
     result["standalone"] = {
@@ -331,6 +330,26 @@ print(json.dumps({
 """
 """Run with one tree first on ``PYTHONPATH``: the same lines against either code base."""
 
+_WORKERS_CHILD = """
+import json, sys
+from pathlib import Path
+import dedup
+from bench import throughput
+from dedup.pipeline import signature
+
+url, docs_path, processes, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+docs = json.loads(Path(docs_path).read_text())
+found = throughput.end_to_end(url, docs, processes, "bulk", batch)
+print(json.dumps({
+    "dedup": dedup.__file__, "kernel": signature.KERNEL, "documents": len(docs),
+    "batch": batch, "processes": processes, "seconds": found["seconds"],
+    "docs_per_s": found["rate"],
+}))
+"""
+"""Real workers of one tree (``dedup worker``, RQ) on bulk jobs of real corpus documents,
+from the first submit until every report is stored: the service's throughput as its users
+see it, analysis included (the same harness, ``bench.throughput.end_to_end``, in both)."""
+
 
 @contextmanager
 def old_tree(path: Path | None, commit: str) -> Iterator[Path]:
@@ -354,13 +373,11 @@ def old_tree(path: Path | None, commit: str) -> Iterator[Path]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _write_once(
-    tree: Path, binary: str, corpus_path: Path, count: int, batch: int
-) -> dict[str, Any]:
+def _write_once(tree: Path, binary: str, child: str, *args: Any) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree))
     with redis_server(binary) as url:
         result = subprocess.run(
-            [sys.executable, "-c", _WRITE_CHILD, url, str(corpus_path), str(count), str(batch)],
+            [sys.executable, "-c", child, url, *map(str, args)],
             env=env,
             cwd=tempfile.gettempdir(),  # not this tree: sys.path[0] is the working directory
             capture_output=True,
@@ -399,23 +416,31 @@ def write_compare(
     commit: str,
     docs: int,
     single_docs: int,
+    worker_docs: int,
     repeat: int,
     batch: int,
     log: Log,
 ) -> dict[str, Any]:
-    """``Store.index`` docs/s of this tree and of ``tree`` (``commit``), alternately."""
+    """``Store.index`` docs/s of this tree and of ``tree`` (``commit``), alternately, and
+    the docs/s of two real workers of each on bulk jobs of real documents."""
     trees = {"old": tree, "new": CODE["dir"]}
-    modes = {"bulk": (docs, batch), "single": (single_docs, 1)}
+    modes = {"bulk": (docs, batch), "single": (single_docs, 1), "workers": (worker_docs, batch)}
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {m: {"old": [], "new": []} for m in modes}
+    payloads = Path(tempfile.mkdtemp(prefix="dedup-bench-docs-")) / "docs.json"
+    payloads.write_text(json.dumps(list(corpus_.documents(corpus, 0, worker_docs))))
     for rep in range(repeat):
         for mode, (count, size) in modes.items():
             for name, folder in trees.items():
-                found = _write_once(folder, binary, corpus_path, count, size)
+                if mode == "workers":
+                    found = _write_once(folder, binary, _WORKERS_CHILD, payloads, 2, size)
+                else:
+                    found = _write_once(folder, binary, _WRITE_CHILD, corpus_path, count, size)
                 raw[mode][name].append(found)
                 log(
                     f"  [{rep + 1}/{repeat}] {mode:6s} {name}: {found['docs_per_s']:8,.0f} docs/s "
                     f"({found['kernel']} kernel, {found['dedup']})"
                 )
+    shutil.rmtree(payloads.parent, ignore_errors=True)
     cost = analysis_cost(corpus, 300)
     result: dict[str, Any] = {
         "old_commit": commit,
@@ -436,12 +461,15 @@ def write_compare(
             "new_rates": [round(r, 1) for r in rates["new"]],
             "ratio": round(new / old, 3),
         }
+        result[mode] = row
+        if mode == "workers":  # measured end to end: the ratio is the workers' own
+            log(f"  {mode}: new/old {row['ratio']:.3f} (two workers, real documents)")
+            continue
         # A worker analyses, then writes: per document, analysis + write time.
         analysis_ms = cost["mean_ms"]
         old_ms, new_ms = 1000 / old, 1000 / new
         row["write_ms_per_doc"] = {"old": round(old_ms, 3), "new": round(new_ms, 3)}
         row["worker_ratio"] = round((analysis_ms + old_ms) / (analysis_ms + new_ms), 3)
-        result[mode] = row
         log(
             f"  {mode}: new/old {row['ratio']:.3f}; with {analysis_ms:.2f} ms of analysis per "
             f"document a worker goes {row['worker_ratio']:.3f} as fast"
@@ -526,20 +554,20 @@ def run(
     results: dict[str, Any] = {"binary": binary, "server": server_version(binary)}
     folder = Path(tempfile.mkdtemp(prefix="dedup-bench-cluster-"))
     parts = options["parts"]
+    settings = Settings(namespace=NAMESPACE, index_groups=options["groups"])
     try:
         if "shards" in parts:
             log(f"cluster/shards: {options['docs']:,} documents on {options['masters']} masters")
             started = time.perf_counter()
-            local = options.get("local_script_keys", False)
-            with local_script_keys() if local else contextlib.nullcontext():
-                results["shards"] = shards(
-                    corpus, options["docs"], options["masters"], binary, BATCH, folder, log
-                )
-            results["shards"]["local_script_keys"] = local
+            results["shards"] = shards(
+                corpus, options["docs"], options["masters"], binary, BATCH, folder, log, settings
+            )
             results["shards"]["seconds"] = round(time.perf_counter() - started, 1)
         if "memory" in parts:
             log(f"cluster/memory: {options['memory_docs']:,} documents, 3 masters vs one server")
-            results["memory"] = memory_compare(corpus, options["memory_docs"], binary, folder, log)
+            results["memory"] = memory_compare(
+                corpus, options["memory_docs"], binary, folder, log, settings
+            )
         if "write" in parts:
             log(f"cluster/write: Store.index against {options['old_commit']}")
             started = time.perf_counter()
@@ -552,6 +580,7 @@ def run(
                     options["old_commit"],
                     options["write_docs"],
                     options["single_docs"],
+                    options["worker_docs"],
                     options["repeat"],
                     BATCH,
                     log,
@@ -571,12 +600,8 @@ def markdown(results: dict[str, Any]) -> list[str]:
     if "shards" in results:
         s = results["shards"]
         lines += [
-            f"Redis per document, {s['documents']:,} documents in batches of {s['batch']}"
-            + (
-                " (script keys read locally, no COMMAND GETKEYS):"
-                if s.get("local_script_keys")
-                else ":"
-            ),
+            f"Redis per document, {s['documents']:,} documents in batches of {s['batch']}, "
+            f"{s.get('groups', 1024):,} groups:",
             "",
             "| masters | CPU µs/doc per master | CPU µs/doc total | commands/doc total "
             "| CPU shares | commands shares | memory shares | worst share vs 1/N | docs/s |",
@@ -602,7 +627,8 @@ def markdown(results: dict[str, Any]) -> list[str]:
         per = " / ".join(f"{x:,.0f}" for x in m["cluster"]["per_master_bytes_per_doc"])
         lines += [
             "",
-            f"Memory at {m['size']:,} documents: 3 masters {m['cluster']['bytes_per_doc']:,.0f} "
+            f"Memory at {m['size']:,} documents ({m.get('groups', 1024):,} groups): 3 masters "
+            f"{m['cluster']['bytes_per_doc']:,.0f} "
             f"bytes/doc summed ({per} per master), one server "
             f"{m['standalone']['bytes_per_doc']:,.0f} (ratio {m['ratio']:.3f}); "
             f"{m['seconds']:.0f} s in all",
@@ -623,6 +649,14 @@ def markdown(results: dict[str, Any]) -> list[str]:
                 f"| {r['batch']} | {r['documents']:,} | {r['old_docs_per_s']:,.0f} "
                 f"| {r['new_docs_per_s']:,.0f} | {r['ratio']:.3f} | {r['worker_ratio']:.3f} |"
             )
+        if "workers" in w:
+            r = w["workers"]
+            lines += [
+                "",
+                f"Two real workers, bulk jobs of {r['batch']} real documents ({r['documents']:,}),"
+                f" first submit to last report: old {r['old_docs_per_s']:,.0f} docs/s, new "
+                f"{r['new_docs_per_s']:,.0f} docs/s, new/old {r['ratio']:.3f}",
+            ]
     if "queue" in results:
         q = results["queue"]
         lines += [
@@ -663,6 +697,12 @@ def add_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument(
         f"--{p}docs", type=int, default=20_000, help="documents per master count (shards)"
     )
+    parser.add_argument(
+        f"--{p}groups",
+        type=int,
+        default=Settings().index_groups,
+        help="index_groups of the shards and memory parts",
+    )
     parser.add_argument(f"--{p}masters", type=_counts, default=[1, 2, 3], help="e.g. 1,2,3")
     parser.add_argument(
         f"--{p}memory-docs", type=int, default=100_000, help="documents of the memory part"
@@ -673,6 +713,9 @@ def add_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument(
         f"--{p}single-docs", type=int, default=1000, help="documents per one-per-batch run"
     )
+    parser.add_argument(
+        f"--{p}worker-docs", type=int, default=4000, help="documents per two-worker run"
+    )
     parser.add_argument(f"--{p}old-commit", default=OLD_COMMIT, help="code to compare against")
     parser.add_argument(
         f"--{p}old-tree",
@@ -681,24 +724,26 @@ def add_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
         help="a checkout of --old-commit (default: git archive into a temporary folder)",
     )
     parser.add_argument(f"--{p}queue-jobs", type=int, default=300, help="bulk jobs to enqueue")
-    parser.add_argument(
-        f"--{p}local-script-keys",
-        action="store_true",
-        help="shards: route scripts without redis-py's COMMAND GETKEYS per call (see "
-        "local_script_keys)",
-    )
 
 
 def options_from(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
     """The options of :func:`run` from parsed arguments."""
     p = prefix.replace("-", "_")
-    names = ("parts", "docs", "masters", "memory_docs", "write_docs", "single_docs")
+    names = (
+        "parts",
+        "docs",
+        "groups",
+        "masters",
+        "memory_docs",
+        "write_docs",
+        "single_docs",
+        "worker_docs",
+    )
     options = {name: getattr(args, p + name) for name in names}
     options.update(
         old_commit=getattr(args, p + "old_commit"),
         old_tree=getattr(args, p + "old_tree"),
         queue_jobs=getattr(args, p + "queue_jobs"),
-        local_script_keys=getattr(args, p + "local_script_keys"),
         repeat=args.repeat,
     )
     return options
