@@ -21,7 +21,7 @@ from typing import Any
 
 from bench import cluster, groups, growth, profiling, summary, throughput, web
 from bench import corpus as corpus_
-from bench.measure import REPO, machine
+from bench.measure import REPO, machine, names, numbers
 from bench.redisproc import default_binary, redis_server, server_version
 from bench.workerproc import freeze_code
 from dedup.index.store import signature_settings
@@ -31,21 +31,7 @@ SECTIONS = ("throughput", "growth", "profile", "groups", "web", "cluster")
 
 
 def _sizes(text: str) -> list[int]:
-    try:
-        sizes = sorted({int(s.replace("_", "")) for s in text.split(",") if s.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"sizes must be numbers: {text!r}") from None
-    if not sizes or sizes[0] < 1000:
-        raise argparse.ArgumentTypeError("sizes must be at least 1000")
-    return sizes
-
-
-def _sections(text: str) -> list[str]:
-    chosen = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = sorted(set(chosen) - set(SECTIONS))
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown sections {unknown}; choose from {SECTIONS}")
-    return chosen
+    return sorted(set(numbers("sizes", 1000)(text)))
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -59,7 +45,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--redis-server", default=None, help="redis-server binary to run")
     parser.add_argument("--out", type=Path, default=None, help="results folder")
-    parser.add_argument("--sections", type=_sections, default=list(SECTIONS))
+    parser.add_argument("--sections", type=names("sections", SECTIONS), default=list(SECTIONS))
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
     parser.add_argument("--bulk-docs", type=int, default=1500, help="documents per bulk run")
     parser.add_argument(
@@ -113,10 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     if args.render is not None:
         return _render(args.render, args.plot)
-    try:
-        corpus = corpus_.load(args.corpus)
-    except corpus_.CorpusMissingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    corpus = corpus_.load_or_say(args.corpus)
+    if corpus is None:
         return 2
     binary = args.redis_server or default_binary()
     out = args.out or REPO / "bench" / "results" / datetime.now().strftime("%Y%m%d-%H%M%S")

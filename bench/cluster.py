@@ -43,7 +43,7 @@ import redis
 
 from bench import corpus as corpus_
 from bench import memory, synthetic
-from bench.measure import REPO, machine, median, wait_until
+from bench.measure import REPO, machine, median, names, numbers, wait_until
 from bench.redisproc import default_binary, redis_server, server_version
 from bench.throughput import NOOP_FUNCTION
 from bench.workerproc import CODE, running_workers
@@ -339,7 +339,7 @@ from dedup.pipeline import signature
 
 url, docs_path, processes, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 docs = json.loads(Path(docs_path).read_text())
-found = throughput.end_to_end(url, docs, processes, "bulk", batch)
+found = throughput.end_to_end(url, docs, processes, "bulk" if batch > 1 else "single", batch)
 print(json.dumps({
     "dedup": dedup.__file__, "kernel": signature.KERNEL, "documents": len(docs),
     "batch": batch, "processes": processes, "seconds": found["seconds"],
@@ -422,17 +422,25 @@ def write_compare(
     log: Log,
 ) -> dict[str, Any]:
     """``Store.index`` docs/s of this tree and of ``tree`` (``commit``), alternately, and
-    the docs/s of two real workers of each on bulk jobs of real documents."""
+    the docs/s of two real workers of each on real documents, in bulk jobs and one per job."""
     trees = {"old": tree, "new": CODE["dir"]}
-    modes = {"bulk": (docs, batch), "single": (single_docs, 1), "workers": (worker_docs, batch)}
+    modes = {
+        "bulk": (docs, batch),
+        "single": (single_docs, 1),
+        "workers": (worker_docs, batch),
+        "workers_single": (single_docs, 1),
+    }
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {m: {"old": [], "new": []} for m in modes}
     payloads = Path(tempfile.mkdtemp(prefix="dedup-bench-docs-")) / "docs.json"
     payloads.write_text(json.dumps(list(corpus_.documents(corpus, 0, worker_docs))))
+    singles = payloads.with_name("singles.json")
+    singles.write_text(json.dumps(list(corpus_.documents(corpus, 0, single_docs))))
     for rep in range(repeat):
         for mode, (count, size) in modes.items():
             for name, folder in trees.items():
-                if mode == "workers":
-                    found = _write_once(folder, binary, _WORKERS_CHILD, payloads, 2, size)
+                if mode.startswith("workers"):
+                    docs_file = payloads if size > 1 else singles
+                    found = _write_once(folder, binary, _WORKERS_CHILD, docs_file, 2, size)
                 else:
                     found = _write_once(folder, binary, _WRITE_CHILD, corpus_path, count, size)
                 raw[mode][name].append(found)
@@ -462,7 +470,7 @@ def write_compare(
             "ratio": round(new / old, 3),
         }
         result[mode] = row
-        if mode == "workers":  # measured end to end: the ratio is the workers' own
+        if mode.startswith("workers"):  # measured end to end: the ratio is the workers' own
             log(f"  {mode}: new/old {row['ratio']:.3f} (two workers, real documents)")
             continue
         # A worker analyses, then writes: per document, analysis + write time.
@@ -649,14 +657,16 @@ def markdown(results: dict[str, Any]) -> list[str]:
                 f"| {r['batch']} | {r['documents']:,} | {r['old_docs_per_s']:,.0f} "
                 f"| {r['new_docs_per_s']:,.0f} | {r['ratio']:.3f} | {r['worker_ratio']:.3f} |"
             )
-        if "workers" in w:
-            r = w["workers"]
-            lines += [
-                "",
-                f"Two real workers, bulk jobs of {r['batch']} real documents ({r['documents']:,}),"
-                f" first submit to last report: old {r['old_docs_per_s']:,.0f} docs/s, new "
-                f"{r['new_docs_per_s']:,.0f} docs/s, new/old {r['ratio']:.3f}",
-            ]
+        for mode in ("workers", "workers_single"):
+            if mode in w:
+                r = w[mode]
+                lines += [
+                    "",
+                    f"Two real workers, jobs of {r['batch']} real document(s) "
+                    f"({r['documents']:,}), first submit to last report: old "
+                    f"{r['old_docs_per_s']:,.0f} docs/s, new {r['new_docs_per_s']:,.0f} docs/s, "
+                    f"new/old {r['ratio']:.3f}",
+                ]
     if "queue" in results:
         q = results["queue"]
         lines += [
@@ -672,28 +682,12 @@ def markdown(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _counts(text: str) -> list[int]:
-    try:
-        counts = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"master counts must be numbers: {text!r}") from None
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError("master counts must be at least 1")
-    return counts
-
-
-def _parts(text: str) -> list[str]:
-    chosen = [p.strip() for p in text.split(",") if p.strip()]
-    unknown = sorted(set(chosen) - set(PARTS))
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown parts {unknown}; choose from {PARTS}")
-    return chosen
-
-
 def add_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     """The section's options (``prefix`` keeps them apart among ``python -m bench``'s)."""
     p = prefix
-    parser.add_argument(f"--{p}parts", type=_parts, default=list(PARTS), help=f"of {PARTS}")
+    parser.add_argument(
+        f"--{p}parts", type=names("parts", PARTS), default=list(PARTS), help=f"of {PARTS}"
+    )
     parser.add_argument(
         f"--{p}docs", type=int, default=20_000, help="documents per master count (shards)"
     )
@@ -703,7 +697,9 @@ def add_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
         default=Settings().index_groups,
         help="index_groups of the shards and memory parts",
     )
-    parser.add_argument(f"--{p}masters", type=_counts, default=[1, 2, 3], help="e.g. 1,2,3")
+    parser.add_argument(
+        f"--{p}masters", type=numbers("master counts", 1), default=[1, 2, 3], help="e.g. 1,2,3"
+    )
     parser.add_argument(
         f"--{p}memory-docs", type=int, default=100_000, help="documents of the memory part"
     )
@@ -758,10 +754,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="alternations of the write part")
     add_options(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        corpus = corpus_.load(args.corpus)
-    except corpus_.CorpusMissingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    corpus = corpus_.load_or_say(args.corpus)
+    if corpus is None:
         return 2
     binary = args.redis_server or default_binary()
     out = args.out or REPO / "bench" / "results" / datetime.now().strftime("%Y%m%d-%H%M%S-cluster")

@@ -14,6 +14,7 @@ duplicates), a few hold their body twice (an extractor bug).
 from __future__ import annotations
 
 import html
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,3 +128,12 @@ def documents(
     """Derived documents ``start`` to ``start + count - 1``."""
     for index in range(start, start + count):
         yield document(corpus, index, seed, prefix)
+
+
+def load_or_say(path: Path) -> Corpus | None:
+    """The corpus at ``path``, or None once one line on stderr has said why not."""
+    try:
+        return load(path)
+    except CorpusMissingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None

@@ -6,12 +6,13 @@ a ratio against a baseline timed in the same run, so the machine's load matters 
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,31 @@ def wait_until(condition: Any, timeout: float, interval: float = 0.01) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up after {timeout:.0f} s")
         time.sleep(interval)
+
+
+def numbers(what: str, least: int) -> Callable[[str], list[int]]:
+    """An ``argparse`` type: comma-separated whole numbers (``_`` allowed), ``least`` or more."""
+
+    def parse(text: str) -> list[int]:
+        try:
+            values = [int(s.replace("_", "")) for s in text.split(",") if s.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be numbers: {text!r}") from None
+        if not values or min(values) < least:
+            raise argparse.ArgumentTypeError(f"{what} must be at least {least}")
+        return values
+
+    return parse
+
+
+def names(what: str, allowed: Sequence[str]) -> Callable[[str], list[str]]:
+    """An ``argparse`` type: comma-separated names, each one of ``allowed``."""
+
+    def parse(text: str) -> list[str]:
+        chosen = [s.strip() for s in text.split(",") if s.strip()]
+        unknown = sorted(set(chosen) - set(allowed))
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {what} {unknown}; choose from {allowed}")
+        return chosen
+
+    return parse

@@ -14,13 +14,16 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import Popen
-from typing import IO, NoReturn
+from typing import IO, TYPE_CHECKING, NoReturn
 
 import pytest
 from click.testing import CliRunner, Result
 
 from dedup.pipeline.document import Document
 from dedup.settings import Settings
+
+if TYPE_CHECKING:
+    from dedup.index.store import Store
 
 _VOCABULARY = [
     "council",
@@ -144,6 +147,31 @@ def edit_words(paragraph_text: str, rng: random.Random, count: int) -> str:
     for _ in range(count):
         words[rng.randrange(len(words))] = rng.choice(_VOCABULARY) + "x"
     return " ".join(words)
+
+
+def submit_near_pairs(settings: Settings, count: int = 30) -> list[tuple[str, str]]:
+    """Submit ``count`` pairs of near-identical documents (one word edited per paragraph),
+    each pair one job after the other, so that two workers write them at the same moment."""
+    from dedup.client import Client
+
+    rng = random.Random(5)
+    client = Client(settings)
+    pairs = []
+    for n in range(count):
+        body = article(5000 + n, 8)
+        pairs.append((f"a{n}", f"b{n}"))
+        client.submit(as_html(body), doc_id=f"a{n}")
+        client.submit(as_html([edit_words(p, rng, 1) for p in body]), doc_id=f"b{n}")
+    return pairs
+
+
+def assert_pairs_listed(store: Store, pairs: list[tuple[str, str]]) -> None:
+    """Each document of a pair lists the other, and nothing else is flagged near duplicate."""
+    for first, second in pairs:
+        assert [second] == [m["doc_id"] for m in store.report(first)["near_duplicates"]]
+        assert [first] == [m["doc_id"] for m in store.report(second)["near_duplicates"]]
+    flagged = {row["doc_id"] for row in store.list_documents("near_duplicate", 1000)}
+    assert {doc for pair in pairs for doc in pair} == flagged
 
 
 def skip_unless_ci(reason: str) -> NoReturn:

@@ -26,7 +26,17 @@ from dedup.pipeline.document import Document
 from dedup.settings import Settings
 from tests.cluster import LocalCluster
 from tests.consistency import assert_consistent, assert_flags_match_reports
-from tests.helpers import article, as_html, burst, corpus, edit_words, start_worker, wait_for
+from tests.helpers import (
+    article,
+    as_html,
+    assert_pairs_listed,
+    burst,
+    corpus,
+    edit_words,
+    start_worker,
+    submit_near_pairs,
+    wait_for,
+)
 from tests.test_faults import recover_abandoned
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -38,12 +48,17 @@ def split(
 ) -> Settings:
     """The queue on the test server, the index on the shared cluster (both emptied)."""
     redis_cluster.flush()
+    return _split(redis_url, redis_cluster, tmp_path)
+
+
+def _split(redis_url: str, cluster: LocalCluster, tmp_path: Path, **more: object) -> Settings:
+    """Settings with the queue on the test server and the index on ``cluster``."""
     return Settings(
         redis_url=redis_url,
-        index_url=redis_cluster.url,
+        index_url=cluster.url,
         data_dir=tmp_path / "data",
         retry_backoff=0.0,
-    )
+    ).replace(**more)
 
 
 def _indexed(store: Store) -> int:
@@ -55,23 +70,12 @@ def test_two_workers_racing_on_near_duplicates_across_masters(
 ) -> None:
     """Pairs of near-identical documents, written at the same moment by two workers (their
     id entries and records in groups on different masters), list each other."""
-    rng = random.Random(5)
-    client = Client(split)
-    pairs = []
-    for n in range(30):
-        body = article(5000 + n, 8)
-        pairs.append((f"a{n}", f"b{n}"))
-        client.submit(as_html(body), doc_id=f"a{n}")
-        client.submit(as_html([edit_words(p, rng, 1) for p in body]), doc_id=f"b{n}")
+    pairs = submit_near_pairs(split)
     burst(split, "--processes", "2")
     store = Store(redis_cluster.client(), split)
     homes = {redis_cluster.node_for_slot(_slot(store.keys, d)).port for p in pairs for d in p}
     assert len(homes) == 3, "the documents live on every master"
-    for first, second in pairs:
-        assert [second] == [m["doc_id"] for m in store.report(first)["near_duplicates"]]
-        assert [first] == [m["doc_id"] for m in store.report(second)["near_duplicates"]]
-    flagged = {row["doc_id"] for row in store.list_documents("near_duplicate", 1000)}
-    assert {doc for pair in pairs for doc in pair} == flagged
+    assert_pairs_listed(store, pairs)
 
 
 def _slot(keys: Keys, doc_id: str) -> int:
@@ -147,13 +151,7 @@ def test_a_master_killed_during_a_bulk_run(
     """A master with a replica is killed while two workers write: its replica takes over, the
     jobs in flight are retried, and the run ends with every document indexed once."""
     cluster = make_cluster(masters=3, replicas=1)
-    settings = Settings(
-        redis_url=redis_url,
-        index_url=cluster.url,
-        data_dir=tmp_path / "data",
-        retry_backoff=0.0,
-        batch_size=50,
-    )
+    settings = _split(redis_url, cluster, tmp_path, batch_size=50)
     documents = corpus(900, seed=77)
     victim = cluster.masters()[0].port
     took: list[float] = []
@@ -179,13 +177,7 @@ def test_slots_moved_during_a_bulk_run(
     """Resharding while two workers write (keys answered with ASK and MOVED on the way): the
     run ends with every document indexed once, and the moved slots on their new master."""
     cluster = make_cluster(masters=3)
-    settings = Settings(
-        redis_url=redis_url,
-        index_url=cluster.url,
-        data_dir=tmp_path / "data",
-        retry_backoff=0.0,
-        batch_size=50,
-    )
+    settings = _split(redis_url, cluster, tmp_path, batch_size=50)
     documents = corpus(900, seed=78)
     source, target = (m.port for m in cluster.masters()[:2])
     moving = threading.Event()

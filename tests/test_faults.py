@@ -27,11 +27,12 @@ from tests.consistency import assert_consistent
 from tests.helpers import (
     article,
     as_html,
+    assert_pairs_listed,
     burst,
     command,
     corpus,
-    edit_words,
     start_worker,
+    submit_near_pairs,
     wait_for,
 )
 
@@ -92,21 +93,9 @@ def test_two_workers_racing_on_near_identical_documents(
     settings: Settings, redis_client: redis.Redis
 ) -> None:
     """Pairs of near-identical documents analysed at the same moment list each other."""
-    rng = random.Random(5)
-    client = Client(settings)
-    pairs = []
-    for n in range(30):
-        body = article(5000 + n, 8)
-        pairs.append((f"a{n}", f"b{n}"))
-        client.submit(as_html(body), doc_id=f"a{n}")
-        client.submit(as_html([edit_words(p, rng, 1) for p in body]), doc_id=f"b{n}")
+    pairs = submit_near_pairs(settings)
     burst(settings, "--processes", "2")
-    store = Store(redis_client, settings)
-    for first, second in pairs:
-        assert [second] == [m["doc_id"] for m in store.report(first)["near_duplicates"]]
-        assert [first] == [m["doc_id"] for m in store.report(second)["near_duplicates"]]
-    flagged = {row["doc_id"] for row in store.list_documents("near_duplicate", 1000)}
-    assert {doc for pair in pairs for doc in pair} == flagged
+    assert_pairs_listed(Store(redis_client, settings), pairs)
 
 
 @pytest.mark.slow

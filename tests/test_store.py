@@ -145,7 +145,7 @@ def test_an_index_keeps_the_groups_it_was_built_with(
     assert layout.LEGACY_GROUPS == reader.keys.groups.count
     assert ["a"] == reader.report("b")["exact_duplicates"]
     assert 2 == reader.stats()["documents"]
-    with pytest.raises(SettingsMismatchError, match="groups=None \\(ours 128\\)"):
+    with pytest.raises(SettingsMismatchError, match="index_groups=1024 \\(ours 128\\)"):
         index(reader, "c", as_html(article(43)))
 
 

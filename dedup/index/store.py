@@ -101,6 +101,10 @@ def signature_settings(settings: Settings) -> dict[str, str]:
     return recorded
 
 
+_SETTING_NAMES = {"groups": "index_groups"}
+"""Recorded signature settings whose setting has another name."""
+
+
 def _versions() -> dict[str, str]:
     return {
         "datasketch_version": metadata.version("datasketch"),
@@ -165,8 +169,11 @@ class Store(Reads):
             raise store_error(exc) from None
         have = json.loads(cast("bytes", stored))
         if have != wanted:
+            # an index that names no groups has the 1,024 of the first cluster layout
+            unnamed = {"groups": str(layout.LEGACY_GROUPS)}
             diff = ", ".join(
-                f"{k}={have.get(k)} (ours {wanted.get(k)})"
+                f"{_SETTING_NAMES.get(k, k)}={have.get(k, unnamed.get(k))} "
+                f"(ours {wanted.get(k, unnamed.get(k))})"
                 for k in sorted(set(have) | set(wanted))
                 if have.get(k) != wanted.get(k)
             )

@@ -98,14 +98,19 @@ def connect(url: str) -> redis.Redis:
         client.ping()
     except ValueError as exc:
         raise StoreError(f"invalid Redis URL {redact(url)}: {exc}") from None
-    except redis.AuthenticationError:
-        raise StoreError(f"Redis at {redact(url)} refused the credentials") from None
-    except redis.ResponseError as exc:
-        raise StoreError(f"Redis at {redact(url)} answered: {exc}") from None
     except (redis.RedisError, OSError) as exc:
-        reason = str(exc).split("\n")[0] or type(exc).__name__
-        raise StoreError(f"cannot reach Redis at {redact(url)}: {reason}") from None
+        raise connect_error(url, exc) from None
     return client
+
+
+def connect_error(url: str, exc: BaseException) -> StoreError:
+    """One line saying why connecting to ``url`` failed (its password redacted)."""
+    if isinstance(exc, redis.AuthenticationError):
+        return StoreError(f"Redis at {redact(url)} refused the credentials")
+    if isinstance(exc, redis.ResponseError):
+        return StoreError(f"Redis at {redact(url)} answered: {exc}")
+    reason = str(exc).split("\n")[0] or type(exc).__name__
+    return StoreError(f"cannot reach Redis at {redact(url)}: {reason}")
 
 
 def unlink_all(client: IndexClient, keys: Iterable[bytes | str], batch: int = 1000) -> int:
@@ -189,22 +194,14 @@ def connect_cluster(url: str) -> RedisCluster:
         client.ping()
     except RedisClusterException as exc:
         cause = exc.__cause__
-        if isinstance(cause, redis.AuthenticationError):
-            raise StoreError(f"Redis at {redact(url)} refused the credentials") from None
         if "cluster mode is not enabled" in str(cause or exc).lower():
             raise StoreError(
                 f"Redis at {redact(url)} is not a cluster (cluster mode is not enabled there); "
                 "one server takes redis:// or rediss://"
             ) from None
-        reason = str(cause or exc).split("\n")[0] or type(cause or exc).__name__
-        raise StoreError(f"cannot reach Redis at {redact(url)}: {reason}") from None
-    except redis.AuthenticationError:
-        raise StoreError(f"Redis at {redact(url)} refused the credentials") from None
-    except redis.ResponseError as exc:
-        raise StoreError(f"Redis at {redact(url)} answered: {exc}") from None
+        raise connect_error(url, cause or exc) from None
     except (redis.RedisError, OSError) as exc:
-        reason = str(exc).split("\n")[0] or type(exc).__name__
-        raise StoreError(f"cannot reach Redis at {redact(url)}: {reason}") from None
+        raise connect_error(url, exc) from None
     return client
 
 
