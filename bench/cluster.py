@@ -260,11 +260,14 @@ def memory_compare(
     result: dict[str, Any] = {"size": size, "groups": settings.index_groups}
     started = time.perf_counter()
     with _cluster(folder / "memory", 3, binary) as cluster:
-        empty = {p: s.used_memory for p, s in cluster.stats().items()}
+        start = cluster.stats()
         fill_s = _fill(cluster.client, corpus, size, settings)
         full = cluster.stats()
         documents = memory.documents(cluster.client(), NAMESPACE)  # type: ignore[arg-type]
-    grown = {p: full[p].used_memory - empty[p] for p in full}
+    grown = {p: full[p].used_memory - start[p].used_memory for p in full}
+    commands = {
+        p: float(full[p].total_commands_processed - start[p].total_commands_processed) for p in full
+    }
     result["cluster"] = {
         "masters": 3,
         "documents": documents,
@@ -273,10 +276,13 @@ def memory_compare(
         "bytes_per_doc": round(sum(grown.values()) / documents, 1),
         "per_master_bytes_per_doc": [round(grown[p] / documents, 1) for p in sorted(grown)],
         "memory_share": _share_row({p: float(n) for p, n in grown.items()}),
+        "commands_share": _share_row(commands),
     }
     log(
         f"  3 masters, {documents:,} documents: {result['cluster']['bytes_per_doc']:,.0f} "
-        f"bytes/doc summed (filled in {fill_s:.0f} s)"
+        f"bytes/doc summed (filled in {fill_s:.0f} s); memory shares within "
+        f"{result['cluster']['memory_share']['max_deviation']:.1%} of a third, commands within "
+        f"{result['cluster']['commands_share']['max_deviation']:.1%}"
     )
     with redis_server(binary) as url:
         client = redis.Redis.from_url(url)
@@ -638,7 +644,10 @@ def markdown(results: dict[str, Any]) -> list[str]:
             f"Memory at {m['size']:,} documents ({m.get('groups', 1024):,} groups): 3 masters "
             f"{m['cluster']['bytes_per_doc']:,.0f} "
             f"bytes/doc summed ({per} per master), one server "
-            f"{m['standalone']['bytes_per_doc']:,.0f} (ratio {m['ratio']:.3f}); "
+            f"{m['standalone']['bytes_per_doc']:,.0f} (ratio {m['ratio']:.3f}); on the "
+            f"masters, memory within {m['cluster']['memory_share']['max_deviation']:.1%} of a "
+            f"third, commands within "
+            f"{m['cluster'].get('commands_share', {}).get('max_deviation', float('nan')):.1%}; "
             f"{m['seconds']:.0f} s in all",
         ]
     if "write" in results:
