@@ -53,7 +53,8 @@ FORMAT_VERSION = "3"
 """Bumped when the layout or the hashing of stored signatures changes (3: keys in groups with
 hash tags, 128-bit id entries). The near-copy data of ``near_paragraphs`` is an extension
 recorded by that setting in the signature settings: with it off, records are those of the
-format, so an index built before the setting existed reads on."""
+format, so an index built before the setting existed reads on. So are the groups: recorded
+as ``groups`` unless they are the format's first 1,024 (:data:`LEGACY_GROUPS`)."""
 
 DEFAULT_GROUPS = 128
 """Groups of keys of a new index (the ``index_groups`` setting), each in one hash slot of a
