@@ -17,6 +17,10 @@ FLAGS = ("doubled_body", "internal_repeat", "exact_duplicate", "near_duplicate",
 """The flag vocabulary of reports, in the order reports list them."""
 
 
+METRIC_SHARDS = 16
+"""Shards of the workers' figures (fewer when the index has fewer groups)."""
+
+
 def _escaped(text: str) -> str:
     """Text with the glob characters of SCAN patterns escaped."""
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
@@ -83,9 +87,21 @@ class Keys:
         """String, expiring: a document's paragraphs for review (:mod:`dedup.index.texts`)."""
         return f"{self.namespace}:text:{doc_id}"
 
+    def worker_metrics(self, shard: int) -> str:
+        """Hash: one shard of the workers' running counts and latency buckets
+        (:mod:`dedup.queue.metrics`), in the group that starts the shard's share of the
+        groups: every job writes one shard, so no key is written by every job."""
+        step = self.groups.count // self.metric_shards
+        return f"{self._group(shard * step)}:worker-metrics"
+
     @property
-    def worker_metrics(self) -> str:
-        """Hash: the workers' running counts and latency buckets (:mod:`dedup.queue.metrics`)."""
+    def metric_shards(self) -> int:
+        """How many shards the workers' figures are kept in."""
+        return min(METRIC_SHARDS, self.groups.count)
+
+    @property
+    def legacy_worker_metrics(self) -> str:
+        """Hash: the workers' figures as one key kept them before the shards (still read)."""
         return f"{self.namespace}:worker-metrics"
 
 

@@ -1,14 +1,16 @@
 """Worker figures kept in Redis, so that they add up across worker processes and hosts.
 
-Every job adds its counts and latency observations to one hash (:attr:`Keys.worker_metrics`)
-in the same pipelined call that keeps its documents' text; ``/metrics`` reads the hash and
-turns it into Prometheus counters and histograms. Histogram buckets are stored per bucket
-(not cumulative), so an observation costs one ``HINCRBY``.
+Every job adds its counts and latency observations to one of a few hashes
+(:meth:`Keys.worker_metrics`, a shard chosen at random, so that on a cluster no key takes
+every job's writes) in the same pipelined call that keeps its documents' text; ``/metrics``
+sums the shards and turns them into Prometheus counters and histograms. Histogram buckets
+are stored per bucket (not cumulative), so an observation costs one ``HINCRBY``.
 """
 
 from __future__ import annotations
 
 import bisect
+import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +52,7 @@ def _bucket_field(histogram: str, seconds: float) -> str:
 
 def add(pipe: redis.client.Pipeline, keys: Keys, figures: JobFigures) -> None:
     """Queue on ``pipe`` the increments of one job (a few ``HINCRBY`` in the same call)."""
-    key = keys.worker_metrics
+    key = keys.worker_metrics(random.randrange(keys.metric_shards))
     for name, count in figures.counts.items():
         if count:
             pipe.hincrby(key, name, count)
@@ -89,9 +91,15 @@ def _histogram(values: Mapping[str, float], name: str, bounds: Sequence[float]) 
 
 
 def read(client: IndexClient, keys: Keys, flags: Iterable[str]) -> WorkerFigures:
-    """The workers' figures so far (zeros before the first job)."""
-    raw = cast("dict[bytes, bytes]", client.hgetall(keys.worker_metrics))
-    values = {k.decode(): float(v) for k, v in raw.items()}
+    """The workers' figures so far, summed over the shards (zeros before the first job)."""
+    pipe = client.pipeline(transaction=False)
+    for shard in range(keys.metric_shards):
+        pipe.hgetall(keys.worker_metrics(shard))
+    pipe.hgetall(keys.legacy_worker_metrics)
+    values: dict[str, float] = {}
+    for raw in cast("list[dict[bytes, bytes]]", pipe.execute()):
+        for k, v in raw.items():
+            values[k.decode()] = values.get(k.decode(), 0.0) + float(v)
     return WorkerFigures(
         counts={name: int(values.get(name, 0)) for name in COUNTS},
         flags={name: int(values.get(f"flag:{name}", 0)) for name in flags},
