@@ -118,3 +118,21 @@ def test_settings_without_room_for_bands_are_refused() -> None:
     """Bands times rows must fit in the signature."""
     with pytest.raises(ConfigError, match="lsh_bands"):
         Settings(num_perm=32, lsh_bands=16, lsh_rows=4)
+
+
+@given(st.integers(min_value=0, max_value=2**64 - 1), st.sampled_from([1, 16, 128, 1024, 4096]))
+def test_batches_name_entries_as_keys_and_families_do(key: int, groups: int) -> None:
+    """A batch names entry hashes and fields in a loop of its own, for speed: the same names
+    as ``Keys.entry`` and ``Family.split``, in the group ``Groups.of_bucket`` says."""
+    from dedup.index.keys import Keys
+    from dedup.index.scripts import Batch
+
+    keys = Keys("ns", layout.Groups(groups))
+    for family in (layout.BANDS, layout.PARAGRAPHS, layout.CONTENT, layout.PIECES):
+        batch = Batch(keys, boilerplate_at=10)
+        batch.lookup(family, key)
+        [(group, slot)] = batch._lookups.items()
+        bucket, field = family.split(key)
+        assert group == keys.groups.of_bucket(family, bucket)
+        assert [keys.entry(family, bucket)] == slot.names
+        assert [field] == slot.chunks

@@ -43,7 +43,7 @@ import json
 import struct
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:  # numpy is imported where signatures are made: reading commands start faster
     import numpy as np
@@ -230,6 +230,18 @@ def id_key(doc_id: str) -> int:
     return int(xxhash.xxh3_128_intdigest(doc_id.encode("utf-8")))
 
 
+class IdEntry(NamedTuple):
+    """Where a document's id entry is: its bucket of :data:`IDS` and its field there."""
+
+    bucket: int
+    field: bytes
+
+
+def id_entry(doc_id: str) -> IdEntry:
+    """The id entry of a document (its id hashed once: a write reads it at every step)."""
+    return IdEntry(*IDS.split(id_key(doc_id)))
+
+
 # -- groups and serials ------------------------------------------------------------------------
 
 
@@ -266,7 +278,7 @@ class Groups:
 
     def of_id(self, doc_id: str) -> int:
         """The group a document lives in: that of its id entry."""
-        return self.of_bucket(IDS, IDS.split(id_key(doc_id))[0])
+        return self.of_bucket(IDS, id_entry(doc_id).bucket)
 
     @property
     def tags(self) -> tuple[str, ...]:

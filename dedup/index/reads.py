@@ -90,6 +90,11 @@ class Related(NamedTuple):
     """The records of those versions, by serial."""
 
 
+UNRECORDED = {"groups": str(layout.LEGACY_GROUPS)}
+"""What a recorded signature setting is when an index names none: it was built before the
+setting existed."""
+
+
 class Reads:
     """The read side of the index in one Redis, under one namespace."""
 
@@ -104,16 +109,21 @@ class Reads:
         """LSH bands and rows once known (:attr:`lsh`)."""
         self._keys: Keys | None = None
 
+    @property
+    def meta_key(self) -> str:
+        """The index's settings hash, whose name does not depend on them."""
+        return Keys(self.settings.namespace).meta
+
     def _recorded(self) -> dict[str, str] | None:
         """The signature settings the index was built with (None for a new index)."""
-        stored = self.client.hget(Keys(self.settings.namespace).meta, "signature")
+        stored = self.client.hget(self.meta_key, "signature")
         return json.loads(stored) if stored else None
 
     def _learn(self) -> None:
         recorded = self._recorded()
         if recorded is not None:
             self._lsh = int(recorded["lsh_bands"]), int(recorded["lsh_rows"])
-            groups = int(recorded.get("groups", layout.LEGACY_GROUPS))
+            groups = int(recorded.get("groups", UNRECORDED["groups"]))
         else:
             self._lsh = self.settings.lsh_bands, self.settings.lsh_rows
             groups = self.settings.index_groups
@@ -163,7 +173,7 @@ class Reads:
 
     def resolve(self, doc_id: str) -> tuple[int, Record | None]:
         """The serial and record of a document (0 and None when it is not indexed)."""
-        [serial] = scripts.run(self.client, [scripts.current(self.keys, doc_id)])
+        [serial] = scripts.run(self.client, [scripts.current(self.keys, layout.id_entry(doc_id))])
         if not serial:
             return 0, None
         found = self.records([serial])

@@ -308,7 +308,7 @@ def _updated_list(reply: list[Any]) -> list[Held]:
 class Writing:
     """A document's new version to announce (``begin.lua``)."""
 
-    doc_id: str
+    entry: layout.IdEntry
     expect: int
     """The serial of its current version as read (0: none)."""
     intent: bytes
@@ -321,9 +321,8 @@ def begin(keys: Keys, group: int, writes: Sequence[Writing]) -> Call[list[int]]:
     names = [keys.counters(group), keys.intents(group)]
     args: list[Any] = [group, keys.groups.count]
     for write in writes:
-        bucket, name = layout.IDS.split(layout.id_key(write.doc_id))
-        names.append(keys.entry(layout.IDS, bucket))
-        args += [name, write.expect, write.intent]
+        names.append(keys.entry(layout.IDS, write.entry.bucket))
+        args += [write.entry.field, write.expect, write.intent]
     return script_call("begin.lua", names, args, lambda reply: [int(s) for s in reply])
 
 
@@ -331,7 +330,7 @@ def begin(keys: Keys, group: int, writes: Sequence[Writing]) -> Call[list[int]]:
 class Commit:
     """A document's version to make current, or a document to delete (``commit.lua``)."""
 
-    doc_id: str
+    entry: layout.IdEntry
     old: int
     """The serial of its current version as read (0: none)."""
     new: int
@@ -355,11 +354,14 @@ def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]
     args: list[Any] = ["f" * len(FLAGS)]
     position = keys.groups.position
     for c in commits:
-        bucket, name = layout.IDS.split(layout.id_key(c.doc_id))
         kept = c.new or c.old
-        names += [keys.entry(layout.IDS, bucket), keys.records(kept), keys.records(c.old or kept)]
+        names += [
+            keys.entry(layout.IDS, c.entry.bucket),
+            keys.records(kept),
+            keys.records(c.old or kept),
+        ]
         args += [
-            name,
+            c.entry.field,
             c.old,
             position(c.old),
             c.new,
@@ -384,13 +386,13 @@ def set_flags(keys: Keys, group: int, bits: Sequence[tuple[int, str, bool]]) -> 
     return script_call("flags.lua", names, args, int)
 
 
-def current(keys: Keys, doc_id: str) -> Call[int]:
-    """The serial of a document's current version (0 when it is not indexed)."""
-    bucket, name = layout.IDS.split(layout.id_key(doc_id))
+def current(keys: Keys, entry: layout.IdEntry) -> Call[int]:
+    """The serial of the current version of the document of an id entry (0 when it is not
+    indexed)."""
     return command(
         "HGET",
-        keys.entry(layout.IDS, bucket),
-        name,
+        keys.entry(layout.IDS, entry.bucket),
+        entry.field,
         parse=lambda value: layout.SERIAL.unpack(value)[0] if value else 0,
     )
 

@@ -48,6 +48,7 @@ from dedup.index.reads import (
     MAX_CANDIDATES,
     MAX_EXACT,
     NO_ENTRIES,
+    UNRECORDED,
     Entries,
     Reads,
     store_error,
@@ -96,7 +97,7 @@ def signature_settings(settings: Settings) -> dict[str, str]:
     }
     if settings.near_paragraphs:
         recorded["near_paragraphs"] = "true"
-    if settings.index_groups != layout.LEGACY_GROUPS:
+    if str(settings.index_groups) != UNRECORDED["groups"]:
         recorded["groups"] = str(settings.index_groups)
     return recorded
 
@@ -130,6 +131,8 @@ class _Plan:
     analysis: Analysis | None
     """None for a delete."""
     old_serial: int = 0
+    id: layout.IdEntry = field(init=False)
+    """The document's id entry (its id hashed once for every step)."""
     old: Record | None = None
     record: Record | None = None
     packed: bytes = b""
@@ -145,6 +148,9 @@ class _Plan:
     flags: set[str] = field(default_factory=set)
     raised: dict[str, set[int]] = field(default_factory=dict)
     refresh: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.id = layout.id_entry(self.doc_id)
 
 
 class Store(Reads):
@@ -163,17 +169,15 @@ class Store(Reads):
         """Record our signature settings in an empty store, or refuse to mix with others."""
         wanted = signature_settings(self.settings)
         try:
-            self.client.hsetnx(self.keys.meta, "signature", json.dumps(wanted, sort_keys=True))
-            stored = self.client.hget(self.keys.meta, "signature")
+            self.client.hsetnx(self.meta_key, "signature", json.dumps(wanted, sort_keys=True))
+            stored = self.client.hget(self.meta_key, "signature")
         except redis.RedisError as exc:
             raise store_error(exc) from None
         have = json.loads(cast("bytes", stored))
         if have != wanted:
-            # an index that names no groups has the 1,024 of the first cluster layout
-            unnamed = {"groups": str(layout.LEGACY_GROUPS)}
             diff = ", ".join(
-                f"{_SETTING_NAMES.get(k, k)}={have.get(k, unnamed.get(k))} "
-                f"(ours {wanted.get(k, unnamed.get(k))})"
+                f"{_SETTING_NAMES.get(k, k)}={have.get(k, UNRECORDED.get(k))} "
+                f"(ours {wanted.get(k, UNRECORDED.get(k))})"
                 for k in sorted(set(have) | set(wanted))
                 if have.get(k) != wanted.get(k)
             )
@@ -181,7 +185,7 @@ class Store(Reads):
                 f"namespace {self.settings.namespace!r} was built with other signature "
                 f"settings: {diff}; use another namespace or the same settings"
             )
-        self.client.hset(self.keys.meta, items=[x for pair in _versions().items() for x in pair])
+        self.client.hset(self.meta_key, items=[x for pair in _versions().items() for x in pair])
         # the index's, checked above
         self._lsh = self.settings.lsh_bands, self.settings.lsh_rows
         self._keys = Keys(self.settings.namespace, layout.Groups(self.settings.index_groups))
@@ -259,8 +263,8 @@ class Store(Reads):
         """Step 1: current versions, paragraph and piece counts, and the intents of the
         documents' groups (finishing those this writer, or a dead one, left)."""
         batch = self._batch()
-        current = {i: batch.call(scripts.current(self.keys, p.doc_id)) for i, p in plans.items()}
-        groups = {self.keys.groups.of_id(p.doc_id) for p in plans.values()}
+        current = {i: batch.call(scripts.current(self.keys, p.id)) for i, p in plans.items()}
+        groups = set(self._by_group(plans))
         found = {g: batch.call(scripts.intents(self.keys, g)) for g in groups}
         counted: dict[int, tuple[list[int], list[int]]] = {}
         for i, plan in plans.items():
@@ -346,9 +350,7 @@ class Store(Reads):
 
     def _begin(self, plans: dict[int, _Plan], token: str) -> list[int]:
         """Step 2: a serial and an intent for each new version; returns the conflicts."""
-        by_group: dict[int, list[int]] = {}
-        for i, plan in plans.items():
-            by_group.setdefault(self.keys.groups.of_id(plan.doc_id), []).append(i)
+        by_group = self._by_group(plans)
         now = time.time()
         calls = []
         for group, order in by_group.items():
@@ -357,7 +359,7 @@ class Store(Reads):
                 plan = plans[i]
                 intent = Intent(layout.WRITING, token, now, record=plan.record)
                 packed = layout.pack_intent(intent, plan.packed)
-                writes.append(scripts.Writing(plan.doc_id, plan.old_serial, packed))
+                writes.append(scripts.Writing(plan.id, plan.old_serial, packed))
             calls.append(scripts.begin(self.keys, group, writes))
         conflicts = []
         for order, serials in zip(by_group.values(), scripts.run(self.client, calls), strict=True):
@@ -368,6 +370,14 @@ class Store(Reads):
                     conflicts.append(i)
                     del plans[i]
         return sorted(conflicts)
+
+    def _by_group(self, plans: dict[int, _Plan]) -> dict[int, list[int]]:
+        """The plans by their documents' groups, in their order."""
+        by_group: dict[int, list[int]] = {}
+        for i, plan in plans.items():
+            group = self.keys.groups.of_bucket(layout.IDS, plan.id.bucket)
+            by_group.setdefault(group, []).append(i)
+        return by_group
 
     def _add(self, plans: dict[int, _Plan]) -> None:
         """Step 3: the new entries, and who held them; the old version's holders, whose
@@ -483,7 +493,6 @@ class Store(Reads):
         """Steps 5 and 6; returns the documents another writer overtook (their new version
         taken back, to write again)."""
         owed: dict[int, Intent] = {}
-        by_group: dict[int, list[int]] = {}
         commits: dict[int, scripts.Commit] = {}
         now = time.time()
         for i, plan in plans.items():
@@ -504,9 +513,8 @@ class Store(Reads):
             if plan.old_serial or raised or refresh:
                 owed[i] = intent
             old_paragraphs = plan.old.paragraphs if plan.old is not None else 0
-            by_group.setdefault(self.keys.groups.of_id(plan.doc_id), []).append(i)
             commits[i] = scripts.Commit(
-                plan.doc_id,
+                plan.id,
                 old=plan.old_serial,
                 new=plan.serial,
                 record=plan.packed,
@@ -515,6 +523,7 @@ class Store(Reads):
                 paragraphs=(record.paragraphs if record is not None else 0) - old_paragraphs,
                 owed=layout.pack_intent(intent) if i in owed else b"",
             )
+        by_group = self._by_group(plans)
         calls = [
             scripts.commit(self.keys, group, [commits[i] for i in order])
             for group, order in by_group.items()
