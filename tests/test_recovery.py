@@ -56,10 +56,14 @@ def indexed(client: redis.Redis, settings: Settings) -> int:
 
 
 def all_indexed(client: redis.Redis, settings: Settings, documents: list[Document]) -> bool:
-    """Every document indexed and nothing left on the queue."""
+    """Every document indexed, nothing left on the queue and no job under way (a job's
+    last write counts its documents before it finishes the work it owes)."""
     try:
-        return 0 == make_queue(settings, client).count and len(documents) == indexed(
-            client, settings
+        queue = make_queue(settings, client)
+        return (
+            0 == queue.count
+            and 0 == StartedJobRegistry(queue=queue).count
+            and len(documents) == indexed(client, settings)
         )
     except redis.RedisError:
         return False
