@@ -7,7 +7,7 @@ import uuid
 from collections import Counter
 
 from dedup.index.keys import FLAGS, Keys
-from dedup.index.layout import BANDS, CONTENT, IDS, PARAGRAPHS, PIECES, Family
+from dedup.index.layout import BANDS, CONTENT, IDS, PARAGRAPHS, PIECES, Family, id_serial
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -21,6 +21,9 @@ def entry_serials(client: IndexClient, keys: Keys, family: Family) -> Counter[in
     for key in client.scan_iter(match=keys.family_pattern(family), count=1000):
         if client.type(key) == b"set":
             counted.update(int(m) for m in client.smembers(key))
+            continue
+        if family == IDS:  # the serial of the current version, then its digest
+            counted.update(id_serial(value) for value in client.hvals(key))
             continue
         for value in client.hvals(key):
             counted.update(x for (x,) in struct.iter_unpack("<I", value))

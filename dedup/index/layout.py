@@ -242,6 +242,37 @@ def id_entry(doc_id: str) -> IdEntry:
     return IdEntry(*IDS.split(id_key(doc_id)))
 
 
+VERSION_BYTES = 8
+"""Bytes of a version's digest that its id entry keeps after its serial."""
+
+
+def version_digest(content: int, url: str | None, fetched_at: str | None) -> bytes:
+    """What tells one version of a document from another: its content, URL and fetch time.
+
+    An id entry keeps it after the serial, so that the script announcing a new version sees,
+    without reading the record, that the version is the one indexed already (a page scraped
+    again unchanged): nothing is written then, and no serial is spent. Entries written before
+    the digest existed hold the serial alone; a writer reads their record instead.
+    """
+    import xxhash
+
+    digest = xxhash.xxh64(content.to_bytes(8, "little"))
+    for part in (url, fetched_at):
+        text = b"" if part is None else part.encode("utf-8")
+        digest.update(struct.pack("<bI", part is not None, len(text)) + text)
+    return digest.digest()
+
+
+def record_digest(record: Record) -> bytes:
+    """The :func:`version_digest` of a stored version."""
+    return version_digest(record.content, record.url, record.extra.get("fetched_at"))
+
+
+def id_serial(value: bytes) -> int:
+    """The serial an id entry names (its first bytes; a digest may follow)."""
+    return int(SERIAL.unpack_from(value)[0])
+
+
 # -- groups and serials ------------------------------------------------------------------------
 
 
@@ -483,6 +514,10 @@ class Intent:
     old: Record | None = None
     raised: dict[str, list[int]] = field(default_factory=dict)
     refresh: list[int] = field(default_factory=list)
+    stray: list[int] = field(default_factory=list)
+    """While :data:`WRITING`: LSH band keys that may name the version besides those of
+    ``record`` (a signature guessed before its paragraphs' counts were known, whose bands
+    were added and are being taken out)."""
 
 
 _INTENT_HEAD = struct.Struct("<II")
@@ -494,18 +529,18 @@ def pack_intent(intent: Intent, record: bytes | None = None) -> bytes:
     if record is None:
         record = pack(intent.record) if intent.record is not None else b""
     old = pack(intent.old) if intent.old is not None else b""
-    head = json.dumps(
-        {
-            "kind": intent.kind,
-            "token": intent.token,
-            "at": intent.at,
-            "old_serial": intent.old_serial,
-            "raised": intent.raised,
-            "refresh": intent.refresh,
-            "record": len(record),
-        },
-        separators=(",", ":"),
-    ).encode()
+    fields: dict[str, Any] = {
+        "kind": intent.kind,
+        "token": intent.token,
+        "at": intent.at,
+        "old_serial": intent.old_serial,
+        "raised": intent.raised,
+        "refresh": intent.refresh,
+        "record": len(record),
+    }
+    if intent.stray:
+        fields["stray"] = intent.stray
+    head = json.dumps(fields, separators=(",", ":")).encode()
     return _INTENT_HEAD.pack(len(head), len(old)) + head + record + old
 
 
@@ -527,4 +562,5 @@ def unpack_intent(data: bytes) -> Intent:
         old=unpack(old) if old else None,
         raised={k: [int(s) for s in v] for k, v in head["raised"].items()},
         refresh=[int(s) for s in head["refresh"]],
+        stray=[int(k) for k in head.get("stray", ())],
     )

@@ -95,6 +95,17 @@ UNRECORDED = {"groups": str(layout.LEGACY_GROUPS)}
 setting existed."""
 
 
+def record_or_intent(raw: bytes | None, pending: bytes | None) -> Record | None:
+    """A version's record, else the record its intent holds while it is being written."""
+    if raw:
+        return layout.unpack(raw)
+    if pending:
+        intent = layout.unpack_intent(pending)
+        if intent.kind == layout.WRITING:
+            return intent.record
+    return None
+
+
 class Reads:
     """The read side of the index in one Redis, under one namespace."""
 
@@ -195,12 +206,9 @@ class Reads:
         replies = scripts.run(self.client, calls)
         found = {}
         for serial, raw, pending in zip(serials, replies[::2], replies[1::2], strict=True):
-            if raw:
-                found[serial] = layout.unpack(raw)
-            elif pending:
-                intent = layout.unpack_intent(pending)
-                if intent.kind == layout.WRITING and intent.record is not None:
-                    found[serial] = intent.record
+            record = record_or_intent(raw, pending)
+            if record is not None:
+                found[serial] = record
         return found
 
     def related(

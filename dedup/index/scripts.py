@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import redis
 from redis.cluster import ClusterPipeline
@@ -304,26 +304,62 @@ def _updated_list(reply: list[Any]) -> list[Held]:
 # -- a document's group --------------------------------------------------------------------------
 
 
+ANY = -1
+"""What a writer expects of a document's current version when it has not read it: the
+version's digest in the id entry tells whether there is anything to write."""
+SAME, CONFLICT, UNKNOWN = 0, -1, -2
+"""What ``begin.lua`` answers instead of a new serial: the current version is the one
+announced; it is not the one expected; its id entry keeps no digest (read its record)."""
+
+
 @dataclass(frozen=True)
 class Writing:
     """A document's new version to announce (``begin.lua``)."""
 
     entry: layout.IdEntry
     expect: int
-    """The serial of its current version as read (0: none)."""
+    """The serial of its current version as read (0: none), or :data:`ANY`."""
+    digest: bytes
+    """The new version's :func:`dedup.index.layout.version_digest`."""
     intent: bytes
     """The intent to keep, packed."""
 
 
-def begin(keys: Keys, group: int, writes: Sequence[Writing]) -> Call[list[int]]:
-    """``begin.lua``: for each document of ``group``, the serial of its new version, its
-    intent kept, or 0 when its current version is no longer the one expected."""
+class Began(NamedTuple):
+    """What ``begin.lua`` answered for one document."""
+
+    serial: int
+    """The new version's serial, or :data:`SAME`, :data:`CONFLICT` or :data:`UNKNOWN`."""
+    current: int
+    """The serial of the current version (0: none)."""
+
+
+def begin(
+    keys: Keys, group: int, writes: Sequence[Writing]
+) -> Call[tuple[dict[int, bytes], list[Began]]]:
+    """``begin.lua``: the intents kept in ``group`` before, and for each of its documents
+    the serial of its new version (its intent kept), or why there is none."""
     names = [keys.counters(group), keys.intents(group)]
     args: list[Any] = [group, keys.groups.count]
     for write in writes:
         names.append(keys.entry(layout.IDS, write.entry.bucket))
-        args += [write.entry.field, write.expect, write.intent]
-    return script_call("begin.lua", names, args, lambda reply: [int(s) for s in reply])
+        args += [write.entry.field, write.expect, write.digest, write.intent]
+
+    def parse(reply: list[Any]) -> tuple[dict[int, bytes], list[Began]]:
+        found, began = reply
+        intents = {int(k): v for k, v in zip(found[::2], found[1::2], strict=True)}
+        return intents, list(map(Began, began[::2], began[1::2]))
+
+    return script_call("begin.lua", names, args, parse)
+
+
+def replace_intents(
+    keys: Keys, group: int, intents: Sequence[tuple[int, bytes]]
+) -> Call[list[int]]:
+    """``intent.lua``: replace the intents of versions of ``group`` still being written;
+    per version 1, or 0 when its intent is gone (taken back by another writer)."""
+    args: list[Any] = [x for pair in intents for x in pair]
+    return script_call("intent.lua", [keys.intents(group)], args, lambda r: [int(x) for x in r])
 
 
 @dataclass(frozen=True)
@@ -344,6 +380,8 @@ class Commit:
     """The change of the group's counts of documents and paragraphs."""
     owed: bytes
     """The owed intent, packed ('' when nothing is owed)."""
+    digest: bytes = b""
+    """The new version's :func:`dedup.index.layout.version_digest` ('' for a delete)."""
 
 
 def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]:
@@ -372,6 +410,7 @@ def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]
             c.paragraphs,
             c.owed,
             kept,
+            c.digest,
         ]
     return script_call("commit.lua", names, args, lambda reply: [decoded(r) for r in reply])
 
@@ -393,7 +432,7 @@ def current(keys: Keys, entry: layout.IdEntry) -> Call[int]:
         "HGET",
         keys.entry(layout.IDS, entry.bucket),
         entry.field,
-        parse=lambda value: layout.SERIAL.unpack(value)[0] if value else 0,
+        parse=lambda value: layout.id_serial(value) if value else 0,
     )
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -51,9 +52,11 @@ from dedup.index.reads import (
     UNRECORDED,
     Entries,
     Reads,
+    record_or_intent,
     store_error,
 )
 from dedup.index.scripts import Batch, Held
+from dedup.index.seen import Seen
 from dedup.pipeline import signature
 from dedup.pipeline.analysis import Analysis
 from dedup.report import record_extra
@@ -131,18 +134,26 @@ class _Plan:
     analysis: Analysis | None
     """None for a delete."""
     old_serial: int = 0
+    expect: int = scripts.ANY
+    """The current version the writer expects: :data:`dedup.index.scripts.ANY` (the id
+    entry's digest tells), or one whose record was read and is another version."""
     id: layout.IdEntry = field(init=False)
     """The document's id entry (its id hashed once for every step)."""
     old: Record | None = None
     record: Record | None = None
     packed: bytes = b""
     """The new record, packed ('' for a delete)."""
+    digest: bytes = b""
+    """The new version's digest, which its id entry keeps."""
+    indexed_at: float = 0.0
+    guessed: frozenset[int] = frozenset()
+    """The paragraphs the announced record leaves out of its signature as boilerplate."""
+    stray: list[int] = field(default_factory=list)
+    """Band keys of a signature guessed wrong, added and being taken out."""
     serial: int = 0
     keys: list[int] = field(default_factory=list)
     """The entry key of each of the new version's paragraphs, in order."""
-    counts: dict[int, int] = field(default_factory=dict)
     pieces: list[tuple[int, ...]] = field(default_factory=list)
-    piece_counts: dict[int, int] = field(default_factory=dict)
     exact: list[tuple[int, str]] = field(default_factory=list)
     near: list[tuple[int, str, float]] = field(default_factory=list)
     flags: set[str] = field(default_factory=set)
@@ -151,6 +162,17 @@ class _Plan:
 
     def __post_init__(self) -> None:
         self.id = layout.id_entry(self.doc_id)
+
+
+@dataclass
+class _Pass:
+    """One pass of a batch's write: its writer, and what it settled for its documents."""
+
+    token: str
+    results: dict[int, Indexed]
+    """The documents written, or found unchanged."""
+    again: dict[int, int] = field(default_factory=dict)
+    """The documents to write in another pass, each with the current version to expect."""
 
 
 class Store(Reads):
@@ -162,6 +184,7 @@ class Store(Reads):
     ) -> None:
         super().__init__(client, settings, clock)
         self._meta_checked = False
+        self._seen = Seen(settings.boilerplate_min_documents)
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -221,80 +244,52 @@ class Store(Reads):
 
     def _index(self, analyses: list[Analysis], token: str) -> list[Indexed]:
         results: dict[int, Indexed] = {}
-        pending = list(range(len(analyses)))
+        pending = dict.fromkeys(range(len(analyses)), scripts.ANY)
         for _ in range(_CONFLICT_RETRIES):
             if not pending:
                 break
-            plans = {i: _Plan(analyses[i].document.doc_id, analyses[i]) for i in pending}
+            plans = {
+                i: _Plan(analyses[i].document.doc_id, analyses[i], expect=expect)
+                for i, expect in pending.items()
+            }
             pending = self._write(plans, token, results)
         if pending:
-            raise StoreError(f"document {analyses[pending[0]].document.doc_id} kept changing")
+            raise StoreError(f"document {analyses[min(pending)].document.doc_id} kept changing")
         return [results[i] for i in range(len(analyses))]
 
-    def _write(self, plans: dict[int, _Plan], token: str, results: dict[int, Indexed]) -> list[int]:
-        """The steps of the module's docstring for these documents; returns those that met
-        another writer of the same id on the way (to write again)."""
-        self._read(plans, token)
-        for i, plan in list(plans.items()):
-            analysis, old = plan.analysis, plan.old
-            assert analysis is not None
-            document = analysis.document
-            if (  # the same version again: nothing to build or write
-                old is not None
-                and old.content == int(analysis.content_hash, 16)
-                and old.url == document.url
-                and old.extra.get("fetched_at") == document.fetched_at
-            ):
-                results[i] = Indexed(document.doc_id, changed=False)
-                del plans[i]
-                continue
-            plan.record = self._record(analysis, plan)
-            plan.packed = layout.pack(plan.record)
-        conflicts = self._begin(plans, token)
-        self._add(plans)
+    def _write(
+        self, plans: dict[int, _Plan], token: str, results: dict[int, Indexed]
+    ) -> dict[int, int]:
+        """The steps of the module's docstring for these documents; returns those to write
+        again (another writer of the same id met on the way, or a version whose id entry
+        keeps no digest), each with the current version to expect."""
+        run = _Pass(token, results)
+        self._begin(plans, run)
+        self._add(plans, run)
         self._score(plans)
-        conflicts += self._commit(plans, token)
+        run.again.update(dict.fromkeys(self._commit(plans, token), scripts.ANY))
         for i, plan in plans.items():
             near = sorted(((d, s) for _, d, s in plan.near), key=lambda x: (-x[1], x[0]))
             results[i] = Indexed(plan.doc_id, True, sorted(d for _, d in plan.exact), near)
-        return conflicts
+        return run.again
 
     def _read(self, plans: dict[int, _Plan], token: str) -> None:
-        """Step 1: current versions, paragraph and piece counts, and the intents of the
-        documents' groups (finishing those this writer, or a dead one, left)."""
+        """Current versions, their records, and the intents of the documents' groups
+        (finishing those this writer, or a dead one, left): what a delete starts from."""
         batch = self._batch()
         current = {i: batch.call(scripts.current(self.keys, p.id)) for i, p in plans.items()}
         groups = set(self._by_group(plans))
         found = {g: batch.call(scripts.intents(self.keys, g)) for g in groups}
-        counted: dict[int, tuple[list[int], list[int]]] = {}
-        for i, plan in plans.items():
-            analysis = plan.analysis
-            if analysis is None:
-                continue
-            plan.keys = [layout.paragraph_key(fp) for fp in analysis.fingerprints]
-            plan.pieces = [tuple(layout.piece_key(k) for k in p) for p in analysis.pieces or ()]
-            paragraphs = batch.lookups(PARAGRAPHS, dict.fromkeys(plan.keys))
-            held = dict.fromkeys(k for p in plan.pieces for k in p)
-            counted[i] = (paragraphs, batch.lookups(PIECES, held))
         answers = batch.send(self.client)
         for i, plan in plans.items():
             plan.old_serial = answers[current[i]]
-            if i in counted:
-                paragraphs, pieces = counted[i]
-                plan.counts = {
-                    k: answers[t].count
-                    for k, t in zip(dict.fromkeys(plan.keys), paragraphs, strict=True)
-                }
-                held = dict.fromkeys(k for p in plan.pieces for k in p)
-                plan.piece_counts = {k: answers[t].count for k, t in zip(held, pieces, strict=True)}
-        # What this writer left before, what dead ones left, and what the versions about to
-        # be replaced still owe (their commit drops it: it is done first, whoever wrote it).
-        replaced = {p.old_serial for p in plans.values()}
+        # What the versions about to be replaced still owe is done first, whoever wrote it:
+        # their commit drops it.
         self._recover(
             [(s, packed) for g in groups for s, packed in answers[found[g]].items()],
             token,
             stale_only=False,
-            replaced=replaced,
+            replaced={p.old_serial for p in plans.values()},
         )
         olds = [p for p in plans.values() if p.old_serial]
         records = scripts.run(self.client, [scripts.record(self.keys, p.old_serial) for p in olds])
@@ -303,26 +298,9 @@ class Store(Reads):
             if plan.old is None:  # an id entry ahead of its record cannot be: read as none
                 plan.old_serial = 0
 
-    def _record(self, analysis: Analysis, plan: _Plan) -> Record:
-        """The record of a new version; its signature leaves out boilerplate paragraphs.
-
-        A paragraph's count after the write is its count now, plus this document unless its
-        old version already holds the paragraph (and is counted in it).
-        """
-        threshold = self.settings.boilerplate_min_documents
-        old = plan.old
-        held = frozenset(old.fingerprints) if old is not None else frozenset()
-        boilerplate = {
-            i
-            for i, key in enumerate(plan.keys)
-            if plan.counts.get(key, 0) + (key not in held) >= threshold
-        }
-        # A paragraph whose near copies (a piece of it) many documents hold is boilerplate too.
-        old_pieces = frozenset(k for p in ((old.near or []) if old else []) for k in p.pieces)
-        for i, keys in enumerate(plan.pieces):
-            if any(plan.piece_counts.get(k, 0) + (k not in old_pieces) >= threshold for k in keys):
-                boilerplate.add(i)
-        sig = analysis.document_signature(frozenset(boilerplate))
+    def _record(self, analysis: Analysis, plan: _Plan, boilerplate: frozenset[int]) -> Record:
+        """The record of a new version; its signature leaves out ``boilerplate``."""
+        sig = analysis.document_signature(boilerplate)
         near = None
         if analysis.pieces is not None:
             near = [
@@ -339,7 +317,7 @@ class Store(Reads):
             doc_id=analysis.document.doc_id,
             url=analysis.document.url,
             paragraphs=len(analysis.paragraphs),
-            indexed_at=round(self.clock(), 3),
+            indexed_at=plan.indexed_at,
             content=int(analysis.content_hash, 16),
             signature=layout.reduce_signature(sig, self.wide) if sig is not None else b"",
             fingerprints=plan.keys,
@@ -348,28 +326,56 @@ class Store(Reads):
             near=near,
         )
 
-    def _begin(self, plans: dict[int, _Plan], token: str) -> list[int]:
-        """Step 2: a serial and an intent for each new version; returns the conflicts."""
-        by_group = self._by_group(plans)
+    def _begin(self, plans: dict[int, _Plan], run: _Pass) -> None:
+        """Steps 1 and 2 in one round trip: a serial and an intent for each new version,
+        its record built on a guess of its boilerplate (:mod:`dedup.index.seen`); the
+        current versions and the intents of the documents' groups (finishing those this
+        writer, or a dead one, left, and what the versions about to be replaced owe)."""
+        before: Counter[int] = Counter()
         now = time.time()
+        for plan in plans.values():
+            analysis = plan.analysis
+            assert analysis is not None
+            plan.keys = [layout.paragraph_key(fp) for fp in analysis.fingerprints]
+            plan.pieces = [tuple(layout.piece_key(k) for k in p) for p in analysis.pieces or ()]
+            plan.guessed = self._seen.guess(plan.keys, plan.pieces or [()] * len(plan.keys), before)
+            before.update({*plan.keys, *(k for p in plan.pieces for k in p)})
+            plan.indexed_at = round(self.clock(), 3)
+            plan.record = self._record(analysis, plan, plan.guessed)
+            plan.packed = layout.pack(plan.record)
+            plan.digest = layout.record_digest(plan.record)
+        by_group = self._by_group(plans)
         calls = []
         for group, order in by_group.items():
             writes = []
             for i in order:
                 plan = plans[i]
-                intent = Intent(layout.WRITING, token, now, record=plan.record)
+                intent = Intent(layout.WRITING, run.token, now, record=plan.record)
                 packed = layout.pack_intent(intent, plan.packed)
-                writes.append(scripts.Writing(plan.id, plan.old_serial, packed))
+                writes.append(scripts.Writing(plan.id, plan.expect, plan.digest, packed))
             calls.append(scripts.begin(self.keys, group, writes))
-        conflicts = []
-        for order, serials in zip(by_group.values(), scripts.run(self.client, calls), strict=True):
-            for i, serial in zip(order, serials, strict=True):
-                if serial:
-                    plans[i].serial = serial
-                else:
-                    conflicts.append(i)
+        found: list[tuple[int, bytes]] = []
+        current = set()
+        for order, (intents, began) in zip(
+            by_group.values(), scripts.run(self.client, calls), strict=True
+        ):
+            found += intents.items()
+            for i, answer in zip(order, began, strict=True):
+                plan = plans[i]
+                plan.old_serial = answer.current
+                current.add(answer.current)
+                if answer.serial > 0:
+                    plan.serial = answer.serial
+                elif answer.serial == scripts.SAME:
+                    run.results[i] = Indexed(plan.doc_id, changed=False)
                     del plans[i]
-        return sorted(conflicts)
+                elif answer.serial == scripts.CONFLICT:
+                    run.again[i] = scripts.ANY
+                    del plans[i]
+                # UNKNOWN: no serial; the current version's record is read next
+        # What this writer left before, what dead ones left, and what the current versions
+        # still owe (a commit replacing one drops it: it is done first, whoever wrote it).
+        self._recover(found, run.token, stale_only=False, replaced=current)
 
     def _by_group(self, plans: dict[int, _Plan]) -> dict[int, list[int]]:
         """The plans by their documents' groups, in their order."""
@@ -379,13 +385,21 @@ class Store(Reads):
             by_group.setdefault(group, []).append(i)
         return by_group
 
-    def _add(self, plans: dict[int, _Plan]) -> None:
-        """Step 3: the new entries, and who held them; the old version's holders, whose
-        flags its removal may change."""
+    def _add(self, plans: dict[int, _Plan], run: _Pass) -> None:
+        """Step 3: the new entries, and who held them; the current versions' records. The
+        entries' counts tell the new versions' boilerplate: where the guess was wrong, the
+        record and its bands are corrected (:meth:`_correct`)."""
         batch = self._batch()
+        olds = {
+            i: batch.call(scripts.record(self.keys, p.old_serial))
+            for i, p in plans.items()
+            if p.old_serial
+        }
         asked: dict[int, dict[str, list[int]]] = {}
         written: dict[int, Entries] = {}
         for i, plan in plans.items():
+            if not plan.serial:
+                continue
             assert plan.record is not None
             new, serial = self.entries(plan.record), plan.serial
             written[i] = new
@@ -396,15 +410,25 @@ class Store(Reads):
                     PARAGRAPHS, new.paragraphs, scripts.ADD_PARAGRAPH, serial
                 ),
                 "pieces": batch.updates(PIECES, new.pieces, scripts.ADD_PIECE, serial),
-                "affected": self._affected_lookups(batch, plan.old),
             }
         answers = batch.send(self.client)
+        for i, ticket in olds.items():
+            raw = answers[ticket]
+            plan = plans[i]
+            plan.old = layout.unpack(raw) if raw else None
+            if not plan.serial:  # its id entry keeps no digest: now its record tells
+                if plan.old is not None and layout.record_digest(plan.old) == plan.digest:
+                    run.results[i] = Indexed(plan.doc_id, changed=False)
+                else:
+                    run.again[i] = plan.old_serial
+                del plans[i]
         at = self.settings.boilerplate_min_documents
         # Versions this batch replaces still hold their entries until the batch's owed work
         # takes them out: they are no one's candidates, and the counts they swell are
         # checked again once they are out (each new version marked boilerplate, and those it
         # raised, are refreshed then).
         replaced = {p.old_serial for p in plans.values() if p.old_serial}
+        wrong: dict[int, Record] = {}
         for i, plan in plans.items():
             got: dict[str, list[Held]] = {
                 name: [answers[t] for t in tickets] for name, tickets in asked[i].items()
@@ -414,27 +438,88 @@ class Store(Reads):
             old = self.entries(plan.old) if plan.old is not None else NO_ENTRIES
             kept = set(old.paragraphs) | set(old.pieces)
             mine = written[i]
-            added = zip(
-                [*mine.paragraphs, *mine.pieces],
-                got["paragraphs"] + got["pieces"],
-                strict=True,
-            )
+            counted = dict(zip(mine.paragraphs, got["paragraphs"], strict=True))
+            counted.update(zip(mine.pieces, got["pieces"], strict=True))
             plan.raised = {"boilerplate": set()}
-            for key, held in added:
+            for key, held in counted.items():
+                self._seen.saw(key, held.count)
                 if held.count - (key in kept) >= at:
                     plan.flags.add("boilerplate")
                 if held.changed and key not in kept and held.count == at:
                     plan.raised["boilerplate"].update(held.serials)
+            pieces = plan.pieces
+            boilerplate = frozenset(
+                n
+                for n, key in enumerate(plan.keys)
+                if counted[key].count - (key in kept) >= at
+                or (pieces and any(counted[k].count - (k in kept) >= at for k in pieces[n]))
+            )
             gone = replaced | {plan.old_serial}
             plan.exact = [(s, "") for held in got["content"] for s in held.serials if s not in gone]
-            plan.near = [
-                (s, "", 0.0) for held in got["bands"] for s in held.serials if s not in gone
-            ]
-            plan.refresh |= {s for held in got["affected"] for s in held.serials}
+            bands = list(zip(mine.bands, got["bands"], strict=True))
+            if boilerplate != plan.guessed:
+                analysis = plan.analysis
+                assert analysis is not None and plan.record is not None
+                record = self._record(analysis, plan, boilerplate)
+                if record.signature != plan.record.signature:
+                    wrong[i] = record
+                    right = set(self.band_keys(record.signature))
+                    bands = [(key, held) for key, held in bands if key in right]
+            plan.near = [(s, "", 0.0) for _, held in bands for s in held.serials if s not in gone]
             if replaced and "boilerplate" in plan.flags:
                 plan.refresh.add(plan.serial)
             if replaced:
                 plan.refresh |= plan.raised["boilerplate"]
+        if wrong:
+            self._correct(plans, wrong, run, replaced)
+
+    def _correct(
+        self, plans: dict[int, _Plan], wrong: dict[int, Record], run: _Pass, replaced: set[int]
+    ) -> None:
+        """Two round trips for the versions whose boilerplate was guessed wrong: their
+        intents take the right records (still naming the bands of the guess, as strays),
+        then the guess's bands are taken out and the right ones added. An intent taken back
+        meanwhile by another writer (its lease over) leaves its document to write again."""
+        now = time.time()
+        by_group: dict[int, list[int]] = {}
+        missing: dict[int, list[int]] = {}
+        for i, record in wrong.items():
+            plan = plans[i]
+            assert plan.record is not None
+            guessed = set(self.band_keys(plan.record.signature))
+            right = self.band_keys(record.signature)
+            plan.stray = sorted(guessed - set(right))
+            missing[i] = [k for k in right if k not in guessed]
+            plan.record, plan.packed = record, layout.pack(record)
+            by_group.setdefault(self.keys.groups.of(plan.serial), []).append(i)
+        calls = []
+        for group, order in by_group.items():
+            intents = []
+            for i in order:
+                plan = plans[i]
+                intent = Intent(
+                    layout.WRITING, run.token, now, record=plan.record, stray=plan.stray
+                )
+                intents.append((plan.serial, layout.pack_intent(intent, plan.packed)))
+            calls.append(scripts.replace_intents(self.keys, group, intents))
+        for order, kept in zip(by_group.values(), scripts.run(self.client, calls), strict=True):
+            for i, ok in zip(order, kept, strict=True):
+                if not ok:  # taken back with every entry its intent named
+                    run.again[i] = scripts.ANY
+                    del plans[i], missing[i]
+        batch = self._batch()
+        asked = {}
+        for i, keys in missing.items():
+            plan = plans[i]
+            batch.updates(BANDS, plan.stray, scripts.REMOVE, plan.serial)
+            asked[i] = batch.updates(BANDS, keys, scripts.ADD_SEEING, plan.serial)
+        answers = batch.send(self.client)
+        for i, tickets in asked.items():
+            plan = plans[i]
+            gone = replaced | {plan.old_serial}
+            plan.near += [
+                (s, "", 0.0) for t in tickets for s in answers[t].serials if s not in gone
+            ]
 
     def _affected_lookups(self, batch: Batch, old: Record | None) -> list[int]:
         """Lookups of the documents whose flags taking out the old version may change: its
@@ -452,7 +537,8 @@ class Store(Reads):
 
     def _score(self, plans: dict[int, _Plan]) -> None:
         """Step 4: the exact copies and near duplicates among the holders, by their records
-        or, for versions not committed yet, their intents."""
+        or, for versions not committed yet, their intents; and the documents whose flags
+        taking out the replaced versions may change."""
         wanted: dict[int, None] = {}
         for plan in plans.values():
             exact = [s for s, _ in plan.exact if s != plan.serial]
@@ -462,7 +548,24 @@ class Store(Reads):
             plan.near = [(s, "", 0.0) for s in dict.fromkeys(near)][:MAX_CANDIDATES]
             wanted.update((s, None) for s, _ in plan.exact)
             wanted.update((s, None) for s, _, _ in plan.near)
-        found = self.records_or_intents(list(wanted))
+        batch = self._batch()
+        asked = {
+            s: (batch.call(scripts.record(self.keys, s)), batch.call(scripts.intent(self.keys, s)))
+            for s in wanted
+        }
+        affected = {
+            i: self._affected_lookups(batch, plan.old)
+            for i, plan in plans.items()
+            if plan.old is not None
+        }
+        answers = batch.send(self.client) if len(batch) else []
+        found = {}
+        for serial, (record, intent) in asked.items():
+            known = record_or_intent(answers[record], answers[intent])
+            if known is not None:
+                found[serial] = known
+        for i, tickets in affected.items():
+            plans[i].refresh |= {s for t in tickets for s in answers[t].serials}
         threshold = self.settings.near_duplicate_threshold
         for plan in plans.values():
             assert plan.record is not None
@@ -522,6 +625,7 @@ class Store(Reads):
                 documents=int(record is not None) - int(plan.old is not None),
                 paragraphs=(record.paragraphs if record is not None else 0) - old_paragraphs,
                 owed=layout.pack_intent(intent) if i in owed else b"",
+                digest=plan.digest,
             )
         by_group = self._by_group(plans)
         calls = [
@@ -536,7 +640,10 @@ class Store(Reads):
                     owed.pop(i, None)
         overtaken.sort()
         back = [
-            (plans[i].serial, Intent(layout.WRITING, token, 0.0, record=plans[i].record))
+            (
+                plans[i].serial,
+                Intent(layout.WRITING, token, 0.0, record=plans[i].record, stray=plans[i].stray),
+            )
             for i in overtaken
             if plans[i].serial
         ]
@@ -602,6 +709,8 @@ class Store(Reads):
                     affected += batch.lookups(BANDS, entries.bands, scripts.MEMBERS)
                     affected += batch.lookups(CONTENT, entries.content, scripts.MEMBERS)
                     self._take_out(batch, intent.record, serial)
+                affected += batch.lookups(BANDS, intent.stray, scripts.MEMBERS)
+                batch.updates(BANDS, intent.stray, scripts.REMOVE, serial)
                 continue
             if intent.old is not None:
                 self._take_out(batch, intent.old, intent.old_serial)

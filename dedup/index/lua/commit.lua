@@ -8,16 +8,18 @@
 -- for a delete), and the record hash of the old version (any key of the group when none)
 -- ARGV[1]: the layout (common.lua)
 -- ARGV[2]: one character per flag bitmap (its count)
--- then per document, 11 values: the id entry's field; the old version's serial as read (0:
+-- then per document, 12 values: the id entry's field; the old version's serial as read (0:
 -- none) and its position; the new version's serial (0: delete) and its position; the new
 -- record ('' to delete); one '0' or '1' per flag bitmap, the flags of the new version; the
 -- change of the group's documents and of its paragraphs; the owed intent, packed ('' when
--- nothing is owed), and the serial it is kept under
+-- nothing is owed), and the serial it is kept under; the new version's digest, which the id
+-- entry keeps after its serial
 -- Returns per document 'ok', 'conflict' when its current version is another, or 'lost' when
 -- its new version's intent is gone (taken back by another writer)
 local flags = #ARGV[2]
 local documents, paragraphs = 0, 0
-local function commit(id, kept, was, field, old, old_at, new, new_at, record, bits, owed, owed_at)
+local function commit(id, kept, was, field, old, old_at, new, new_at, record, bits, owed, owed_at,
+                      digest)
   if new ~= 0 and redis.call('HEXISTS', KEYS[2], new) == 0 then return 'lost' end
   if current(id, field) ~= old then return 'conflict' end
   if old ~= 0 then
@@ -26,7 +28,7 @@ local function commit(id, kept, was, field, old, old_at, new, new_at, record, bi
     for f = 1, flags do redis.call('SETBIT', KEYS[2 + f], old_at, 0) end
   end
   if new ~= 0 then
-    redis.call('HSET', id, field, struct.pack(SERIAL, new))
+    redis.call('HSET', id, field, struct.pack(SERIAL, new) .. digest)
     redis.call('HSET', kept, new, record)
     redis.call('HDEL', KEYS[2], new)
     for f = 1, flags do
@@ -39,12 +41,12 @@ local function commit(id, kept, was, field, old, old_at, new, new_at, record, bi
   return 'ok'
 end
 local out = {}
-for k = 1, (#ARGV - 2) / 11 do
-  local a, key = 2 + 11 * (k - 1), 2 + flags + 3 * (k - 1)
+for k = 1, (#ARGV - 2) / 12 do
+  local a, key = 2 + 12 * (k - 1), 2 + flags + 3 * (k - 1)
   local done = commit(
     KEYS[key + 1], KEYS[key + 2], KEYS[key + 3], ARGV[a + 1], tonumber(ARGV[a + 2]),
     tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6],
-    ARGV[a + 7], ARGV[a + 10], ARGV[a + 11]
+    ARGV[a + 7], ARGV[a + 10], ARGV[a + 11], ARGV[a + 12]
   )
   if done == 'ok' then
     documents = documents + tonumber(ARGV[a + 8])
