@@ -48,7 +48,7 @@ class Keys:
         return f"{self.namespace}:meta"
 
     def _group(self, group: int) -> str:
-        return f"{self.namespace}:{{{self.groups.tags[group]}}}"
+        return _group_prefixes(self.namespace, self.groups.count)[group]
 
     def counters(self, group: int) -> str:
         """Hash: a group's running totals (documents, paragraphs, distinct paragraphs, and
@@ -103,6 +103,11 @@ class Keys:
     def legacy_worker_metrics(self) -> str:
         """Hash: the workers' figures as one key kept them before the shards (still read)."""
         return f"{self.namespace}:worker-metrics"
+
+
+@cache
+def _group_prefixes(namespace: str, groups: int) -> tuple[str, ...]:
+    return tuple(f"{namespace}:{{{tag}}}" for tag in Groups(groups).tags)
 
 
 @cache
