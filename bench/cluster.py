@@ -48,6 +48,7 @@ from bench.redisproc import default_binary, redis_server, server_version
 from bench.throughput import NOOP_FUNCTION
 from bench.workerproc import CODE, running_workers
 from dedup.client import Client
+from dedup.index.layout import CLUSTER_GROUPS
 from dedup.index.store import Store
 from dedup.pipeline.analysis import Analysis, analyse
 from dedup.pipeline.document import from_payload
@@ -703,8 +704,8 @@ def add_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument(
         f"--{p}groups",
         type=int,
-        default=Settings().index_groups,
-        help="index_groups of the shards and memory parts",
+        default=CLUSTER_GROUPS,
+        help="index_groups of the shards and memory parts (on the server as on the clusters)",
     )
     parser.add_argument(
         f"--{p}masters", type=numbers("master counts", 1), default=[1, 2, 3], help="e.g. 1,2,3"

@@ -86,12 +86,13 @@ class Settings:
     Redis per document instead of 1,409, and about two thirds of the bulk rate
     (docs/BENCHMARKS.md), so it is off unless asked for; recorded in the store."""
 
-    index_groups: int = 128
-    """Groups a new index is cut into, a power of two up to 4,096 (each group's keys share
-    one hash slot of a Redis Cluster). Each round trip of a batch's writes calls every group
-    its entries fall in, so fewer groups write faster; a cluster spreads evenly over up to
-    about one master per eight groups (docs/SCALING.md). Recorded in the store: an index
-    keeps the groups it was built with (1,024 for one built before the setting)."""
+    index_groups: int | None = None
+    """Groups a new index is cut into, a power of two up to 4,096: each group's keys share
+    one hash slot of a Redis Cluster, and each round trip of a write calls every group its
+    entries fall in. Unset, 128 on a cluster (an even spread over up to about 16 masters,
+    docs/SCALING.md) and 1 on one server, where groups spread nothing. Recorded in the
+    store: an index keeps the groups it was built with (1,024 for one built before the
+    setting), which a writer takes unless this is set (then they must agree)."""
 
     max_document_bytes: int = 10_000_000
     """Larger documents are rejected before any parsing."""
@@ -147,7 +148,8 @@ class Settings:
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 problems.append(f"{name} must be in (0, 1], got {value}")
-        if not 1 <= self.index_groups <= 4096 or self.index_groups & (self.index_groups - 1):
+        groups = self.index_groups
+        if groups is not None and (not 1 <= groups <= 4096 or groups & (groups - 1)):
             problems.append("index_groups must be a power of two from 1 to 4096")
         if self.boilerplate_min_documents < 2:
             problems.append("boilerplate_min_documents must be at least 2")
@@ -216,7 +218,9 @@ def _coerce(name: str, value: Any) -> Any:
             return Path(str(value)).expanduser()
         if kind == "str | None":
             return None if value in (None, "") else str(value)
-        if kind == "int":
+        if kind in ("int", "int | None"):
+            if kind == "int | None" and value in (None, ""):
+                return None
             if isinstance(value, bool):
                 raise ValueError
             return int(value)

@@ -86,8 +86,16 @@ def test_list_since_filters_by_indexed_time(settings: Settings, corpus: Store) -
     assert "invalid duration 'soon'" in result.output
 
 
-def test_scan_sees_each_document_once_across_pages(store: Store) -> None:
+@pytest.fixture(params=[1, 128], ids=["one-group", "128-groups"])
+def grouped(request: pytest.FixtureRequest, settings: Settings, redis_client: redis.Redis) -> Store:
+    """A store on an empty database, cut into one group (one server's default) or 128 (a
+    cluster's), whose records lists and purges merge by time."""
+    return Store(redis_client, settings.replace(index_groups=request.param))
+
+
+def test_scan_sees_each_document_once_across_pages(grouped: Store) -> None:
     """Documents indexed at the same instant are listed once each, by time and by flag."""
+    store = grouped
     same = time.time()
     at_once = Store(store.client, store.settings, clock=lambda: same)
     for n in range(7):
@@ -144,8 +152,9 @@ def test_export_to_a_folder_that_does_not_exist(settings: Settings, corpus: Stor
     assert "cannot write /nonexistent-folder/out.jsonl" in result.stderr
 
 
-def test_purge_and_lists_across_many_record_buckets(store: Store) -> None:
+def test_purge_and_lists_across_many_record_buckets(grouped: Store) -> None:
     """Hundreds of documents span several record hashes; purge and lists walk them all."""
+    store = grouped
     old = Store(store.client, store.settings, clock=lambda: time.time() - 40 * DAY)
     old.index(
         [

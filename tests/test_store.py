@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from redis import Redis
 
 from dedup.errors import NotFoundError, SettingsMismatchError
 from dedup.index import layout
@@ -135,7 +136,8 @@ def test_an_index_keeps_the_groups_it_was_built_with(
     index_settings: Settings, index_client: IndexClient
 ) -> None:
     """An index built with 1,024 groups (as every index was before ``index_groups``) is read
-    in its own groups by readers with the default; a writer with other groups is refused."""
+    and written in its own groups by readers and writers that set none; a writer that sets
+    other groups is refused."""
     body = article(42)
     old = Store(index_client, index_settings.replace(index_groups=layout.LEGACY_GROUPS))
     index(old, "a", as_html(body))
@@ -145,8 +147,27 @@ def test_an_index_keeps_the_groups_it_was_built_with(
     assert layout.LEGACY_GROUPS == reader.keys.groups.count
     assert ["a"] == reader.report("b")["exact_duplicates"]
     assert 2 == reader.stats()["documents"]
+    index(reader, "c", as_html(body))
+    assert ["a", "b"] == reader.report("c")["exact_duplicates"]
+    assert layout.LEGACY_GROUPS == reader.keys.groups.count
+    other = Store(index_client, index_settings.replace(index_groups=128))
     with pytest.raises(SettingsMismatchError, match="index_groups=1024 \\(ours 128\\)"):
-        index(reader, "c", as_html(article(43)))
+        index(other, "d", as_html(article(43)))
+
+
+def test_a_new_index_has_the_groups_that_suit_where_it_is(
+    index_settings: Settings, index_client: IndexClient
+) -> None:
+    """One group on one server, where groups spread nothing; 128 on a cluster, spread over
+    its masters; what the setting says when it is set."""
+    store = Store(index_client, index_settings)
+    index(store, "a", as_html(article(44)))
+    expected = layout.SERVER_GROUPS if isinstance(index_client, Redis) else layout.CLUSTER_GROUPS
+    assert expected == store.keys.groups.count
+    assert expected == Store(index_client, index_settings).keys.groups.count
+    chosen = Store(index_client, index_settings.replace(namespace="chosen", index_groups=16))
+    index(chosen, "a", as_html(article(44)))
+    assert 16 == Store(index_client, chosen.settings.replace(index_groups=None)).keys.groups.count
 
 
 def test_namespaces_are_separate(index_settings: Settings, index_client: IndexClient) -> None:

@@ -56,11 +56,14 @@ recorded by that setting in the signature settings: with it off, records are tho
 format, so an index built before the setting existed reads on. So are the groups: recorded
 as ``groups`` unless they are the format's first 1,024 (:data:`LEGACY_GROUPS`)."""
 
-DEFAULT_GROUPS = 128
-"""Groups of keys of a new index (the ``index_groups`` setting), each in one hash slot of a
-cluster. Every round trip of a batch's writes sends one script call to each group its
-entries fall in, so fewer groups cost less per document; a cluster spreads evenly over up to
-about one master per eight groups (docs/SCALING.md)."""
+CLUSTER_GROUPS = 128
+"""Groups of keys of a new index on a Redis Cluster (unless the ``index_groups`` setting
+says otherwise), each in one hash slot. Every round trip of a batch's writes sends one script
+call to each group its entries fall in, so fewer groups cost less per document; a cluster
+spreads evenly over up to about one master per eight groups (docs/SCALING.md)."""
+SERVER_GROUPS = 1
+"""Groups of keys of a new index on one server: there they spread nothing, and each would
+cost a script call per round trip (about 30 for a one-document write with 128)."""
 LEGACY_GROUPS = 1024
 """The groups of an index whose signature settings name none (built before the setting)."""
 SLOTS = 16384
@@ -280,7 +283,7 @@ def id_serial(value: bytes) -> int:
 class Groups:
     """How an index is cut into groups: ``count`` of them, a power of two."""
 
-    count: int = DEFAULT_GROUPS
+    count: int = CLUSTER_GROUPS
 
     def __post_init__(self) -> None:
         if not 1 <= self.count <= 1 << MAX_GROUP_BITS or self.count & (self.count - 1):

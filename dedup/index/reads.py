@@ -16,6 +16,7 @@ from itertools import islice
 from typing import NamedTuple
 
 import redis
+from redis.cluster import RedisCluster
 
 from dedup.errors import NotFoundError, StoreError, StoreUnavailableError
 from dedup.index import layout, scripts, walks
@@ -95,6 +96,11 @@ UNRECORDED = {"groups": str(layout.LEGACY_GROUPS)}
 setting existed."""
 
 
+def recorded_groups(recorded: dict[str, str]) -> int:
+    """The groups an index was built with, by its signature settings."""
+    return int(recorded.get("groups", UNRECORDED["groups"]))
+
+
 def record_or_intent(raw: bytes | None, pending: bytes | None) -> Record | None:
     """A version's record, else the record its intent holds while it is being written."""
     if raw:
@@ -134,11 +140,21 @@ class Reads:
         recorded = self._recorded()
         if recorded is not None:
             self._lsh = int(recorded["lsh_bands"]), int(recorded["lsh_rows"])
-            groups = int(recorded.get("groups", UNRECORDED["groups"]))
+            groups = recorded_groups(recorded)
         else:
             self._lsh = self.settings.lsh_bands, self.settings.lsh_rows
-            groups = self.settings.index_groups
+            groups = self.new_index_groups()
         self._keys = Keys(self.settings.namespace, layout.Groups(groups))
+
+    def new_index_groups(self) -> int:
+        """The groups of a new index: the ``index_groups`` setting, else those that suit
+        where the index is (:data:`~dedup.index.layout.CLUSTER_GROUPS` on a cluster,
+        :data:`~dedup.index.layout.SERVER_GROUPS` on one server)."""
+        if self.settings.index_groups is not None:
+            return self.settings.index_groups
+        if isinstance(self.client, RedisCluster):
+            return layout.CLUSTER_GROUPS
+        return layout.SERVER_GROUPS
 
     @property
     def keys(self) -> Keys:

@@ -6,19 +6,22 @@ hashes of index entries, flag bitmaps, all in groups with hash tags), the key na
 many hash slots, and nothing is atomic across slots (on one server the same steps run, as a
 cluster of one shard), so a batch is written in steps, each a round trip for the whole batch:
 
-1. read each document's current version (and its group's intents) and its paragraphs' counts;
-2. announce each new version in its group: an intent holding the new record, under a new
-   serial (``begin.lua``); nothing names the serial yet;
-3. add the new version's entries, which answers who held them before (LSH band sharers,
-   exact copies, paragraphs turning boilerplate);
-4. read those candidates' records (or their intents: a near duplicate written at the same
+1. announce each new version in its group (``begin.lua``), which reads the current one: an
+   intent holding the new record, under a new serial, unless the id entry's digest shows
+   the version is indexed already; nothing names the serial yet. The record leaves out the
+   boilerplate the writer guesses (:mod:`dedup.index.seen`);
+2. add the new version's entries, which answers who held them before (LSH band sharers,
+   exact copies, paragraphs turning boilerplate) and how many hold each paragraph: the true
+   boilerplate. A wrong guess is corrected: the intent takes the right record, then the
+   bands move (two round trips, only for batches that guessed wrong);
+3. read those candidates' records (or their intents: a near duplicate written at the same
    moment by another worker is found before its commit) and score them;
-5. commit in the document's group (``commit.lua``): the id entry, the record, its flags and
+4. commit in the document's group (``commit.lua``): the id entry, the record, its flags and
    the counters change together, and the intent becomes what is owed;
-6. do what is owed: take the old version's entries out, raise flags on the other documents,
+5. do what is owed: take the old version's entries out, raise flags on the other documents,
    refresh the flags the change may have moved; then drop the intent.
 
-Readers ignore serials without a record, so steps 2-4 are invisible until the commit. A writer
+Readers ignore serials without a record, so steps 1-3 are invisible until the commit. A writer
 killed at any step leaves an intent; the job's retry (same token) or, after a lease, any
 writer takes back a version that was not committed or finishes what a committed one owed.
 Every step is idempotent: entries are sets of serials, flags are set to values, and a commit
@@ -53,6 +56,7 @@ from dedup.index.reads import (
     Entries,
     Reads,
     record_or_intent,
+    recorded_groups,
     store_error,
 )
 from dedup.index.scripts import Batch, Held
@@ -79,11 +83,12 @@ FAILOVER_PATIENCE = 60.0
 fails (and RQ retries it): a failover takes the cluster's node timeout and a little more."""
 
 
-def signature_settings(settings: Settings) -> dict[str, str]:
+def signature_settings(settings: Settings, groups: int) -> dict[str, str]:
     """What a stored signature depends on: writers with other values must not mix in.
 
     ``near_paragraphs`` is named only when on, so an index built before the setting existed
-    (or with it off) has the same settings as a writer with it off.
+    (or with it off) has the same settings as a writer with it off; ``groups`` only when
+    they are not the 1,024 of an index built before the setting.
     """
     recorded = {
         "format": layout.FORMAT_VERSION,
@@ -100,8 +105,8 @@ def signature_settings(settings: Settings) -> dict[str, str]:
     }
     if settings.near_paragraphs:
         recorded["near_paragraphs"] = "true"
-    if str(settings.index_groups) != UNRECORDED["groups"]:
-        recorded["groups"] = str(settings.index_groups)
+    if str(groups) != UNRECORDED["groups"]:
+        recorded["groups"] = str(groups)
     return recorded
 
 
@@ -189,14 +194,22 @@ class Store(Reads):
     # -- settings ---------------------------------------------------------------------------
 
     def check_settings(self) -> None:
-        """Record our signature settings in an empty store, or refuse to mix with others."""
-        wanted = signature_settings(self.settings)
+        """Record our signature settings in an empty store, or refuse to mix with others.
+
+        The index's groups are ours unless ``index_groups`` is set: then they must agree.
+        """
         try:
-            self.client.hsetnx(self.meta_key, "signature", json.dumps(wanted, sort_keys=True))
             stored = self.client.hget(self.meta_key, "signature")
+            if stored is None:
+                wanted = signature_settings(self.settings, self.new_index_groups())
+                new = json.dumps(wanted, sort_keys=True)
+                self.client.hsetnx(self.meta_key, "signature", new)
+                stored = self.client.hget(self.meta_key, "signature")
         except redis.RedisError as exc:
             raise store_error(exc) from None
         have = json.loads(cast("bytes", stored))
+        groups = self.settings.index_groups or recorded_groups(have)
+        wanted = signature_settings(self.settings, groups)
         if have != wanted:
             diff = ", ".join(
                 f"{_SETTING_NAMES.get(k, k)}={have.get(k, UNRECORDED.get(k))} "
@@ -211,7 +224,7 @@ class Store(Reads):
         self.client.hset(self.meta_key, items=[x for pair in _versions().items() for x in pair])
         # the index's, checked above
         self._lsh = self.settings.lsh_bands, self.settings.lsh_rows
-        self._keys = Keys(self.settings.namespace, layout.Groups(self.settings.index_groups))
+        self._keys = Keys(self.settings.namespace, layout.Groups(groups))
         self._meta_checked = True
 
     # -- writing ----------------------------------------------------------------------------
@@ -327,10 +340,10 @@ class Store(Reads):
         )
 
     def _begin(self, plans: dict[int, _Plan], run: _Pass) -> None:
-        """Steps 1 and 2 in one round trip: a serial and an intent for each new version,
-        its record built on a guess of its boilerplate (:mod:`dedup.index.seen`); the
-        current versions and the intents of the documents' groups (finishing those this
-        writer, or a dead one, left, and what the versions about to be replaced owe)."""
+        """Step 1: a serial and an intent for each new version, its record built on a guess
+        of its boilerplate (:mod:`dedup.index.seen`); the current versions and the intents of
+        the documents' groups (finishing those this writer, or a dead one, left, and what the
+        versions about to be replaced owe)."""
         before: Counter[int] = Counter()
         now = time.time()
         for plan in plans.values():
@@ -386,7 +399,7 @@ class Store(Reads):
         return by_group
 
     def _add(self, plans: dict[int, _Plan], run: _Pass) -> None:
-        """Step 3: the new entries, and who held them; the current versions' records. The
+        """Step 2: the new entries, and who held them; the current versions' records. The
         entries' counts tell the new versions' boilerplate: where the guess was wrong, the
         record and its bands are corrected (:meth:`_correct`)."""
         batch = self._batch()
@@ -536,7 +549,7 @@ class Store(Reads):
         )
 
     def _score(self, plans: dict[int, _Plan]) -> None:
-        """Step 4: the exact copies and near duplicates among the holders, by their records
+        """Step 3: the exact copies and near duplicates among the holders, by their records
         or, for versions not committed yet, their intents; and the documents whose flags
         taking out the replaced versions may change."""
         wanted: dict[int, None] = {}
@@ -593,7 +606,7 @@ class Store(Reads):
                 plan.raised["near_duplicate"] = {s for s, _, _ in plan.near}
 
     def _commit(self, plans: dict[int, _Plan], token: str) -> list[int]:
-        """Steps 5 and 6; returns the documents another writer overtook (their new version
+        """Steps 4 and 5; returns the documents another writer overtook (their new version
         taken back, to write again)."""
         owed: dict[int, Intent] = {}
         commits: dict[int, scripts.Commit] = {}
@@ -805,7 +818,7 @@ class Store(Reads):
         return total
 
     def _remove(self, plans: dict[int, _Plan]) -> tuple[int, list[int]]:
-        """Delete these versions (steps 3, 5 and 6 without a new version); returns how many
+        """Delete these versions (steps 2, 4 and 5 without a new version); returns how many
         were deleted and the plans whose version was no longer current."""
         if not plans:
             return 0, []
