@@ -10,12 +10,14 @@ Four measurements (``python -m bench.cluster``, or the ``cluster`` section of ``
   document should stay flat as masters are added and each master should carry about 1/N.
 * **memory**: bytes per document summed over 3 masters against one standalone server, each
   filled to the same size by two processes.
-* **write**: ``Store.index`` alone (analyses built before the clock starts) on a fresh standalone
-  server, this tree against the commit before the index was rewritten for clusters, each in a
-  subprocess of its own with that tree first on ``PYTHONPATH``, alternately; bulk batches and
-  one-document batches; then two real workers of each tree on bulk jobs of real corpus
-  documents, from the first submit until every report is stored (what a user's bulk run
-  sees, analysis included).
+* **write**: ``Store.index`` alone (analyses built before the clock starts, and frozen out of
+  the garbage collector's walks) on a fresh standalone server, this tree against the commit
+  before the index was rewritten for clusters, each in a subprocess of its own with that tree
+  first on ``PYTHONPATH``, alternately; bulk batches and one-document batches; then two real
+  workers of each tree on jobs of real corpus documents, bulk and one per job, from the first
+  submit until every report is stored (what a user's run sees, analysis included). This tree
+  runs with its default groups on one server (one) and, for one-document writes, also with
+  the 128 of a cluster.
 * **queue**: how many bulk jobs (200 small documents each) one Redis takes in and hands out per
   second for RQ, and the Redis CPU each costs: the ceiling past which a second queue is needed.
 """
@@ -311,7 +313,7 @@ def memory_compare(
 # -- write: this tree against the one before the rewrite ------------------------------------
 
 _WRITE_CHILD = """
-import json, sys, time
+import gc, json, os, sys, time
 from pathlib import Path
 import redis
 import dedup
@@ -322,8 +324,13 @@ from bench import corpus as corpus_, synthetic
 
 url, corpus_path, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 corpus = corpus_.load(Path(corpus_path))
-settings = Settings(namespace="bench")
+groups = os.environ.get("DEDUP_INDEX_GROUPS")  # set for this tree only
+settings = Settings(namespace="bench", **({"index_groups": int(groups)} if groups else {}))
 analyses = [synthetic.analysis(corpus, i, settings) for i in range(count)]
+# A worker holds one batch; these hold thousands, which the garbage collector would walk
+# again and again while a write's own small objects come and go: held out of its reach, as
+# a worker holds what it keeps from its start (gc.freeze in workers/jobs.py).
+gc.freeze()
 store = Store(redis.Redis.from_url(url), settings)
 store.check_settings()
 start = time.perf_counter()
@@ -380,8 +387,13 @@ def old_tree(path: Path | None, commit: str) -> Iterator[Path]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _write_once(tree: Path, binary: str, child: str, *args: Any) -> dict[str, Any]:
+def _write_once(
+    tree: Path, binary: str, child: str, *args: Any, groups: int | None = None
+) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree))
+    env.pop("DEDUP_INDEX_GROUPS", None)
+    if groups is not None:  # the index's groups, for a tree that has them
+        env["DEDUP_INDEX_GROUPS"] = str(groups)
     with redis_server(binary) as url:
         result = subprocess.run(
             [sys.executable, "-c", child, url, *map(str, args)],
@@ -429,13 +441,19 @@ def write_compare(
     log: Log,
 ) -> dict[str, Any]:
     """``Store.index`` docs/s of this tree and of ``tree`` (``commit``), alternately, and
-    the docs/s of two real workers of each on real documents, in bulk jobs and one per job."""
+    the docs/s of two real workers of each on real documents, in bulk jobs and one per job.
+
+    This tree runs with its default groups on one server (one), and in the one-document
+    modes also with the 128 of a cluster (the ``*_128`` modes, against the old tree again),
+    to tell what the groups cost from what the write's steps cost."""
     trees = {"old": tree, "new": CODE["dir"]}
-    modes = {
-        "bulk": (docs, batch),
-        "single": (single_docs, 1),
-        "workers": (worker_docs, batch),
-        "workers_single": (single_docs, 1),
+    modes: dict[str, tuple[int, int, int | None]] = {
+        "bulk": (docs, batch, None),
+        "single": (single_docs, 1, None),
+        "single_128": (single_docs, 1, CLUSTER_GROUPS),
+        "workers": (worker_docs, batch, None),
+        "workers_single": (single_docs, 1, None),
+        "workers_single_128": (single_docs, 1, CLUSTER_GROUPS),
     }
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {m: {"old": [], "new": []} for m in modes}
     payloads = Path(tempfile.mkdtemp(prefix="dedup-bench-docs-")) / "docs.json"
@@ -443,13 +461,18 @@ def write_compare(
     singles = payloads.with_name("singles.json")
     singles.write_text(json.dumps(list(corpus_.documents(corpus, 0, single_docs))))
     for rep in range(repeat):
-        for mode, (count, size) in modes.items():
+        for mode, (count, size, groups) in modes.items():
             for name, folder in trees.items():
+                mine = groups if name == "new" else None
                 if mode.startswith("workers"):
                     docs_file = payloads if size > 1 else singles
-                    found = _write_once(folder, binary, _WORKERS_CHILD, docs_file, 2, size)
+                    found = _write_once(
+                        folder, binary, _WORKERS_CHILD, docs_file, 2, size, groups=mine
+                    )
                 else:
-                    found = _write_once(folder, binary, _WRITE_CHILD, corpus_path, count, size)
+                    found = _write_once(
+                        folder, binary, _WRITE_CHILD, corpus_path, count, size, groups=mine
+                    )
                 raw[mode][name].append(found)
                 log(
                     f"  [{rep + 1}/{repeat}] {mode:6s} {name}: {found['docs_per_s']:8,.0f} docs/s "
@@ -464,7 +487,7 @@ def write_compare(
         "imported": {name: raw["bulk"][name][0]["dedup"] for name in trees},
         "kernels": {name: raw["bulk"][name][0]["kernel"] for name in trees},
     }
-    for mode, (count, size) in modes.items():
+    for mode, (count, size, groups) in modes.items():
         rates = {name: [r["docs_per_s"] for r in raw[mode][name]] for name in trees}
         old, new = median(rates["old"]), median(rates["new"])
         row: dict[str, Any] = {
@@ -475,6 +498,7 @@ def write_compare(
             "old_rates": [round(r, 1) for r in rates["old"]],
             "new_rates": [round(r, 1) for r in rates["new"]],
             "ratio": round(new / old, 3),
+            "groups": groups,
         }
         result[mode] = row
         if mode.startswith("workers"):  # measured end to end: the ratio is the workers' own
@@ -661,19 +685,21 @@ def markdown(results: dict[str, Any]) -> list[str]:
             "| batch | docs | old docs/s | new docs/s | new/old | worker new/old |",
             "|---|---|---|---|---|---|",
         ]
-        for mode in ("bulk", "single"):
-            r = w[mode]
-            lines.append(
-                f"| {r['batch']} | {r['documents']:,} | {r['old_docs_per_s']:,.0f} "
-                f"| {r['new_docs_per_s']:,.0f} | {r['ratio']:.3f} | {r['worker_ratio']:.3f} |"
-            )
-        for mode in ("workers", "workers_single"):
+        for mode in ("bulk", "single", "single_128"):
+            if mode in w:
+                r = w[mode]
+                lines.append(
+                    f"| {r['batch']}{_groups_note(r)} | {r['documents']:,} "
+                    f"| {r['old_docs_per_s']:,.0f} | {r['new_docs_per_s']:,.0f} "
+                    f"| {r['ratio']:.3f} | {r['worker_ratio']:.3f} |"
+                )
+        for mode in ("workers", "workers_single", "workers_single_128"):
             if mode in w:
                 r = w[mode]
                 lines += [
                     "",
                     f"Two real workers, jobs of {r['batch']} real document(s) "
-                    f"({r['documents']:,}), first submit to last report: old "
+                    f"({r['documents']:,}){_groups_note(r)}, first submit to last report: old "
                     f"{r['old_docs_per_s']:,.0f} docs/s, new {r['new_docs_per_s']:,.0f} docs/s, "
                     f"new/old {r['ratio']:.3f}",
                 ]
@@ -690,6 +716,11 @@ def markdown(results: dict[str, Any]) -> list[str]:
             f"({q['redis_ceiling_docs_per_s']:,} docs/s)",
         ]
     return [*lines, ""]
+
+
+def _groups_note(row: dict[str, Any]) -> str:
+    """How a write row's groups differ from the default, for a table."""
+    return f" ({row['groups']} groups)" if row.get("groups") else ""
 
 
 def add_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:

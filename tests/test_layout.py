@@ -131,8 +131,8 @@ def test_batches_name_entries_as_keys_and_families_do(key: int, groups: int) -> 
     for family in (layout.BANDS, layout.PARAGRAPHS, layout.CONTENT, layout.PIECES):
         batch = Batch(keys, boilerplate_at=10)
         batch.lookup(family, key)
-        [(group, [op])] = batch._lookups.items()
+        [(group, [(name, _, chunk, _)])] = batch._lookups.items()
         bucket, field = family.split(key)
         assert group == keys.groups.of_bucket(family, bucket)
-        assert keys.entry(family, bucket) == op.name
-        assert field == op.chunk
+        assert keys.entry(family, bucket) == name
+        assert field == chunk

@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
-from typing import Any, Generic, NamedTuple, TypeVar
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, Generic, NamedTuple, TypeAlias, TypeVar
 
 import hiredis
 import redis
@@ -174,18 +176,18 @@ ADD, ADD_SEEING, ADD_PARAGRAPH, ADD_PIECE, REMOVE, REMOVE_PARAGRAPH = "a", "A", 
 """Update operations of ``update.lua``."""
 
 
-class Held:
-    """What one entry lookup or update answered."""
+class Held(tuple[int, bytes, int]):
+    """What one entry lookup or update answered: a tuple made straight from the script's
+    reply (a batch's replies hold thousands of them; a class with an ``__init__`` of its own
+    cost a tenth of a bulk write)."""
 
-    __slots__ = ("changed", "count", "packed")
+    __slots__ = ()
 
-    def __init__(self, count: int, packed: bytes, changed: int = 0) -> None:
-        self.count = count
-        """Documents holding the entry (after the update)."""
-        self.packed = packed
-        """The serials asked for, packed (empty when not asked or not answered)."""
-        self.changed = changed
-        """1 when an update changed the entry."""
+    count = property(itemgetter(0), doc="Documents holding the entry (after the update).")
+    packed = property(
+        itemgetter(1), doc="The serials asked for, packed (empty when not asked or answered)."
+    )
+    changed = property(itemgetter(2), doc="1 when an update changed the entry.")
 
     @property
     def serials(self) -> list[int]:
@@ -193,15 +195,9 @@ class Held:
         return serials(self.packed)
 
 
-class _Op(NamedTuple):
-    """One operation of a round trip on an entry: the entry's hash, a letter and the
-    field's width, the field (followed by the serial for an update), and the ticket of its
-    answer."""
-
-    name: str
-    code: str
-    chunk: bytes
-    ticket: int
+_Op: TypeAlias = tuple[str, str, bytes, int]
+"""One operation of a round trip on an entry: the entry's hash, a letter and the field's
+width, the field (followed by the serial for an update), and the ticket of its answer."""
 
 
 class Batch:
@@ -247,7 +243,7 @@ class Batch:
             bucket = key >> bucket_shift
             group = bucket >> group_shift
             field = ((key >> field_shift) & field_mask).to_bytes(width, "big")
-            op = _Op(prefixes[group] + str(bucket), code, field + tail, ticket)
+            op = (prefixes[group] + str(bucket), code, field + tail, ticket)
             ops = table.get(group)
             if ops is None:
                 table[group] = [op]
@@ -322,23 +318,23 @@ class Batch:
                 if answer.count < 0:
                     back.append(op)
                 else:
-                    answers[op.ticket] = answer
+                    answers[op[3]] = answer
             if back:
                 again.append((lookup, group, back))
         if again:
             calls = [self._script(g, ops, lookup=lookup, sets=True) for lookup, g, ops in again]
             for (_, _, ops), held in zip(again, run(client, calls), strict=True):
                 for op, answer in zip(ops, held, strict=True):
-                    answers[op.ticket] = answer
+                    answers[op[3]] = answer
         return answers
 
 
 def _held_list(reply: list[Any]) -> list[Held]:
-    return list(map(Held, reply[::2], reply[1::2]))
+    return list(map(Held, zip(reply[::2], reply[1::2], repeat(0))))
 
 
 def _updated_list(reply: list[Any]) -> list[Held]:
-    return list(map(Held, reply[::3], reply[2::3], reply[1::3]))
+    return list(map(Held, zip(reply[::3], reply[2::3], reply[1::3], strict=True)))
 
 
 # -- a document's group --------------------------------------------------------------------------
