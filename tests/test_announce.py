@@ -78,7 +78,7 @@ def test_a_wrong_guess_of_boilerplate_stores_what_a_right_one_does(
     monkeypatch.setattr(
         wrong._seen,
         "guess",
-        lambda keys, pieces, before: frozenset(range(len(keys))) if every else frozenset(),
+        lambda keys, pieces: frozenset(range(len(keys))) if every else frozenset(),
     )
     corrected = _corrections(monkeypatch)
     _index_one_by_one(wrong, documents)

@@ -3,10 +3,10 @@ boilerplate before Redis tells.
 
 A document's signature leaves out its boilerplate paragraphs, and which those are depends on
 how many documents hold each paragraph (or a near-copy piece of it): known only once the
-write adds the version to those entries. The version is announced before that (its intent
-names its record, and so its LSH bands, before any entry names it), so the writer guesses
-from the counts the entries answered its earlier writes, plus the documents before it in the
-same batch. A wrong guess costs the batch two more round trips (the intent replaced, the
+write adds the version to those entries (a batch leaves out what was boilerplate before it).
+The version is announced before that (its intent names its record, and so its LSH bands,
+before any entry names it), so the writer guesses from the counts the entries answered its
+earlier writes. A wrong guess costs the batch two more round trips (the intent replaced, the
 bands moved, :mod:`dedup.index.store`); what is stored is the same either way. Only counts
 near the threshold or past it are kept: below, a paragraph cannot be boilerplate without
 being seen again on the way.
@@ -14,7 +14,6 @@ being seen again on the way.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 LIMIT = 1 << 16
@@ -41,19 +40,17 @@ class Seen:
             del self._counts[next(iter(self._counts))]
         self._counts[key] = count
 
-    def guess(
-        self, keys: Sequence[int], pieces: Sequence[Iterable[int]], before: Counter[int]
-    ) -> frozenset[int]:
-        """The paragraphs (by position) likely to be boilerplate once this version holds
-        them: a paragraph's count as last seen, plus ``before`` (documents earlier in the
-        batch holding it), plus this one, reaches the threshold; or one of its pieces'."""
+    def guess(self, keys: Sequence[int], pieces: Sequence[Iterable[int]]) -> frozenset[int]:
+        """The paragraphs (by position) likely to be boilerplate for a new version: a
+        paragraph's count as last seen (what the batch starts from), plus this version,
+        reaches the threshold; or one of its pieces'."""
         at = self.threshold - 1
         counts = self._counts
-        if not counts and not before:  # a new writer's first batch: nothing is known
+        if not counts:  # a new writer: nothing is known
             return frozenset()
         return frozenset(
             i
             for i, key in enumerate(keys)
-            if counts.get(key, 0) + before[key] >= at
-            or (pieces[i] and any(counts.get(k, 0) + before[k] >= at for k in pieces[i]))
+            if counts.get(key, 0) >= at
+            or (pieces[i] and any(counts.get(k, 0) >= at for k in pieces[i]))
         )

@@ -11,9 +11,9 @@ cluster of one shard), so a batch is written in steps, each a round trip for the
    the version is indexed already; nothing names the serial yet. The record leaves out the
    boilerplate the writer guesses (:mod:`dedup.index.seen`);
 2. add the new version's entries, which answers who held them before (LSH band sharers,
-   exact copies, paragraphs turning boilerplate) and how many hold each paragraph: the true
-   boilerplate. A wrong guess is corrected: the intent takes the right record, then the
-   bands move (two round trips, only for batches that guessed wrong);
+   exact copies, paragraphs turning boilerplate) and how many hold each paragraph: what was
+   boilerplate before the batch. A wrong guess is corrected: the intent takes the right
+   record, then the bands move (two round trips, only for batches that guessed wrong);
 3. read those candidates' records (or their intents: a near duplicate written at the same
    moment by another worker is found before its commit) and score them;
 4. commit in the document's group (``commit.lua``): the id entry, the record, its flags and
@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -344,15 +343,13 @@ class Store(Reads):
         of its boilerplate (:mod:`dedup.index.seen`); the current versions and the intents of
         the documents' groups (finishing those this writer, or a dead one, left, and what the
         versions about to be replaced owe)."""
-        before: Counter[int] = Counter()
         now = time.time()
         for plan in plans.values():
             analysis = plan.analysis
             assert analysis is not None
             plan.keys = [layout.paragraph_key(fp) for fp in analysis.fingerprints]
             plan.pieces = [tuple(layout.piece_key(k) for k in p) for p in analysis.pieces or ()]
-            plan.guessed = self._seen.guess(plan.keys, plan.pieces or [()] * len(plan.keys), before)
-            before.update({*plan.keys, *(k for p in plan.pieces for k in p)})
+            plan.guessed = self._seen.guess(plan.keys, plan.pieces or [()] * len(plan.keys))
             plan.indexed_at = round(self.clock(), 3)
             plan.record = self._record(analysis, plan, plan.guessed)
             plan.packed = layout.pack(plan.record)
@@ -441,35 +438,46 @@ class Store(Reads):
         # checked again once they are out (each new version marked boilerplate, and those it
         # raised, are refreshed then).
         replaced = {p.old_serial for p in plans.values() if p.old_serial}
+        got: dict[int, dict[str, list[Held]]] = {}
+        counted: dict[int, dict[int, Held]] = {}
+        first: dict[int, int] = {}
+        """Per paragraph or piece entry, its holders once the batch's first version was added
+        to it: one more than before the batch."""
+        for i in plans:
+            got[i] = {name: [answers[t] for t in tickets] for name, tickets in asked[i].items()}
+            mine = written[i]
+            counted[i] = dict(zip(mine.paragraphs, got[i]["paragraphs"], strict=True))
+            counted[i].update(zip(mine.pieces, got[i]["pieces"], strict=True))
+            for key, held in counted[i].items():
+                first.setdefault(key, held.count)
+                self._seen.saw(key, held.count)
         wrong: dict[int, Record] = {}
         for i, plan in plans.items():
-            got: dict[str, list[Held]] = {
-                name: [answers[t] for t in tickets] for name, tickets in asked[i].items()
-            }
             # The old version still holds its entries until the commit's owed work takes it
             # out: it is not counted, nor a candidate.
             old = self.entries(plan.old) if plan.old is not None else NO_ENTRIES
             kept = set(old.paragraphs) | set(old.pieces)
-            mine = written[i]
-            counted = dict(zip(mine.paragraphs, got["paragraphs"], strict=True))
-            counted.update(zip(mine.pieces, got["pieces"], strict=True))
             plan.raised = {"boilerplate": set()}
-            for key, held in counted.items():
-                self._seen.saw(key, held.count)
+            for key, held in counted[i].items():
                 if held.count - (key in kept) >= at:
                     plan.flags.add("boilerplate")
                 if held.changed and key not in kept and held.count == at:
                     plan.raised["boilerplate"].update(held.serials)
+            # The signature leaves out what was boilerplate before the batch, whatever order
+            # its documents are added in, counting this version and not its old self.
             pieces = plan.pieces
             boilerplate = frozenset(
                 n
                 for n, key in enumerate(plan.keys)
-                if counted[key].count - (key in kept) >= at
-                or (pieces and any(counted[k].count - (k in kept) >= at for k in pieces[n]))
+                if first[key] - (key in kept) >= at
+                or (pieces and any(first[k] - (k in kept) >= at for k in pieces[n]))
             )
+            mine = written[i]
             gone = replaced | {plan.old_serial}
-            plan.exact = [(s, "") for held in got["content"] for s in held.serials if s not in gone]
-            bands = list(zip(mine.bands, got["bands"], strict=True))
+            plan.exact = [
+                (s, "") for held in got[i]["content"] for s in held.serials if s not in gone
+            ]
+            bands = list(zip(mine.bands, got[i]["bands"], strict=True))
             if boilerplate != plan.guessed:
                 analysis = plan.analysis
                 assert analysis is not None and plan.record is not None
