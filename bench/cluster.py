@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -202,11 +203,13 @@ def shards(
     log(f"  {docs:,} synthetic analyses in {time.perf_counter() - started:.1f} s")
     runs = []
     standalone = _standalone_run(analyses, binary, batch, settings)
-    log(
-        f"  standalone: {standalone['total']['cpu_us_per_doc']:.0f} µs CPU/doc, "
-        f"{standalone['total']['commands_per_doc']:.1f} commands/doc, "
-        f"{standalone['docs_per_s']:,.0f} docs/s"
-    )
+    # One server as a new index there is cut by default: one group.
+    alone = _standalone_run(analyses, binary, batch, settings.replace(index_groups=None))
+    for name, row in (("standalone", standalone), ("standalone, one group", alone)):
+        log(
+            f"  {name}: {row['total']['cpu_us_per_doc']:.0f} µs CPU/doc, "
+            f"{row['total']['commands_per_doc']:.1f} commands/doc, {row['docs_per_s']:,.0f} docs/s"
+        )
     for masters in counts:
         row = _shard_run(analyses, masters, binary, batch, folder, settings)
         runs.append(row)
@@ -222,6 +225,7 @@ def shards(
         "batch": batch,
         "groups": settings.index_groups,
         "standalone": standalone,
+        "standalone_one_group": alone,
         "runs": runs,
     }
 
@@ -259,7 +263,8 @@ def _fill(
 def memory_compare(
     corpus: corpus_.Corpus, size: int, binary: str, folder: Path, log: Log, settings: Settings
 ) -> dict[str, Any]:
-    """Bytes per document over 3 masters (summed) and on one standalone server."""
+    """Bytes per document over 3 masters (summed) and on one standalone server, with the
+    same groups and with the one group of a new index there."""
     result: dict[str, Any] = {"size": size, "groups": settings.index_groups}
     started = time.perf_counter()
     with _cluster(folder / "memory", 3, binary) as cluster:
@@ -287,22 +292,25 @@ def memory_compare(
         f"{result['cluster']['memory_share']['max_deviation']:.1%} of a third, commands within "
         f"{result['cluster']['commands_share']['max_deviation']:.1%}"
     )
-    with redis_server(binary) as url:
-        client = redis.Redis.from_url(url)
-        empty_one = memory.used_memory(client)
-        fill_s = _fill(lambda: redis.Redis.from_url(url), corpus, size, settings)
-        grown_one = memory.used_memory(client) - empty_one
-        documents = memory.documents(client, NAMESPACE)
-    result["standalone"] = {
-        "documents": documents,
-        "fill_seconds": round(fill_s, 1),
-        "used_memory": grown_one,
-        "bytes_per_doc": round(grown_one / documents, 1),
-    }
-    log(
-        f"  standalone, {documents:,} documents: {result['standalone']['bytes_per_doc']:,.0f} "
-        f"bytes/doc (filled in {fill_s:.0f} s)"
-    )
+    # One server with the cluster's groups, then with its own default (one group).
+    own = settings.replace(index_groups=None)
+    for name, chosen in (("standalone", settings), ("standalone_one_group", own)):
+        with redis_server(binary) as url:
+            client = redis.Redis.from_url(url)
+            empty_one = memory.used_memory(client)
+            fill_s = _fill(partial(redis.Redis.from_url, url), corpus, size, chosen)
+            grown_one = memory.used_memory(client) - empty_one
+            documents = memory.documents(client, NAMESPACE)
+        result[name] = {
+            "documents": documents,
+            "fill_seconds": round(fill_s, 1),
+            "used_memory": grown_one,
+            "bytes_per_doc": round(grown_one / documents, 1),
+        }
+        log(
+            f"  {name}, {documents:,} documents: {result[name]['bytes_per_doc']:,.0f} "
+            f"bytes/doc (filled in {fill_s:.0f} s)"
+        )
     result["ratio"] = round(
         result["cluster"]["bytes_per_doc"] / result["standalone"]["bytes_per_doc"], 3
     )
@@ -646,11 +654,14 @@ def markdown(results: dict[str, Any]) -> list[str]:
             "| CPU shares | commands shares | memory shares | worst share vs 1/N | docs/s |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-        one = s["standalone"]
-        lines.append(
-            f"| standalone | - | {one['total']['cpu_us_per_doc']:.0f} "
-            f"| {one['total']['commands_per_doc']:.1f} | - | - | - | - | {one['docs_per_s']:,.0f} |"
-        )
+        for name, key in (("standalone", "standalone"), ("one group", "standalone_one_group")):
+            if key in s:
+                one = s[key]
+                lines.append(
+                    f"| {name} | - | {one['total']['cpu_us_per_doc']:.0f} "
+                    f"| {one['total']['commands_per_doc']:.1f} | - | - | - | - "
+                    f"| {one['docs_per_s']:,.0f} |"
+                )
         for r in s["runs"]:
             kinds = ("cpu_share", "commands_share", "memory_share")
             worst = max(r[k]["max_deviation"] for k in kinds)
@@ -669,7 +680,9 @@ def markdown(results: dict[str, Any]) -> list[str]:
             f"Memory at {m['size']:,} documents ({m.get('groups', 1024):,} groups): 3 masters "
             f"{m['cluster']['bytes_per_doc']:,.0f} "
             f"bytes/doc summed ({per} per master), one server "
-            f"{m['standalone']['bytes_per_doc']:,.0f} (ratio {m['ratio']:.3f}); on the "
+            f"{m['standalone']['bytes_per_doc']:,.0f} (ratio {m['ratio']:.3f}), one server with "
+            f"one group {m.get('standalone_one_group', {}).get('bytes_per_doc', float('nan')):,.0f}"
+            f"; on the "
             f"masters, memory within {m['cluster']['memory_share']['max_deviation']:.1%} of a "
             f"third, commands within "
             f"{m['cluster'].get('commands_share', {}).get('max_deviation', float('nan')):.1%}; "
