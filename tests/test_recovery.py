@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 from rq import Worker
-from rq.registry import StartedJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
 
 from dedup.client import Client
@@ -56,13 +56,15 @@ def indexed(client: redis.Redis, settings: Settings) -> int:
 
 
 def all_indexed(client: redis.Redis, settings: Settings, documents: list[Document]) -> bool:
-    """Every document indexed, nothing left on the queue and no job under way (a job's
-    last write counts its documents before it finishes the work it owes)."""
+    """Every document indexed, and no job on the queue, under way or waiting to be tried
+    again: a write counts its documents at its commit and finishes the work it owes after,
+    so a job cut off in between is retried with its documents counted already."""
     try:
         queue = make_queue(settings, client)
         return (
             0 == queue.count
             and 0 == StartedJobRegistry(queue=queue).count
+            and 0 == ScheduledJobRegistry(queue=queue).count
             and len(documents) == indexed(client, settings)
         )
     except redis.RedisError:
