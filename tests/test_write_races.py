@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import redis
 
+from dedup.index import scripts
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -123,3 +124,38 @@ def test_purge_keeps_a_version_indexed_during_its_walk(
     assert 1 == store.purge(30 * DAY)
     assert [True] == [r.changed for r in reindexed]
     assert_consistent(redis_client, settings, [fresh])
+
+
+@pytest.mark.parametrize("index_groups", [1, 128])
+def test_a_near_duplicate_committed_while_the_other_is_written_flags_both(
+    settings: Settings, redis_client: redis.Redis, index_groups: int
+) -> None:
+    """Two workers write near duplicates at the same moment: the first adds its bands, the
+    second then writes all the way through, finding the first's intent and raising the flag
+    on it before the first commits. The first's commit sets what was raised on it."""
+    settings = settings.replace(index_groups=index_groups)
+    rng = random.Random(7)
+    body = article(120)
+    first = Document("first", as_html(body))
+    second = Document("second", as_html([edit_words(p, rng, 1) for p in body]))
+    early, late = Store(redis_client, settings), Store(redis_client, settings)
+    real_run = scripts.run
+    overtaken: list[Any] = []
+    started = []
+
+    def run(client: Any, calls: Any) -> list[Any]:
+        if not started and any(c.script and c.script.name == "commit.lua" for c in calls):
+            started.append(True)
+            overtaken.extend(late.index([analyse(second, settings)]))  # before the commit
+        return real_run(client, calls)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scripts, "run", run)
+        [written] = early.index([analyse(first, settings)])
+    assert [] == written.near, "the first did not see the second"
+    assert [("first", overtaken[0].near[0][1])] == overtaken[0].near
+    assert {"first", "second"} == {
+        row["doc_id"] for row in early.list_documents("near_duplicate", 10)
+    }
+    assert_flags_match_reports(early)
+    assert {} == intents_left(redis_client, early.keys)

@@ -59,6 +59,11 @@ class Keys:
         """Hash: serial → the intent of a write in flight or owing work, in one group."""
         return f"{self._group(group)}:w"
 
+    def raised(self, group: int) -> str:
+        """Hash: serial → the flags (their numbers among :data:`FLAGS`, from 1) raised on a
+        version of the group while it was being written, for its commit to set."""
+        return f"{self._group(group)}:raised"
+
     def records(self, serial: int) -> str:
         """Hash: serial → packed record, for :data:`RECORDS_PER_BUCKET` consecutive
         positions of the serial's group."""

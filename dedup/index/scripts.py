@@ -424,7 +424,8 @@ def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]
     """``commit.lua``: for each document of ``group``, version ``new`` becomes the current
     one in place of ``old``, and the owed intent is kept for what is left to do; the reply
     per document is ``ok``, ``conflict`` or ``lost``."""
-    names = [keys.counters(group), keys.intents(group), *(keys.flag(f, group) for f in FLAGS)]
+    names = [keys.counters(group), keys.intents(group), keys.raised(group)]
+    names += [keys.flag(f, group) for f in FLAGS]
     args: list[Any] = ["f" * len(FLAGS)]
     position = keys.groups.position
     for c in commits:
@@ -452,12 +453,13 @@ def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]
 
 
 def set_flags(keys: Keys, group: int, bits: Sequence[tuple[int, str, bool]]) -> Call[int]:
-    """``flags.lua``: flag bits of versions of one group that still have a record."""
-    names: list[str] = []
+    """``flags.lua``: flag bits of versions of one group that have a record; a flag raised on
+    a version still being written is kept for its commit."""
+    names: list[str] = [keys.intents(group), keys.raised(group)]
     args: list[Any] = []
     for serial, flag, on in bits:
         names += [keys.records(serial), keys.flag(flag, group)]
-        args += [serial, keys.groups.position(serial), int(on)]
+        args += [serial, keys.groups.position(serial), int(on), FLAGS.index(flag) + 1]
     return script_call("flags.lua", names, args, int)
 
 

@@ -751,7 +751,10 @@ class Store(Reads):
             done.setdefault(self.keys.groups.of(serial), []).append(serial)
         pipe = self.client.pipeline(transaction=False)
         for group, serials in done.items():
+            # The intent first: flags raised on a version with no record are kept only while
+            # it has one, so nothing is kept for it past the second.
             pipe.hdel(self.keys.intents(group), *serials)
+            pipe.hdel(self.keys.raised(group), *serials)
         pipe.execute()
 
     def _take_out(self, batch: Batch, record: Record, serial: int) -> None:
