@@ -220,7 +220,10 @@ class Batch:
         """The lookups of each group, in order."""
         self._updates: dict[int, list[_Op]] = {}
         """The updates of each group, in order."""
+        self._with_sets: dict[int, list[_Op]] = {}
+        """Updates known to need their entries' overflow sets, sent with them at once."""
         self._calls: list[tuple[int, Call[Any]]] = []
+        self._known: list[tuple[int, Held]] = []
         self._count = 0
 
     def _add(
@@ -261,9 +264,25 @@ class Batch:
         """Ask how many documents hold an entry (and which, by ``mode``)."""
         return self.lookups(family, (key,), mode)[0]
 
-    def updates(self, family: Family, keys: Iterable[int], op: str, serial: int) -> list[int]:
-        """Add a serial to each of these entries or take it out (``op``: :data:`ADD` ...)."""
-        return self._add(self._updates, family, keys, op, layout.SERIAL.pack(serial))
+    def updates(
+        self, family: Family, keys: Iterable[int], op: str, serial: int, *, sets: bool = False
+    ) -> list[int]:
+        """Add a serial to each of these entries or take it out (``op``: :data:`ADD` ...);
+        with ``sets``, naming their overflow sets (entries that an operation found in one)."""
+        table = self._with_sets if sets else self._updates
+        return self._add(table, family, keys, op, layout.SERIAL.pack(serial))
+
+    def take_updates(self, group: int) -> list[_Op]:
+        """The updates of one group, taken out of the batch to be sent another way (their
+        tickets answered by :meth:`known` in another batch)."""
+        return self._updates.pop(group, [])
+
+    def known(self, answer: Held) -> int:
+        """An answer had already, by another call: its ticket among this batch's."""
+        ticket = self._count
+        self._count += 1
+        self._known.append((ticket, answer))
+        return ticket
 
     def update(self, family: Family, key: int, op: str, serial: int) -> int:
         """Add a serial to an entry or take it out (``op``: :data:`ADD` ...)."""
@@ -304,15 +323,18 @@ class Batch:
         """Send every call in one round trip (and the operations held back for their
         overflow sets in one more); the answers by ticket."""
         answers: list[Any] = [None] * self._count
-        grouped = [(True, g, ops) for g, ops in self._lookups.items()]
-        grouped += [(False, g, ops) for g, ops in self._updates.items()]
-        calls = [self._script(g, ops, lookup=lookup, sets=False) for lookup, g, ops in grouped]
+        for ticket, answer in self._known:
+            answers[ticket] = answer
+        grouped = [(True, g, ops, False) for g, ops in self._lookups.items()]
+        grouped += [(False, g, ops, False) for g, ops in self._updates.items()]
+        grouped += [(False, g, ops, True) for g, ops in self._with_sets.items()]
+        calls = [self._script(g, ops, lookup=lookup, sets=sets) for lookup, g, ops, sets in grouped]
         calls += [call for _, call in self._calls]
         replies = run(client, calls)
         for (ticket, _), reply in zip(self._calls, replies[len(grouped) :], strict=True):
             answers[ticket] = reply
         again: list[tuple[bool, int, list[_Op]]] = []
-        for (lookup, group, ops), held in zip(grouped, replies, strict=False):
+        for (lookup, group, ops, _), held in zip(grouped, replies, strict=False):
             back = []
             for op, answer in zip(ops, held, strict=True):
                 if answer.count < 0:
@@ -370,21 +392,42 @@ class Began(NamedTuple):
     """The serial of the current version (0: none)."""
 
 
+class Announced(NamedTuple):
+    """What ``begin.lua`` answered for one group."""
+
+    intents: dict[int, bytes]
+    """The group's intents as they were, by serial."""
+    began: list[Began]
+    """Per document."""
+    added: list[Held]
+    """Per operation on the group's own entries (nothing done for a document that got no
+    serial; a count of -1 for an operation that needs its entry's overflow set)."""
+
+
 def begin(
-    keys: Keys, group: int, writes: Sequence[Writing]
-) -> Call[tuple[dict[int, bytes], list[Began]]]:
+    keys: Keys,
+    group: int,
+    writes: Sequence[Writing],
+    ops: Sequence[_Op] = (),
+    boilerplate_at: int = 0,
+) -> Call[Announced]:
     """``begin.lua``: the intents kept in ``group`` before, and for each of its documents
-    the serial of its new version (its intent kept), or why there is none."""
+    the serial of its new version (its intent kept), or why there is none; then ``ops``,
+    updates of entries of this group (:meth:`Batch.take_updates`) whose serial is the
+    number of their document among ``writes`` (from 1), applied with the new serials."""
     names = [keys.counters(group), keys.intents(group)]
-    args: list[Any] = [group, keys.groups.count]
+    args: list[Any] = [group, keys.groups.count, len(writes)]
     for write in writes:
         names.append(keys.entry(layout.IDS, write.entry.bucket))
         args += [write.entry.field, write.expect, write.digest, write.intent]
+    names += [name for name, _, _, _ in ops]
+    args += ["".join(code for _, code, _, _ in ops), boilerplate_at]
+    args.append(b"".join(chunk for _, _, chunk, _ in ops))
 
-    def parse(reply: list[Any]) -> tuple[dict[int, bytes], list[Began]]:
-        found, began = reply
+    def parse(reply: list[Any]) -> Announced:
+        found, began, added = reply
         intents = {int(k): v for k, v in zip(found[::2], found[1::2], strict=True)}
-        return intents, list(map(Began, began[::2], began[1::2]))
+        return Announced(intents, list(map(Began, began[::2], began[1::2])), _updated_list(added))
 
     return script_call("begin.lua", names, args, parse)
 

@@ -8,9 +8,10 @@ cluster of one shard), so a batch is written in steps, each a round trip for the
 
 1. announce each new version in its group (``begin.lua``), which reads the current one: an
    intent holding the new record, under a new serial, unless the id entry's digest shows
-   the version is indexed already; nothing names the serial yet. The record leaves out the
-   boilerplate the writer guesses (:mod:`dedup.index.seen`);
-2. add the new version's entries, which answers who held them before (LSH band sharers,
+   the version is indexed already; only then does the same script add the serial to the
+   entries of that group (all of them, when the index has one group). The record leaves out
+   the boilerplate the writer guesses (:mod:`dedup.index.seen`);
+2. add the new version's other entries, which answers who held them before (LSH band sharers,
    exact copies, paragraphs turning boilerplate) and how many hold each paragraph: what was
    boilerplate before the batch. A wrong guess is corrected: the intent takes the right
    record, then the bands move (two round trips, only for batches that guessed wrong);
@@ -45,7 +46,7 @@ from redis.cluster import RedisCluster
 from dedup.errors import SettingsMismatchError, StoreError
 from dedup.index import layout, scripts, texts
 from dedup.index.keys import Keys
-from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Intent, Record
+from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Family, Intent, Record
 from dedup.index.reads import (
     CLOCK_SKEW,
     MAX_CANDIDATES,
@@ -130,6 +131,17 @@ class Indexed:
     near: list[tuple[str, float]] = field(default_factory=list)
 
 
+_ADDED: dict[str, tuple[Family, str]] = {
+    "bands": (BANDS, scripts.ADD_SEEING),
+    "content": (CONTENT, scripts.ADD_SEEING),
+    "paragraphs": (PARAGRAPHS, scripts.ADD_PARAGRAPH),
+    "pieces": (PIECES, scripts.ADD_PIECE),
+}
+"""How a new version joins each family of its entries (:class:`dedup.index.reads.Entries`'s
+fields): band sharers and exact copies answer who held them; paragraphs and pieces how many,
+and who once they turn boilerplate."""
+
+
 @dataclass
 class _Plan:
     """One document's write, as it goes through the steps."""
@@ -155,6 +167,11 @@ class _Plan:
     stray: list[int] = field(default_factory=list)
     """Band keys of a signature guessed wrong, added and being taken out."""
     serial: int = 0
+    written: Entries = NO_ENTRIES
+    """The entries of the announced record."""
+    own: dict[str, dict[int, Held]] = field(default_factory=dict)
+    """Per family, what the announcing script answered for the entries of the document's
+    own group, which it added."""
     keys: list[int] = field(default_factory=list)
     """The entry key of each of the new version's paragraphs, in order."""
     pieces: list[tuple[int, ...]] = field(default_factory=list)
@@ -189,6 +206,7 @@ class Store(Reads):
         super().__init__(client, settings, clock)
         self._meta_checked = False
         self._seen = Seen(settings.boilerplate_min_documents)
+        self._at = settings.boilerplate_min_documents
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -355,25 +373,44 @@ class Store(Reads):
             plan.packed = layout.pack(plan.record)
             plan.digest = layout.record_digest(plan.record)
         by_group = self._by_group(plans)
-        calls = []
+        # The entries of a document's own group are added by the announcing script itself,
+        # with the serial it takes (each operation names its document's place in the call):
+        # on one server, where the index has one group, that is every entry.
+        own = self._batch()
+        tickets: dict[int, dict[str, dict[int, int]]] = {}
+        calls, taken = [], []
         for group, order in by_group.items():
             writes = []
-            for i in order:
+            for number, i in enumerate(order, 1):
                 plan = plans[i]
+                assert plan.record is not None
                 intent = Intent(layout.WRITING, run.token, now, record=plan.record)
                 packed = layout.pack_intent(intent, plan.packed)
                 writes.append(scripts.Writing(plan.id, plan.expect, plan.digest, packed))
-            calls.append(scripts.begin(self.keys, group, writes))
+                plan.written = self.entries(plan.record)
+                tickets[i] = {}
+                for name, (family, op) in _ADDED.items():
+                    shift = family.key_bits - self.keys.groups.bits
+                    mine = [k for k in getattr(plan.written, name) if k >> shift == group]
+                    numbered = own.updates(family, mine, op, number)
+                    tickets[i][name] = dict(zip(mine, numbered, strict=True))
+            taken.append(own.take_updates(group))
+            calls.append(scripts.begin(self.keys, group, writes, taken[-1], self._at))
         found: list[tuple[int, bytes]] = []
         current = set()
-        for order, (intents, began) in zip(
-            by_group.values(), scripts.run(self.client, calls), strict=True
+        for order, ops, announced in zip(
+            by_group.values(), taken, scripts.run(self.client, calls), strict=True
         ):
-            found += intents.items()
-            for i, answer in zip(order, began, strict=True):
+            found += announced.intents.items()
+            answered = {op[3]: held for op, held in zip(ops, announced.added, strict=True)}
+            for i, answer in zip(order, announced.began, strict=True):
                 plan = plans[i]
                 plan.old_serial = answer.current
                 current.add(answer.current)
+                plan.own = {
+                    name: {key: answered[t] for key, t in mine.items()}
+                    for name, mine in tickets[i].items()
+                }
                 if answer.serial > 0:
                     plan.serial = answer.serial
                 elif answer.serial == scripts.SAME:
@@ -396,9 +433,10 @@ class Store(Reads):
         return by_group
 
     def _add(self, plans: dict[int, _Plan], run: _Pass) -> None:
-        """Step 2: the new entries, and who held them; the current versions' records. The
-        entries' counts tell the new versions' boilerplate: where the guess was wrong, the
-        record and its bands are corrected (:meth:`_correct`)."""
+        """Step 2: the new entries (but those the announcing script added), and who held
+        them; the current versions' records. The entries' counts tell the new versions'
+        boilerplate: where the guess was wrong, the record and its bands are corrected
+        (:meth:`_correct`)."""
         batch = self._batch()
         olds = {
             i: batch.call(scripts.record(self.keys, p.old_serial))
@@ -410,16 +448,10 @@ class Store(Reads):
         for i, plan in plans.items():
             if not plan.serial:
                 continue
-            assert plan.record is not None
-            new, serial = self.entries(plan.record), plan.serial
-            written[i] = new
+            written[i] = plan.written
             asked[i] = {
-                "bands": batch.updates(BANDS, new.bands, scripts.ADD_SEEING, serial),
-                "content": batch.updates(CONTENT, new.content, scripts.ADD_SEEING, serial),
-                "paragraphs": batch.updates(
-                    PARAGRAPHS, new.paragraphs, scripts.ADD_PARAGRAPH, serial
-                ),
-                "pieces": batch.updates(PIECES, new.pieces, scripts.ADD_PIECE, serial),
+                name: self._entry_tickets(batch, plan, name, family, op)
+                for name, (family, op) in _ADDED.items()
             }
         answers = batch.send(self.client)
         for i, ticket in olds.items():
@@ -493,6 +525,26 @@ class Store(Reads):
                 plan.refresh |= plan.raised["boilerplate"]
         if wrong:
             self._correct(plans, wrong, run, replaced)
+
+    def _entry_tickets(
+        self, batch: Batch, plan: _Plan, name: str, family: Family, op: str
+    ) -> list[int]:
+        """Tickets of the answers for one family of a new version's entries, in order: those
+        the announcing script added (sent again with their overflow sets where it could not),
+        and the others added now."""
+        keys = getattr(plan.written, name)
+        own = plan.own.get(name, {})
+        rest = iter(batch.updates(family, [k for k in keys if k not in own], op, plan.serial))
+        tickets = []
+        for key in keys:
+            held = own.get(key)
+            if held is None:
+                tickets.append(next(rest))
+            elif held.count < 0:
+                tickets += batch.updates(family, (key,), op, plan.serial, sets=True)
+            else:
+                tickets.append(batch.known(held))
+        return tickets
 
     def _correct(
         self, plans: dict[int, _Plan], wrong: dict[int, Record], run: _Pass, replaced: set[int]

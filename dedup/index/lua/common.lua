@@ -98,6 +98,29 @@ local function remove(hash, set, field, serial)
   return #value / SERIAL_SIZE, false
 end
 
+-- One operation of update.lua (and of begin.lua on its own group's entries) on an entry:
+-- 'a' add; 'A' add, answering the serials held before; 'p' add a paragraph, answering the
+-- serials it holds when it reaches ``boilerplate_at`` holders; 'q' add a near-copy piece,
+-- likewise; 'r' take out; 'x' take out a paragraph. Returns the holders after (nil, nothing
+-- done, when the entry's set is needed), whether it changed, the serials to answer ('' when
+-- none) and the change of the group's count of distinct paragraphs.
+local function update(op, hash, set, field, serial, boilerplate_at)
+  local size, changed, held, distinct = nil, false, '', 0
+  if op == 'r' or op == 'x' then
+    size, changed = remove(hash, set, field, serial)
+    if op == 'x' and changed and size == 0 then distinct = -1 end
+  else
+    local before
+    size, changed, before = add(hash, set, field, serial, op == 'A')
+    if size and op == 'A' then held = before end
+    if size and (op == 'p' or op == 'q') and changed and size == boilerplate_at then
+      held = members(hash, set, field) or ''
+    end
+    if op == 'p' and changed and size == 1 then distinct = 1 end
+  end
+  return size, changed, held, distinct
+end
+
 -- The serial an id entry names (0 when none).
 local function current(hash, field)
   local value = redis.call('HGET', hash, field)
@@ -132,4 +155,26 @@ local function each_operation(first, ops, packed, sets, serials, apply, hold)
       held[hash .. '\0' .. field], any = true, true
     end
   end
+end
+
+-- The operations of update.lua, or those begin.lua adds to its own group's entries: each
+-- operation's number after its field is a serial, or what ``serial_of`` makes one of (nil:
+-- nothing to do, answered 0, 0, ''). Returns update.lua's answers, flat, and the change of the
+-- group's count of distinct paragraphs.
+local function update_all(first, ops, packed, sets, boilerplate_at, serial_of)
+  local out, distinct = {}, 0
+  each_operation(first, ops, packed, sets, true, function(k, op, hash, set, field, number)
+    local serial = serial_of(number)
+    if not serial then
+      out[3 * k - 2], out[3 * k - 1], out[3 * k] = 0, 0, ''
+      return true
+    end
+    local size, changed, held, more = update(op, hash, set, field, serial, boilerplate_at)
+    out[3 * k - 2], out[3 * k - 1], out[3 * k] = size or -1, changed and 1 or 0, held
+    distinct = distinct + more
+    return size ~= nil
+  end, function(k)
+    out[3 * k - 2], out[3 * k - 1], out[3 * k] = -1, 0, ''
+  end)
+  return out, distinct
 end

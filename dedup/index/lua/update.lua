@@ -16,31 +16,7 @@
 -- Returns {holders after, 1 when the operation changed the entry else 0, serials packed or ''}
 -- per operation, flat; holders is -1 for an operation that needs the entry's overflow set
 -- and was not given it (nothing done)
-local boilerplate_at = tonumber(ARGV[3])
-local distinct = 0
-local out = {}
-each_operation(2, ARGV[2], ARGV[4], ARGV[5] == '1', true, function(k, op, hash, set, field, serial)
-  local size, changed, held = nil, false, ''
-  if op == 'r' or op == 'x' then
-    size, changed = remove(hash, set, field, serial)
-    if op == 'x' and changed and size == 0 then distinct = distinct - 1 end
-  else
-    local before
-    size, changed, before = add(hash, set, field, serial, op == 'A')
-    if size and op == 'A' then held = before end
-    if size and (op == 'p' or op == 'q') and changed and size == boilerplate_at then
-      held = members(hash, set, field) or ''
-    end
-    if op == 'p' and changed and size == 1 then distinct = distinct + 1 end
-  end
-  out[3 * k - 2] = size or -1
-  out[3 * k - 1] = changed and 1 or 0
-  out[3 * k] = held
-  return size ~= nil
-end, function(k)
-  out[3 * k - 2] = -1
-  out[3 * k - 1] = 0
-  out[3 * k] = ''
-end)
+local out, distinct = update_all(2, ARGV[2], ARGV[4], ARGV[5] == '1', tonumber(ARGV[3]),
+  function(serial) return serial end)
 if distinct ~= 0 then redis.call('HINCRBY', KEYS[1], 'distinct_paragraphs', distinct) end
 return out
