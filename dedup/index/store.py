@@ -38,6 +38,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
+from operator import itemgetter
 from typing import cast
 
 import redis
@@ -131,6 +132,9 @@ class Indexed:
     near: list[tuple[str, float]] = field(default_factory=list)
 
 
+_COUNT = itemgetter(0)
+"""An answer's holders (:attr:`dedup.index.scripts.Held.count`), for C-speed passes."""
+
 _ADDED: dict[str, tuple[Family, str]] = {
     "bands": (BANDS, scripts.ADD_SEEING),
     "content": (CONTENT, scripts.ADD_SEEING),
@@ -169,9 +173,9 @@ class _Plan:
     serial: int = 0
     written: Entries = NO_ENTRIES
     """The entries of the announced record."""
-    own: dict[str, dict[int, Held]] = field(default_factory=dict)
-    """Per family, what the announcing script answered for the entries of the document's
-    own group, which it added."""
+    own: dict[str, tuple[list[int], list[Held]]] = field(default_factory=dict)
+    """Per family, the entries of the document's own group, which the announcing script
+    added, and what it answered for each."""
     keys: list[int] = field(default_factory=list)
     """The entry key of each of the new version's paragraphs, in order."""
     pieces: list[tuple[int, ...]] = field(default_factory=list)
@@ -377,7 +381,7 @@ class Store(Reads):
         # with the serial it takes (each operation names its document's place in the call):
         # on one server, where the index has one group, that is every entry.
         own = self._batch()
-        tickets: dict[int, dict[str, dict[int, int]]] = {}
+        tickets: dict[int, dict[str, tuple[list[int], list[int]]]] = {}
         calls, taken = [], []
         for group, order in by_group.items():
             writes = []
@@ -392,8 +396,7 @@ class Store(Reads):
                 for name, (family, op) in _ADDED.items():
                     shift = family.key_bits - self.keys.groups.bits
                     mine = [k for k in getattr(plan.written, name) if k >> shift == group]
-                    numbered = own.updates(family, mine, op, number)
-                    tickets[i][name] = dict(zip(mine, numbered, strict=True))
+                    tickets[i][name] = mine, own.updates(family, mine, op, number)
             taken.append(own.take_updates(group))
             calls.append(scripts.begin(self.keys, group, writes, taken[-1], self._at))
         found: list[tuple[int, bytes]] = []
@@ -402,14 +405,15 @@ class Store(Reads):
             by_group.values(), taken, scripts.run(self.client, calls), strict=True
         ):
             found += announced.intents.items()
-            answered = {op[3]: held for op, held in zip(ops, announced.added, strict=True)}
+            # A group's operations are numbered in a row, each document's family by family.
+            added, base = announced.added, ops[0][3] if ops else 0
             for i, answer in zip(order, announced.began, strict=True):
                 plan = plans[i]
                 plan.old_serial = answer.current
                 current.add(answer.current)
                 plan.own = {
-                    name: {key: answered[t] for key, t in mine.items()}
-                    for name, mine in tickets[i].items()
+                    name: (mine, added[t[0] - base : t[-1] - base + 1] if t else [])
+                    for name, (mine, t) in tickets[i].items()
                 }
                 if answer.serial > 0:
                     plan.serial = answer.serial
@@ -444,15 +448,22 @@ class Store(Reads):
             if p.old_serial
         }
         asked: dict[int, dict[str, list[int]]] = {}
+        got: dict[int, dict[str, list[Held]]] = {}
         written: dict[int, Entries] = {}
         for i, plan in plans.items():
             if not plan.serial:
                 continue
             written[i] = plan.written
-            asked[i] = {
-                name: self._entry_tickets(batch, plan, name, family, op)
-                for name, (family, op) in _ADDED.items()
-            }
+            asked[i], got[i] = {}, {}
+            for name, (family, op) in _ADDED.items():
+                keys = getattr(plan.written, name)
+                ours, answered = plan.own[name]
+                if len(ours) == len(keys) and min(map(_COUNT, answered), default=0) >= 0:
+                    got[i][name] = answered  # all added by the announcing script (one group)
+                else:
+                    asked[i][name] = self._entry_tickets(
+                        batch, plan, family, op, keys, ours, answered
+                    )
         answers = batch.send(self.client)
         for i, ticket in olds.items():
             raw = answers[ticket]
@@ -470,13 +481,12 @@ class Store(Reads):
         # checked again once they are out (each new version marked boilerplate, and those it
         # raised, are refreshed then).
         replaced = {p.old_serial for p in plans.values() if p.old_serial}
-        got: dict[int, dict[str, list[Held]]] = {}
         counted: dict[int, dict[int, Held]] = {}
         first: dict[int, int] = {}
         """Per paragraph or piece entry, its holders once the batch's first version was added
         to it: one more than before the batch."""
         for i in plans:
-            got[i] = {name: [answers[t] for t in tickets] for name, tickets in asked[i].items()}
+            got[i].update((name, [answers[t] for t in ts]) for name, ts in asked[i].items())
             mine = written[i]
             counted[i] = dict(zip(mine.paragraphs, got[i]["paragraphs"], strict=True))
             counted[i].update(zip(mine.pieces, got[i]["pieces"], strict=True))
@@ -527,23 +537,29 @@ class Store(Reads):
             self._correct(plans, wrong, run, replaced)
 
     def _entry_tickets(
-        self, batch: Batch, plan: _Plan, name: str, family: Family, op: str
+        self,
+        batch: Batch,
+        plan: _Plan,
+        family: Family,
+        op: str,
+        keys: Sequence[int],
+        ours: Sequence[int],
+        answered: Sequence[Held],
     ) -> list[int]:
-        """Tickets of the answers for one family of a new version's entries, in order: those
-        the announcing script added (sent again with their overflow sets where it could not),
-        and the others added now."""
-        keys = getattr(plan.written, name)
-        own = plan.own.get(name, {})
+        """Tickets of the answers for one family of a new version's entries (``keys``), in
+        order: those the announcing script added (``ours``, ``answered``; sent again with
+        their overflow sets where it could not), and the others added now."""
+        own = dict(zip(ours, answered, strict=True))
         rest = iter(batch.updates(family, [k for k in keys if k not in own], op, plan.serial))
         tickets = []
         for key in keys:
-            held = own.get(key)
-            if held is None:
+            answer = own.get(key)
+            if answer is None:
                 tickets.append(next(rest))
-            elif held.count < 0:
+            elif answer.count < 0:
                 tickets += batch.updates(family, (key,), op, plan.serial, sets=True)
             else:
-                tickets.append(batch.known(held))
+                tickets.append(batch.known(answer))
         return tickets
 
     def _correct(
