@@ -25,7 +25,7 @@ from bench.measure import REPO, machine, names, numbers
 from bench.redisproc import default_binary, redis_server, server_version
 from bench.workerproc import freeze_code
 from dedup.index.layout import SERVER_GROUPS
-from dedup.index.store import signature_settings
+from dedup.index.meta import signature_settings
 from dedup.settings import Settings
 
 SECTIONS = ("throughput", "growth", "profile", "groups", "web", "cluster")

@@ -211,7 +211,7 @@ def test_an_index_from_before_the_setting_reads_on(
     the setting off, and refuses a writer with it on."""
     import json
 
-    from dedup.index.store import signature_settings
+    from dedup.index.meta import signature_settings
 
     recorded = signature_settings(settings, layout.SERVER_GROUPS)
     assert "near_paragraphs" not in recorded and layout.FORMAT_VERSION == recorded["format"]

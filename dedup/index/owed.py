@@ -1,0 +1,160 @@
+"""What a write owes once its version is committed, and what a dead writer left.
+
+An intent (:class:`dedup.index.layout.Intent`) is either a version being written, taken back
+here with its entries if its writer never committed it, or what a committed version owes:
+the old version's entries out, flags raised on the documents it matched, flags refreshed on
+those the change may have moved. :class:`Owed` does either, for the writer that left it (a
+job's retry, by its token) or for any writer once the intent's lease is over.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import redis
+
+from dedup.index import layout, scripts
+from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Intent, Record
+from dedup.index.plan import Plan
+from dedup.index.reads import Reads, store_error
+from dedup.index.scripts import Batch
+
+
+class Owed(Reads):
+    """Finishing and taking back intents, and bringing flags in line with reports."""
+
+    def _recover(
+        self,
+        found: list[tuple[int, bytes]],
+        token: str,
+        *,
+        stale_only: bool,
+        replaced: Iterable[int] = (),
+    ) -> None:
+        """Take back or finish the intents of this writer (``token``) and those older than
+        the lease, whoever left them, and finish what the versions ``replaced`` owe."""
+        cutoff = time.time() - layout.INTENT_LEASE
+        finishing = set(replaced)
+        mine = []
+        for serial, packed in found:
+            intent = layout.unpack_intent(packed)
+            if (
+                intent.at < cutoff
+                or (not stale_only and intent.token == token)
+                or (intent.kind == layout.OWED and serial in finishing)
+            ):
+                mine.append((serial, intent))
+        self._finish(mine)
+
+    def recover(self) -> int:
+        """Finish or take back every intent older than the lease, in every group (what
+        writers that died left where nobody wrote since); returns how many there were."""
+        try:
+            found = scripts.run(
+                self.client, [scripts.intents(self.keys, g) for g in range(self.keys.groups.count)]
+            )
+            intents = [(s, i) for group in found for s, i in group.items()]
+            before = len(intents)
+            self._recover(intents, "", stale_only=True)
+        except redis.RedisError as exc:
+            raise store_error(exc) from None
+        return before
+
+    def _finish(self, intents: list[tuple[int, Intent]]) -> None:
+        """Take back versions never committed (their entries out); do what committed ones
+        owe (the old version's entries out, flags raised, flags refreshed); drop the intents.
+        Each step may run again: a crash here leaves the intent, and the next run redoes it."""
+        if not intents:
+            return
+        batch = self._batch()
+        refresh: set[int] = set()
+        affected: list[int] = []
+        raised: list[tuple[int, str]] = []
+        for serial, intent in intents:
+            if intent.kind == layout.WRITING:
+                if intent.record is not None:
+                    entries = self.entries(intent.record)
+                    affected += batch.lookups(BANDS, entries.bands, scripts.MEMBERS)
+                    affected += batch.lookups(CONTENT, entries.content, scripts.MEMBERS)
+                    self._take_out(batch, intent.record, serial)
+                affected += batch.lookups(BANDS, intent.stray, scripts.MEMBERS)
+                batch.updates(BANDS, intent.stray, scripts.REMOVE, serial)
+                continue
+            if intent.old is not None:
+                self._take_out(batch, intent.old, intent.old_serial)
+            raised += [(s, flag) for flag, serials in intent.raised.items() for s in serials]
+            refresh.update(intent.refresh)
+        answers = batch.send(self.client)
+        refresh.update(s for t in affected for s in answers[t].serials)
+        by_group: dict[int, list[tuple[int, str, bool]]] = {}
+        for s, flag in raised:
+            by_group.setdefault(self.keys.groups.of(s), []).append((s, flag, True))
+        scripts.run(
+            self.client, [scripts.set_flags(self.keys, g, bits) for g, bits in by_group.items()]
+        )
+        self.refresh_flags(refresh)
+        done: dict[int, list[int]] = {}
+        for serial, _ in intents:
+            done.setdefault(self.keys.groups.of(serial), []).append(serial)
+        pipe = self.client.pipeline(transaction=False)
+        for group, serials in done.items():
+            # The intent first: flags raised on a version with no record are kept only while
+            # it has one, so nothing is kept for it past the second.
+            pipe.hdel(self.keys.intents(group), *serials)
+            pipe.hdel(self.keys.raised(group), *serials)
+        pipe.execute()
+
+    def _take_out(self, batch: Batch, record: Record, serial: int) -> None:
+        """Queue the removal of a version from every entry its record names."""
+        entries = self.entries(record)
+        batch.updates(BANDS, entries.bands, scripts.REMOVE, serial)
+        batch.updates(CONTENT, entries.content, scripts.REMOVE, serial)
+        batch.updates(PARAGRAPHS, entries.paragraphs, scripts.REMOVE_PARAGRAPH, serial)
+        batch.updates(PIECES, entries.pieces, scripts.REMOVE, serial)
+
+    def refresh_flags(self, serials: set[int]) -> None:
+        """Bring the corpus-dependent flags of these document versions in line with reports."""
+        if not serials:
+            return
+        records = self.records(sorted(serials))
+        reports = self.reports_of(records)
+        by_group: dict[int, list[tuple[int, str, bool]]] = {}
+        for (serial, _), report in zip(records, reports, strict=True):
+            flags = set(report["flags"])
+            for name in ("exact_duplicate", "near_duplicate", "boilerplate"):
+                by_group.setdefault(self.keys.groups.of(serial), []).append(
+                    (serial, name, name in flags)
+                )
+        scripts.run(
+            self.client, [scripts.set_flags(self.keys, g, bits) for g, bits in by_group.items()]
+        )
+
+    def _affected_lookups(self, batch: Batch, old: Record | None) -> list[int]:
+        """Lookups of the documents whose flags taking out the old version may change: its
+        band sharers, its exact copies, holders of its paragraphs about to stop being
+        boilerplate."""
+        if old is None:
+            return []
+        entries = self.entries(old)
+        return (
+            batch.lookups(BANDS, entries.bands, scripts.MEMBERS)
+            + batch.lookups(CONTENT, entries.content, scripts.MEMBERS)
+            + batch.lookups(PARAGRAPHS, entries.paragraphs, scripts.AT_LIMIT)
+            + batch.lookups(PIECES, entries.pieces, scripts.AT_LIMIT)
+        )
+
+    def _by_group(self, plans: dict[int, Plan]) -> dict[int, list[int]]:
+        """The plans by their documents' groups, in their order."""
+        by_group: dict[int, list[int]] = {}
+        for i, plan in plans.items():
+            group = self.keys.groups.of_bucket(layout.IDS, plan.id.bucket)
+            by_group.setdefault(group, []).append(i)
+        return by_group
+
+    def _batch(self) -> Batch:
+        return Batch(
+            self.keys,
+            boilerplate_at=self.settings.boilerplate_min_documents,
+            few=self.settings.boilerplate_min_documents,
+        )
