@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, groups, growth, profiling, summary, throughput, web
+from bench import cluster, groups, growth, inflight, profiling, summary, throughput, web
 from bench import corpus as corpus_
 from bench.measure import REPO, machine, names, numbers
 from bench.redisproc import default_binary, redis_server, server_version
@@ -28,7 +28,7 @@ from dedup.index.layout import SERVER_GROUPS
 from dedup.index.meta import signature_settings
 from dedup.settings import Settings
 
-SECTIONS = ("throughput", "growth", "profile", "groups", "web", "cluster")
+SECTIONS = ("throughput", "growth", "profile", "groups", "web", "cluster", "inflight")
 
 
 def _sizes(text: str) -> list[int]:
@@ -68,6 +68,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--web-docs", type=int, default=300, help="documents per measurement of the web section"
     )
     cluster.add_options(parser, "cluster-")
+    inflight.add_options(parser, "inflight-")
     parser.add_argument("--plot", type=Path, default=None, help="PNG path of the growth plot")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument(
@@ -87,6 +88,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         args.cluster_docs, args.cluster_memory_docs, args.cluster_queue_jobs = 2000, 4000, 100
         args.cluster_write_docs, args.cluster_single_docs = 1000, 100
         args.cluster_worker_docs = 400
+        args.inflight_docs, args.inflight_single_docs = 1000, 100
     return args
 
 
@@ -132,6 +134,8 @@ def _markdown(results: dict[str, Any]) -> str:
         text = "\n".join([text.rstrip("\n"), *web.markdown(results["web"]), ""])
     if "cluster" in results:
         text = "\n".join([text.rstrip("\n"), *cluster.markdown(results["cluster"])])
+    if "inflight" in results:
+        text = "\n".join([text.rstrip("\n"), *inflight.markdown(results["inflight"]), ""])
     return text
 
 
@@ -198,6 +202,18 @@ def _run(args: argparse.Namespace, corpus: corpus_.Corpus, binary: str, out: Pat
         options = cluster.options_from(args, "cluster-")
         results["cluster"] = cluster.run(corpus, args.corpus, binary, options, log)
         results["cluster"]["seconds"] = round(time.perf_counter() - started, 1)
+        save()
+    if "inflight" in args.sections:
+        log("inflight: writes while other writers' batches are in flight")
+        results["inflight"] = inflight.measure(
+            corpus,
+            inflight.WORKERS,
+            args.inflight_docs,
+            args.inflight_single_docs,
+            args.repeat,
+            binary,
+            Settings(),
+        )
         save()
     plot_path = args.plot or out / "growth.png"
     if summary.plot(results, plot_path):

@@ -5,6 +5,7 @@ before the digest existed."""
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import pytest
@@ -178,3 +179,50 @@ def test_id_entries_without_a_digest_are_read_on_and_rewritten(
     assert value is not None and len(value) == layout.SERIAL.size + layout.VERSION_BYTES
     assert_consistent(index_client, settings, [first, edited])
     assert_flags_match_reports(store)
+
+
+def test_the_announcing_script_answers_only_the_intents_its_writer_must_handle(
+    index_client: IndexClient, settings: Settings
+) -> None:
+    """Every writer announces in the same groups (all of them in the one group of an index on
+    one server): the intents of the others' writes in flight are not answered, only the
+    writer's own, those whose lease is over, what the documents' current versions owe, and
+    any it cannot read."""
+    store = Store(index_client, settings)
+    [done] = store.index([analyse(Document("page", as_html(article(300))), settings)])
+    assert done.changed
+    current, record = store.resolve("page")
+    assert record is not None
+    keys = store.keys
+    group = keys.groups.of(current)
+    now = time.time()
+    stale = now - layout.INTENT_LEASE - 1
+
+    def serial(n: int) -> int:
+        return n * keys.groups.count + group
+
+    def packed(kind: str, token: str, at: float) -> bytes:
+        return layout.pack_intent(layout.Intent(kind, token, at))
+
+    answered = {
+        serial(1001): packed(layout.WRITING, "mine", now),
+        serial(1002): packed(layout.WRITING, "other", stale),
+        serial(1003): packed(layout.OWED, "other", stale),
+        current: packed(layout.OWED, "other", now),
+        serial(1004): b"unreadable",
+        serial(1005): b"\x05\x00\x00\x00\x00\x00\x00\x00{...}",
+    }
+    not_answered = {
+        serial(2001): packed(layout.WRITING, "other", now),
+        serial(2002): packed(layout.OWED, "other", now),
+        serial(2003): packed(layout.WRITING, "mine2", now),
+        serial(2004): packed(layout.WRITING, 'mine","at":0,"', now),
+        serial(2005): packed(layout.WRITING, "mi\u00efne", now),
+    }
+    index_client.hset(keys.intents(group), mapping={**answered, **not_answered})
+    # The document's version unchanged: nothing announced, its current version read.
+    again = scripts.Writing(layout.id_entry("page"), scripts.ANY, layout.record_digest(record), b"")
+    call = scripts.begin(keys, group, [again], token="mine", cutoff=now - layout.INTENT_LEASE)
+    [announced] = scripts.run(index_client, [call])
+    assert [(scripts.SAME, current)] == [(b.serial, b.current) for b in announced.began]
+    assert answered == announced.intents

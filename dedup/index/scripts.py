@@ -14,6 +14,7 @@ round trip is one pipeline; on a cluster redis-py sends each node its share.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -396,7 +397,8 @@ class Announced(NamedTuple):
     """What ``begin.lua`` answered for one group."""
 
     intents: dict[int, bytes]
-    """The group's intents as they were, by serial."""
+    """The group's intents as they were that the writer must finish or take back, by
+    serial."""
     began: list[Began]
     """Per document."""
     added: list[Held]
@@ -410,11 +412,19 @@ def begin(
     writes: Sequence[Writing],
     ops: Sequence[_Op] = (),
     boilerplate_at: int = 0,
+    *,
+    token: str,
+    cutoff: float,
 ) -> Call[Announced]:
-    """``begin.lua``: the intents kept in ``group`` before, and for each of its documents
-    the serial of its new version (its intent kept), or why there is none; then ``ops``,
-    updates of entries of this group (:meth:`Batch.take_updates`) whose serial is the
-    number of their document among ``writes`` (from 1), applied with the new serials."""
+    """``begin.lua``: the intents kept in ``group`` before that the writer ``token`` must
+    finish or take back (its own, those left before ``cutoff``, and what the documents'
+    current versions owe), and for each of its documents the serial of its new version (its
+    intent kept), or why there is none; then ``ops``, updates of entries of this group
+    (:meth:`Batch.take_updates`) whose serial is the number of their document among
+    ``writes`` (from 1), applied with the new serials.
+
+    Other writers' intents in flight are not answered: with every worker writing to the
+    same groups, what each round trip carries would grow with the number of workers."""
     names = [keys.counters(group), keys.intents(group)]
     args: list[Any] = [group, keys.groups.count, len(writes)]
     for write in writes:
@@ -423,6 +433,7 @@ def begin(
     names += [name for name, _, _, _ in ops]
     args += ["".join(code for _, code, _, _ in ops), boilerplate_at]
     args.append(b"".join(chunk for _, _, chunk, _ in ops))
+    args += [json.dumps(token), repr(cutoff), layout.OWED]
 
     def parse(reply: list[Any]) -> Announced:
         found, began, added = reply

@@ -61,8 +61,8 @@ class Writes(Owed):
     def _begin(self, plans: dict[int, Plan], run: Pass) -> None:
         """Step 1: a serial and an intent for each new version, its record built on a guess
         of its boilerplate (:mod:`dedup.index.seen`); the current versions and the intents of
-        the documents' groups (finishing those this writer, or a dead one, left, and what the
-        versions about to be replaced owe)."""
+        the documents' groups that concern this writer (finishing those it, or a dead one,
+        left, and what the versions about to be replaced owe)."""
         now = time.time()
         for plan in plans.values():
             analysis = plan.analysis
@@ -96,7 +96,17 @@ class Writes(Owed):
                     mine = [k for k in getattr(plan.written, name) if k >> shift == group]
                     tickets[i][name] = mine, own.updates(family, mine, op, number)
             taken.append(own.take_updates(group))
-            calls.append(scripts.begin(self.keys, group, writes, taken[-1], self._at))
+            calls.append(
+                scripts.begin(
+                    self.keys,
+                    group,
+                    writes,
+                    taken[-1],
+                    self._at,
+                    token=run.token,
+                    cutoff=now - layout.INTENT_LEASE,
+                )
+            )
         found: list[tuple[int, bytes]] = []
         current = set()
         for order, ops, announced in zip(

@@ -17,20 +17,27 @@
 -- ARGV[5 + 4n], ARGV[6 + 4n], ARGV[7 + 4n]: the operations as update.lua takes them (letters
 --              and widths; holders from which an entry is boilerplate; fields), each field
 --              followed by the number of its document (1 to n, packed as a serial)
--- Returns {the group's intents as they were (field, value, ...), per document two numbers:
+-- ARGV[8 + 4n]: the writer's token, JSON-encoded as an intent's head holds it; ARGV[9 + 4n]:
+--              the time before which an intent's lease is over; ARGV[10 + 4n]: the kind of
+--              an owed intent (dedup.index.layout.OWED)
+-- Returns {the group's intents as they were that the writer must finish or take back (field,
+-- value, ...: its own, those whose lease is over, and what the current versions of these
+-- documents owe; the other writers' intents in flight stay here), per document two numbers:
 -- the new serial (0: the current version is this one; -1: it is not the one expected; -2:
 -- its id entry keeps no digest, so the writer must read its record and expect it), and the
 -- serial of the current version (0: none), per operation update.lua's three values (for a
 -- document not announced: 0, 0, '', nothing done)}
 local group, groups, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local o = 4 * n + 5
 local found = redis.call('HGETALL', KEYS[2])
-local out, began = {}, {}
+local out, began, current = {}, {}, {}
 for k = 1, n do
   local a = 4 * k + 1
   local field, expect, digest, intent = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
   local value = redis.call('HGET', KEYS[k + 2], field)
   local now = 0
   if value then now = struct.unpack(SERIAL, value) end
+  current[now] = true
   local serial = 'new'
   if expect >= 0 then
     if now ~= expect then serial = -1 end
@@ -47,8 +54,26 @@ for k = 1, n do
   out[2 * k - 1] = serial
   out[2 * k] = now
 end
-local o = 4 * n + 5
+-- An intent is packed (dedup.index.layout.pack_intent) as two 4-byte lengths, then a JSON
+-- head that starts {"kind":K,"token":T,"at":A,...; one that reads otherwise is answered.
+local mine, cutoff, owed = ARGV[o + 3], tonumber(ARGV[o + 4]), ARGV[o + 5]
+local function wanted(field, value)
+  local kind, token = string.match(value, '^{"kind":"(%a+)","token":()', 9)
+  if not kind then return true end
+  if kind == owed and current[tonumber(field)] then return true end
+  if string.sub(value, token, token + #mine) == mine .. ',' then return true end
+  -- no '"' in a JSON string but escaped: the first ,"at": past the token is the field's
+  local at = tonumber(string.match(value, ',"at":([%d%.eE+-]+)', token))
+  return at == nil or at < cutoff
+end
+local kept = {}
+for i = 1, #found, 2 do
+  if wanted(found[i], found[i + 1]) then
+    kept[#kept + 1] = found[i]
+    kept[#kept + 1] = found[i + 1]
+  end
+end
 local added, distinct = update_all(3 + n, ARGV[o], ARGV[o + 2], false, tonumber(ARGV[o + 1]),
   function(number) return began[number] end)
 if distinct ~= 0 then redis.call('HINCRBY', KEYS[1], 'distinct_paragraphs', distinct) end
-return {found, out, added}
+return {kept, out, added}
