@@ -56,12 +56,12 @@ for k = 1, n do
 end
 -- An intent is packed (dedup.index.layout.pack_intent) as two 4-byte lengths, then a JSON
 -- head that starts {"kind":K,"token":T,"at":A,...; one that reads otherwise is answered.
-local mine, cutoff, owed = ARGV[o + 3], tonumber(ARGV[o + 4]), ARGV[o + 5]
+local mine, cutoff, owed = ARGV[o + 3] .. ',', tonumber(ARGV[o + 4]), ARGV[o + 5]
 local function wanted(field, value)
   local kind, token = string.match(value, '^{"kind":"(%a+)","token":()', 9)
   if not kind then return true end
   if kind == owed and current[tonumber(field)] then return true end
-  if string.sub(value, token, token + #mine) == mine .. ',' then return true end
+  if string.sub(value, token, token + #mine - 1) == mine then return true end
   -- no '"' in a JSON string but escaped: the first ,"at": past the token is the field's
   local at = tonumber(string.match(value, ',"at":([%d%.eE+-]+)', token))
   return at == nil or at < cutoff
