@@ -528,7 +528,10 @@ _INTENT_HEAD = struct.Struct("<II")
 
 def pack_intent(intent: Intent, record: bytes | None = None) -> bytes:
     """The intent as its group keeps it: a JSON head, then the records it carries
-    (``record``: its record packed already, else packed here)."""
+    (``record``: its record packed already, else packed here).
+
+    ``begin.lua`` reads the head's first three fields, in this order, to pick out the intents
+    a writer must handle (one it cannot read it answers, as if it had to)."""
     if record is None:
         record = pack(intent.record) if intent.record is not None else b""
     old = pack(intent.old) if intent.old is not None else b""
