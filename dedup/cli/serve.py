@@ -48,7 +48,7 @@ def serve(settings: Settings, host: str, port: int, max_body_bytes: int, max_bat
     import redis
     import uvicorn
 
-    from dedup.index.reads import store_error
+    from dedup.index.access import store_error
     from dedup.servers.connection import index_client, queue_client
     from dedup.web.app import Limits, create_app
 

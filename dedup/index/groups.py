@@ -25,9 +25,10 @@ import xxhash
 
 from dedup.errors import NotFoundError
 from dedup.index import layout, scripts
+from dedup.index.access import CLOCK_SKEW, store_error
 from dedup.index.keys import FLAGS
 from dedup.index.layout import Record, similarity
-from dedup.index.reads import CLOCK_SKEW, Reads, store_error
+from dedup.index.reads import Reads
 from dedup.pipeline.grouping import Candidate, groups, parse_hosts
 from dedup.report import Group, Listed, Report
 

@@ -10,7 +10,7 @@ import redis
 
 from dedup.errors import SettingsMismatchError
 from dedup.index import layout
-from dedup.index.reads import UNRECORDED, recorded_groups, store_error
+from dedup.index.access import UNRECORDED, recorded_groups, store_error
 from dedup.pipeline import signature
 from dedup.servers.connection import IndexClient
 from dedup.settings import Settings

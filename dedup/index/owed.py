@@ -15,9 +15,10 @@ from collections.abc import Iterable
 import redis
 
 from dedup.index import layout, scripts
+from dedup.index.access import store_error
 from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Intent, Record
 from dedup.index.plan import Plan
-from dedup.index.reads import Reads, store_error
+from dedup.index.reads import Reads
 from dedup.index.scripts import Batch
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 from dedup.index import layout, scripts
+from dedup.index.access import NO_ENTRIES, Entries
 from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Family, Record
-from dedup.index.reads import NO_ENTRIES, Entries
 from dedup.index.scripts import Held
 from dedup.pipeline.analysis import Analysis
 
@@ -35,7 +35,7 @@ ADDED: dict[str, tuple[Family, str]] = {
     "paragraphs": (PARAGRAPHS, scripts.ADD_PARAGRAPH),
     "pieces": (PIECES, scripts.ADD_PIECE),
 }
-"""How a new version joins each family of its entries (:class:`dedup.index.reads.Entries`'s
+"""How a new version joins each family of its entries (:class:`dedup.index.access.Entries`'s
 fields): band sharers and exact copies answer who held them; paragraphs and pieces how many,
 and who once they turn boilerplate."""
 

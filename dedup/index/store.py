@@ -46,10 +46,10 @@ from redis.cluster import RedisCluster
 
 from dedup.errors import StoreError
 from dedup.index import layout, meta, scripts, texts
+from dedup.index.access import CLOCK_SKEW, store_error
 from dedup.index.keys import Keys
 from dedup.index.layout import Intent
 from dedup.index.plan import CONFLICT_RETRIES, Indexed, Pass, Plan
-from dedup.index.reads import CLOCK_SKEW, store_error
 from dedup.index.writes import Writes
 from dedup.pipeline.analysis import Analysis
 from dedup.servers.connection import IndexClient, unlink_all

@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable, Sequence
 
 from dedup.index import layout, scripts
+from dedup.index.access import MAX_CANDIDATES, MAX_EXACT, NO_ENTRIES, Entries, record_or_intent
 from dedup.index.layout import BANDS, Family, Intent, Record
 from dedup.index.owed import Owed
 from dedup.index.plan import ADDED, COUNT, Indexed, Pass, Plan
-from dedup.index.reads import MAX_CANDIDATES, MAX_EXACT, NO_ENTRIES, Entries, record_or_intent
 from dedup.index.scripts import Batch, Held
 from dedup.index.seen import Seen
 from dedup.pipeline.analysis import Analysis

@@ -1,0 +1,196 @@
+"""Reports: what the rest of the corpus holds for a document version, read in two round trips
+whatever the size of the index (the holders of its entries in one script call per group,
+their records in one more), and the report built from it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from dedup.index import layout, scripts
+from dedup.index.access import MAX_CANDIDATES, MAX_EXACT, Access
+from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Record
+from dedup.index.scripts import Batch
+from dedup.report import NearCopy, Report, full_report, stored_from_record
+
+
+class Related(NamedTuple):
+    """What the rest of the corpus holds for one version."""
+
+    exact: list[str]
+    """Ids of the documents with exactly its content."""
+    candidates: list[tuple[str, bytes]]
+    """Ids and reduced signatures of the documents sharing an LSH band with it."""
+    counts: list[int]
+    """Documents holding each paragraph entry asked about, in the order asked."""
+    shared: list[list[str]]
+    """For each paragraph entry, the other documents holding it while it is not boilerplate."""
+    piece_counts: list[int]
+    """Documents holding each piece entry asked about, in the order asked."""
+    piece_holders: list[list[int]]
+    """For each piece entry held by fewer than ``boilerplate_min_documents``, the other
+    versions holding it (with a record)."""
+    records: dict[int, Record]
+    """The records of those versions, by serial."""
+
+
+class Reports(Access):
+    """The reports of documents with the duplicates known now."""
+
+    def related(
+        self,
+        versions: Sequence[tuple[int, Record]],
+        *,
+        near: bool = True,
+        paragraphs: bool = True,
+    ) -> list[Related]:
+        """What the rest of the corpus holds for each version, in two round trips: the
+        holders of its entries, then their records. ``near=False`` leaves LSH candidates
+        out, ``paragraphs=False`` the paragraphs and pieces (what duplicate groups need not)."""
+        batch = Batch(
+            self.keys,
+            boilerplate_at=self.settings.boilerplate_min_documents,
+            few=self.settings.boilerplate_min_documents,
+        )
+        asked = []
+        for _, record in versions:
+            entries = self.entries(record)
+            asked.append(
+                (
+                    batch.lookups(CONTENT, entries.content, scripts.MEMBERS),
+                    batch.lookups(BANDS, entries.bands, scripts.MEMBERS) if near else [],
+                    batch.lookups(PARAGRAPHS, entries.paragraphs, scripts.FEW)
+                    if paragraphs
+                    else [],
+                    batch.lookups(PIECES, entries.pieces, scripts.FEW) if paragraphs else [],
+                )
+            )
+        answers = batch.send(self.client) if len(batch) else []
+        wanted: dict[int, None] = {}
+        lists = []
+        limit = self.settings.boilerplate_min_documents
+        for (serial, _), (content, bands, paras, pieces) in zip(versions, asked, strict=True):
+            exact = [s for t in content for s in answers[t].serials if s != serial]
+            exact = list(dict.fromkeys(exact))[: 2 * MAX_EXACT]
+            seen = set(exact) | {serial}
+            near_ = [s for t in bands for s in answers[t].serials if s not in seen]
+            near_ = list(dict.fromkeys(near_))[: 2 * MAX_CANDIDATES]
+            shared = [
+                [s for s in answers[t].serials if s != serial]
+                if 2 <= answers[t].count < limit
+                else []
+                for t in paras
+            ]
+            holding = [
+                [s for s in answers[t].serials if s != serial]
+                if 2 <= answers[t].count < limit
+                else []
+                for t in pieces
+            ]
+            for group in (exact, near_, *shared, *holding):
+                wanted.update((s, None) for s in group)
+            lists.append((exact, near_, paras, shared, pieces, holding))
+        found = dict(self.records(list(wanted))) if wanted else {}
+        out = []
+        for exact, near_, paras, shared, pieces, holding in lists:
+            held = [s for s in exact if s in found][:MAX_EXACT]
+            candidates = [s for s in near_ if s in found][:MAX_CANDIDATES]
+            holders = [[s for s in group if s in found] for group in holding]
+            out.append(
+                Related(
+                    exact=[found[s].doc_id for s in held],
+                    candidates=[(found[s].doc_id, found[s].signature) for s in candidates],
+                    counts=[answers[t].count for t in paras],
+                    shared=[
+                        [found[s].doc_id for s in group if s in found][:limit] for group in shared
+                    ],
+                    piece_counts=[answers[t].count for t in pieces],
+                    piece_holders=holders,
+                    records={s: found[s] for group in holders for s in group},
+                )
+            )
+        return out
+
+    def report_of(self, serial: int, record: Record) -> Report:
+        """The report of the document version ``serial``, whose record is ``record``."""
+        return self.reports_of([(serial, record)])[0]
+
+    def reports_of(self, versions: Sequence[tuple[int, Record]]) -> list[Report]:
+        """The reports of these versions, read together."""
+        return [
+            self._report(serial, record, related)
+            for (serial, record), related in zip(versions, self.related(versions), strict=True)
+        ]
+
+    def _report(self, serial: int, record: Record, related: Related) -> Report:
+        distinct = list(dict.fromkeys(record.fingerprints))
+        threshold = self.settings.boilerplate_min_documents
+        near: list[tuple[str, float]] = []
+        for other, packed in related.candidates:
+            if len(packed) == len(record.signature):
+                score = layout.similarity(record.signature, packed, self.wide)
+                if score >= self.settings.near_duplicate_threshold:
+                    near.append((other, score))
+        counts = dict(zip(distinct, related.counts, strict=True))
+        shared = {
+            fp: sorted(group) for fp, group in zip(distinct, related.shared, strict=True) if group
+        }
+        near_counts, copies, words = None, None, None
+        if record.near is not None:
+            near_counts, copies = self._near_copies(record, related)
+            words = [p.words for p in record.near]
+        return full_report(
+            stored_from_record(record),
+            fingerprints=record.fingerprints,
+            counts=counts,
+            exact=sorted(related.exact),
+            near=sorted(near, key=lambda x: (-x[1], x[0])),
+            shared=shared,
+            boilerplate_min=threshold,
+            indexed_at=record.indexed_at,
+            near_counts=near_counts,
+            copies=copies,
+            words=words,
+        )
+
+    def _near_copies(
+        self, record: Record, related: Related
+    ) -> tuple[list[int], dict[int, list[NearCopy]]]:
+        """Documents holding a piece of each paragraph, and each paragraph's copies: the
+        paragraphs of other documents sharing a piece with it whose estimated similarity is
+        at least ``repeat_threshold`` (the best one per document). Boilerplate paragraphs,
+        whose pieces many documents hold, have none."""
+        near = record.near or []
+        distinct = list(dict.fromkeys(k for p in near for k in p.pieces))
+        count = dict(zip(distinct, related.piece_counts, strict=True))
+        holders = dict(zip(distinct, related.piece_holders, strict=True))
+        near_counts = [max((count[k] for k in p.pieces), default=0) for p in near]
+        copies: dict[int, list[NearCopy]] = {}
+        for i, mine in enumerate(near):
+            if near_counts[i] >= self.settings.boilerplate_min_documents:
+                continue
+            candidates = sorted({s for k in mine.pieces for s in holders[k]})
+            pieces = set(mine.pieces)
+            rows: list[NearCopy] = []
+            for serial in candidates:
+                other = related.records[serial]
+                best: tuple[float, int] | None = None
+                for j, theirs in enumerate(other.near or []):
+                    if not pieces.intersection(theirs.pieces):
+                        continue
+                    exact = other.fingerprints[j] == record.fingerprints[i]
+                    score = 1.0 if exact else layout.paragraph_similarity(mine.bits, theirs.bits)
+                    if best is None or score > best[0]:
+                        best = (score, j)
+                if best is not None and best[0] >= self.settings.repeat_threshold:
+                    rows.append(
+                        {
+                            "doc_id": other.doc_id,
+                            "paragraph": best[1],
+                            "similarity": round(best[0], 3),
+                            "exact": other.fingerprints[best[1]] == record.fingerprints[i],
+                        }
+                    )
+            if rows:
+                copies[i] = sorted(rows, key=lambda r: (-r["similarity"], r["doc_id"]))
+        return near_counts, copies
