@@ -58,13 +58,17 @@ class Lists(Access):
             raise store_error(exc) from None
 
     def walk_records(
-        self, *, newest_first: bool, page: int = 500
+        self, *, newest_first: bool, page: int = 500, below: tuple[int, int] | None = None
     ) -> Iterator[list[tuple[int, Record]]]:
-        """Every record by indexing time, ``page`` at a time."""
-        return walks.walk(self.client, self.keys, newest_first=newest_first, page=page)
+        """Every record by indexing time, ``page`` at a time (newest first: from ``below``,
+        a page cursor's time and serial, down)."""
+        return walks.walk(self.client, self.keys, newest_first=newest_first, page=page, below=below)
 
-    def walk_flag(self, flag: str, *, page: int = 500) -> Iterator[list[tuple[int, Record]]]:
-        """The records whose version carries ``flag``, newest first, ``page`` at a time."""
+    def walk_flag(
+        self, flag: str, *, page: int = 500, below: tuple[int, int] | None = None
+    ) -> Iterator[list[tuple[int, Record]]]:
+        """The records whose version carries ``flag``, newest first, ``page`` at a time (from
+        ``below`` down)."""
         return walks.walk(
             self.client,
             self.keys,
@@ -72,6 +76,7 @@ class Lists(Access):
             select=walks.flagged(self.keys, flag),
             most=FLAG_READ,
             page=page,
+            below=below,
         )
 
     def flag_bits(
@@ -165,17 +170,9 @@ class Lists(Access):
         rows: list[Listed] = []
         try:
             pages = (
-                walks.walk(
-                    self.client,
-                    self.keys,
-                    newest_first=True,
-                    select=walks.flagged(self.keys, flag),
-                    most=FLAG_READ,
-                    page=limit,
-                    below=below,
-                )
+                self.walk_flag(flag, page=limit, below=below)
                 if flag is not None and since is None
-                else walks.walk(self.client, self.keys, newest_first=True, page=limit, below=below)
+                else self.walk_records(newest_first=True, page=limit, below=below)
             )
             for batch in pages:
                 for (serial, record), row in zip(batch, self._rows(batch), strict=True):
