@@ -46,7 +46,7 @@ import redis
 
 from bench import corpus as corpus_
 from bench import memory, synthetic
-from bench.measure import REPO, machine, median, names, numbers, wait_until
+from bench.measure import REPO, machine, median, names, numbers, redis_cpu, wait_until
 from bench.redisproc import default_binary, redis_server, server_version
 from bench.throughput import NOOP_FUNCTION
 from bench.workerproc import CODE, running_workers
@@ -65,10 +65,6 @@ OLD_COMMIT = "ab655ad"
 """The last commit before the index was rewritten for Redis Cluster (same ``Store.index``)."""
 PARTS = ("shards", "memory", "write", "queue")
 Log = Callable[[str], None]
-
-
-def _cpu(info: dict[str, Any]) -> float:
-    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
 def _index_all(store: Store, analyses: Sequence[Analysis], batch: int) -> float:
@@ -171,7 +167,7 @@ def _standalone_run(
         seconds = _index_all(store, analyses, batch)
         after = client.info("all")
     docs = len(analyses)
-    cpu = _cpu(after) - _cpu(before)
+    cpu = redis_cpu(after) - redis_cpu(before)
     commands = int(after["total_commands_processed"]) - int(before["total_commands_processed"])
     used = int(after["used_memory"]) - int(before["used_memory"])
     return {
@@ -566,8 +562,8 @@ def queue_ceiling(binary: str, jobs: int, batch: int, log: Log) -> dict[str, Any
             f"only {drained_jobs} of {jobs} jobs were left once the workers were ready: "
             "enqueue more (--queue-jobs) for a dequeue rate"
         )
-    enqueue_cpu = (_cpu(queued) - _cpu(before)) / jobs
-    dequeue_cpu = (_cpu(drained) - _cpu(ready_info)) / max(1, drained_jobs)
+    enqueue_cpu = (redis_cpu(queued) - redis_cpu(before)) / jobs
+    dequeue_cpu = (redis_cpu(drained) - redis_cpu(ready_info)) / max(1, drained_jobs)
     result = {
         "jobs": jobs,
         "batch": batch,

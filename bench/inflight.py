@@ -24,7 +24,7 @@ import redis
 
 from bench import corpus as corpus_
 from bench import synthetic
-from bench.measure import median
+from bench.measure import median, redis_cpu
 from bench.redisproc import default_binary, redis_server
 from dedup.index import layout
 from dedup.index.store import Store
@@ -87,7 +87,7 @@ def _run(
         seconds = time.perf_counter() - start
         after = client.info("all")
     docs = len(analyses)
-    cpu = sum(float(after[k]) - float(before[k]) for k in ("used_cpu_sys", "used_cpu_user"))
+    cpu = redis_cpu(after) - redis_cpu(before)
     out = int(after["total_net_output_bytes"]) - int(before["total_net_output_bytes"])
     return {
         "others": others,

@@ -27,6 +27,11 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else 0.0
 
 
+def redis_cpu(info: dict[str, Any]) -> float:
+    """CPU seconds a Redis server has spent (system and user), from ``INFO``."""
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
 def percentile(values: Sequence[float], share: float) -> float:
     """The nearest-rank percentile (``share`` in 0..1) of ``values``."""
     if not values:
