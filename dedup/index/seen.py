@@ -6,10 +6,10 @@ how many documents hold each paragraph (or a near-copy piece of it): known only 
 write adds the version to those entries (a batch leaves out what was boilerplate before it).
 The version is announced before that (its intent names its record, and so its LSH bands,
 before any entry names it), so the writer guesses from the counts the entries answered its
-earlier writes. A wrong guess costs the batch two more round trips (the intent replaced, the
-bands moved, :mod:`dedup.index.store`); what is stored is the same either way. Only counts
-near the threshold or past it are kept: below, a paragraph cannot be boilerplate without
-being seen again on the way.
+earlier writes. A wrong guess costs the batch two more round trips (the intent replaced,
+the bands moved: :meth:`dedup.index.writes.Writes._correct`); what is stored is the same
+either way. Only counts near the threshold or past it are kept: below, a paragraph cannot be
+boilerplate without being seen again on the way.
 """
 
 from __future__ import annotations

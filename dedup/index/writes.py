@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from dedup.index import layout, scripts
-from dedup.index.access import MAX_CANDIDATES, MAX_EXACT, NO_ENTRIES, Entries, record_or_intent
+from dedup.index.access import MAX_CANDIDATES, MAX_EXACT, NO_ENTRIES, record_or_intent
 from dedup.index.layout import BANDS, Family, Intent, Record
 from dedup.index.owed import Owed
 from dedup.index.plan import ADDED, COUNT, Indexed, Pass, Plan
@@ -149,11 +149,9 @@ class Writes(Owed):
         }
         asked: dict[int, dict[str, list[int]]] = {}
         got: dict[int, dict[str, list[Held]]] = {}
-        written: dict[int, Entries] = {}
         for i, plan in plans.items():
             if not plan.serial:
                 continue
-            written[i] = plan.written
             asked[i], got[i] = {}, {}
             for name, (family, op) in ADDED.items():
                 keys = getattr(plan.written, name)
@@ -175,7 +173,7 @@ class Writes(Owed):
                 else:
                     run.again[i] = plan.old_serial
                 del plans[i]
-        at = self.settings.boilerplate_min_documents
+        at = self._at
         # Versions this batch replaces still hold their entries until the batch's owed work
         # takes them out: they are no one's candidates, and the counts they swell are
         # checked again once they are out (each new version marked boilerplate, and those it
@@ -185,15 +183,17 @@ class Writes(Owed):
         first: dict[int, int] = {}
         """Per paragraph or piece entry, its holders once the batch's first version was added
         to it: one more than before the batch."""
-        for i in plans:
+        for i, plan in plans.items():
             got[i].update((name, [answers[t] for t in ts]) for name, ts in asked[i].items())
-            mine = written[i]
+            mine = plan.written
             counted[i] = dict(zip(mine.paragraphs, got[i]["paragraphs"], strict=True))
             counted[i].update(zip(mine.pieces, got[i]["pieces"], strict=True))
             for key, held in counted[i].items():
                 first.setdefault(key, held.count)
                 self._seen.saw(key, held.count)
-        wrong: dict[int, Record] = {}
+        wrong: dict[int, tuple[Record, list[int]]] = {}
+        """The right record of each version whose boilerplate was guessed wrong, and its
+        band keys."""
         for i, plan in plans.items():
             # The old version still holds its entries until the commit's owed work takes it
             # out: it is not counted, nor a candidate.
@@ -214,7 +214,7 @@ class Writes(Owed):
                 if first[key] - (key in kept) >= at
                 or (pieces and any(first[k] - (k in kept) >= at for k in pieces[n]))
             )
-            mine = written[i]
+            mine = plan.written
             gone = replaced | {plan.old_serial}
             plan.exact = [
                 (s, "") for held in got[i]["content"] for s in held.serials if s not in gone
@@ -225,9 +225,10 @@ class Writes(Owed):
                 assert analysis is not None and plan.record is not None
                 record = self._record(analysis, plan, boilerplate)
                 if record.signature != plan.record.signature:
-                    wrong[i] = record
-                    right = set(self.band_keys(record.signature))
-                    bands = [(key, held) for key, held in bands if key in right]
+                    right = self.band_keys(record.signature)
+                    wrong[i] = record, right
+                    kept_bands = set(right)
+                    bands = [(key, held) for key, held in bands if key in kept_bands]
             plan.near = [(s, "", 0.0) for _, held in bands for s in held.serials if s not in gone]
             if replaced and "boilerplate" in plan.flags:
                 plan.refresh.add(plan.serial)
@@ -263,7 +264,11 @@ class Writes(Owed):
         return tickets
 
     def _correct(
-        self, plans: dict[int, Plan], wrong: dict[int, Record], run: Pass, replaced: set[int]
+        self,
+        plans: dict[int, Plan],
+        wrong: dict[int, tuple[Record, list[int]]],
+        run: Pass,
+        replaced: set[int],
     ) -> None:
         """Two round trips for the versions whose boilerplate was guessed wrong: their
         intents take the right records (still naming the bands of the guess, as strays),
@@ -272,11 +277,9 @@ class Writes(Owed):
         now = time.time()
         by_group: dict[int, list[int]] = {}
         missing: dict[int, list[int]] = {}
-        for i, record in wrong.items():
+        for i, (record, right) in wrong.items():
             plan = plans[i]
-            assert plan.record is not None
-            guessed = set(self.band_keys(plan.record.signature))
-            right = self.band_keys(record.signature)
+            guessed = set(plan.written.bands)  # the announced record's
             plan.stray = sorted(guessed - set(right))
             missing[i] = [k for k in right if k not in guessed]
             plan.record, plan.packed = record, layout.pack(record)
