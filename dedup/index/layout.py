@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import xxhash
+
 if TYPE_CHECKING:  # numpy is imported where signatures are made: reading commands start faster
     import numpy as np
     import numpy.typing as npt
@@ -228,8 +230,6 @@ def unpack_serials(packed: bytes) -> list[int]:
 
 def id_key(doc_id: str) -> int:
     """The 128-bit entry key of a document id."""
-    import xxhash
-
     return int(xxhash.xxh3_128_intdigest(doc_id.encode("utf-8")))
 
 
@@ -257,8 +257,6 @@ def version_digest(content: int, url: str | None, fetched_at: str | None) -> byt
     again unchanged): nothing is written then, and no serial is spent. Entries written before
     the digest existed hold the serial alone; a writer reads their record instead.
     """
-    import xxhash
-
     digest = xxhash.xxh64(content.to_bytes(8, "little"))
     for part in (url, fetched_at):
         text = b"" if part is None else part.encode("utf-8")

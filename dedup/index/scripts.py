@@ -506,6 +506,11 @@ def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]
     return script_call("commit.lua", names, args, lambda reply: [decoded(r) for r in reply])
 
 
+# flags.lua keeps a flag raised on a version being written as its number, one digit, which
+# commit.lua finds in the string of them: ten flags would need another mark.
+assert len(FLAGS) <= 9, "raised flags are kept one digit each"
+
+
 def set_flags(keys: Keys, group: int, bits: Sequence[tuple[int, str, bool]]) -> Call[int]:
     """``flags.lua``: flag bits of versions of one group that have a record; a flag raised on
     a version still being written is kept for its commit."""
