@@ -3,8 +3,9 @@
 An intent (:class:`dedup.index.layout.Intent`) is either a version being written, taken back
 here with its entries if its writer never committed it, or what a committed version owes:
 the old version's entries out, flags raised on the documents it matched, flags refreshed on
-those the change may have moved. :class:`Owed` does either, for the writer that left it (a
-job's retry, by its token) or for any writer once the intent's lease is over.
+those the change may have moved (the few holders each removal leaves). :class:`Owed` does
+either, for the writer that left it (a job's retry, by its token) or for any writer once the
+intent's lease is over.
 """
 
 from __future__ import annotations
@@ -70,24 +71,22 @@ class Owed(Reads):
             return
         batch = self._batch()
         refresh: set[int] = set()
-        affected: list[int] = []
+        removals: list[int] = []
+        """Tickets of removals, each answering the holders left when few are (whose flags
+        the removal may move)."""
         raised: list[tuple[int, str]] = []
         for serial, intent in intents:
             if intent.kind == layout.WRITING:
                 if intent.record is not None:
-                    entries = self.entries(intent.record)
-                    affected += batch.lookups(BANDS, entries.bands, scripts.MEMBERS)
-                    affected += batch.lookups(CONTENT, entries.content, scripts.MEMBERS)
-                    self._take_out(batch, intent.record, serial)
-                affected += batch.lookups(BANDS, intent.stray, scripts.MEMBERS)
-                batch.updates(BANDS, intent.stray, scripts.REMOVE, serial)
+                    removals += self._take_out(batch, intent.record, serial)
+                removals += batch.updates(BANDS, intent.stray, scripts.REMOVE, serial)
                 continue
             if intent.old is not None:
-                self._take_out(batch, intent.old, intent.old_serial)
+                removals += self._take_out(batch, intent.old, intent.old_serial)
             raised += [(s, flag) for flag, serials in intent.raised.items() for s in serials]
             refresh.update(intent.refresh)
         answers = batch.send(self.client)
-        refresh.update(s for t in affected for s in answers[t].serials)
+        refresh.update(s for t in removals for s in answers[t].serials)
         by_group: dict[int, list[tuple[int, str, bool]]] = {}
         for s, flag in raised:
             by_group.setdefault(self.keys.groups.of(s), []).append((s, flag, True))
@@ -106,13 +105,15 @@ class Owed(Reads):
             pipe.hdel(self.keys.raised(group), *serials)
         pipe.execute()
 
-    def _take_out(self, batch: Batch, record: Record, serial: int) -> None:
-        """Queue the removal of a version from every entry its record names."""
+    def _take_out(self, batch: Batch, record: Record, serial: int) -> list[int]:
+        """Queue the removal of a version from every entry its record names; the tickets."""
         entries = self.entries(record)
-        batch.updates(BANDS, entries.bands, scripts.REMOVE, serial)
-        batch.updates(CONTENT, entries.content, scripts.REMOVE, serial)
-        batch.updates(PARAGRAPHS, entries.paragraphs, scripts.REMOVE_PARAGRAPH, serial)
-        batch.updates(PIECES, entries.pieces, scripts.REMOVE, serial)
+        return [
+            *batch.updates(BANDS, entries.bands, scripts.REMOVE, serial),
+            *batch.updates(CONTENT, entries.content, scripts.REMOVE, serial),
+            *batch.updates(PARAGRAPHS, entries.paragraphs, scripts.REMOVE_PARAGRAPH, serial),
+            *batch.updates(PIECES, entries.pieces, scripts.REMOVE, serial),
+        ]
 
     def refresh_flags(self, serials: set[int]) -> None:
         """Bring the corpus-dependent flags of these document versions in line with reports."""
@@ -129,20 +130,6 @@ class Owed(Reads):
                 )
         scripts.run(
             self.client, [scripts.set_flags(self.keys, g, bits) for g, bits in by_group.items()]
-        )
-
-    def _affected_lookups(self, batch: Batch, old: Record | None) -> list[int]:
-        """Lookups of the documents whose flags taking out the old version may change: its
-        band sharers, its exact copies, holders of its paragraphs about to stop being
-        boilerplate."""
-        if old is None:
-            return []
-        entries = self.entries(old)
-        return (
-            batch.lookups(BANDS, entries.bands, scripts.MEMBERS)
-            + batch.lookups(CONTENT, entries.content, scripts.MEMBERS)
-            + batch.lookups(PARAGRAPHS, entries.paragraphs, scripts.AT_LIMIT)
-            + batch.lookups(PIECES, entries.pieces, scripts.AT_LIMIT)
         )
 
     def _by_group(self, plans: dict[int, Plan]) -> dict[int, list[int]]:

@@ -289,11 +289,6 @@ class Store(Writes):
         if not plans:
             return 0, []
         token = uuid.uuid4().hex
-        batch = self._batch()
-        asked = {i: self._affected_lookups(batch, p.old) for i, p in plans.items()}
-        answers = batch.send(self.client)
-        for i, plan in plans.items():
-            plan.refresh = {s for t in asked[i] for s in answers[t].serials}
         again = self._commit(plans, token)
         texts.forget(self.client, self.keys, [p.doc_id for p in plans.values()])
         return len(plans), again

@@ -315,8 +315,7 @@ class Writes(Owed):
 
     def _score(self, plans: dict[int, Plan]) -> None:
         """Step 3: the exact copies and near duplicates among the holders, by their records
-        or, for versions not committed yet, their intents; and the documents whose flags
-        taking out the replaced versions may change."""
+        or, for versions not committed yet, their intents."""
         wanted: dict[int, None] = {}
         for plan in plans.values():
             exact = [s for s, _ in plan.exact if s != plan.serial]
@@ -331,19 +330,12 @@ class Writes(Owed):
             s: (batch.call(scripts.record(self.keys, s)), batch.call(scripts.intent(self.keys, s)))
             for s in wanted
         }
-        affected = {
-            i: self._affected_lookups(batch, plan.old)
-            for i, plan in plans.items()
-            if plan.old is not None
-        }
         answers = batch.send(self.client) if len(batch) else []
         found = {}
         for serial, (record, intent) in asked.items():
             known = record_or_intent(answers[record], answers[intent])
             if known is not None:
                 found[serial] = known
-        for i, tickets in affected.items():
-            plans[i].refresh |= {s for t in tickets for s in answers[t].serials}
         threshold = self.settings.near_duplicate_threshold
         for plan in plans.values():
             assert plan.record is not None

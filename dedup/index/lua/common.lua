@@ -101,14 +101,18 @@ end
 -- One operation of update.lua (and of begin.lua on its own group's entries) on an entry:
 -- 'a' add; 'A' add, answering the serials held before; 'p' add a paragraph, answering the
 -- serials it holds when it reaches ``boilerplate_at`` holders; 'q' add a near-copy piece,
--- likewise; 'r' take out; 'x' take out a paragraph. Returns the holders after (nil, nothing
--- done, when the entry's set is needed), whether it changed, the serials to answer ('' when
--- none) and the change of the group's count of distinct paragraphs.
+-- likewise; 'r' take out; 'x' take out a paragraph. A removal answers the holders left when
+-- fewer than ``boilerplate_at`` are (whether or not it changed the entry, so that one run
+-- again after a crash answers the same): theirs are the flags it may have moved, and so few
+-- are read whatever the copies of the entry. Returns the holders after (nil, nothing done,
+-- when the entry's set is needed), whether it changed, the serials to answer ('' when none)
+-- and the change of the group's count of distinct paragraphs.
 local function update(op, hash, set, field, serial, boilerplate_at)
   local size, changed, held, distinct = nil, false, '', 0
   if op == 'r' or op == 'x' then
     size, changed = remove(hash, set, field, serial)
     if op == 'x' and changed and size == 0 then distinct = -1 end
+    if size and size > 0 and size < boilerplate_at then held = members(hash, set, field) or '' end
   else
     local before
     size, changed, before = add(hash, set, field, serial, op == 'A')

@@ -9,7 +9,7 @@
 --          answering the serials held before; 'p' add a paragraph (counted when it is new),
 --          answering the serials it holds when it reaches ARGV[3] holders; 'q' add a
 --          near-copy piece, likewise but not counted; 'r' take out; 'x' take out a paragraph
---          (counted when it is gone)
+--          (counted when it is gone); both answer the serials left when fewer than ARGV[3]
 -- ARGV[3]: holders from which an entry is boilerplate
 -- ARGV[4]: field and serial of each operation, one after the other
 -- ARGV[5]: '1' when the overflow sets are given, else '0'
