@@ -30,6 +30,12 @@ def entry_serials(client: IndexClient, keys: Keys, family: Family) -> Counter[in
     return counted
 
 
+def stored(client: IndexClient) -> dict[bytes, bytes | None]:
+    """Every key and its value, but the replies writing calls keep for a call sent again
+    (:func:`dedup.index.scripts.script_call`), which come and go with round trips."""
+    return {k: client.dump(k) for k in client.keys("*") if b":once:" not in k}
+
+
 def intents_left(client: IndexClient, keys: Keys) -> dict[int, list[int]]:
     """The intents kept in each group, and the flags kept for versions being written: none
     once every write has finished."""

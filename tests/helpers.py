@@ -356,3 +356,35 @@ def is_clean_paragraph(paragraph: str) -> bool:
         and not any(unicodedata.category(ch) == "Cc" for ch in paragraph)
         and any(ch.isalnum() for ch in paragraph)
     )
+
+
+BANNER = "Sign up for our newsletter to get the best stories of the day delivered to you."
+FOOTER = "All rights reserved by the publisher of this site and its many partners worldwide."
+"""Held by more documents than an entry keeps inline: its entries live in overflow sets,
+whose operations the scripts hold back for a round trip of their own."""
+
+
+def rewrite_corpus() -> tuple[list[Document], list[Document]]:
+    """A first batch with exact and near duplicates and boilerplate, and a second one that
+    edits, copies and adds documents, so that its write moves flags on both sides."""
+    rng = random.Random(3)
+    twin, story, other = article(60, 8), article(61, 8), article(62, 8)
+    first = [
+        Document("a", as_html(twin)),
+        Document("b", as_html(twin)),
+        Document("c", as_html(story)),
+        Document("d", as_html([edit_words(p, rng, 1) for p in story])),
+        *(Document(f"e{n}", as_html([*article(70 + n, 3), BANNER])) for n in range(3)),
+        *(Document(f"k{n}", as_html([*article(100 + n, 2), FOOTER])) for n in range(10)),
+    ]
+    second = [
+        Document("b", as_html(article(80, 8))),  # a loses its exact twin
+        Document("d", as_html(other)),  # c loses its near duplicate
+        Document("f", as_html([edit_words(p, rng, 1) for p in other])),  # near d's new self
+        Document("g", as_html(twin)),  # a's new twin
+        Document("e2", as_html(article(72, 3))),  # the banner drops below boilerplate
+        Document("h", as_html([*article(90, 3), BANNER])),
+        Document("k0", as_html(article(100, 2))),  # leaves the footer's overflow sets
+        Document("k10", as_html([*article(110, 2), FOOTER])),  # joins them
+    ]
+    return first, second

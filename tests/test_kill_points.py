@@ -9,7 +9,6 @@ others'), nothing after it is.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,42 +21,11 @@ from dedup.pipeline.document import Document
 from dedup.servers.connection import IndexClient
 from dedup.settings import Settings
 from tests.consistency import assert_consistent, assert_flags_match_reports, intents_left
-from tests.helpers import article, as_html, edit_words
-
-BANNER = "Sign up for our newsletter to get the best stories of the day delivered to you."
-FOOTER = "All rights reserved by the publisher of this site and its many partners worldwide."
-"""Held by more documents than an entry keeps inline: its entries live in overflow sets,
-whose operations the scripts hold back for a round trip of their own."""
+from tests.helpers import rewrite_corpus
 
 
 class Killed(Exception):
     """The writer stopped here; what it had sent stays applied."""
-
-
-def _corpus() -> tuple[list[Document], list[Document]]:
-    """A first batch with exact and near duplicates and boilerplate, and a second one that
-    edits, copies and adds documents, so that its write moves flags on both sides."""
-    rng = random.Random(3)
-    twin, story, other = article(60, 8), article(61, 8), article(62, 8)
-    first = [
-        Document("a", as_html(twin)),
-        Document("b", as_html(twin)),
-        Document("c", as_html(story)),
-        Document("d", as_html([edit_words(p, rng, 1) for p in story])),
-        *(Document(f"e{n}", as_html([*article(70 + n, 3), BANNER])) for n in range(3)),
-        *(Document(f"k{n}", as_html([*article(100 + n, 2), FOOTER])) for n in range(10)),
-    ]
-    second = [
-        Document("b", as_html(article(80, 8))),  # a loses its exact twin
-        Document("d", as_html(other)),  # c loses its near duplicate
-        Document("f", as_html([edit_words(p, rng, 1) for p in other])),  # near d's new self
-        Document("g", as_html(twin)),  # a's new twin
-        Document("e2", as_html(article(72, 3))),  # the banner drops below boilerplate
-        Document("h", as_html([*article(90, 3), BANNER])),
-        Document("k0", as_html(article(100, 2))),  # leaves the footer's overflow sets
-        Document("k10", as_html([*article(110, 2), FOOTER])),  # joins them
-    ]
-    return first, second
 
 
 def _calls(store: Store, batch: list[Document]) -> tuple[list[int], int, int]:
@@ -115,7 +83,7 @@ def test_every_kill_point_of_a_batch_is_repaired_by_its_retry(
 ) -> None:
     """For each round trip of the second batch's write, and a kill before, in the middle of
     and after its calls: the job's retry leaves the index as one built from scratch."""
-    first, second = _corpus()
+    first, second = rewrite_corpus()
     final = list({d.doc_id: d for d in [*first, *second]}.values())
     probe = Store(index_client, writer_settings.replace(namespace="probe"))
     probe.index([analyse(d, probe.settings) for d in first])

@@ -64,6 +64,12 @@ class Keys:
         version of the group while it was being written, for its commit to set."""
         return f"{self._group(group)}:raised"
 
+    def reply(self, group: int, call: str) -> str:
+        """String, expiring: the reply of one call of a writing script in a group, kept so
+        that the call sent again after a lost reply answers the same and changes nothing
+        (:func:`dedup.index.scripts.script_call`)."""
+        return f"{self._group(group)}:once:{call}"
+
     def records(self, serial: int) -> str:
         """Hash: serial → packed record, for :data:`RECORDS_PER_BUCKET` consecutive
         positions of the serial's group."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -44,11 +46,26 @@ class Source:
     """What EVALSHA names the script by."""
 
 
+ONCE = frozenset({"begin.lua", "commit.lua", "flags.lua", "intent.lua", "update.lua"})
+"""The scripts that write. Each of their calls runs once however many times it is sent
+(``once.lua``): the client sends a call again when the connection drops before the reply,
+and the server may have run it already."""
+
+REPLY_KEPT = 3600
+"""Seconds a writing call's reply is kept for the call sent again: longer than a client goes
+on sending it (seven tries of a 60-second socket timeout). The writer unlinks it sooner, in
+its next round trip, once the reply is in hand."""
+
+
 @cache
 def source(name: str) -> Source:
-    """A Lua script of the package, preceded by the functions all scripts share."""
+    """A Lua script of the package, preceded by the functions all scripts share; a writing
+    script (:data:`ONCE`) as the body of a function that ``once.lua`` runs once."""
     folder = files("dedup.index").joinpath("lua")
-    text = folder.joinpath("common.lua").read_text() + folder.joinpath(name).read_text()
+    body = folder.joinpath(name).read_text()
+    if name in ONCE:
+        body = f"local function body()\n{body}\nend\n" + folder.joinpath("once.lua").read_text()
+    text = folder.joinpath("common.lua").read_text() + body
     return Source(name, text, hashlib.sha1(text.encode("utf-8")).hexdigest())
 
 
@@ -66,19 +83,37 @@ class Call(NamedTuple, Generic[T]):
     parse: Callable[[Any], T]
     script: Source | None = None
     """The script an EVALSHA runs, to load it where the server lacks it."""
+    reply_key: str | None = None
+    """Where a writing script keeps its reply (:data:`ONCE`)."""
 
 
 def script_call(
-    name: str, keys: Sequence[str], args: Sequence[Any], parse: Callable[[Any], T]
+    name: str,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    parse: Callable[[Any], T],
+    group: tuple[Keys, int] | None = None,
 ) -> Call[T]:
-    """A call of one of the package's scripts, by digest."""
+    """A call of one of the package's scripts, by digest. A writing script (:data:`ONCE`)
+    needs its keys' ``group``: the call's reply is kept there under a name of its own."""
     script = source(name)
-    return Call(("EVALSHA", script.sha, len(keys), *keys, layout_argument(), *args), parse, script)
+    reply_key = None
+    if name in ONCE:
+        assert group is not None, f"{name} writes: its calls need their group"
+        reply_key = group[0].reply(group[1], os.urandom(8).hex())
+        keys, args = (*keys, reply_key), (*args, REPLY_KEPT)
+    words = ("EVALSHA", script.sha, len(keys), *keys, layout_argument(), *args)
+    return Call(words, parse, script, reply_key)
 
 
 def command(*words: Any, parse: Callable[[Any], T] = lambda x: x) -> Call[T]:
     """A plain command."""
     return Call(tuple(words), parse)
+
+
+_spent: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
+"""Per client, the reply keys of writing calls whose replies it has read: no longer needed,
+unlinked with its next round trip."""
 
 
 def run(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
@@ -90,6 +125,15 @@ def run(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
     """
     if not calls:
         return []
+    asked = len(calls)
+    spent = _spent.pop(client, None)
+    if spent:
+        # Unlinking twice is harmless: these ride along whatever happens to the round trip.
+        if isinstance(client, redis.Redis):
+            forget: list[Call[Any]] = [command("UNLINK", *spent)]
+        else:
+            forget = [command("UNLINK", key) for key in spent]
+        calls = [*calls, *forget]
     replies: list[Any] = [None] * len(calls)
     todo = list(range(len(calls)))
     for attempt in range(2):
@@ -108,7 +152,7 @@ def run(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
         for i, answer in zip(todo, answers, strict=True):
             if isinstance(answer, redis.exceptions.NoScriptError) and not attempt:
                 missing.append(i)
-            elif isinstance(answer, Exception):
+            elif isinstance(answer, Exception) and i < asked:
                 raise answer
             else:
                 replies[i] = answer
@@ -118,7 +162,10 @@ def run(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
             if script is not None:
                 client.script_load(script.text)
         todo = missing
-    return [call.parse(reply) for call, reply in zip(calls, replies, strict=True)]
+    kept = [call.reply_key for call in calls if call.reply_key is not None]
+    if kept:
+        _spent.setdefault(client, []).extend(kept)
+    return [call.parse(reply) for call, reply in zip(calls[:asked], replies, strict=False)]
 
 
 def exchange(client: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
@@ -318,6 +365,7 @@ class Batch:
             (self.keys.counters(group), *keys),
             ["".join(codes), self.boilerplate_at, b"".join(chunks), given],
             _updated_list,
+            (self.keys, group),
         )
 
     def send(self, client: IndexClient) -> list[Any]:
@@ -440,7 +488,7 @@ def begin(
         intents = {int(k): v for k, v in zip(found[::2], found[1::2], strict=True)}
         return Announced(intents, list(map(Began, began[::2], began[1::2])), _updated_list(added))
 
-    return script_call("begin.lua", names, args, parse)
+    return script_call("begin.lua", names, args, parse, (keys, group))
 
 
 def replace_intents(
@@ -449,7 +497,9 @@ def replace_intents(
     """``intent.lua``: replace the intents of versions of ``group`` still being written;
     per version 1, or 0 when its intent is gone (taken back by another writer)."""
     args: list[Any] = [x for pair in intents for x in pair]
-    return script_call("intent.lua", [keys.intents(group)], args, lambda r: [int(x) for x in r])
+    return script_call(
+        "intent.lua", [keys.intents(group)], args, lambda r: [int(x) for x in r], (keys, group)
+    )
 
 
 @dataclass(frozen=True)
@@ -503,7 +553,9 @@ def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]
             kept,
             c.digest,
         ]
-    return script_call("commit.lua", names, args, lambda reply: [decoded(r) for r in reply])
+    return script_call(
+        "commit.lua", names, args, lambda reply: [decoded(r) for r in reply], (keys, group)
+    )
 
 
 # flags.lua keeps a flag raised on a version being written as its number, one digit, which
@@ -519,7 +571,7 @@ def set_flags(keys: Keys, group: int, bits: Sequence[tuple[int, str, bool]]) -> 
     for serial, flag, on in bits:
         names += [keys.records(serial), keys.flag(flag, group)]
         args += [serial, keys.groups.position(serial), int(on), FLAGS.index(flag) + 1]
-    return script_call("flags.lua", names, args, int)
+    return script_call("flags.lua", names, args, int, (keys, group))
 
 
 def current(keys: Keys, entry: layout.IdEntry) -> Call[int]:

@@ -26,11 +26,11 @@
 -- the new serial (0: the current version is this one; -1: it is not the one expected; -2:
 -- its id entry keeps no digest, so the writer must read its record and expect it), and the
 -- serial of the current version (0: none), per operation update.lua's three values (for a
--- document not announced: 0, 0, '', nothing done)}
+-- document not announced: 0, 0, '', nothing done)}, and whether anything was written
 local group, groups, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local o = 4 * n + 5
 local found = redis.call('HGETALL', KEYS[2])
-local out, began, current = {}, {}, {}
+local out, began, current, announced = {}, {}, {}, 0
 for k = 1, n do
   local a = 4 * k + 1
   local field, expect, digest, intent = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
@@ -50,6 +50,7 @@ for k = 1, n do
     serial = redis.call('HINCRBY', KEYS[1], 'serial', 1) * groups + group
     redis.call('HSET', KEYS[2], serial, intent)
     began[k] = serial
+    announced = announced + 1
   end
   out[2 * k - 1] = serial
   out[2 * k] = now
@@ -76,4 +77,4 @@ end
 local added, distinct = update_all(3 + n, ARGV[o], ARGV[o + 2], false, tonumber(ARGV[o + 1]),
   function(number) return began[number] end)
 if distinct ~= 0 then redis.call('HINCRBY', KEYS[1], 'distinct_paragraphs', distinct) end
-return {kept, out, added}
+return {kept, out, added}, announced > 0

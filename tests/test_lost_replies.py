@@ -1,0 +1,158 @@
+"""Replies lost after Redis ran a command: the client sends it again, and the index ends as
+one built without faults, every report field, the stats and the duplicate groups.
+
+A proxy (:mod:`tests.replies`) sits between the writers and Redis and cuts the connection
+instead of passing a reply on, so the command has run and its writer never heard: the
+writer's retry policy sends the round trip again, as it would after a network blip or a
+failover.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+import redis
+
+from dedup.index import groups
+from dedup.index.store import Store
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import Document
+from dedup.servers.connection import connect
+from dedup.settings import Settings
+from tests.consistency import assert_consistent, assert_flags_match_reports, intents_left
+from tests.helpers import rewrite_corpus
+from tests.replies import AtRandom, EveryNth, ReplyCutter
+
+VOLATILE = ("indexed_at",)
+"""Report fields that say when a write happened, not what it left."""
+
+
+@pytest.fixture
+def cutter(redis_url: str) -> Iterator[ReplyCutter]:
+    """A proxy in front of the test Redis that loses no reply until told to."""
+    with ReplyCutter(redis_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def writer_settings(settings: Settings) -> Settings:
+    """Settings with a low boilerplate threshold, so the batches move boilerplate flags."""
+    return settings.replace(boilerplate_min_documents=3)
+
+
+def index_view(store: Store, doc_ids: Sequence[str]) -> dict[str, Any]:
+    """What readers see of an index: every report, the stats, the duplicate groups."""
+    reports = {}
+    for doc_id in sorted(doc_ids):
+        report = store.report(doc_id)
+        reports[doc_id] = {k: v for k, v in report.items() if k not in VOLATILE}
+    found = groups.read_groups(store, groups.options_for(store))
+    return {
+        "reports": reports,
+        "stats": store.stats(),
+        "groups": sorted(json.dumps(g, sort_keys=True) for g in found),
+    }
+
+
+def _write(client: redis.Redis, settings: Settings, batches: Sequence[list[Document]]) -> Store:
+    """Each batch written by a writer of its own (the later ones meet what the first left),
+    with a job's token each."""
+    store = Store(client, settings)
+    for number, batch in enumerate(batches):
+        store = Store(client, settings)
+        store.index([analyse(d, settings) for d in batch], token=f"job-{number}")
+    return store
+
+
+def test_a_reply_lost_at_each_writing_call_leaves_the_index_as_without_faults(
+    redis_client: redis.Redis, writer_settings: Settings, cutter: ReplyCutter
+) -> None:
+    """For every call of a writing script in two batches' writes in turn (announce, entries,
+    corrections, commit, flags), its reply is lost once: the index ends as without faults."""
+    first, second = rewrite_corpus()
+    final = list({d.doc_id: d for d in [*first, *second]}.values())
+    # The scripts loaded first (a server's first call of each answers NOSCRIPT), then counted.
+    _write(connect(cutter.url), writer_settings.replace(namespace="warm"), [first, second])
+    counting = EveryNth(0)
+    cutter.rule = counting
+    clean = _write(connect(cutter.url), writer_settings.replace(namespace="clean"), [first, second])
+    expected = index_view(clean, [d.doc_id for d in final])
+    assert counting.seen >= 6, counting.seen
+    for n in range(1, counting.seen + 1):
+        settings = writer_settings.replace(namespace=f"lost{n}")
+        rule = EveryNth(n)
+        cutter.rule = rule
+        store = _write(connect(cutter.url), settings, [first, second])
+        assert 1 == len(rule.lost), f"call {n}: no reply was lost"
+        assert {} == intents_left(redis_client, store.keys), n
+        assert expected == index_view(Store(redis_client, settings), [d.doc_id for d in final]), n
+        assert_consistent(redis_client, settings, final)
+        assert_flags_match_reports(Store(redis_client, settings))
+
+
+def test_replies_lost_during_deletes_and_purges_leave_the_index_as_without_faults(
+    redis_client: redis.Redis, writer_settings: Settings, cutter: ReplyCutter
+) -> None:
+    """Deleting documents and purging old ones, with the reply of each writing call lost in
+    turn: the index ends as the same deletes and purge leave it without faults."""
+    first, second = rewrite_corpus()
+    final = {d.doc_id: d for d in [*first, *second]}
+    gone = ["a", "c", "k3", "e1"]
+    kept = [d for d in final if d not in gone]
+
+    def build(settings: Settings) -> Store:
+        client = redis.Redis.from_url(str(writer_settings.redis_url))
+        Store(client, settings, clock=lambda: 1000.0).index([analyse(d, settings) for d in first])
+        Store(client, settings, clock=lambda: 2000.0).index([analyse(d, settings) for d in second])
+        return Store(connect(cutter.url), settings, clock=lambda: 2000.0)
+
+    def change(store: Store) -> None:
+        assert len(gone) == store.delete(gone)
+        store.purge(older_than=500.0)  # the first batch's versions
+
+    counting = EveryNth(0)
+    change(build(writer_settings.replace(namespace="warm")))
+    clean_settings = writer_settings.replace(namespace="clean")
+    clean = build(clean_settings)
+    cutter.rule = counting
+    change(clean)
+    left = [d for d in kept if Store(redis_client, clean_settings).exists(d)]
+    assert set(left) == {d.doc_id for d in second} - set(gone)
+    expected = index_view(Store(redis_client, clean_settings), left)
+    assert_flags_match_reports(Store(redis_client, clean_settings))
+    assert counting.seen >= 2, counting.seen
+    for n in range(1, counting.seen + 1):
+        settings = writer_settings.replace(namespace=f"lost{n}")
+        cutter.rule = lambda words: False
+        store = build(settings)
+        rule = EveryNth(n)
+        cutter.rule = rule
+        change(store)
+        assert 1 == len(rule.lost), f"call {n}: no reply was lost"
+        assert {} == intents_left(redis_client, store.keys), n
+        reader = Store(redis_client, settings)
+        assert left == [d for d in kept if reader.exists(d)], n
+        assert expected == index_view(reader, left), n
+        assert_flags_match_reports(reader)
+
+
+def test_a_fifth_of_replies_lost_at_random_leaves_the_index_as_without_faults(
+    redis_client: redis.Redis, writer_settings: Settings, cutter: ReplyCutter
+) -> None:
+    """Batches of every size with exact copies, near copies, edits and resubmissions, a
+    fifth of the writing calls' replies lost: the index ends as without faults."""
+    first, second = rewrite_corpus()
+    final = list({d.doc_id: d for d in [*first, *second]}.values())
+    cutter.rule = lambda words: False
+    clean = _write(connect(cutter.url), writer_settings.replace(namespace="clean"), [first, second])
+    expected = index_view(clean, [d.doc_id for d in final])
+    for seed in range(8):
+        settings = writer_settings.replace(namespace=f"random{seed}")
+        rule = AtRandom(0.2, seed)
+        cutter.rule = rule
+        store = _write(connect(cutter.url), settings, [first, second])
+        assert {} == intents_left(redis_client, store.keys), seed
+        assert expected == index_view(Store(redis_client, settings), [d.doc_id for d in final])
