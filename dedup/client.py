@@ -129,13 +129,15 @@ class Client:
             raise StoreError(f"could not enqueue: {str(exc).splitlines()[0]}") from None
         return JobHandle(str(job.id), [str(p["id"]) for p in payloads], self.queue)
 
-    def report(self, doc_id: str, *, wait: float | None = None) -> Report:
+    def report(self, doc_id: str, *, wait: float | None = None, limit: int | None = None) -> Report:
         """The report of one document, with the duplicates known now.
 
         Args:
             doc_id: the document's id.
             wait: seconds to wait for a worker to index a document just submitted (polling,
                 gently); None or 0 answers at once.
+            limit: list at most this many exact and near duplicates, best first (the
+                report's totals count them all).
 
         Raises:
             NotFoundError: no such document (and no ``wait``).
@@ -143,12 +145,12 @@ class Client:
                 queue is doing, which is usually why.
         """
         if not wait or wait <= 0:
-            return self.store.report(doc_id)
+            return self.store.report(doc_id, limit)
         deadline = time.monotonic() + wait
         pause = 0.05
         while True:
             try:
-                return self.store.report(doc_id)
+                return self.store.report(doc_id, limit)
             except NotFoundError:
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -108,6 +108,11 @@ class Report(TypedDict):
     boilerplate: list[BoilerplateParagraph]
     shared_paragraphs: list[SharedParagraph]
     exact_duplicates: list[str]
+    exact_duplicates_total: int
+    """Documents with exactly this content, all of them, where the list stops at a limit."""
+    near_duplicates_total: int
+    """Near duplicates, exact copies included: every exact copy, and the near copies among
+    the candidates read (a sample of those of an entry held by very many documents)."""
     excerpts: dict[str, str]
     """The first words of each repeated run's first paragraph, by its number as text."""
     indexed_at: float | None
@@ -293,8 +298,13 @@ def full_report(
     near_counts: list[int] | None = None,
     copies: dict[int, list[NearCopy]] | None = None,
     words: list[int] | None = None,
+    exact_total: int = 0,
+    limit: int | None = None,
 ) -> Report:
     """The report as read: the stored part plus what the index knows now.
+
+    ``exact_total`` counts the exact copies where ``exact`` lists some of them; ``limit``
+    cuts the lists of duplicates, best first (their totals say how many there are).
 
     ``near_counts`` (documents holding a piece of each paragraph), ``copies`` (each
     paragraph's copies in other documents) and ``words`` (each paragraph's word count) come
@@ -318,7 +328,11 @@ def full_report(
     near_rows += [
         {"doc_id": doc, "similarity": round(score, 3), "exact": False} for doc, score in near
     ]
-    report = _finish(stored, exact, near_rows, boilerplate, shared_rows, indexed_at)
+    exact_total = max(exact_total, len(exact))
+    near_total = exact_total + len(near)
+    report = _finish(stored, exact[:limit], near_rows[:limit], boilerplate, shared_rows, indexed_at)
+    report["exact_duplicates_total"] = exact_total
+    report["near_duplicates_total"] = near_total
     if copies is not None and words is not None:
         report["near_paragraphs"] = [
             {"paragraph": i, "copies": copies[i]} for i in sorted(copies) if copies[i]
@@ -377,6 +391,8 @@ def _finish(
         "boilerplate": boilerplate,
         "shared_paragraphs": shared,
         "exact_duplicates": exact,
+        "exact_duplicates_total": len(exact),
+        "near_duplicates_total": len(near),
         "excerpts": stored["excerpts"],
         "indexed_at": indexed_at,
         "fetched_at": stored["fetched_at"],

@@ -47,6 +47,13 @@ def show_reports(reports: list[Report], as_json: bool) -> None:
     metavar="SECONDS",
     help="Wait up to SECONDS for each document just submitted to be indexed.",
 )
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="List at most N exact and N near duplicates, best first (the totals count all).",
+)
 @threshold_option
 @pass_settings
 def report(
@@ -54,6 +61,7 @@ def report(
     ids: tuple[str, ...],
     as_json: bool,
     wait: float,
+    limit: int | None,
     threshold: float | None,
 ) -> None:
     """Show the report of documents, with the duplicates known now."""
@@ -63,12 +71,14 @@ def report(
     reads = index_reads(settings)
     if threshold is not None:
         settings = with_threshold(settings, threshold, reads.lsh)
-    read: Callable[[str], Report] = Reads(reads.client, settings).report
+    read: Callable[[str], Report] = functools.partial(
+        Reads(reads.client, settings).report, limit=limit
+    )
     if wait:
         from dedup.client import Client
 
         client = Client(settings)
-        read = functools.partial(client.report, wait=wait)
+        read = functools.partial(client.report, wait=wait, limit=limit)
     missing = []
     for doc_id in ids:
         try:

@@ -25,15 +25,16 @@ class Reads(Reports, Lists):
     (:class:`dedup.index.reports.Reports`), lists and counts
     (:class:`dedup.index.lists.Lists`)."""
 
-    def report(self, doc_id: str) -> Report:
-        """The report of one document with the duplicates known now."""
+    def report(self, doc_id: str, limit: int | None = None) -> Report:
+        """The report of one document with the duplicates known now; its lists of
+        duplicates cut at ``limit``, best first (their totals count them all)."""
         try:
             serial, record = self.resolve(doc_id)
             if record is None:
                 raise NotFoundError(
                     f"no document with id {doc_id!r} in namespace {self.keys.namespace!r}"
                 )
-            return self.grouped(serial, record, self.report_of(serial, record))
+            return self.grouped(serial, record, self.report_of(serial, record, limit))
         except redis.RedisError as exc:
             raise store_error(exc) from None
 

@@ -18,7 +18,9 @@ class Related(NamedTuple):
     """What the rest of the corpus holds for one version."""
 
     exact: list[str]
-    """Ids of the documents with exactly its content."""
+    """Ids of the documents with exactly its content (some of them, when very many)."""
+    exact_total: int
+    """How many documents have exactly its content."""
     candidates: list[tuple[str, bytes]]
     """Ids and reduced signatures of the documents sharing an LSH band with it."""
     counts: list[int]
@@ -89,16 +91,19 @@ class Reports(Access):
             ]
             for group in (exact, near_, *shared, *holding):
                 wanted.update((s, None) for s in group)
-            lists.append((exact, near_, paras, shared, pieces, holding))
+            # every holder of the content entry but this version (a sample of them is read)
+            total = max((answers[t].count - 1 for t in content), default=0)
+            lists.append((exact, near_, paras, shared, pieces, holding, total))
         found = dict(self.records(list(wanted))) if wanted else {}
         out = []
-        for exact, near_, paras, shared, pieces, holding in lists:
+        for exact, near_, paras, shared, pieces, holding, total in lists:
             held = [s for s in exact if s in found][:MAX_EXACT]
             candidates = [s for s in near_ if s in found][:MAX_CANDIDATES]
             holders = [[s for s in group if s in found] for group in holding]
             out.append(
                 Related(
                     exact=[found[s].doc_id for s in held],
+                    exact_total=total,
                     candidates=[(found[s].doc_id, found[s].signature) for s in candidates],
                     counts=[answers[t].count for t in paras],
                     shared=[
@@ -111,18 +116,23 @@ class Reports(Access):
             )
         return out
 
-    def report_of(self, serial: int, record: Record) -> Report:
-        """The report of the document version ``serial``, whose record is ``record``."""
-        return self.reports_of([(serial, record)])[0]
+    def report_of(self, serial: int, record: Record, limit: int | None = None) -> Report:
+        """The report of the document version ``serial``, whose record is ``record``; its
+        lists of duplicates cut at ``limit``, best first."""
+        return self.reports_of([(serial, record)], limit)[0]
 
-    def reports_of(self, versions: Sequence[tuple[int, Record]]) -> list[Report]:
+    def reports_of(
+        self, versions: Sequence[tuple[int, Record]], limit: int | None = None
+    ) -> list[Report]:
         """The reports of these versions, read together."""
         return [
-            self._report(serial, record, related)
+            self._report(serial, record, related, limit)
             for (serial, record), related in zip(versions, self.related(versions), strict=True)
         ]
 
-    def _report(self, serial: int, record: Record, related: Related) -> Report:
+    def _report(
+        self, serial: int, record: Record, related: Related, limit: int | None = None
+    ) -> Report:
         distinct = list(dict.fromkeys(record.fingerprints))
         threshold = self.settings.boilerplate_min_documents
         near: list[tuple[str, float]] = []
@@ -151,6 +161,8 @@ class Reports(Access):
             near_counts=near_counts,
             copies=copies,
             words=words,
+            exact_total=related.exact_total,
+            limit=limit,
         )
 
     def _near_copies(

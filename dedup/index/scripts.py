@@ -71,9 +71,10 @@ def source(name: str) -> Source:
 
 @cache
 def layout_argument() -> str:
-    """ARGV[1] of every script: the packing of serials, its size and the inline limit,
-    separated by spaces."""
-    return f"{layout.lua_format(layout.SERIAL.format)} {layout.SERIAL.size} {layout.INLINE}"
+    """ARGV[1] of every script: the packing of serials, its size, the inline limit and the
+    most holders of an entry read, separated by spaces."""
+    serial = f"{layout.lua_format(layout.SERIAL.format)} {layout.SERIAL.size}"
+    return f"{serial} {layout.INLINE} {layout.SAMPLE}"
 
 
 class Call(NamedTuple, Generic[T]):

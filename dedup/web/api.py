@@ -133,11 +133,14 @@ def report(
     request: Request,
     doc_id: str,
     wait: float = Query(0, ge=0, le=MAX_WAIT, description="Seconds to wait for the report"),
+    limit: int | None = Query(
+        None, ge=1, description="At most this many exact and near duplicates, best first"
+    ),
 ) -> JSONResponse:
     """The report, as ``dedup report --json`` prints it; 404 when the document is unknown
     (after ``wait`` seconds, with the queue's state)."""
     require(request)
-    report: Report = web(request).client.report(_doc_id(doc_id), wait=wait)
+    report: Report = web(request).client.report(_doc_id(doc_id), wait=wait, limit=limit)
     return JSONResponse(report)
 
 

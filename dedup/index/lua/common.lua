@@ -4,15 +4,24 @@
 -- Every key a script touches comes in KEYS, all in one hash slot (one group). The overflow
 -- sets are only sent for the entries that need one: the functions below answer nil, having
 -- changed nothing, when the set is needed and not given (nil). ARGV[1] of every script is the
--- layout (dedup.index.scripts.layout_argument): the packing of serials, its size and the
--- inline limit. No key name and no constant of the layout is written here.
-local SERIAL, SERIAL_SIZE, INLINE = string.match(ARGV[1], '^(%S+) (%d+) (%d+)$')
-SERIAL_SIZE, INLINE = tonumber(SERIAL_SIZE), tonumber(INLINE)
+-- layout (dedup.index.scripts.layout_argument): the packing of serials, its size, the
+-- inline limit and the most holders of an entry read. No key name and no constant of the
+-- layout is written here.
+local SERIAL, SERIAL_SIZE, INLINE, SAMPLE = string.match(ARGV[1], '^(%S+) (%d+) (%d+) (%d+)$')
+SERIAL_SIZE, INLINE, SAMPLE = tonumber(SERIAL_SIZE), tonumber(INLINE), tonumber(SAMPLE)
 
--- The serials of a set, packed as inline entries hold them.
+-- The serials of a set, packed as inline entries hold them: all of them up to SAMPLE, else
+-- the first SAMPLE one scan step finds (the same ones while the set does not change), so
+-- that reading an entry costs the same whatever the copies that hold it.
 local function packed_members(set)
+  local found
+  if redis.call('SCARD', set) <= SAMPLE then
+    found = redis.call('SMEMBERS', set)
+  else
+    found = redis.call('SSCAN', set, 0, 'COUNT', SAMPLE)[2]
+  end
   local out = {}
-  for k, m in ipairs(redis.call('SMEMBERS', set)) do out[k] = struct.pack(SERIAL, tonumber(m)) end
+  for k = 1, math.min(#found, SAMPLE) do out[k] = struct.pack(SERIAL, tonumber(found[k])) end
   return table.concat(out)
 end
 

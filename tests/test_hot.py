@@ -1,0 +1,61 @@
+"""A page copied more times than an entry's holders are read (``layout.SAMPLE``): reports
+list a bounded number of copies and count them all, lists and flags stay right for every
+copy, and deleting or replacing one copy leaves the others as they should be."""
+
+from __future__ import annotations
+
+import json
+
+from dedup.index import layout
+from dedup.index.store import Store
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import Document
+from dedup.servers.connection import connect
+from dedup.settings import Settings
+from tests.helpers import article, as_html, invoke
+
+COPIES = layout.SAMPLE + 44
+
+
+def _index_copies(settings: Settings) -> Store:
+    """The same page under ``COPIES`` ids, written in bulk."""
+    page = as_html(article(5, 4))
+    documents = [Document(f"copy-{n}", page) for n in range(COPIES)]
+    store = Store(connect(str(settings.redis_url)), settings)
+    for at in range(0, COPIES, 100):
+        store.index([analyse(d, settings) for d in documents[at : at + 100]])
+    return store
+
+
+def test_a_report_lists_a_bounded_number_of_copies_and_counts_them_all(
+    settings: Settings,
+) -> None:
+    """Every copy counted, at most ``layout.SAMPLE`` read, ``--limit`` of them listed."""
+    store = _index_copies(settings)
+    report = store.report("copy-7")
+    assert COPIES - 1 == report["exact_duplicates_total"]
+    assert COPIES - 1 == report["near_duplicates_total"]
+    assert len(report["exact_duplicates"]) <= layout.SAMPLE
+    assert "exact_duplicate" in report["flags"]
+    limited = store.report("copy-7", limit=5)
+    assert 5 == len(limited["exact_duplicates"]) == len(limited["near_duplicates"])
+    assert COPIES - 1 == limited["exact_duplicates_total"]
+    printed = json.loads(invoke(settings, "report", "copy-7", "--json", "--limit", "3").output)
+    assert 3 == len(printed["exact_duplicates"])
+    assert COPIES - 1 == printed["exact_duplicates_total"]
+
+
+def test_every_copy_is_listed_as_an_exact_duplicate_and_stays_so_after_a_delete(
+    settings: Settings,
+) -> None:
+    """``list --flag exact_duplicate`` holds every copy; deleting and replacing copies
+    leaves the rest flagged and counted."""
+    store = _index_copies(settings)
+    listed = {row["doc_id"] for row in store.list_documents("exact_duplicate", 10**6)}
+    assert {f"copy-{n}" for n in range(COPIES)} == listed
+    assert 1 == store.delete(["copy-8"])
+    store.index([analyse(Document("copy-9", as_html(article(6, 4))), settings)])
+    listed = {row["doc_id"] for row in store.list_documents("exact_duplicate", 10**6)}
+    assert {f"copy-{n}" for n in range(COPIES)} - {"copy-8", "copy-9"} == listed
+    assert COPIES - 3 == store.report("copy-7")["exact_duplicates_total"]
+    assert [] == store.report("copy-9")["flags"]
