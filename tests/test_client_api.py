@@ -85,7 +85,8 @@ def test_report_command_waits_too(settings: Settings) -> None:
 
 
 def test_fetched_at_travels_to_the_report(settings: Settings) -> None:
-    """The fetch time given at submission is in the stored report; a malformed one is refused."""
+    """The fetch time given at submission is in the stored report, the first one of each
+    version; a malformed one is refused."""
     client = Client(settings)
     client.submit(as_html(article(4)), doc_id="dated", fetched_at="2024-05-01T12:00:00Z")
     client.submit_many([{"id": "undated", "html": as_html(article(5))}])
@@ -101,7 +102,11 @@ def test_fetched_at_travels_to_the_report(settings: Settings) -> None:
     assert "indexed 20" in shown
     client.submit(as_html(article(4)), doc_id="dated", fetched_at="2024-06-01T08:00:00Z")
     assert 0 == command(settings, "worker", "--burst").returncode
-    assert "2024-06-01T08:00:00Z" == client.report("dated")["fetched_at"]  # fetched again
+    # fetched again unchanged: the same version, first fetched then
+    assert "2024-05-01T12:00:00Z" == client.report("dated")["fetched_at"]
+    client.submit(as_html(article(7)), doc_id="dated", fetched_at="2024-07-01T08:00:00Z")
+    assert 0 == command(settings, "worker", "--burst").returncode
+    assert "2024-07-01T08:00:00Z" == client.report("dated")["fetched_at"]  # a new version
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ import random
 import pytest
 from redis import Redis
 
-from dedup.errors import NotFoundError, SettingsMismatchError
-from dedup.index import layout
+from dedup.errors import NotFoundError, SettingsMismatchError, StoreError
+from dedup.index import layout, walks
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -286,3 +286,62 @@ def test_entries_that_move_to_their_sets_keep_the_order_of_a_batch(store: Store)
     left = out.send(store.client)
     assert list(range(len(serials) - 1, -1, -1)) == [left[t].count for t in tickets]
     assert [] == store.client.keys(f"{store.keys.namespace}:*:p:*")
+
+
+def test_serials_never_wrap(store: Store, index_client: IndexClient) -> None:
+    """A group whose next serial would not fit its four bytes refuses to write, saying so,
+    rather than wrapping onto the serials of old versions."""
+    store.check_settings()
+    group = store.keys.groups.of_bucket(layout.IDS, layout.id_entry("late").bucket)
+    last = (2**32 - 1 - group) // store.keys.groups.count
+    index_client.hset(store.keys.counters(group), "serial", last)
+    with pytest.raises(StoreError, match="used every serial"):
+        index(store, "late", as_html(article(14)))
+    assert str(last) == index_client.hget(store.keys.counters(group), "serial").decode()
+    assert not store.exists("late")
+
+
+def test_purge_resumes_where_it_stopped(
+    index_settings: Settings, index_client: IndexClient
+) -> None:
+    """A purge keeps where each group's remaining records start, so the next one, and every
+    walk from the oldest, reads none of the positions it emptied."""
+    old = Store(index_client, index_settings, clock=lambda: 1000.0)
+    old.index(
+        [analyse(Document(f"old{n}", as_html(article(n, 2))), old.settings) for n in range(40)]
+    )
+    new = Store(index_client, index_settings, clock=lambda: 3000.0)
+    new.index(
+        [analyse(Document(f"new{n}", as_html(article(50 + n, 2))), new.settings) for n in range(5)]
+    )
+    assert 40 == new.purge(older_than=1000.0)
+    bounds = walks.bounds(index_client, new.keys)
+    assert 5 == sum(top - low + 1 for low, top in bounds), bounds
+    assert 0 == new.purge(older_than=1000.0)
+    assert [f"new{n}" for n in range(5)] == sorted(
+        r["doc_id"] for r in new.list_documents(None, 100)
+    )
+
+
+def test_a_page_crawled_again_with_a_new_fetch_time_stays_one_version(
+    store: Store, index_client: IndexClient
+) -> None:
+    """Pages crawled again a hundred times with the same content and a new fetch time leave
+    every key as one crawl left it: no new version, no serial spent, nothing grows."""
+    pages = [(f"p{n}", as_html(article(30 + n, 4)), f"https://site.example/{n}") for n in range(5)]
+
+    def crawl(day: int) -> None:
+        fetched = (
+            "2024-01-01T00:00:00Z"
+            if day == 0
+            else f"2024-{1 + day // 28:02d}-{1 + day % 28:02d}T06:00:00Z"
+        )
+        docs = [Document(i, html, url, fetched_at=fetched) for i, html, url in pages]
+        store.index([analyse(d, store.settings) for d in docs])
+
+    crawl(0)
+    before = stored(index_client)
+    for day in range(1, 101):
+        crawl(day)
+    assert before == stored(index_client)
+    assert "2024-01-01T00:00:00Z" == store.report("p3")["fetched_at"]

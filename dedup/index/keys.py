@@ -51,8 +51,9 @@ class Keys:
         return _group_prefixes(self.namespace, self.groups.count)[group]
 
     def counters(self, group: int) -> str:
-        """Hash: a group's running totals (documents, paragraphs, distinct paragraphs, and
-        the last position given to a version)."""
+        """Hash: a group's running totals (documents, paragraphs, distinct paragraphs), the
+        last position given to a version, and the lowest that may still hold a record (a
+        purge raises it)."""
         return f"{self._group(group)}:counters"
 
     def intents(self, group: int) -> str:

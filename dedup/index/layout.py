@@ -254,24 +254,26 @@ VERSION_BYTES = 8
 """Bytes of a version's digest that its id entry keeps after its serial."""
 
 
-def version_digest(content: int, url: str | None, fetched_at: str | None) -> bytes:
-    """What tells one version of a document from another: its content, URL and fetch time.
+def version_digest(content: int, url: str | None) -> bytes:
+    """What tells one version of a document from another: its content and URL.
 
     An id entry keeps it after the serial, so that the script announcing a new version sees,
     without reading the record, that the version is the one indexed already (a page scraped
-    again unchanged): nothing is written then, and no serial is spent. Entries written before
-    the digest existed hold the serial alone; a writer reads their record instead.
+    again unchanged): nothing is written then, and no serial is spent. The fetch time is left
+    out: a page crawled again every day with the same content stays one version, and its
+    report keeps the time it was first fetched with that content (what the canonical rule
+    ``earliest`` asks about). Entries written before the digest existed hold the serial
+    alone; a writer reads their record instead.
     """
     digest = xxhash.xxh64(content.to_bytes(8, "little"))
-    for part in (url, fetched_at):
-        text = b"" if part is None else part.encode("utf-8")
-        digest.update(struct.pack("<bI", part is not None, len(text)) + text)
+    text = b"" if url is None else url.encode("utf-8")
+    digest.update(struct.pack("<bI", url is not None, len(text)) + text)
     return digest.digest()
 
 
 def record_digest(record: Record) -> bytes:
     """The :func:`version_digest` of a stored version."""
-    return version_digest(record.content, record.url, record.extra.get("fetched_at"))
+    return version_digest(record.content, record.url)
 
 
 def id_serial(value: bytes) -> int:

@@ -269,6 +269,11 @@ class Store(Writes):
         """
         cutoff = self.clock() - older_than
         total = 0
+        floors: dict[int, int] = {}
+        """Per group, the position of the first record the walk kept, or past the last one
+        it deleted: no record is left below it."""
+        kept: set[int] = set()
+        groups = self.keys.groups
         try:
             for batch in self.walk_records(newest_first=False):
                 plans = {
@@ -277,11 +282,39 @@ class Store(Writes):
                     if record.indexed_at < cutoff
                 }
                 total += self._remove(plans)[0]
+                for serial, record in batch:
+                    group = groups.of(serial)
+                    if group not in kept:
+                        gone = record.indexed_at < cutoff
+                        floors[group] = groups.position(serial) + gone
+                        if not gone:
+                            kept.add(group)
                 if any(record.indexed_at >= cutoff + CLOCK_SKEW for _, record in batch):
                     break
+            self._raise_floors(floors)
         except redis.RedisError as exc:
             raise store_error(exc) from None
         return total
+
+    def _raise_floors(self, floors: dict[int, int]) -> None:
+        """Keep where each group's oldest records start now, so that the next purge and
+        every walk upwards start there instead of at the group's first position. A version
+        still being written (its intent kept, no record yet) holds its group's floor at its
+        position."""
+        if not floors:
+            return
+        groups = list(floors)
+        pipe = self.client.pipeline(transaction=False)
+        for group in groups:
+            pipe.hget(self.keys.counters(group), "floor")
+            pipe.hkeys(self.keys.intents(group))
+        found = pipe.execute()
+        pipe = self.client.pipeline(transaction=False)
+        for group, was, writing in zip(groups, found[::2], found[1::2], strict=True):
+            floor = min([floors[group], *(self.keys.groups.position(int(s)) for s in writing)])
+            if floor > int(was or 1):  # positions below stay empty: raising it is safe
+                pipe.hset(self.keys.counters(group), "floor", floor)
+        pipe.execute()
 
     def _remove(self, plans: dict[int, Plan]) -> tuple[int, list[int]]:
         """Delete these versions (steps 2, 4 and 5 without a new version); returns how many

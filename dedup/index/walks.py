@@ -35,7 +35,8 @@ class _Stream:
     next: int
     """The next position to read."""
     end: int
-    """Past the last position to read (0 walking down, the top plus one walking up)."""
+    """Past the last position to read (the floor less one walking down, the top plus one
+    walking up)."""
     index: int
     """Its place among the walk's streams."""
     most: int
@@ -94,12 +95,13 @@ def flagged(keys: Keys, flag: str) -> Positions:
     return select
 
 
-def tops(client: IndexClient, keys: Keys) -> list[int]:
-    """The last position given out in each group (one round trip)."""
+def bounds(client: IndexClient, keys: Keys) -> list[tuple[int, int]]:
+    """In each group, the lowest position that may hold a record (below it, a purge left
+    none) and the last position given out (one round trip)."""
     pipe = client.pipeline(transaction=False)
     for group in range(keys.groups.count):
-        pipe.hget(keys.counters(group), "serial")
-    return [int(top or 0) for top in pipe.execute()]
+        pipe.hmget(keys.counters(group), "floor", "serial")
+    return [(max(1, int(low or 1)), int(top or 0)) for low, top in pipe.execute()]
 
 
 def walk(
@@ -116,9 +118,9 @@ def walk(
     time; with ``below`` (newest first only), only those ordered after that indexing time in
     milliseconds and serial."""
     streams: list[_Stream] = []
-    for group, top in enumerate(tops(client, keys)):
-        if top:
-            start, end = (top, 0) if newest_first else (1, top + 1)
+    for group, (low, top) in enumerate(bounds(client, keys)):
+        if top >= low:
+            start, end = (top, low - 1) if newest_first else (low, top + 1)
             streams.append(_Stream(group, start, end, len(streams), most))
     heap: list[tuple[Any, int]] = []
     sign = -1 if newest_first else 1

@@ -47,7 +47,14 @@ for k = 1, n do
     serial = 0
   end
   if serial == 'new' then
-    serial = redis.call('HINCRBY', KEYS[1], 'serial', 1) * groups + group
+    -- the next position, unless its serial would not fit in the packing (never wrapped)
+    local position = tonumber(redis.call('HGET', KEYS[1], 'serial') or '0') + 1
+    serial = position * groups + group
+    if serial > MAX_SERIAL then
+      return redis.error_reply('dedup: group ' .. group .. ' of the index has used every ' ..
+        'serial; build a new index with more groups (the index_groups setting)')
+    end
+    redis.call('HSET', KEYS[1], 'serial', position)
     redis.call('HSET', KEYS[2], serial, intent)
     began[k] = serial
     announced = announced + 1

@@ -9,6 +9,7 @@
 -- layout is written here.
 local SERIAL, SERIAL_SIZE, INLINE, SAMPLE = string.match(ARGV[1], '^(%S+) (%d+) (%d+) (%d+)$')
 SERIAL_SIZE, INLINE, SAMPLE = tonumber(SERIAL_SIZE), tonumber(INLINE), tonumber(SAMPLE)
+local MAX_SERIAL = 2 ^ (8 * SERIAL_SIZE) - 1
 
 -- The serials of a set, packed as inline entries hold them: all of them up to SAMPLE, else
 -- the first SAMPLE one scan step finds (the same ones while the set does not change), so
