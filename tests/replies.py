@@ -13,10 +13,15 @@ import asyncio
 import random
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
+from redis.cluster import RedisCluster
+
 from dedup.index import scripts
+from dedup.servers.connection import connect_cluster
+from tests.cluster import LocalCluster
 
 Rule = Callable[[list[bytes]], bool]
 """Given a command (its words), whether to lose its reply."""
@@ -89,39 +94,50 @@ def writing_call(words: list[bytes]) -> bool:
     return script_name(words) in scripts.ONCE
 
 
-class EveryNth:
+class Counted:
+    """A rule over the commands ``chosen`` picks, counted in the order they are answered
+    (one rule may serve the proxies of every node of a cluster: it counts under a lock)."""
+
+    def __init__(self, chosen: Rule = writing_call) -> None:
+        self.chosen, self.seen = chosen, 0
+        self.lost: list[list[bytes]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, words: list[bytes]) -> bool:
+        if not self.chosen(words):
+            return False
+        with self._lock:
+            self.seen += 1
+            if self.lose(self.seen):
+                self.lost.append(words)
+                return True
+            return False
+
+    def lose(self, seen: int) -> bool:
+        """Whether to lose the reply of the ``seen``-th chosen command."""
+        return False
+
+
+class EveryNth(Counted):
     """Loses the reply of the ``n``-th command ``chosen`` picks (from 1), once."""
 
     def __init__(self, n: int, chosen: Rule = writing_call) -> None:
-        self.n, self.chosen, self.seen = n, chosen, 0
-        self.lost: list[list[bytes]] = []
+        super().__init__(chosen)
+        self.n = n
 
-    def __call__(self, words: list[bytes]) -> bool:
-        if not self.chosen(words):
-            return False
-        self.seen += 1
-        if self.seen == self.n:
-            self.lost.append(words)
-            return True
-        return False
+    def lose(self, seen: int) -> bool:
+        return seen == self.n
 
 
-class AtRandom:
+class AtRandom(Counted):
     """Loses the replies of a share of the commands ``chosen`` picks."""
 
     def __init__(self, share: float, seed: int, chosen: Rule = writing_call) -> None:
-        self.share, self.rng, self.chosen = share, random.Random(seed), chosen
-        self.seen = 0
-        self.lost: list[list[bytes]] = []
+        super().__init__(chosen)
+        self.share, self.rng = share, random.Random(seed)
 
-    def __call__(self, words: list[bytes]) -> bool:
-        if not self.chosen(words):
-            return False
-        self.seen += 1
-        if self.rng.random() < self.share:
-            self.lost.append(words)
-            return True
-        return False
+    def lose(self, seen: int) -> bool:
+        return self.rng.random() < self.share
 
 
 class ReplyCutter:
@@ -140,7 +156,6 @@ class ReplyCutter:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._server: asyncio.Server | None = None
-        self._lock = threading.Lock()
         self._thread.start()
         self._ready.wait(10)
         assert self._server is not None, "the proxy did not start"
@@ -169,10 +184,9 @@ class ReplyCutter:
         )
 
     def _lose(self, words: list[bytes]) -> bool:
-        with self._lock:
-            lose = self.rule(words)
-            self.cuts += lose
-            return lose
+        lose = self.rule(words)
+        self.cuts += lose
+        return lose
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -249,3 +263,25 @@ class ReplyCutter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def cutting_cluster(cluster: LocalCluster, rule: Rule) -> Iterator[Callable[[], RedisCluster]]:
+    """A proxy in front of every node of ``cluster``, all losing replies by one ``rule``;
+    yields what makes a cluster client that goes through them (the project's own client,
+    its nodes' addresses mapped to their proxies)."""
+    cutters = [ReplyCutter(f"redis://127.0.0.1:{port}", rule) for port in cluster.ports]
+    proxy = {
+        ("127.0.0.1", port): ("127.0.0.1", c.port)
+        for port, c in zip(cluster.ports, cutters, strict=True)
+    }
+    url = "redis+cluster://" + ",".join(f"127.0.0.1:{c.port}" for c in cutters)
+
+    def client() -> RedisCluster:
+        return connect_cluster(url, address_remap=lambda address: proxy.get(address, address))
+
+    try:
+        yield client
+    finally:
+        for cutter in cutters:
+            cutter.close()

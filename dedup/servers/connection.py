@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -177,9 +177,12 @@ def parse_cluster_url(url: str) -> tuple[list[ClusterNode], dict[str, Any]]:
     return nodes, options
 
 
-def connect_cluster(url: str) -> RedisCluster:
+def connect_cluster(
+    url: str, address_remap: Callable[[tuple[str, int]], tuple[str, int]] | None = None
+) -> RedisCluster:
     """A Redis Cluster client from a cluster URL: the timeouts and retries of
-    :func:`connect`, checked with a PING."""
+    :func:`connect`, checked with a PING. ``address_remap`` maps the address a node gives
+    for itself to the one to connect to (a cluster behind NAT or proxies)."""
     try:
         nodes, options = parse_cluster_url(url)
     except ValueError as exc:
@@ -189,6 +192,7 @@ def connect_cluster(url: str) -> RedisCluster:
             startup_nodes=nodes,
             retry=_retry(),
             policy_resolver=cluster_policies(),
+            address_remap=address_remap,
             **{"socket_connect_timeout": 5, "socket_timeout": 60, **options},
         )
         client.ping()
