@@ -149,38 +149,6 @@ def test_an_unchanged_page_costs_one_round_trip_and_no_serial(
     assert taken == index_client.hget(store.keys.counters(group), "serial")
 
 
-def _drop_digest(client: IndexClient, store: Store, doc_id: str) -> None:
-    """Rewrite a document's id entry as an index built before the digest keeps it."""
-    entry = layout.id_entry(doc_id)
-    name = store.keys.entry(layout.IDS, entry.bucket)
-    value = client.hget(name, entry.field)
-    assert value is not None and len(value) == layout.SERIAL.size + layout.VERSION_BYTES
-    client.hset(name, entry.field, value[: layout.SERIAL.size])
-
-
-def test_id_entries_without_a_digest_are_read_on_and_rewritten(
-    index_client: IndexClient, settings: Settings
-) -> None:
-    """An id entry written before the digest holds the serial alone: the writer reads the
-    record to tell an unchanged page, and a new version's entry gets the digest."""
-    store = Store(index_client, settings)
-    body = article(410, 5)
-    first, copy = Document("a", as_html(body)), Document("b", as_html(body))
-    _index_one_by_one(store, [first, copy])
-    _drop_digest(index_client, store, "a")
-    _drop_digest(index_client, store, "b")
-    [same] = store.index([analyse(first, settings)])
-    assert not same.changed
-    edited = Document("b", as_html([*body[:-1], "A new last paragraph of the copy, much changed."]))
-    [changed] = store.index([analyse(edited, settings)])
-    assert changed.changed
-    entry = layout.id_entry("b")
-    value = index_client.hget(store.keys.entry(layout.IDS, entry.bucket), entry.field)
-    assert value is not None and len(value) == layout.SERIAL.size + layout.VERSION_BYTES
-    assert_consistent(index_client, settings, [first, edited])
-    assert_flags_match_reports(store)
-
-
 def test_the_announcing_script_answers_only_the_intents_its_writer_must_handle(
     index_client: IndexClient, settings: Settings
 ) -> None:
@@ -221,7 +189,7 @@ def test_the_announcing_script_answers_only_the_intents_its_writer_must_handle(
     }
     index_client.hset(keys.intents(group), mapping={**answered, **not_answered})
     # The document's version unchanged: nothing announced, its current version read.
-    again = scripts.Writing(layout.id_entry("page"), scripts.ANY, layout.record_digest(record), b"")
+    again = scripts.Writing(layout.id_entry("page"), layout.record_digest(record), b"")
     call = scripts.begin(keys, group, [again], token="mine", cutoff=now - layout.INTENT_LEASE)
     [announced] = scripts.run(index_client, [call])
     assert [(scripts.SAME, current)] == [(b.serial, b.current) for b in announced.began]

@@ -132,29 +132,6 @@ def test_other_signature_settings_are_refused(
     assert 1 == Store(index_client, index_settings).stats()["documents"]
 
 
-def test_an_index_keeps_the_groups_it_was_built_with(
-    index_settings: Settings, index_client: IndexClient
-) -> None:
-    """An index built with 1,024 groups (as every index was before ``index_groups``) is read
-    and written in its own groups by readers and writers that set none; a writer that sets
-    other groups is refused."""
-    body = article(42)
-    old = Store(index_client, index_settings.replace(index_groups=layout.LEGACY_GROUPS))
-    index(old, "a", as_html(body))
-    index(old, "b", as_html(body))
-    assert "groups" not in old.client.hget(old.keys.meta, "signature").decode()
-    reader = Store(index_client, index_settings)
-    assert layout.LEGACY_GROUPS == reader.keys.groups.count
-    assert ["a"] == reader.report("b")["exact_duplicates"]
-    assert 2 == reader.stats()["documents"]
-    index(reader, "c", as_html(body))
-    assert ["a", "b"] == reader.report("c")["exact_duplicates"]
-    assert layout.LEGACY_GROUPS == reader.keys.groups.count
-    other = Store(index_client, index_settings.replace(index_groups=128))
-    with pytest.raises(SettingsMismatchError, match="index_groups=1024 \\(ours 128\\)"):
-        index(other, "d", as_html(article(43)))
-
-
 def test_a_new_index_has_the_groups_that_suit_where_it_is(
     index_settings: Settings, index_client: IndexClient
 ) -> None:

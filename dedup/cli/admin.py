@@ -103,3 +103,34 @@ def purge(settings: Settings, older_than: str) -> None:
     seconds = parse_duration(older_than)
     deleted = index_store(settings).purge(seconds)
     click.echo(f"purged {deleted} document(s) indexed more than {older_than} ago")
+
+
+@click.command()
+@pass_settings
+def migrate(settings: Settings) -> None:
+    """Bring an index made by an older dedup to the format this one reads.
+
+    Stop the workers first. Safe to run again: a migration stopped half way is run again
+    whole; an index already in this format is left as it is.
+    """
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from dedup.index.migrate import migrate as migrate_index
+    from dedup.servers.connection import index_client
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=render.console(stderr=True)
+    ) as bar:
+        task = bar.add_task("id entries rewritten: 0")
+        done = migrate_index(
+            index_client(settings),
+            settings.namespace,
+            lambda n: bar.update(task, description=f"id entries rewritten: {n}"),
+        )
+    if done.from_format == done.to_format:
+        click.echo(f"namespace {settings.namespace!r} is in format {done.to_format} already")
+        return
+    click.echo(
+        f"migrated namespace {settings.namespace!r} from format {done.from_format} to "
+        f"{done.to_format}: {done.id_entries} id entries rewritten"
+    )

@@ -34,6 +34,7 @@ COMMANDS = {
     "requeue": "dedup.cli.admin:requeue",
     "delete": "dedup.cli.admin:delete",
     "purge": "dedup.cli.admin:purge",
+    "migrate": "dedup.cli.admin:migrate",
     "server": "dedup.cli.server:server",
     "serve": "dedup.cli.serve:serve",
     "token": "dedup.cli.tokens:token",

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import redis
 from redis.cluster import RedisCluster
 
-from dedup.errors import StoreError, StoreUnavailableError
+from dedup.errors import SettingsMismatchError, StoreError, StoreUnavailableError
 from dedup.index import layout, scripts
 from dedup.index.keys import Keys
 from dedup.index.layout import Record
@@ -55,14 +55,35 @@ NO_ENTRIES = Entries((), (), ())
 """The entries of no version."""
 
 
-UNRECORDED = {"groups": str(layout.LEGACY_GROUPS)}
-"""What a recorded signature setting is when an index names none: it was built before the
-setting existed."""
-
-
 def recorded_groups(recorded: dict[str, str]) -> int:
     """The groups an index was built with, by its signature settings."""
-    return int(recorded.get("groups", UNRECORDED["groups"]))
+    return int(recorded["groups"])
+
+
+MIGRATES_FROM = "3"
+"""The older index format ``dedup migrate`` brings to this one (:mod:`dedup.index.migrate`)."""
+
+
+def check_format(recorded: dict[str, str], namespace: str) -> None:
+    """Refuse an index of another format: one made by an older dedup is migrated, not read
+    by branches kept for it."""
+    found = recorded.get("format")
+    if found == layout.FORMAT_VERSION:
+        return
+    if found == MIGRATES_FROM:
+        raise SettingsMismatchError(
+            f"namespace {namespace!r} was made by an older dedup (index format {found}); "
+            f"run `dedup migrate` to bring it to format {layout.FORMAT_VERSION}"
+        )
+    if found is not None and found.isdigit() and int(found) < int(layout.FORMAT_VERSION):
+        raise SettingsMismatchError(
+            f"namespace {namespace!r} was made by an older dedup (index format {found}), "
+            "which cannot be migrated: index the documents again into a new namespace"
+        )
+    raise SettingsMismatchError(
+        f"namespace {namespace!r} has index format {found}, which this dedup does not read "
+        f"(it reads {layout.FORMAT_VERSION}); use a newer dedup"
+    )
 
 
 def record_or_intent(raw: bytes | None, pending: bytes | None) -> Record | None:
@@ -104,6 +125,7 @@ class Access:
     def _learn(self) -> None:
         recorded = self._recorded()
         if recorded is not None:
+            check_format(recorded, self.settings.namespace)
             self._lsh = int(recorded["lsh_bands"]), int(recorded["lsh_rows"])
             groups = recorded_groups(recorded)
         else:

@@ -51,12 +51,13 @@ if TYPE_CHECKING:  # numpy is imported where signatures are made: reading comman
     import numpy as np
     import numpy.typing as npt
 
-FORMAT_VERSION = "3"
+FORMAT_VERSION = "4"
 """Bumped when the layout or the hashing of stored signatures changes (3: keys in groups with
-hash tags, 128-bit id entries). The near-copy data of ``near_paragraphs`` is an extension
-recorded by that setting in the signature settings: with it off, records are those of the
-format, so an index built before the setting existed reads on. So are the groups: recorded
-as ``groups`` unless they are the format's first 1,024 (:data:`LEGACY_GROUPS`)."""
+hash tags, 128-bit id entries; 4: every id entry keeps the digest of its version's content
+and URL, and every index records its groups). The near-copy data of ``near_paragraphs`` is an
+extension recorded by that setting in the signature settings: with it off, records are those
+of the format. An index of an older format is read by no branch of the code: ``dedup
+migrate`` (:mod:`dedup.index.migrate`) brings it to this one."""
 
 CLUSTER_GROUPS = 128
 """Groups of keys of a new index on a Redis Cluster (unless the ``index_groups`` setting
@@ -66,8 +67,6 @@ spreads evenly over up to about one master per eight groups (docs/SCALING.md).""
 SERVER_GROUPS = 1
 """Groups of keys of a new index on one server: there they spread nothing, and each would
 cost a script call per round trip (about 30 for a one-document write with 128)."""
-LEGACY_GROUPS = 1024
-"""The groups of an index whose signature settings name none (built before the setting)."""
 SLOTS = 16384
 """Hash slots of a Redis Cluster."""
 

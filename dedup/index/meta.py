@@ -10,7 +10,7 @@ import redis
 
 from dedup.errors import SettingsMismatchError
 from dedup.index import layout
-from dedup.index.access import UNRECORDED, recorded_groups, store_error
+from dedup.index.access import check_format, recorded_groups, store_error
 from dedup.pipeline import signature
 from dedup.servers.connection import IndexClient
 from dedup.settings import Settings
@@ -20,8 +20,7 @@ def signature_settings(settings: Settings, groups: int) -> dict[str, str]:
     """What a stored signature depends on: writers with other values must not mix in.
 
     ``near_paragraphs`` is named only when on, so an index built before the setting existed
-    (or with it off) has the same settings as a writer with it off; ``groups`` only when
-    they are not the 1,024 of an index built before the setting.
+    (or with it off) has the same settings as a writer with it off.
     """
     recorded = {
         "format": layout.FORMAT_VERSION,
@@ -38,8 +37,7 @@ def signature_settings(settings: Settings, groups: int) -> dict[str, str]:
     }
     if settings.near_paragraphs:
         recorded["near_paragraphs"] = "true"
-    if str(groups) != UNRECORDED["groups"]:
-        recorded["groups"] = str(groups)
+    recorded["groups"] = str(groups)
     return recorded
 
 
@@ -69,12 +67,12 @@ def check(client: IndexClient, meta_key: str, settings: Settings, new_groups: in
     except redis.RedisError as exc:
         raise store_error(exc) from None
     have = json.loads(cast("bytes", stored))
+    check_format(have, settings.namespace)
     groups = settings.index_groups or recorded_groups(have)
     wanted = signature_settings(settings, groups)
     if have != wanted:
         diff = ", ".join(
-            f"{_SETTING_NAMES.get(k, k)}={have.get(k, UNRECORDED.get(k))} "
-            f"(ours {wanted.get(k, UNRECORDED.get(k))})"
+            f"{_SETTING_NAMES.get(k, k)}={have.get(k)} (ours {wanted.get(k)})"
             for k in sorted(set(have) | set(wanted))
             if have.get(k) != wanted.get(k)
         )

@@ -48,9 +48,6 @@ class Plan:
     analysis: Analysis | None
     """None for a delete."""
     old_serial: int = 0
-    expect: int = scripts.ANY
-    """The current version the writer expects: :data:`dedup.index.scripts.ANY` (the id
-    entry's digest tells), or one whose record was read and is another version."""
     id: layout.IdEntry = field(init=False)
     """The document's id entry (its id hashed once for every step)."""
     old: Record | None = None
@@ -90,5 +87,6 @@ class Pass:
     token: str
     results: dict[int, Indexed]
     """The documents written, or found unchanged."""
-    again: dict[int, int] = field(default_factory=dict)
-    """The documents to write in another pass, each with the current version to expect."""
+    again: list[int] = field(default_factory=list)
+    """The documents to write in another pass (another writer of the same id met on the
+    way)."""

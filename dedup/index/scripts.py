@@ -412,12 +412,9 @@ def _updated_list(reply: list[Any]) -> list[Held]:
 # -- a document's group --------------------------------------------------------------------------
 
 
-ANY = -1
-"""What a writer expects of a document's current version when it has not read it: the
-version's digest in the id entry tells whether there is anything to write."""
-SAME, CONFLICT, UNKNOWN = 0, -1, -2
+SAME = 0
 """What ``begin.lua`` answers instead of a new serial: the current version is the one
-announced; it is not the one expected; its id entry keeps no digest (read its record)."""
+announced."""
 
 
 @dataclass(frozen=True)
@@ -425,8 +422,6 @@ class Writing:
     """A document's new version to announce (``begin.lua``)."""
 
     entry: layout.IdEntry
-    expect: int
-    """The serial of its current version as read (0: none), or :data:`ANY`."""
     digest: bytes
     """The new version's :func:`dedup.index.layout.version_digest`."""
     intent: bytes
@@ -437,7 +432,7 @@ class Began(NamedTuple):
     """What ``begin.lua`` answered for one document."""
 
     serial: int
-    """The new version's serial, or :data:`SAME`, :data:`CONFLICT` or :data:`UNKNOWN`."""
+    """The new version's serial, or :data:`SAME`."""
     current: int
     """The serial of the current version (0: none)."""
 
@@ -478,7 +473,7 @@ def begin(
     args: list[Any] = [group, keys.groups.count, len(writes)]
     for write in writes:
         names.append(keys.entry(layout.IDS, write.entry.bucket))
-        args += [write.entry.field, write.expect, write.digest, write.intent]
+        args += [write.entry.field, write.digest, write.intent]
     names += [name for name, _, _, _ in ops]
     args += ["".join(code for _, code, _, _ in ops), boilerplate_at]
     args.append(b"".join(chunk for _, _, chunk, _ in ops))

@@ -122,30 +122,24 @@ class Store(Writes):
 
     def _index(self, analyses: list[Analysis], token: str) -> list[Indexed]:
         results: dict[int, Indexed] = {}
-        pending = dict.fromkeys(range(len(analyses)), scripts.ANY)
+        pending = list(range(len(analyses)))
         for _ in range(CONFLICT_RETRIES):
             if not pending:
                 break
-            plans = {
-                i: Plan(analyses[i].document.doc_id, analyses[i], expect=expect)
-                for i, expect in pending.items()
-            }
+            plans = {i: Plan(analyses[i].document.doc_id, analyses[i]) for i in pending}
             pending = self._write(plans, token, results)
         if pending:
             raise StoreError(f"document {analyses[min(pending)].document.doc_id} kept changing")
         return [results[i] for i in range(len(analyses))]
 
-    def _write(
-        self, plans: dict[int, Plan], token: str, results: dict[int, Indexed]
-    ) -> dict[int, int]:
+    def _write(self, plans: dict[int, Plan], token: str, results: dict[int, Indexed]) -> list[int]:
         """The steps of the module's docstring for these documents; returns those to write
-        again (another writer of the same id met on the way, or a version whose id entry
-        keeps no digest), each with the current version to expect."""
+        again (another writer of the same id met on the way)."""
         run = Pass(token, results)
         self._begin(plans, run)
         self._add(plans, run)
         self._score(plans)
-        run.again.update(dict.fromkeys(self._commit(plans, token), scripts.ANY))
+        run.again += self._commit(plans, token)
         for i, plan in plans.items():
             near = sorted(((d, s) for _, d, s in plan.near), key=lambda x: (-x[1], x[0]))
             results[i] = Indexed(plan.doc_id, True, sorted(d for _, d in plan.exact), near)

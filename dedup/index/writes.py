@@ -88,7 +88,7 @@ class Writes(Owed):
                 assert plan.record is not None
                 intent = Intent(layout.WRITING, run.token, now, record=plan.record)
                 packed = layout.pack_intent(intent, plan.packed)
-                writes.append(scripts.Writing(plan.id, plan.expect, plan.digest, packed))
+                writes.append(scripts.Writing(plan.id, plan.digest, packed))
                 plan.written = self.entries(plan.record)
                 tickets[i] = {}
                 for name, (family, op) in ADDED.items():
@@ -123,15 +123,11 @@ class Writes(Owed):
                     name: (mine, added[t[0] - base : t[-1] - base + 1] if t else [])
                     for name, (mine, t) in tickets[i].items()
                 }
-                if answer.serial > 0:
-                    plan.serial = answer.serial
-                elif answer.serial == scripts.SAME:
+                if answer.serial == scripts.SAME:
                     run.results[i] = Indexed(plan.doc_id, changed=False)
                     del plans[i]
-                elif answer.serial == scripts.CONFLICT:
-                    run.again[i] = scripts.ANY
-                    del plans[i]
-                # UNKNOWN: no serial; the current version's record is read next
+                else:
+                    plan.serial = answer.serial
         # What this writer left before, what dead ones left, and what the current versions
         # still owe (a commit replacing one drops it: it is done first, whoever wrote it).
         self._recover(found, run.token, stale_only=False, replaced=current)
@@ -150,8 +146,6 @@ class Writes(Owed):
         asked: dict[int, dict[str, list[int]]] = {}
         got: dict[int, dict[str, list[Held]]] = {}
         for i, plan in plans.items():
-            if not plan.serial:
-                continue
             asked[i], got[i] = {}, {}
             for name, (family, op) in ADDED.items():
                 keys = getattr(plan.written, name)
@@ -165,14 +159,7 @@ class Writes(Owed):
         answers = batch.send(self.client)
         for i, ticket in olds.items():
             raw = answers[ticket]
-            plan = plans[i]
-            plan.old = layout.unpack(raw) if raw else None
-            if not plan.serial:  # its id entry keeps no digest: now its record tells
-                if plan.old is not None and layout.record_digest(plan.old) == plan.digest:
-                    run.results[i] = Indexed(plan.doc_id, changed=False)
-                else:
-                    run.again[i] = plan.old_serial
-                del plans[i]
+            plans[i].old = layout.unpack(raw) if raw else None
         at = self._at
         # Versions this batch replaces still hold their entries until the batch's owed work
         # takes them out: they are no one's candidates, and the counts they swell are
@@ -297,7 +284,7 @@ class Writes(Owed):
         for order, kept in zip(by_group.values(), scripts.run(self.client, calls), strict=True):
             for i, ok in zip(order, kept, strict=True):
                 if not ok:  # taken back with every entry its intent named
-                    run.again[i] = scripts.ANY
+                    run.again.append(i)
                     del plans[i], missing[i]
         batch = self._batch()
         asked = {}

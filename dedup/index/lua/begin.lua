@@ -3,49 +3,41 @@
 -- serial, before any entry names it; then add the new serials to the entries of this same
 -- group (on one server, where an index has one group, all of them). Nothing is written for a
 -- document whose current version is the one announced (its id entry keeps the version's
--- digest after the serial) or, when the writer expects a given current version, is another.
+-- digest after the serial).
 -- Runs after common.lua.
 -- KEYS[1]: the group's counters; KEYS[2]: the group's intents
 -- KEYS[3] ... KEYS[2 + n]: the id entry's hash of each of the n documents
 -- KEYS[3 + n] ...: per operation, the entry's hash
 -- ARGV[1]: the layout (common.lua)
 -- ARGV[2]: the group's number; ARGV[3]: the number of groups; ARGV[4]: n
--- ARGV[5] ... ARGV[4 + 4n]: per document, four values: the id entry's field; the serial of
---              the current version the writer expects, or -1 for whichever it is; the new
+-- ARGV[5] ... ARGV[4 + 3n]: per document, three values: the id entry's field; the new
 --              version's digest (dedup.index.layout.version_digest); the intent, packed
 --              (dedup.index.layout.pack_intent)
--- ARGV[5 + 4n], ARGV[6 + 4n], ARGV[7 + 4n]: the operations as update.lua takes them (letters
+-- ARGV[5 + 3n], ARGV[6 + 3n], ARGV[7 + 3n]: the operations as update.lua takes them (letters
 --              and widths; holders from which an entry is boilerplate; fields), each field
 --              followed by the number of its document (1 to n, packed as a serial)
--- ARGV[8 + 4n]: the writer's token, JSON-encoded as an intent's head holds it; ARGV[9 + 4n]:
---              the time before which an intent's lease is over; ARGV[10 + 4n]: the kind of
+-- ARGV[8 + 3n]: the writer's token, JSON-encoded as an intent's head holds it; ARGV[9 + 3n]:
+--              the time before which an intent's lease is over; ARGV[10 + 3n]: the kind of
 --              an owed intent (dedup.index.layout.OWED)
 -- Returns {the group's intents as they were that the writer must finish or take back (field,
 -- value, ...: its own, those whose lease is over, and what the current versions of these
 -- documents owe; the other writers' intents in flight stay here), per document two numbers:
--- the new serial (0: the current version is this one; -1: it is not the one expected; -2:
--- its id entry keeps no digest, so the writer must read its record and expect it), and the
--- serial of the current version (0: none), per operation update.lua's three values (for a
+-- the new serial (0: the current version is this one) and the serial of the current version
+-- (0: none), per operation update.lua's three values (for a
 -- document not announced: 0, 0, '', nothing done)}, and whether anything was written
 local group, groups, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local o = 4 * n + 5
+local o = 3 * n + 5
 local found = redis.call('HGETALL', KEYS[2])
 local out, began, current, announced = {}, {}, {}, 0
 for k = 1, n do
-  local a = 4 * k + 1
-  local field, expect, digest, intent = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
+  local a = 3 * k + 2
+  local field, digest, intent = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local value = redis.call('HGET', KEYS[k + 2], field)
   local now = 0
   if value then now = struct.unpack(SERIAL, value) end
   current[now] = true
   local serial = 'new'
-  if expect >= 0 then
-    if now ~= expect then serial = -1 end
-  elseif value and #value == SERIAL_SIZE then
-    serial = -2
-  elseif value and string.sub(value, SERIAL_SIZE + 1) == digest then
-    serial = 0
-  end
+  if value and string.sub(value, SERIAL_SIZE + 1) == digest then serial = 0 end
   if serial == 'new' then
     -- the next position, unless its serial would not fit in the packing (never wrapped)
     local position = tonumber(redis.call('HGET', KEYS[1], 'serial') or '0') + 1

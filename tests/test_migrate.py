@@ -1,0 +1,91 @@
+"""``dedup migrate``: an index made by an older dedup is refused until migrated, then reads
+and writes on as if made by this one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+from dedup.errors import SettingsMismatchError
+from dedup.index import layout
+from dedup.index.migrate import FORMAT_3_GROUPS
+from dedup.index.store import Store
+from dedup.pipeline.analysis import analyse
+from dedup.pipeline.document import Document
+from dedup.settings import Settings
+from tests.helpers import article, as_html, invoke
+
+
+def _as_format_3(client: redis.Redis, store: Store) -> None:
+    """Make a freshly written index look as format 3 left it: no groups recorded (it has
+    1,024), id entries with the serial alone or with a digest of another definition."""
+    meta = store.keys.meta
+    recorded = json.loads(client.hget(meta, "signature"))
+    assert str(FORMAT_3_GROUPS) == recorded.pop("groups")
+    recorded["format"] = "3"
+    client.hset(meta, "signature", json.dumps(recorded, sort_keys=True))
+    for n, name in enumerate(client.scan_iter(match=store.keys.family_pattern(layout.IDS))):
+        for field, value in client.hgetall(name).items():
+            serial = value[: layout.SERIAL.size]
+            client.hset(name, field, serial if n % 2 else serial + b"\x01" * 8)
+
+
+def test_an_older_index_is_refused_until_migrated_then_reads_and_writes_on(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Readers and writers refuse a format-3 index, saying to migrate; ``dedup migrate``
+    brings it to this format: its reports are as they were, pages crawled again unchanged
+    are still the same version, and running it again changes nothing."""
+    pages = [
+        Document(
+            f"p{n}",
+            as_html(article(200 + n % 7, 4)),
+            f"https://a.example/{n}",
+            "auto",
+            "2024-05-01T00:00:00Z",
+        )
+        for n in range(30)
+    ]
+    old = Store(redis_client, settings.replace(index_groups=FORMAT_3_GROUPS))
+    old.index([analyse(d, settings) for d in pages])
+    reports = {d.doc_id: old.report(d.doc_id) for d in pages}
+    stats = old.stats()
+    _as_format_3(redis_client, old)
+    with pytest.raises(SettingsMismatchError, match="run `dedup migrate`"):
+        Store(redis_client, settings).report("p1")
+    refused = invoke(settings, "report", "p1")
+    assert 0 != refused.exit_code and "dedup migrate" in refused.output
+    done = invoke(settings, "migrate")
+    assert 0 == done.exit_code, done.output
+    assert "from format 3 to 4: 30 id entries rewritten" in done.output
+    store = Store(redis_client, settings)
+    assert FORMAT_3_GROUPS == store.keys.groups.count
+    assert reports == {d.doc_id: store.report(d.doc_id) for d in pages}
+    again = [Document(d.doc_id, d.body, d.url, d.fmt, "2024-06-01T00:00:00Z") for d in pages]
+    assert not any(r.changed for r in store.index([analyse(d, settings) for d in again]))
+    assert stats == store.stats()
+    assert "in format 4 already" in invoke(settings, "migrate").output
+
+
+def test_migrating_a_namespace_without_an_index_says_so(settings: Settings) -> None:
+    """One line and a non-zero exit code."""
+    result = invoke(settings, "migrate")
+    assert 0 != result.exit_code
+    assert f"no index in namespace {settings.namespace!r}" in result.output
+
+
+def test_an_index_older_than_the_cluster_layout_is_refused_with_what_to_do(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Format 2 cannot be migrated: readers, writers and ``dedup migrate`` say so in one line."""
+    store = Store(redis_client, settings)
+    store.index([analyse(Document("a", as_html(article(3))), settings)])
+    recorded = json.loads(redis_client.hget(store.keys.meta, "signature"))
+    recorded["format"] = "2"
+    redis_client.hset(store.keys.meta, "signature", json.dumps(recorded, sort_keys=True))
+    with pytest.raises(SettingsMismatchError, match="cannot be migrated"):
+        Store(redis_client, settings).report("a")
+    result = invoke(settings, "migrate")
+    assert 0 != result.exit_code and "migrates format 3 to 4" in result.output
