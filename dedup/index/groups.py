@@ -29,13 +29,16 @@ from dedup.index.access import CLOCK_SKEW, store_error
 from dedup.index.keys import FLAGS
 from dedup.index.layout import Record, similarity
 from dedup.index.reads import Reads
-from dedup.pipeline.grouping import Candidate, groups, parse_hosts
+from dedup.pipeline.grouping import Candidate, groups, parse_hosts, rank
 from dedup.report import Group, Listed, Report
 
 PAGE = 200
 """Documents whose candidates are read per round trip."""
 PLACE_LIMIT = 2000
 """Documents a report explores at most to find its own group (a hub of copies stays cheap)."""
+PLACE_READS = 20
+"""Classes of documents (one content each) whose matches a report reads at most to find its
+own group: each read costs a lookup of every band of the class."""
 
 
 @dataclass(frozen=True)
@@ -137,36 +140,61 @@ def _records_by_id(reads: Reads, ids: Sequence[str]) -> list[tuple[int, Record]]
 
 
 class Grouping:
-    """The documents met so far and their similarities, grown page by page."""
+    """The documents met so far and their similarities, grown page by page.
 
-    def __init__(self, reads: Reads, options: Options) -> None:
+    Documents with exactly the same content are one class: the matches of a class are read
+    once, through its first document, and its other documents go wherever that one goes
+    (:func:`dedup.pipeline.grouping.groups`' ``copies``). Ten thousand copies of a page cost
+    one read of matches, not ten thousand.
+    """
+
+    def __init__(self, reads: Reads, options: Options, most_read: int | None = None) -> None:
         self.reads = reads
         self.options = options
+        self.most_read = most_read
+        """Classes whose matches are read at most (None: all)."""
         self.candidates: dict[str, Candidate] = {}
+        self.content: dict[str, int] = {}
+        """Each document's content hash: its class."""
+        self.read: set[int] = set()
+        """The classes whose matches were read."""
         self.similar: dict[str, dict[str, float]] = {}
-        self.expanded: set[str] = set()
+        """Similarities of near duplicates (of different contents), both ways."""
+        self.matched: set[str] = set()
+        """Documents named by matches (exact copies among them)."""
 
     def add(self, records: Sequence[tuple[int, Record]]) -> None:
-        """Read the matches of these records (one round trip per :data:`PAGE`)."""
-        for first in range(0, len(records), PAGE):
-            page = [r for r in records[first : first + PAGE] if r[1].doc_id not in self.expanded]
-            for (_, record), alike in zip(
-                page, matches(self.reads, page, self.options), strict=True
+        """Know these records, and read the matches of the classes not read yet (one round
+        trip per :data:`PAGE`)."""
+        fresh = []
+        for serial, record in records:
+            self.candidates[record.doc_id] = candidate_of(record)
+            self.content[record.doc_id] = record.content
+            if record.content not in self.read and (
+                self.most_read is None or len(self.read) < self.most_read
             ):
-                self.expanded.add(record.doc_id)
-                self.candidates[record.doc_id] = candidate_of(record)
+                self.read.add(record.content)
+                fresh.append((serial, record))
+        for first in range(0, len(fresh), PAGE):
+            page = fresh[first : first + PAGE]
+            for (_, record), (exact, near) in zip(
+                page, split_matches(self.reads, page, self.options), strict=True
+            ):
+                self.matched.update(doc for doc, _ in exact)
                 mine = self.similar.setdefault(record.doc_id, {})
-                for doc, score in alike:
+                for doc, score in near:
+                    self.matched.add(doc)
                     mine[doc] = score
                     self.similar.setdefault(doc, {})[record.doc_id] = score
 
     def unknown(self) -> list[str]:
         """Documents matched but not read yet."""
-        return sorted(doc for doc in self.similar if doc not in self.candidates)
+        return sorted(doc for doc in self.matched if doc not in self.candidates)
 
     def complete(self, *, expand: bool, limit: int | None = None) -> None:
-        """Read the documents matched but not read: their records, and with ``expand`` their
-        own matches, until nothing new turns up (or ``limit`` documents are known)."""
+        """Read the documents matched but not read: their records, and with ``expand`` the
+        matches of their classes, until nothing new turns up (or ``limit`` documents are
+        known)."""
         while True:
             missing = self.unknown()
             if limit is not None:
@@ -178,20 +206,41 @@ class Grouping:
                 if expand:
                     self.add(records)
                 else:
-                    self.candidates.update((r.doc_id, candidate_of(r)) for _, r in records)
-            gone = [doc for doc in missing if doc not in self.candidates]
-            for doc in gone:  # deleted since it was matched
-                for other in self.similar.pop(doc, {}):
-                    self.similar.get(other, {}).pop(doc, None)
+                    for _, record in records:
+                        self.candidates[record.doc_id] = candidate_of(record)
+                        self.content[record.doc_id] = record.content
+            for doc in missing:
+                if doc not in self.candidates:  # deleted since it was matched
+                    self.matched.discard(doc)
+                    for other in self.similar.pop(doc, {}):
+                        self.similar.get(other, {}).pop(doc, None)
 
     def groups(self) -> Iterator[Group]:
         """The groups of the documents met, canonicals in rank order."""
+        options = self.options
+        classes: dict[int, list[Candidate]] = {}
+        for doc, candidate in self.candidates.items():
+            classes.setdefault(self.content[doc], []).append(candidate)
+        head: dict[int, str] = {}
+        copies: dict[str, list[str]] = {}
+        for content, alike in classes.items():
+            alike.sort(key=lambda c: rank(c, options.rule, options.hosts))
+            head[content] = alike[0].doc_id
+            copies[alike[0].doc_id] = [c.doc_id for c in alike[1:]]
+        similar: dict[str, dict[str, float]] = {}
+        for doc, others in self.similar.items():
+            if doc not in self.content:
+                continue
+            mine = head[self.content[doc]]
+            for other, score in others.items():
+                if other in self.content and self.content[other] != self.content[doc]:
+                    theirs = head[self.content[other]]
+                    best = max(score, similar.get(mine, {}).get(theirs, 0.0))
+                    similar.setdefault(mine, {})[theirs] = best
+                    similar.setdefault(theirs, {})[mine] = best
+        heads = [self.candidates[doc] for doc in head.values()]
         for canonical, members in groups(
-            self.candidates.values(),
-            self.similar,
-            self.options.threshold,
-            self.options.rule,
-            self.options.hosts,
+            heads, similar, options.threshold, options.rule, options.hosts, copies
         ):
             yield {
                 "group": group_id(canonical),
@@ -285,7 +334,7 @@ def _with_flags(
 def place(reads: Reads, serial: int, record: Record, options: Options) -> Group | None:
     """The group a document belongs to, found from its own matches outwards (at most
     :data:`PLACE_LIMIT` documents), or None when it is in none."""
-    grouping = Grouping(reads, options)
+    grouping = Grouping(reads, options, most_read=PLACE_READS)
     grouping.add([(serial, record)])
     grouping.complete(expand=True, limit=PLACE_LIMIT)
     for group in grouping.groups():

@@ -99,6 +99,7 @@ def groups(
     threshold: float,
     rule: str = "earliest",
     hosts: Sequence[str] = (),
+    copies: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[tuple[str, list[tuple[str, float]]]]:
     """Groups of at least two documents: the canonical's id and the members (the canonical
     first, at 1.0, then by similarity and id), canonicals in rank order.
@@ -109,11 +110,15 @@ def groups(
             both ways (``similar[a][b] == similar[b][a]``); documents not among
             ``candidates`` are ignored.
         threshold: the similarity from which a document is a duplicate of a canonical.
+        copies: for a candidate, the documents with exactly its content (ranked after it):
+            they go wherever it goes, at its similarity, so that ten thousand copies of a
+            page are ranked and compared as one.
     """
     known = {c.doc_id: c for c in candidates}
     order = sorted(known.values(), key=lambda c: rank(c, rule, hosts))
     taken: set[str] = set()
     empty: Mapping[str, float] = {}
+    same = copies or {}
     for canonical in order:
         if canonical.doc_id in taken:
             continue
@@ -123,8 +128,10 @@ def groups(
             for other, score in similar.get(canonical.doc_id, empty).items()
             if score >= threshold and other in known and other not in taken
         ]
+        taken.update(doc for doc, _ in members)
+        members += [(doc, 1.0) for doc in same.get(canonical.doc_id, ())]
+        members += [(doc, score) for other, score in list(members) for doc in same.get(other, ())]
         if members:
-            taken.update(doc for doc, _ in members)
             members.sort(key=lambda m: (-m[1], m[0]))
             yield canonical.doc_id, [(canonical.doc_id, 1.0), *members]
 
