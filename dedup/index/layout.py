@@ -77,6 +77,10 @@ SAMPLE = 256
 """The most holders of one entry a script reads: an entry held by more (a page copied ten
 thousand times, a footer on every page) is counted in full and read as a sample of this
 many, so that no call does work that grows with the copies of a page."""
+SAMPLE_SEEING = 16
+"""The most holders of one entry a write is answered when it adds itself: the candidates
+it scores and flags. The holders of an entry held by more have been flagged by the writes
+before (reports read :data:`SAMPLE`)."""
 
 RECORDS_PER_BUCKET = 128
 """Consecutive serials whose records share one hash."""

@@ -72,9 +72,10 @@ def source(name: str) -> Source:
 @cache
 def layout_argument() -> str:
     """ARGV[1] of every script: the packing of serials, its size, the inline limit and the
-    most holders of an entry read, separated by spaces."""
+    most holders of an entry read and answered to a write adding itself, separated by
+    spaces."""
     serial = f"{layout.lua_format(layout.SERIAL.format)} {layout.SERIAL.size}"
-    return f"{serial} {layout.INLINE} {layout.SAMPLE}"
+    return f"{serial} {layout.INLINE} {layout.SAMPLE} {layout.SAMPLE_SEEING}"
 
 
 class Call(NamedTuple, Generic[T]):
@@ -375,9 +376,16 @@ class Batch:
         answers: list[Any] = [None] * self._count
         for ticket, answer in self._known:
             answers[ticket] = answer
-        grouped = [(True, g, ops, False) for g, ops in self._lookups.items()]
-        grouped += [(False, g, ops, False) for g, ops in self._updates.items()]
-        grouped += [(False, g, ops, True) for g, ops in self._with_sets.items()]
+        grouped = [
+            (lookup, g, chunk, sets)
+            for lookup, table, sets in (
+                (True, self._lookups, False),
+                (False, self._updates, False),
+                (False, self._with_sets, True),
+            )
+            for g, ops in table.items()
+            for chunk in _chunked(ops)
+        ]
         calls = [self._script(g, ops, lookup=lookup, sets=sets) for lookup, g, ops, sets in grouped]
         calls += [call for _, call in self._calls]
         replies = run(client, calls)
@@ -394,11 +402,34 @@ class Batch:
             if back:
                 again.append((lookup, group, back))
         if again:
+            again = [(lookup, g, chunk) for lookup, g, ops in again for chunk in _chunked(ops)]
             calls = [self._script(g, ops, lookup=lookup, sets=True) for lookup, g, ops in again]
             for (_, _, ops), held in zip(again, run(client, calls), strict=True):
                 for op, answer in zip(ops, held, strict=True):
                     answers[op[3]] = answer
         return answers
+
+
+OPS_PER_CALL = 1000
+"""Entry operations per script call at most: Redis runs one call at a time, and a batch of
+200 documents holds about 9,000. The calls of a round trip still go together."""
+
+
+def _chunked(ops: list[_Op]) -> list[list[_Op]]:
+    """The operations in calls of at most :data:`OPS_PER_CALL`, those on one entry in one
+    call and in their order (a script holds back an entry's later operations when one needs
+    its overflow set)."""
+    if len(ops) <= OPS_PER_CALL:
+        return [ops]
+    by_entry: dict[tuple[str, bytes], list[_Op]] = {}
+    for op in ops:
+        by_entry.setdefault((op[0], op[2][: int(op[1][1])]), []).append(op)
+    chunks: list[list[_Op]] = [[]]
+    for entry in by_entry.values():
+        if chunks[-1] and len(chunks[-1]) + len(entry) > OPS_PER_CALL:
+            chunks.append([])
+        chunks[-1] += entry
+    return chunks
 
 
 def _held_list(reply: list[Any]) -> list[Held]:
@@ -459,6 +490,7 @@ def begin(
     *,
     token: str,
     cutoff: float,
+    intents: bool = True,
 ) -> Call[Announced]:
     """``begin.lua``: the intents kept in ``group`` before that the writer ``token`` must
     finish or take back (its own, those left before ``cutoff``, and what the documents'
@@ -468,7 +500,9 @@ def begin(
     ``writes`` (from 1), applied with the new serials.
 
     Other writers' intents in flight are not answered: with every worker writing to the
-    same groups, what each round trip carries would grow with the number of workers."""
+    same groups, what each round trip carries would grow with the number of workers. With
+    ``intents`` false none are (a writer's later call in the same group and round trip,
+    which would otherwise meet the intents its first call kept)."""
     names = [keys.counters(group), keys.intents(group)]
     args: list[Any] = [group, keys.groups.count, len(writes)]
     for write in writes:
@@ -477,7 +511,7 @@ def begin(
     names += [name for name, _, _, _ in ops]
     args += ["".join(code for _, code, _, _ in ops), boilerplate_at]
     args.append(b"".join(chunk for _, _, chunk, _ in ops))
-    args += [json.dumps(token), repr(cutoff), layout.OWED]
+    args += [json.dumps(token) if intents else "", repr(cutoff), layout.OWED]
 
     def parse(reply: list[Any]) -> Announced:
         found, began, added = reply

@@ -19,6 +19,10 @@ from dedup.report import record_extra
 from dedup.servers.connection import IndexClient
 from dedup.settings import Settings
 
+ANNOUNCED_PER_CALL = 25
+"""Documents one call of the announcing script takes at most (it adds their entries of its
+group too: every entry, on one server)."""
+
 
 class Writes(Owed):
     """The steps before a batch's commit."""
@@ -74,14 +78,19 @@ class Writes(Owed):
             plan.record = self._record(analysis, plan, plan.guessed)
             plan.packed = layout.pack(plan.record)
             plan.digest = layout.record_digest(plan.record)
-        by_group = self._by_group(plans)
         # The entries of a document's own group are added by the announcing script itself,
         # with the serial it takes (each operation names its document's place in the call):
-        # on one server, where the index has one group, that is every entry.
+        # on one server, where the index has one group, that is every entry. A few documents
+        # a call, so that no call holds the server long.
+        announcing = [
+            (group, order[at : at + ANNOUNCED_PER_CALL], not at)
+            for group, order in self._by_group(plans).items()
+            for at in range(0, len(order), ANNOUNCED_PER_CALL)
+        ]
         own = self._batch()
         tickets: dict[int, dict[str, tuple[list[int], list[int]]]] = {}
         calls, taken = [], []
-        for group, order in by_group.items():
+        for group, order, first in announcing:
             writes = []
             for number, i in enumerate(order, 1):
                 plan = plans[i]
@@ -105,12 +114,13 @@ class Writes(Owed):
                     self._at,
                     token=run.token,
                     cutoff=now - layout.INTENT_LEASE,
+                    intents=first,
                 )
             )
         found: list[tuple[int, bytes]] = []
         current = set()
-        for order, ops, announced in zip(
-            by_group.values(), taken, scripts.run(self.client, calls), strict=True
+        for (_, order, _), ops, announced in zip(
+            announcing, taken, scripts.run(self.client, calls), strict=True
         ):
             found += announced.intents.items()
             # A group's operations are numbered in a row, each document's family by family.

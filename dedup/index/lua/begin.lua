@@ -18,7 +18,8 @@
 --              followed by the number of its document (1 to n, packed as a serial)
 -- ARGV[8 + 3n]: the writer's token, JSON-encoded as an intent's head holds it; ARGV[9 + 3n]:
 --              the time before which an intent's lease is over; ARGV[10 + 3n]: the kind of
---              an owed intent (dedup.index.layout.OWED)
+--              an owed intent (dedup.index.layout.OWED). An empty token answers no intents
+--              (a writer's later call in the same group: it has them from its first)
 -- Returns {the group's intents as they were that the writer must finish or take back (field,
 -- value, ...: its own, those whose lease is over, and what the current versions of these
 -- documents owe; the other writers' intents in flight stay here), per document two numbers:
@@ -27,7 +28,8 @@
 -- document not announced: 0, 0, '', nothing done)}, and whether anything was written
 local group, groups, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local o = 3 * n + 5
-local found = redis.call('HGETALL', KEYS[2])
+local found = {}
+if ARGV[o + 3] ~= '' then found = redis.call('HGETALL', KEYS[2]) end
 local out, began, current, announced = {}, {}, {}, 0
 for k = 1, n do
   local a = 3 * k + 2

@@ -5,24 +5,28 @@
 -- sets are only sent for the entries that need one: the functions below answer nil, having
 -- changed nothing, when the set is needed and not given (nil). ARGV[1] of every script is the
 -- layout (dedup.index.scripts.layout_argument): the packing of serials, its size, the
--- inline limit and the most holders of an entry read. No key name and no constant of the
--- layout is written here.
-local SERIAL, SERIAL_SIZE, INLINE, SAMPLE = string.match(ARGV[1], '^(%S+) (%d+) (%d+) (%d+)$')
-SERIAL_SIZE, INLINE, SAMPLE = tonumber(SERIAL_SIZE), tonumber(INLINE), tonumber(SAMPLE)
+-- inline limit, the most holders of an entry read, and the most answered to a write adding
+-- itself. No key name and no constant of the layout is written here.
+local SERIAL, SERIAL_SIZE, INLINE, SAMPLE, SEEING =
+  string.match(ARGV[1], '^(%S+) (%d+) (%d+) (%d+) (%d+)$')
+SERIAL_SIZE, INLINE = tonumber(SERIAL_SIZE), tonumber(INLINE)
+SAMPLE, SEEING = tonumber(SAMPLE), tonumber(SEEING)
 local MAX_SERIAL = 2 ^ (8 * SERIAL_SIZE) - 1
 
--- The serials of a set, packed as inline entries hold them: all of them up to SAMPLE, else
--- the first SAMPLE one scan step finds (the same ones while the set does not change), so
--- that reading an entry costs the same whatever the copies that hold it.
-local function packed_members(set)
+-- The serials of a set, packed as inline entries hold them: all of them up to ``most``
+-- (SAMPLE by default), else the first ``most`` one scan step finds (the same ones while the
+-- set does not change), so that reading an entry costs the same whatever the copies that
+-- hold it.
+local function packed_members(set, most)
+  most = most or SAMPLE
   local found
-  if redis.call('SCARD', set) <= SAMPLE then
+  if redis.call('SCARD', set) <= most then
     found = redis.call('SMEMBERS', set)
   else
-    found = redis.call('SSCAN', set, 0, 'COUNT', SAMPLE)[2]
+    found = redis.call('SSCAN', set, 0, 'COUNT', most)[2]
   end
   local out = {}
-  for k = 1, math.min(#found, SAMPLE) do out[k] = struct.pack(SERIAL, tonumber(found[k])) end
+  for k = 1, math.min(#found, most) do out[k] = struct.pack(SERIAL, tonumber(found[k])) end
   return table.concat(out)
 end
 
@@ -49,7 +53,8 @@ local function count(hash, set, field)
 end
 
 -- Add a serial to an entry; returns the number of serials after, whether it was new, and
--- with ``want`` the serials the entry held before, packed (nil when its set is needed).
+-- with ``want`` the serials the entry held before, packed (at most SEEING of them once the
+-- entry has its set; nil when its set is needed).
 local function add(hash, set, field, serial, want)
   local value = redis.call('HGET', hash, field)
   local packed = struct.pack(SERIAL, serial)
@@ -60,7 +65,7 @@ local function add(hash, set, field, serial, want)
   if value == '' then
     if not set then return nil end
     local before = ''
-    if want then before = packed_members(set) end
+    if want then before = packed_members(set, SEEING) end
     local new = redis.call('SADD', set, serial) == 1
     return redis.call('SCARD', set), new, before
   end
