@@ -22,6 +22,9 @@ from dedup.index.plan import Plan
 from dedup.index.reads import Reads
 from dedup.index.scripts import Batch
 
+FLAGS_PER_CALL = 500
+"""Flag operations per call of ``flags.lua`` at most, so that no call holds the server long."""
+
 
 class Owed(Reads):
     """Finishing and taking back intents, and bringing flags in line with reports."""
@@ -87,12 +90,7 @@ class Owed(Reads):
             refresh.update(intent.refresh)
         answers = batch.send(self.client)
         refresh.update(s for t in removals for s in answers[t].serials)
-        by_group: dict[int, list[tuple[int, str, bool]]] = {}
-        for s, flag in raised:
-            by_group.setdefault(self.keys.groups.of(s), []).append((s, flag, True))
-        scripts.run(
-            self.client, [scripts.set_flags(self.keys, g, bits) for g, bits in by_group.items()]
-        )
+        self._set_flags((s, flag, True) for s, flag in raised)
         self.refresh_flags(refresh)
         done: dict[int, list[int]] = {}
         for serial, _ in intents:
@@ -121,15 +119,25 @@ class Owed(Reads):
             return
         records = self.records(sorted(serials))
         reports = self.reports_of(records)
+        self._set_flags(
+            (serial, name, name in report["flags"])
+            for (serial, _), report in zip(records, reports, strict=True)
+            for name in ("exact_duplicate", "near_duplicate", "boilerplate")
+        )
+
+    def _set_flags(self, bits: Iterable[tuple[int, str, bool]]) -> None:
+        """Set or clear flag bits (each once however often asked), in one round trip of
+        calls of at most :data:`FLAGS_PER_CALL` operations."""
         by_group: dict[int, list[tuple[int, str, bool]]] = {}
-        for (serial, _), report in zip(records, reports, strict=True):
-            flags = set(report["flags"])
-            for name in ("exact_duplicate", "near_duplicate", "boilerplate"):
-                by_group.setdefault(self.keys.groups.of(serial), []).append(
-                    (serial, name, name in flags)
-                )
+        for bit in dict.fromkeys(bits):
+            by_group.setdefault(self.keys.groups.of(bit[0]), []).append(bit)
         scripts.run(
-            self.client, [scripts.set_flags(self.keys, g, bits) for g, bits in by_group.items()]
+            self.client,
+            [
+                scripts.set_flags(self.keys, g, group[at : at + FLAGS_PER_CALL])
+                for g, group in by_group.items()
+                for at in range(0, len(group), FLAGS_PER_CALL)
+            ],
         )
 
     def _by_group(self, plans: dict[int, Plan]) -> dict[int, list[int]]:

@@ -19,7 +19,7 @@ from dedup.report import record_extra
 from dedup.servers.connection import IndexClient
 from dedup.settings import Settings
 
-ANNOUNCED_PER_CALL = 25
+ANNOUNCED_PER_CALL = 10
 """Documents one call of the announcing script takes at most (it adds their entries of its
 group too: every entry, on one server)."""
 
