@@ -88,3 +88,53 @@ def test_paragraph_permutations_leave_the_index_alone() -> None:
     assert (narrow.paragraph_signatures.shape[1], wide.paragraph_signatures.shape[1]) == (32, 256)
     assert (narrow.shingle_signatures == wide.shingle_signatures).all()
     assert narrow.repeats.doubled_body and wide.repeats.doubled_body
+
+
+DELIVERY = "Free delivery in two days, free returns within thirty days."
+
+
+def _grid(seed: int) -> list[str]:
+    """A product grid: each item a name, a few words of its own and the shop's delivery line."""
+    rng = random.Random(seed)
+    items = []
+    for n in range(8):
+        items += [f"Item {n}", " ".join(article(seed + n, 1)[0].split()[: rng.randint(3, 7)])]
+        items.append(DELIVERY)
+    return items
+
+
+def test_a_template_line_under_every_item_is_not_a_doubled_body() -> None:
+    """A line that comes back under every item, around text of each item's own, is the
+    page's layout: reported as repeats, never a doubled body."""
+    found = repeats_of(as_html(_grid(7)))
+    assert found.runs
+    assert not found.doubled_body
+
+
+def test_sections_repeating_their_labels_are_not_a_doubled_body() -> None:
+    """Plans with the same headings and closing line around meals of their own."""
+    closing = "Drink at least eight glasses of water a day and take a short walk after each meal."
+    page = []
+    for plan in range(4):
+        page.append(f"Plan {plan}")
+        for meal, text in zip(("Breakfast", "Lunch", "Dinner"), article(20 + plan, 3), strict=True):
+            page += [meal, " ".join(text.split()[:6])]
+        page.append(closing)
+    found = repeats_of(as_html(page))
+    assert found.runs
+    assert not found.doubled_body
+
+
+def test_a_structured_page_pasted_twice_is_a_doubled_body() -> None:
+    """The same grid pasted twice is a doubled body all the same: nothing of its own stands
+    between the two copies."""
+    grid = _grid(8)
+    assert repeats_of(as_html(grid + grid)).doubled_body
+    assert repeats_of(as_html([*grid, ".", *grid, *grid])).doubled_body
+
+
+def test_a_doubled_body_with_template_crumbs_between_is_still_one() -> None:
+    """Crumbs of the page's own between the two copies do not make a body template."""
+    body = article(9, 10)
+    found = repeats_of(as_html([*body, "Share this story", "Advertisement", *body]))
+    assert found.doubled_body

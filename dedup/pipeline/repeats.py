@@ -4,12 +4,18 @@ Extractor and template bugs paste an article body twice into one page; a run of 
 and its later copy are found by pairing similar paragraphs (equal fingerprints, or paragraph
 signatures over a threshold) and chaining pairs that advance together. A chain may skip a
 paragraph on either side, so a copy with a dropped or inserted paragraph is still one run.
+
+Pages also repeat by design: a product grid's delivery line under every item, a schedule's
+daily bulletins, a questionnaire's answer scale, a meal plan's headings for each plan. Such
+repetition is a template around content of the page's own, and every run is reported, but
+only a run of paragraphs that comes back whole counts towards ``doubled_body``
+(:func:`_is_structure`).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -57,6 +63,8 @@ class _Run:
     j1: int
     sims: list[float] = field(default_factory=list)
     matched: list[int] = field(default_factory=list)
+    copies: list[int] = field(default_factory=list)
+    """The paragraphs of the second range matched to ``matched``, in the same order."""
     dropped: list[int] = field(default_factory=list)
     """Paragraphs of the first range its copy left out (the run stepped over them alone)."""
 
@@ -164,8 +172,38 @@ def _chain(pairs: dict[tuple[int, int], float]) -> list[_Run]:
             best.i1, best.j1 = i, j
         best.sims.append(score)
         best.matched.append(i)
+        best.copies.append(j)
         ends[(i, j)] = best
     return runs
+
+
+def _is_structure(run: _Run, chosen: list[_Run], word_counts: Sequence[int]) -> bool:
+    """Whether a run is the page's template filled with content of its own rather than a body
+    (or part of one) that comes back whole.
+
+    Content of its own is the words of paragraphs that no chosen run matches, on either side,
+    nor counts as left out. A run is template when
+
+    - inside its two ranges, such paragraphs (stepped over on both sides) hold at least as
+      many words as the paragraphs it matches: sections that repeat their labels around text
+      of their own (a questionnaire's answer scale, a meal plan's headings); or
+    - it comes back more than once (most of its matched words have two copies or more) with
+      such paragraphs between its first range and its copy: a template line recurring around
+      items of their own (a grid's delivery line, a schedule's daily bulletins). A body
+      pasted two or three times has nothing of its own between its copies.
+    """
+    claimed = {k for other in chosen for k in other.matched + other.copies + other.dropped}
+    shared = sum(word_counts[i] for i in run.matched)
+    spans = itertools.chain(range(run.i0, run.i1 + 1), range(run.j0, run.j1 + 1))
+    if sum(word_counts[k] for k in spans if k not in claimed) >= shared:
+        return True
+    copies = Counter(i for other in chosen for i in other.matched)
+    if 2 * sum(word_counts[i] for i in run.matched if copies[i] > 1) < shared:
+        return False
+    # the paragraphs between that another copy steps over are part of that copy
+    inside_copies = {k for other in chosen for k in range(other.j0, other.j1 + 1)}
+    between = range(run.i1 + 1, run.j0)
+    return any(word_counts[k] for k in between if k not in claimed and k not in inside_copies)
 
 
 def find_repeats(
@@ -213,8 +251,9 @@ def find_repeats(
     ]
     # Only paragraphs that found their copy, or that the copy left out, count: paragraphs a
     # run steps over on both sides are not copies (a questionnaire repeats its questions, not
-    # the answers between them).
-    repeated_words = sum(word_counts[i] for run in chosen for i in run.matched + run.dropped)
+    # the answers between them). Runs that are the page's template count not at all.
+    counted = [run for run in chosen if not _is_structure(run, chosen, word_counts)]
+    repeated_words = sum(word_counts[i] for run in counted for i in run.matched + run.dropped)
     unique_words = sum(word_counts) - repeated_words
     doubled = bool(chosen) and repeated_words >= DOUBLED_SHARE * max(unique_words, 1)
     return Repeats(result, round(float(taken.sum()) / total, 4), doubled)
