@@ -58,6 +58,12 @@ class Settings:
     """Seed of the MinHash permutations (datasketch ``seed``)."""
     shingle_words: int = 3
     """Words per shingle of the document signature."""
+    short_document_words: int = 60
+    """Documents of at most this many words take single words as the shingles of their
+    signature instead of ``shingle_words``: in a text of a dozen words one edited word takes
+    three of ten 3-word shingles with it, and two edits leave a copy under any useful
+    threshold (docs/QUALITY.md, short texts). 0 gives every document ``shingle_words``, as an
+    index built before the setting has them. Recorded in the store."""
     paragraph_shingle_words: int = 1
     """Words per shingle of paragraph signatures: single words tolerate edited copies."""
     paragraph_num_perm: int = 128
@@ -135,6 +141,8 @@ class Settings:
         for name in ("shingle_words", "paragraph_shingle_words"):
             if not 1 <= getattr(self, name) <= 10:
                 problems.append(f"{name} must be between 1 and 10")
+        if self.short_document_words < 0:
+            problems.append("short_document_words must be 0 (none) or more")
         if self.min_paragraph_words < 1:
             problems.append("min_paragraph_words must be at least 1")
         if not 1 <= self.lsh_rows <= 8 or self.lsh_bands < 1:

@@ -19,8 +19,9 @@ from dedup.settings import Settings
 def signature_settings(settings: Settings, groups: int) -> dict[str, str]:
     """What a stored signature depends on: writers with other values must not mix in.
 
-    ``near_paragraphs`` is named only when on, so an index built before the setting existed
-    (or with it off) has the same settings as a writer with it off.
+    ``near_paragraphs`` is named only when on, and ``short_document_words`` only when not 0,
+    so an index built before the setting existed (or with it off) has the same settings as a
+    writer with it off.
     """
     recorded = {
         "format": layout.FORMAT_VERSION,
@@ -37,12 +38,16 @@ def signature_settings(settings: Settings, groups: int) -> dict[str, str]:
     }
     if settings.near_paragraphs:
         recorded["near_paragraphs"] = "true"
+    if settings.short_document_words:
+        recorded["short_document_words"] = str(settings.short_document_words)
     recorded["groups"] = str(groups)
     return recorded
 
 
 _SETTING_NAMES = {"groups": "index_groups"}
 """Recorded signature settings whose setting has another name."""
+_BEFORE = {"short_document_words": "0"}
+"""What an index that names no value of a signature setting was built with."""
 
 
 def _versions() -> dict[str, str]:
@@ -72,7 +77,8 @@ def check(client: IndexClient, meta_key: str, settings: Settings, new_groups: in
     wanted = signature_settings(settings, groups)
     if have != wanted:
         diff = ", ".join(
-            f"{_SETTING_NAMES.get(k, k)}={have.get(k)} (ours {wanted.get(k)})"
+            f"{_SETTING_NAMES.get(k, k)}={have.get(k, _BEFORE.get(k))} "
+            f"(ours {wanted.get(k, _BEFORE.get(k))})"
             for k in sorted(set(have) | set(wanted))
             if have.get(k) != wanted.get(k)
         )

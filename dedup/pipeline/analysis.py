@@ -80,6 +80,17 @@ def paragraph_pieces(words: npt.NDArray[np.uint64]) -> tuple[int, ...]:
     )
 
 
+def document_shingle_words(words: int, settings: Settings) -> int:
+    """Words per shingle of the signature of a document of ``words`` words.
+
+    A short text (``short_document_words`` or fewer) takes single words: with 3-word shingles
+    each edited word of a 15-word text changes a fifth of them, so a copy with two small
+    edits falls under the near-duplicate threshold. Longer documents keep ``shingle_words``,
+    whose order of words tells unrelated long texts apart.
+    """
+    return 1 if words <= settings.short_document_words else settings.shingle_words
+
+
 def analyse(document: Document, settings: Settings) -> Analysis:
     """Run the pure pipeline on one document.
 
@@ -106,7 +117,11 @@ def analyse(document: Document, settings: Settings) -> Analysis:
         wanted=signed,
     )
     shingle_signatures = signature.shingle_signatures(
-        hashes, counts, settings.shingle_words, settings.num_perm, settings.seed
+        hashes,
+        counts,
+        document_shingle_words(sum(word_counts), settings),
+        settings.num_perm,
+        settings.seed,
     )
     content = np.array(fingerprints, dtype=np.uint64).tobytes()
     repeats = find_repeats(
