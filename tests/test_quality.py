@@ -159,6 +159,25 @@ def test_every_whole_page_gets_a_report(result: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
+def test_short_texts_structured_pages_and_other_scripts_are_measured(
+    result: dict[str, Any],
+) -> None:
+    """The groups beyond English news: short copies found, unrelated short texts apart,
+    structured pages of every kind left unflagged, each language's copies found."""
+    assert target(result, "short near copies") >= 0.95
+    assert 0 == result["short"]["unrelated"]["flagged"]
+    kinds = {row["kind"]: row for row in result["structured"]["rows"]}
+    assert {"product_grid", "menu", "schedule", "questionnaire", "listing"} <= set(kinds)
+    assert result["structured"]["pages"] >= 20
+    assert all(0 == row["doubled_body"] for row in kinds.values())
+    assert all(row["pasted_twice"] == row["pasted_twice_found"] for row in kinds.values())
+    languages = {row["language"]: row for row in result["languages"]["rows"]}
+    assert {"zh", "ja", "th", "ar", "ru", "hi", "lo", "km", "my"} <= set(languages)
+    assert all(1.0 == row["doubled_recall"] for row in languages.values())
+    assert all(row["near_recall"] >= 0.95 for row in languages.values())
+
+
+@pytest.mark.slow
 def test_every_target_is_met_and_nothing_is_left_behind(result: dict[str, Any]) -> None:
     """All targets hold on the synthetic corpus; the evaluation's keys and jobs are deleted."""
     assert [] == [t["target"] for t in result["targets"] if not t["met"]]

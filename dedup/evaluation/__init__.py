@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dedup.evaluation import cases, corpus, extraction, metrics, runner
+from dedup.evaluation import beyond, cases, corpus, extraction, metrics, runner
 from dedup.settings import Settings
 
 __all__ = ["evaluate"]
@@ -46,8 +46,11 @@ def evaluate(
     case_set = cases.build(
         articles, [p.coverage for p in pages], seed, settings.boilerplate_min_documents
     )
+    more, no_short = beyond.build(articles, case_set.stories, seed)
+    if no_short:
+        case_set.skipped["short: no run of words long enough in the story's body"] += no_short
     groups: dict[str, list[cases.Case]] = defaultdict(list)
-    for case in case_set.cases:
+    for case in case_set.cases + more:
         groups[case.group].append(case)
 
     def on_group(group: str, count: int) -> None:
@@ -56,11 +59,14 @@ def evaluate(
     overrides = {cases.EXCERPT: {"near_paragraphs": True}}
     runs = runner.run(settings, dict(groups), processes, on_group, overrides, grouped=(cases.NEAR,))
     result = metrics.score(case_set, runs)
+    others = beyond.score(more, runs)
+    result["targets"] += metrics.target_rows(others.pop("targets"))
+    result.update(others)
     result["extraction"] = extraction.summary(pages)
     result["run"] = {
         "corpus": str(folder),
         "articles": len(articles),
-        "documents": len(case_set.cases),
+        "documents": len(case_set.cases) + len(more),
         "seed": seed,
         "date": datetime.date.today().isoformat(),
         "seconds": round(time.monotonic() - started, 1),
@@ -69,6 +75,7 @@ def evaluate(
             for name in (
                 "num_perm",
                 "shingle_words",
+                "short_document_words",
                 "paragraph_shingle_words",
                 "paragraph_num_perm",
                 "min_paragraph_words",

@@ -83,6 +83,10 @@ class Case:
     """Excerpt cases: the paragraphs copied, edited, from another story."""
     fetched_at: str | None = None
     """Near group: when the document was fetched (originals before their copies)."""
+    edits: list[str] = field(default_factory=list)
+    """Short texts: the small edits made to the copy."""
+    language: str = ""
+    """Languages group: the language of the text (a CLDR code); structured pages: the kind."""
 
 
 @dataclass

@@ -49,6 +49,26 @@ def word_pool(paragraphs: list[str]) -> list[str]:
     return [w for p in paragraphs for w in _WORD.findall(p)]
 
 
+def words(text: str) -> list[str]:
+    """The words of a text as :mod:`dedup.pipeline.text` splits it (before case folding)."""
+    return _WORD.findall(text)
+
+
+def first_words(text: str, count: int) -> str:
+    """The text up to the end of its ``count``-th word, as written."""
+    ends = [match.end() for match in _WORD.finditer(text)]
+    return text[: ends[min(count, len(ends)) - 1]] if ends else text
+
+
+def drop_word(text: str, position: int) -> str:
+    """The text without its word at ``position`` (a word index) and the space before it."""
+    match = list(_WORD.finditer(text))[position]
+    start = match.start()
+    while start > 0 and text[start - 1] == " ":
+        start -= 1
+    return text[:start] + text[match.end() :]
+
+
 def _replace(paragraph: str, positions: set[int], rng: random.Random, pool: list[str]) -> str:
     """The paragraph with its words at ``positions`` (word indexes) replaced from ``pool``."""
     out, last = [], 0

@@ -40,7 +40,7 @@ corpus holds some lines in articles of several stories)."""
 """How far a reported similarity may be from the measured one."""
 
 
-def _ratio(part: int, whole: int) -> float | None:
+def ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
@@ -59,13 +59,13 @@ def _internal(cases: list[Case], run: GroupRun) -> dict[str, Any]:
         row["internal_repeat"] = repeat
         if kind in DOUBLED_KINDS:
             row["expected"] = "doubled_body"
-            row["recall"] = _ratio(doubled, len(items))
+            row["recall"] = ratio(doubled, len(items))
             if kind in body_kinds:
                 totals["tp"] += doubled
                 totals["fn"] += len(items) - doubled
         elif kind == "partial_repeat":
             row["expected"] = "internal_repeat"
-            row["recall"] = _ratio(repeat, len(items))
+            row["recall"] = ratio(repeat, len(items))
             row["span_exact"] = sum(_span_exact(c, r) for c, r in items)
             totals["fp"] += doubled
             totals["repeat_tp"] += repeat
@@ -81,9 +81,9 @@ def _internal(cases: list[Case], run: GroupRun) -> dict[str, Any]:
         "rows": rows,
         "pages_like_bodies": _pages_like_bodies(cases, run),
         "pages_rejected": _pages_rejected(cases, run),
-        "doubled_body_precision": _ratio(doubled_tp, doubled_tp + totals["fp"]),
-        "doubled_body_recall": _ratio(doubled_tp, doubled_tp + totals["fn"]),
-        "internal_repeat_precision": _ratio(repeat_tp, repeat_tp + totals["repeat_fp"]),
+        "doubled_body_precision": ratio(doubled_tp, doubled_tp + totals["fp"]),
+        "doubled_body_recall": ratio(doubled_tp, doubled_tp + totals["fn"]),
+        "internal_repeat_precision": ratio(repeat_tp, repeat_tp + totals["repeat_fp"]),
     }
 
 
@@ -98,7 +98,7 @@ def _pages_like_bodies(cases: list[Case], run: GroupRun) -> dict[str, Any]:
     pairs = [(flags[(a, k)], flags[(a, "clean_page")]) for a, k in flags if k == "clean_body"
              and (a, "clean_page") in flags]  # fmt: skip
     same = sum(body == page for body, page in pairs)
-    return {"pages": len(pairs), "same": same, "share": _ratio(same, len(pairs))}
+    return {"pages": len(pairs), "same": same, "share": ratio(same, len(pairs))}
 
 
 def _pages_rejected(cases: list[Case], run: GroupRun) -> dict[str, Any]:
@@ -119,7 +119,7 @@ def _span_exact(case: Case, report: Report) -> bool:
                for r in report["internal_repeats"])  # fmt: skip
 
 
-def _flagged(run: GroupRun) -> dict[frozenset[str], float]:
+def flagged_pairs(run: GroupRun) -> dict[frozenset[str], float]:
     pairs: dict[frozenset[str], float] = {}
     for doc_id, report in run.reports.items():
         for match in report["near_duplicates"]:
@@ -136,7 +136,7 @@ def _pair_kind(first: Case, second: Case) -> str:
     return kinds.pop().split("_0")[0]
 
 
-def _unrelated(cases: list[Case], flagged: dict[frozenset[str], float]) -> dict[str, Any]:
+def unrelated_pairs(cases: list[Case], flagged: dict[frozenset[str], float]) -> dict[str, Any]:
     story = {c.doc_id: c.story for c in cases}
     sizes: dict[int, int] = defaultdict(int)
     for case in cases:
@@ -156,7 +156,7 @@ def _unrelated(cases: list[Case], flagged: dict[frozenset[str], float]) -> dict[
 
 def _near(cases: list[Case], run: GroupRun) -> dict[str, Any]:
     cases = [c for c in cases if c.doc_id in run.reports]
-    flagged = _flagged(run)
+    flagged = flagged_pairs(run)
     article: dict[str, set[Shingle]] = {c.doc_id: shingles(c.content) for c in cases}
     extracted = {c.doc_id: shingles(extract_paragraphs(c.body, "html")) for c in cases}
     by_story: dict[int, list[Case]] = defaultdict(list)
@@ -177,12 +177,12 @@ def _near(cases: list[Case], run: GroupRun) -> dict[str, Any]:
     rows: dict[str, dict[str, Any]] = {}
     for kind in dict.fromkeys(p.kind for p in pairs):
         rows[kind] = {"kind": kind, **_pair_stats([p for p in pairs if p.kind == kind])}
-    unrelated = _unrelated(cases, flagged)
+    unrelated = unrelated_pairs(cases, flagged)
     total = _pair_stats(pairs)
     return {
         "rows": sorted(rows.values(), key=lambda r: -r["mean_measured"]),
         **total,
-        "precision": _ratio(total["flagged"], total["flagged"] + unrelated["flagged"]),
+        "precision": ratio(total["flagged"], total["flagged"] + unrelated["flagged"]),
         "unrelated": unrelated,
         "curve": _curve(pairs),
     }
@@ -213,12 +213,12 @@ def _pair_stats(pairs: list[_Pair]) -> dict[str, Any]:
         "mean_measured": round(sum(p.measured for p in pairs) / len(pairs), 3) if pairs else 0,
         "high": len(high),
         "found": sum(p.reported is not None for p in high),
-        "recall": _ratio(sum(p.reported is not None for p in high), len(high)),
+        "recall": ratio(sum(p.reported is not None for p in high), len(high)),
         "flagged": len(flagged),
-        "within_tolerance": _ratio(
+        "within_tolerance": ratio(
             sum(abs((p.reported or 0) - p.extracted) <= TOLERANCE for p in flagged), len(flagged)
         ),
-        "within_tolerance_of_article": _ratio(
+        "within_tolerance_of_article": ratio(
             sum(abs((p.reported or 0) - p.measured) <= TOLERANCE for p in flagged), len(flagged)
         ),
     }
@@ -254,10 +254,10 @@ def _boilerplate(cases: list[Case], run: GroupRun) -> dict[str, Any]:
         "documents": len(cases),
         "inserted": len(inserted),
         "reported": reported,
-        "recall": _ratio(reported, len(inserted)),
+        "recall": ratio(reported, len(inserted)),
         "other_reported": other,
-        "precision": _ratio(reported, reported + other),
-        "unrelated": _unrelated(cases, _flagged(run)),
+        "precision": ratio(reported, reported + other),
+        "unrelated": unrelated_pairs(cases, flagged_pairs(run)),
     }
 
 
@@ -328,7 +328,7 @@ def _excerpt(cases: list[Case], run: GroupRun) -> dict[str, Any]:
         else 0,
         "high": len(high),
         "found": sum(high),
-        "recall": _ratio(sum(high), len(high)),
+        "recall": ratio(sum(high), len(high)),
         "found_below": sum(f for m, f in paragraphs if m < RECALL_AT),
         "missed": missed,
         "links": links,
@@ -337,7 +337,7 @@ def _excerpt(cases: list[Case], run: GroupRun) -> dict[str, Any]:
         "wrong_examples": examples,
         "template_lines": len(carrying),
         "template_reported": reported,
-        "template_recall": _ratio(reported, len(carrying)),
+        "template_recall": ratio(reported, len(carrying)),
         "other_boilerplate": other,
     }
 
@@ -373,7 +373,7 @@ def score(case_set: CaseSet, runs: dict[str, GroupRun]) -> dict[str, Any]:
         ("captures of one article flagged", capture["recall"] if capture else None, ">=", 1.0),
         ("whole pages: flagged like their body alone", pages_like["share"], ">=", 1.0),
         ("whole pages: doubled block found", rows.get("doubled_page", {}).get("recall"), ">=", 1.0),
-        ("whole pages: near duplicates of their body", _ratio(page_found, page_high), ">=", 1.0),
+        ("whole pages: near duplicates of their body", ratio(page_found, page_high), ">=", 1.0),
         ("whole pages rejected (no report)", internal["pages_rejected"]["rejected"], "==", 0),
         (
             f"excerpts: source found at paragraph Jaccard >= {RECALL_AT}",
@@ -398,17 +398,24 @@ def score(case_set: CaseSet, runs: dict[str, GroupRun]) -> dict[str, Any]:
         "boilerplate": boilerplate,
         "excerpt": excerpt,
         "groups": grouped,
-        "targets": [
-            {"target": name, "value": value, "wanted": f"{op} {want}", "met": _met(value, op, want)}
-            for name, value, op, want in targets
-        ],
+        "targets": target_rows(targets),
         "rejected": {g: r.rejected for g, r in runs.items() if r.rejected},
         "failures": {g: r.failures for g, r in runs.items() if r.failures},
         "skipped": dict(case_set.skipped),
     }
 
 
+def target_rows(targets: list[tuple[str, Any, str, float]]) -> list[dict[str, Any]]:
+    """Targets as the JSON lists them: (name, value, operator, wanted) and whether met."""
+    return [
+        {"target": name, "value": value, "wanted": f"{op} {want}", "met": _met(value, op, want)}
+        for name, value, op, want in targets
+    ]
+
+
 def _met(value: float | None, op: str, want: float) -> bool | None:
     if value is None:
         return None
+    if op == "<=":
+        return bool(value <= want)
     return value >= want if op == ">=" else value == want

@@ -145,7 +145,7 @@ def tables(result: dict[str, Any]) -> Group:
         ("groups mixing two stories", _of(result["groups"], "mixed", "groups")),
     ):
         summary.add_row(name, _number(value))
-    parts: list[Any] = [header, targets, internal, pairs, summary]
+    parts: list[Any] = [header, targets, internal, pairs, summary, *_beyond(result)]
     for reason, count in result["skipped"].items():
         parts.append(Text(f"skipped {count}: {reason}", style="dim"))
     for group, ids in result["rejected"].items():
@@ -153,6 +153,34 @@ def tables(result: dict[str, Any]) -> Group:
     for group, reasons in result["failures"].items():
         parts.extend(Text(f"failed job ({group}): {reason}", style="dim") for reason in reasons)
     return Group(*parts)
+
+
+def _table(title: str, rows: list[dict[str, Any]]) -> Table:
+    """Rows of one dictionary each, a column per key (the first one left-aligned)."""
+    table = Table(title=title, title_justify="left")
+    columns = list(rows[0]) if rows else []
+    for n, column in enumerate(columns):
+        table.add_column(column.replace("_", " "), justify="left" if n == 0 else "right")
+    for row in rows:
+        table.add_row(*(_number(row[column]) for column in columns))
+    return table
+
+
+def _beyond(result: dict[str, Any]) -> list[Table]:
+    """The tables of the short texts, structured pages and other languages."""
+    if "short" not in result:
+        return []
+    short = result["short"]
+    unrelated = short["unrelated"]
+    return [
+        _table(
+            f"Short texts and their edited copies: recall; unrelated pairs linked "
+            f"{unrelated['flagged']} of {unrelated['pairs']}",
+            short["rows"],
+        ),
+        _table("Structured pages: doubled_body must stay off", result["structured"]["rows"]),
+        _table("Other languages and scripts", result["languages"]["rows"]),
+    ]
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
