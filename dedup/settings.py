@@ -64,6 +64,11 @@ class Settings:
     three of ten 3-word shingles with it, and two edits leave a copy under any useful
     threshold (docs/QUALITY.md, short texts). 0 gives every document ``shingle_words``, as an
     index built before the setting has them. Recorded in the store."""
+    script_words: bool = True
+    """Words by script (:mod:`dedup.pipeline.scripts`): combining marks stay in their word
+    (Hindi, Arabic), and Thai, Lao, Khmer and Myanmar, written without spaces, are taken as
+    pairs of letter clusters; text in other scripts keeps its words. Off, words are runs of
+    word characters, as an index built before the setting has them. Recorded in the store."""
     paragraph_shingle_words: int = 1
     """Words per shingle of paragraph signatures: single words tolerate edited copies."""
     paragraph_num_perm: int = 128

@@ -59,7 +59,7 @@ def evaluate(
     overrides = {cases.EXCERPT: {"near_paragraphs": True}}
     runs = runner.run(settings, dict(groups), processes, on_group, overrides, grouped=(cases.NEAR,))
     result = metrics.score(case_set, runs)
-    others = beyond.score(more, runs)
+    others = beyond.score(more, runs, settings)
     result["targets"] += metrics.target_rows(others.pop("targets"))
     result.update(others)
     result["extraction"] = extraction.summary(pages)
@@ -76,6 +76,7 @@ def evaluate(
                 "num_perm",
                 "shingle_words",
                 "short_document_words",
+                "script_words",
                 "paragraph_shingle_words",
                 "paragraph_num_perm",
                 "min_paragraph_words",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dedup.errors import InputError
-from dedup.pipeline import text
+from dedup.pipeline import scripts, text
 
 Shingle = tuple[str, ...]
 
@@ -43,13 +43,14 @@ class Article:
 def shingles(paragraphs: list[str], size: int = 3) -> set[Shingle]:
     """The word shingles of a text as the document signature sees them.
 
-    Same normalisation as :mod:`dedup.pipeline.text`, shingles within each paragraph, a paragraph
-    shorter than ``size`` words being one shingle; exact tuples of words instead of hashes,
-    so the measured Jaccard similarity has no estimation error.
+    Same normalisation and words as the pipeline with the default settings
+    (:mod:`dedup.pipeline.text`, :mod:`dedup.pipeline.scripts`), shingles within each
+    paragraph, a paragraph shorter than ``size`` words being one shingle; exact tuples of words
+    instead of hashes, so the measured Jaccard similarity has no estimation error.
     """
     out: set[Shingle] = set()
     for paragraph in paragraphs:
-        words = text.words(paragraph)
+        words = scripts.resegment([paragraph], [text.words(paragraph)])[0]
         if not words:
             continue
         width = min(size, len(words))

@@ -82,7 +82,8 @@ def build(seed: int) -> list[Case]:
             copy = _changed(text, 2, language, rng)
             edited = [_changed([p], 1, language, rng)[0] for p in text]
             del edited[rng.randrange(len(edited))]
-            body = edits.as_html([language.render(p) for p in text])
+            paragraphs = [language.render(p) for p in text]
+            body = edits.as_html(paragraphs)
             bodies = {
                 "original": body,
                 "near_copy": edits.as_html([language.render(p) for p in copy]),
@@ -93,6 +94,7 @@ def build(seed: int) -> list[Case]:
                 doc_id = f"{kind}.{language.code}.{number}"
                 case = Case(doc_id, LANGUAGES, kind, story, story, bodies[kind])
                 case.language = language.code
+                case.content = paragraphs if kind == "original" else []
                 out.append(case)
             story += 1
     return out

@@ -19,9 +19,9 @@ from dedup.settings import Settings
 def signature_settings(settings: Settings, groups: int) -> dict[str, str]:
     """What a stored signature depends on: writers with other values must not mix in.
 
-    ``near_paragraphs`` is named only when on, and ``short_document_words`` only when not 0,
-    so an index built before the setting existed (or with it off) has the same settings as a
-    writer with it off.
+    ``near_paragraphs`` and ``script_words`` are named only when on, and
+    ``short_document_words`` only when not 0, so an index built before such a setting
+    existed (or with it off) has the same settings as a writer with it off.
     """
     recorded = {
         "format": layout.FORMAT_VERSION,
@@ -40,13 +40,15 @@ def signature_settings(settings: Settings, groups: int) -> dict[str, str]:
         recorded["near_paragraphs"] = "true"
     if settings.short_document_words:
         recorded["short_document_words"] = str(settings.short_document_words)
+    if settings.script_words:
+        recorded["script_words"] = "true"
     recorded["groups"] = str(groups)
     return recorded
 
 
 _SETTING_NAMES = {"groups": "index_groups"}
 """Recorded signature settings whose setting has another name."""
-_BEFORE = {"short_document_words": "0"}
+_BEFORE = {"short_document_words": "0", "script_words": "false"}
 """What an index that names no value of a signature setting was built with."""
 
 

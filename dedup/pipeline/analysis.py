@@ -14,7 +14,7 @@ import numpy.typing as npt
 import xxhash
 
 from dedup.errors import InputError
-from dedup.pipeline import signature, text
+from dedup.pipeline import scripts, signature, text
 from dedup.pipeline.document import Document
 from dedup.pipeline.extract import extract_paragraphs
 from dedup.pipeline.repeats import Repeats, find_repeats
@@ -80,6 +80,14 @@ def paragraph_pieces(words: npt.NDArray[np.uint64]) -> tuple[int, ...]:
     )
 
 
+def split_words(paragraphs: list[str], settings: Settings) -> list[list[str]]:
+    """The normalised words of each paragraph (:func:`dedup.pipeline.text.document_words`),
+    those holding combining marks or a script without spaces split again by script
+    (:func:`dedup.pipeline.scripts.resegment`) when ``script_words`` is on."""
+    found = text.document_words(paragraphs)
+    return scripts.resegment(paragraphs, found) if settings.script_words else found
+
+
 def document_shingle_words(words: int, settings: Settings) -> int:
     """Words per shingle of the signature of a document of ``words`` words.
 
@@ -100,7 +108,7 @@ def analyse(document: Document, settings: Settings) -> Analysis:
     paragraphs = extract_paragraphs(document.body, document.fmt, settings.max_paragraphs)
     if not paragraphs:
         raise InputError(f"document {document.doc_id} has no text")
-    paragraph_words = text.document_words(paragraphs)
+    paragraph_words = split_words(paragraphs, settings)
     word_counts = [len(w) for w in paragraph_words]
     fingerprints = text.fingerprints(paragraph_words)
     signed = [n >= settings.min_paragraph_words for n in word_counts]
