@@ -46,9 +46,7 @@ def evaluate(
     case_set = cases.build(
         articles, [p.coverage for p in pages], seed, settings.boilerplate_min_documents
     )
-    more, no_short = beyond.build(articles, case_set.stories, seed)
-    if no_short:
-        case_set.skipped["short: no run of words long enough in the story's body"] += no_short
+    more = beyond.build(seed)
     groups: dict[str, list[cases.Case]] = defaultdict(list)
     for case in case_set.cases + more:
         groups[case.group].append(case)

@@ -1,7 +1,8 @@
 """Beyond English news articles: short texts, structured pages, other languages and scripts.
 
 Three more groups of cases, each in a namespace of its own like the others: ``short``
-(:mod:`.short`), ``structured`` (:mod:`.structured`) and ``languages`` (:mod:`.languages`).
+(:mod:`.short`), ``structured`` (:mod:`.structured`) and ``languages`` (:mod:`.languages`),
+made from the files of ``data/``, whatever corpus is evaluated.
 They are scored here, per length and number of edits, per page kind and per language, with
 targets of their own.
 """
@@ -14,7 +15,6 @@ from typing import Any
 
 from dedup.evaluation import edits, languages, short, structured
 from dedup.evaluation.cases import Case
-from dedup.evaluation.corpus import Article
 from dedup.evaluation.metrics import flagged_pairs, ratio, unrelated_pairs
 from dedup.evaluation.runner import GroupRun
 from dedup.pipeline.analysis import split_words
@@ -22,26 +22,20 @@ from dedup.settings import Settings
 
 GROUPS = (short.SHORT, structured.STRUCTURED, languages.LANGUAGES)
 SENTENCE_WORDS = (8, 30)
-"""Words of the corpus sentences that structured pages take as their own text."""
+"""Words of the sentences that structured pages take as their own text."""
 UNRELATED_SHORT = 0.001
 """Share of unrelated pairs of short texts that may be linked at most."""
 
 
-def build(articles: list[Article], stories: list[int], seed: int) -> tuple[list[Case], int]:
-    """The cases of the three groups; also how many stories gave no short text."""
-    pool = edits.word_pool([p for a in articles for p in a.paragraphs])
-    short_cases, missed = short.build(articles, stories, seed, pool)
+def build(seed: int) -> list[Case]:
+    """The cases of the three groups, made from the data files alone: no corpus page
+    (news, extraction benchmarks' test pages) goes into them."""
+    texts = short.paragraphs()
     low, high = SENTENCE_WORDS
     sentences = sorted(
-        {
-            s
-            for a in articles
-            for p in a.paragraphs
-            for s in edits.sentences(p)
-            if low <= len(edits.words(s)) <= high
-        }
+        {s for p in texts for s in edits.sentences(p) if low <= len(edits.words(s)) <= high}
     )
-    return short_cases + structured.build(sentences, seed) + languages.build(seed), missed
+    return short.build(texts, seed) + structured.build(sentences, seed) + languages.build(seed)
 
 
 def _short(cases: list[Case], run: GroupRun) -> dict[str, Any]:

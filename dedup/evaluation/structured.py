@@ -3,8 +3,8 @@
 A product grid repeats its delivery line under every item, a menu its side dishes, a TV
 schedule its news bulletins every day, a questionnaire its answer scale after every question,
 a listing its contact line, a meal plan its headings for each plan. Each page here is made
-from such a template around text of its own (real sentences of the corpus, or their first
-few words on half the pages, as terse grids have), and must not be flagged
+from such a template around text of its own (real sentences, ``data/sentences.json``, or
+their first few words on half the pages, as terse grids have), and must not be flagged
 ``doubled_body``; the same page pasted twice must.
 """
 
