@@ -75,8 +75,18 @@ def _index_all(store: Store, analyses: Sequence[Analysis], batch: int) -> float:
     return time.perf_counter() - start
 
 
-def _cluster(folder: Path, masters: int, binary: str) -> LocalCluster:
-    return LocalCluster(folder, masters, binary=binary, server_args=LAYOUT_CONFIG, timeout=120)
+def local_cluster(
+    folder: Path, masters: int, binary: str, node_timeout_ms: int = 1000
+) -> LocalCluster:
+    """A cluster of ``masters`` with the embedded server's layout settings (not started)."""
+    return LocalCluster(
+        folder,
+        masters,
+        binary=binary,
+        server_args=LAYOUT_CONFIG,
+        timeout=120,
+        node_timeout_ms=node_timeout_ms,
+    )
 
 
 # -- shards ---------------------------------------------------------------------------------
@@ -101,7 +111,7 @@ def _shard_run(
     settings: Settings,
 ) -> dict[str, Any]:
     """Index ``analyses`` on a fresh cluster of ``masters``; what each master did."""
-    with _cluster(folder / f"masters-{masters}", masters, binary) as cluster:
+    with local_cluster(folder / f"masters-{masters}", masters, binary) as cluster:
         store = Store(cluster.client(), settings)
         cluster.reset_stats()
         before = cluster.stats()
@@ -263,7 +273,7 @@ def memory_compare(
     same groups and with the one group of a new index there."""
     result: dict[str, Any] = {"size": size, "groups": settings.index_groups}
     started = time.perf_counter()
-    with _cluster(folder / "memory", 3, binary) as cluster:
+    with local_cluster(folder / "memory", 3, binary) as cluster:
         start = cluster.stats()
         fill_s = _fill(cluster.client, corpus, size, settings)
         full = cluster.stats()

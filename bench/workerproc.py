@@ -81,7 +81,7 @@ def running_workers(
         wait_until(ready, timeout=60, interval=0.05)
         yield
     finally:
-        _stop(process)
+        stop(process)
         log.close()
 
 
@@ -93,11 +93,13 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes], patience: float = 30.0) -> None:
+    """Stop a process started in a group of its own, with its children: RQ's warm shutdown,
+    then SIGKILL after ``patience`` seconds."""
     pgid = process.pid
     if _group_alive(pgid):
         os.killpg(pgid, signal.SIGTERM)  # RQ's warm shutdown: idle workers leave at once
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience
     while _group_alive(pgid) and time.monotonic() < deadline:
         process.poll()
         time.sleep(0.05)
