@@ -4,7 +4,9 @@ Each section can be run alone; defaults keep the whole run under about 20 minute
 cores, ``--sizes 10000,100000,1000000`` adds the 1M index (about an hour more), and
 ``--groups-docs 1000000`` reads the groups of a 1M index (about 15 minutes more). The
 ``cluster`` section (:mod:`bench.cluster`, about 10 minutes) takes its options with a
-``--cluster-`` prefix, e.g. ``--cluster-memory-docs 300000``.
+``--cluster-`` prefix, e.g. ``--cluster-memory-docs 300000``. The ``hot`` section
+(:mod:`bench.hot`: one page copied 10,000 times, up to ten phases of ``--hot-budget`` seconds)
+runs only when named: ``--sections hot``, options with a ``--hot-`` prefix.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, groups, growth, inflight, profiling, summary, throughput, web
+from bench import cluster, groups, growth, hot, inflight, profiling, summary, throughput, web
 from bench import corpus as corpus_
 from bench.measure import REPO, machine, names, numbers
 from bench.redisproc import default_binary, redis_server, server_version
@@ -28,7 +30,9 @@ from dedup.index.layout import SERVER_GROUPS
 from dedup.index.meta import signature_settings
 from dedup.settings import Settings
 
-SECTIONS = ("throughput", "growth", "profile", "groups", "web", "cluster", "inflight")
+SECTIONS = ("throughput", "growth", "profile", "groups", "web", "cluster", "inflight", "hot")
+DEFAULT_SECTIONS = SECTIONS[:-1]
+"""Every section but ``hot``, which takes its phases' budgets when the index is slow."""
 
 
 def _sizes(text: str) -> list[int]:
@@ -46,7 +50,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--redis-server", default=None, help="redis-server binary to run")
     parser.add_argument("--out", type=Path, default=None, help="results folder")
-    parser.add_argument("--sections", type=names("sections", SECTIONS), default=list(SECTIONS))
+    parser.add_argument(
+        "--sections", type=names("sections", SECTIONS), default=list(DEFAULT_SECTIONS)
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
     parser.add_argument("--bulk-docs", type=int, default=1500, help="documents per bulk run")
     parser.add_argument(
@@ -69,6 +75,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     cluster.add_options(parser, "cluster-")
     inflight.add_options(parser, "inflight-")
+    hot.add_options(parser, "hot-")
     parser.add_argument("--plot", type=Path, default=None, help="PNG path of the growth plot")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument(
@@ -89,6 +96,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         args.cluster_write_docs, args.cluster_single_docs = 1000, 100
         args.cluster_worker_docs = 400
         args.inflight_docs, args.inflight_single_docs = 1000, 100
+        args.hot_copies, args.hot_near, args.hot_samples, args.hot_budget = [300], [30], 10, 60.0
     return args
 
 
@@ -136,6 +144,8 @@ def _markdown(results: dict[str, Any]) -> str:
         text = "\n".join([text.rstrip("\n"), *cluster.markdown(results["cluster"])])
     if "inflight" in results:
         text = "\n".join([text.rstrip("\n"), *inflight.markdown(results["inflight"]), ""])
+    if "hot" in results:
+        text = "\n".join([text.rstrip("\n"), *hot.markdown(results["hot"])])
     return text
 
 
@@ -214,6 +224,10 @@ def _run(args: argparse.Namespace, corpus: corpus_.Corpus, binary: str, out: Pat
             binary,
             Settings(),
         )
+        save()
+    if "hot" in args.sections:
+        log("hot: one page copied many times, on one server and on a cluster")
+        results["hot"] = hot.run(binary, hot.options_from(args, "hot-"), log)
         save()
     plot_path = args.plot or out / "growth.png"
     if summary.plot(results, plot_path):
