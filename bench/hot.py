@@ -209,7 +209,7 @@ def _index(
     return found
 
 
-def _groups(settings: Settings, everyone: set[str], budget: Budget) -> dict[str, Any]:
+def _groups(settings: Settings, docs: list[dict[str, Any]], budget: Budget) -> dict[str, Any]:
     """``dedup groups --json`` as a user runs it: the time, and the group of the copies."""
     env = _env(settings)
     start = time.perf_counter()
@@ -232,12 +232,15 @@ def _groups(settings: Settings, everyone: set[str], budget: Budget) -> dict[str,
         return {"finished": False, "exit": process.returncode, "error": err.decode()[-500:]}
     groups: list[dict[str, Any]] = [json.loads(line) for line in out.splitlines() if line.strip()]
     members = max(({m["doc_id"] for m in g["members"]} for g in groups), key=len, default=set())
+    everyone = {d["id"] for d in docs}
     return {
         "finished": True,
         "seconds": round(seconds, 2),
         "groups": len(groups),
+        "in_groups": sum(len(g["members"]) for g in groups),
         "largest": len(members),
-        "copies_in_largest": len(members & everyone),
+        "copies_in_largest": sum(d.startswith("copy-") for d in members),
+        "near_in_largest": sum(d.startswith("near-") for d in members),
         "one_group_holds_every_copy": len(groups) == 1 and members >= everyone,
     }
 
@@ -262,7 +265,6 @@ def measure(
 ) -> dict[str, Any]:
     """Index the copies on the index ``settings`` name, then time each phase."""
     docs = documents(text, copies, near, options["edits"])
-    everyone = {d["id"] for d in docs}
     rng = random.Random(copies)
     picked = rng.sample([f"copy-{k}" for k in range(copies)], min(copies, 3 * options["samples"]))
     count = options["samples"]
@@ -277,7 +279,7 @@ def measure(
     phases: dict[str, Callable[[Budget], dict[str, Any]]] = {
         "index": lambda b: _index(settings, docs, options["workers"], b),
         "report": lambda b: _samples(reported, store.report, b),
-        "groups": lambda b: _groups(settings, everyone, b),
+        "groups": lambda b: _groups(settings, docs, b),
         "replace": lambda b: _samples(replaced, lambda d: store.index([new_versions[d]]), b),
         "delete": lambda b: _samples(deleted, lambda d: store.delete([d]), b),
     }
@@ -366,8 +368,13 @@ def _cell(row: dict[str, Any], phase: str) -> str:
     if phase == "index":
         return f"{row['seconds']:,.1f} s ({row.get('docs_per_s', 0):,.0f} docs/s)"
     if phase == "groups":
+        if not row.get("finished"):
+            return "did not finish"
         holds = "yes" if row.get("one_group_holds_every_copy") else "no"
-        return f"{row['seconds']:,.1f} s; {row['groups']} group(s), one with every copy: {holds}"
+        largest = (
+            f"the largest {row['copies_in_largest']:,} copies + {row['near_in_largest']:,} near"
+        )
+        return f"{row['seconds']:,.1f} s; {row['groups']} group(s), {largest}; all in one: {holds}"
     text = f"p50 {row['p50_ms']:,.1f} / p99 {row['p99_ms']:,.1f} ms ({row['samples']})"
     return text + (f", {row['short']}" if "short" in row else "")
 

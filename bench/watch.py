@@ -39,6 +39,9 @@ SLOW_MS = 10.0
 bound while indexing and reading)."""
 TOP = 5
 """Slowest commands kept per phase."""
+OWN = frozenset({"SLOWLOG", "PING", "CONFIG", "SCRIPT"})
+"""The watcher's own commands, left out of what a phase cost (reading a slow log of
+thousands of entries can take over 10 ms itself)."""
 Connect = Callable[[float | None], redis.Redis]
 """A new client of one master, with this socket timeout (None: wait as long as it takes),
 replies as bytes."""
@@ -145,7 +148,9 @@ class Watch:
             for entry in entries:
                 if entry.get("client_address") in (b"?:0", "?:0"):
                     continue  # run by a script, whose own entry holds its time
-                node.slow[int(entry["id"])] = self._entry(node, entry)
+                found = self._entry(node, entry)
+                if found["command"] not in OWN:
+                    node.slow[int(entry["id"])] = found
 
     def _entry(self, node: _Node, entry: dict[str, Any]) -> dict[str, Any]:
         words = bytes(entry["command"]).split(b" ")
