@@ -74,6 +74,7 @@ class _Node:
     waiting: float | None = None
     """When the PING not answered yet (or answered BUSY since) was first sent."""
     dead: bool = False
+    """Killed by :meth:`Watch.kill`."""
     slow: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -115,7 +116,7 @@ class Watch:
         client = node.connect(None)
         polled = 0.0
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not node.dead:
                 sent = time.monotonic()
                 try:
                     client.ping()
@@ -134,11 +135,13 @@ class Watch:
                         node.busy += 1
                         node.waiting = node.waiting or sent
                 if answered and now - polled >= SLOWLOG_EVERY:
-                    self._read_slowlog(node, client, 1000)
+                    # BUSY when a long script began since the PONG: read it next time
+                    with contextlib.suppress(redis.ResponseError):
+                        self._read_slowlog(node, client, 1000)
                     polled = time.monotonic()
                 self._stop.wait(PING_EVERY)
-        except (redis.RedisError, OSError):
-            node.dead = True  # killed at a budget, or stopped at the end of the run
+        except (redis.ConnectionError, OSError):
+            pass  # killed at a budget, or stopped at the end of the run
         finally:
             client.close()
 
@@ -174,7 +177,10 @@ class Watch:
         for node in self.nodes:
             if node.dead:
                 continue
-            with contextlib.closing(node.connect(10)) as client:
+            with (
+                contextlib.suppress(redis.ResponseError),  # BUSY: a script still runs
+                contextlib.closing(node.connect(10)) as client,
+            ):
                 client.slowlog_reset()
             with node.lock:
                 node.slow.clear()
@@ -217,7 +223,7 @@ class Watch:
             "busy": busy,
             "longest_stall_ms": round(longest * 1000, 1),
             "pings": pings,
-            "server_killed": any(node.dead for node in self.nodes),
+            "server_killed": not self.alive,
         }
 
     def unstick(self) -> str:
