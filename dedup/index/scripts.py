@@ -410,7 +410,7 @@ class Batch:
         return answers
 
 
-OPS_PER_CALL = 400
+OPS_PER_CALL = 200
 """Entry operations per script call at most: Redis runs one call at a time, and a batch of
 200 documents holds about 9,000. The calls of a round trip still go together."""
 

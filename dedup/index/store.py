@@ -66,6 +66,8 @@ FAILING_OVER = (
     redis.ReadOnlyError,
 )
 """What a cluster answers while a master fails over or slots move."""
+COMMITS_PER_CALL = 50
+"""Documents one call of ``commit.lua`` takes at most, so that no call holds the server long."""
 FAILOVER_PATIENCE = 60.0
 """Seconds a write on a cluster waits for every slot to be served again before its job
 fails (and RQ retries it): a failover takes the cluster's node timeout and a little more."""
@@ -180,13 +182,18 @@ class Store(Writes):
                 owed=layout.pack_intent(intent) if i in owed else b"",
                 digest=plan.digest,
             )
-        by_group = self._by_group(plans)
+        committing = [
+            (group, order[at : at + COMMITS_PER_CALL])
+            for group, order in self._by_group(plans).items()
+            for at in range(0, len(order), COMMITS_PER_CALL)
+        ]
         calls = [
             scripts.commit(self.keys, group, [commits[i] for i in order])
-            for group, order in by_group.items()
+            for group, order in committing
         ]
         overtaken = []
-        for order, replies in zip(by_group.values(), scripts.run(self.client, calls), strict=True):
+        replies_by_call = scripts.run(self.client, calls)
+        for (_, order), replies in zip(committing, replies_by_call, strict=True):
             for i, reply in zip(order, replies, strict=True):
                 if reply != "ok":
                     overtaken.append(i)
