@@ -25,7 +25,7 @@ import xxhash
 
 from dedup.errors import NotFoundError
 from dedup.index import layout, scripts
-from dedup.index.access import CLOCK_SKEW, store_error
+from dedup.index.access import CLOCK_SKEW, MAX_EXACT, store_error
 from dedup.index.keys import FLAGS
 from dedup.index.layout import Record, similarity
 from dedup.index.reads import Reads
@@ -36,6 +36,9 @@ PAGE = 200
 """Documents whose candidates are read per round trip."""
 PLACE_LIMIT = 2000
 """Documents a report explores at most to find its own group (a hub of copies stays cheap)."""
+PLACE_EXACT = 32
+"""Exact copies of a class a report reads to place itself: enough to rank the copies of a
+page held a few times; of one held thousands of times, a sample."""
 PLACE_READS = 20
 """Classes of documents (one content each) whose matches a report reads at most to find its
 own group: each read costs a lookup of every band of the class."""
@@ -87,12 +90,18 @@ def matches(
 
 
 def split_matches(
-    reads: Reads, records: Sequence[tuple[int, Record]], options: Options
+    reads: Reads,
+    records: Sequence[tuple[int, Record]],
+    options: Options,
+    exact: int = MAX_EXACT,
 ) -> list[tuple[list[tuple[str, float]], list[tuple[str, float]]]]:
-    """:func:`matches`, exact copies and near duplicates apart."""
+    """:func:`matches`, exact copies and near duplicates apart (at most ``exact`` exact
+    copies named for each)."""
     found = []
     related_ = (
-        reads.related(records, near=not options.exact_only, paragraphs=False) if records else []
+        reads.related(records, near=not options.exact_only, paragraphs=False, most_exact=exact)
+        if records
+        else []
     )
     for (_, record), related in zip(records, related_, strict=True):
         near = []
@@ -148,11 +157,19 @@ class Grouping:
     one read of matches, not ten thousand.
     """
 
-    def __init__(self, reads: Reads, options: Options, most_read: int | None = None) -> None:
+    def __init__(
+        self,
+        reads: Reads,
+        options: Options,
+        most_read: int | None = None,
+        exact: int = MAX_EXACT,
+    ) -> None:
         self.reads = reads
         self.options = options
         self.most_read = most_read
         """Classes whose matches are read at most (None: all)."""
+        self.exact = exact
+        """Exact copies named at most by each read of matches."""
         self.candidates: dict[str, Candidate] = {}
         self.content: dict[str, int] = {}
         """Each document's content hash: its class."""
@@ -178,7 +195,7 @@ class Grouping:
         for first in range(0, len(fresh), PAGE):
             page = fresh[first : first + PAGE]
             for (_, record), (exact, near) in zip(
-                page, split_matches(self.reads, page, self.options), strict=True
+                page, split_matches(self.reads, page, self.options, self.exact), strict=True
             ):
                 self.matched.update(doc for doc, _ in exact)
                 mine = self.similar.setdefault(record.doc_id, {})
@@ -334,7 +351,7 @@ def _with_flags(
 def place(reads: Reads, serial: int, record: Record, options: Options) -> Group | None:
     """The group a document belongs to, found from its own matches outwards (at most
     :data:`PLACE_LIMIT` documents), or None when it is in none."""
-    grouping = Grouping(reads, options, most_read=PLACE_READS)
+    grouping = Grouping(reads, options, most_read=PLACE_READS, exact=PLACE_EXACT)
     grouping.add([(serial, record)])
     grouping.complete(expand=True, limit=PLACE_LIMIT)
     for group in grouping.groups():

@@ -5,7 +5,7 @@ their records in one more), and the report built from it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from dedup.index import layout, scripts
 from dedup.index.access import MAX_CANDIDATES, MAX_EXACT, Access
@@ -45,10 +45,12 @@ class Reports(Access):
         *,
         near: bool = True,
         paragraphs: bool = True,
+        most_exact: int = MAX_EXACT,
     ) -> list[Related]:
         """What the rest of the corpus holds for each version, in two round trips: the
         holders of its entries, then their records. ``near=False`` leaves LSH candidates
-        out, ``paragraphs=False`` the paragraphs and pieces (what duplicate groups need not)."""
+        out, ``paragraphs=False`` the paragraphs and pieces (what duplicate groups need not);
+        ``most_exact`` is how many exact copies are named at most (all are counted)."""
         batch = Batch(
             self.keys,
             boilerplate_at=self.settings.boilerplate_min_documents,
@@ -72,9 +74,9 @@ class Reports(Access):
         lists = []
         limit = self.settings.boilerplate_min_documents
         for (serial, _), (content, bands, paras, pieces) in zip(versions, asked, strict=True):
-            exact = [s for t in content for s in answers[t].serials if s != serial]
-            exact = list(dict.fromkeys(exact))[: 2 * MAX_EXACT]
-            seen = set(exact) | {serial}
+            copies = [s for t in content for s in answers[t].serials if s != serial]
+            seen = set(copies) | {serial}
+            exact = list(dict.fromkeys(copies))[: 2 * most_exact]
             near_ = [s for t in bands for s in answers[t].serials if s not in seen]
             near_ = list(dict.fromkeys(near_))[: 2 * MAX_CANDIDATES]
             shared = [
@@ -94,24 +96,31 @@ class Reports(Access):
             # every holder of the content entry but this version (a sample of them is read)
             total = max((answers[t].count - 1 for t in content), default=0)
             lists.append((exact, near_, paras, shared, pieces, holding, total))
-        found = dict(self.records(list(wanted))) if wanted else {}
+        serials = list(wanted)
+        raws = scripts.run(self.client, [scripts.record(self.keys, s) for s in serials])
+        found = {
+            s: layout.id_and_signature(raw) for s, raw in zip(serials, raws, strict=True) if raw
+        }
+        raw_of = dict(zip(serials, raws, strict=True))
         out = []
         for exact, near_, paras, shared, pieces, holding, total in lists:
-            held = [s for s in exact if s in found][:MAX_EXACT]
+            held = [s for s in exact if s in found][:most_exact]
             candidates = [s for s in near_ if s in found][:MAX_CANDIDATES]
             holders = [[s for s in group if s in found] for group in holding]
             out.append(
                 Related(
-                    exact=[found[s].doc_id for s in held],
+                    exact=[found[s][0] for s in held],
                     exact_total=total,
-                    candidates=[(found[s].doc_id, found[s].signature) for s in candidates],
+                    candidates=[found[s] for s in candidates],
                     counts=[answers[t].count for t in paras],
-                    shared=[
-                        [found[s].doc_id for s in group if s in found][:limit] for group in shared
-                    ],
+                    shared=[[found[s][0] for s in group if s in found][:limit] for group in shared],
                     piece_counts=[answers[t].count for t in pieces],
                     piece_holders=holders,
-                    records={s: found[s] for group in holders for s in group},
+                    records={
+                        s: layout.unpack(cast("bytes", raw_of[s]))
+                        for group in holders
+                        for s in group
+                    },
                 )
             )
         return out
