@@ -384,7 +384,7 @@ class Batch:
                 (False, self._with_sets, True),
             )
             for g, ops in table.items()
-            for chunk in _chunked(ops)
+            for chunk in _chunked(ops, LOOKUPS_PER_CALL if lookup else OPS_PER_CALL)
         ]
         calls = [self._script(g, ops, lookup=lookup, sets=sets) for lookup, g, ops, sets in grouped]
         calls += [call for _, call in self._calls]
@@ -402,7 +402,11 @@ class Batch:
             if back:
                 again.append((lookup, group, back))
         if again:
-            again = [(lookup, g, chunk) for lookup, g, ops in again for chunk in _chunked(ops)]
+            again = [
+                (lookup, g, chunk)
+                for lookup, g, ops in again
+                for chunk in _chunked(ops, LOOKUPS_PER_CALL if lookup else OPS_PER_CALL)
+            ]
             calls = [self._script(g, ops, lookup=lookup, sets=True) for lookup, g, ops in again]
             for (_, _, ops), held in zip(again, run(client, calls), strict=True):
                 for op, answer in zip(ops, held, strict=True):
@@ -411,22 +415,25 @@ class Batch:
 
 
 OPS_PER_CALL = 200
-"""Entry operations per script call at most: Redis runs one call at a time, and a batch of
-200 documents holds about 9,000. The calls of a round trip still go together."""
+"""Entry updates per script call at most: Redis runs one call at a time, and a batch of 200
+documents holds about 9,000. The calls of a round trip still go together."""
+LOOKUPS_PER_CALL = 50
+"""Entry lookups per script call at most: each may read :data:`dedup.index.layout.SAMPLE`
+holders of an entry."""
 
 
-def _chunked(ops: list[_Op]) -> list[list[_Op]]:
-    """The operations in calls of at most :data:`OPS_PER_CALL`, those on one entry in one
-    call and in their order (a script holds back an entry's later operations when one needs
-    its overflow set)."""
-    if len(ops) <= OPS_PER_CALL:
+def _chunked(ops: list[_Op], most: int = OPS_PER_CALL) -> list[list[_Op]]:
+    """The operations in calls of at most ``most``, those on one entry in one call and in
+    their order (a script holds back an entry's later operations when one needs its overflow
+    set)."""
+    if len(ops) <= most:
         return [ops]
     by_entry: dict[tuple[str, bytes], list[_Op]] = {}
     for op in ops:
         by_entry.setdefault((op[0], op[2][: int(op[1][1])]), []).append(op)
     chunks: list[list[_Op]] = [[]]
     for entry in by_entry.values():
-        if chunks[-1] and len(chunks[-1]) + len(entry) > OPS_PER_CALL:
+        if chunks[-1] and len(chunks[-1]) + len(entry) > most:
             chunks.append([])
         chunks[-1] += entry
     return chunks
