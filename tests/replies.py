@@ -89,9 +89,13 @@ def _scripts_by_sha() -> dict[str, str]:
     return {scripts.source(name).sha: name for name in names}
 
 
+WRITING = frozenset({"begin.lua", "commit.lua", "flags.lua", "intent.lua", "update.lua"})
+"""The package's scripts that write."""
+
+
 def writing_call(words: list[bytes]) -> bool:
     """Whether a command is a call of a script that writes."""
-    return script_name(words) in scripts.ONCE
+    return script_name(words) in WRITING
 
 
 class Counted:

@@ -46,10 +46,12 @@ class Source:
     """What EVALSHA names the script by."""
 
 
-ONCE = frozenset({"begin.lua", "commit.lua", "flags.lua", "intent.lua", "update.lua"})
-"""The scripts that write. Each of their calls runs once however many times it is sent
-(``once.lua``): the client sends a call again when the connection drops before the reply,
-and the server may have run it already."""
+ONCE = frozenset({"begin.lua", "commit.lua", "update.lua"})
+"""The scripts whose effect or answer would differ run twice. Each of their calls runs once
+however many times it is sent (``once.lua``): the client sends a call again when the
+connection drops before the reply, and the server may have run it already. ``flags.lua``
+sets values and answers nothing the writer reads, and ``intent.lua`` answers the same run
+twice: they need no reply kept."""
 
 REPLY_KEPT = 3600
 """Seconds a writing call's reply is kept for the call sent again: longer than a client goes
@@ -534,9 +536,7 @@ def replace_intents(
     """``intent.lua``: replace the intents of versions of ``group`` still being written;
     per version 1, or 0 when its intent is gone (taken back by another writer)."""
     args: list[Any] = [x for pair in intents for x in pair]
-    return script_call(
-        "intent.lua", [keys.intents(group)], args, lambda r: [int(x) for x in r], (keys, group)
-    )
+    return script_call("intent.lua", [keys.intents(group)], args, lambda r: [int(x) for x in r])
 
 
 @dataclass(frozen=True)
@@ -608,7 +608,7 @@ def set_flags(keys: Keys, group: int, bits: Sequence[tuple[int, str, bool]]) -> 
     for serial, flag, on in bits:
         names += [keys.records(serial), keys.flag(flag, group)]
         args += [serial, keys.groups.position(serial), int(on), FLAGS.index(flag) + 1]
-    return script_call("flags.lua", names, args, int, (keys, group))
+    return script_call("flags.lua", names, args, int)
 
 
 def current(keys: Keys, entry: layout.IdEntry) -> Call[int]:
