@@ -10,6 +10,11 @@ breakdown of one more pass.
 
 ``--save FILE.npz`` writes every output of every document and ``--check FILE.npz`` compares
 against such a file, so a change made for speed is proven not to change any result.
+
+``--against-datasketch N``: the real article bodies N times over, analysed whole by ``analyse``
+and, alternately in the same process, given to datasketch's ``MinHash(256)`` as the document's
+3-word shingles alone (words and shingles made beforehand, so datasketch is timed on hashing
+and permuting them only); best of ``--rounds`` passes each, in documents per second.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ import numpy as np
 import numpy.typing as npt
 
 from bench import corpus as corpus_
+from dedup.pipeline import text
 from dedup.pipeline.analysis import Analysis, analyse
 from dedup.pipeline.document import Document
+from dedup.pipeline.extract import extract_paragraphs
 from dedup.settings import Settings
 
 DERIVED = 400
@@ -146,6 +153,46 @@ def profile(docs: list[Document], settings: Settings, top: int) -> str:
     return out.getvalue()
 
 
+def datasketch_shingles(docs: list[Document], size: int) -> list[list[bytes]]:
+    """Each document's ``size``-word shingles as datasketch is given them: words joined by
+    spaces, UTF-8, from the same words dedup finds."""
+    shingles = []
+    for doc in docs:
+        paragraphs = extract_paragraphs(doc.body, doc.fmt, Settings().max_paragraphs)
+        found = []
+        for words in text.document_words(paragraphs):
+            width = min(size, len(words))
+            found += [
+                " ".join(words[i : i + width]).encode() for i in range(len(words) - width + 1)
+            ]
+        shingles.append(found)
+    return shingles
+
+
+def against_datasketch(docs: list[Document], settings: Settings, rounds: int) -> dict[str, Any]:
+    """Documents per second of ``analyse`` and of datasketch's document-only MinHash, best of
+    ``rounds`` passes each, the two alternated."""
+    from datasketch import MinHash
+
+    shingles = datasketch_shingles(docs, settings.shingle_words)
+    ours: list[float] = []
+    theirs: list[float] = []
+    for _ in range(rounds):
+        start = time.process_time()
+        run(docs, settings)
+        ours.append(len(docs) / (time.process_time() - start))
+        start = time.process_time()
+        for found in shingles:
+            MinHash(num_perm=settings.num_perm, seed=settings.seed).update_batch(found)
+        theirs.append(len(docs) / (time.process_time() - start))
+    return {
+        "documents": len(docs),
+        "analyse_docs_per_s": [round(v) for v in ours],
+        "datasketch_docs_per_s": [round(v) for v in theirs],
+        "ratio": round(max(ours) / max(theirs), 2),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time, profile, and save or check the outputs."""
     parser = argparse.ArgumentParser(prog="python -m bench.analysis_speed", description=__doc__)
@@ -155,8 +202,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, help="write all outputs to this .npz")
     parser.add_argument("--check", type=Path, help="compare all outputs with this .npz")
     parser.add_argument("--profile", type=int, default=25, help="profile rows (0: none)")
+    parser.add_argument(
+        "--against-datasketch",
+        type=int,
+        metavar="N",
+        help="only compare with datasketch's MinHash, on the real bodies N times over",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="passes of each, alternated")
     args = parser.parse_args(argv)
     settings = Settings()
+    if args.against_datasketch:
+        real = [d for d in documents(args.corpus, 0) if d.doc_id.startswith("real-")]
+        found = against_datasketch(real * args.against_datasketch, settings, args.rounds)
+        print(json.dumps(found))
+        print(
+            f"analyse {max(found['analyse_docs_per_s']):,} docs/s, datasketch MinHash("
+            f"{settings.num_perm}) {max(found['datasketch_docs_per_s']):,} docs/s: "
+            f"{found['ratio']}x (best of {args.rounds}, {found['documents']} documents)"
+        )
+        return 0
     docs = documents(args.corpus, args.derived)
     results = run(docs, settings)  # warms the caches; these are the outputs saved or checked
     if args.save:

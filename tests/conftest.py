@@ -16,10 +16,12 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from dedup.pipeline import kernel
 from dedup.servers.connection import IndexClient
 from dedup.servers.embedded import ensure_server, stop_server
 from dedup.settings import Settings
 from tests.cluster import LocalCluster
+from tests.helpers import skip_unless_ci
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SEED = EXAMPLES / "000_25903e5ddf5549c1.txt"
@@ -119,3 +121,22 @@ def index_client(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Ind
 def index_settings(index_client: IndexClient, tmp_path: Path) -> Settings:
     """Default settings for the index of ``index_client`` (stores are given the client)."""
     return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def compiled_kernel() -> None:
+    """The compiled kernel, which a machine without a C compiler does not build."""
+    if kernel.compiled is None:
+        skip_unless_ci("dedup.pipeline._minhash was not built (no C compiler)")
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def each_kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the compiled kernel, then with the xxhash and numpy paths."""
+    if request.param == "numpy":
+        monkeypatch.setattr(kernel, "compiled", None)
+    elif kernel.compiled is None:
+        skip_unless_ci(
+            "dedup.pipeline._minhash was not built (no C compiler): numpy computes signatures"
+        )
+    return str(request.param)

@@ -10,8 +10,7 @@ from datasketch import MinHash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup.pipeline import signature, text
-from tests.helpers import skip_unless_ci
+from dedup.pipeline import kernel, signature, text
 
 WORDS = st.lists(
     st.sampled_from(
@@ -61,25 +60,6 @@ def test_segment_signatures_equal_datasketch(
         assert reference(paragraph, size, num_perm, seed).tolist() == row.tolist()
 
 
-@pytest.fixture
-def compiled_kernel() -> None:
-    """The compiled kernel, which a machine without a C compiler does not build."""
-    if signature.compiled is None:
-        skip_unless_ci("dedup.pipeline._minhash was not built (no C compiler)")
-
-
-@pytest.fixture(params=["compiled", "numpy"])
-def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test with each way of computing signatures."""
-    if request.param == "numpy":
-        monkeypatch.setattr(signature, "compiled", None)
-    elif signature.compiled is None:
-        skip_unless_ci(
-            "dedup.pipeline._minhash was not built (no C compiler): numpy computes signatures"
-        )
-    return str(request.param)
-
-
 @pytest.mark.usefixtures("compiled_kernel")
 @settings(max_examples=80, deadline=None)
 @given(
@@ -96,14 +76,15 @@ def test_compiled_kernel_equals_numpy(
     counts = np.array([n for n, _ in rows], dtype=np.int64)
     wanted = [w for _, w in rows]
     words = np.random.default_rng(draw).integers(0, 2**64, int(counts.sum()), dtype=np.uint64)
-    with mock.patch.object(signature, "compiled", None):
+    with mock.patch.object(kernel, "compiled", None):
         expected = signature.shingle_signatures(words, counts, size, num_perm, 1, wanted=wanted)
     got = signature.shingle_signatures(words, counts, size, num_perm, 1, wanted=wanted)
     assert expected.tolist() == got.tolist()
     assert (got[~np.array(wanted, dtype=bool)] == 0xFFFFFFFF).all()
 
 
-def test_shingle_signatures_of_words_equal_datasketch(kernel: str) -> None:
+@pytest.mark.usefixtures("each_kernel")
+def test_shingle_signatures_of_words_equal_datasketch() -> None:
     """Each paragraph's signature over its shingles equals datasketch's, with either kernel."""
     paragraphs = [["a", "b", "c", "d"], ["e"], [], ["f", "g", "a", "b", "c"], ["x", "y"]]
     words = text.word_hashes([w for p in paragraphs for w in p])
@@ -125,8 +106,8 @@ def test_compiled_kernel_refuses_inconsistent_sizes() -> None:
     words = np.arange(5, dtype=np.uint64)
     two = np.array([2, 3], dtype=np.int64)
     multipliers = text.POSITION_MULTIPLIERS
-    assert signature.compiled is not None
-    fill = signature.compiled.shingle_fill
+    assert kernel.compiled is not None
+    fill = kernel.compiled.shingle_fill
     for counts, target in (
         ([2, 4], out),  # one word more than there are
         ([2, 2], out),  # one left over

@@ -8,11 +8,12 @@ import sys
 import unicodedata
 
 import numpy as np
+import pytest
 import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup.pipeline import text
+from dedup.pipeline import kernel, text
 
 SAMPLES = [
     "The “quick” brown fox — it’s 3 a.m.… «Bonjour»",
@@ -84,3 +85,49 @@ def test_document_shingles_equal_paragraph_shingles(
     )
     assert [len(e) for e in expected] == shingle_counts.tolist()
     assert np.concatenate([np.empty(0, np.uint32), *expected]).tolist() == shingles.tolist()
+
+
+@pytest.mark.usefixtures("each_kernel")
+@settings(max_examples=300, deadline=None)
+@given(PARAGRAPHS)
+def test_hashed_words_equal_word_by_word(paragraphs: list[str]) -> None:
+    """Words hashed, counted and fingerprinted in one pass, by the kernel or by Python, give
+    each word's and each paragraph's xxh64 as the one-paragraph functions make them."""
+    found = text.hashed_words(paragraphs)
+    paragraph_words = [text.words(p) for p in paragraphs]
+    every_word = list(itertools.chain.from_iterable(paragraph_words))
+    assert [xxhash.xxh64_intdigest(w.encode()) for w in every_word] == found.hashes.tolist()
+    assert [len(w) for w in paragraph_words] == found.counts.tolist()
+    assert text.fingerprints(paragraph_words) == found.fingerprints.tolist()
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_kernel_xxh64_equals_xxhash_at_every_length() -> None:
+    """The kernel's XXH64 equals the xxhash package's on inputs across every tail length and
+    several 32-byte stripes, and on multi-byte UTF-8."""
+    assert kernel.compiled is not None
+    rng = np.random.default_rng(5)
+    for length in range(0, 140):
+        word = bytes(rng.integers(33, 127, length, dtype=np.uint8)) + "é東".encode() * (length % 3)
+        hashes = np.empty(len(word), dtype=np.uint64)
+        counts = np.empty(1, dtype=np.int64)
+        prints = np.empty(1, dtype=np.uint64)
+        assert (1 if word else 0) == kernel.compiled.hash_words(word, hashes, counts, prints)
+        assert xxhash.xxh64_intdigest(word) == int(prints[0])
+        if word:
+            assert xxhash.xxh64_intdigest(word) == int(hashes[0])
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_kernel_refuses_buffers_too_small() -> None:
+    """Buffers that cannot hold every word or line raise ValueError instead of overflowing."""
+    assert kernel.compiled is not None
+    laid = b"a b c\nd"
+    for hashes, lines in ((3, 2), (4, 1), (4, 3)):
+        with pytest.raises(ValueError, match="room"):
+            kernel.compiled.hash_words(
+                laid,
+                np.empty(hashes, dtype=np.uint64),
+                np.empty(lines, dtype=np.int64),
+                np.empty(lines, dtype=np.uint64),
+            )

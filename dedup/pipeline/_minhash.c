@@ -1,14 +1,26 @@
 /*
- * MinHash signatures of consecutive paragraphs' shingles: the arithmetic of
- * dedup.pipeline.signature (datasketch's affine32 scheme: a MurmurHash3 finaliser, then a*h + b
- * mod 2^32, then the minimum per permutation) in one pass per shingle, without the matrix of
- * permuted hashes the numpy path builds, and the shingle hashes made from the word hashes on
- * the way, without numpy's temporary arrays. The build of this module is optional: without a C
- * compiler dedup.pipeline.signature computes the same values with numpy.
+ * The compiled kernel of dedup.pipeline: the steps that cost a Python call per word or per
+ * paragraph, done in one call per document.
+ *
+ * - hash_words: a document's words, as dedup.pipeline.text lays them out (words apart by
+ *   spaces, paragraphs by line breaks), hashed with XXH64 one by one, counted per paragraph,
+ *   and each paragraph's fingerprint (the XXH64 of its words joined by single spaces), where
+ *   Python made a bytes object and an xxhash call per word and per paragraph. Which
+ *   characters make a word is decided in Python before: this loop only cuts at the two
+ *   separators, so the rule stays in one place.
+ * - shingle_fill: MinHash signatures of consecutive paragraphs' shingles, the arithmetic of
+ *   dedup.pipeline.signature (datasketch's affine32 scheme: a MurmurHash3 finaliser, then
+ *   a*h + b mod 2^32, then the minimum per permutation) in one pass per shingle, without the
+ *   matrix of permuted hashes the numpy path builds, and the shingle hashes made from the word
+ *   hashes on the way, without numpy's temporary arrays.
+ *
+ * The build of this module is optional: without a C compiler dedup.pipeline computes the same
+ * values with xxhash and numpy.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 /* On x86-64 Linux with GCC, the loop is also compiled for AVX2 and the best variant is picked
  * when the module loads; elsewhere the compiler's default target serves. */
@@ -26,6 +38,134 @@ fmix32(uint32_t h)
     h ^= h >> 13;
     h *= 0xC2B2AE35u;
     return h ^ (h >> 16);
+}
+
+/* XXH64 with seed 0, as the xxhash package computes it (xxh64_intdigest), written from the
+ * algorithm's specification: four lanes over 32-byte stripes, then the tail, then the
+ * avalanche. tests/test_text.py compares it with the package on every length up to a few
+ * stripes. */
+static const uint64_t XXH_P1 = 0x9E3779B185EBCA87u;
+static const uint64_t XXH_P2 = 0xC2B2AE3D27D4EB4Fu;
+static const uint64_t XXH_P3 = 0x165667B19E3779F9u;
+static const uint64_t XXH_P4 = 0x85EBCA77C2B2AE63u;
+static const uint64_t XXH_P5 = 0x27D4EB2F165667C5u;
+
+static inline uint64_t
+rotl64(uint64_t x, int r)
+{
+    return (x << r) | (x >> (64 - r));
+}
+
+/* ``bytes`` bytes at ``p`` as a little-endian number, whatever the machine's byte order (the
+ * compiler makes one load of it). */
+static inline uint64_t
+read_le(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static inline uint64_t
+xxh_round(uint64_t acc, uint64_t lane)
+{
+    acc += lane * XXH_P2;
+    return rotl64(acc, 31) * XXH_P1;
+}
+
+static inline uint64_t
+xxh_merge(uint64_t acc, uint64_t lane)
+{
+    acc ^= xxh_round(0, lane);
+    return acc * XXH_P1 + XXH_P4;
+}
+
+static uint64_t
+xxh64(const unsigned char *p, size_t len)
+{
+    const unsigned char *const end = p + len;
+    uint64_t acc;
+    if (len >= 32) {
+        uint64_t v1 = XXH_P1 + XXH_P2, v2 = XXH_P2, v3 = 0, v4 = 0 - XXH_P1;
+        const unsigned char *const limit = end - 32;
+        do {
+            v1 = xxh_round(v1, read_le(p, 8));
+            v2 = xxh_round(v2, read_le(p + 8, 8));
+            v3 = xxh_round(v3, read_le(p + 16, 8));
+            v4 = xxh_round(v4, read_le(p + 24, 8));
+            p += 32;
+        } while (p <= limit);
+        acc = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
+        acc = xxh_merge(acc, v1);
+        acc = xxh_merge(acc, v2);
+        acc = xxh_merge(acc, v3);
+        acc = xxh_merge(acc, v4);
+    }
+    else {
+        acc = XXH_P5;
+    }
+    acc += (uint64_t)len;
+    while (end - p >= 8) {
+        acc ^= xxh_round(0, read_le(p, 8));
+        acc = rotl64(acc, 27) * XXH_P1 + XXH_P4;
+        p += 8;
+    }
+    if (end - p >= 4) {
+        acc ^= read_le(p, 4) * XXH_P1;
+        acc = rotl64(acc, 23) * XXH_P2 + XXH_P3;
+        p += 4;
+    }
+    while (p < end) {
+        acc ^= (uint64_t)(*p) * XXH_P5;
+        acc = rotl64(acc, 11) * XXH_P1;
+        p++;
+    }
+    acc ^= acc >> 33;
+    acc *= XXH_P2;
+    acc ^= acc >> 29;
+    acc *= XXH_P3;
+    return acc ^ (acc >> 32);
+}
+
+/* Words of ``text`` (apart by runs of spaces, paragraphs apart by line breaks) into ``hashes``,
+ * each line's word count into ``counts`` and the XXH64 of its words joined by single spaces into
+ * ``fingerprints``; ``joined`` is scratch room as long as the text. Returns the number of words;
+ * the caller has checked that ``counts`` has one slot per line and ``hashes`` room for every
+ * word (at most half the text, rounded up). */
+static Py_ssize_t
+hash_words(const unsigned char *text, Py_ssize_t len, uint64_t *restrict hashes,
+           int64_t *restrict counts, uint64_t *restrict fingerprints, unsigned char *joined)
+{
+    Py_ssize_t total = 0, line = 0, line_words = 0, used = 0, i = 0;
+    for (;;) {
+        while (i < len && text[i] == ' ') {
+            i++;
+        }
+        if (i == len || text[i] == '\n') {
+            counts[line] = line_words;
+            fingerprints[line] = xxh64(joined, (size_t)used);
+            line++;
+            line_words = 0;
+            used = 0;
+            if (i == len) {
+                return total;
+            }
+            i++;
+            continue;
+        }
+        const Py_ssize_t start = i;
+        while (i < len && text[i] != ' ' && text[i] != '\n') {
+            i++;
+        }
+        hashes[total++] = xxh64(text + start, (size_t)(i - start));
+        if (line_words++) {
+            joined[used++] = ' ';
+        }
+        memcpy(joined + used, text + start, (size_t)(i - start));
+        used += i - start;
+    }
 }
 
 /* Shingle hashes are made from word hashes as dedup.pipeline.text makes them: the sum of the words'
@@ -135,7 +275,55 @@ minhash_shingle_fill(PyObject *Py_UNUSED(module), PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(hash_words_doc,
+"hash_words(text, hashes, counts, fingerprints) -> int\n"
+"--\n\n"
+"Cut ``text`` (UTF-8 bytes) into lines at line breaks and each line into words at runs of\n"
+"spaces; write each word's XXH64 into ``hashes`` (uint64, at least (len(text) + 1) // 2),\n"
+"each line's word count into ``counts`` (int64, one per line) and the XXH64 of its words\n"
+"joined by single spaces into ``fingerprints`` (uint64, one per line). Returns the number\n"
+"of words.");
+
+static PyObject *
+minhash_hash_words(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    enum { TEXT, HASHES, COUNTS, FINGERPRINTS, VIEWS };
+    Py_buffer v[VIEWS];
+    if (!PyArg_ParseTuple(args, "y*w*w*w*", &v[TEXT], &v[HASHES], &v[COUNTS],
+                          &v[FINGERPRINTS])) {
+        return NULL;
+    }
+    const unsigned char *text = (const unsigned char *)v[TEXT].buf;
+    const Py_ssize_t len = v[TEXT].len;
+    Py_ssize_t lines = 1;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        lines += text[i] == '\n';
+    }
+    if (v[HASHES].len / 8 < (len + 1) / 2 || v[COUNTS].len != lines * 8
+        || v[FINGERPRINTS].len != lines * 8) {
+        release(v, VIEWS);
+        PyErr_SetString(PyExc_ValueError,
+                        "hash_words: hashes must have room for (len(text) + 1) // 2 words, "
+                        "counts and fingerprints one value per line of text");
+        return NULL;
+    }
+    unsigned char *joined = PyMem_Malloc(len ? (size_t)len : 1);
+    if (joined == NULL) {
+        release(v, VIEWS);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t words;
+    Py_BEGIN_ALLOW_THREADS
+    words = hash_words(text, len, (uint64_t *)v[HASHES].buf, (int64_t *)v[COUNTS].buf,
+                       (uint64_t *)v[FINGERPRINTS].buf, joined);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(joined);
+    release(v, VIEWS);
+    return PyLong_FromSsize_t(words);
+}
+
 static PyMethodDef minhash_methods[] = {
+    {"hash_words", minhash_hash_words, METH_VARARGS, hash_words_doc},
     {"shingle_fill", minhash_shingle_fill, METH_VARARGS, shingle_fill_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -143,7 +331,7 @@ static PyMethodDef minhash_methods[] = {
 static struct PyModuleDef minhash_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "dedup.pipeline._minhash",
-    .m_doc = "Compiled MinHash kernel of dedup.pipeline.signature (optional).",
+    .m_doc = "Compiled kernel of dedup.pipeline.text and dedup.pipeline.signature (optional).",
     .m_size = 0,
     .m_methods = minhash_methods,
 };

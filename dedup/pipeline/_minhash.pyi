@@ -1,4 +1,4 @@
-"""The compiled kernel of dedup.pipeline.signature (``_minhash.c``), built where a C compiler is."""
+"""The compiled kernel of dedup.pipeline (``_minhash.c``), built where a C compiler is."""
 
 import numpy as np
 import numpy.typing as npt
@@ -15,3 +15,12 @@ def shingle_fill(
     /,
 ) -> None:
     """Lower each wanted row of ``out`` to the MinHash of the shingles of its words."""
+
+def hash_words(
+    text: bytes,
+    hashes: npt.NDArray[np.uint64],
+    counts: npt.NDArray[np.int64],
+    fingerprints: npt.NDArray[np.uint64],
+    /,
+) -> int:
+    """Hash, count and fingerprint the words of each line of ``text``; the number of words."""

@@ -6,7 +6,6 @@ same function serves ``dedup check``, the workers and the tests.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +79,15 @@ def paragraph_pieces(words: npt.NDArray[np.uint64]) -> tuple[int, ...]:
     )
 
 
+def hashed_words(paragraphs: list[str], settings: Settings) -> text.HashedWords:
+    """The words of every paragraph hashed, counted and fingerprinted: in one kernel call
+    (:func:`dedup.pipeline.text.hashed_words`), unless ``script_words`` must split some of
+    them by script (:func:`split_words`)."""
+    if settings.script_words and any(map(scripts.needs_scripts, paragraphs)):
+        return text.words_hashed(split_words(paragraphs, settings))
+    return text.hashed_words(paragraphs)
+
+
 def split_words(paragraphs: list[str], settings: Settings) -> list[list[str]]:
     """The normalised words of each paragraph (:func:`dedup.pipeline.text.document_words`),
     those holding combining marks or a script without spaces split again by script
@@ -108,14 +116,13 @@ def analyse(document: Document, settings: Settings) -> Analysis:
     paragraphs = extract_paragraphs(document.body, document.fmt, settings.max_paragraphs)
     if not paragraphs:
         raise InputError(f"document {document.doc_id} has no text")
-    paragraph_words = split_words(paragraphs, settings)
-    word_counts = [len(w) for w in paragraph_words]
-    fingerprints = text.fingerprints(paragraph_words)
+    # All paragraphs go through hashing, shingling and MinHash together: one call per step,
+    # not one per word or paragraph (whose overhead would exceed the work on a few dozen words).
+    words = hashed_words(paragraphs, settings)
+    hashes, counts = words.hashes, words.counts
+    word_counts = counts.tolist()
+    fingerprints = words.fingerprints.tolist()
     signed = [n >= settings.min_paragraph_words for n in word_counts]
-    # All paragraphs go through hashing, shingling and MinHash together: a few numpy calls per
-    # step, not one per paragraph (whose overhead would exceed the work on a few dozen words).
-    hashes = text.word_hashes(list(itertools.chain.from_iterable(paragraph_words)))
-    counts = np.array(word_counts, dtype=np.int64)
     paragraph_signatures = signature.shingle_signatures(
         hashes,
         counts,
@@ -131,7 +138,7 @@ def analyse(document: Document, settings: Settings) -> Analysis:
         settings.num_perm,
         settings.seed,
     )
-    content = np.array(fingerprints, dtype=np.uint64).tobytes()
+    content = words.fingerprints.tobytes()
     repeats = find_repeats(
         fingerprints, paragraph_signatures, signed, word_counts, settings.repeat_threshold
     )

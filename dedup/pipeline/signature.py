@@ -23,13 +23,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from dedup.pipeline import text
-
-# ``compiled``: the kernel module, or None; tests set it to None to run the numpy path.
-try:
-    from dedup.pipeline import _minhash as compiled
-except ImportError:  # built without a C compiler: the numpy path gives the same values
-    compiled = None  # type: ignore[assignment]
+from dedup.pipeline import kernel, text
 
 SCHEME = "affine32"
 """datasketch permutation scheme the signatures follow (its default since 2.0)."""
@@ -40,7 +34,7 @@ _BLOCK_BYTES = 1 << 19
 
 U32Array = npt.NDArray[np.uint32]
 
-KERNEL = "numpy" if compiled is None else "compiled"
+KERNEL = kernel.KERNEL
 """Which path computes signatures: ``compiled`` (``dedup/pipeline/_minhash.c``) or ``numpy``."""
 
 
@@ -94,6 +88,7 @@ def shingle_signatures(
         wanted: the paragraphs to sign; the others get the empty signature. All when None.
     """
     counts = np.ascontiguousarray(counts, dtype=np.int64)
+    compiled = kernel.compiled
     if compiled is None:
         shingles, per_row = text.document_shingle_hashes(word_hashes, counts, size)
         if wanted is not None and not all(wanted):

@@ -12,21 +12,26 @@ numpy on arrays of a few dozen words cost more in call overhead than in work.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import xxhash
+
+from dedup.pipeline import kernel
 
 # Ideographic and syllabic scripts are written without spaces: each character is a word.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 WORD_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
 """What a word is: a run of word characters, or one ideographic or syllabic character."""
 _CJK_RE = re.compile(f"[{_CJK}]")
-_PLAIN_WORD_RE = re.compile(r"\w+")
-""":data:`WORD_RE` for text without CJK characters, where it finds the same words faster."""
+_NON_WORD_RE = re.compile(r"[^\w\n]+")
+"""What lies between the words of text without CJK characters, where :data:`WORD_RE` finds
+runs of word characters: turned into spaces, it leaves the words apart in one pass."""
 COMMON_MARKS = "\u2019\u2018\u201c\u201d\u2014\u2013\u2026\u00ab\u00bb"
 """Non-ASCII punctuation of most English and European text (curly quotes, dashes, ellipsis,
 guillemets): replaced by spaces, they no longer keep a document off the ASCII route."""
@@ -69,26 +74,74 @@ def words(paragraph: str) -> list[str]:
     return WORD_RE.findall(unicodedata.normalize("NFKC", paragraph).casefold())
 
 
-def document_words(paragraphs: Sequence[str]) -> list[list[str]]:
-    """The :func:`words` of each paragraph, found in one pass over the whole document.
+def document_text(paragraphs: Sequence[str]) -> str:
+    """The :func:`words` of every paragraph laid out as one text: a line per paragraph, its
+    words apart by spaces (one or more). This is where the words are decided; the compiled
+    kernel only cuts this text at its spaces and line breaks, which no word holds.
 
-    Most documents are ASCII once their curly quotes and dashes are gone; their words are then
-    split out by C string methods, two to three times faster than the regular expression.
+    Most documents are ASCII once their curly quotes and dashes are gone; their non-word
+    characters are then turned into spaces by one C string method, two to three times faster
+    than the regular expression.
     """
     folded = unicodedata.normalize("NFKC", _PARAGRAPH_BREAK.join(paragraphs)).casefold()
     for mark in COMMON_MARKS:
         if mark in folded:
             folded = folded.replace(mark, " ")
-    if folded.isascii():
-        parts = folded.translate(_ASCII_NON_WORD).split(_PARAGRAPH_BREAK)
-        if len(parts) == len(paragraphs):
-            return [part.split() for part in parts]
-    else:
-        parts = folded.split(_PARAGRAPH_BREAK)
-        if len(parts) == len(paragraphs):
-            find = (WORD_RE if _CJK_RE.search(folded) else _PLAIN_WORD_RE).findall
-            return [find(part) for part in parts]
-    return [words(p) for p in paragraphs]  # a paragraph held a line break
+    if folded.count(_PARAGRAPH_BREAK) == len(paragraphs) - 1:
+        if folded.isascii():
+            return folded.translate(_ASCII_NON_WORD)
+        if not _CJK_RE.search(folded):
+            return _NON_WORD_RE.sub(" ", folded)
+        return _PARAGRAPH_BREAK.join(
+            " ".join(WORD_RE.findall(part)) for part in folded.split(_PARAGRAPH_BREAK)
+        )
+    # a paragraph held a line break
+    return _PARAGRAPH_BREAK.join(" ".join(words(p)) for p in paragraphs)
+
+
+def document_words(paragraphs: Sequence[str]) -> list[list[str]]:
+    """The :func:`words` of each paragraph, found in one pass over the whole document."""
+    return [line.split() for line in document_text(paragraphs).split(_PARAGRAPH_BREAK)]
+
+
+@dataclass(frozen=True)
+class HashedWords:
+    """A document's words as the signatures and fingerprints need them."""
+
+    hashes: U64Array
+    """The 64-bit hash of every word (:func:`word_hashes`), paragraph after paragraph."""
+    counts: I64Array
+    """Words in each paragraph."""
+    fingerprints: U64Array
+    """Each paragraph's exact fingerprint (:func:`fingerprints`)."""
+
+
+def hashed_words(paragraphs: Sequence[str]) -> HashedWords:
+    """The words of every paragraph hashed, counted and fingerprinted.
+
+    The compiled kernel does it in one call per document from :func:`document_text`; without
+    it, Python splits that same text and xxhash hashes word by word, to the same values.
+    """
+    laid = document_text(paragraphs)
+    compiled = kernel.compiled
+    if compiled is None:
+        return words_hashed([line.split() for line in laid.split(_PARAGRAPH_BREAK)])
+    data = laid.encode()
+    hashes = np.empty((len(data) + 1) // 2, dtype=np.uint64)
+    counts = np.empty(len(paragraphs), dtype=np.int64)
+    prints = np.empty(len(paragraphs), dtype=np.uint64)
+    found = compiled.hash_words(data, hashes, counts, prints)
+    return HashedWords(hashes[:found], counts, prints)
+
+
+def words_hashed(paragraph_words: Sequence[list[str]]) -> HashedWords:
+    """Words already split, one list per paragraph, hashed, counted and fingerprinted with
+    xxhash, to the values :func:`hashed_words` gives."""
+    return HashedWords(
+        word_hashes(list(itertools.chain.from_iterable(paragraph_words))),
+        np.array([len(w) for w in paragraph_words], dtype=np.int64),
+        np.array(fingerprints(paragraph_words), dtype=np.uint64),
+    )
 
 
 def fingerprints(paragraph_words: Sequence[list[str]]) -> list[int]:
