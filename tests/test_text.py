@@ -131,3 +131,21 @@ def test_kernel_refuses_buffers_too_small() -> None:
                 np.empty(lines, dtype=np.int64),
                 np.empty(lines, dtype=np.uint64),
             )
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=60), st.sampled_from(SAMPLES))
+def test_kernel_word_runs_equal_the_expression(drawn: str, sample: str) -> None:
+    """The kernel cuts between words exactly where the regular expression of text.py does."""
+    assert kernel.compiled is not None
+    for value in (drawn, sample, drawn + "\n" + sample.casefold()):
+        assert text._NON_WORD_RE.sub(" ", value) == kernel.compiled.word_runs(value)
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_kernel_word_runs_agree_on_every_character() -> None:
+    """Every code point is a word character for the kernel exactly when it is for re."""
+    assert kernel.compiled is not None
+    every = "".join(f"a{chr(c)}" for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000)
+    assert text._NON_WORD_RE.sub(" ", every) == kernel.compiled.word_runs(every)

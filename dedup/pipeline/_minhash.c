@@ -14,6 +14,12 @@
  *   matrix of permuted hashes the numpy path builds, and the shingle hashes made from the word
  *   hashes on the way, without numpy's temporary arrays.
  *
+ * - word_runs: every run of characters other than word characters (those the regular
+ *   expression \w matches: alphanumeric or ``_``, the same test the re module makes) and line
+ *   breaks turned into one space, as dedup.pipeline.text does with a regular expression for
+ *   text whose words are such runs, a few times faster on non-ASCII text. Python decides when
+ *   that is the rule; this only applies it.
+ *
  * The build of this module is optional: without a C compiler dedup.pipeline computes the same
  * values with xxhash and numpy.
  */
@@ -322,7 +328,52 @@ minhash_hash_words(PyObject *Py_UNUSED(module), PyObject *args)
     return PyLong_FromSsize_t(words);
 }
 
+PyDoc_STRVAR(word_runs_doc,
+"word_runs(text) -> str\n"
+"--\n\n"
+"``re.sub(r\"[^\\w\\n]+\", \" \", text)``: every run of characters that are neither word\n"
+"characters nor line breaks becomes one space.");
+
+static PyObject *
+minhash_word_runs(PyObject *Py_UNUSED(module), PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "word_runs: text must be a str");
+        return NULL;
+    }
+    const Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    const int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    char *out = PyMem_Malloc(len ? (size_t)(len * kind) : 1);
+    if (out == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t used = 0;
+    int gap = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        const Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (ch == '\n' || ch == '_' || Py_UNICODE_ISALNUM(ch)) {
+            if (gap) {
+                PyUnicode_WRITE(kind, out, used++, ' ');
+                gap = 0;
+            }
+            PyUnicode_WRITE(kind, out, used++, ch);
+        }
+        else {
+            gap = 1;
+        }
+    }
+    if (gap) {
+        PyUnicode_WRITE(kind, out, used++, ' ');
+    }
+    /* made anew from the characters, so that its kind is the smallest that holds them */
+    PyObject *result = PyUnicode_FromKindAndData(kind, out, used);
+    PyMem_Free(out);
+    return result;
+}
+
 static PyMethodDef minhash_methods[] = {
+    {"word_runs", minhash_word_runs, METH_O, word_runs_doc},
     {"hash_words", minhash_hash_words, METH_VARARGS, hash_words_doc},
     {"shingle_fill", minhash_shingle_fill, METH_VARARGS, shingle_fill_doc},
     {NULL, NULL, 0, NULL},
