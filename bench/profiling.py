@@ -81,7 +81,12 @@ def profile_worker(
 
     from workers.jobs import prepare
 
-    settings = Settings(redis_url=url, namespace=throughput.NAMESPACE, queue=throughput.NAMESPACE)
+    settings = Settings(
+        redis_url=url,
+        namespace=throughput.NAMESPACE,
+        queue=throughput.NAMESPACE,
+        submit_delay=0.0,  # one document per job in the single and no-op modes
+    )
     connect(url).flushall()
     client = Client(settings)
     if mode == "bulk":

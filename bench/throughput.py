@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 from unittest import mock
@@ -52,14 +53,20 @@ def end_to_end(
     batch_size: int,
     *,
     flush: bool = True,
+    post: Callable[[dict[str, Any]], None] | None = None,
+    connections: int = 1,
 ) -> dict[str, float]:
     """Seconds from the first submit until the last report is stored (or no-op job done).
 
-    ``mode`` is ``bulk`` (``submit_many``), ``single`` (``submit``, one job per document) or
-    ``noop`` (``submit`` with a job function that does nothing). With ``flush`` false the
-    documents are added to what the store already holds (growth runs).
+    ``mode`` is ``bulk`` (``submit_many``), ``single`` (``submit`` with ``submit_delay = 0``,
+    one job per document), ``gathered`` (``submit`` as it comes, single submissions gathered
+    into bulk jobs), ``noop`` (one job per document, with a job function that does nothing)
+    or ``api`` (each document given to ``post``, from ``connections`` threads at once). With
+    ``flush`` false the documents are added to what the store already holds (growth runs).
     """
     settings = Settings(redis_url=url, namespace=NAMESPACE, queue=NAMESPACE)
+    if mode in ("single", "noop"):
+        settings = settings.replace(submit_delay=0.0)
     connection = connect(url)
     if flush:
         connection.flushall()
@@ -80,9 +87,12 @@ def end_to_end(
         start = time.perf_counter()
         if mode == "bulk":
             client.submit_many(docs, batch_size=batch_size)
-        elif mode == "single":
+        elif mode in ("single", "gathered"):
             for doc in docs:
                 client.submit(doc["html"], doc_id=doc["id"], url=doc["url"], fmt="html")
+        elif mode == "api" and post is not None:
+            with ThreadPoolExecutor(connections) as pool:
+                list(pool.map(post, docs))
         else:
             # The same client code path, only the job function swapped for one that returns.
             with mock.patch("dedup.client.JOB_FUNCTION", NOOP_FUNCTION):

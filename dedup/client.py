@@ -2,6 +2,7 @@
 
 >>> client = Client()                       # settings from config/dedup.toml and DEDUP_*
 >>> job = client.submit("<p>...</p>", url="https://example.com/a")   # a job id, with .status()
+>>> client.flush()                          # gathered single submissions leave now (or in 50 ms)
 >>> client.submit_many([{"id": "a", "text": "..."}, {"id": "b", "html": "<p>..</p>"}])
 >>> client.report("a", wait=30)             # waits (bounded) for a worker to index it
 """
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import functools
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
 from typing import Any
 
 import redis
 from rq.job import Job
+from rq.queue import Queue
 
 from dedup.errors import NotFoundError, ReportTimeoutError, StoreError
 from dedup.index.store import Store
@@ -27,6 +31,7 @@ from dedup.pipeline.document import (
     id_for_body,
     id_for_url,
 )
+from dedup.queue.gather import Gatherer
 from dedup.queue.handles import JobHandle
 from dedup.queue.queues import JOB_FUNCTION, make_queue, retry_policy
 from dedup.report import Report
@@ -38,7 +43,13 @@ RESULT_TTL = 600
 
 
 class Client:
-    """Enqueues documents for the workers and reads their reports."""
+    """Enqueues documents for the workers and reads their reports.
+
+    Single submissions (:meth:`submit`) are gathered into bulk jobs, sent ``submit_delay``
+    seconds after the first of them at the latest, at once when ``batch_size`` are waiting,
+    and on :meth:`flush`, :meth:`close`, leaving a ``with`` block, when the client is
+    garbage-collected and when the interpreter exits.
+    """
 
     def __init__(self, settings: Settings | None = None, *, redis_url: str | None = None) -> None:
         settings = settings or load_settings()
@@ -71,15 +82,61 @@ class Client:
         fmt: str = "auto",
         fetched_at: str | None = None,
     ) -> JobHandle:
-        """Enqueue one document as its own job; returns the job id (a :class:`JobHandle`).
+        """Queue one document; returns the id of the job it travels in (a :class:`JobHandle`).
 
-        Submitting an id again with unchanged content costs a job but changes nothing.
+        The document waits up to ``submit_delay`` seconds for others to share its job (the
+        handle's status is ``gathered`` until then); with ``submit_delay = 0`` it is queued
+        as a job of its own before this returns. Submitting an id again with unchanged
+        content changes nothing.
+
+        Raises:
+            InputError: the document is not fit to queue.
+            StoreError: Redis could not be reached (for gathered documents: the last batch
+                could not be sent, and this document is not taken).
         """
         body = check_body(body, self.settings.max_document_bytes)
         if doc_id is None:
             doc_id = id_for_url(url) if url else id_for_body(body)
         document = Document(check_id(doc_id), body, url, fmt, check_fetched_at(fetched_at))
-        return self._enqueue([document.to_payload()])
+        if self.settings.submit_delay <= 0:
+            return self._enqueue([document.to_payload()])
+        gathered = self._gatherer.add(document.to_payload())
+        return JobHandle(gathered.job_id, [document.doc_id], self.queue, gathered.sent)
+
+    @functools.cached_property
+    def _gatherer(self) -> Gatherer:
+        """Holds single submissions until their batch leaves; flushed when the client goes."""
+        send = functools.partial(enqueue, self.queue, self.settings)
+        gatherer = Gatherer(
+            send, self.settings.batch_size, self.settings.submit_delay, keep_failed=True
+        )
+        weakref.finalize(self, gatherer.close)  # also at interpreter exit
+        return gatherer
+
+    def flush(self) -> None:
+        """Send the single submissions gathered so far, now.
+
+        Raises:
+            StoreError: Redis cannot be reached (they are kept and sent again later).
+        """
+        if "_gatherer" in self.__dict__:
+            self._gatherer.flush()
+
+    def close(self) -> None:
+        """Send what is gathered and stop gathering; later single submissions are refused."""
+        if "_gatherer" in self.__dict__:
+            self._gatherer.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def submit_many(
         self,
@@ -115,19 +172,8 @@ class Client:
         return job_ids
 
     def _enqueue(self, payloads: list[dict[str, Any]]) -> JobHandle:
-        try:
-            job: Job = self.queue.enqueue(
-                JOB_FUNCTION,
-                payloads,
-                job_timeout=self.settings.job_timeout,
-                retry=retry_policy(self.settings),
-                result_ttl=RESULT_TTL,
-                failure_ttl=30 * 86400,
-                description=f"analyse {len(payloads)} document(s)",
-            )
-        except redis.RedisError as exc:
-            raise StoreError(f"could not enqueue: {str(exc).splitlines()[0]}") from None
-        return JobHandle(str(job.id), [str(p["id"]) for p in payloads], self.queue)
+        job_id = enqueue(self.queue, self.settings, payloads)
+        return JobHandle(job_id, [str(p["id"]) for p in payloads], self.queue)
 
     def report(self, doc_id: str, *, wait: float | None = None, limit: int | None = None) -> Report:
         """The report of one document, with the duplicates known now.
@@ -174,3 +220,27 @@ class Client:
             return "queue state unknown"
         hint = "; is a worker running?" if not workers else ""
         return f"{queued} job(s) queued, {failed} failed, {workers} worker(s){hint}"
+
+
+def enqueue(
+    queue: Queue, settings: Settings, payloads: list[dict[str, Any]], job_id: str | None = None
+) -> str:
+    """Queue one job of these documents (under ``job_id`` when given); its id.
+
+    Raises:
+        StoreError: Redis could not be reached.
+    """
+    try:
+        job: Job = queue.enqueue(
+            JOB_FUNCTION,
+            payloads,
+            job_id=job_id,
+            job_timeout=settings.job_timeout,
+            retry=retry_policy(settings),
+            result_ttl=RESULT_TTL,
+            failure_ttl=30 * 86400,
+            description=f"analyse {len(payloads)} document(s)",
+        )
+    except redis.RedisError as exc:
+        raise StoreError(f"could not enqueue: {str(exc).splitlines()[0]}") from None
+    return str(job.id)

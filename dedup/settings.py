@@ -112,6 +112,10 @@ class Settings:
 
     batch_size: int = 200
     """Documents packed into one job by bulk submission."""
+    submit_delay: float = 0.05
+    """Seconds a single submission (``Client.submit``, an API request of one document) waits
+    for others to share its job, so that page-by-page submitters make bulk jobs; 0 queues each
+    as a job of its own."""
     job_timeout: int = 600
     """Seconds a job may run before RQ stops it."""
     retries: int = 3
@@ -172,6 +176,8 @@ class Settings:
             problems.append("review_text_days must be 0 (keep no text) or more")
         if self.retry_backoff < 0:
             problems.append("retry_backoff must not be negative")
+        if not 0 <= self.submit_delay <= 60:
+            problems.append("submit_delay must be between 0 and 60 seconds")
         if self.batch_size < 1 or self.job_timeout < 1 or self.retries < 0:
             problems.append("batch_size and job_timeout must be positive, retries not negative")
         if self.canonical_rule not in ("earliest", "hosts", "longest"):

@@ -26,6 +26,7 @@ def test_handles_are_job_ids(settings: Settings) -> None:
     )
     assert isinstance(job, str) and isinstance(job, JobHandle)
     assert job.id == str(job) and type(job.id) is str
+    client.flush()  # a single submission waits up to submit_delay for others
     assert client.queue.fetch_job(job) is not None
     assert [["d0", "d1"], ["d2", "d3"], ["d4"]] == [list(j.doc_ids) for j in jobs]
     assert json.loads(json.dumps(jobs)) == [j.id for j in jobs]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -20,12 +20,14 @@ from dedup.web.auth import new_token
 
 @dataclass(frozen=True)
 class Server:
-    """A running server: its address, a read-write and a read-only token, its settings."""
+    """A running server: its address, a read-write and a read-only token, its settings, its
+    process."""
 
     url: str
     token: str
     read_only_token: str
     settings: Settings
+    process: subprocess.Popen[bytes]
 
     def client(self, token: str | None = None) -> httpx.Client:
         """An HTTP client sending ``token`` (the read-write one unless given; "" for none)."""
@@ -35,22 +37,26 @@ class Server:
 
 
 @contextmanager
-def running_server(redis_url: str, namespace: str, *extra: str) -> Iterator[Server]:
-    """Start ``dedup serve`` and wait until ``/healthz`` answers; stop it afterwards."""
+def running_server(
+    redis_url: str, namespace: str, *extra: str, env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    """Start ``dedup serve`` (with ``env`` added to its environment) and wait until
+    ``/healthz`` answers; stop it afterwards."""
     token, entry = new_token()
     read_only, ro_entry = new_token(read_only=True)
     port = free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115  closed in the finally below, after the server
-    env = {
+    environment = {
         **os.environ,
         "DEDUP_REDIS_URL": redis_url,
         "DEDUP_NAMESPACE": namespace,
         "DEDUP_API_TOKENS": f"{entry},{ro_entry}",
         "DEDUP_RETRY_BACKOFF": "0",
+        **(env or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "dedup", "serve", "--port", str(port), *extra],
-        env=env,
+        env=environment,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -68,7 +74,9 @@ def running_server(redis_url: str, namespace: str, *extra: str) -> Iterator[Serv
                 raise AssertionError(f"dedup serve did not start: {log.read().decode()[-3000:]}")
             time.sleep(0.1)
         settings = Settings(redis_url=redis_url, namespace=namespace, review_text_days=1)
-        yield Server(url, token, read_only, settings)  # its workers keep text for the pages
+        yield Server(
+            url, token, read_only, settings, process
+        )  # its workers keep text for the pages
     finally:
         process.terminate()
         try:

@@ -7,6 +7,7 @@ and refuses to start without a token to check requests against.
 from __future__ import annotations
 
 import importlib.util
+from types import FrameType
 
 import click
 
@@ -59,4 +60,14 @@ def serve(settings: Settings, host: str, port: int, max_body_bytes: int, max_bat
         raise store_error(exc) from None
     app = create_app(settings, Limits(max_body_bytes, max_batch))
     click.echo(f"dedup serve: http://{host}:{port}/ (API /v1, pages /ui/, /metrics)", err=True)
-    uvicorn.run(app, host=host, port=port, server_header=False, log_level="info")
+    config = uvicorn.Config(app, host=host, port=port, server_header=False, log_level="info")
+
+    class Server(uvicorn.Server):
+        """Stops as uvicorn does, but sends the gathered submissions at once: the requests
+        waiting for them are answered, and the server then waits for nothing else."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            app.state.web.gatherer.hurry()
+            super().handle_exit(sig, frame)
+
+    Server(config).run()

@@ -7,6 +7,7 @@ and says which ones are bad and why.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -113,12 +114,46 @@ async def submit(request: Request) -> JSONResponse:
     """Queue documents for the workers: ``{"documents": [ids], "jobs": [job ids]}``."""
     require(request, write=True)
     state = web(request)
-    documents = _documents_of(await request.body(), state)
+    state.submitting += 1
+    try:
+        documents = _documents_of(await request.body(), state)
+        if len(documents) == 1 and state.settings.submit_delay > 0:
+            jobs = [await _gathered(state, documents[0])]
+        else:
+            jobs = await _queued(state, documents)
+    finally:
+        state.submitting -= 1
+        _leave_when_all_wait(state)
+    body = {"documents": [d.doc_id for d in documents], "jobs": jobs}
+    return JSONResponse(body, status_code=202)
+
+
+async def _gathered(state: Web, document: Document) -> str:
+    """Queue one document with those of other requests, in one job; its id once queued.
+
+    The batch leaves when it is full, after ``submit_delay``, or as soon as every submission
+    in progress is waiting for it: then no other document can join it before one of them is
+    answered, and waiting longer would only slow the clients down.
+    """
+    gathered = state.gatherer.add(document.to_payload())
+    _leave_when_all_wait(state)
+    return await asyncio.wrap_future(gathered.sent)
+
+
+def _leave_when_all_wait(state: Web) -> None:
+    """Send the waiting batch now if every submission in progress is waiting for it (checked
+    whenever one is added, and whenever a request ends)."""
+    waiting = state.gatherer.waiting
+    if waiting and waiting >= state.submitting:
+        state.gatherer.hurry()
+
+
+async def _queued(state: Web, documents: list[Document]) -> list[str]:
+    """Queue the documents of one request in jobs of their own; the job ids."""
     from starlette.concurrency import run_in_threadpool
 
     handles = await run_in_threadpool(state.client.submit_many, documents)
-    body = {"documents": [d.doc_id for d in documents], "jobs": [h.id for h in handles]}
-    return JSONResponse(body, status_code=202)
+    return [h.id for h in handles]
 
 
 def _doc_id(doc_id: str) -> str:

@@ -6,7 +6,10 @@ leaves as JSON (``{"error": ...}``) or, for pages, as a small HTML page, never a
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +20,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dedup.client import Client
+from dedup.client import Client, enqueue
 from dedup.errors import DedupError, NotFoundError, StoreError
 from dedup.index.store import Store
+from dedup.queue.gather import Gatherer
 from dedup.settings import Settings
 from dedup.web.auth import Grant, Tokens, parse_entries
 
@@ -49,6 +53,15 @@ class Web:
         self.tokens = tokens or Tokens(parse_entries(settings.api_tokens))
         self.client = Client(settings)
         self.store = Store(self.client.index_redis, settings)  # see IndexClient
+        self.gatherer = Gatherer(
+            functools.partial(enqueue, self.client.queue, settings),
+            settings.batch_size,
+            settings.submit_delay,
+            keep_failed=False,  # a request that waited for its batch is answered with the error
+        )
+        """Requests of one document, gathered into bulk jobs; each answered once queued."""
+        self.submitting = 0
+        """Submission requests in progress (read and changed on the event loop only)."""
 
 
 class ApiError(Exception):
@@ -159,7 +172,13 @@ def create_app(
     """The application: API under ``/v1``, pages under ``/ui``, ``/healthz``, ``/metrics``."""
     from dedup.web import api, metrics, pages
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.web.gatherer.close()  # after the last request: sends what is left
+
     app = FastAPI(
+        lifespan=lifespan,
         title="dedup",
         version="1",
         description="Duplicate-content detection: submit documents, read their reports.",

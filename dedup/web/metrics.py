@@ -67,6 +67,16 @@ class ServiceCollector(Collector):
         yield GaugeMetricFamily("dedup_queue_depth", "Jobs waiting on the queue", queue.queued)
         yield GaugeMetricFamily("dedup_failed_jobs", "Jobs that failed for good", queue.failed)
         yield GaugeMetricFamily("dedup_workers", "Live workers serving the queue", queue.workers)
+        yield GaugeMetricFamily(
+            "dedup_gathered_documents",
+            "Single submissions this server holds to queue with others (submit_delay)",
+            self.state.gatherer.waiting,
+        )
+        yield GaugeMetricFamily(
+            "dedup_submissions_in_progress",
+            "Submission requests this server is reading, checking or queueing",
+            self.state.submitting,
+        )
         index = store.stats()
         yield GaugeMetricFamily(
             "dedup_index_documents", "Documents in the index", index["documents"]

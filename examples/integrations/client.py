@@ -11,6 +11,7 @@ story = [
 ]
 body = "".join(f"<p>{paragraph}</p>" for paragraph in story)
 job = client.submit(body * 2, url="https://example.com/news/bridge")  # pasted twice by mistake
+client.flush()  # queue it now: single submissions otherwise wait up to 50 ms to share a job
 print("queued job", job.id, "for", job.doc_ids, "status", job.status())
 
 report = client.report(job.doc_ids[0], wait=60)  # polls until a worker indexed it, 60 s at most
