@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import random
+from unittest import mock
 
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedup.pipeline import kernel, repeats
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
 from dedup.settings import Settings
@@ -138,3 +145,29 @@ def test_a_doubled_body_with_template_crumbs_between_is_still_one() -> None:
     body = article(9, 10)
     found = repeats_of(as_html([*body, "Share this story", "Advertisement", *body]))
     assert found.doubled_body
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(2, 40),
+    st.sampled_from([16, 128]),
+    st.floats(0.05, 1.0),
+)
+def test_kernel_pairs_equal_numpy(draw: int, count: int, num_perm: int, threshold: float) -> None:
+    """The kernel's band candidates and scores are numpy's: copies of a few paragraphs with
+    values changed, some sharing a fingerprint, some signatures unsigned."""
+    rng = np.random.default_rng(draw)
+    bases = rng.integers(0, 2**32, (3, num_perm), dtype=np.uint32)
+    signatures = bases[rng.integers(0, 3, count)]
+    changed = rng.random((count, num_perm)) < rng.random()
+    signatures = np.where(changed, rng.integers(0, 4, (count, num_perm)), signatures)
+    signatures = np.ascontiguousarray(signatures, dtype=np.uint32)
+    fingerprints = rng.integers(0, 3, count).tolist()
+    signed = (rng.random(count) < 0.8).tolist()
+    expected = repeats._similar_pairs(fingerprints, signatures, signed, threshold)
+    with mock.patch.object(kernel, "compiled", None):
+        numpy_pairs = repeats._similar_pairs(fingerprints, signatures, signed, threshold)
+    assert numpy_pairs == expected
+    assert list(numpy_pairs.items()) == list(expected.items())

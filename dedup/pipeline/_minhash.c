@@ -20,6 +20,11 @@
  *   text whose words are such runs, a few times faster on non-ASCII text. Python decides when
  *   that is the rule; this only applies it.
  *
+ * - similar_pairs: the candidates of dedup.pipeline.repeats, pairs of paragraphs whose
+ *   signatures share an LSH band key, scored by the share of equal values: the band keys,
+ *   their grouping and the scores in one call, where numpy needed a dozen calls and a sort of
+ *   every key even in documents without a repeat.
+ *
  * The build of this module is optional: without a C compiler dedup.pipeline computes the same
  * values with xxhash and numpy.
  */
@@ -328,6 +333,199 @@ minhash_hash_words(PyObject *Py_UNUSED(module), PyObject *args)
     return PyLong_FromSsize_t(words);
 }
 
+typedef struct {
+    uint64_t key;
+    int64_t owner;
+} keyed_t;
+
+typedef struct {
+    int64_t first;
+    int64_t second;
+} pair_t;
+
+static int
+compare_pairs(const void *x, const void *y)
+{
+    const pair_t *a = x, *b = y;
+    if (a->first != b->first) {
+        return a->first < b->first ? -1 : 1;
+    }
+    return (a->second > b->second) - (a->second < b->second);
+}
+
+/* Band keys of the signed rows: for band k, the sum of its ``band_rows`` values times
+ * ``mix`` (64-bit, wrapping), xor k times ``salt``; as dedup.pipeline.repeats makes them. */
+static void
+band_keys(keyed_t *keys, const uint32_t *signatures, Py_ssize_t num_perm, const int64_t *rows,
+          Py_ssize_t count, Py_ssize_t band_rows, const uint64_t *mix, uint64_t salt)
+{
+    const Py_ssize_t bands = num_perm / band_rows;
+    for (Py_ssize_t r = 0; r < count; r++) {
+        const uint32_t *values = signatures + rows[r] * num_perm;
+        for (Py_ssize_t k = 0; k < bands; k++) {
+            uint64_t key = 0;
+            for (Py_ssize_t p = 0; p < band_rows; p++) {
+                key += (uint64_t)values[k * band_rows + p] * mix[p];
+            }
+            keys[r * bands + k].key = key ^ ((uint64_t)k * salt);
+            keys[r * bands + k].owner = rows[r];
+        }
+    }
+}
+
+PyDoc_STRVAR(similar_pairs_doc,
+"similar_pairs(signatures, num_perm, rows, fingerprints, mix, salt, group_limit, threshold)\n"
+"--\n\n"
+"Pairs (i, j), i < j, of the ``rows`` (int64) whose signatures (uint32, num_perm per\n"
+"paragraph) share a band key held by at most ``group_limit`` rows, whose ``fingerprints``\n"
+"(uint64) differ and whose share of equal values is at least ``threshold``; bands are\n"
+"len(mix) values wide. Returns three bytes objects: i (int64), j (int64) and the shares\n"
+"(float64), sorted by (i, j).");
+
+static PyObject *
+minhash_similar_pairs(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    enum { SIGNATURES, ROWS, FINGERPRINTS, MIX, VIEWS };
+    Py_buffer v[VIEWS];
+    Py_ssize_t num_perm, group_limit;
+    unsigned long long salt;
+    double threshold;
+    if (!PyArg_ParseTuple(args, "y*ny*y*y*Knd", &v[SIGNATURES], &num_perm, &v[ROWS],
+                          &v[FINGERPRINTS], &v[MIX], &salt, &group_limit, &threshold)) {
+        return NULL;
+    }
+    const Py_ssize_t paragraphs = v[FINGERPRINTS].len / 8;
+    const Py_ssize_t count = v[ROWS].len / 8;
+    const Py_ssize_t band_rows = v[MIX].len / 8;
+    const int64_t *rows = (const int64_t *)v[ROWS].buf;
+    int fits = num_perm > 0 && band_rows > 0 && band_rows <= num_perm && v[ROWS].len % 8 == 0
+               && v[FINGERPRINTS].len % 8 == 0 && v[MIX].len % 8 == 0
+               && v[SIGNATURES].len == paragraphs * num_perm * 4;
+    for (Py_ssize_t r = 0; fits && r < count; r++) {
+        fits = rows[r] >= 0 && rows[r] < paragraphs;
+    }
+    if (!fits) {
+        release(v, VIEWS);
+        PyErr_SetString(PyExc_ValueError,
+                        "similar_pairs: signatures must hold num_perm values per fingerprint, "
+                        "rows index them, and mix must be no wider than num_perm");
+        return NULL;
+    }
+    const uint32_t *signatures = (const uint32_t *)v[SIGNATURES].buf;
+    const uint64_t *prints = (const uint64_t *)v[FINGERPRINTS].buf;
+    const Py_ssize_t bands = num_perm / band_rows;
+    const Py_ssize_t total = count * bands;
+    keyed_t *keys = PyMem_Malloc(total ? (size_t)total * sizeof(keyed_t) : 1);
+    pair_t *pairs = NULL;
+    Py_ssize_t *heads = NULL, *sizes = NULL, *chain = NULL;
+    Py_ssize_t found = 0, room = 0;
+    PyObject *result = NULL;
+    if (keys == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    band_keys(keys, signatures, num_perm, rows, count, band_rows, (const uint64_t *)v[MIX].buf,
+              (uint64_t)salt);
+    /* Keys grouped by an open-addressing table: heads[slot] is the last entry of its key,
+     * chained through next[]; most documents share no key at all, and nothing is sorted. */
+    Py_ssize_t capacity = 16;
+    while (capacity < 2 * total) {
+        capacity *= 2;
+    }
+    heads = PyMem_Malloc((size_t)capacity * sizeof(Py_ssize_t));
+    sizes = PyMem_Calloc((size_t)capacity, sizeof(Py_ssize_t));
+    chain = PyMem_Malloc(total ? (size_t)total * sizeof(Py_ssize_t) : 1);
+    if (heads == NULL || sizes == NULL || chain == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int shared = 0;
+    for (Py_ssize_t e = 0; e < total; e++) {
+        const uint64_t key = keys[e].key;
+        Py_ssize_t slot = (Py_ssize_t)(((key ^ (key >> 29)) * 0xBF58476D1CE4E5B9u) >> 17)
+                          & (capacity - 1);
+        while (sizes[slot] && keys[heads[slot]].key != key) {
+            slot = (slot + 1) & (capacity - 1);
+        }
+        chain[e] = sizes[slot] ? heads[slot] : -1;
+        shared |= sizes[slot] != 0;
+        heads[slot] = e;
+        sizes[slot]++;
+    }
+    for (Py_ssize_t slot = 0; shared && slot < capacity; slot++) {
+        if (sizes[slot] < 2 || sizes[slot] > group_limit) {
+            continue;
+        }
+        for (Py_ssize_t a = heads[slot]; a >= 0; a = chain[a]) {
+            for (Py_ssize_t b = chain[a]; b >= 0; b = chain[b]) {
+                const int64_t x = keys[a].owner, y = keys[b].owner;
+                if (x == y || prints[x] == prints[y]) {
+                    continue;
+                }
+                if (found == room) {
+                    room = room ? 2 * room : 64;
+                    pair_t *grown = PyMem_Realloc(pairs, (size_t)room * sizeof(pair_t));
+                    if (grown == NULL) {
+                        PyErr_NoMemory();
+                        goto done;
+                    }
+                    pairs = grown;
+                }
+                pairs[found].first = x < y ? x : y;
+                pairs[found].second = x < y ? y : x;
+                found++;
+            }
+        }
+    }
+    qsort(pairs, (size_t)found, sizeof(pair_t), compare_pairs);
+    /* scored in place: pair n's share goes to shares[kept], kept <= n */
+    double *shares = PyMem_Malloc(found ? (size_t)found * sizeof(double) : 1);
+    if (shares == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t n = 0; n < found; n++) {
+        if (n && pairs[n].first == pairs[n - 1].first && pairs[n].second == pairs[n - 1].second) {
+            continue;
+        }
+        const uint32_t *x = signatures + pairs[n].first * num_perm;
+        const uint32_t *y = signatures + pairs[n].second * num_perm;
+        Py_ssize_t equal = 0;
+        for (Py_ssize_t k = 0; k < num_perm; k++) {
+            equal += x[k] == y[k];
+        }
+        const double share = (double)equal / (double)num_perm;
+        if (share >= threshold) {
+            shares[kept] = share;
+            pairs[kept++] = pairs[n];
+        }
+    }
+    PyObject *firsts = PyBytes_FromStringAndSize(NULL, kept * 8);
+    PyObject *seconds = PyBytes_FromStringAndSize(NULL, kept * 8);
+    PyObject *scores = PyBytes_FromStringAndSize((const char *)shares, kept * 8);
+    PyMem_Free(shares);
+    if (firsts == NULL || seconds == NULL || scores == NULL) {
+        Py_XDECREF(firsts);
+        Py_XDECREF(seconds);
+        Py_XDECREF(scores);
+        goto done;
+    }
+    for (Py_ssize_t n = 0; n < kept; n++) {
+        ((int64_t *)PyBytes_AS_STRING(firsts))[n] = pairs[n].first;
+        ((int64_t *)PyBytes_AS_STRING(seconds))[n] = pairs[n].second;
+    }
+    result = Py_BuildValue("(NNN)", firsts, seconds, scores);
+done:
+    PyMem_Free(keys);
+    PyMem_Free(pairs);
+    PyMem_Free(heads);
+    PyMem_Free(sizes);
+    PyMem_Free(chain);
+    release(v, VIEWS);
+    return result;
+}
+
 PyDoc_STRVAR(word_runs_doc,
 "word_runs(text) -> str\n"
 "--\n\n"
@@ -374,6 +572,7 @@ minhash_word_runs(PyObject *Py_UNUSED(module), PyObject *text)
 
 static PyMethodDef minhash_methods[] = {
     {"word_runs", minhash_word_runs, METH_O, word_runs_doc},
+    {"similar_pairs", minhash_similar_pairs, METH_VARARGS, similar_pairs_doc},
     {"hash_words", minhash_hash_words, METH_VARARGS, hash_words_doc},
     {"shingle_fill", minhash_shingle_fill, METH_VARARGS, shingle_fill_doc},
     {NULL, NULL, 0, NULL},

@@ -27,3 +27,16 @@ def hash_words(
 
 def word_runs(text: str, /) -> str:
     """``re.sub(r"[^\\w\\n]+", " ", text)``, in one pass of C."""
+
+def similar_pairs(
+    signatures: npt.NDArray[np.uint32],
+    num_perm: int,
+    rows: npt.NDArray[np.int64],
+    fingerprints: npt.NDArray[np.uint64],
+    mix: npt.NDArray[np.uint64],
+    salt: int,
+    group_limit: int,
+    threshold: float,
+    /,
+) -> tuple[bytes, bytes, bytes]:
+    """Pairs of rows sharing a band key, different fingerprints, close enough: i, j, shares."""

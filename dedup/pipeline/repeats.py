@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from dedup.pipeline import kernel
+
 MAX_GAP = 2
 """A run may step over this many paragraphs minus one on either side."""
 MIN_RUN_WORDS = 10
@@ -89,11 +91,45 @@ def _similar_pairs(
             for n, i in enumerate(members):
                 for j in members[n + 1 :]:
                     pairs[(i, j)] = 1.0
-    # Near copies: candidates from in-memory LSH bands of the paragraph signatures, each band
-    # folded into one 64-bit key so that all bands of all paragraphs are grouped by one sort.
+    # Near copies: candidates from in-memory LSH bands of the paragraph signatures. A
+    # candidate with a different fingerprint cannot be in ``pairs`` yet, which holds exact
+    # copies only.
     rows = np.flatnonzero(signed)
     if len(rows) < 2:
         return pairs
+    compiled = kernel.compiled
+    if compiled is None:
+        first, second, scores = _near_pairs(fingerprints, signatures, rows, threshold)
+    else:
+        found = compiled.similar_pairs(
+            np.ascontiguousarray(signatures, dtype=np.uint32),
+            signatures.shape[1],
+            rows.astype(np.int64),
+            np.array(fingerprints, dtype=np.uint64),
+            _BAND_MIX,
+            int(_BAND_SALT),
+            _GROUP_LIMIT,
+            threshold,
+        )
+        first, second = (np.frombuffer(part, dtype=np.int64) for part in found[:2])
+        scores = np.frombuffer(found[2], dtype=np.float64)
+    for i, j, score in zip(first.tolist(), second.tolist(), scores.tolist(), strict=True):
+        pairs[(i, j)] = score
+    return pairs
+
+
+def _near_pairs(
+    fingerprints: Sequence[int],
+    signatures: npt.NDArray[np.uint32],
+    rows: npt.NDArray[np.intp],
+    threshold: float,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """What the kernel's ``similar_pairs`` computes, with numpy: the pairs ``(i, j)`` of
+    ``rows`` sharing a band key, with different fingerprints and a share of equal values of
+    at least ``threshold``, sorted, and those shares."""
+    none = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
+    # Each band folded into one 64-bit key, so that all bands of all paragraphs are grouped
+    # by one sort.
     num_perm = signatures.shape[1]
     bands = num_perm // _BAND_ROWS
     block = signatures[rows].astype(np.uint64)
@@ -105,7 +141,7 @@ def _similar_pairs(
     # Most documents repeat nothing: their bands are all distinct, and a sort tells so.
     sorted_keys = np.sort(flat)
     if not (sorted_keys[1:] == sorted_keys[:-1]).any():
-        return pairs
+        return none
     order = np.argsort(flat)  # the order inside a group does not matter: pairs are sorted
     owners = np.repeat(rows, bands)[order]
     sorted_keys = flat[order]
@@ -113,10 +149,9 @@ def _similar_pairs(
     lengths = np.diff(np.append(starts, len(flat)))
     shared = (lengths >= 2) & (lengths <= _GROUP_LIMIT)
     if not shared.any():
-        return pairs
+        return none
     # A pair of similar paragraphs shares many bands: pairs of groups of two (nearly all) are
-    # taken in one numpy pass, and each candidate is scored once. A candidate with a different
-    # fingerprint cannot be in ``pairs`` yet, which holds exact copies only.
+    # taken in one numpy pass, and each candidate is scored once.
     group_starts, group_lengths = starts[shared], lengths[shared]
     two = group_starts[group_lengths == 2]
     first = np.minimum(owners[two], owners[two + 1])
@@ -135,16 +170,12 @@ def _similar_pairs(
     prints = np.array(fingerprints, dtype=np.uint64)
     differ = prints[first] != prints[second]
     if not differ.any():
-        return pairs
+        return none
     count = len(fingerprints)
     first, second = np.divmod(np.unique(first[differ] * count + second[differ]), count)
     scores = np.count_nonzero(signatures[first] == signatures[second], axis=1) / num_perm
     close = scores >= threshold
-    for i, j, score in zip(
-        first[close].tolist(), second[close].tolist(), scores[close].tolist(), strict=True
-    ):
-        pairs[(i, j)] = score
-    return pairs
+    return first[close], second[close], scores[close]
 
 
 def _chain(pairs: dict[tuple[int, int], float]) -> list[_Run]:
