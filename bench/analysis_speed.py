@@ -193,6 +193,69 @@ def against_datasketch(docs: list[Document], settings: Settings, rounds: int) ->
     }
 
 
+STAGES = (
+    "extract (HTML to paragraphs)",
+    "words laid out (NFKC, case folding, cut between words)",
+    "words hashed, counted, fingerprinted (the layout included)",
+    "paragraph signatures",
+    "document signatures",
+    "internal repeats",
+    "analyse, whole",
+)
+
+
+def _stage_pass(docs: list[Document], settings: Settings) -> list[float]:
+    """Seconds spent in each of :data:`STAGES` over one pass of the documents."""
+    from dedup.pipeline import repeats, signature
+
+    spent = [0.0] * len(STAGES)
+    for doc in docs:
+        ticks = [time.perf_counter()]
+        paragraphs = extract_paragraphs(doc.body, doc.fmt, settings.max_paragraphs)
+        ticks.append(time.perf_counter())
+        text.document_text(paragraphs)
+        ticks.append(time.perf_counter())
+        words = text.hashed_words(paragraphs)
+        ticks.append(time.perf_counter())
+        signed = [n >= settings.min_paragraph_words for n in words.counts.tolist()]
+        paragraph = signature.shingle_signatures(
+            words.hashes,
+            words.counts,
+            settings.paragraph_shingle_words,
+            settings.paragraph_num_perm,
+            settings.seed,
+            wanted=signed,
+        )
+        ticks.append(time.perf_counter())
+        signature.shingle_signatures(
+            words.hashes, words.counts, settings.shingle_words, settings.num_perm, settings.seed
+        )
+        ticks.append(time.perf_counter())
+        repeats.find_repeats(
+            words.fingerprints.tolist(),
+            paragraph,
+            signed,
+            words.counts.tolist(),
+            settings.repeat_threshold,
+        )
+        ticks.append(time.perf_counter())
+        analyse(doc, settings)
+        ticks.append(time.perf_counter())
+        for stage in range(len(STAGES)):
+            spent[stage] += ticks[stage + 1] - ticks[stage]
+    return spent
+
+
+def stages(docs: list[Document], settings: Settings, rounds: int) -> dict[str, float]:
+    """Where a document's time goes: microseconds per document of each step of ``analyse``,
+    timed one after the other on the same documents, and of the whole; best of ``rounds``."""
+    passes = [_stage_pass(docs, settings) for _ in range(rounds)]
+    return {
+        name: round(min(p[stage] for p in passes) * 1e6 / len(docs), 1)
+        for stage, name in enumerate(STAGES)
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time, profile, and save or check the outputs."""
     parser = argparse.ArgumentParser(prog="python -m bench.analysis_speed", description=__doc__)
@@ -209,11 +272,16 @@ def main(argv: list[str] | None = None) -> int:
         help="only compare with datasketch's MinHash, on the real bodies N times over",
     )
     parser.add_argument("--rounds", type=int, default=3, help="passes of each, alternated")
+    parser.add_argument(
+        "--stages", action="store_true", help="with --against-datasketch: time each step too"
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     if args.against_datasketch:
         real = [d for d in documents(args.corpus, 0) if d.doc_id.startswith("real-")]
         found = against_datasketch(real * args.against_datasketch, settings, args.rounds)
+        if args.stages:
+            found["stages_us_per_document"] = stages(real, settings, args.rounds)
         print(json.dumps(found))
         print(
             f"analyse {max(found['analyse_docs_per_s']):,} docs/s, datasketch MinHash("
