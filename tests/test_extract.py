@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup.errors import InputError
+from dedup.pipeline import extract, kernel
 from dedup.pipeline.extract import (
     extract_paragraphs,
     looks_like_html,
@@ -326,3 +328,43 @@ def test_any_input_gives_clean_paragraphs(document: str, fmt: str, limit: int | 
     assert isinstance(paragraphs, list)
     assert [] == [p for p in paragraphs if not (isinstance(p, str) and is_clean_paragraph(p))]
     assert limit is None or len(paragraphs) <= limit
+
+
+PIECE_CHARACTERS = st.one_of(
+    st.sampled_from(["\x01", " ", "\t", "\n", "\x85", "\xa0", "\u2028", "\u3000", "\x0b"]),
+    st.sampled_from(["\x00", "\x02", "\x1f", "\x7f", "\x84", "\x9f", "_", "-", ".", "²"]),
+    st.characters(),
+)
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+@settings(max_examples=500, deadline=None)
+@given(st.text(PIECE_CHARACTERS, max_size=40), st.integers(1, 4))
+def test_kernel_cuts_the_parsed_text_as_python_does(text: str, limit: int) -> None:
+    """The kernel's pieces of the parser's text (separators, controls, every kind of
+    whitespace, readable or not) and its limit are those of the Python steps."""
+
+    def pieces() -> list[str] | str:
+        try:
+            return extract._readable_pieces(text, limit)
+        except InputError as exc:
+            return str(exc)
+
+    found = pieces()
+    with mock.patch.object(kernel, "compiled", None):
+        assert pieces() == found
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_pages_give_the_same_paragraphs_with_either_path() -> None:
+    """Whole pages and fragments cut the same with the kernel and without."""
+    page = (
+        "<html><body><nav><a href='/'>Home</a></nav><article><h1>Title \x02here</h1>"
+        "<p>First\u00a0paragraph of  the story,\n with a <a href='x'>link</a>.</p>"
+        "<p>_ -- </p><p>Second one&#1;cut\u2028here ²</p></article></body></html>"
+    )
+    for html in (page, page.split("<article>")[1], SEED.read_text(encoding="utf-8")):
+        found = paragraphs_from_html(html)
+        with mock.patch.object(kernel, "compiled", None):
+            assert paragraphs_from_html(html) == found
+        assert found

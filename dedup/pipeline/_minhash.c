@@ -25,6 +25,11 @@
  *   their grouping and the scores in one call, where numpy needed a dozen calls and a sort of
  *   every key even in documents without a repeat.
  *
+ * - readable_pieces: the parsed text of a page cut at the separator the parser put between
+ *   text nodes, whitespace collapsed, controls dropped, pieces without a letter or digit left
+ *   out, as dedup.pipeline.extract does it with str.split, str.join and two regular
+ *   expressions: one pass instead of five over the page's text.
+ *
  * The build of this module is optional: without a C compiler dedup.pipeline computes the same
  * values with xxhash and numpy.
  */
@@ -526,6 +531,82 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(readable_pieces_doc,
+"readable_pieces(text, separator, dropped) -> list[str]\n"
+"--\n\n"
+"The pieces of ``text`` between ``separator`` characters, the characters of ``dropped``\n"
+"(all below U+0100) removed first, each piece's whitespace runs made one space and its\n"
+"ends stripped (``\" \".join(piece.split())``), keeping the pieces that hold a letter or a\n"
+"digit (``str.isalnum``).");
+
+static PyObject *
+minhash_readable_pieces(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *text, *separator, *dropped;
+    if (!PyArg_ParseTuple(args, "UUU", &text, &separator, &dropped)) {
+        return NULL;
+    }
+    unsigned char drop[256] = {0};
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(dropped); i++) {
+        const Py_UCS4 ch = PyUnicode_READ_CHAR(dropped, i);
+        if (ch > 255) {
+            PyErr_SetString(PyExc_ValueError, "readable_pieces: dropped characters below U+0100");
+            return NULL;
+        }
+        drop[ch] = 1;
+    }
+    if (PyUnicode_GET_LENGTH(separator) != 1) {
+        PyErr_SetString(PyExc_ValueError, "readable_pieces: the separator is one character");
+        return NULL;
+    }
+    const Py_UCS4 cut = PyUnicode_READ_CHAR(separator, 0);
+    const Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    const int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    char *piece = PyMem_Malloc(len ? (size_t)(len * kind) : 1);
+    PyObject *pieces = PyList_New(0);
+    if (piece == NULL || pieces == NULL) {
+        PyMem_Free(piece);
+        Py_XDECREF(pieces);
+        return piece == NULL ? PyErr_NoMemory() : NULL;
+    }
+    Py_ssize_t used = 0;
+    int space = 0, readable = 0;
+    for (Py_ssize_t i = 0; i <= len; i++) {
+        const Py_UCS4 ch = i < len ? PyUnicode_READ(kind, data, i) : cut;
+        if (ch < 256 && drop[ch]) {
+            continue;
+        }
+        if (ch == cut) {
+            if (readable) {
+                PyObject *found = PyUnicode_FromKindAndData(kind, piece, used);
+                if (found == NULL || PyList_Append(pieces, found) < 0) {
+                    Py_XDECREF(found);
+                    Py_DECREF(pieces);
+                    PyMem_Free(piece);
+                    return NULL;
+                }
+                Py_DECREF(found);
+            }
+            used = 0;
+            space = readable = 0;
+        }
+        else if (Py_UNICODE_ISSPACE(ch)) {
+            space = used > 0;
+        }
+        else {
+            if (space) {
+                PyUnicode_WRITE(kind, piece, used++, ' ');
+                space = 0;
+            }
+            PyUnicode_WRITE(kind, piece, used++, ch);
+            readable = readable || Py_UNICODE_ISALNUM(ch);
+        }
+    }
+    PyMem_Free(piece);
+    return pieces;
+}
+
 PyDoc_STRVAR(word_runs_doc,
 "word_runs(text) -> str\n"
 "--\n\n"
@@ -572,6 +653,7 @@ minhash_word_runs(PyObject *Py_UNUSED(module), PyObject *text)
 
 static PyMethodDef minhash_methods[] = {
     {"word_runs", minhash_word_runs, METH_O, word_runs_doc},
+    {"readable_pieces", minhash_readable_pieces, METH_VARARGS, readable_pieces_doc},
     {"similar_pairs", minhash_similar_pairs, METH_VARARGS, similar_pairs_doc},
     {"hash_words", minhash_hash_words, METH_VARARGS, hash_words_doc},
     {"shingle_fill", minhash_shingle_fill, METH_VARARGS, shingle_fill_doc},

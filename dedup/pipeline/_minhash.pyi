@@ -40,3 +40,7 @@ def similar_pairs(
     /,
 ) -> tuple[bytes, bytes, bytes]:
     """Pairs of rows sharing a band key, different fingerprints, close enough: i, j, shares."""
+
+def readable_pieces(text: str, separator: str, dropped: str, /) -> list[str]:
+    """The pieces between separators, ``dropped`` removed, whitespace collapsed, those with a
+    letter or digit."""

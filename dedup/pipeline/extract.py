@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from dedup.errors import InputError
-from dedup.pipeline import content
+from dedup.pipeline import content, kernel
 from dedup.pipeline.document import FORMATS
 
 __all__ = ["extract_paragraphs", "looks_like_html", "paragraphs_from_html", "paragraphs_from_text"]
@@ -136,8 +136,11 @@ _SEPARATOR = "\x01"
 _RESERVED = "\x00" + _SEPARATOR + content.LINK_START + content.LINK_END
 """Characters the rewrite and the parse give a meaning to, removed from the input so that a
 page cannot write them raw; NUL, which parsers drop or replace depending on where it is, too."""
-_DECODED_CONTROLS = re.compile("[\x00\x02-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
+_DECODED_CONTROL_CHARS = "".join(
+    map(chr, [0, *range(0x02, 0x09), *range(0x0E, 0x20), *range(0x7F, 0x85), *range(0x86, 0xA0)])
+)
 """Controls left in the parsed text, written raw or as references; all but the separator."""
+_DECODED_CONTROLS = re.compile(f"[{re.escape(_DECODED_CONTROL_CHARS)}]")
 _ALNUM = re.compile(r"[^\W_]")
 _DROP_TAG = re.compile(f"<{_any_case(_DROP)}>")
 _FORM_TAG = re.compile(f"<{_any_case(['form'])}>")
@@ -229,11 +232,22 @@ def _parse(html: str, limit: int | None, select: bool, drop: frozenset[str]) -> 
     root.merge_text_nodes()
     if small:
         content.select_main(root)
-    text = _DECODED_CONTROLS.sub("", root.text(separator=_SEPARATOR))
+    return _readable_pieces(root.text(separator=_SEPARATOR), limit)
+
+
+def _readable_pieces(text: str, limit: int | None) -> list[str]:
+    """The paragraphs of the parser's text: its pieces between separators, controls dropped,
+    whitespace collapsed, those with something to read."""
+    compiled = kernel.compiled
+    if compiled is not None:  # the steps below in one pass
+        paragraphs = compiled.readable_pieces(text, _SEPARATOR, _DECODED_CONTROL_CHARS)
+        if limit is not None and len(paragraphs) > limit:
+            raise _too_many(limit)
+        return paragraphs
     # Whitespace is collapsed in one pass over the whole text rather than piece by piece: the
     # separator is not whitespace, so the pieces come out collapsed as the text path makes
     # them, with empty ones where separators were only whitespace apart.
-    pieces = " ".join(text.split()).split(_SEPARATOR)
+    pieces = " ".join(_DECODED_CONTROLS.sub("", text).split()).split(_SEPARATOR)
     return _keep_readable(map(str.strip, pieces), limit)
 
 
@@ -337,6 +351,10 @@ def _keep_readable(pieces: Iterable[str], limit: int | None) -> list[str]:
     for paragraph in pieces:
         if paragraph and _ALNUM.search(paragraph):
             if limit is not None and len(paragraphs) >= limit:
-                raise InputError(f"document has more than {limit} paragraphs")
+                raise _too_many(limit)
             paragraphs.append(paragraph)
     return paragraphs
+
+
+def _too_many(limit: int) -> InputError:
+    return InputError(f"document has more than {limit} paragraphs")
