@@ -531,6 +531,17 @@ done:
     return result;
 }
 
+/* Py_UNICODE_ISALNUM (what str.isalnum and the re module's \w test) with its answers for
+ * ASCII kept in a table, filled from it when the module loads: most characters of most pages
+ * are ASCII, and the full test looks up to four Unicode tables. */
+static unsigned char ascii_alnum[128];
+
+static inline int
+is_alnum(Py_UCS4 ch)
+{
+    return ch < 128 ? ascii_alnum[ch] : Py_UNICODE_ISALNUM(ch);
+}
+
 PyDoc_STRVAR(readable_pieces_doc,
 "readable_pieces(text, separator, dropped) -> list[str]\n"
 "--\n\n"
@@ -600,7 +611,7 @@ minhash_readable_pieces(PyObject *Py_UNUSED(module), PyObject *args)
                 space = 0;
             }
             PyUnicode_WRITE(kind, piece, used++, ch);
-            readable = readable || Py_UNICODE_ISALNUM(ch);
+            readable = readable || is_alnum(ch);
         }
     }
     PyMem_Free(piece);
@@ -631,7 +642,7 @@ minhash_word_runs(PyObject *Py_UNUSED(module), PyObject *text)
     int gap = 0;
     for (Py_ssize_t i = 0; i < len; i++) {
         const Py_UCS4 ch = PyUnicode_READ(kind, data, i);
-        if (ch == '\n' || ch == '_' || Py_UNICODE_ISALNUM(ch)) {
+        if (ch == '\n' || ch == '_' || is_alnum(ch)) {
             if (gap) {
                 PyUnicode_WRITE(kind, out, used++, ' ');
                 gap = 0;
@@ -671,5 +682,8 @@ static struct PyModuleDef minhash_module = {
 PyMODINIT_FUNC
 PyInit__minhash(void)
 {
+    for (Py_UCS4 ch = 0; ch < 128; ch++) {
+        ascii_alnum[ch] = Py_UNICODE_ISALNUM(ch) ? 1 : 0;
+    }
     return PyModuleDef_Init(&minhash_module);
 }
