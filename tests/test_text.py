@@ -21,6 +21,8 @@ SAMPLES = [
     "東京 and 한국어 text, 日本語の文",
     "Déjà vu: Ünïcode CAFÉ, İstanbul, ΣΊΣΥΦΟΣ",
     "snake_case words__ and\ttabs\u00a0and\u2028separators",
+    "presentation forms \ufe31 dash\ufe58 and \ufe32 become marks only after NFKC",
+    "curly “quotes” — dashes – and an ellipsis… alone make an ASCII text of this",
     "",
     "...",
 ]
