@@ -102,7 +102,7 @@ def test_closed_client_refuses_and_unreachable_redis_is_reported(
     settings: Settings, tmp_path: Path
 ) -> None:
     """After close nothing more is taken; a batch Redis did not get is reported, kept, and
-    queued once Redis is back."""
+    queued once Redis is back, and submissions are taken again."""
     with Client(settings.replace(submit_delay=30.0)) as client:
         client.submit(as_html(article(4)), doc_id="in-time")
     assert 1 == client.queue.count
@@ -120,9 +120,10 @@ def test_closed_client_refuses_and_unreachable_redis_is_reported(
             down.submit(as_html(article(7)), doc_id="refused")
         assert GATHERED == kept.status()
         server.start()
+        wait_for(lambda: kept.status() == "queued", timeout=60)  # sent again on its own
+        down.submit(as_html(article(8)), doc_id="after")  # taken again
         down.close()
-        assert "queued" == kept.status()
-        assert 1 == down.queue.count
+        assert 2 == down.queue.count
     finally:
         server.stop()
 

@@ -7,6 +7,7 @@ and refuses to start without a token to check requests against.
 from __future__ import annotations
 
 import importlib.util
+import threading
 from types import FrameType
 
 import click
@@ -67,7 +68,8 @@ def serve(settings: Settings, host: str, port: int, max_body_bytes: int, max_bat
         waiting for them are answered, and the server then waits for nothing else."""
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            app.state.web.gatherer.hurry()
+            # from a thread: this handler may interrupt the event loop inside the gatherer
+            threading.Thread(target=app.state.web.gatherer.hurry, daemon=True).start()
             super().handle_exit(sig, frame)
 
     Server(config).run()

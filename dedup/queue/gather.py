@@ -123,7 +123,8 @@ class Gatherer:
 
     def hurry(self) -> None:
         """Let the waiting batch leave now, from the background thread (for a process about
-        to stop: it does not block)."""
+        to stop: it does not block). Not from a signal handler: it takes the lock that the
+        interrupted code may hold."""
         with self._lock:
             self._take_open()
             self._lock.notify()
@@ -180,6 +181,13 @@ class Gatherer:
                     if raise_errors:
                         raise
                     return False
+                except Exception as exc:  # not Redis: sending it again would fail again
+                    batch.sent.set_exception(exc)
+                    if raise_errors:
+                        raise
+                    continue
+                with self._lock:
+                    self._failure = None  # Redis is back: submissions are taken again
                 batch.sent.set_result(batch.job_id)
 
     def _failed(self, batch: _Batch, error: StoreError) -> None:
