@@ -368,3 +368,13 @@ def test_pages_give_the_same_paragraphs_with_either_path() -> None:
         with mock.patch.object(kernel, "compiled", None):
             assert paragraphs_from_html(html) == found
         assert found
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_kernel_refuses_arguments_it_cannot_follow() -> None:
+    """A separator that is not one character, or is dropped, and dropped characters past
+    U+00FF raise ValueError."""
+    assert kernel.compiled is not None
+    for separator, dropped in (("", ""), ("\x01\x01", ""), ("\x01", "\x01"), ("\x01", "東")):
+        with pytest.raises(ValueError, match="readable_pieces"):
+            kernel.compiled.readable_pieces("a\x01b", separator, dropped)

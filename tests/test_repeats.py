@@ -171,3 +171,25 @@ def test_kernel_pairs_equal_numpy(draw: int, count: int, num_perm: int, threshol
         numpy_pairs = repeats._similar_pairs(fingerprints, signatures, signed, threshold)
     assert numpy_pairs == expected
     assert list(numpy_pairs.items()) == list(expected.items())
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_kernel_pairs_refuse_rows_out_of_bounds() -> None:
+    """Rows past the signatures, or signatures not num_perm wide, raise ValueError instead of
+    reading out of bounds."""
+    assert kernel.compiled is not None
+    signatures = np.zeros((3, 16), dtype=np.uint32)
+    prints = np.arange(3, dtype=np.uint64)
+    salt = int(repeats._BAND_SALT)
+    for rows, num_perm in (([0, 3], 16), ([-1, 1], 16), ([0, 1], 32), ([0, 1], 2)):
+        with pytest.raises(ValueError, match="similar_pairs"):
+            kernel.compiled.similar_pairs(
+                signatures,
+                num_perm,
+                np.array(rows, np.int64),
+                prints,
+                repeats._BAND_MIX,
+                salt,
+                32,
+                0.5,
+            )

@@ -482,7 +482,9 @@ minhash_similar_pairs(PyObject *Py_UNUSED(module), PyObject *args)
             }
         }
     }
-    qsort(pairs, (size_t)found, sizeof(pair_t), compare_pairs);
+    if (found > 1) {
+        qsort(pairs, (size_t)found, sizeof(pair_t), compare_pairs);
+    }
     /* scored in place: pair n's share goes to shares[kept], kept <= n */
     double *shares = PyMem_Malloc(found ? (size_t)found * sizeof(double) : 1);
     if (shares == NULL) {
@@ -571,6 +573,10 @@ minhash_readable_pieces(PyObject *Py_UNUSED(module), PyObject *args)
         return NULL;
     }
     const Py_UCS4 cut = PyUnicode_READ_CHAR(separator, 0);
+    if (cut < 256 && drop[cut]) {
+        PyErr_SetString(PyExc_ValueError, "readable_pieces: the separator cannot be dropped");
+        return NULL;
+    }
     const Py_ssize_t len = PyUnicode_GET_LENGTH(text);
     const int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
