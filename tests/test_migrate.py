@@ -10,7 +10,7 @@ import redis
 
 from dedup.errors import SettingsMismatchError
 from dedup.index import layout
-from dedup.index.migrate import FORMAT_3_GROUPS
+from dedup.index.migrate import FORMAT_3_GROUPS, SIGNED_BEFORE
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -24,6 +24,8 @@ def _as_format_3(client: redis.Redis, store: Store) -> None:
     meta = store.keys.meta
     recorded = json.loads(client.hget(meta, "signature"))
     assert str(FORMAT_3_GROUPS) == recorded.pop("groups")
+    for name in SIGNED_BEFORE:  # written before these settings: as they were off
+        recorded.pop(name, None)
     recorded["format"] = "3"
     client.hset(meta, "signature", json.dumps(recorded, sort_keys=True))
     for n, name in enumerate(client.scan_iter(match=store.keys.family_pattern(layout.IDS))):
@@ -48,6 +50,8 @@ def test_an_older_index_is_refused_until_migrated_then_reads_and_writes_on(
         )
         for n in range(30)
     ]
+    # what the index's writers set: the index was made without these rules
+    settings = settings.replace(short_document_words=0, script_words=False)
     old = Store(redis_client, settings.replace(index_groups=FORMAT_3_GROUPS))
     old.index([analyse(d, settings) for d in pages])
     reports = {d.doc_id: old.report(d.doc_id) for d in pages}
@@ -60,6 +64,14 @@ def test_an_older_index_is_refused_until_migrated_then_reads_and_writes_on(
     done = invoke(settings, "migrate")
     assert 0 == done.exit_code, done.output
     assert "from format 3 to 4: 30 id entries rewritten" in done.output
+    assert "DEDUP_SHORT_DOCUMENT_WORDS=0, DEDUP_SCRIPT_WORDS=false" in done.output
+    with pytest.raises(SettingsMismatchError, match="short_document_words=0 \\(ours 60\\)"):
+        defaults = Settings()
+        newer = settings.replace(
+            short_document_words=defaults.short_document_words,
+            script_words=defaults.script_words,
+        )
+        Store(redis_client, newer).index([analyse(Document("new", as_html(article(300))), newer)])
     store = Store(redis_client, settings)
     assert FORMAT_3_GROUPS == store.keys.groups.count
     assert reports == {d.doc_id: store.report(d.doc_id) for d in pages}

@@ -129,8 +129,14 @@ def migrate(settings: Settings) -> None:
         )
     if done.from_format == done.to_format:
         click.echo(f"namespace {settings.namespace!r} is in format {done.to_format} already")
-        return
-    click.echo(
-        f"migrated namespace {settings.namespace!r} from format {done.from_format} to "
-        f"{done.to_format}: {done.id_entries} id entries rewritten"
-    )
+    else:
+        click.echo(
+            f"migrated namespace {settings.namespace!r} from format {done.from_format} to "
+            f"{done.to_format}: {done.id_entries} id entries rewritten"
+        )
+    if done.settings:
+        needed = ", ".join(f"DEDUP_{k.upper()}={v}" for k, v in done.settings.items())
+        click.echo(
+            f"its writers sign documents as it was written: set {needed} for them "
+            "(or index into a new namespace for the newer rules)"
+        )

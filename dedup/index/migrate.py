@@ -37,6 +37,11 @@ HASHES_PER_TRIP = 100
 """Id entry hashes read and rewritten per round trip (each holds up to a few hundred)."""
 
 
+SIGNED_BEFORE = {"short_document_words": "0", "script_words": "false"}
+"""Signature settings an index of format 3 was written without, and their values then:
+its writers must keep them (they decide what is stored), or index into a new namespace."""
+
+
 @dataclass(frozen=True)
 class Migrated:
     """What a migration did."""
@@ -45,6 +50,9 @@ class Migrated:
     to_format: str
     id_entries: int
     """Id entries rewritten."""
+    settings: dict[str, str]
+    """Signature settings its writers must set, by name (those the index was made
+    without, at the values they had then)."""
 
 
 def migrate(
@@ -73,7 +81,7 @@ def _migrate(
     recorded: dict[str, str] = json.loads(cast("bytes", stored))
     found = recorded.get("format", "")
     if found == layout.FORMAT_VERSION:
-        return Migrated(found, found, 0)
+        return Migrated(found, found, 0, _keep(recorded))
     if found != MIGRATES_FROM:
         raise SettingsMismatchError(
             f"namespace {namespace!r} has index format {found}: this dedup migrates format "
@@ -89,7 +97,12 @@ def _migrate(
             progress(rewritten)
     recorded["format"] = layout.FORMAT_VERSION
     client.hset(meta, "signature", json.dumps(recorded, sort_keys=True))
-    return Migrated(found, layout.FORMAT_VERSION, rewritten)
+    return Migrated(found, layout.FORMAT_VERSION, rewritten, _keep(recorded))
+
+
+def _keep(recorded: dict[str, str]) -> dict[str, str]:
+    """The settings of :data:`SIGNED_BEFORE` the index does not record."""
+    return {name: value for name, value in SIGNED_BEFORE.items() if name not in recorded}
 
 
 def _chunks(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
