@@ -42,7 +42,8 @@ def _calls(store: Store, batch: list[Document]) -> tuple[list[int], int, int]:
         held[0] += any(
             c.script is not None
             and c.script.name in ("entries.lua", "update.lua")
-            and c.command[-1] == "1"
+            # their last argument says whether the sets are given, but for the reply's keeping
+            and c.command[-2 if c.reply_key else -1] == "1"
             for c in calls
         )
         corrected[0] += any(c.script is not None and c.script.name == "intent.lua" for c in calls)
