@@ -73,7 +73,7 @@ SLOTS = 16384
 INLINE = 8
 """Serials an entry keeps in its own field before it moves to a set of its own."""
 
-SAMPLE = 256
+SAMPLE = 64
 """The most holders of one entry a script reads: an entry held by more (a page copied ten
 thousand times, a footer on every page) is counted in full and read as a sample of this
 many, so that no call does work that grows with the copies of a page."""
