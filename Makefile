@@ -23,12 +23,12 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/python -m pytest -m "not cluster"
+	$(BIN)/python -m pytest -m "not cluster and not soak"
 
-# Workers and failovers on Redis Clusters of their own (tests/test_cluster.py): minutes of
-# real time, so apart from `make test`; CI runs both.
+# Workers and failovers on Redis Clusters of their own (tests/test_cluster.py), and soaks of
+# real workers under faults: minutes of real time, so apart from `make test`; CI runs both.
 test-cluster: $(STAMP)
-	$(BIN)/python -m pytest -m cluster
+	$(BIN)/python -m pytest -m "cluster or soak"
 
 format: $(STAMP)
 	$(BIN)/ruff format $(CODE)

@@ -232,7 +232,7 @@ def _run_workers(settings: Settings, count: int = 2) -> None:
         assert 0 == worker.wait(timeout=600)
 
 
-@pytest.mark.slow
+@pytest.mark.soak  # a minute and a half of real workers: with the cluster tests (CI too)
 def test_workers_losing_a_fifth_of_their_replies_index_as_without_faults(
     redis_client: redis.Redis, redis_url: str, settings: Settings
 ) -> None:
