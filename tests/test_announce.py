@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dedup.index import layout, scripts
+from dedup.index import layout, scripts, versions
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -108,13 +108,13 @@ def test_a_writer_guesses_from_the_counts_it_has_seen(
 def _corrections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The calls replacing intents of versions whose boilerplate was guessed wrong, from now."""
     corrected: list[Any] = []
-    real = scripts.replace_intents
+    real = versions.replace_intents
 
     def replace(*args: Any) -> Any:
         corrected.append(args)
         return real(*args)
 
-    monkeypatch.setattr(scripts, "replace_intents", replace)
+    monkeypatch.setattr(versions, "replace_intents", replace)
     return corrected
 
 
@@ -189,8 +189,8 @@ def test_the_announcing_script_answers_only_the_intents_its_writer_must_handle(
     }
     index_client.hset(keys.intents(group), mapping={**answered, **not_answered})
     # The document's version unchanged: nothing announced, its current version read.
-    again = scripts.Writing(layout.id_entry("page"), layout.record_digest(record), b"")
-    call = scripts.begin(keys, group, [again], token="mine", cutoff=now - layout.INTENT_LEASE)
+    again = versions.Writing(layout.id_entry("page"), layout.record_digest(record), b"")
+    call = versions.begin(keys, group, [again], token="mine", cutoff=now - layout.INTENT_LEASE)
     [announced] = scripts.run(index_client, [call])
-    assert [(scripts.SAME, current)] == [(b.serial, b.current) for b in announced.began]
+    assert [(versions.SAME, current)] == [(b.serial, b.current) for b in announced.began]
     assert answered == announced.intents

@@ -124,8 +124,8 @@ def test_settings_without_room_for_bands_are_refused() -> None:
 def test_batches_name_entries_as_keys_and_families_do(key: int, groups: int) -> None:
     """A batch names entry hashes and fields in a loop of its own, for speed: the same names
     as ``Keys.entry`` and ``Family.split``, in the group ``Groups.of_bucket`` says."""
+    from dedup.index.entries import Batch
     from dedup.index.keys import Keys
-    from dedup.index.scripts import Batch
 
     keys = Keys("ns", layout.Groups(groups))
     for family in (layout.BANDS, layout.PARAGRAPHS, layout.CONTENT, layout.PIECES):

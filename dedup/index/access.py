@@ -12,7 +12,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from dedup.errors import SettingsMismatchError, StoreError, StoreUnavailableError
-from dedup.index import layout, scripts
+from dedup.index import layout, scripts, versions
 from dedup.index.keys import Keys
 from dedup.index.layout import Record
 from dedup.servers.connection import IndexClient
@@ -187,7 +187,7 @@ class Access:
 
     def resolve(self, doc_id: str) -> tuple[int, Record | None]:
         """The serial and record of a document (0 and None when it is not indexed)."""
-        [serial] = scripts.run(self.client, [scripts.current(self.keys, layout.id_entry(doc_id))])
+        [serial] = scripts.run(self.client, [versions.current(self.keys, layout.id_entry(doc_id))])
         if not serial:
             return 0, None
         found = self.records([serial])
@@ -195,7 +195,7 @@ class Access:
 
     def records(self, serials: Sequence[int]) -> list[tuple[int, Record]]:
         """The records of these serials, in order; serials no longer indexed are left out."""
-        raws = scripts.run(self.client, [scripts.record(self.keys, s) for s in serials])
+        raws = scripts.run(self.client, [versions.record(self.keys, s) for s in serials])
         return [
             (serial, layout.unpack(raw)) for serial, raw in zip(serials, raws, strict=True) if raw
         ]
@@ -204,7 +204,9 @@ class Access:
         """The records of these serials, or of those not committed yet the record their
         intent holds (a write in flight), in one round trip; the others are left out."""
         calls = [
-            c for s in serials for c in (scripts.record(self.keys, s), scripts.intent(self.keys, s))
+            c
+            for s in serials
+            for c in (versions.record(self.keys, s), versions.intent(self.keys, s))
         ]
         replies = scripts.run(self.client, calls)
         found = {}

@@ -24,7 +24,7 @@ import redis
 import xxhash
 
 from dedup.errors import NotFoundError
-from dedup.index import layout, scripts
+from dedup.index import layout, scripts, versions
 from dedup.index.access import CLOCK_SKEW, MAX_EXACT, store_error
 from dedup.index.keys import FLAGS
 from dedup.index.layout import Record, similarity
@@ -143,7 +143,7 @@ def flagged_serials(reads: Reads, flags: Iterable[str]) -> list[int]:
 
 def _records_by_id(reads: Reads, ids: Sequence[str]) -> list[tuple[int, Record]]:
     """The current records of these documents (those deleted meanwhile left out)."""
-    calls = [scripts.current(reads.keys, layout.id_entry(doc)) for doc in ids]
+    calls = [versions.current(reads.keys, layout.id_entry(doc)) for doc in ids]
     current = scripts.run(reads.client, calls)
     return reads.records([serial for serial in current if serial])
 

@@ -8,11 +8,11 @@ from itertools import islice
 
 import redis
 
-from dedup.index import scripts, walks
+from dedup.index import entries, walks
 from dedup.index.access import CLOCK_SKEW, FLAG_READ, Access, store_error
+from dedup.index.entries import Batch
 from dedup.index.keys import FLAGS
 from dedup.index.layout import CONTENT, Record
-from dedup.index.scripts import Batch
 from dedup.report import IndexCounts, Listed
 
 
@@ -116,7 +116,7 @@ class Lists(Access):
             return []
         try:
             batch = Batch(self.keys, boilerplate_at=self.settings.boilerplate_min_documents)
-            tickets = batch.lookups(CONTENT, [int(h, 16) for h in content_hashes], scripts.MEMBERS)
+            tickets = batch.lookups(CONTENT, [int(h, 16) for h in content_hashes], entries.MEMBERS)
             answers = batch.send(self.client)
             lists = [answers[t].serials[: 2 * limit] for t in tickets]
             found = dict(self.records(list(dict.fromkeys(s for group in lists for s in group))))

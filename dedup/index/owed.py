@@ -15,12 +15,12 @@ from collections.abc import Iterable
 
 import redis
 
-from dedup.index import layout, scripts
+from dedup.index import layout, scripts, versions
 from dedup.index.access import store_error
+from dedup.index.entries import REMOVE, REMOVE_PARAGRAPH, Batch
 from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Intent, Record
 from dedup.index.plan import Plan
 from dedup.index.reads import Reads
-from dedup.index.scripts import Batch
 
 FLAGS_PER_CALL = 500
 """Flag operations per call of ``flags.lua`` at most, so that no call holds the server long."""
@@ -57,7 +57,7 @@ class Owed(Reads):
         writers that died left where nobody wrote since); returns how many there were."""
         try:
             found = scripts.run(
-                self.client, [scripts.intents(self.keys, g) for g in range(self.keys.groups.count)]
+                self.client, [versions.intents(self.keys, g) for g in range(self.keys.groups.count)]
             )
             intents = [(s, i) for group in found for s, i in group.items()]
             before = len(intents)
@@ -82,7 +82,7 @@ class Owed(Reads):
             if intent.kind == layout.WRITING:
                 if intent.record is not None:
                     removals += self._take_out(batch, intent.record, serial)
-                removals += batch.updates(BANDS, intent.stray, scripts.REMOVE, serial)
+                removals += batch.updates(BANDS, intent.stray, REMOVE, serial)
                 continue
             if intent.old is not None:
                 removals += self._take_out(batch, intent.old, intent.old_serial)
@@ -107,10 +107,10 @@ class Owed(Reads):
         """Queue the removal of a version from every entry its record names; the tickets."""
         entries = self.entries(record)
         return [
-            *batch.updates(BANDS, entries.bands, scripts.REMOVE, serial),
-            *batch.updates(CONTENT, entries.content, scripts.REMOVE, serial),
-            *batch.updates(PARAGRAPHS, entries.paragraphs, scripts.REMOVE_PARAGRAPH, serial),
-            *batch.updates(PIECES, entries.pieces, scripts.REMOVE, serial),
+            *batch.updates(BANDS, entries.bands, REMOVE, serial),
+            *batch.updates(CONTENT, entries.content, REMOVE, serial),
+            *batch.updates(PARAGRAPHS, entries.paragraphs, REMOVE_PARAGRAPH, serial),
+            *batch.updates(PIECES, entries.pieces, REMOVE, serial),
         ]
 
     def refresh_flags(self, serials: set[int]) -> None:
@@ -134,7 +134,7 @@ class Owed(Reads):
         scripts.run(
             self.client,
             [
-                scripts.set_flags(self.keys, g, group[at : at + FLAGS_PER_CALL])
+                versions.set_flags(self.keys, g, group[at : at + FLAGS_PER_CALL])
                 for g, group in by_group.items()
                 for at in range(0, len(group), FLAGS_PER_CALL)
             ],

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from dedup.index import layout, scripts
+from dedup.index import entries, layout
 from dedup.index.access import NO_ENTRIES, Entries
+from dedup.index.entries import Held
 from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Family, Record
-from dedup.index.scripts import Held
 from dedup.pipeline.analysis import Analysis
 
 CONFLICT_RETRIES = 5
@@ -27,13 +27,13 @@ class Indexed:
 
 
 COUNT = itemgetter(0)
-"""An answer's holders (:attr:`dedup.index.scripts.Held.count`), for C-speed passes."""
+"""An answer's holders (:attr:`dedup.index.entries.Held.count`), for C-speed passes."""
 
 ADDED: dict[str, tuple[Family, str]] = {
-    "bands": (BANDS, scripts.ADD_SEEING),
-    "content": (CONTENT, scripts.ADD_SEEING),
-    "paragraphs": (PARAGRAPHS, scripts.ADD_PARAGRAPH),
-    "pieces": (PIECES, scripts.ADD_PIECE),
+    "bands": (BANDS, entries.ADD_SEEING),
+    "content": (CONTENT, entries.ADD_SEEING),
+    "paragraphs": (PARAGRAPHS, entries.ADD_PARAGRAPH),
+    "pieces": (PIECES, entries.ADD_PIECE),
 }
 """How a new version joins each family of its entries (:class:`dedup.index.access.Entries`'s
 fields): band sharers and exact copies answer who held them; paragraphs and pieces how many,

@@ -9,8 +9,9 @@ from typing import NamedTuple, cast
 
 from dedup.index import layout, scripts
 from dedup.index.access import MAX_CANDIDATES, MAX_EXACT, Access
+from dedup.index.entries import FEW, MEMBERS, Batch
 from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Record
-from dedup.index.scripts import Batch
+from dedup.index.versions import record as record_call
 from dedup.report import NearCopy, Report, full_report, stored_from_record
 
 
@@ -61,12 +62,10 @@ class Reports(Access):
             entries = self.entries(record)
             asked.append(
                 (
-                    batch.lookups(CONTENT, entries.content, scripts.MEMBERS),
-                    batch.lookups(BANDS, entries.bands, scripts.MEMBERS) if near else [],
-                    batch.lookups(PARAGRAPHS, entries.paragraphs, scripts.FEW)
-                    if paragraphs
-                    else [],
-                    batch.lookups(PIECES, entries.pieces, scripts.FEW) if paragraphs else [],
+                    batch.lookups(CONTENT, entries.content, MEMBERS),
+                    batch.lookups(BANDS, entries.bands, MEMBERS) if near else [],
+                    batch.lookups(PARAGRAPHS, entries.paragraphs, FEW) if paragraphs else [],
+                    batch.lookups(PIECES, entries.pieces, FEW) if paragraphs else [],
                 )
             )
         answers = batch.send(self.client) if len(batch) else []
@@ -97,7 +96,7 @@ class Reports(Access):
             total = max((answers[t].count - 1 for t in content), default=0)
             lists.append((exact, near_, paras, shared, pieces, holding, total))
         serials = list(wanted)
-        raws = scripts.run(self.client, [scripts.record(self.keys, s) for s in serials])
+        raws = scripts.run(self.client, [record_call(self.keys, s) for s in serials])
         found = {
             s: layout.id_and_signature(raw) for s, raw in zip(serials, raws, strict=True) if raw
         }

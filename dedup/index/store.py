@@ -2,9 +2,10 @@
 
 The layout is :mod:`dedup.index.layout` (a packed record per document version, small bucketed
 hashes of index entries, flag bitmaps, all in groups with hash tags), the key names
-:mod:`dedup.index.keys`, the scripts :mod:`dedup.index.scripts`. One document's write spans
-many hash slots, and nothing is atomic across slots (on one server the same steps run, as a
-cluster of one shard), so a batch is written in steps, each a round trip for the whole batch:
+:mod:`dedup.index.keys`, the scripts :mod:`dedup.index.entries` and
+:mod:`dedup.index.versions`. One document's write spans many hash slots, and nothing is atomic
+across slots (on one server the same steps run, as a cluster of one shard), so a batch is
+written in steps, each a round trip for the whole batch:
 
 1. announce each new version in its group (``begin.lua``), which reads the current one: an
    intent holding the new record, under a new serial, unless the id entry's digest shows
@@ -45,7 +46,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from dedup.errors import StoreError
-from dedup.index import layout, meta, scripts, texts
+from dedup.index import layout, meta, scripts, texts, versions
 from dedup.index.access import CLOCK_SKEW, store_error
 from dedup.index.keys import Keys
 from dedup.index.layout import Intent
@@ -151,7 +152,7 @@ class Store(Writes):
         """Steps 4 and 5; returns the documents another writer overtook (their new version
         taken back, to write again)."""
         owed: dict[int, Intent] = {}
-        commits: dict[int, scripts.Commit] = {}
+        commits: dict[int, versions.Commit] = {}
         now = time.time()
         for i, plan in plans.items():
             record = plan.record
@@ -171,7 +172,7 @@ class Store(Writes):
             if plan.old_serial or raised or refresh:
                 owed[i] = intent
             old_paragraphs = plan.old.paragraphs if plan.old is not None else 0
-            commits[i] = scripts.Commit(
+            commits[i] = versions.Commit(
                 plan.id,
                 old=plan.old_serial,
                 new=plan.serial,
@@ -188,7 +189,7 @@ class Store(Writes):
             for at in range(0, len(order), COMMITS_PER_CALL)
         ]
         calls = [
-            scripts.commit(self.keys, group, [commits[i] for i in order])
+            versions.commit(self.keys, group, [commits[i] for i in order])
             for group, order in committing
         ]
         overtaken = []
@@ -217,9 +218,9 @@ class Store(Writes):
         """Current versions, their records, and the intents of the documents' groups
         (finishing those this writer, or a dead one, left): what a delete starts from."""
         batch = self._batch()
-        current = {i: batch.call(scripts.current(self.keys, p.id)) for i, p in plans.items()}
+        current = {i: batch.call(versions.current(self.keys, p.id)) for i, p in plans.items()}
         groups = set(self._by_group(plans))
-        found = {g: batch.call(scripts.intents(self.keys, g)) for g in groups}
+        found = {g: batch.call(versions.intents(self.keys, g)) for g in groups}
         answers = batch.send(self.client)
         for i, plan in plans.items():
             plan.old_serial = answers[current[i]]
@@ -232,7 +233,7 @@ class Store(Writes):
             replaced={p.old_serial for p in plans.values()},
         )
         olds = [p for p in plans.values() if p.old_serial]
-        records = scripts.run(self.client, [scripts.record(self.keys, p.old_serial) for p in olds])
+        records = scripts.run(self.client, [versions.record(self.keys, p.old_serial) for p in olds])
         for plan, raw in zip(olds, records, strict=True):
             plan.old = layout.unpack(raw) if raw else None
             if plan.old is None:  # an id entry ahead of its record cannot be: read as none

@@ -7,12 +7,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from dedup.index import layout, scripts
+from dedup.index import entries, layout, scripts, versions
 from dedup.index.access import MAX_CANDIDATES, MAX_EXACT, NO_ENTRIES, record_or_intent
+from dedup.index.entries import Batch, Held
 from dedup.index.layout import BANDS, Family, Intent, Record
 from dedup.index.owed import Owed
 from dedup.index.plan import ADDED, COUNT, Indexed, Pass, Plan
-from dedup.index.scripts import Batch, Held
 from dedup.index.seen import Seen
 from dedup.pipeline.analysis import Analysis
 from dedup.report import record_extra
@@ -97,7 +97,7 @@ class Writes(Owed):
                 assert plan.record is not None
                 intent = Intent(layout.WRITING, run.token, now, record=plan.record)
                 packed = layout.pack_intent(intent, plan.packed)
-                writes.append(scripts.Writing(plan.id, plan.digest, packed))
+                writes.append(versions.Writing(plan.id, plan.digest, packed))
                 plan.written = self.entries(plan.record)
                 tickets[i] = {}
                 for name, (family, op) in ADDED.items():
@@ -106,7 +106,7 @@ class Writes(Owed):
                     tickets[i][name] = mine, own.updates(family, mine, op, number)
             taken.append(own.take_updates(group))
             calls.append(
-                scripts.begin(
+                versions.begin(
                     self.keys,
                     group,
                     writes,
@@ -133,7 +133,7 @@ class Writes(Owed):
                     name: (mine, added[t[0] - base : t[-1] - base + 1] if t else [])
                     for name, (mine, t) in tickets[i].items()
                 }
-                if answer.serial == scripts.SAME:
+                if answer.serial == versions.SAME:
                     run.results[i] = Indexed(plan.doc_id, changed=False)
                     del plans[i]
                 else:
@@ -149,7 +149,7 @@ class Writes(Owed):
         (:meth:`_correct`)."""
         batch = self._batch()
         olds = {
-            i: batch.call(scripts.record(self.keys, p.old_serial))
+            i: batch.call(versions.record(self.keys, p.old_serial))
             for i, p in plans.items()
             if p.old_serial
         }
@@ -290,7 +290,7 @@ class Writes(Owed):
                     layout.WRITING, run.token, now, record=plan.record, stray=plan.stray
                 )
                 intents.append((plan.serial, layout.pack_intent(intent, plan.packed)))
-            calls.append(scripts.replace_intents(self.keys, group, intents))
+            calls.append(versions.replace_intents(self.keys, group, intents))
         for order, kept in zip(by_group.values(), scripts.run(self.client, calls), strict=True):
             for i, ok in zip(order, kept, strict=True):
                 if not ok:  # taken back with every entry its intent named
@@ -300,8 +300,8 @@ class Writes(Owed):
         asked = {}
         for i, keys in missing.items():
             plan = plans[i]
-            batch.updates(BANDS, plan.stray, scripts.REMOVE, plan.serial)
-            asked[i] = batch.updates(BANDS, keys, scripts.ADD_SEEING, plan.serial)
+            batch.updates(BANDS, plan.stray, entries.REMOVE, plan.serial)
+            asked[i] = batch.updates(BANDS, keys, entries.ADD_SEEING, plan.serial)
         answers = batch.send(self.client)
         for i, tickets in asked.items():
             plan = plans[i]
@@ -324,7 +324,10 @@ class Writes(Owed):
             wanted.update((s, None) for s, _, _ in plan.near)
         batch = self._batch()
         asked = {
-            s: (batch.call(scripts.record(self.keys, s)), batch.call(scripts.intent(self.keys, s)))
+            s: (
+                batch.call(versions.record(self.keys, s)),
+                batch.call(versions.intent(self.keys, s)),
+            )
             for s in wanted
         }
         answers = batch.send(self.client) if len(batch) else []

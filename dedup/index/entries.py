@@ -1,0 +1,249 @@
+"""Index entries in round trips: lookups and updates of many documents' entries, grouped into
+script calls per group (``entries.lua`` and ``update.lua``, each run after ``common.lua``).
+
+A :class:`Batch` gathers the calls of a whole round trip: entry lookups and updates for many
+documents, grouped into script calls per group, and any other command
+(:func:`dedup.index.scripts.run` sends them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, TypeAlias
+
+from dedup.index import layout, scripts
+from dedup.index.keys import Keys, overflow_of
+from dedup.index.layout import Family
+from dedup.index.scripts import Call, script_call, serials
+from dedup.servers.connection import IndexClient
+
+COUNT, MEMBERS, FEW, AT_LIMIT = "c", "m", "b", "e"
+"""Lookup modes: how many hold an entry; how many and which; which only while fewer than the
+batch's limit do (paragraphs shared by a few documents); which only when exactly the limit
+do (an entry about to stop being boilerplate)."""
+
+ADD, ADD_SEEING, ADD_PARAGRAPH, ADD_PIECE, REMOVE, REMOVE_PARAGRAPH = "a", "A", "p", "q", "r", "x"
+"""Update operations of ``update.lua``."""
+
+
+class Held(tuple[int, bytes, int]):
+    """What one entry lookup or update answered: a tuple made straight from the script's
+    reply (a batch's replies hold thousands of them; a class with an ``__init__`` of its own
+    cost a tenth of a bulk write)."""
+
+    __slots__ = ()
+
+    count = property(itemgetter(0), doc="Documents holding the entry (after the update).")
+    packed = property(
+        itemgetter(1), doc="The serials asked for, packed (empty when not asked or answered)."
+    )
+    changed = property(itemgetter(2), doc="1 when an update changed the entry.")
+
+    @property
+    def serials(self) -> list[int]:
+        """The serials asked for."""
+        return serials(self.packed)
+
+
+Op: TypeAlias = tuple[str, str, bytes, int]
+"""One operation of a round trip on an entry: the entry's hash, a letter and the field's
+width, the field (followed by the serial for an update), and the ticket of its answer."""
+
+
+class Batch:
+    """The calls of one round trip. Entry lookups and updates are grouped into one script
+    call per group; every method returns tickets, the indexes of the answers in
+    :meth:`send`'s reply.
+
+    An entry's overflow set is only named for the operations that need it: the scripts hold
+    back an operation on an entry that has moved to its set (boilerplate) and those after it
+    on the same entry, and :meth:`send` sends those again with their sets, one round trip
+    more for the batches that meet such entries. Naming every set would double the keys of
+    every call for the few entries that have one.
+    """
+
+    def __init__(self, keys: Keys, *, boilerplate_at: int, few: int = 0) -> None:
+        self.keys = keys
+        self.boilerplate_at = boilerplate_at
+        self.few = few
+        self._lookups: dict[int, list[Op]] = {}
+        """The lookups of each group, in order."""
+        self._updates: dict[int, list[Op]] = {}
+        """The updates of each group, in order."""
+        self._with_sets: dict[int, list[Op]] = {}
+        """Updates known to need their entries' overflow sets, sent with them at once."""
+        self._calls: list[tuple[int, Call[Any]]] = []
+        self._known: list[tuple[int, Held]] = []
+        self._count = 0
+
+    def _add(
+        self,
+        table: dict[int, list[Op]],
+        family: Family,
+        keys: Iterable[int],
+        code: str,
+        tail: bytes,
+    ) -> list[int]:
+        prefixes = self.keys.entry_prefixes(family)
+        width = family.field_bytes
+        code += str(width)
+        bucket_shift = family.key_bits - family.bucket_bits
+        group_shift = family.bucket_bits - self.keys.groups.bits
+        field_shift = bucket_shift - 8 * width
+        field_mask = (1 << (8 * width)) - 1
+        first = ticket = self._count
+        for key in keys:
+            bucket = key >> bucket_shift
+            group = bucket >> group_shift
+            field = ((key >> field_shift) & field_mask).to_bytes(width, "big")
+            op = (prefixes[group] + str(bucket), code, field + tail, ticket)
+            ops = table.get(group)
+            if ops is None:
+                table[group] = [op]
+            else:
+                ops.append(op)
+            ticket += 1
+        self._count = ticket
+        return list(range(first, ticket))
+
+    def lookups(self, family: Family, keys: Iterable[int], mode: str = COUNT) -> list[int]:
+        """Ask how many documents hold each of these entries (and which, by ``mode``)."""
+        return self._add(self._lookups, family, keys, mode, b"")
+
+    def lookup(self, family: Family, key: int, mode: str = COUNT) -> int:
+        """Ask how many documents hold an entry (and which, by ``mode``)."""
+        return self.lookups(family, (key,), mode)[0]
+
+    def updates(
+        self, family: Family, keys: Iterable[int], op: str, serial: int, *, sets: bool = False
+    ) -> list[int]:
+        """Add a serial to each of these entries or take it out (``op``: :data:`ADD` ...);
+        with ``sets``, naming their overflow sets (entries that an operation found in one)."""
+        table = self._with_sets if sets else self._updates
+        return self._add(table, family, keys, op, layout.SERIAL.pack(serial))
+
+    def take_updates(self, group: int) -> list[Op]:
+        """The updates of one group, taken out of the batch to be sent another way (their
+        tickets answered by :meth:`known` in another batch)."""
+        return self._updates.pop(group, [])
+
+    def known(self, answer: Held) -> int:
+        """An answer had already, by another call: its ticket among this batch's."""
+        ticket = self._count
+        self._count += 1
+        self._known.append((ticket, answer))
+        return ticket
+
+    def update(self, family: Family, key: int, op: str, serial: int) -> int:
+        """Add a serial to an entry or take it out (``op``: :data:`ADD` ...)."""
+        return self.updates(family, (key,), op, serial)[0]
+
+    def call(self, call: Call[Any]) -> int:
+        """Any other call."""
+        ticket = self._count
+        self._count += 1
+        self._calls.append((ticket, call))
+        return ticket
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _script(self, group: int, ops: list[Op], *, lookup: bool, sets: bool) -> Call[list[Held]]:
+        names, codes, chunks, _ = zip(*ops, strict=True)
+        keys: Sequence[str] = names
+        if sets:
+            keys = [
+                key
+                for name, code, chunk, _ in ops
+                for key in (name, overflow_of(name, chunk[: int(code[1])]))
+            ]
+        given = "1" if sets else "0"
+        if lookup:
+            return script_call(
+                "entries.lua", keys, ["".join(codes), self.few, b"".join(chunks), given], _held_list
+            )
+        return script_call(
+            "update.lua",
+            (self.keys.counters(group), *keys),
+            ["".join(codes), self.boilerplate_at, b"".join(chunks), given],
+            updated_list,
+            (self.keys, group),
+        )
+
+    def send(self, client: IndexClient) -> list[Any]:
+        """Send every call in one round trip (and the operations held back for their
+        overflow sets in one more); the answers by ticket."""
+        answers: list[Any] = [None] * self._count
+        for ticket, answer in self._known:
+            answers[ticket] = answer
+        grouped = [
+            (lookup, g, chunk, sets)
+            for lookup, table, sets in (
+                (True, self._lookups, False),
+                (False, self._updates, False),
+                (False, self._with_sets, True),
+            )
+            for g, ops in table.items()
+            for chunk in _chunked(ops, LOOKUPS_PER_CALL if lookup else OPS_PER_CALL)
+        ]
+        calls = [self._script(g, ops, lookup=lookup, sets=sets) for lookup, g, ops, sets in grouped]
+        calls += [call for _, call in self._calls]
+        replies = scripts.run(client, calls)
+        for (ticket, _), reply in zip(self._calls, replies[len(grouped) :], strict=True):
+            answers[ticket] = reply
+        again: list[tuple[bool, int, list[Op]]] = []
+        for (lookup, group, ops, _), held in zip(grouped, replies, strict=False):
+            back = []
+            for op, answer in zip(ops, held, strict=True):
+                if answer.count < 0:
+                    back.append(op)
+                else:
+                    answers[op[3]] = answer
+            if back:
+                again.append((lookup, group, back))
+        if again:
+            again = [
+                (lookup, g, chunk)
+                for lookup, g, ops in again
+                for chunk in _chunked(ops, LOOKUPS_PER_CALL if lookup else OPS_PER_CALL)
+            ]
+            calls = [self._script(g, ops, lookup=lookup, sets=True) for lookup, g, ops in again]
+            for (_, _, ops), held in zip(again, scripts.run(client, calls), strict=True):
+                for op, answer in zip(ops, held, strict=True):
+                    answers[op[3]] = answer
+        return answers
+
+
+OPS_PER_CALL = 200
+"""Entry updates per script call at most: Redis runs one call at a time, and a batch of 200
+documents holds about 9,000. The calls of a round trip still go together."""
+LOOKUPS_PER_CALL = 50
+"""Entry lookups per script call at most: each may read :data:`dedup.index.layout.SAMPLE`
+holders of an entry."""
+
+
+def _chunked(ops: list[Op], most: int = OPS_PER_CALL) -> list[list[Op]]:
+    """The operations in calls of at most ``most``, those on one entry in one call and in
+    their order (a script holds back an entry's later operations when one needs its overflow
+    set)."""
+    if len(ops) <= most:
+        return [ops]
+    by_entry: dict[tuple[str, bytes], list[Op]] = {}
+    for op in ops:
+        by_entry.setdefault((op[0], op[2][: int(op[1][1])]), []).append(op)
+    chunks: list[list[Op]] = [[]]
+    for entry in by_entry.values():
+        if chunks[-1] and len(chunks[-1]) + len(entry) > most:
+            chunks.append([])
+        chunks[-1] += entry
+    return chunks
+
+
+def _held_list(reply: list[Any]) -> list[Held]:
+    return list(map(Held, zip(reply[::2], reply[1::2], repeat(0))))
+
+
+def updated_list(reply: list[Any]) -> list[Held]:
+    return list(map(Held, zip(reply[::3], reply[2::3], reply[1::3], strict=True)))

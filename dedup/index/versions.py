@@ -1,0 +1,208 @@
+"""The scripts on a document's versions in its group: announcing a new version
+(``begin.lua``), replacing an intent (``intent.lua``), committing (``commit.lua``), setting
+flags (``flags.lua``), and the plain reads of id entries, records and intents."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from dedup.index import layout
+from dedup.index.entries import Held, Op, updated_list
+from dedup.index.keys import FLAGS, Keys
+from dedup.index.scripts import Call, command, decoded, script_call
+
+SAME = 0
+"""What ``begin.lua`` answers instead of a new serial: the current version is the one
+announced."""
+
+
+@dataclass(frozen=True)
+class Writing:
+    """A document's new version to announce (``begin.lua``)."""
+
+    entry: layout.IdEntry
+    digest: bytes
+    """The new version's :func:`dedup.index.layout.version_digest`."""
+    intent: bytes
+    """The intent to keep, packed."""
+
+
+class Began(NamedTuple):
+    """What ``begin.lua`` answered for one document."""
+
+    serial: int
+    """The new version's serial, or :data:`SAME`."""
+    current: int
+    """The serial of the current version (0: none)."""
+
+
+class Announced(NamedTuple):
+    """What ``begin.lua`` answered for one group."""
+
+    intents: dict[int, bytes]
+    """The group's intents as they were that the writer must finish or take back, by
+    serial."""
+    began: list[Began]
+    """Per document."""
+    added: list[Held]
+    """Per operation on the group's own entries (nothing done for a document that got no
+    serial; a count of -1 for an operation that needs its entry's overflow set)."""
+
+
+def begin(
+    keys: Keys,
+    group: int,
+    writes: Sequence[Writing],
+    ops: Sequence[Op] = (),
+    boilerplate_at: int = 0,
+    *,
+    token: str,
+    cutoff: float,
+    intents: bool = True,
+) -> Call[Announced]:
+    """``begin.lua``: the intents kept in ``group`` before that the writer ``token`` must
+    finish or take back (its own, those left before ``cutoff``, and what the documents'
+    current versions owe), and for each of its documents the serial of its new version (its
+    intent kept), or why there is none; then ``ops``, updates of entries of this group
+    (:meth:`Batch.take_updates`) whose serial is the number of their document among
+    ``writes`` (from 1), applied with the new serials.
+
+    Other writers' intents in flight are not answered: with every worker writing to the
+    same groups, what each round trip carries would grow with the number of workers. With
+    ``intents`` false none are (a writer's later call in the same group and round trip,
+    which would otherwise meet the intents its first call kept)."""
+    names = [keys.counters(group), keys.intents(group)]
+    args: list[Any] = [group, keys.groups.count, len(writes)]
+    for write in writes:
+        names.append(keys.entry(layout.IDS, write.entry.bucket))
+        args += [write.entry.field, write.digest, write.intent]
+    names += [name for name, _, _, _ in ops]
+    args += ["".join(code for _, code, _, _ in ops), boilerplate_at]
+    args.append(b"".join(chunk for _, _, chunk, _ in ops))
+    args += [json.dumps(token) if intents else "", repr(cutoff), layout.OWED]
+
+    def parse(reply: list[Any]) -> Announced:
+        found, began, added = reply
+        intents = {int(k): v for k, v in zip(found[::2], found[1::2], strict=True)}
+        return Announced(intents, list(map(Began, began[::2], began[1::2])), updated_list(added))
+
+    return script_call("begin.lua", names, args, parse, (keys, group))
+
+
+def replace_intents(
+    keys: Keys, group: int, intents: Sequence[tuple[int, bytes]]
+) -> Call[list[int]]:
+    """``intent.lua``: replace the intents of versions of ``group`` still being written;
+    per version 1, or 0 when its intent is gone (taken back by another writer)."""
+    args: list[Any] = [x for pair in intents for x in pair]
+    return script_call("intent.lua", [keys.intents(group)], args, lambda r: [int(x) for x in r])
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A document's version to make current, or a document to delete (``commit.lua``)."""
+
+    entry: layout.IdEntry
+    old: int
+    """The serial of its current version as read (0: none)."""
+    new: int
+    """The serial of its new version (0: a delete)."""
+    record: bytes
+    """The new record, packed ('' for a delete)."""
+    flags: frozenset[str]
+    """The flags of the new version."""
+    documents: int
+    paragraphs: int
+    """The change of the group's counts of documents and paragraphs."""
+    owed: bytes
+    """The owed intent, packed ('' when nothing is owed)."""
+    digest: bytes = b""
+    """The new version's :func:`dedup.index.layout.version_digest` ('' for a delete)."""
+
+
+def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]:
+    """``commit.lua``: for each document of ``group``, version ``new`` becomes the current
+    one in place of ``old``, and the owed intent is kept for what is left to do; the reply
+    per document is ``ok``, ``conflict`` or ``lost``."""
+    names = [keys.counters(group), keys.intents(group), keys.raised(group)]
+    names += [keys.flag(f, group) for f in FLAGS]
+    args: list[Any] = ["f" * len(FLAGS)]
+    position = keys.groups.position
+    for c in commits:
+        kept = c.new or c.old
+        names += [
+            keys.entry(layout.IDS, c.entry.bucket),
+            keys.records(kept),
+            keys.records(c.old or kept),
+        ]
+        args += [
+            c.entry.field,
+            c.old,
+            position(c.old),
+            c.new,
+            position(c.new),
+            c.record,
+            "".join("1" if f in c.flags else "0" for f in FLAGS),
+            c.documents,
+            c.paragraphs,
+            c.owed,
+            kept,
+            c.digest,
+        ]
+    return script_call(
+        "commit.lua", names, args, lambda reply: [decoded(r) for r in reply], (keys, group)
+    )
+
+
+# flags.lua keeps a flag raised on a version being written as its number, one digit, which
+# commit.lua finds in the string of them: ten flags would need another mark.
+assert len(FLAGS) <= 9, "raised flags are kept one digit each"
+
+
+def set_flags(keys: Keys, group: int, bits: Sequence[tuple[int, str, bool]]) -> Call[int]:
+    """``flags.lua``: flag bits of versions of one group that have a record; a flag raised on
+    a version still being written is kept for its commit."""
+    names: list[str] = [keys.intents(group), keys.raised(group)]
+    args: list[Any] = []
+    for serial, flag, on in bits:
+        names += [keys.records(serial), keys.flag(flag, group)]
+        args += [serial, keys.groups.position(serial), int(on), FLAGS.index(flag) + 1]
+    return script_call("flags.lua", names, args, int)
+
+
+def current(keys: Keys, entry: layout.IdEntry) -> Call[int]:
+    """The serial of the current version of the document of an id entry (0 when it is not
+    indexed)."""
+    return command(
+        "HGET",
+        keys.entry(layout.IDS, entry.bucket),
+        entry.field,
+        parse=lambda value: layout.id_serial(value) if value else 0,
+    )
+
+
+def record(keys: Keys, serial: int) -> Call[bytes | None]:
+    """A version's packed record (None when it has none)."""
+    return command("HGET", keys.records(serial), serial)
+
+
+def intents(keys: Keys, group: int) -> Call[dict[int, bytes]]:
+    """The intents kept in a group, by serial."""
+    return command("HGETALL", keys.intents(group), parse=_int_keyed)
+
+
+def _int_keyed(reply: dict[bytes, bytes] | list[bytes] | None) -> dict[int, bytes]:
+    """A hash with integer fields, as a pipeline (a dict) or :func:`exchange` (a flat
+    list) reads it."""
+    if isinstance(reply, dict):
+        return {int(k): v for k, v in reply.items()}
+    reply = reply or []
+    return {int(k): v for k, v in zip(reply[::2], reply[1::2], strict=True)}
+
+
+def intent(keys: Keys, serial: int) -> Call[bytes | None]:
+    """The intent kept for one serial (None when there is none)."""
+    return command("HGET", keys.intents(keys.groups.of(serial)), serial)
