@@ -26,7 +26,7 @@ from bench import corpus as corpus_
 from bench import synthetic
 from bench.measure import median, redis_cpu
 from bench.redisproc import default_binary, redis_server
-from dedup.index import layout
+from dedup.index import layout, records
 from dedup.index.store import Store
 from dedup.pipeline.analysis import Analysis
 from dedup.settings import Settings
@@ -48,7 +48,7 @@ def _fill(client: redis.Redis, store: Store, analyses: Sequence[Analysis], count
         analysis = analyses[n % len(analyses)]
         signature = analysis.document_signature()
         assert signature is not None  # synthetic documents have signed paragraphs
-        record = layout.Record(
+        record = records.Record(
             doc_id=f"other{n}",
             url=analysis.document.url,
             paragraphs=len(analysis.paragraphs),
@@ -59,8 +59,8 @@ def _fill(client: redis.Redis, store: Store, analyses: Sequence[Analysis], count
             doubled_body=False,
             extra={},
         )
-        intent = layout.Intent(layout.WRITING, f"worker{n // BATCH}", time.time(), record=record)
-        packed = layout.pack_intent(intent)
+        intent = records.Intent(records.WRITING, f"worker{n // BATCH}", time.time(), record=record)
+        packed = records.pack_intent(intent)
         size += len(packed)
         group = n % groups
         serial = (10_000_000 + n) * groups + group

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from dedup.index.keys import FLAGS
 
 if TYPE_CHECKING:
-    from dedup.index.layout import Record
+    from dedup.index.records import Record
     from dedup.pipeline.analysis import Analysis
 
 EXCERPT_CHARS = 160

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dedup.index import layout, scripts, versions
+from dedup.index import layout, records, scripts, versions
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -170,26 +170,26 @@ def test_the_announcing_script_answers_only_the_intents_its_writer_must_handle(
         return n * keys.groups.count + group
 
     def packed(kind: str, token: str, at: float) -> bytes:
-        return layout.pack_intent(layout.Intent(kind, token, at))
+        return records.pack_intent(records.Intent(kind, token, at))
 
     answered = {
-        serial(1001): packed(layout.WRITING, "mine", now),
-        serial(1002): packed(layout.WRITING, "other", stale),
-        serial(1003): packed(layout.OWED, "other", stale),
-        current: packed(layout.OWED, "other", now),
+        serial(1001): packed(records.WRITING, "mine", now),
+        serial(1002): packed(records.WRITING, "other", stale),
+        serial(1003): packed(records.OWED, "other", stale),
+        current: packed(records.OWED, "other", now),
         serial(1004): b"unreadable",
         serial(1005): b"\x05\x00\x00\x00\x00\x00\x00\x00{...}",
     }
     not_answered = {
-        serial(2001): packed(layout.WRITING, "other", now),
-        serial(2002): packed(layout.OWED, "other", now),
-        serial(2003): packed(layout.WRITING, "mine2", now),
-        serial(2004): packed(layout.WRITING, 'mine","at":0,"', now),
-        serial(2005): packed(layout.WRITING, "mi\u00efne", now),
+        serial(2001): packed(records.WRITING, "other", now),
+        serial(2002): packed(records.OWED, "other", now),
+        serial(2003): packed(records.WRITING, "mine2", now),
+        serial(2004): packed(records.WRITING, 'mine","at":0,"', now),
+        serial(2005): packed(records.WRITING, "mi\u00efne", now),
     }
     index_client.hset(keys.intents(group), mapping={**answered, **not_answered})
     # The document's version unchanged: nothing announced, its current version read.
-    again = versions.Writing(layout.id_entry("page"), layout.record_digest(record), b"")
+    again = versions.Writing(layout.id_entry("page"), records.record_digest(record), b"")
     call = versions.begin(keys, group, [again], token="mine", cutoff=now - layout.INTENT_LEASE)
     [announced] = scripts.run(index_client, [call])
     assert [(versions.SAME, current)] == [(b.serial, b.current) for b in announced.began]

@@ -13,7 +13,7 @@ from rq.registry import FailedJobRegistry
 
 from dedup.client import Client
 from dedup.errors import InputError
-from dedup.index import layout
+from dedup.index import records
 from dedup.index.store import Store
 from dedup.pipeline.document import Document, decode, from_payload
 from dedup.queue.queues import JOB_FUNCTION, make_queue
@@ -132,14 +132,14 @@ def test_a_write_error_rejects_only_its_document(
     from workers import jobs
 
     jobs.prepare(settings)
-    pack = layout.pack
+    pack = records.pack
 
-    def failing_pack(record: layout.Record) -> bytes:
+    def failing_pack(record: records.Record) -> bytes:
         if record.doc_id == "good-2":
             raise ValueError("simulated packing failure")
         return pack(record)
 
-    monkeypatch.setattr(layout, "pack", failing_pack)
+    monkeypatch.setattr(records, "pack", failing_pack)
     with pytest.raises(InputError, match="good-2: internal error ValueError"):
         jobs.analyse_documents([good(2)])  # alone: the job fails, without retries
     result = jobs.analyse_documents([good(n) for n in range(5)])

@@ -13,8 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dedup.errors import ConfigError
-from dedup.index import layout
-from dedup.index.layout import BANDS, CONTENT, Record
+from dedup.index import layout, records
+from dedup.index.layout import BANDS, CONTENT
+from dedup.index.records import Record
 from dedup.index.store import Store
 from dedup.pipeline import signature
 from dedup.pipeline.analysis import analyse
@@ -52,7 +53,7 @@ def test_records_round_trip(
         doubled_body=doubled,
         extra=extra,
     )
-    assert record == layout.unpack(layout.pack(record))
+    assert record == records.unpack(records.pack(record))
 
 
 def test_reduced_signatures_estimate_jaccard() -> None:
@@ -108,7 +109,7 @@ def test_scripts_and_python_score_alike(settings: Settings, redis_client: redis.
 
 def test_scripts_write_no_layout_constant_of_their_own() -> None:
     """Records per bucket, the header, serial packing and signature bits reach Lua as ARGV[1]."""
-    constants = [str(layout.RECORDS_PER_BUCKET), str(layout.HEADER_SIZE), "256", "16", "<I"]
+    constants = [str(layout.RECORDS_PER_BUCKET), str(records.HEADER_SIZE), "256", "16", "<I"]
     for script in (files("dedup.index") / "lua").iterdir():
         code = re.sub(r"--[^\n]*", "", script.read_text())
         assert [] == [c for c in constants if c in code], script.name

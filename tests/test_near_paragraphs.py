@@ -13,7 +13,7 @@ import redis
 
 from dedup.client import Client
 from dedup.errors import SettingsMismatchError
-from dedup.index import layout
+from dedup.index import layout, records
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -134,13 +134,13 @@ def test_setting_off_keeps_todays_records(settings: Settings, redis_client: redi
 def test_record_round_trip_with_near_data() -> None:
     """A record with near-copy data unpacks to itself, extra JSON after it."""
     near = [
-        layout.NearParagraph(12, bytes(range(16)), (1 << 16, 2 << 16, 3 << 16)),
-        layout.NearParagraph(2, b"", ()),
+        records.NearParagraph(12, bytes(range(16)), (1 << 16, 2 << 16, 3 << 16)),
+        records.NearParagraph(2, b"", ()),
     ]
-    record = layout.Record(
+    record = records.Record(
         "d", None, 2, 1.5, 7, b"", [5 << 16, 6 << 16], extra={"fetched_at": "x"}, near=near
     )
-    assert record == layout.unpack(layout.pack(record))
+    assert record == records.unpack(records.pack(record))
 
 
 def test_setting_from_toml_and_environment(tmp_path: Path) -> None:

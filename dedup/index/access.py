@@ -12,9 +12,9 @@ import redis
 from redis.cluster import RedisCluster
 
 from dedup.errors import SettingsMismatchError, StoreError, StoreUnavailableError
-from dedup.index import layout, scripts, versions
+from dedup.index import layout, records, scripts, versions
 from dedup.index.keys import Keys
-from dedup.index.layout import Record
+from dedup.index.records import Record
 from dedup.servers.connection import IndexClient
 from dedup.settings import Settings
 
@@ -89,10 +89,10 @@ def check_format(recorded: dict[str, str], namespace: str) -> None:
 def record_or_intent(raw: bytes | None, pending: bytes | None) -> Record | None:
     """A version's record, else the record its intent holds while it is being written."""
     if raw:
-        return layout.unpack(raw)
+        return records.unpack(raw)
     if pending:
-        intent = layout.unpack_intent(pending)
-        if intent.kind == layout.WRITING:
+        intent = records.unpack_intent(pending)
+        if intent.kind == records.WRITING:
             return intent.record
     return None
 
@@ -197,7 +197,7 @@ class Access:
         """The records of these serials, in order; serials no longer indexed are left out."""
         raws = scripts.run(self.client, [versions.record(self.keys, s) for s in serials])
         return [
-            (serial, layout.unpack(raw)) for serial, raw in zip(serials, raws, strict=True) if raw
+            (serial, records.unpack(raw)) for serial, raw in zip(serials, raws, strict=True) if raw
         ]
 
     def records_or_intents(self, serials: Sequence[int]) -> dict[int, Record]:

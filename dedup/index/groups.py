@@ -27,8 +27,9 @@ from dedup.errors import NotFoundError
 from dedup.index import layout, scripts, versions
 from dedup.index.access import CLOCK_SKEW, MAX_EXACT, store_error
 from dedup.index.keys import FLAGS
-from dedup.index.layout import Record, similarity
+from dedup.index.layout import similarity
 from dedup.index.reads import Reads
+from dedup.index.records import Record
 from dedup.pipeline.grouping import Candidate, groups, parse_hosts, rank
 from dedup.report import Group, Listed, Report
 

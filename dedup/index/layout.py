@@ -20,7 +20,7 @@ layout avoids what costs memory in Redis: a key per small thing, and long member
   entry names it, and becomes, when the version is committed, the work still owed (the old
   version's entries to take out, flags to raise on other documents, flags to refresh). A
   retry of the job, or any writer once the intent is older than its lease, finishes what a
-  dead writer owed or takes back what it had begun (:class:`Intent`).
+  dead writer owed or takes back what it had begun (:class:`dedup.index.records.Intent`).
 - LSH bands, paragraph fingerprints, exact content and document ids are **entries**: a field
   of a few bytes in one of many small hashes, chosen by the entry's high bits. The value is
   the serials of the documents holding the entry, packed 4 bytes each; an entry held by more
@@ -39,11 +39,10 @@ the constants defined here: nothing of it is written a second time in Lua.
 from __future__ import annotations
 
 import binascii
-import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import xxhash
 
@@ -274,11 +273,6 @@ def version_digest(content: int, url: str | None) -> bytes:
     return digest.digest()
 
 
-def record_digest(record: Record) -> bytes:
-    """The :func:`version_digest` of a stored version."""
-    return version_digest(record.content, record.url)
-
-
 def id_serial(value: bytes) -> int:
     """The serial an id entry names (its first bytes; a digest may follow)."""
     return int(SERIAL.unpack_from(value)[0])
@@ -350,239 +344,9 @@ def group_tags(count: int) -> tuple[str, ...]:
     return tuple(t for t in tags if t is not None)
 
 
-# -- records ---------------------------------------------------------------------------------
-
-HEADER_FIELDS = (
-    ("version", "B"),
-    ("bits", "B"),
-    ("paragraphs", "I"),
-    ("indexed_at", "d"),
-    ("content", "Q"),
-    ("id_length", "H"),
-    ("url_length", "H"),
-    ("signature_length", "H"),
-)
-"""The record header, field by field (:mod:`struct` codes); the id, URL, signature and
-fingerprints follow, and the extra JSON runs to the end. The scripts read it by these names."""
-HEADER = struct.Struct("<" + "".join(code for _, code in HEADER_FIELDS))
-HEADER_SIZE = HEADER.size
-RECORD_VERSION = 1
-BIT_DOUBLED = 1
-BIT_REPEATS = 2
-BIT_NEAR = 4
-"""The record keeps, after the fingerprints, each paragraph's words and near-copy data."""
-NEAR_HEAD = struct.Struct("<HB")
-"""Per paragraph, when :data:`BIT_NEAR` is set: its word count and number of pieces; a
-paragraph with pieces is followed by its :data:`PARAGRAPH_BITS` and 6 bytes per piece."""
-
-
-@dataclass(frozen=True)
-class NearParagraph:
-    """What a record keeps of one paragraph to find its near copies in other documents."""
-
-    words: int
-    bits: bytes
-    """:func:`paragraph_bits` of its signature; empty when the paragraph is not signed."""
-    pieces: tuple[int, ...]
-    """Entry keys of its pieces (top 48 bits); empty when the paragraph is not signed."""
-
-
-@dataclass(frozen=True)
-class Record:
-    """What the store keeps of one indexed document."""
-
-    doc_id: str
-    url: str | None
-    paragraphs: int
-    indexed_at: float
-    content: int
-    """64-bit hash of the document's normalised content."""
-    signature: bytes
-    """Reduced signature (:func:`reduce_signature`); empty when the document has none."""
-    fingerprints: list[int]
-    """Top 48 bits of each paragraph's fingerprint, in paragraph order."""
-    doubled_body: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Report fields only some documents have: internal repeats, excerpts, fetch time."""
-    near: list[NearParagraph] | None = None
-    """Each paragraph's near-copy data, when the index keeps it (``near_paragraphs``)."""
-
-    @property
-    def has_repeats(self) -> bool:
-        """Whether the document repeats paragraphs inside itself."""
-        return bool(self.extra.get("internal_repeats"))
-
-
 def lua_format(fmt: str) -> str:
     """A :mod:`struct` format of this module in the notation of the ``struct`` library of
     Redis's Lua: sizes spelled out, and 64-bit integers read as their 8 bytes, since a Lua
     number cannot hold them exactly (the scripts only compare them)."""
     spelled = {"I": "I4", "Q": "c8"}
     return "".join(spelled.get(code, code) for code in fmt)
-
-
-def pack(record: Record) -> bytes:
-    """The record as stored."""
-    doc_id = record.doc_id.encode("utf-8")
-    url = (record.url or "").encode("utf-8")
-    extra = json.dumps(record.extra, separators=(",", ":")).encode() if record.extra else b""
-    fps = b"".join((fp >> 16).to_bytes(6, "little") for fp in record.fingerprints)
-    bits = (BIT_DOUBLED if record.doubled_body else 0) | (BIT_REPEATS if record.has_repeats else 0)
-    if len(record.fingerprints) != record.paragraphs:
-        raise ValueError("a record has one fingerprint per paragraph")
-    near = b""
-    if record.near is not None:
-        if len(record.near) != record.paragraphs:
-            raise ValueError("a record keeps near-copy data for every paragraph or none")
-        bits |= BIT_NEAR
-        near = b"".join(
-            NEAR_HEAD.pack(min(p.words, 0xFFFF), len(p.pieces))
-            + (p.bits if p.pieces else b"")
-            + b"".join((k >> 16).to_bytes(6, "little") for k in p.pieces)
-            for p in record.near
-        )
-    header = HEADER.pack(
-        RECORD_VERSION,
-        bits,
-        record.paragraphs,
-        record.indexed_at,
-        record.content,
-        len(doc_id),
-        len(url),
-        len(record.signature),
-    )
-    return header + doc_id + url + record.signature + fps + near + extra
-
-
-def id_and_signature(data: bytes) -> tuple[str, bytes]:
-    """A packed record's document id and reduced signature, the rest left unread (what a
-    report needs of the copies and candidates it lists, hundreds at a time)."""
-    _, _, _, _, _, n_id, n_url, n_sig = HEADER.unpack_from(data)
-    at = HEADER_SIZE + n_id + n_url
-    return data[HEADER_SIZE : HEADER_SIZE + n_id].decode("utf-8"), data[at : at + n_sig]
-
-
-def unpack(data: bytes) -> Record:
-    """The inverse of :func:`pack`."""
-    _, bits, paragraphs, indexed_at, content, n_id, n_url, n_sig = HEADER.unpack_from(data)
-    at = HEADER_SIZE
-    doc_id = data[at : at + n_id].decode("utf-8")
-    at += n_id
-    url = data[at : at + n_url].decode("utf-8") or None
-    at += n_url
-    signature = data[at : at + n_sig]
-    at += n_sig
-    raw = data[at : at + 6 * paragraphs]
-    fingerprints = [int.from_bytes(raw[k : k + 6], "little") << 16 for k in range(0, len(raw), 6)]
-    at += 6 * paragraphs
-    near: list[NearParagraph] | None = None
-    if bits & BIT_NEAR:
-        near = []
-        width = PARAGRAPH_BITS // 8
-        for _ in range(paragraphs):
-            words, count = NEAR_HEAD.unpack_from(data, at)
-            at += NEAR_HEAD.size
-            kept = data[at : at + width] if count else b""
-            at += width if count else 0
-            pieces = tuple(
-                int.from_bytes(data[at + 6 * k : at + 6 * k + 6], "little") << 16
-                for k in range(count)
-            )
-            at += 6 * count
-            near.append(NearParagraph(words, kept, pieces))
-    extra = json.loads(data[at:]) if at < len(data) else {}
-    return Record(
-        doc_id=doc_id,
-        url=url,
-        paragraphs=paragraphs,
-        indexed_at=indexed_at,
-        content=content,
-        signature=signature,
-        fingerprints=fingerprints,
-        doubled_body=bool(bits & BIT_DOUBLED),
-        extra=extra,
-        near=near,
-    )
-
-
-# -- intents ---------------------------------------------------------------------------------
-
-WRITING = "w"
-"""An intent's kind while its version is being written: the entries may name it already."""
-OWED = "o"
-"""An intent's kind once its version is committed (or its document deleted): what is owed."""
-
-
-@dataclass(frozen=True)
-class Intent:
-    """A write in flight, or the work a committed write still owes, kept in its group.
-
-    While ``kind`` is :data:`WRITING`, ``record`` is the version being written (its entries
-    may already name it; taking it back removes them). Once :data:`OWED`, ``old`` is the
-    version it replaced, whose entries are still to be taken out, ``raised`` the flags to set
-    on other versions and ``refresh`` the versions whose flags to bring in line with reports.
-    """
-
-    kind: str
-    token: str
-    """Who wrote it: a job's id, so that the job's retry knows its own."""
-    at: float
-    """When (seconds since the epoch, the writer's clock)."""
-    record: Record | None = None
-    old_serial: int = 0
-    old: Record | None = None
-    raised: dict[str, list[int]] = field(default_factory=dict)
-    refresh: list[int] = field(default_factory=list)
-    stray: list[int] = field(default_factory=list)
-    """While :data:`WRITING`: LSH band keys that may name the version besides those of
-    ``record`` (a signature guessed before its paragraphs' counts were known, whose bands
-    were added and are being taken out)."""
-
-
-_INTENT_HEAD = struct.Struct("<II")
-
-
-def pack_intent(intent: Intent, record: bytes | None = None) -> bytes:
-    """The intent as its group keeps it: a JSON head, then the records it carries
-    (``record``: its record packed already, else packed here).
-
-    ``begin.lua`` reads the head's first three fields, in this order, to pick out the intents
-    a writer must handle (one it cannot read it answers, as if it had to)."""
-    if record is None:
-        record = pack(intent.record) if intent.record is not None else b""
-    old = pack(intent.old) if intent.old is not None else b""
-    fields: dict[str, Any] = {
-        "kind": intent.kind,
-        "token": intent.token,
-        "at": intent.at,
-        "old_serial": intent.old_serial,
-        "raised": intent.raised,
-        "refresh": intent.refresh,
-        "record": len(record),
-    }
-    if intent.stray:
-        fields["stray"] = intent.stray
-    head = json.dumps(fields, separators=(",", ":")).encode()
-    return _INTENT_HEAD.pack(len(head), len(old)) + head + record + old
-
-
-def unpack_intent(data: bytes) -> Intent:
-    """The inverse of :func:`pack_intent`."""
-    n_head, n_old = _INTENT_HEAD.unpack_from(data)
-    at = _INTENT_HEAD.size
-    head = json.loads(data[at : at + n_head])
-    at += n_head
-    record = data[at : at + head["record"]]
-    at += head["record"]
-    old = data[at : at + n_old]
-    return Intent(
-        kind=head["kind"],
-        token=head["token"],
-        at=float(head["at"]),
-        record=unpack(record) if record else None,
-        old_serial=int(head["old_serial"]),
-        old=unpack(old) if old else None,
-        raised={k: [int(s) for s in v] for k, v in head["raised"].items()},
-        refresh=[int(s) for s in head["refresh"]],
-        stray=[int(k) for k in head.get("stray", ())],
-    )

@@ -12,7 +12,8 @@ from dedup.index import entries, walks
 from dedup.index.access import CLOCK_SKEW, FLAG_READ, Access, store_error
 from dedup.index.entries import Batch
 from dedup.index.keys import FLAGS
-from dedup.index.layout import CONTENT, Record
+from dedup.index.layout import CONTENT
+from dedup.index.records import Record
 from dedup.report import IndexCounts, Listed
 
 

@@ -26,7 +26,7 @@ from typing import cast
 import redis
 
 from dedup.errors import NotFoundError, SettingsMismatchError
-from dedup.index import layout
+from dedup.index import layout, records
 from dedup.index.access import MIGRATES_FROM, store_error
 from dedup.index.keys import Keys
 from dedup.servers.connection import IndexClient
@@ -132,7 +132,7 @@ def _rewrite(client: IndexClient, keys: Keys, names: list[bytes]) -> int:
         if not raw:  # no record: nothing to tell the version by (readers ignore it)
             continue
         serial = layout.id_serial(value)
-        new = layout.SERIAL.pack(serial) + layout.record_digest(layout.unpack(raw))
+        new = layout.SERIAL.pack(serial) + records.record_digest(records.unpack(raw))
         if new != value:
             pipe2.hset(name, field, new)
             changed += 1

@@ -1,6 +1,6 @@
 """What a write owes once its version is committed, and what a dead writer left.
 
-An intent (:class:`dedup.index.layout.Intent`) is either a version being written, taken back
+An intent (:class:`dedup.index.records.Intent`) is either a version being written, taken back
 here with its entries if its writer never committed it, or what a committed version owes:
 the old version's entries out, flags raised on the documents it matched, flags refreshed on
 those the change may have moved (the few holders each removal leaves). :class:`Owed` does
@@ -15,12 +15,13 @@ from collections.abc import Iterable
 
 import redis
 
-from dedup.index import layout, scripts, versions
+from dedup.index import layout, records, scripts, versions
 from dedup.index.access import store_error
 from dedup.index.entries import REMOVE, REMOVE_PARAGRAPH, Batch
-from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Intent, Record
+from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES
 from dedup.index.plan import Plan
 from dedup.index.reads import Reads
+from dedup.index.records import Intent, Record
 
 FLAGS_PER_CALL = 500
 """Flag operations per call of ``flags.lua`` at most, so that no call holds the server long."""
@@ -43,11 +44,11 @@ class Owed(Reads):
         finishing = set(replaced)
         mine = []
         for serial, packed in found:
-            intent = layout.unpack_intent(packed)
+            intent = records.unpack_intent(packed)
             if (
                 intent.at < cutoff
                 or (not stale_only and intent.token == token)
-                or (intent.kind == layout.OWED and serial in finishing)
+                or (intent.kind == records.OWED and serial in finishing)
             ):
                 mine.append((serial, intent))
         self._finish(mine)
@@ -79,7 +80,7 @@ class Owed(Reads):
         the removal may move)."""
         raised: list[tuple[int, str]] = []
         for serial, intent in intents:
-            if intent.kind == layout.WRITING:
+            if intent.kind == records.WRITING:
                 if intent.record is not None:
                     removals += self._take_out(batch, intent.record, serial)
                 removals += batch.updates(BANDS, intent.stray, REMOVE, serial)

@@ -9,7 +9,8 @@ from operator import itemgetter
 from dedup.index import entries, layout
 from dedup.index.access import NO_ENTRIES, Entries
 from dedup.index.entries import Held
-from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Family, Record
+from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Family
+from dedup.index.records import Record
 from dedup.pipeline.analysis import Analysis
 
 CONFLICT_RETRIES = 5

@@ -13,8 +13,8 @@ import redis
 
 from dedup.errors import NotFoundError
 from dedup.index.access import store_error
-from dedup.index.layout import Record
 from dedup.index.lists import Lists
+from dedup.index.records import Record
 from dedup.index.reports import Reports
 from dedup.report import Report
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, cast
 
-from dedup.index import layout, scripts
+from dedup.index import layout, records, scripts
 from dedup.index.access import MAX_CANDIDATES, MAX_EXACT, Access
 from dedup.index.entries import FEW, MEMBERS, Batch
-from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES, Record
+from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES
+from dedup.index.records import Record
 from dedup.index.versions import record as record_call
 from dedup.report import NearCopy, Report, full_report, stored_from_record
 
@@ -98,7 +99,7 @@ class Reports(Access):
         serials = list(wanted)
         raws = scripts.run(self.client, [record_call(self.keys, s) for s in serials])
         found = {
-            s: layout.id_and_signature(raw) for s, raw in zip(serials, raws, strict=True) if raw
+            s: records.id_and_signature(raw) for s, raw in zip(serials, raws, strict=True) if raw
         }
         raw_of = dict(zip(serials, raws, strict=True))
         out = []
@@ -116,7 +117,7 @@ class Reports(Access):
                     piece_counts=[answers[t].count for t in pieces],
                     piece_holders=holders,
                     records={
-                        s: layout.unpack(cast("bytes", raw_of[s]))
+                        s: records.unpack(cast("bytes", raw_of[s]))
                         for group in holders
                         for s in group
                     },

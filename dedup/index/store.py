@@ -46,11 +46,11 @@ import redis
 from redis.cluster import RedisCluster
 
 from dedup.errors import StoreError
-from dedup.index import layout, meta, scripts, texts, versions
+from dedup.index import layout, meta, records, scripts, texts, versions
 from dedup.index.access import CLOCK_SKEW, store_error
 from dedup.index.keys import Keys
-from dedup.index.layout import Intent
 from dedup.index.plan import CONFLICT_RETRIES, Indexed, Pass, Plan
+from dedup.index.records import Intent
 from dedup.index.writes import Writes
 from dedup.pipeline.analysis import Analysis
 from dedup.servers.connection import IndexClient, unlink_all
@@ -161,7 +161,7 @@ class Store(Writes):
             }
             refresh = sorted(plan.refresh - {plan.old_serial})
             intent = Intent(
-                layout.OWED,
+                records.OWED,
                 token,
                 now,
                 old_serial=plan.old_serial,
@@ -180,7 +180,7 @@ class Store(Writes):
                 flags=frozenset(plan.flags),
                 documents=int(record is not None) - int(plan.old is not None),
                 paragraphs=(record.paragraphs if record is not None else 0) - old_paragraphs,
-                owed=layout.pack_intent(intent) if i in owed else b"",
+                owed=records.pack_intent(intent) if i in owed else b"",
                 digest=plan.digest,
             )
         committing = [
@@ -203,7 +203,7 @@ class Store(Writes):
         back = [
             (
                 plans[i].serial,
-                Intent(layout.WRITING, token, 0.0, record=plans[i].record, stray=plans[i].stray),
+                Intent(records.WRITING, token, 0.0, record=plans[i].record, stray=plans[i].stray),
             )
             for i in overtaken
             if plans[i].serial
@@ -233,9 +233,9 @@ class Store(Writes):
             replaced={p.old_serial for p in plans.values()},
         )
         olds = [p for p in plans.values() if p.old_serial]
-        records = scripts.run(self.client, [versions.record(self.keys, p.old_serial) for p in olds])
-        for plan, raw in zip(olds, records, strict=True):
-            plan.old = layout.unpack(raw) if raw else None
+        raws = scripts.run(self.client, [versions.record(self.keys, p.old_serial) for p in olds])
+        for plan, raw in zip(olds, raws, strict=True):
+            plan.old = records.unpack(raw) if raw else None
             if plan.old is None:  # an id entry ahead of its record cannot be: read as none
                 plan.old_serial = 0
 

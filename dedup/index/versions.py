@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from dedup.index import layout
+from dedup.index import layout, records
 from dedup.index.entries import Held, Op, updated_list
 from dedup.index.keys import FLAGS, Keys
 from dedup.index.scripts import Call, command, decoded, script_call
@@ -82,7 +82,7 @@ def begin(
     names += [name for name, _, _, _ in ops]
     args += ["".join(code for _, code, _, _ in ops), boilerplate_at]
     args.append(b"".join(chunk for _, _, chunk, _ in ops))
-    args += [json.dumps(token) if intents else "", repr(cutoff), layout.OWED]
+    args += [json.dumps(token) if intents else "", repr(cutoff), records.OWED]
 
     def parse(reply: list[Any]) -> Announced:
         found, began, added = reply

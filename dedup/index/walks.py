@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dedup.index import layout
+from dedup.index import records
 from dedup.index.keys import Keys
-from dedup.index.layout import Record
+from dedup.index.records import Record
 from dedup.servers.connection import IndexClient
 
 FIRST_READ = 2
@@ -144,7 +144,7 @@ def walk(
             for serial in these:
                 raw = next(replies)
                 if raw:
-                    stream.buffered.append((serial, layout.unpack(raw)))
+                    stream.buffered.append((serial, records.unpack(raw)))
             if was_empty and stream.buffered:
                 heapq.heappush(heap, (order(*stream.buffered[0]), stream.index))
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from dedup.index import entries, layout, scripts, versions
+from dedup.index import entries, layout, records, scripts, versions
 from dedup.index.access import MAX_CANDIDATES, MAX_EXACT, NO_ENTRIES, record_or_intent
 from dedup.index.entries import Batch, Held
-from dedup.index.layout import BANDS, Family, Intent, Record
+from dedup.index.layout import BANDS, Family
 from dedup.index.owed import Owed
 from dedup.index.plan import ADDED, COUNT, Indexed, Pass, Plan
+from dedup.index.records import Intent, Record
 from dedup.index.seen import Seen
 from dedup.pipeline.analysis import Analysis
 from dedup.report import record_extra
@@ -40,7 +41,7 @@ class Writes(Owed):
         near = None
         if analysis.pieces is not None:
             near = [
-                layout.NearParagraph(
+                records.NearParagraph(
                     words,
                     layout.paragraph_bits(analysis.paragraph_signatures[i]) if keys else b"",
                     keys,
@@ -76,8 +77,8 @@ class Writes(Owed):
             plan.guessed = self._seen.guess(plan.keys, plan.pieces or [()] * len(plan.keys))
             plan.indexed_at = round(self.clock(), 3)
             plan.record = self._record(analysis, plan, plan.guessed)
-            plan.packed = layout.pack(plan.record)
-            plan.digest = layout.record_digest(plan.record)
+            plan.packed = records.pack(plan.record)
+            plan.digest = records.record_digest(plan.record)
         # The entries of a document's own group are added by the announcing script itself,
         # with the serial it takes (each operation names its document's place in the call):
         # on one server, where the index has one group, that is every entry. A few documents
@@ -95,8 +96,8 @@ class Writes(Owed):
             for number, i in enumerate(order, 1):
                 plan = plans[i]
                 assert plan.record is not None
-                intent = Intent(layout.WRITING, run.token, now, record=plan.record)
-                packed = layout.pack_intent(intent, plan.packed)
+                intent = Intent(records.WRITING, run.token, now, record=plan.record)
+                packed = records.pack_intent(intent, plan.packed)
                 writes.append(versions.Writing(plan.id, plan.digest, packed))
                 plan.written = self.entries(plan.record)
                 tickets[i] = {}
@@ -169,7 +170,7 @@ class Writes(Owed):
         answers = batch.send(self.client)
         for i, ticket in olds.items():
             raw = answers[ticket]
-            plans[i].old = layout.unpack(raw) if raw else None
+            plans[i].old = records.unpack(raw) if raw else None
         at = self._at
         # Versions this batch replaces still hold their entries until the batch's owed work
         # takes them out: they are no one's candidates, and the counts they swell are
@@ -279,7 +280,7 @@ class Writes(Owed):
             guessed = set(plan.written.bands)  # the announced record's
             plan.stray = sorted(guessed - set(right))
             missing[i] = [k for k in right if k not in guessed]
-            plan.record, plan.packed = record, layout.pack(record)
+            plan.record, plan.packed = record, records.pack(record)
             by_group.setdefault(self.keys.groups.of(plan.serial), []).append(i)
         calls = []
         for group, order in by_group.items():
@@ -287,9 +288,9 @@ class Writes(Owed):
             for i in order:
                 plan = plans[i]
                 intent = Intent(
-                    layout.WRITING, run.token, now, record=plan.record, stray=plan.stray
+                    records.WRITING, run.token, now, record=plan.record, stray=plan.stray
                 )
-                intents.append((plan.serial, layout.pack_intent(intent, plan.packed)))
+                intents.append((plan.serial, records.pack_intent(intent, plan.packed)))
             calls.append(versions.replace_intents(self.keys, group, intents))
         for order, kept in zip(by_group.values(), scripts.run(self.client, calls), strict=True):
             for i, ok in zip(order, kept, strict=True):
