@@ -121,7 +121,7 @@ def list_documents(
     if threshold is None:
         rows = reads.list_documents(flag, limit, since)
     else:
-        from dedup.index.groups import listed_at
+        from dedup.index.matching import listed_at
 
         indexed = settings.near_duplicate_threshold
         at = Reads(reads.client, with_threshold(settings, threshold, reads.lsh))

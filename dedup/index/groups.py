@@ -16,9 +16,7 @@ per flagged document.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import cast
+from collections.abc import Callable, Iterator, Sequence
 
 import redis
 import xxhash
@@ -26,15 +24,14 @@ import xxhash
 from dedup.errors import NotFoundError
 from dedup.index import layout, scripts, versions
 from dedup.index.access import CLOCK_SKEW, MAX_EXACT, store_error
-from dedup.index.keys import FLAGS
-from dedup.index.layout import similarity
+from dedup.index.matching import PAGE, flagged_serials, split_matches
+from dedup.index.matching import Options as Options  # how groups are formed, for callers
+from dedup.index.matching import options_for as options_for
 from dedup.index.reads import Reads
 from dedup.index.records import Record
-from dedup.pipeline.grouping import Candidate, groups, parse_hosts, rank
-from dedup.report import Group, Listed, Report
+from dedup.pipeline.grouping import Candidate, groups, rank
+from dedup.report import Group, Report
 
-PAGE = 200
-"""Documents whose candidates are read per round trip."""
 PLACE_LIMIT = 2000
 """Documents a report explores at most to find its own group (a hub of copies stays cheap)."""
 PLACE_EXACT = 32
@@ -43,27 +40,6 @@ page held a few times; of one held thousands of times, a sample."""
 PLACE_READS = 20
 """Classes of documents (one content each) whose matches a report reads at most to find its
 own group: each read costs a lookup of every band of the class."""
-
-
-@dataclass(frozen=True)
-class Options:
-    """How groups are formed: the threshold in force, the canonical rule, exact copies only."""
-
-    threshold: float
-    rule: str = "earliest"
-    hosts: tuple[str, ...] = ()
-    exact_only: bool = False
-
-
-def options_for(reads: Reads, *, exact_only: bool = False) -> Options:
-    """The options of the reader's settings (threshold, canonical rule and hosts)."""
-    settings = reads.settings
-    return Options(
-        settings.near_duplicate_threshold,
-        settings.canonical_rule,
-        parse_hosts(settings.canonical_hosts),
-        exact_only,
-    )
 
 
 def group_id(canonical: str) -> str:
@@ -80,66 +56,6 @@ def candidate_of(record: Record) -> Candidate:
         record.indexed_at,
         int(record.extra.get("words", 0)),
     )
-
-
-def matches(
-    reads: Reads, records: Sequence[tuple[int, Record]], options: Options
-) -> list[list[tuple[str, float]]]:
-    """For each record, the documents at least ``options.threshold`` alike (exact copies at
-    1.0), in one round trip: the LSH candidates re-scored on their stored signatures."""
-    return [exact + near for exact, near in split_matches(reads, records, options)]
-
-
-def split_matches(
-    reads: Reads,
-    records: Sequence[tuple[int, Record]],
-    options: Options,
-    exact: int = MAX_EXACT,
-) -> list[tuple[list[tuple[str, float]], list[tuple[str, float]]]]:
-    """:func:`matches`, exact copies and near duplicates apart (at most ``exact`` exact
-    copies named for each)."""
-    found = []
-    related_ = (
-        reads.related(records, near=not options.exact_only, paragraphs=False, most_exact=exact)
-        if records
-        else []
-    )
-    for (_, record), related in zip(records, related_, strict=True):
-        near = []
-        for doc, packed in related.candidates:
-            if record.signature and len(packed) == len(record.signature):
-                score = similarity(record.signature, packed, reads.wide)
-                if score >= options.threshold:
-                    near.append((doc, score))
-        found.append(([(doc, 1.0) for doc in related.exact], near))
-    return found
-
-
-def flagged_serials(reads: Reads, flags: Iterable[str]) -> list[int]:
-    """Serials carrying any of these flags, oldest first by serial (every group's bitmaps read
-    whole: 125 kB each over the groups at a million documents)."""
-    names = list(flags)
-    pipe = reads.client.pipeline(transaction=False)
-    groups = reads.keys.groups
-    for group in range(groups.count):
-        for flag in names:
-            pipe.get(reads.keys.flag(flag, group))
-    replies = cast("list[bytes | None]", pipe.execute())
-    serials: list[int] = []
-    for group in range(groups.count):
-        raws = [raw or b"" for raw in replies[group * len(names) : (group + 1) * len(names)]]
-        width = max(map(len, raws), default=0)
-        bits = 0
-        for raw in raws:
-            bits |= int.from_bytes(raw.ljust(width, b"\0"), "big")
-        # bit 0 of a bitmap is the highest bit of its first byte
-        data = bits.to_bytes(width, "big")
-        for index, byte in enumerate(data):
-            if byte:
-                serials.extend(
-                    groups.serial(8 * index + k, group) for k in range(8) if byte >> (7 - k) & 1
-                )
-    return sorted(serials)
 
 
 def _records_by_id(reads: Reads, ids: Sequence[str]) -> list[tuple[int, Record]]:
@@ -373,81 +289,3 @@ def placed(reads: Reads, report: Report, options: Options | None = None) -> Repo
     if group is None:
         return report
     return {**report, "group": group["group"], "canonical": group["canonical"]}
-
-
-def listed_at(
-    reads: Reads,
-    flag: str | None,
-    limit: int,
-    since: float | None = None,
-    indexed_threshold: float | None = None,
-) -> list[Listed]:
-    """``list`` at the reader's threshold: the ``near_duplicate`` flag of each row re-scored
-    from the stored signatures, the other flags as stored; newest first."""
-    written = (
-        reads.settings.near_duplicate_threshold if indexed_threshold is None else indexed_threshold
-    )
-    try:
-        if (
-            flag == "near_duplicate"
-            and since is None
-            and reads.settings.near_duplicate_threshold >= written
-        ):
-            serials = flagged_serials(reads, [flag])[::-1]
-            pages: Iterable[list[tuple[int, Record]]] = (
-                reads.records(serials[first : first + PAGE])
-                for first in range(0, len(serials), PAGE)
-            )
-        else:
-            pages = reads.walk_records(newest_first=True)
-        out: list[Listed] = []
-        for batch in pages:
-            fresh = [(s, r) for s, r in batch if since is None or r.indexed_at >= since]
-            for row in _rows_at(reads, fresh):
-                if flag is None or flag in row["flags"]:
-                    out.append(row)
-                    if len(out) >= limit:
-                        return out
-            if since is not None and any(r.indexed_at < since - CLOCK_SKEW for _, r in batch):
-                break
-        return out
-    except redis.RedisError as exc:
-        raise store_error(exc) from None
-
-
-def _rows_at(reads: Reads, records: list[tuple[int, Record]]) -> list[Listed]:
-    """List rows of these records, ``near_duplicate`` re-scored (two round trips)."""
-    if not records:
-        return []
-    stored = reads.flag_bits(records, FLAGS)
-    options = Options(reads.settings.near_duplicate_threshold)
-    rows: list[Listed] = []
-    found = split_matches(reads, records, options)
-    for (_, record), flags, (_, near) in zip(records, stored, found, strict=True):
-        flags.discard("near_duplicate")
-        if near:
-            flags.add("near_duplicate")
-        rows.append(
-            {
-                "doc_id": record.doc_id,
-                "url": record.url,
-                "flags": [name for name in FLAGS if name in flags],
-                "paragraphs": record.paragraphs,
-                "indexed_at": record.indexed_at,
-            }
-        )
-    return rows
-
-
-def page_matches(
-    reads: Reads, signature: bytes, content_hash: str, threshold: float
-) -> list[tuple[str, float]]:
-    """The indexed documents a page not indexed yet duplicates: exact copies (at 1.0) and
-    those at least ``threshold`` alike, in two round trips (the Scrapy pipeline asks this for
-    every item)."""
-    record = Record("", None, 0, 0.0, int(content_hash, 16), signature, [])
-    try:
-        [(exact, near)] = split_matches(reads, [(0, record)], Options(threshold))
-    except redis.RedisError as exc:
-        raise store_error(exc) from None
-    return exact + sorted(near, key=lambda m: (-m[1], m[0]))

@@ -278,7 +278,7 @@ class DedupPipeline:
         """Other ids with this content or at least ``threshold`` alike, in the index (one
         round trip) or earlier in this crawl (its pages' bands, kept here), best first."""
         from dedup.index import layout
-        from dedup.index.groups import page_matches
+        from dedup.index.matching import page_matches
 
         store = self.client.store
         computed = analysis.document_signature()
