@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from dedup.pipeline.document import Document
 from dedup.servers.connection import IndexClient, connect
 from dedup.settings import Settings
 from tests.consistency import assert_consistent, assert_flags_match_reports, intents_left
-from tests.helpers import article, as_html, corpus, edit_words, rewrite_corpus, worker_env
+from tests.helpers import article, as_html, corpus, edit_words, rewrite_corpus, start_worker
 from tests.replies import AtRandom, Counted, EveryNth, ReplyCutter, cutting_cluster
 
 VOLATILE = ("indexed_at",)
@@ -218,16 +216,7 @@ def _submit_in_jobs_of_every_size(settings: Settings, documents: list[Document])
 
 def _run_workers(settings: Settings, count: int = 2) -> None:
     """Burst workers until the queue is empty, ``count`` at a time."""
-    env = worker_env(settings)
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "dedup", "worker", "--burst"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(count)
-    ]
+    workers = [start_worker(settings, "--burst") for _ in range(count)]
     for worker in workers:
         assert 0 == worker.wait(timeout=600)
 

@@ -122,16 +122,15 @@ def _rewrite(client: IndexClient, keys: Keys, names: list[bytes]) -> int:
         for name, held in zip(names, pipe.execute(), strict=True)
         for field, value in held.items()
     ]
+    serials = [layout.id_serial(value) for _, _, value in entries]
     pipe = client.pipeline(transaction=False)
-    for _, _, value in entries:
-        serial = layout.id_serial(value)
+    for serial in serials:
         pipe.hget(keys.records(serial), serial)
     pipe2 = client.pipeline(transaction=False)
     changed = 0
-    for (name, field, value), raw in zip(entries, pipe.execute(), strict=True):
+    for (name, field, value), serial, raw in zip(entries, serials, pipe.execute(), strict=True):
         if not raw:  # no record: nothing to tell the version by (readers ignore it)
             continue
-        serial = layout.id_serial(value)
         new = layout.SERIAL.pack(serial) + records.record_digest(records.unpack(raw))
         if new != value:
             pipe2.hset(name, field, new)
