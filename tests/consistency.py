@@ -37,15 +37,12 @@ def stored(client: IndexClient) -> dict[bytes, bytes | None]:
 
 
 def intents_left(client: IndexClient, keys: Keys) -> dict[int, list[int]]:
-    """The intents kept in each group, and the flags kept for versions being written: none
-    once every write has finished."""
+    """The intents kept in each group: none once every write has finished."""
     pipe = client.pipeline(transaction=False)
     for group in range(keys.groups.count):
         pipe.hkeys(keys.intents(group))
-        pipe.hkeys(keys.raised(group))
     found = pipe.execute()
-    kept = [intents + raised for intents, raised in zip(found[::2], found[1::2], strict=True)]
-    return {g: [int(k) for k in serials] for g, serials in enumerate(kept) if serials}
+    return {g: [int(k) for k in serials] for g, serials in enumerate(found) if serials}
 
 
 def assert_consistent(client: IndexClient, settings: Settings, documents: list[Document]) -> None:

@@ -85,11 +85,21 @@ def script_name(words: list[bytes]) -> str | None:
 
 
 def _scripts_by_sha() -> dict[str, str]:
-    names = ("begin.lua", "commit.lua", "entries.lua", "flags.lua", "intent.lua", "update.lua")
+    names = (
+        "begin.lua",
+        "commit.lua",
+        "done.lua",
+        "entries.lua",
+        "flags.lua",
+        "intent.lua",
+        "update.lua",
+    )
     return {scripts.source(name).sha: name for name in names}
 
 
-WRITING = frozenset({"begin.lua", "commit.lua", "flags.lua", "intent.lua", "update.lua"})
+WRITING = frozenset(
+    {"begin.lua", "commit.lua", "done.lua", "flags.lua", "intent.lua", "update.lua"}
+)
 """The package's scripts that write."""
 
 

@@ -132,7 +132,7 @@ def test_a_near_duplicate_committed_while_the_other_is_written_flags_both(
 ) -> None:
     """Two workers write near duplicates at the same moment: the first adds its bands, the
     second then writes all the way through, finding the first's intent and raising the flag
-    on it before the first commits. The first's commit sets what was raised on it."""
+    on it before the first commits. The first's commit keeps what was raised on it."""
     settings = settings.replace(index_groups=index_groups)
     rng = random.Random(7)
     body = article(120)

@@ -60,11 +60,6 @@ class Keys:
         """Hash: serial → the intent of a write in flight or owing work, in one group."""
         return f"{self._group(group)}:w"
 
-    def raised(self, group: int) -> str:
-        """Hash: serial → the flags (their numbers among :data:`FLAGS`, from 1) raised on a
-        version of the group while it was being written, for its commit to set."""
-        return f"{self._group(group)}:raised"
-
     def reply(self, group: int, call: str) -> str:
         """String, expiring: the reply of one call of a writing script in a group, kept so
         that the call sent again after a lost reply answers the same and changes nothing

@@ -93,16 +93,14 @@ class Owed(Reads):
         refresh.update(s for t in removals for s in answers[t].serials)
         self._set_flags((s, flag, True) for s, flag in raised)
         self.refresh_flags(refresh)
-        done: dict[int, list[int]] = {}
-        for serial, _ in intents:
-            done.setdefault(self.keys.groups.of(serial), []).append(serial)
-        pipe = self.client.pipeline(transaction=False)
-        for group, serials in done.items():
-            # The intent first: flags raised on a version with no record are kept only while
-            # it has one, so nothing is kept for it past the second.
-            pipe.hdel(self.keys.intents(group), *serials)
-            pipe.hdel(self.keys.raised(group), *serials)
-        pipe.execute()
+        done: dict[int, list[tuple[int, bool]]] = {}
+        for serial, intent in intents:
+            taken_back = intent.kind == records.WRITING
+            done.setdefault(self.keys.groups.of(serial), []).append((serial, taken_back))
+        scripts.run(
+            self.client,
+            [versions.drop_intents(self.keys, group, each) for group, each in done.items()],
+        )
 
     def _take_out(self, batch: Batch, record: Record, serial: int) -> list[int]:
         """Queue the removal of a version from every entry its record names; the tickets."""

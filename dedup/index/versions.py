@@ -1,6 +1,7 @@
 """The scripts on a document's versions in its group: announcing a new version
 (``begin.lua``), replacing an intent (``intent.lua``), committing (``commit.lua``), setting
-flags (``flags.lua``), and the plain reads of id entries, records and intents."""
+flags (``flags.lua``), dropping intents once done (``done.lua``), and the plain reads of id
+entries, records and intents."""
 
 from __future__ import annotations
 
@@ -127,7 +128,7 @@ def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]
     """``commit.lua``: for each document of ``group``, version ``new`` becomes the current
     one in place of ``old``, and the owed intent is kept for what is left to do; the reply
     per document is ``ok``, ``conflict`` or ``lost``."""
-    names = [keys.counters(group), keys.intents(group), keys.raised(group)]
+    names = [keys.counters(group), keys.intents(group)]
     names += [keys.flag(f, group) for f in FLAGS]
     args: list[Any] = ["f" * len(FLAGS)]
     position = keys.groups.position
@@ -157,20 +158,25 @@ def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]
     )
 
 
-# flags.lua keeps a flag raised on a version being written as its number, one digit, which
-# commit.lua finds in the string of them: ten flags would need another mark.
-assert len(FLAGS) <= 9, "raised flags are kept one digit each"
-
-
 def set_flags(keys: Keys, group: int, bits: Sequence[tuple[int, str, bool]]) -> Call[int]:
-    """``flags.lua``: flag bits of versions of one group that have a record; a flag raised on
-    a version still being written is kept for its commit."""
-    names: list[str] = [keys.intents(group), keys.raised(group)]
+    """``flags.lua``: flag bits of versions of one group that have a record, and raised bits
+    of versions still being written (their commit keeps them)."""
+    names: list[str] = [keys.intents(group)]
     args: list[Any] = []
     for serial, flag, on in bits:
         names += [keys.records(serial), keys.flag(flag, group)]
-        args += [serial, keys.groups.position(serial), int(on), FLAGS.index(flag) + 1]
+        args += [serial, keys.groups.position(serial), int(on)]
     return script_call("flags.lua", names, args, int)
+
+
+def drop_intents(keys: Keys, group: int, done: Sequence[tuple[int, bool]]) -> Call[int]:
+    """``done.lua``: drop the intents of these versions of ``group`` (serial, and whether
+    the version was taken back: its flag bits are cleared with its intent)."""
+    names = [keys.intents(group), *(keys.flag(f, group) for f in FLAGS)]
+    args: list[Any] = []
+    for serial, taken_back in done:
+        args += [serial, keys.groups.position(serial) if taken_back else 0]
+    return script_call("done.lua", names, args, int)
 
 
 def current(keys: Keys, entry: layout.IdEntry) -> Call[int]:

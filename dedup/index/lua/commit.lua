@@ -2,9 +2,9 @@
 -- each, the id entry, the records, the flag bits and the counters change together. Every
 -- entry of a new version was added before; the old version's are taken out after, as the
 -- owed intent kept here says. Runs after common.lua.
--- KEYS[1]: the group's counters; KEYS[2]: the group's intents; KEYS[3]: the flags raised on
--- the group's versions while they were being written (flags.lua), which their commit sets
--- KEYS[4] ... KEYS[3 + #ARGV[2]]: the group's flag bitmaps, in the order of the flags below
+-- KEYS[1]: the group's counters; KEYS[2]: the group's intents
+-- KEYS[3] ... KEYS[2 + #ARGV[2]]: the group's flag bitmaps, in the order of the flags below
+-- (a new version keeps the bits other writers raised on it while it was written, flags.lua)
 -- then per document: the id entry's hash, the record hash of the new version (of the old one
 -- for a delete), and the record hash of the old version (any key of the group when none)
 -- ARGV[1]: the layout (common.lua)
@@ -26,18 +26,14 @@ local function commit(id, kept, was, field, old, old_at, new, new_at, record, bi
   if old ~= 0 then
     redis.call('HDEL', was, old)
     redis.call('HDEL', KEYS[2], old)  -- what the old version still owed is in the new intent
-    for f = 1, flags do redis.call('SETBIT', KEYS[3 + f], old_at, 0) end
+    for f = 1, flags do redis.call('SETBIT', KEYS[2 + f], old_at, 0) end
   end
   if new ~= 0 then
     redis.call('HSET', id, field, struct.pack(SERIAL, new) .. digest)
     redis.call('HSET', kept, new, record)
     redis.call('HDEL', KEYS[2], new)
-    local raised = redis.call('HGET', KEYS[3], new)
-    if raised then redis.call('HDEL', KEYS[3], new) end
     for f = 1, flags do
-      if string.sub(bits, f, f) == '1' or (raised and string.find(raised, f, 1, true)) then
-        redis.call('SETBIT', KEYS[3 + f], new_at, 1)
-      end
+      if string.sub(bits, f, f) == '1' then redis.call('SETBIT', KEYS[2 + f], new_at, 1) end
     end
   else
     redis.call('HDEL', id, field)
@@ -47,7 +43,7 @@ local function commit(id, kept, was, field, old, old_at, new, new_at, record, bi
 end
 local out = {}
 for k = 1, (#ARGV - 2) / 12 do
-  local a, key = 2 + 12 * (k - 1), 3 + flags + 3 * (k - 1)
+  local a, key = 2 + 12 * (k - 1), 2 + flags + 3 * (k - 1)
   local done = commit(
     KEYS[key + 1], KEYS[key + 2], KEYS[key + 3], ARGV[a + 1], tonumber(ARGV[a + 2]),
     tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6],
