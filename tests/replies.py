@@ -91,15 +91,13 @@ def _scripts_by_sha() -> dict[str, str]:
         "done.lua",
         "entries.lua",
         "flags.lua",
-        "intent.lua",
+        "peek.lua",
         "update.lua",
     )
     return {scripts.source(name).sha: name for name in names}
 
 
-WRITING = frozenset(
-    {"begin.lua", "commit.lua", "done.lua", "flags.lua", "intent.lua", "update.lua"}
-)
+WRITING = frozenset({"begin.lua", "commit.lua", "done.lua", "flags.lua", "update.lua"})
 """The package's scripts that write."""
 
 

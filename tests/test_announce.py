@@ -1,6 +1,5 @@
-"""How a write announces a new version before it knows its paragraphs' counts, one server and
-a cluster: the boilerplate it guesses, the digest its id entry keeps, and id entries written
-before the digest existed."""
+"""How a write starts, one server and a cluster: the boilerplate its signature leaves out, the
+digest its id entry keeps, and the intents it is answered."""
 
 from __future__ import annotations
 
@@ -58,64 +57,60 @@ def _state(store: Store, documents: list[Document]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("guess", ["all", "none"])
-def test_a_wrong_guess_of_boilerplate_stores_what_a_right_one_does(
-    index_client: IndexClient, settings: Settings, guess: str, monkeypatch: pytest.MonkeyPatch
+def test_a_paragraph_boilerplate_before_the_batch_is_left_out_of_the_signature(
+    index_client: IndexClient, settings: Settings
 ) -> None:
-    """A writer that guesses every paragraph boilerplate, or none, corrects its records and
-    bands and ends with the index of a writer that guesses from what it has seen."""
-    documents = _documents()
-    clock = iter(range(1_000, 2_000))
-
-    def tick() -> float:
-        return float(next(clock))
-
-    right = Store(index_client, settings.replace(namespace="right"), clock=tick)
-    _index_one_by_one(right, documents)
-
-    clock = iter(range(1_000, 2_000))
-    wrong = Store(index_client, settings.replace(namespace=f"wrong-{guess}"), clock=tick)
-    every = guess == "all"
-    monkeypatch.setattr(
-        wrong._seen,
-        "guess",
-        lambda keys, pieces: frozenset(range(len(keys))) if every else frozenset(),
-    )
-    corrected = _corrections(monkeypatch)
-    _index_one_by_one(wrong, documents)
-
-    assert corrected, "no guess was wrong"
-    assert {} == intents_left(index_client, wrong.keys)
-    assert _state(right, documents) == _state(wrong, documents)
-    assert_consistent(index_client, wrong.settings, documents)
-    assert_flags_match_reports(wrong)
-
-
-def test_a_writer_guesses_from_the_counts_it_has_seen(
-    index_client: IndexClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A writer new to a paragraph that other writers made boilerplate guesses wrong once;
-    from then on it knows: the correction is paid while it learns, not for every page."""
-    pages = [Document(f"p{n}", as_html([*article(300 + n, 4), FOOTER])) for n in range(12)]
-    _index_one_by_one(Store(index_client, settings), pages[:6])  # another worker
-    corrected = _corrections(monkeypatch)
+    """The third page holding the footer (the threshold) leaves it out of its signature; the
+    second does not, nor does the second indexed again with a new body: its own earlier
+    version does not count."""
     store = Store(index_client, settings)
-    _index_one_by_one(store, pages[6:])
-    assert 1 == len(corrected)
-    assert all("boilerplate" in store.report(p.doc_id)["flags"] for p in pages)
+    pages = [as_html([*article(500 + n, 4), FOOTER]) for n in range(3)]
+    for n in (0, 1):
+        store.index([analyse(Document(f"p{n}", pages[n]), settings)])
+    again = analyse(Document("p1", as_html([*article(600, 4), FOOTER])), settings)
+    third = analyse(Document("p2", pages[2]), settings)
+    store.index([again])
+    store.index([third])
+    wide = settings.lsh_bands * settings.lsh_rows
+    footer = len(third.paragraphs) - 1
+
+    def stored(doc_id: str) -> bytes:
+        record = store.resolve(doc_id)[1]
+        assert record is not None
+        return record.signature
+
+    def signature(analysis: Any, left_out: frozenset[int]) -> bytes:
+        return layout.reduce_signature(analysis.document_signature(left_out), wide)
+
+    assert signature(again, frozenset()) == stored("p1")
+    assert signature(third, frozenset({footer})) == stored("p2")
+    assert signature(third, frozenset()) != stored("p2")
+    assert "boilerplate" in store.report("p2")["flags"]
+    assert_consistent(
+        index_client, settings, [Document("p0", pages[0]), again.document, third.document]
+    )
 
 
-def _corrections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The calls replacing intents of versions whose boilerplate was guessed wrong, from now."""
-    corrected: list[Any] = []
-    real = versions.replace_intents
+def test_boilerplate_is_the_same_written_one_by_one_or_by_several_writers(
+    index_client: IndexClient, settings: Settings
+) -> None:
+    """Pages sharing a footer and a banner, written one at a time by one writer or by two
+    writers taking turns, end the same: records, reports and stats."""
+    documents = _documents()
 
-    def replace(*args: Any) -> Any:
-        corrected.append(args)
-        return real(*args)
+    def clocked() -> Any:
+        clock = iter(range(1_000, 2_000))
+        return lambda: float(next(clock))
 
-    monkeypatch.setattr(versions, "replace_intents", replace)
-    return corrected
+    one = Store(index_client, settings.replace(namespace="one"), clock=clocked())
+    _index_one_by_one(one, documents)
+    tick = clocked()
+    two = [Store(index_client, settings.replace(namespace="two"), clock=tick) for _ in "ab"]
+    for n, document in enumerate(documents):
+        two[n % 2].index([analyse(document, settings)])
+    assert {} == intents_left(index_client, two[0].keys)
+    assert _state(one, documents) == _state(two[0], documents)
+    assert_flags_match_reports(two[0])
 
 
 def _round_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -145,11 +140,11 @@ def test_an_unchanged_page_costs_one_round_trip_and_no_serial(
     sizes = _round_trips(monkeypatch)
     [again] = store.index([analyse(page, settings)])
     assert not again.changed
-    assert [1] == sizes
+    assert 1 == len(sizes)
     assert taken == index_client.hget(store.keys.counters(group), "serial")
 
 
-def test_the_announcing_script_answers_only_the_intents_its_writer_must_handle(
+def test_the_reading_script_answers_only_the_intents_its_writer_must_handle(
     index_client: IndexClient, settings: Settings
 ) -> None:
     """Every writer announces in the same groups (all of them in the one group of an index on
@@ -188,9 +183,9 @@ def test_the_announcing_script_answers_only_the_intents_its_writer_must_handle(
         serial(2005): packed(records.WRITING, "mi\u00efne", now),
     }
     index_client.hset(keys.intents(group), mapping={**answered, **not_answered})
-    # The document's version unchanged: nothing announced, its current version read.
-    again = versions.Writing(layout.id_entry("page"), records.record_digest(record), b"")
-    call = versions.begin(keys, group, [again], token="mine", cutoff=now - layout.INTENT_LEASE)
-    [announced] = scripts.run(index_client, [call])
-    assert [(versions.SAME, current)] == [(b.serial, b.current) for b in announced.began]
-    assert answered == announced.intents
+    # The document's version unchanged: its current version read, and that it is the same.
+    again = (layout.id_entry("page"), records.record_digest(record))
+    call = versions.peek(keys, group, [again], token="mine", cutoff=now - layout.INTENT_LEASE)
+    [peeked] = scripts.run(index_client, [call])
+    assert [(current, True)] == peeked.current
+    assert answered == peeked.intents

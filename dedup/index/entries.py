@@ -70,6 +70,8 @@ class Batch:
         self.few = few
         self._lookups: dict[int, list[Op]] = {}
         """The lookups of each group, in order."""
+        self._lookups_with_sets: dict[int, list[Op]] = {}
+        """Lookups sent with their entries' overflow sets at once."""
         self._updates: dict[int, list[Op]] = {}
         """The updates of each group, in order."""
         self._with_sets: dict[int, list[Op]] = {}
@@ -108,9 +110,14 @@ class Batch:
         self._count = ticket
         return list(range(first, ticket))
 
-    def lookups(self, family: Family, keys: Iterable[int], mode: str = COUNT) -> list[int]:
-        """Ask how many documents hold each of these entries (and which, by ``mode``)."""
-        return self._add(self._lookups, family, keys, mode, b"")
+    def lookups(
+        self, family: Family, keys: Iterable[int], mode: str = COUNT, *, sets: bool = False
+    ) -> list[int]:
+        """Ask how many documents hold each of these entries (and which, by ``mode``); with
+        ``sets``, naming their overflow sets (entries that many documents hold, as
+        paragraphs near boilerplate are: no second round trip for them)."""
+        table = self._lookups_with_sets if sets else self._lookups
+        return self._add(table, family, keys, mode, b"")
 
     def lookup(self, family: Family, key: int, mode: str = COUNT) -> int:
         """Ask how many documents hold an entry (and which, by ``mode``)."""
@@ -182,6 +189,7 @@ class Batch:
             (lookup, g, chunk, sets)
             for lookup, table, sets in (
                 (True, self._lookups, False),
+                (True, self._lookups_with_sets, True),
                 (False, self._updates, False),
                 (False, self._with_sets, True),
             )

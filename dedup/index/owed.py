@@ -83,7 +83,6 @@ class Owed(Reads):
             if intent.kind == records.WRITING:
                 if intent.record is not None:
                     removals += self._take_out(batch, intent.record, serial)
-                removals += batch.updates(BANDS, intent.stray, REMOVE, serial)
                 continue
             if intent.old is not None:
                 removals += self._take_out(batch, intent.old, intent.old_serial)

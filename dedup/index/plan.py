@@ -58,10 +58,6 @@ class Plan:
     digest: bytes = b""
     """The new version's digest, which its id entry keeps."""
     indexed_at: float = 0.0
-    guessed: frozenset[int] = frozenset()
-    """The paragraphs the announced record leaves out of its signature as boilerplate."""
-    stray: list[int] = field(default_factory=list)
-    """Band keys of a signature guessed wrong, added and being taken out."""
     serial: int = 0
     written: Entries = NO_ENTRIES
     """The entries of the announced record."""

@@ -187,10 +187,6 @@ class Intent:
     old: Record | None = None
     raised: dict[str, list[int]] = field(default_factory=dict)
     refresh: list[int] = field(default_factory=list)
-    stray: list[int] = field(default_factory=list)
-    """While :data:`WRITING`: LSH band keys that may name the version besides those of
-    ``record`` (a signature guessed before its paragraphs' counts were known, whose bands
-    were added and are being taken out)."""
 
 
 _INTENT_HEAD = struct.Struct("<II")
@@ -214,8 +210,6 @@ def pack_intent(intent: Intent, record: bytes | None = None) -> bytes:
         "refresh": intent.refresh,
         "record": len(record),
     }
-    if intent.stray:
-        fields["stray"] = intent.stray
     head = json.dumps(fields, separators=(",", ":")).encode()
     return _INTENT_HEAD.pack(len(head), len(old)) + head + record + old
 
@@ -238,7 +232,6 @@ def unpack_intent(data: bytes) -> Intent:
         old=unpack(old) if old else None,
         raised={k: [int(s) for s in v] for k, v in head["raised"].items()},
         refresh=[int(s) for s in head["refresh"]],
-        stray=[int(k) for k in head.get("stray", ())],
     )
 
 

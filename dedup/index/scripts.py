@@ -45,8 +45,8 @@ ONCE = frozenset({"begin.lua", "commit.lua", "update.lua"})
 """The scripts whose effect or answer would differ run twice. Each of their calls runs once
 however many times it is sent (``once.lua``): the client sends a call again when the
 connection drops before the reply, and the server may have run it already. ``flags.lua``
-sets values and answers nothing the writer reads, and ``intent.lua`` answers the same run
-twice: they need no reply kept."""
+and ``done.lua`` set values and answer nothing the writer reads, and ``peek.lua`` and
+``entries.lua`` only read: they need no reply kept."""
 
 REPLY_KEPT = 3600
 """Seconds a writing call's reply is kept for the call sent again: longer than a client goes

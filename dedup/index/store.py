@@ -7,15 +7,15 @@ hashes of index entries, flag bitmaps, all in groups with hash tags), the key na
 across slots (on one server the same steps run, as a cluster of one shard), so a batch is
 written in steps, each a round trip for the whole batch:
 
-1. announce each new version in its group (``begin.lua``), which reads the current one: an
-   intent holding the new record, under a new serial, unless the id entry's digest shows
-   the version is indexed already; only then does the same script add the serial to the
-   entries of that group (all of them, when the index has one group). The record leaves out
-   the boilerplate the writer guesses (:mod:`dedup.index.seen`);
+1. read each document's current version (``peek.lua``: nothing more to do when its id
+   entry's digest shows the version is indexed already), the intents this writer must
+   finish or take back first, and how many documents hold each new paragraph: what was
+   boilerplate before the batch, which the new record's signature leaves out. Then announce
+   each new version in its group (``begin.lua``): an intent holding the new record, under a
+   new serial, and the serial added to the entries of that group (all of them, when the
+   index has one group);
 2. add the new version's other entries, which answers who held them before (LSH band sharers,
-   exact copies, paragraphs turning boilerplate) and how many hold each paragraph: what was
-   boilerplate before the batch. A wrong guess is corrected: the intent takes the right
-   record, then the bands move (two round trips, only for batches that guessed wrong);
+   exact copies, paragraphs turning boilerplate);
 3. read those candidates' records (or their intents: a near duplicate written at the same
    moment by another worker is found before its commit) and score them;
 4. commit in the document's group (``commit.lua``): the id entry, the record, its flags and
@@ -69,6 +69,10 @@ FAILING_OVER = (
 """What a cluster answers while a master fails over or slots move."""
 COMMITS_PER_CALL = 50
 """Documents one call of ``commit.lua`` takes at most, so that no call holds the server long."""
+RAISED_IN_COMMIT = 16
+"""Flags a new version raises on other versions that its commit sets itself at most (its
+copies in its own group): a commit call of :data:`COMMITS_PER_CALL` documents then sets at
+most 800; more are owed, and set in calls of their own."""
 FAILOVER_PATIENCE = 60.0
 """Seconds a write on a cluster waits for every slot to be served again before its job
 fails (and RQ retries it): a failover takes the cluster's node timeout and a little more."""
@@ -140,7 +144,7 @@ class Store(Writes):
         again (another writer of the same id met on the way)."""
         run = Pass(token, results)
         self._begin(plans, run)
-        self._add(plans, run)
+        self._add(plans)
         self._score(plans)
         run.again += self._commit(plans, token)
         for i, plan in plans.items():
@@ -159,6 +163,7 @@ class Store(Writes):
             raised = {
                 k: sorted(v - {plan.serial}) for k, v in plan.raised.items() if v - {plan.serial}
             }
+            raising = self._raised_in_commit(plan, raised)
             refresh = sorted(plan.refresh - {plan.old_serial})
             intent = Intent(
                 records.OWED,
@@ -182,6 +187,7 @@ class Store(Writes):
                 paragraphs=(record.paragraphs if record is not None else 0) - old_paragraphs,
                 owed=records.pack_intent(intent) if i in owed else b"",
                 digest=plan.digest,
+                raising=raising,
             )
         committing = [
             (group, order[at : at + COMMITS_PER_CALL])
@@ -203,7 +209,7 @@ class Store(Writes):
         back = [
             (
                 plans[i].serial,
-                Intent(records.WRITING, token, 0.0, record=plans[i].record, stray=plans[i].stray),
+                Intent(records.WRITING, token, 0.0, record=plans[i].record),
             )
             for i in overtaken
             if plans[i].serial
@@ -213,6 +219,19 @@ class Store(Writes):
         kept = [(plans[i].serial or plans[i].old_serial, intent) for i, intent in owed.items()]
         self._finish(kept + back)
         return overtaken
+
+    def _raised_in_commit(self, plan: Plan, raised: dict[str, list[int]]) -> list[tuple[int, str]]:
+        """The flags a new version raises that its commit sets itself: all of them when they
+        are few and on versions of its own group (every version, on one server), none
+        otherwise (what is owed raises them). ``raised`` keeps the others."""
+        group = self.keys.groups.of(plan.serial) if plan.serial else -1
+        raising = [(s, flag) for flag, serials in raised.items() for s in serials]
+        if len(raising) > RAISED_IN_COMMIT or any(
+            self.keys.groups.of(s) != group for s, _ in raising
+        ):
+            return []
+        raised.clear()
+        return raising
 
     def _read(self, plans: dict[int, Plan], token: str) -> None:
         """Current versions, their records, and the intents of the documents' groups

@@ -1,5 +1,5 @@
-"""The scripts on a document's versions in its group: announcing a new version
-(``begin.lua``), replacing an intent (``intent.lua``), committing (``commit.lua``), setting
+"""The scripts on a document's versions in its group: reading what a write starts from
+(``peek.lua``), announcing a new version (``begin.lua``), committing (``commit.lua``), setting
 flags (``flags.lua``), dropping intents once done (``done.lua``), and the plain reads of id
 entries, records and intents."""
 
@@ -31,6 +31,48 @@ class Writing:
     """The intent to keep, packed."""
 
 
+class Peeked(NamedTuple):
+    """What ``peek.lua`` answered for one group."""
+
+    current: list[tuple[int, bool]]
+    """Per document, the serial of its current version (0: none), and whether that version
+    is the one to write."""
+    intents: dict[int, bytes]
+    """The group's intents that the writer must finish or take back, by serial."""
+
+
+def peek(
+    keys: Keys,
+    group: int,
+    documents: Sequence[tuple[layout.IdEntry, bytes]],
+    *,
+    token: str,
+    cutoff: float,
+    intents: bool = True,
+) -> Call[Peeked]:
+    """``peek.lua``: the current version of each document of ``group`` (its id entry, and
+    the digest of its new version), and the intents kept in the group that the writer
+    ``token`` must finish or take back (its own, those left before ``cutoff``, and what the
+    documents' current versions owe).
+
+    Other writers' intents in flight are not answered: with every worker writing to the
+    same groups, what each round trip carries would grow with the number of workers. With
+    ``intents`` false none are (a writer's later call in the same group and round trip)."""
+    names = [keys.intents(group)]
+    args: list[Any] = []
+    for entry, digest in documents:
+        names.append(keys.entry(layout.IDS, entry.bucket))
+        args += [entry.field, digest]
+    args += [json.dumps(token) if intents else "", repr(cutoff), records.OWED]
+
+    def parse(reply: list[Any]) -> Peeked:
+        found, kept = reply
+        current = [(int(s), bool(same)) for s, same in zip(found[::2], found[1::2], strict=True)]
+        return Peeked(current, {int(k): v for k, v in zip(kept[::2], kept[1::2], strict=True)})
+
+    return script_call("peek.lua", names, args, parse)
+
+
 class Began(NamedTuple):
     """What ``begin.lua`` answered for one document."""
 
@@ -43,9 +85,6 @@ class Began(NamedTuple):
 class Announced(NamedTuple):
     """What ``begin.lua`` answered for one group."""
 
-    intents: dict[int, bytes]
-    """The group's intents as they were that the writer must finish or take back, by
-    serial."""
     began: list[Began]
     """Per document."""
     added: list[Held]
@@ -59,22 +98,11 @@ def begin(
     writes: Sequence[Writing],
     ops: Sequence[Op] = (),
     boilerplate_at: int = 0,
-    *,
-    token: str,
-    cutoff: float,
-    intents: bool = True,
 ) -> Call[Announced]:
-    """``begin.lua``: the intents kept in ``group`` before that the writer ``token`` must
-    finish or take back (its own, those left before ``cutoff``, and what the documents'
-    current versions owe), and for each of its documents the serial of its new version (its
+    """``begin.lua``: for each document of ``group`` the serial of its new version (its
     intent kept), or why there is none; then ``ops``, updates of entries of this group
     (:meth:`Batch.take_updates`) whose serial is the number of their document among
-    ``writes`` (from 1), applied with the new serials.
-
-    Other writers' intents in flight are not answered: with every worker writing to the
-    same groups, what each round trip carries would grow with the number of workers. With
-    ``intents`` false none are (a writer's later call in the same group and round trip,
-    which would otherwise meet the intents its first call kept)."""
+    ``writes`` (from 1), applied with the new serials."""
     names = [keys.counters(group), keys.intents(group)]
     args: list[Any] = [group, keys.groups.count, len(writes)]
     for write in writes:
@@ -83,23 +111,12 @@ def begin(
     names += [name for name, _, _, _ in ops]
     args += ["".join(code for _, code, _, _ in ops), boilerplate_at]
     args.append(b"".join(chunk for _, _, chunk, _ in ops))
-    args += [json.dumps(token) if intents else "", repr(cutoff), records.OWED]
 
     def parse(reply: list[Any]) -> Announced:
-        found, began, added = reply
-        intents = {int(k): v for k, v in zip(found[::2], found[1::2], strict=True)}
-        return Announced(intents, list(map(Began, began[::2], began[1::2])), updated_list(added))
+        began, added = reply
+        return Announced(list(map(Began, began[::2], began[1::2])), updated_list(added))
 
     return script_call("begin.lua", names, args, parse, (keys, group))
-
-
-def replace_intents(
-    keys: Keys, group: int, intents: Sequence[tuple[int, bytes]]
-) -> Call[list[int]]:
-    """``intent.lua``: replace the intents of versions of ``group`` still being written;
-    per version 1, or 0 when its intent is gone (taken back by another writer)."""
-    args: list[Any] = [x for pair in intents for x in pair]
-    return script_call("intent.lua", [keys.intents(group)], args, lambda r: [int(x) for x in r])
 
 
 @dataclass(frozen=True)
@@ -122,17 +139,25 @@ class Commit:
     """The owed intent, packed ('' when nothing is owed)."""
     digest: bytes = b""
     """The new version's :func:`dedup.index.layout.version_digest` ('' for a delete)."""
+    raising: Sequence[tuple[int, str]] = ()
+    """Flags to raise on other versions of the group (serial, flag) once committed."""
 
 
 def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]:
     """``commit.lua``: for each document of ``group``, version ``new`` becomes the current
-    one in place of ``old``, and the owed intent is kept for what is left to do; the reply
-    per document is ``ok``, ``conflict`` or ``lost``."""
+    one in place of ``old``, the flags it raises on versions of the group are set, and the
+    owed intent is kept for what is left to do; the reply per document is ``ok``,
+    ``conflict`` or ``lost``."""
     names = [keys.counters(group), keys.intents(group)]
     names += [keys.flag(f, group) for f in FLAGS]
-    args: list[Any] = ["f" * len(FLAGS)]
+    names_raised: list[str] = []
+    args: list[Any] = ["f" * len(FLAGS), len(commits)]
     position = keys.groups.position
-    for c in commits:
+    raising: list[Any] = []
+    for number, c in enumerate(commits, 1):
+        for serial, flag in c.raising:
+            names_raised.append(keys.records(serial))
+            raising += [number, serial, position(serial), FLAGS.index(flag) + 1]
         kept = c.new or c.old
         names += [
             keys.entry(layout.IDS, c.entry.bucket),
@@ -153,6 +178,8 @@ def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]
             kept,
             c.digest,
         ]
+    names += names_raised
+    args += raising
     return script_call(
         "commit.lua", names, args, lambda reply: [decoded(r) for r in reply], (keys, group)
     )

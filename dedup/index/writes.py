@@ -1,20 +1,20 @@
-"""Steps 1 to 3 of a batch's write (:mod:`dedup.index.store`): announce each new version
-with its guessed record, add its entries and learn who held them, correct a wrong guess of
-its boilerplate, and score the candidates found."""
+"""Steps 1 to 3 of a batch's write (:mod:`dedup.index.store`): count who holds each new
+version's paragraphs (its boilerplate, which its signature leaves out), announce it with its
+record, add its entries and learn who held them, and score the candidates found."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from dedup.index import entries, layout, records, scripts, versions
+from dedup.index import layout, records, scripts, versions
 from dedup.index.access import MAX_CANDIDATES, MAX_EXACT, NO_ENTRIES, record_or_intent
 from dedup.index.entries import Batch, Held
-from dedup.index.layout import BANDS, Family
+from dedup.index.layout import PARAGRAPHS, PIECES, Family
 from dedup.index.owed import Owed
 from dedup.index.plan import ADDED, COUNT, Indexed, Pass, Plan
 from dedup.index.records import Intent, Record
-from dedup.index.seen import Seen
 from dedup.pipeline.analysis import Analysis
 from dedup.report import record_extra
 from dedup.servers.connection import IndexClient
@@ -32,7 +32,6 @@ class Writes(Owed):
         self, client: IndexClient, settings: Settings, clock: Callable[[], float] = time.time
     ) -> None:
         super().__init__(client, settings, clock)
-        self._seen = Seen(settings.boilerplate_min_documents)
         self._at = settings.boilerplate_min_documents
 
     def _record(self, analysis: Analysis, plan: Plan, boilerplate: frozenset[int]) -> Record:
@@ -63,35 +62,123 @@ class Writes(Owed):
             near=near,
         )
 
+    def _peek(self, plans: dict[int, Plan], run: Pass) -> dict[int, int]:
+        """Step 1, reading: each document's current version, the intents of its group that
+        this writer must handle (finished or taken back here: its own, those a dead writer
+        left, what the versions about to be replaced owe), and how many documents held each
+        new paragraph and piece before the batch, which this returns. A document whose
+        version is indexed already is done."""
+        batch = self._batch()
+        paragraphs = list(dict.fromkeys(k for p in plans.values() for k in p.keys))
+        pieces = list(dict.fromkeys(k for p in plans.values() for ks in p.pieces for k in ks))
+        counting = [
+            *batch.lookups(PARAGRAPHS, paragraphs, sets=True),
+            *batch.lookups(PIECES, pieces, sets=True),
+        ]
+        cutoff = time.time() - layout.INTENT_LEASE
+        peeking = [
+            (group, order[at : at + ANNOUNCED_PER_CALL], not at)
+            for group, order in self._by_group(plans).items()
+            for at in range(0, len(order), ANNOUNCED_PER_CALL)
+        ]
+        tickets = [
+            batch.call(
+                versions.peek(
+                    self.keys,
+                    group,
+                    [(plans[i].id, plans[i].digest) for i in order],
+                    token=run.token,
+                    cutoff=cutoff,
+                    intents=first,
+                )
+            )
+            for group, order, first in peeking
+        ]
+        answers = batch.send(self.client)
+        found: list[tuple[int, bytes]] = []
+        current = set()
+        for (_, order, _), ticket in zip(peeking, tickets, strict=True):
+            peeked = answers[ticket]
+            found += peeked.intents.items()
+            for i, (serial, same) in zip(order, peeked.current, strict=True):
+                plans[i].old_serial = serial
+                current.add(serial)
+                if same:
+                    run.results[i] = Indexed(plans[i].doc_id, changed=False)
+                    del plans[i]
+        self._recover(found, run.token, stale_only=False, replaced=current)
+        counts = (answers[t].count for t in counting)
+        return dict(zip([*paragraphs, *pieces], counts, strict=True))
+
+    def _boilerplate(self, plans: dict[int, Plan], counts: dict[int, int]) -> dict[int, set[int]]:
+        """What each new version's signature leaves out: its paragraphs that were
+        boilerplate before the batch, whatever order its documents are added in (held, with
+        this version and not its earlier one, by ``boilerplate_min_documents`` documents,
+        or one of their pieces is). Where the earlier version decides (an entry held by one
+        fewer), one round trip reads its record."""
+        at = self._at
+
+        def keys(plan: Plan) -> Iterable[int]:
+            return (*plan.keys, *(k for ks in plan.pieces for k in ks))
+
+        undecided = [
+            i
+            for i, plan in plans.items()
+            if plan.old_serial and any(counts[k] == at - 1 for k in keys(plan))
+        ]
+        kept: dict[int, set[int]] = {}
+        if undecided:
+            calls = [versions.record(self.keys, plans[i].old_serial) for i in undecided]
+            for i, raw in zip(undecided, scripts.run(self.client, calls), strict=True):
+                old = self.entries(records.unpack(raw)) if raw else NO_ENTRIES
+                kept[i] = {*old.paragraphs, *old.pieces}
+        out = {}
+        for i, plan in plans.items():
+            mine = kept.get(i, set())
+            held = {k for k in keys(plan) if counts[k] + 1 - (k in mine) >= at}
+            out[i] = {
+                n
+                for n, key in enumerate(plan.keys)
+                if key in held or (plan.pieces and not held.isdisjoint(plan.pieces[n]))
+            }
+        return out
+
     def _begin(self, plans: dict[int, Plan], run: Pass) -> None:
-        """Step 1: a serial and an intent for each new version, its record built on a guess
-        of its boilerplate (:mod:`dedup.index.seen`); the current versions and the intents of
-        the documents' groups that concern this writer (finishing those it, or a dead one,
-        left, and what the versions about to be replaced owe)."""
-        now = time.time()
+        """Step 1: read (:meth:`_peek`), then a serial and an intent for each new version,
+        its record leaving out its boilerplate (:meth:`_boilerplate`), and its entries of
+        its own group."""
         for plan in plans.values():
             analysis = plan.analysis
             assert analysis is not None
             plan.keys = [layout.paragraph_key(fp) for fp in analysis.fingerprints]
             plan.pieces = [tuple(layout.piece_key(k) for k in p) for p in analysis.pieces or ()]
-            plan.guessed = self._seen.guess(plan.keys, plan.pieces or [()] * len(plan.keys))
+            content = int(analysis.content_hash, 16)
+            plan.digest = layout.version_digest(content, analysis.document.url)
+        counts = self._peek(plans, run)
+        if not plans:
+            return
+        boilerplate = self._boilerplate(plans, counts)
+        now = time.time()
+        for i, plan in plans.items():
+            analysis = plan.analysis
+            assert analysis is not None
             plan.indexed_at = round(self.clock(), 3)
-            plan.record = self._record(analysis, plan, plan.guessed)
+            plan.record = self._record(analysis, plan, frozenset(boilerplate[i]))
             plan.packed = records.pack(plan.record)
-            plan.digest = records.record_digest(plan.record)
         # The entries of a document's own group are added by the announcing script itself,
         # with the serial it takes (each operation names its document's place in the call):
         # on one server, where the index has one group, that is every entry. A few documents
         # a call, so that no call holds the server long.
         announcing = [
-            (group, order[at : at + ANNOUNCED_PER_CALL], not at)
+            (group, order[at : at + ANNOUNCED_PER_CALL])
             for group, order in self._by_group(plans).items()
             for at in range(0, len(order), ANNOUNCED_PER_CALL)
         ]
         own = self._batch()
         tickets: dict[int, dict[str, tuple[list[int], list[int]]]] = {}
-        calls, taken = [], []
-        for group, order, first in announcing:
+        calls: list[scripts.Call[Any]] = []
+        taken = []
+        for group, order in announcing:
             writes = []
             for number, i in enumerate(order, 1):
                 plan = plans[i]
@@ -106,54 +193,44 @@ class Writes(Owed):
                     mine = [k for k in getattr(plan.written, name) if k >> shift == group]
                     tickets[i][name] = mine, own.updates(family, mine, op, number)
             taken.append(own.take_updates(group))
-            calls.append(
-                versions.begin(
-                    self.keys,
-                    group,
-                    writes,
-                    taken[-1],
-                    self._at,
-                    token=run.token,
-                    cutoff=now - layout.INTENT_LEASE,
-                    intents=first,
-                )
-            )
-        found: list[tuple[int, bytes]] = []
-        current = set()
-        for (_, order, _), ops, announced in zip(
-            announcing, taken, scripts.run(self.client, calls), strict=True
-        ):
-            found += announced.intents.items()
+            calls.append(versions.begin(self.keys, group, writes, taken[-1], self._at))
+        # The records of the versions to replace, read beside: what the new version does not
+        # count as its own holders, and what the owed work takes out.
+        olds = [i for i, p in plans.items() if p.old_serial]
+        calls += [versions.record(self.keys, plans[i].old_serial) for i in olds]
+        replies = scripts.run(self.client, calls)
+        for i, raw in zip(olds, replies[len(announcing) :], strict=True):
+            plans[i].old = records.unpack(raw) if raw else None
+        moved: list[tuple[int, Intent]] = []
+        for (_, order), ops, announced in zip(announcing, taken, replies, strict=False):
             # A group's operations are numbered in a row, each document's family by family.
             added, base = announced.added, ops[0][3] if ops else 0
             for i, answer in zip(order, announced.began, strict=True):
                 plan = plans[i]
-                plan.old_serial = answer.current
-                current.add(answer.current)
                 plan.own = {
                     name: (mine, added[t[0] - base : t[-1] - base + 1] if t else [])
                     for name, (mine, t) in tickets[i].items()
                 }
-                if answer.serial == versions.SAME:
+                if answer.current != plan.old_serial:
+                    # Another writer of the document since the peek: what it owes was not
+                    # read, so this version is taken back and the document written again.
+                    if answer.serial != versions.SAME:
+                        intent = Intent(records.WRITING, run.token, now, record=plan.record)
+                        moved.append((answer.serial, intent))
+                    run.again.append(i)
+                    del plans[i]
+                elif answer.serial == versions.SAME:
                     run.results[i] = Indexed(plan.doc_id, changed=False)
                     del plans[i]
                 else:
                     plan.serial = answer.serial
-        # What this writer left before, what dead ones left, and what the current versions
-        # still owe (a commit replacing one drops it: it is done first, whoever wrote it).
-        self._recover(found, run.token, stale_only=False, replaced=current)
+        self._finish(moved)
 
-    def _add(self, plans: dict[int, Plan], run: Pass) -> None:
+    def _add(self, plans: dict[int, Plan]) -> None:
         """Step 2: the new entries (but those the announcing script added), and who held
-        them; the current versions' records. The entries' counts tell the new versions'
-        boilerplate: where the guess was wrong, the record and its bands are corrected
-        (:meth:`_correct`)."""
+        them. Paragraphs held by many make the new version ``boilerplate``, and those
+        turning boilerplate now flag their holders."""
         batch = self._batch()
-        olds = {
-            i: batch.call(versions.record(self.keys, p.old_serial))
-            for i, p in plans.items()
-            if p.old_serial
-        }
         asked: dict[int, dict[str, list[int]]] = {}
         got: dict[int, dict[str, list[Held]]] = {}
         for i, plan in plans.items():
@@ -168,9 +245,6 @@ class Writes(Owed):
                         batch, plan, family, op, keys, ours, answered
                     )
         answers = batch.send(self.client)
-        for i, ticket in olds.items():
-            raw = answers[ticket]
-            plans[i].old = records.unpack(raw) if raw else None
         at = self._at
         # Versions this batch replaces still hold their entries until the batch's owed work
         # takes them out: they are no one's candidates, and the counts they swell are
@@ -178,20 +252,11 @@ class Writes(Owed):
         # raised, are refreshed then).
         replaced = {p.old_serial for p in plans.values() if p.old_serial}
         counted: dict[int, dict[int, Held]] = {}
-        first: dict[int, int] = {}
-        """Per paragraph or piece entry, its holders once the batch's first version was added
-        to it: one more than before the batch."""
         for i, plan in plans.items():
             got[i].update((name, [answers[t] for t in ts]) for name, ts in asked[i].items())
             mine = plan.written
             counted[i] = dict(zip(mine.paragraphs, got[i]["paragraphs"], strict=True))
             counted[i].update(zip(mine.pieces, got[i]["pieces"], strict=True))
-            for key, held in counted[i].items():
-                first.setdefault(key, held.count)
-                self._seen.saw(key, held.count)
-        wrong: dict[int, tuple[Record, list[int]]] = {}
-        """The right record of each version whose boilerplate was guessed wrong, and its
-        band keys."""
         for i, plan in plans.items():
             # The old version still holds its entries until the commit's owed work takes it
             # out: it is not counted, nor a candidate.
@@ -203,37 +268,17 @@ class Writes(Owed):
                     plan.flags.add("boilerplate")
                 if held.changed and key not in kept and held.count == at:
                     plan.raised["boilerplate"].update(held.serials)
-            # The signature leaves out what was boilerplate before the batch, whatever order
-            # its documents are added in, counting this version and not its old self.
-            pieces = plan.pieces
-            boilerplate = frozenset(
-                n
-                for n, key in enumerate(plan.keys)
-                if first[key] - (key in kept) >= at
-                or (pieces and any(first[k] - (k in kept) >= at for k in pieces[n]))
-            )
             mine = plan.written
             gone = replaced | {plan.old_serial}
             plan.exact = [
                 (s, "") for held in got[i]["content"] for s in held.serials if s not in gone
             ]
-            bands = list(zip(mine.bands, got[i]["bands"], strict=True))
-            if boilerplate != plan.guessed:
-                analysis = plan.analysis
-                assert analysis is not None and plan.record is not None
-                record = self._record(analysis, plan, boilerplate)
-                if record.signature != plan.record.signature:
-                    right = self.band_keys(record.signature)
-                    wrong[i] = record, right
-                    kept_bands = set(right)
-                    bands = [(key, held) for key, held in bands if key in kept_bands]
+            bands = zip(mine.bands, got[i]["bands"], strict=True)
             plan.near = [(s, "", 0.0) for _, held in bands for s in held.serials if s not in gone]
             if replaced and "boilerplate" in plan.flags:
                 plan.refresh.add(plan.serial)
             if replaced:
                 plan.refresh |= plan.raised["boilerplate"]
-        if wrong:
-            self._correct(plans, wrong, run, replaced)
 
     def _entry_tickets(
         self,
@@ -260,56 +305,6 @@ class Writes(Owed):
             else:
                 tickets.append(batch.known(answer))
         return tickets
-
-    def _correct(
-        self,
-        plans: dict[int, Plan],
-        wrong: dict[int, tuple[Record, list[int]]],
-        run: Pass,
-        replaced: set[int],
-    ) -> None:
-        """Two round trips for the versions whose boilerplate was guessed wrong: their
-        intents take the right records (still naming the bands of the guess, as strays),
-        then the guess's bands are taken out and the right ones added. An intent taken back
-        meanwhile by another writer (its lease over) leaves its document to write again."""
-        now = time.time()
-        by_group: dict[int, list[int]] = {}
-        missing: dict[int, list[int]] = {}
-        for i, (record, right) in wrong.items():
-            plan = plans[i]
-            guessed = set(plan.written.bands)  # the announced record's
-            plan.stray = sorted(guessed - set(right))
-            missing[i] = [k for k in right if k not in guessed]
-            plan.record, plan.packed = record, records.pack(record)
-            by_group.setdefault(self.keys.groups.of(plan.serial), []).append(i)
-        calls = []
-        for group, order in by_group.items():
-            intents = []
-            for i in order:
-                plan = plans[i]
-                intent = Intent(
-                    records.WRITING, run.token, now, record=plan.record, stray=plan.stray
-                )
-                intents.append((plan.serial, records.pack_intent(intent, plan.packed)))
-            calls.append(versions.replace_intents(self.keys, group, intents))
-        for order, kept in zip(by_group.values(), scripts.run(self.client, calls), strict=True):
-            for i, ok in zip(order, kept, strict=True):
-                if not ok:  # taken back with every entry its intent named
-                    run.again.append(i)
-                    del plans[i], missing[i]
-        batch = self._batch()
-        asked = {}
-        for i, keys in missing.items():
-            plan = plans[i]
-            batch.updates(BANDS, plan.stray, entries.REMOVE, plan.serial)
-            asked[i] = batch.updates(BANDS, keys, entries.ADD_SEEING, plan.serial)
-        answers = batch.send(self.client)
-        for i, tickets in asked.items():
-            plan = plans[i]
-            gone = replaced | {plan.old_serial}
-            plan.near += [
-                (s, "", 0.0) for t in tickets for s in answers[t].serials if s not in gone
-            ]
 
     def _score(self, plans: dict[int, Plan]) -> None:
         """Step 3: the exact copies and near duplicates among the holders, by their records

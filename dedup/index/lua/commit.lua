@@ -7,14 +7,19 @@
 -- (a new version keeps the bits other writers raised on it while it was written, flags.lua)
 -- then per document: the id entry's hash, the record hash of the new version (of the old one
 -- for a delete), and the record hash of the old version (any key of the group when none)
+-- then per flag raised on another version of the group: that version's record hash
 -- ARGV[1]: the layout (common.lua)
--- ARGV[2]: one character per flag bitmap (its count)
+-- ARGV[2]: one character per flag bitmap (its count); ARGV[3]: the number of documents
 -- then per document, 12 values: the id entry's field; the old version's serial as read (0:
 -- none) and its position; the new version's serial (0: delete) and its position; the new
 -- record ('' to delete); one '0' or '1' per flag bitmap, the flags of the new version; the
 -- change of the group's documents and of its paragraphs; the owed intent, packed ('' when
 -- nothing is owed), and the serial it is kept under; the new version's digest, which the id
 -- entry keeps after its serial
+-- then per flag raised on another version of the group by a document committed here, four
+-- values: the document's number (from 1), the version's serial, its position, and the
+-- flag's number among the bitmaps; raised as flags.lua does, when the document's commit is
+-- 'ok' (a version being written takes the bit too, which its commit keeps)
 -- Returns per document 'ok', 'conflict' when its current version is another, or 'lost' when
 -- its new version's intent is gone (taken back by another writer)
 local flags = #ARGV[2]
@@ -41,9 +46,9 @@ local function commit(id, kept, was, field, old, old_at, new, new_at, record, bi
   if owed ~= '' then redis.call('HSET', KEYS[2], owed_at, owed) end
   return 'ok'
 end
-local out = {}
-for k = 1, (#ARGV - 2) / 12 do
-  local a, key = 2 + 12 * (k - 1), 2 + flags + 3 * (k - 1)
+local out, n = {}, tonumber(ARGV[3])
+for k = 1, n do
+  local a, key = 3 + 12 * (k - 1), 2 + flags + 3 * (k - 1)
   local done = commit(
     KEYS[key + 1], KEYS[key + 2], KEYS[key + 3], ARGV[a + 1], tonumber(ARGV[a + 2]),
     tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6],
@@ -54,6 +59,15 @@ for k = 1, (#ARGV - 2) / 12 do
     paragraphs = paragraphs + tonumber(ARGV[a + 9])
   end
   out[k] = done
+end
+local key = 2 + flags + 3 * n
+for a = 4 + 12 * n, #ARGV, 4 do
+  key = key + 1
+  local serial, position = ARGV[a + 1], tonumber(ARGV[a + 2])
+  if out[tonumber(ARGV[a])] == 'ok' and (redis.call('HEXISTS', KEYS[key], serial) == 1
+      or redis.call('HEXISTS', KEYS[2], serial) == 1) then
+    redis.call('SETBIT', KEYS[2 + tonumber(ARGV[a + 3])], position, 1)
+  end
 end
 if documents ~= 0 then redis.call('HINCRBY', KEYS[1], 'documents', documents) end
 if paragraphs ~= 0 then redis.call('HINCRBY', KEYS[1], 'paragraphs', paragraphs) end
