@@ -26,7 +26,7 @@ from bench import corpus as corpus_
 from bench.measure import REPO, machine, names, numbers
 from bench.redisproc import default_binary, redis_server, server_version
 from bench.workerproc import freeze_code
-from dedup.index.layout import SERVER_GROUPS
+from dedup.index.layout import SERVER_SHARDS
 from dedup.index.meta import signature_settings
 from dedup.settings import Settings
 
@@ -154,7 +154,7 @@ def _run(args: argparse.Namespace, corpus: corpus_.Corpus, binary: str, out: Pat
     results: dict[str, Any] = {
         "machine": machine(server_version(binary)),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "signature_settings": signature_settings(Settings(), SERVER_GROUPS),
+        "signature_settings": signature_settings(Settings(), SERVER_SHARDS),
     }
     log(f"corpus: {len(corpus.articles)} articles from {args.corpus}; results in {out}")
 

@@ -6,7 +6,7 @@ Four measurements (``python -m bench.cluster``, or the ``cluster`` section of ``
   on a fresh cluster of 1, 2 and 3 masters (:class:`tests.cluster.LocalCluster`, the embedded
   server's layout settings), and on one standalone server; per master the growth of CPU seconds
   (``used_cpu_sys + used_cpu_user``), commands and ``used_memory``. Keys are spread over the
-  index's groups (``index_groups``), whose hash tags cover the slots evenly, so the total per
+  index's shards (``index_shards``), whose hash tags cover the slots evenly, so the total per
   document should stay flat as masters are added and each master should carry about 1/N.
 * **memory**: bytes per document summed over 3 masters against one standalone server, each
   filled to the same size by two processes.
@@ -16,7 +16,7 @@ Four measurements (``python -m bench.cluster``, or the ``cluster`` section of ``
   first on ``PYTHONPATH``, alternately; bulk batches and one-document batches; then two real
   workers of each tree on jobs of real corpus documents, bulk and one per job, from the first
   submit until every report is stored (what a user's run sees, analysis included). This tree
-  runs with its default groups on one server (one) and, for one-document writes, also with
+  runs with its default shards on one server (one) and, for one-document writes, also with
   the 128 of a cluster.
 * **queue**: how many bulk jobs (200 small documents each) one Redis takes in and hands out per
   second for RQ, and the Redis CPU each costs: the ceiling past which a second queue is needed.
@@ -51,7 +51,7 @@ from bench.redisproc import default_binary, redis_server, server_version
 from bench.throughput import NOOP_FUNCTION
 from bench.workerproc import CODE, running_workers
 from dedup.client import Client
-from dedup.index.layout import CLUSTER_GROUPS
+from dedup.index.layout import CLUSTER_SHARDS
 from dedup.index.store import Store
 from dedup.pipeline.analysis import Analysis, analyse
 from dedup.pipeline.document import from_payload
@@ -209,9 +209,9 @@ def shards(
     log(f"  {docs:,} synthetic analyses in {time.perf_counter() - started:.1f} s")
     runs = []
     standalone = _standalone_run(analyses, binary, batch, settings)
-    # One server as a new index there is cut by default: one group.
-    alone = _standalone_run(analyses, binary, batch, settings.replace(index_groups=None))
-    for name, row in (("standalone", standalone), ("standalone, one group", alone)):
+    # One server as a new index there is cut by default: one shard.
+    alone = _standalone_run(analyses, binary, batch, settings.replace(index_shards=None))
+    for name, row in (("standalone", standalone), ("standalone, one shard", alone)):
         log(
             f"  {name}: {row['total']['cpu_us_per_doc']:.0f} µs CPU/doc, "
             f"{row['total']['commands_per_doc']:.1f} commands/doc, {row['docs_per_s']:,.0f} docs/s"
@@ -229,9 +229,9 @@ def shards(
     return {
         "documents": docs,
         "batch": batch,
-        "groups": settings.index_groups,
+        "shards": settings.index_shards,
         "standalone": standalone,
-        "standalone_one_group": alone,
+        "standalone_one_shard": alone,
         "runs": runs,
     }
 
@@ -270,8 +270,8 @@ def memory_compare(
     corpus: corpus_.Corpus, size: int, binary: str, folder: Path, log: Log, settings: Settings
 ) -> dict[str, Any]:
     """Bytes per document over 3 masters (summed) and on one standalone server, with the
-    same groups and with the one group of a new index there."""
-    result: dict[str, Any] = {"size": size, "groups": settings.index_groups}
+    same shards and with the one shard of a new index there."""
+    result: dict[str, Any] = {"size": size, "shards": settings.index_shards}
     started = time.perf_counter()
     with local_cluster(folder / "memory", 3, binary) as cluster:
         start = cluster.stats()
@@ -298,9 +298,9 @@ def memory_compare(
         f"{result['cluster']['memory_share']['max_deviation']:.1%} of a third, commands within "
         f"{result['cluster']['commands_share']['max_deviation']:.1%}"
     )
-    # One server with the cluster's groups, then with its own default (one group).
-    own = settings.replace(index_groups=None)
-    for name, chosen in (("standalone", settings), ("standalone_one_group", own)):
+    # One server with the cluster's shards, then with its own default (one shard).
+    own = settings.replace(index_shards=None)
+    for name, chosen in (("standalone", settings), ("standalone_one_shard", own)):
         with redis_server(binary) as url:
             client = redis.Redis.from_url(url)
             empty_one = memory.used_memory(client)
@@ -338,8 +338,8 @@ from bench import corpus as corpus_, synthetic
 
 url, corpus_path, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 corpus = corpus_.load(Path(corpus_path))
-groups = os.environ.get("DEDUP_INDEX_GROUPS")  # set for this tree only
-settings = Settings(namespace="bench", **({"index_groups": int(groups)} if groups else {}))
+shards = os.environ.get("DEDUP_INDEX_SHARDS")  # set for this tree only
+settings = Settings(namespace="bench", **({"index_shards": int(shards)} if shards else {}))
 analyses = [synthetic.analysis(corpus, i, settings) for i in range(count)]
 # A worker holds one batch; these hold thousands, which the garbage collector would walk
 # again and again while a write's own small objects come and go: held out of its reach, as
@@ -402,12 +402,12 @@ def old_tree(path: Path | None, commit: str) -> Iterator[Path]:
 
 
 def _write_once(
-    tree: Path, binary: str, child: str, *args: Any, groups: int | None = None
+    tree: Path, binary: str, child: str, *args: Any, shards: int | None = None
 ) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree))
-    env.pop("DEDUP_INDEX_GROUPS", None)
-    if groups is not None:  # the index's groups, for a tree that has them
-        env["DEDUP_INDEX_GROUPS"] = str(groups)
+    env.pop("DEDUP_INDEX_SHARDS", None)
+    if shards is not None:  # the index's shards, for this tree
+        env["DEDUP_INDEX_SHARDS"] = str(shards)
     with redis_server(binary) as url:
         result = subprocess.run(
             [sys.executable, "-c", child, url, *map(str, args)],
@@ -457,17 +457,17 @@ def write_compare(
     """``Store.index`` docs/s of this tree and of ``tree`` (``commit``), alternately, and
     the docs/s of two real workers of each on real documents, in bulk jobs and one per job.
 
-    This tree runs with its default groups on one server (one), and in the one-document
+    This tree runs with its default shards on one server (one), and in the one-document
     modes also with the 128 of a cluster (the ``*_128`` modes, against the old tree again),
-    to tell what the groups cost from what the write's steps cost."""
+    to tell what the shards cost from what the write's steps cost."""
     trees = {"old": tree, "new": CODE["dir"]}
     modes: dict[str, tuple[int, int, int | None]] = {
         "bulk": (docs, batch, None),
         "single": (single_docs, 1, None),
-        "single_128": (single_docs, 1, CLUSTER_GROUPS),
+        "single_128": (single_docs, 1, CLUSTER_SHARDS),
         "workers": (worker_docs, batch, None),
         "workers_single": (single_docs, 1, None),
-        "workers_single_128": (single_docs, 1, CLUSTER_GROUPS),
+        "workers_single_128": (single_docs, 1, CLUSTER_SHARDS),
     }
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {m: {"old": [], "new": []} for m in modes}
     payloads = Path(tempfile.mkdtemp(prefix="dedup-bench-docs-")) / "docs.json"
@@ -475,17 +475,17 @@ def write_compare(
     singles = payloads.with_name("singles.json")
     singles.write_text(json.dumps(list(corpus_.documents(corpus, 0, single_docs))))
     for rep in range(repeat):
-        for mode, (count, size, groups) in modes.items():
+        for mode, (count, size, shards) in modes.items():
             for name, folder in trees.items():
-                mine = groups if name == "new" else None
+                mine = shards if name == "new" else None
                 if mode.startswith("workers"):
                     docs_file = payloads if size > 1 else singles
                     found = _write_once(
-                        folder, binary, _WORKERS_CHILD, docs_file, 2, size, groups=mine
+                        folder, binary, _WORKERS_CHILD, docs_file, 2, size, shards=mine
                     )
                 else:
                     found = _write_once(
-                        folder, binary, _WRITE_CHILD, corpus_path, count, size, groups=mine
+                        folder, binary, _WRITE_CHILD, corpus_path, count, size, shards=mine
                     )
                 raw[mode][name].append(found)
                 log(
@@ -501,7 +501,7 @@ def write_compare(
         "imported": {name: raw["bulk"][name][0]["dedup"] for name in trees},
         "kernels": {name: raw["bulk"][name][0]["kernel"] for name in trees},
     }
-    for mode, (count, size, groups) in modes.items():
+    for mode, (count, size, shards) in modes.items():
         rates = {name: [r["docs_per_s"] for r in raw[mode][name]] for name in trees}
         old, new = median(rates["old"]), median(rates["new"])
         row: dict[str, Any] = {
@@ -512,7 +512,7 @@ def write_compare(
             "old_rates": [round(r, 1) for r in rates["old"]],
             "new_rates": [round(r, 1) for r in rates["new"]],
             "ratio": round(new / old, 3),
-            "groups": groups,
+            "shards": shards,
         }
         result[mode] = row
         if mode.startswith("workers"):  # measured end to end: the ratio is the workers' own
@@ -607,7 +607,7 @@ def run(
     results: dict[str, Any] = {"binary": binary, "server": server_version(binary)}
     folder = Path(tempfile.mkdtemp(prefix="dedup-bench-cluster-"))
     parts = options["parts"]
-    settings = Settings(namespace=NAMESPACE, index_groups=options["groups"])
+    settings = Settings(namespace=NAMESPACE, index_shards=options["shards"])
     try:
         if "shards" in parts:
             log(f"cluster/shards: {options['docs']:,} documents on {options['masters']} masters")
@@ -654,13 +654,13 @@ def markdown(results: dict[str, Any]) -> list[str]:
         s = results["shards"]
         lines += [
             f"Redis per document, {s['documents']:,} documents in batches of {s['batch']}, "
-            f"{s.get('groups', 1024):,} groups:",
+            f"{s.get('shards', 1024):,} shards:",
             "",
             "| masters | CPU µs/doc per master | CPU µs/doc total | commands/doc total "
             "| CPU shares | commands shares | memory shares | worst share vs 1/N | docs/s |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-        for name, key in (("standalone", "standalone"), ("one group", "standalone_one_group")):
+        for name, key in (("standalone", "standalone"), ("one shard", "standalone_one_shard")):
             if key in s:
                 one = s[key]
                 lines.append(
@@ -683,11 +683,11 @@ def markdown(results: dict[str, Any]) -> list[str]:
         per = " / ".join(f"{x:,.0f}" for x in m["cluster"]["per_master_bytes_per_doc"])
         lines += [
             "",
-            f"Memory at {m['size']:,} documents ({m.get('groups', 1024):,} groups): 3 masters "
+            f"Memory at {m['size']:,} documents ({m.get('shards', 1024):,} shards): 3 masters "
             f"{m['cluster']['bytes_per_doc']:,.0f} "
             f"bytes/doc summed ({per} per master), one server "
             f"{m['standalone']['bytes_per_doc']:,.0f} (ratio {m['ratio']:.3f}), one server with "
-            f"one group {m.get('standalone_one_group', {}).get('bytes_per_doc', float('nan')):,.0f}"
+            f"one shard {m.get('standalone_one_shard', {}).get('bytes_per_doc', float('nan')):,.0f}"
             f"; on the "
             f"masters, memory within {m['cluster']['memory_share']['max_deviation']:.1%} of a "
             f"third, commands within "
@@ -708,7 +708,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
             if mode in w:
                 r = w[mode]
                 lines.append(
-                    f"| {r['batch']}{_groups_note(r)} | {r['documents']:,} "
+                    f"| {r['batch']}{_shards_note(r)} | {r['documents']:,} "
                     f"| {r['old_docs_per_s']:,.0f} | {r['new_docs_per_s']:,.0f} "
                     f"| {r['ratio']:.3f} | {r['worker_ratio']:.3f} |"
                 )
@@ -718,7 +718,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
                 lines += [
                     "",
                     f"Two real workers, jobs of {r['batch']} real document(s) "
-                    f"({r['documents']:,}){_groups_note(r)}, first submit to last report: old "
+                    f"({r['documents']:,}){_shards_note(r)}, first submit to last report: old "
                     f"{r['old_docs_per_s']:,.0f} docs/s, new {r['new_docs_per_s']:,.0f} docs/s, "
                     f"new/old {r['ratio']:.3f}",
                 ]
@@ -737,9 +737,9 @@ def markdown(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _groups_note(row: dict[str, Any]) -> str:
-    """How a write row's groups differ from the default, for a table."""
-    return f" ({row['groups']} groups)" if row.get("groups") else ""
+def _shards_note(row: dict[str, Any]) -> str:
+    """How a write row's shards differ from the default, for a table."""
+    return f" ({row['shards']} shards)" if row.get("shards") else ""
 
 
 def add_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -752,10 +752,10 @@ def add_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
         f"--{p}docs", type=int, default=20_000, help="documents per master count (shards)"
     )
     parser.add_argument(
-        f"--{p}groups",
+        f"--{p}shards",
         type=int,
-        default=CLUSTER_GROUPS,
-        help="index_groups of the shards and memory parts (on the server as on the clusters)",
+        default=CLUSTER_SHARDS,
+        help="index_shards of the shards and memory parts (on the server as on the clusters)",
     )
     parser.add_argument(
         f"--{p}masters", type=numbers("master counts", 1), default=[1, 2, 3], help="e.g. 1,2,3"
@@ -788,7 +788,7 @@ def options_from(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
     names = (
         "parts",
         "docs",
-        "groups",
+        "shards",
         "masters",
         "memory_docs",
         "write_docs",

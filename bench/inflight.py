@@ -1,9 +1,9 @@
 """What a write costs while other writers' versions are in flight (``python -m bench.inflight``).
 
-Every writer announces its versions in the groups of its documents, and on one server an index
-has one group: all writers announce in the same place. Each of their versions waits there as
+Every writer announces its versions in the shards of its documents, and on one server an index
+has one shard: all writers announce in the same place. Each of their versions waits there as
 an intent (its record, its writer, when) until its commit. This measures ``Store.index`` on a
-fresh server while the intents of other writers' batches are kept in the index's groups, as
+fresh server while the intents of other writers' batches are kept in the index's shards, as
 many as N workers each writing a batch of 200 would keep, against the same writes with none
 (the baseline, measured in the same run): the time and Redis CPU a document costs, and the
 bytes the announcing round trips bring back. A write that read every writer's intents would
@@ -38,10 +38,10 @@ WORKERS = (8, 32)
 
 
 def _fill(client: redis.Redis, store: Store, analyses: Sequence[Analysis], count: int) -> int:
-    """Keep ``count`` intents of other writers in the index's groups, each holding the record
+    """Keep ``count`` intents of other writers in the index's shards, each holding the record
     of a synthetic document, as fresh as a write in progress; returns their bytes."""
     keys = store.keys
-    groups = keys.groups.count
+    shards = keys.shards.count
     size = 0
     pipe = client.pipeline(transaction=False)
     for n in range(count):
@@ -62,9 +62,9 @@ def _fill(client: redis.Redis, store: Store, analyses: Sequence[Analysis], count
         intent = records.Intent(records.WRITING, f"worker{n // BATCH}", time.time(), record=record)
         packed = records.pack_intent(intent)
         size += len(packed)
-        group = n % groups
-        serial = (10_000_000 + n) * groups + group
-        pipe.hset(keys.intents(group), str(serial), packed)
+        shard = n % shards
+        serial = (10_000_000 + n) * shards + shard
+        pipe.hset(keys.intents(shard), str(serial), packed)
     pipe.execute()
     return size
 

@@ -20,7 +20,7 @@ from dedup.settings import Settings
 
 MANY = {
     "r:": "records",
-    "counters": "group counters",
+    "counters": "shard counters",
     "flag:": "flag bitmaps",
     "w": "intents",
     "b:": "LSH band entries",
@@ -33,11 +33,11 @@ MANY = {
 
 
 def documents(client: redis.Redis, namespace: str) -> int:
-    """Documents the store under ``namespace`` holds (summed over its groups)."""
+    """Documents the store under ``namespace`` holds (summed over its shards)."""
     keys = Reads(client, Settings(namespace=namespace)).keys
     pipe = client.pipeline(transaction=False)
-    for group in range(keys.groups.count):
-        pipe.hget(keys.counters(group), "documents")
+    for shard in range(keys.shards.count):
+        pipe.hget(keys.counters(shard), "documents")
     return sum(int(n or 0) for n in pipe.execute())
 
 
@@ -50,7 +50,7 @@ def _family(key: str, namespace: str) -> str | None:
     prefix = f"{namespace}:"
     if key.startswith(prefix):
         rest = key[len(prefix) :]
-        if rest.startswith("{"):  # <namespace>:{<group tag>}:<family>...
+        if rest.startswith("{"):  # <namespace>:{<shard tag>}:<family>...
             rest = rest[rest.index("}") + 2 :]
         for start, name in MANY.items():
             if rest.startswith(start):

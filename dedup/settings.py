@@ -97,12 +97,12 @@ class Settings:
     Redis per document instead of 1,409, and about two thirds of the bulk rate
     (docs/BENCHMARKS.md), so it is off unless asked for; recorded in the store."""
 
-    index_groups: int | None = None
-    """Groups a new index is cut into, a power of two up to 4,096: each group's keys share
-    one hash slot of a Redis Cluster, and each round trip of a write calls every group its
+    index_shards: int | None = None
+    """Shards a new index is cut into, a power of two up to 4,096: each shard's keys share
+    one hash slot of a Redis Cluster, and each round trip of a write calls every shard its
     entries fall in. Unset, 128 on a cluster (an even spread over up to about 16 masters,
-    docs/SCALING.md) and 1 on one server, where groups spread nothing. Recorded in the
-    store: an index keeps the groups it was built with (1,024 for one built before the
+    docs/SCALING.md) and 1 on one server, where shards spread nothing. Recorded in the
+    store: an index keeps the shards it was built with (1,024 for one built before the
     setting), which a writer takes unless this is set (then they must agree)."""
 
     max_document_bytes: int = 10_000_000
@@ -135,7 +135,7 @@ class Settings:
     as long as it says."""
 
     canonical_rule: str = "earliest"
-    """Which copy of a duplicate group is canonical (kept): ``earliest`` (earliest fetched,
+    """Which copy of a duplicate shard is canonical (kept): ``earliest`` (earliest fetched,
     then earliest indexed), ``hosts`` (the first host of ``canonical_hosts``, then the
     earliest) or ``longest`` (the most words, then the earliest). Read-time: no re-indexing."""
     canonical_hosts: str = ""
@@ -165,9 +165,9 @@ class Settings:
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 problems.append(f"{name} must be in (0, 1], got {value}")
-        groups = self.index_groups
-        if groups is not None and (not 1 <= groups <= 4096 or groups & (groups - 1)):
-            problems.append("index_groups must be a power of two from 1 to 4096")
+        shards = self.index_shards
+        if shards is not None and (not 1 <= shards <= 4096 or shards & (shards - 1)):
+            problems.append("index_shards must be a power of two from 1 to 4096")
         if self.boilerplate_min_documents < 2:
             problems.append("boilerplate_min_documents must be at least 2")
         if self.max_document_bytes < 1 or self.max_paragraphs < 1:
@@ -269,6 +269,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ConfigError(f"config file {path}: [dedup] must be a table")
     unknown = sorted(set(table) - set(_FIELDS))
+    if "index_groups" in unknown:
+        raise ConfigError(f"config file {path}: index_groups is now called index_shards")
     if unknown:
         raise ConfigError(f"config file {path}: unknown settings {', '.join(unknown)}")
     return dict(table)
@@ -287,6 +289,8 @@ def load_settings(
         path = DEFAULT_CONFIG_PATH
     if path is not None:
         values.update(_read_toml(path))
+    if "DEDUP_INDEX_GROUPS" in env:
+        raise ConfigError("DEDUP_INDEX_GROUPS is now called DEDUP_INDEX_SHARDS")
     for name in _FIELDS:
         key = f"DEDUP_{name.upper()}"
         if key in env:

@@ -39,7 +39,7 @@ def stored(client: IndexClient) -> dict[bytes, bytes | None]:
 def intents_left(client: IndexClient, keys: Keys) -> dict[int, list[int]]:
     """The intents kept in each group: none once every write has finished."""
     pipe = client.pipeline(transaction=False)
-    for group in range(keys.groups.count):
+    for group in range(keys.shards.count):
         pipe.hkeys(keys.intents(group))
     found = pipe.execute()
     return {g: [int(k) for k in serials] for g, serials in enumerate(found) if serials}

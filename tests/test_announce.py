@@ -135,7 +135,7 @@ def test_an_unchanged_page_costs_one_round_trip_and_no_serial(
     store = Store(index_client, settings)
     page = Document("page", as_html(article(400, 5)), url="https://a.example/1")
     store.index([analyse(page, settings)])
-    group = store.keys.groups.of_id("page")
+    group = store.keys.shards.of_id("page")
     taken = index_client.hget(store.keys.counters(group), "serial")
     sizes = _round_trips(monkeypatch)
     [again] = store.index([analyse(page, settings)])
@@ -157,12 +157,12 @@ def test_the_reading_script_answers_only_the_intents_its_writer_must_handle(
     current, record = store.resolve("page")
     assert record is not None
     keys = store.keys
-    group = keys.groups.of(current)
+    group = keys.shards.of(current)
     now = time.time()
     stale = now - layout.INTENT_LEASE - 1
 
     def serial(n: int) -> int:
-        return n * keys.groups.count + group
+        return n * keys.shards.count + group
 
     def packed(kind: str, token: str, at: float) -> bytes:
         return records.pack_intent(records.Intent(kind, token, at))

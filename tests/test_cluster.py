@@ -82,7 +82,7 @@ def _slot(keys: Keys, doc_id: str) -> int:
     """The hash slot of a document's group."""
     from redis.crc import key_slot
 
-    return int(key_slot(keys.counters(keys.groups.of_id(doc_id)).encode()))
+    return int(key_slot(keys.counters(keys.shards.of_id(doc_id)).encode()))
 
 
 @pytest.mark.parametrize("run", range(3))
@@ -219,7 +219,7 @@ def test_no_master_does_more_than_its_share(redis_cluster: LocalCluster, tmp_pat
     # busiest group took a small share of the documents, never all of them.
     per_group = [
         int(store.client.hget(store.keys.counters(g), "documents") or 0)
-        for g in range(store.keys.groups.count)
+        for g in range(store.keys.shards.count)
     ]
     assert len(documents) == sum(per_group)
     assert max(per_group) <= 2 * len(documents) // len(per_group), max(per_group)

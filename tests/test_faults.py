@@ -103,7 +103,7 @@ def test_retries_then_failed_then_requeue(settings: Settings, redis_client: redi
     """A job failing on every try ends in `dedup failed` with its reason; requeued, it works."""
     settings = settings.replace(retries=2, retry_backoff=0.0)
     store = Store(redis_client, settings)
-    counters = store.keys.counters(store.keys.groups.of_id("victim"))
+    counters = store.keys.counters(store.keys.shards.of_id("victim"))
     redis_client.set(counters, "not a hash")  # every write of the victim's group now fails
     Client(settings).submit(as_html(article(77)), doc_id="victim")
     burst(settings)

@@ -124,16 +124,16 @@ def test_settings_without_room_for_bands_are_refused() -> None:
 @given(st.integers(min_value=0, max_value=2**64 - 1), st.sampled_from([1, 16, 128, 1024, 4096]))
 def test_batches_name_entries_as_keys_and_families_do(key: int, groups: int) -> None:
     """A batch names entry hashes and fields in a loop of its own, for speed: the same names
-    as ``Keys.entry`` and ``Family.split``, in the group ``Groups.of_bucket`` says."""
+    as ``Keys.entry`` and ``Family.split``, in the shard ``Shards.of_bucket`` says."""
     from dedup.index.entries import Batch
     from dedup.index.keys import Keys
 
-    keys = Keys("ns", layout.Groups(groups))
+    keys = Keys("ns", layout.Shards(groups))
     for family in (layout.BANDS, layout.PARAGRAPHS, layout.CONTENT, layout.PIECES):
         batch = Batch(keys, boilerplate_at=10)
         batch.lookup(family, key)
         [(group, [(name, _, chunk, _)])] = batch._lookups.items()
         bucket, field = family.split(key)
-        assert group == keys.groups.of_bucket(family, bucket)
+        assert group == keys.shards.of_bucket(family, bucket)
         assert keys.entry(family, bucket) == name
         assert field == chunk

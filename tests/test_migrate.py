@@ -10,7 +10,7 @@ import redis
 
 from dedup.errors import SettingsMismatchError
 from dedup.index import layout
-from dedup.index.migrate import FORMAT_3_GROUPS, SIGNED_BEFORE
+from dedup.index.migrate import FORMAT_3_SHARDS, SIGNED_BEFORE
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -23,7 +23,7 @@ def _as_format_3(client: redis.Redis, store: Store) -> None:
     1,024), id entries with the serial alone or with a digest of another definition."""
     meta = store.keys.meta
     recorded = json.loads(client.hget(meta, "signature"))
-    assert str(FORMAT_3_GROUPS) == recorded.pop("groups")
+    assert str(FORMAT_3_SHARDS) == recorded.pop("groups")
     for name in SIGNED_BEFORE:  # written before these settings: as they were off
         recorded.pop(name, None)
     recorded["format"] = "3"
@@ -52,7 +52,7 @@ def test_an_older_index_is_refused_until_migrated_then_reads_and_writes_on(
     ]
     # what the index's writers set: the index was made without these rules
     settings = settings.replace(short_document_words=0, script_words=False)
-    old = Store(redis_client, settings.replace(index_groups=FORMAT_3_GROUPS))
+    old = Store(redis_client, settings.replace(index_shards=FORMAT_3_SHARDS))
     old.index([analyse(d, settings) for d in pages])
     reports = {d.doc_id: old.report(d.doc_id) for d in pages}
     stats = old.stats()
@@ -73,7 +73,7 @@ def test_an_older_index_is_refused_until_migrated_then_reads_and_writes_on(
         )
         Store(redis_client, newer).index([analyse(Document("new", as_html(article(300))), newer)])
     store = Store(redis_client, settings)
-    assert FORMAT_3_GROUPS == store.keys.groups.count
+    assert FORMAT_3_SHARDS == store.keys.shards.count
     assert reports == {d.doc_id: store.report(d.doc_id) for d in pages}
     again = [Document(d.doc_id, d.body, d.url, d.fmt, "2024-06-01T00:00:00Z") for d in pages]
     assert not any(r.changed for r in store.index([analyse(d, settings) for d in again]))

@@ -213,7 +213,7 @@ def test_an_index_from_before_the_setting_reads_on(
 
     from dedup.index.meta import signature_settings
 
-    recorded = signature_settings(settings, layout.SERVER_GROUPS)
+    recorded = signature_settings(settings, layout.SERVER_SHARDS)
     assert "near_paragraphs" not in recorded and layout.FORMAT_VERSION == recorded["format"]
     store = Store(redis_client, settings)
     redis_client.hset(store.keys.meta, "signature", json.dumps(recorded, sort_keys=True))

@@ -90,7 +90,7 @@ def test_list_since_filters_by_indexed_time(settings: Settings, corpus: Store) -
 def grouped(request: pytest.FixtureRequest, settings: Settings, redis_client: redis.Redis) -> Store:
     """A store on an empty database, cut into one group (one server's default) or 128 (a
     cluster's), whose records lists and purges merge by time."""
-    return Store(redis_client, settings.replace(index_groups=request.param))
+    return Store(redis_client, settings.replace(index_shards=request.param))
 
 
 def test_scan_sees_each_document_once_across_pages(grouped: Store) -> None:

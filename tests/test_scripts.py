@@ -82,7 +82,7 @@ def test_an_index_from_before_the_setting_takes_writes_without_it(
 ) -> None:
     """An index recorded before script_words existed takes writers with it off, and refuses
     the others, saying which value it needs."""
-    recorded = signature_settings(settings.replace(script_words=False), layout.SERVER_GROUPS)
+    recorded = signature_settings(settings.replace(script_words=False), layout.SERVER_SHARDS)
     assert "script_words" not in recorded
     store = Store(redis_client, settings)
     redis_client.hset(store.keys.meta, "signature", json.dumps(recorded, sort_keys=True))

@@ -20,7 +20,7 @@ def test_shipped_config_matches_the_defaults() -> None:
     table = tomllib.loads(CONFIG.read_text())["dedup"]
     defaults = Settings()
     assert {k: getattr(defaults, k) for k in table} == table
-    skipped = {"redis_url", "queue_url", "index_url", "data_dir", "index_groups"}  # None
+    skipped = {"redis_url", "queue_url", "index_url", "data_dir", "index_shards"}  # None
     assert {f.name for f in dataclasses.fields(Settings)} - skipped == set(table)
 
 
@@ -43,6 +43,17 @@ def test_unknown_and_invalid_settings_are_refused(tmp_path: Path) -> None:
         load_settings(None, env={"DEDUP_NUM_PERM": "many"})
     with pytest.raises(ConfigError, match="near_duplicate_threshold"):
         Settings(near_duplicate_threshold=1.5)
+
+
+def test_the_old_name_of_index_shards_is_refused_with_the_new_one(tmp_path: Path) -> None:
+    """``index_groups`` (file) and ``DEDUP_INDEX_GROUPS`` (environment) name the new setting."""
+    old = tmp_path / "old.toml"
+    old.write_text("[dedup]\nindex_groups = 128\n")
+    with pytest.raises(ConfigError, match="index_groups is now called index_shards"):
+        load_settings(old, env={})
+    with pytest.raises(ConfigError, match="now called DEDUP_INDEX_SHARDS"):
+        load_settings(None, env={"DEDUP_INDEX_GROUPS": "128"})
+    assert 128 == load_settings(None, env={"DEDUP_INDEX_SHARDS": "128"}).index_shards
 
 
 def test_redis_url_from_environment() -> None:

@@ -76,7 +76,7 @@ def test_an_index_from_before_the_setting_takes_writes_without_it(
 ) -> None:
     """An index whose settings were recorded before short_document_words existed takes
     writers with it at 0, and refuses the others, saying which value it needs."""
-    recorded = signature_settings(settings.replace(short_document_words=0), layout.SERVER_GROUPS)
+    recorded = signature_settings(settings.replace(short_document_words=0), layout.SERVER_SHARDS)
     assert "short_document_words" not in recorded
     store = Store(redis_client, settings)
     redis_client.hset(store.keys.meta, "signature", json.dumps(recorded, sort_keys=True))

@@ -139,12 +139,12 @@ def test_a_new_index_has_the_groups_that_suit_where_it_is(
     its masters; what the setting says when it is set."""
     store = Store(index_client, index_settings)
     index(store, "a", as_html(article(44)))
-    expected = layout.SERVER_GROUPS if isinstance(index_client, Redis) else layout.CLUSTER_GROUPS
-    assert expected == store.keys.groups.count
-    assert expected == Store(index_client, index_settings).keys.groups.count
-    chosen = Store(index_client, index_settings.replace(namespace="chosen", index_groups=16))
+    expected = layout.SERVER_SHARDS if isinstance(index_client, Redis) else layout.CLUSTER_SHARDS
+    assert expected == store.keys.shards.count
+    assert expected == Store(index_client, index_settings).keys.shards.count
+    chosen = Store(index_client, index_settings.replace(namespace="chosen", index_shards=16))
     index(chosen, "a", as_html(article(44)))
-    assert 16 == Store(index_client, chosen.settings.replace(index_groups=None)).keys.groups.count
+    assert 16 == Store(index_client, chosen.settings.replace(index_shards=None)).keys.shards.count
 
 
 def test_namespaces_are_separate(index_settings: Settings, index_client: IndexClient) -> None:
@@ -269,8 +269,8 @@ def test_serials_never_wrap(store: Store, index_client: IndexClient) -> None:
     """A group whose next serial would not fit its four bytes refuses to write, saying so,
     rather than wrapping onto the serials of old versions."""
     store.check_settings()
-    group = store.keys.groups.of_bucket(layout.IDS, layout.id_entry("late").bucket)
-    last = (2**32 - 1 - group) // store.keys.groups.count
+    group = store.keys.shards.of_bucket(layout.IDS, layout.id_entry("late").bucket)
+    last = (2**32 - 1 - group) // store.keys.shards.count
     index_client.hset(store.keys.counters(group), "serial", last)
     with pytest.raises(StoreError, match="used every serial"):
         index(store, "late", as_html(article(14)))

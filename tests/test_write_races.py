@@ -126,14 +126,14 @@ def test_purge_keeps_a_version_indexed_during_its_walk(
     assert_consistent(redis_client, settings, [fresh])
 
 
-@pytest.mark.parametrize("index_groups", [1, 128])
+@pytest.mark.parametrize("index_shards", [1, 128])
 def test_a_near_duplicate_committed_while_the_other_is_written_flags_both(
-    settings: Settings, redis_client: redis.Redis, index_groups: int
+    settings: Settings, redis_client: redis.Redis, index_shards: int
 ) -> None:
     """Two workers write near duplicates at the same moment: the first adds its bands, the
     second then writes all the way through, finding the first's intent and raising the flag
     on it before the first commits. The first's commit keeps what was raised on it."""
-    settings = settings.replace(index_groups=index_groups)
+    settings = settings.replace(index_shards=index_shards)
     rng = random.Random(7)
     body = article(120)
     first = Document("first", as_html(body))

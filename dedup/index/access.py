@@ -26,7 +26,7 @@ MAX_CANDIDATES = 200
 MAX_EXACT = 1000
 """Exact copies listed per document at most."""
 FLAG_READ = 4096
-"""Positions of a group's flag bitmap read per round trip at most, listing one flag."""
+"""Positions of a shard's flag bitmap read per round trip at most, listing one flag."""
 
 
 def store_error(exc: redis.RedisError) -> StoreError:
@@ -55,9 +55,14 @@ NO_ENTRIES = Entries((), (), ())
 """The entries of no version."""
 
 
-def recorded_groups(recorded: dict[str, str]) -> int:
-    """The groups an index was built with, by its signature settings."""
-    return int(recorded["groups"])
+SHARDS_FIELD = "groups"
+"""The recorded setting that holds an index's shards: named as format 4 names it (the shards
+were called groups when it was made), so that an index of that format reads as it is."""
+
+
+def recorded_shards(recorded: dict[str, str]) -> int:
+    """The shards an index was built with, by its signature settings."""
+    return int(recorded[SHARDS_FIELD])
 
 
 MIGRATES_FROM = "3"
@@ -127,25 +132,25 @@ class Access:
         if recorded is not None:
             check_format(recorded, self.settings.namespace)
             self._lsh = int(recorded["lsh_bands"]), int(recorded["lsh_rows"])
-            groups = recorded_groups(recorded)
+            shards = recorded_shards(recorded)
         else:
             self._lsh = self.settings.lsh_bands, self.settings.lsh_rows
-            groups = self.new_index_groups()
-        self._keys = Keys(self.settings.namespace, layout.Groups(groups))
+            shards = self.new_index_shards()
+        self._keys = Keys(self.settings.namespace, layout.Shards(shards))
 
-    def new_index_groups(self) -> int:
-        """The groups of a new index: the ``index_groups`` setting, else those that suit
-        where the index is (:data:`~dedup.index.layout.CLUSTER_GROUPS` on a cluster,
-        :data:`~dedup.index.layout.SERVER_GROUPS` on one server)."""
-        if self.settings.index_groups is not None:
-            return self.settings.index_groups
+    def new_index_shards(self) -> int:
+        """The shards of a new index: the ``index_shards`` setting, else those that suit
+        where the index is (:data:`~dedup.index.layout.CLUSTER_SHARDS` on a cluster,
+        :data:`~dedup.index.layout.SERVER_SHARDS` on one server)."""
+        if self.settings.index_shards is not None:
+            return self.settings.index_shards
         if isinstance(self.client, RedisCluster):
-            return layout.CLUSTER_GROUPS
-        return layout.SERVER_GROUPS
+            return layout.CLUSTER_SHARDS
+        return layout.SERVER_SHARDS
 
     @property
     def keys(self) -> Keys:
-        """Key names, cut into the index's groups: those it was built with, else ours (a
+        """Key names, cut into the index's shards: those it was built with, else ours (a
         new index). Read from the meta key once, like :attr:`lsh`."""
         if self._keys is None:
             self._learn()

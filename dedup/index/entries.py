@@ -1,8 +1,8 @@
 """Index entries in round trips: lookups and updates of many documents' entries, grouped into
-script calls per group (``entries.lua`` and ``update.lua``, each run after ``common.lua``).
+script calls per shard (``entries.lua`` and ``update.lua``, each run after ``common.lua``).
 
 A :class:`Batch` gathers the calls of a whole round trip: entry lookups and updates for many
-documents, grouped into script calls per group, and any other command
+documents, grouped into script calls per shard, and any other command
 (:func:`dedup.index.scripts.run` sends them).
 """
 
@@ -54,7 +54,7 @@ width, the field (followed by the serial for an update), and the ticket of its a
 
 class Batch:
     """The calls of one round trip. Entry lookups and updates are grouped into one script
-    call per group; every method returns tickets, the indexes of the answers in
+    call per shard; every method returns tickets, the indexes of the answers in
     :meth:`send`'s reply.
 
     An entry's overflow set is only named for the operations that need it: the scripts hold
@@ -69,11 +69,11 @@ class Batch:
         self.boilerplate_at = boilerplate_at
         self.few = few
         self._lookups: dict[int, list[Op]] = {}
-        """The lookups of each group, in order."""
+        """The lookups of each shard, in order."""
         self._lookups_with_sets: dict[int, list[Op]] = {}
         """Lookups sent with their entries' overflow sets at once."""
         self._updates: dict[int, list[Op]] = {}
-        """The updates of each group, in order."""
+        """The updates of each shard, in order."""
         self._with_sets: dict[int, list[Op]] = {}
         """Updates known to need their entries' overflow sets, sent with them at once."""
         self._calls: list[tuple[int, Call[Any]]] = []
@@ -92,18 +92,18 @@ class Batch:
         width = family.field_bytes
         code += str(width)
         bucket_shift = family.key_bits - family.bucket_bits
-        group_shift = family.bucket_bits - self.keys.groups.bits
+        shard_shift = family.bucket_bits - self.keys.shards.bits
         field_shift = bucket_shift - 8 * width
         field_mask = (1 << (8 * width)) - 1
         first = ticket = self._count
         for key in keys:
             bucket = key >> bucket_shift
-            group = bucket >> group_shift
+            shard = bucket >> shard_shift
             field = ((key >> field_shift) & field_mask).to_bytes(width, "big")
-            op = (prefixes[group] + str(bucket), code, field + tail, ticket)
-            ops = table.get(group)
+            op = (prefixes[shard] + str(bucket), code, field + tail, ticket)
+            ops = table.get(shard)
             if ops is None:
-                table[group] = [op]
+                table[shard] = [op]
             else:
                 ops.append(op)
             ticket += 1
@@ -131,10 +131,10 @@ class Batch:
         table = self._with_sets if sets else self._updates
         return self._add(table, family, keys, op, layout.SERIAL.pack(serial))
 
-    def take_updates(self, group: int) -> list[Op]:
-        """The updates of one group, taken out of the batch to be sent another way (their
+    def take_updates(self, shard: int) -> list[Op]:
+        """The updates of one shard, taken out of the batch to be sent another way (their
         tickets answered by :meth:`known` in another batch)."""
-        return self._updates.pop(group, [])
+        return self._updates.pop(shard, [])
 
     def known(self, answer: Held) -> int:
         """An answer had already, by another call: its ticket among this batch's."""
@@ -157,7 +157,7 @@ class Batch:
     def __len__(self) -> int:
         return self._count
 
-    def _script(self, group: int, ops: list[Op], *, lookup: bool, sets: bool) -> Call[list[Held]]:
+    def _script(self, shard: int, ops: list[Op], *, lookup: bool, sets: bool) -> Call[list[Held]]:
         names, codes, chunks, _ = zip(*ops, strict=True)
         keys: Sequence[str] = names
         if sets:
@@ -173,10 +173,10 @@ class Batch:
             )
         return script_call(
             "update.lua",
-            (self.keys.counters(group), *keys),
+            (self.keys.counters(shard), *keys),
             ["".join(codes), self.boilerplate_at, b"".join(chunks), given],
             updated_list,
-            (self.keys, group),
+            (self.keys, shard),
         )
 
     def send(self, client: IndexClient) -> list[Any]:
@@ -202,7 +202,7 @@ class Batch:
         for (ticket, _), reply in zip(self._calls, replies[len(grouped) :], strict=True):
             answers[ticket] = reply
         again: list[tuple[bool, int, list[Op]]] = []
-        for (lookup, group, ops, _), held in zip(grouped, replies, strict=False):
+        for (lookup, shard, ops, _), held in zip(grouped, replies, strict=False):
             back = []
             for op, answer in zip(ops, held, strict=True):
                 if answer.count < 0:
@@ -210,7 +210,7 @@ class Batch:
                 else:
                     answers[op[3]] = answer
             if back:
-                again.append((lookup, group, back))
+                again.append((lookup, shard, back))
         if again:
             again = [
                 (lookup, g, chunk)

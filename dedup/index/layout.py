@@ -3,20 +3,20 @@
 A million documents must fit in about a gigabyte of Redis, everything included, so the
 layout avoids what costs memory in Redis: a key per small thing, and long member names.
 
-- The index is cut into **groups** (:class:`Groups`, a power of two of them), each with a
-  hash tag of its own (a Redis Cluster keeps every key of a group in one hash slot; the
-  tags are spread evenly over the slots, so each master's share of groups is its share of
+- The index is cut into **shards** (:class:`Shards`, a power of two of them), each with a
+  hash tag of its own (a Redis Cluster keeps every key of a shard in one hash slot; the
+  tags are spread evenly over the slots, so each master's share of shards is its share of
   slots). A document lives in the
-  group of its id: its id entry, its records, its flag bits and the group's counters share a
+  shard of its id: its id entry, its records, its flag bits and the shard's counters share a
   slot, so that one script can replace one version by the next. Index entries live in the
-  group of their bucket, so each LSH band, paragraph or content lookup goes to one slot.
-- Every indexed version of a document gets a **serial** (a 32-bit integer): the group's own
-  count ``n`` times the number of groups plus the group, so no key is written by every document
-  and the group can be read back from the serial. Its **record** (id, URL, time, MinHash
+  shard of their bucket, so each LSH band, paragraph or content lookup goes to one slot.
+- Every indexed version of a document gets a **serial** (a 32-bit integer): the shard's own
+  count ``n`` times the number of shards plus the shard, so no key is written by every document
+  and the shard can be read back from the serial. Its **record** (id, URL, time, MinHash
   signature, paragraph fingerprints, the internal repeats when there are any) is one packed
-  string, a field of a hash holding 128 consecutive serials of the group.
+  string, a field of a hash holding 128 consecutive serials of the shard.
 - A write spans several slots and no step is atomic with the next, so it is announced first:
-  an **intent** next to the group's records names the new version and its record before any
+  an **intent** next to the shard's records names the new version and its record before any
   entry names it, and becomes, when the version is committed, the work still owed (the old
   version's entries to take out, flags to raise on other documents, flags to refresh). A
   retry of the job, or any writer once the intent is older than its lease, finishes what a
@@ -51,20 +51,20 @@ if TYPE_CHECKING:  # numpy is imported where signatures are made: reading comman
     import numpy.typing as npt
 
 FORMAT_VERSION = "4"
-"""Bumped when the layout or the hashing of stored signatures changes (3: keys in groups with
+"""Bumped when the layout or the hashing of stored signatures changes (3: keys in shards with
 hash tags, 128-bit id entries; 4: every id entry keeps the digest of its version's content
-and URL, and every index records its groups). The near-copy data of ``near_paragraphs`` is an
+and URL, and every index records its shards). The near-copy data of ``near_paragraphs`` is an
 extension recorded by that setting in the signature settings: with it off, records are those
 of the format. An index of an older format is read by no branch of the code: ``dedup
 migrate`` (:mod:`dedup.index.migrate`) brings it to this one."""
 
-CLUSTER_GROUPS = 128
-"""Groups of keys of a new index on a Redis Cluster (unless the ``index_groups`` setting
+CLUSTER_SHARDS = 128
+"""Shards of keys of a new index on a Redis Cluster (unless the ``index_shards`` setting
 says otherwise), each in one hash slot. Every round trip of a batch's writes sends one script
-call to each group its entries fall in, so fewer groups cost less per document; a cluster
-spreads evenly over up to about one master per eight groups (docs/SCALING.md)."""
-SERVER_GROUPS = 1
-"""Groups of keys of a new index on one server: there they spread nothing, and each would
+call to each shard its entries fall in, so fewer shards cost less per document; a cluster
+spreads evenly over up to about one master per eight shards (docs/SCALING.md)."""
+SERVER_SHARDS = 1
+"""Shards of keys of a new index on one server: there they spread nothing, and each would
 cost a script call per round trip (about 30 for a one-document write with 128)."""
 SLOTS = 16384
 """Hash slots of a Redis Cluster."""
@@ -278,67 +278,67 @@ def id_serial(value: bytes) -> int:
     return int(SERIAL.unpack_from(value)[0])
 
 
-# -- groups and serials ------------------------------------------------------------------------
+# -- shards and serials ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Groups:
-    """How an index is cut into groups: ``count`` of them, a power of two."""
+class Shards:
+    """How an index is cut into shards: ``count`` of them, a power of two."""
 
-    count: int = CLUSTER_GROUPS
+    count: int = CLUSTER_SHARDS
 
     def __post_init__(self) -> None:
-        if not 1 <= self.count <= 1 << MAX_GROUP_BITS or self.count & (self.count - 1):
-            raise ValueError(f"groups must be a power of two from 1 to {1 << MAX_GROUP_BITS}")
+        if not 1 <= self.count <= 1 << MAX_SHARD_BITS or self.count & (self.count - 1):
+            raise ValueError(f"shards must be a power of two from 1 to {1 << MAX_SHARD_BITS}")
 
     @property
     def bits(self) -> int:
-        """log2 of the count: a bucket's group is its top bits."""
+        """log2 of the count: a bucket's shard is its top bits."""
         return self.count.bit_length() - 1
 
-    def serial(self, position: int, group: int) -> int:
-        """The serial of the ``position``-th version indexed in a group (from 1)."""
-        return position * self.count + group
+    def serial(self, position: int, shard: int) -> int:
+        """The serial of the ``position``-th version indexed in a shard (from 1)."""
+        return position * self.count + shard
 
     def of(self, serial: int) -> int:
-        """The group a version lives in."""
+        """The shard a version lives in."""
         return serial % self.count
 
     def position(self, serial: int) -> int:
-        """A version's place in its group: its bit in the group's flag bitmaps."""
+        """A version's place in its shard: its bit in the shard's flag bitmaps."""
         return serial // self.count
 
     def of_bucket(self, family: Family, bucket: int) -> int:
-        """The group of one of a family's buckets: the bucket's high bits."""
+        """The shard of one of a family's buckets: the bucket's high bits."""
         return bucket >> (family.bucket_bits - self.bits)
 
     def of_id(self, doc_id: str) -> int:
-        """The group a document lives in: that of its id entry."""
+        """The shard a document lives in: that of its id entry."""
         return self.of_bucket(IDS, id_entry(doc_id).bucket)
 
     @property
     def tags(self) -> tuple[str, ...]:
-        """The hash tag of each group (:func:`group_tags`)."""
-        return group_tags(self.count)
+        """The hash tag of each shard (:func:`shard_tags`)."""
+        return shard_tags(self.count)
 
 
-MAX_GROUP_BITS = 12
-"""At most 4,096 groups (the family with the fewest buckets has 16,384)."""
+MAX_SHARD_BITS = 12
+"""At most 4,096 shards (the family with the fewest buckets has 16,384)."""
 
 
 @cache
-def group_tags(count: int) -> tuple[str, ...]:
-    """The hash tag of each of ``count`` groups: short strings whose hash slots are spread
-    evenly, group ``g`` in the ``g``-th of ``count`` equal ranges of slots, so that any master
-    holding a share of the slots holds the same share of the groups."""
+def shard_tags(count: int) -> tuple[str, ...]:
+    """The hash tag of each of ``count`` shards: short strings whose hash slots are spread
+    evenly, shard ``g`` in the ``g``-th of ``count`` equal ranges of slots, so that any master
+    holding a share of the slots holds the same share of the shards."""
     width = SLOTS // count
     tags: list[str | None] = [None] * count
     left, n = count, 0
     while left:
         tag = format(n, "x")
-        group = (binascii.crc_hqx(tag.encode(), 0) % SLOTS) // width
-        if tags[group] is None:
-            tags[group] = tag
+        shard = (binascii.crc_hqx(tag.encode(), 0) % SLOTS) // width
+        if tags[shard] is None:
+            tags[shard] = tag
             left -= 1
         n += 1
     return tuple(t for t in tags if t is not None)

@@ -1,4 +1,4 @@
-"""Lists: documents by indexing time or by flag, merged over the groups
+"""Lists: documents by indexing time or by flag, merged over the shards
 (:mod:`dedup.index.walks`), in pages; the index's counts."""
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ class Lists(Access):
         """The flags among ``names`` that each version's bits carry (one round trip)."""
         pipe = self.client.pipeline(transaction=False)
         for serial, _ in versions:
-            group, position = self.keys.groups.of(serial), self.keys.groups.position(serial)
+            shard, position = self.keys.shards.of(serial), self.keys.shards.position(serial)
             for name in names:
-                pipe.getbit(self.keys.flag(name, group), position)
+                pipe.getbit(self.keys.flag(name, shard), position)
         replies = iter(pipe.execute())
         return [{name for name in names if next(replies)} for _ in versions]
 
@@ -120,19 +120,21 @@ class Lists(Access):
             tickets = batch.lookups(CONTENT, [int(h, 16) for h in content_hashes], entries.MEMBERS)
             answers = batch.send(self.client)
             lists = [answers[t].serials[: 2 * limit] for t in tickets]
-            found = dict(self.records(list(dict.fromkeys(s for group in lists for s in group))))
+            found = dict(self.records(list(dict.fromkeys(s for serials in lists for s in serials))))
         except redis.RedisError as exc:
             raise store_error(exc) from None
-        return [sorted([found[s].doc_id for s in group if s in found][:limit]) for group in lists]
+        return [
+            sorted([found[s].doc_id for s in serials if s in found][:limit]) for serials in lists
+        ]
 
     def stats(self) -> IndexCounts:
-        """Counts of documents, paragraphs and flags, summed over the groups."""
+        """Counts of documents, paragraphs and flags, summed over the shards."""
         try:
             pipe = self.client.pipeline(transaction=False)
-            for group in range(self.keys.groups.count):
-                pipe.hgetall(self.keys.counters(group))
+            for shard in range(self.keys.shards.count):
+                pipe.hgetall(self.keys.counters(shard))
                 for name in FLAGS:
-                    pipe.bitcount(self.keys.flag(name, group))
+                    pipe.bitcount(self.keys.flag(name, shard))
             replies = pipe.execute()
         except redis.RedisError as exc:
             raise store_error(exc) from None

@@ -78,18 +78,18 @@ def split_matches(
 
 
 def flagged_serials(reads: Reads, flags: Iterable[str]) -> list[int]:
-    """Serials carrying any of these flags, oldest first by serial (every group's bitmaps read
-    whole: 125 kB each over the groups at a million documents)."""
+    """Serials carrying any of these flags, oldest first by serial (every shard's bitmaps read
+    whole: 125 kB each over the shards at a million documents)."""
     names = list(flags)
     pipe = reads.client.pipeline(transaction=False)
-    groups = reads.keys.groups
-    for group in range(groups.count):
+    shards = reads.keys.shards
+    for shard in range(shards.count):
         for flag in names:
-            pipe.get(reads.keys.flag(flag, group))
+            pipe.get(reads.keys.flag(flag, shard))
     replies = cast("list[bytes | None]", pipe.execute())
     serials: list[int] = []
-    for group in range(groups.count):
-        raws = [raw or b"" for raw in replies[group * len(names) : (group + 1) * len(names)]]
+    for shard in range(shards.count):
+        raws = [raw or b"" for raw in replies[shard * len(names) : (shard + 1) * len(names)]]
         width = max(map(len, raws), default=0)
         bits = 0
         for raw in raws:
@@ -99,7 +99,7 @@ def flagged_serials(reads: Reads, flags: Iterable[str]) -> list[int]:
         for index, byte in enumerate(data):
             if byte:
                 serials.extend(
-                    groups.serial(8 * index + k, group) for k in range(8) if byte >> (7 - k) & 1
+                    shards.serial(8 * index + k, shard) for k in range(8) if byte >> (7 - k) & 1
                 )
     return sorted(serials)
 

@@ -10,13 +10,13 @@ import redis
 
 from dedup.errors import SettingsMismatchError
 from dedup.index import layout
-from dedup.index.access import check_format, recorded_groups, store_error
+from dedup.index.access import SHARDS_FIELD, check_format, recorded_shards, store_error
 from dedup.pipeline import signature
 from dedup.servers.connection import IndexClient
 from dedup.settings import Settings
 
 
-def signature_settings(settings: Settings, groups: int) -> dict[str, str]:
+def signature_settings(settings: Settings, shards: int) -> dict[str, str]:
     """What a stored signature depends on: writers with other values must not mix in.
 
     ``near_paragraphs`` and ``script_words`` are named only when on, and
@@ -42,11 +42,11 @@ def signature_settings(settings: Settings, groups: int) -> dict[str, str]:
         recorded["short_document_words"] = str(settings.short_document_words)
     if settings.script_words:
         recorded["script_words"] = "true"
-    recorded["groups"] = str(groups)
+    recorded[SHARDS_FIELD] = str(shards)
     return recorded
 
 
-_SETTING_NAMES = {"groups": "index_groups"}
+_SETTING_NAMES = {SHARDS_FIELD: "index_shards"}
 """Recorded signature settings whose setting has another name."""
 _BEFORE = {"short_document_words": "0", "script_words": "false"}
 """What an index that names no value of a signature setting was built with."""
@@ -59,24 +59,24 @@ def _versions() -> dict[str, str]:
     }
 
 
-def check(client: IndexClient, meta_key: str, settings: Settings, new_groups: int) -> int:
-    """Record ``settings`` in an empty index (with ``new_groups``), or refuse to mix with
-    others; returns the index's groups.
+def check(client: IndexClient, meta_key: str, settings: Settings, new_shards: int) -> int:
+    """Record ``settings`` in an empty index (with ``new_shards``), or refuse to mix with
+    others; returns the index's shards.
 
-    The index's groups are the writer's unless ``index_groups`` is set: then they must agree.
+    The index's shards are the writer's unless ``index_shards`` is set: then they must agree.
     """
     try:
         stored = client.hget(meta_key, "signature")
         if stored is None:
-            new = json.dumps(signature_settings(settings, new_groups), sort_keys=True)
+            new = json.dumps(signature_settings(settings, new_shards), sort_keys=True)
             client.hsetnx(meta_key, "signature", new)
             stored = client.hget(meta_key, "signature")
     except redis.RedisError as exc:
         raise store_error(exc) from None
     have = json.loads(cast("bytes", stored))
     check_format(have, settings.namespace)
-    groups = settings.index_groups or recorded_groups(have)
-    wanted = signature_settings(settings, groups)
+    shards = settings.index_shards or recorded_shards(have)
+    wanted = signature_settings(settings, shards)
     if have != wanted:
         diff = ", ".join(
             f"{_SETTING_NAMES.get(k, k)}={have.get(k, _BEFORE.get(k))} "
@@ -89,4 +89,4 @@ def check(client: IndexClient, meta_key: str, settings: Settings, new_groups: in
             f"settings: {diff}; use another namespace or the same settings"
         )
     client.hset(meta_key, items=[x for pair in _versions().items() for x in pair])
-    return groups
+    return shards

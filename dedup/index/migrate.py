@@ -4,7 +4,7 @@ The code reads one index format (:data:`dedup.index.layout.FORMAT_VERSION`) and 
 others; an older index is migrated once by this command rather than read on by branches kept
 for it. From format 3 (dedup up to the reply keys of writing scripts) to 4:
 
-1. the groups are recorded (an index made before they were recorded has 1,024);
+1. the shards are recorded (an index made before they were recorded has 1,024);
 2. every id entry keeps its serial followed by the digest of that version's content and URL
    (:func:`dedup.index.layout.version_digest`), where it kept a digest with the fetch time,
    or the serial alone;
@@ -27,12 +27,12 @@ import redis
 
 from dedup.errors import NotFoundError, SettingsMismatchError
 from dedup.index import layout, records
-from dedup.index.access import MIGRATES_FROM, store_error
+from dedup.index.access import MIGRATES_FROM, SHARDS_FIELD, store_error
 from dedup.index.keys import Keys
 from dedup.servers.connection import IndexClient
 
-FORMAT_3_GROUPS = 1024
-"""The groups of a format-3 index whose settings name none (made before they were recorded)."""
+FORMAT_3_SHARDS = 1024
+"""The shards of a format-3 index whose settings name none (made before they were recorded)."""
 HASHES_PER_TRIP = 100
 """Id entry hashes read and rewritten per round trip (each holds up to a few hundred)."""
 
@@ -87,8 +87,8 @@ def _migrate(
             f"namespace {namespace!r} has index format {found}: this dedup migrates format "
             f"{MIGRATES_FROM} to {layout.FORMAT_VERSION}"
         )
-    recorded.setdefault("groups", str(FORMAT_3_GROUPS))
-    keys = Keys(namespace, layout.Groups(int(recorded["groups"])))
+    recorded.setdefault(SHARDS_FIELD, str(FORMAT_3_SHARDS))
+    keys = Keys(namespace, layout.Shards(int(recorded[SHARDS_FIELD])))
     rewritten = 0
     names = client.scan_iter(match=keys.family_pattern(layout.IDS), count=1000)
     for chunk in _chunks(names, HASHES_PER_TRIP):

@@ -54,13 +54,13 @@ class Owed(Reads):
         self._finish(mine)
 
     def recover(self) -> int:
-        """Finish or take back every intent older than the lease, in every group (what
+        """Finish or take back every intent older than the lease, in every shard (what
         writers that died left where nobody wrote since); returns how many there were."""
         try:
             found = scripts.run(
-                self.client, [versions.intents(self.keys, g) for g in range(self.keys.groups.count)]
+                self.client, [versions.intents(self.keys, g) for g in range(self.keys.shards.count)]
             )
-            intents = [(s, i) for group in found for s, i in group.items()]
+            intents = [(s, i) for shard in found for s, i in shard.items()]
             before = len(intents)
             self._recover(intents, "", stale_only=True)
         except redis.RedisError as exc:
@@ -95,10 +95,10 @@ class Owed(Reads):
         done: dict[int, list[tuple[int, bool]]] = {}
         for serial, intent in intents:
             taken_back = intent.kind == records.WRITING
-            done.setdefault(self.keys.groups.of(serial), []).append((serial, taken_back))
+            done.setdefault(self.keys.shards.of(serial), []).append((serial, taken_back))
         scripts.run(
             self.client,
-            [versions.drop_intents(self.keys, group, each) for group, each in done.items()],
+            [versions.drop_intents(self.keys, shard, each) for shard, each in done.items()],
         )
 
     def _take_out(self, batch: Batch, record: Record, serial: int) -> list[int]:
@@ -126,25 +126,25 @@ class Owed(Reads):
     def _set_flags(self, bits: Iterable[tuple[int, str, bool]]) -> None:
         """Set or clear flag bits (each once however often asked), in one round trip of
         calls of at most :data:`FLAGS_PER_CALL` operations."""
-        by_group: dict[int, list[tuple[int, str, bool]]] = {}
+        by_shard: dict[int, list[tuple[int, str, bool]]] = {}
         for bit in dict.fromkeys(bits):
-            by_group.setdefault(self.keys.groups.of(bit[0]), []).append(bit)
+            by_shard.setdefault(self.keys.shards.of(bit[0]), []).append(bit)
         scripts.run(
             self.client,
             [
-                versions.set_flags(self.keys, g, group[at : at + FLAGS_PER_CALL])
-                for g, group in by_group.items()
-                for at in range(0, len(group), FLAGS_PER_CALL)
+                versions.set_flags(self.keys, g, shard[at : at + FLAGS_PER_CALL])
+                for g, shard in by_shard.items()
+                for at in range(0, len(shard), FLAGS_PER_CALL)
             ],
         )
 
-    def _by_group(self, plans: dict[int, Plan]) -> dict[int, list[int]]:
-        """The plans by their documents' groups, in their order."""
-        by_group: dict[int, list[int]] = {}
+    def _by_shard(self, plans: dict[int, Plan]) -> dict[int, list[int]]:
+        """The plans by their documents' shards, in their order."""
+        by_shard: dict[int, list[int]] = {}
         for i, plan in plans.items():
-            group = self.keys.groups.of_bucket(layout.IDS, plan.id.bucket)
-            by_group.setdefault(group, []).append(i)
-        return by_group
+            shard = self.keys.shards.of_bucket(layout.IDS, plan.id.bucket)
+            by_shard.setdefault(shard, []).append(i)
+        return by_shard
 
     def _batch(self) -> Batch:
         return Batch(

@@ -62,7 +62,7 @@ class Plan:
     written: Entries = NO_ENTRIES
     """The entries of the announced record."""
     own: dict[str, tuple[list[int], list[Held]]] = field(default_factory=dict)
-    """Per family, the entries of the document's own group, which the announcing script
+    """Per family, the entries of the document's own shard, which the announcing script
     added, and what it answered for each."""
     keys: list[int] = field(default_factory=list)
     """The entry key of each of the new version's paragraphs, in order."""

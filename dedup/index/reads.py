@@ -2,8 +2,8 @@
 
 A report is read in a few round trips whatever the size of the index: the document's id entry
 names its current version, its record follows, the holders of its entries (LSH bands,
-paragraphs, exact content, near-copy pieces) are asked in one script call per group, and
-their records in one more. Lists merge the groups' records by indexing time
+paragraphs, exact content, near-copy pieces) are asked in one script call per shard, and
+their records in one more. Lists merge the shards' records by indexing time
 (:mod:`dedup.index.walks`).
 """
 

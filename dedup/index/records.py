@@ -169,7 +169,7 @@ OWED = "o"
 
 @dataclass(frozen=True)
 class Intent:
-    """A write in flight, or the work a committed write still owes, kept in its group.
+    """A write in flight, or the work a committed write still owes, kept in its shard.
 
     While ``kind`` is :data:`WRITING`, ``record`` is the version being written (its entries
     may already name it; taking it back removes them). Once :data:`OWED`, ``old`` is the
@@ -193,7 +193,7 @@ _INTENT_HEAD = struct.Struct("<II")
 
 
 def pack_intent(intent: Intent, record: bytes | None = None) -> bytes:
-    """The intent as its group keeps it: a JSON head, then the records it carries
+    """The intent as its shard keeps it: a JSON head, then the records it carries
     (``record``: its record packed already, else packed here).
 
     ``begin.lua`` reads the head's first three fields, in this order, to pick out the intents

@@ -1,5 +1,5 @@
 """Reports: what the rest of the corpus holds for a document version, read in two round trips
-whatever the size of the index (the holders of its entries in one script call per group,
+whatever the size of the index (the holders of its entries in one script call per shard,
 their records in one more), and the report built from it."""
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ class Reports(Access):
                 else []
                 for t in pieces
             ]
-            for group in (exact, near_, *shared, *holding):
-                wanted.update((s, None) for s in group)
+            for serials in (exact, near_, *shared, *holding):
+                wanted.update((s, None) for s in serials)
             # every holder of the content entry but this version (a sample of them is read)
             total = max((answers[t].count - 1 for t in content), default=0)
             lists.append((exact, near_, paras, shared, pieces, holding, total))
@@ -106,20 +106,22 @@ class Reports(Access):
         for exact, near_, paras, shared, pieces, holding, total in lists:
             held = [s for s in exact if s in found][:most_exact]
             candidates = [s for s in near_ if s in found][:MAX_CANDIDATES]
-            holders = [[s for s in group if s in found] for group in holding]
+            holders = [[s for s in serials if s in found] for serials in holding]
             out.append(
                 Related(
                     exact=[found[s][0] for s in held],
                     exact_total=total,
                     candidates=[found[s] for s in candidates],
                     counts=[answers[t].count for t in paras],
-                    shared=[[found[s][0] for s in group if s in found][:limit] for group in shared],
+                    shared=[
+                        [found[s][0] for s in serials if s in found][:limit] for serials in shared
+                    ],
                     piece_counts=[answers[t].count for t in pieces],
                     piece_holders=holders,
                     records={
                         s: records.unpack(cast("bytes", raw_of[s]))
-                        for group in holders
-                        for s in group
+                        for serials in holders
+                        for s in serials
                     },
                 )
             )
@@ -152,7 +154,7 @@ class Reports(Access):
                     near.append((other, score))
         counts = dict(zip(distinct, related.counts, strict=True))
         shared = {
-            fp: sorted(group) for fp, group in zip(distinct, related.shared, strict=True) if group
+            fp: sorted(held) for fp, held in zip(distinct, related.shared, strict=True) if held
         }
         near_counts, copies, words = None, None, None
         if record.near is not None:

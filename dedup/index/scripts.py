@@ -3,8 +3,8 @@
 Each ``.lua`` file opens with the KEYS, ARGV and reply it takes; its wrapper is the only
 code that knows their order, and its reply parser the only code that knows the reply's:
 :mod:`dedup.index.entries` for the scripts on index entries, :mod:`dedup.index.versions` for
-those on a document's versions in its group. Every key a script touches is handed to it in
-KEYS, all of one group (one hash slot of a cluster), named by :mod:`dedup.index.keys`;
+those on a document's versions in its shard. Every key a script touches is handed to it in
+KEYS, all of one shard (one hash slot of a cluster), named by :mod:`dedup.index.keys`;
 ARGV[1] is the :func:`layout_argument`, the few constants of the layout the scripts need,
 defined once in Python. Here: how a script is loaded and called, and the round trip that
 sends calls (one pipeline on one server; on a cluster redis-py sends each node its share).
@@ -91,15 +91,15 @@ def script_call(
     keys: Sequence[str],
     args: Sequence[Any],
     parse: Callable[[Any], T],
-    group: tuple[Keys, int] | None = None,
+    shard: tuple[Keys, int] | None = None,
 ) -> Call[T]:
     """A call of one of the package's scripts, by digest. A writing script (:data:`ONCE`)
-    needs its keys' ``group``: the call's reply is kept there under a name of its own."""
+    needs its keys' ``shard``: the call's reply is kept there under a name of its own."""
     script = source(name)
     reply_key = None
     if name in ONCE:
-        assert group is not None, f"{name} writes: its calls need their group"
-        reply_key = group[0].reply(group[1], os.urandom(8).hex())
+        assert shard is not None, f"{name} writes: its calls need their shard"
+        reply_key = shard[0].reply(shard[1], os.urandom(8).hex())
         keys, args = (*keys, reply_key), (*args, REPLY_KEPT)
     words = ("EVALSHA", script.sha, len(keys), *keys, layout_argument(), *args)
     return Call(words, parse, script, reply_key)

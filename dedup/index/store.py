@@ -1,7 +1,7 @@
 """Writing the index: documents in, duplicates flagged on both sides; deletes and purges.
 
 The layout is :mod:`dedup.index.layout` (a packed record per document version, small bucketed
-hashes of index entries, flag bitmaps, all in groups with hash tags), the key names
+hashes of index entries, flag bitmaps, all in shards with hash tags), the key names
 :mod:`dedup.index.keys`, the scripts :mod:`dedup.index.entries` and
 :mod:`dedup.index.versions`. One document's write spans many hash slots, and nothing is atomic
 across slots (on one server the same steps run, as a cluster of one shard), so a batch is
@@ -11,14 +11,14 @@ written in steps, each a round trip for the whole batch:
    entry's digest shows the version is indexed already), the intents this writer must
    finish or take back first, and how many documents hold each new paragraph: what was
    boilerplate before the batch, which the new record's signature leaves out. Then announce
-   each new version in its group (``begin.lua``): an intent holding the new record, under a
-   new serial, and the serial added to the entries of that group (all of them, when the
-   index has one group);
+   each new version in its shard (``begin.lua``): an intent holding the new record, under a
+   new serial, and the serial added to the entries of that shard (all of them, when the
+   index has one shard);
 2. add the new version's other entries, which answers who held them before (LSH band sharers,
    exact copies, paragraphs turning boilerplate);
 3. read those candidates' records (or their intents: a near duplicate written at the same
    moment by another worker is found before its commit) and score them;
-4. commit in the document's group (``commit.lua``): the id entry, the record, its flags and
+4. commit in the document's shard (``commit.lua``): the id entry, the record, its flags and
    the counters change together, and the intent becomes what is owed;
 5. do what is owed: take the old version's entries out, raise flags on the other documents,
    refresh the flags the change may have moved; then drop the intent.
@@ -71,7 +71,7 @@ COMMITS_PER_CALL = 50
 """Documents one call of ``commit.lua`` takes at most, so that no call holds the server long."""
 RAISED_IN_COMMIT = 16
 """Flags a new version raises on other versions that its commit sets itself at most (its
-copies in its own group): a commit call of :data:`COMMITS_PER_CALL` documents then sets at
+copies in its own shard): a commit call of :data:`COMMITS_PER_CALL` documents then sets at
 most 800; more are owed, and set in calls of their own."""
 FAILOVER_PATIENCE = 60.0
 """Seconds a write on a cluster waits for every slot to be served again before its job
@@ -93,10 +93,10 @@ class Store(Writes):
     def check_settings(self) -> None:
         """Record our signature settings in an empty store, or refuse to mix with others
         (:func:`dedup.index.meta.check`)."""
-        groups = meta.check(self.client, self.meta_key, self.settings, self.new_index_groups())
+        shards = meta.check(self.client, self.meta_key, self.settings, self.new_index_shards())
         # the index's, checked above
         self._lsh = self.settings.lsh_bands, self.settings.lsh_rows
-        self._keys = Keys(self.settings.namespace, layout.Groups(groups))
+        self._keys = Keys(self.settings.namespace, layout.Shards(shards))
         self._meta_checked = True
 
     # -- writing ----------------------------------------------------------------------------
@@ -190,13 +190,13 @@ class Store(Writes):
                 raising=raising,
             )
         committing = [
-            (group, order[at : at + COMMITS_PER_CALL])
-            for group, order in self._by_group(plans).items()
+            (shard, order[at : at + COMMITS_PER_CALL])
+            for shard, order in self._by_shard(plans).items()
             for at in range(0, len(order), COMMITS_PER_CALL)
         ]
         calls = [
-            versions.commit(self.keys, group, [commits[i] for i in order])
-            for group, order in committing
+            versions.commit(self.keys, shard, [commits[i] for i in order])
+            for shard, order in committing
         ]
         overtaken = []
         replies_by_call = scripts.run(self.client, calls)
@@ -222,31 +222,31 @@ class Store(Writes):
 
     def _raised_in_commit(self, plan: Plan, raised: dict[str, list[int]]) -> list[tuple[int, str]]:
         """The flags a new version raises that its commit sets itself: all of them when they
-        are few and on versions of its own group (every version, on one server), none
+        are few and on versions of its own shard (every version, on one server), none
         otherwise (what is owed raises them). ``raised`` keeps the others."""
-        group = self.keys.groups.of(plan.serial) if plan.serial else -1
+        shard = self.keys.shards.of(plan.serial) if plan.serial else -1
         raising = [(s, flag) for flag, serials in raised.items() for s in serials]
         if len(raising) > RAISED_IN_COMMIT or any(
-            self.keys.groups.of(s) != group for s, _ in raising
+            self.keys.shards.of(s) != shard for s, _ in raising
         ):
             return []
         raised.clear()
         return raising
 
     def _read(self, plans: dict[int, Plan], token: str) -> None:
-        """Current versions, their records, and the intents of the documents' groups
+        """Current versions, their records, and the intents of the documents' shards
         (finishing those this writer, or a dead one, left): what a delete starts from."""
         batch = self._batch()
         current = {i: batch.call(versions.current(self.keys, p.id)) for i, p in plans.items()}
-        groups = set(self._by_group(plans))
-        found = {g: batch.call(versions.intents(self.keys, g)) for g in groups}
+        shards = set(self._by_shard(plans))
+        found = {g: batch.call(versions.intents(self.keys, g)) for g in shards}
         answers = batch.send(self.client)
         for i, plan in plans.items():
             plan.old_serial = answers[current[i]]
         # What the versions about to be replaced still owe is done first, whoever wrote it:
         # their commit drops it.
         self._recover(
-            [(s, packed) for g in groups for s, packed in answers[found[g]].items()],
+            [(s, packed) for g in shards for s, packed in answers[found[g]].items()],
             token,
             stale_only=False,
             replaced={p.old_serial for p in plans.values()},
@@ -291,10 +291,10 @@ class Store(Writes):
         cutoff = self.clock() - older_than
         total = 0
         floors: dict[int, int] = {}
-        """Per group, the position of the first record the walk kept, or past the last one
+        """Per shard, the position of the first record the walk kept, or past the last one
         it deleted: no record is left below it."""
         kept: set[int] = set()
-        groups = self.keys.groups
+        shards = self.keys.shards
         try:
             for batch in self.walk_records(newest_first=False):
                 plans = {
@@ -304,12 +304,12 @@ class Store(Writes):
                 }
                 total += self._remove(plans)[0]
                 for serial, record in batch:
-                    group = groups.of(serial)
-                    if group not in kept:
+                    shard = shards.of(serial)
+                    if shard not in kept:
                         gone = record.indexed_at < cutoff
-                        floors[group] = groups.position(serial) + gone
+                        floors[shard] = shards.position(serial) + gone
                         if not gone:
-                            kept.add(group)
+                            kept.add(shard)
                 if any(record.indexed_at >= cutoff + CLOCK_SKEW for _, record in batch):
                     break
             self._raise_floors(floors)
@@ -318,23 +318,23 @@ class Store(Writes):
         return total
 
     def _raise_floors(self, floors: dict[int, int]) -> None:
-        """Keep where each group's oldest records start now, so that the next purge and
-        every walk upwards start there instead of at the group's first position. A version
-        still being written (its intent kept, no record yet) holds its group's floor at its
+        """Keep where each shard's oldest records start now, so that the next purge and
+        every walk upwards start there instead of at the shard's first position. A version
+        still being written (its intent kept, no record yet) holds its shard's floor at its
         position."""
         if not floors:
             return
-        groups = list(floors)
+        shards = list(floors)
         pipe = self.client.pipeline(transaction=False)
-        for group in groups:
-            pipe.hget(self.keys.counters(group), "floor")
-            pipe.hkeys(self.keys.intents(group))
+        for shard in shards:
+            pipe.hget(self.keys.counters(shard), "floor")
+            pipe.hkeys(self.keys.intents(shard))
         found = pipe.execute()
         pipe = self.client.pipeline(transaction=False)
-        for group, was, writing in zip(groups, found[::2], found[1::2], strict=True):
-            floor = min([floors[group], *(self.keys.groups.position(int(s)) for s in writing)])
+        for shard, was, writing in zip(shards, found[::2], found[1::2], strict=True):
+            floor = min([floors[shard], *(self.keys.shards.position(int(s)) for s in writing)])
             if floor > int(was or 1):  # positions below stay empty: raising it is safe
-                pipe.hset(self.keys.counters(group), "floor", floor)
+                pipe.hset(self.keys.counters(shard), "floor", floor)
         pipe.execute()
 
     def _remove(self, plans: dict[int, Plan]) -> tuple[int, list[int]]:

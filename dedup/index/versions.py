@@ -1,4 +1,4 @@
-"""The scripts on a document's versions in its group: reading what a write starts from
+"""The scripts on a document's versions in its shard: reading what a write starts from
 (``peek.lua``), announcing a new version (``begin.lua``), committing (``commit.lua``), setting
 flags (``flags.lua``), dropping intents once done (``done.lua``), and the plain reads of id
 entries, records and intents."""
@@ -32,33 +32,33 @@ class Writing:
 
 
 class Peeked(NamedTuple):
-    """What ``peek.lua`` answered for one group."""
+    """What ``peek.lua`` answered for one shard."""
 
     current: list[tuple[int, bool]]
     """Per document, the serial of its current version (0: none), and whether that version
     is the one to write."""
     intents: dict[int, bytes]
-    """The group's intents that the writer must finish or take back, by serial."""
+    """The shard's intents that the writer must finish or take back, by serial."""
 
 
 def peek(
     keys: Keys,
-    group: int,
+    shard: int,
     documents: Sequence[tuple[layout.IdEntry, bytes]],
     *,
     token: str,
     cutoff: float,
     intents: bool = True,
 ) -> Call[Peeked]:
-    """``peek.lua``: the current version of each document of ``group`` (its id entry, and
-    the digest of its new version), and the intents kept in the group that the writer
+    """``peek.lua``: the current version of each document of ``shard`` (its id entry, and
+    the digest of its new version), and the intents kept in the shard that the writer
     ``token`` must finish or take back (its own, those left before ``cutoff``, and what the
     documents' current versions owe).
 
     Other writers' intents in flight are not answered: with every worker writing to the
-    same groups, what each round trip carries would grow with the number of workers. With
-    ``intents`` false none are (a writer's later call in the same group and round trip)."""
-    names = [keys.intents(group)]
+    same shards, what each round trip carries would grow with the number of workers. With
+    ``intents`` false none are (a writer's later call in the same shard and round trip)."""
+    names = [keys.intents(shard)]
     args: list[Any] = []
     for entry, digest in documents:
         names.append(keys.entry(layout.IDS, entry.bucket))
@@ -83,28 +83,28 @@ class Began(NamedTuple):
 
 
 class Announced(NamedTuple):
-    """What ``begin.lua`` answered for one group."""
+    """What ``begin.lua`` answered for one shard."""
 
     began: list[Began]
     """Per document."""
     added: list[Held]
-    """Per operation on the group's own entries (nothing done for a document that got no
+    """Per operation on the shard's own entries (nothing done for a document that got no
     serial; a count of -1 for an operation that needs its entry's overflow set)."""
 
 
 def begin(
     keys: Keys,
-    group: int,
+    shard: int,
     writes: Sequence[Writing],
     ops: Sequence[Op] = (),
     boilerplate_at: int = 0,
 ) -> Call[Announced]:
-    """``begin.lua``: for each document of ``group`` the serial of its new version (its
-    intent kept), or why there is none; then ``ops``, updates of entries of this group
+    """``begin.lua``: for each document of ``shard`` the serial of its new version (its
+    intent kept), or why there is none; then ``ops``, updates of entries of this shard
     (:meth:`Batch.take_updates`) whose serial is the number of their document among
     ``writes`` (from 1), applied with the new serials."""
-    names = [keys.counters(group), keys.intents(group)]
-    args: list[Any] = [group, keys.groups.count, len(writes)]
+    names = [keys.counters(shard), keys.intents(shard)]
+    args: list[Any] = [shard, keys.shards.count, len(writes)]
     for write in writes:
         names.append(keys.entry(layout.IDS, write.entry.bucket))
         args += [write.entry.field, write.digest, write.intent]
@@ -116,7 +116,7 @@ def begin(
         began, added = reply
         return Announced(list(map(Began, began[::2], began[1::2])), updated_list(added))
 
-    return script_call("begin.lua", names, args, parse, (keys, group))
+    return script_call("begin.lua", names, args, parse, (keys, shard))
 
 
 @dataclass(frozen=True)
@@ -134,25 +134,25 @@ class Commit:
     """The flags of the new version."""
     documents: int
     paragraphs: int
-    """The change of the group's counts of documents and paragraphs."""
+    """The change of the shard's counts of documents and paragraphs."""
     owed: bytes
     """The owed intent, packed ('' when nothing is owed)."""
     digest: bytes = b""
     """The new version's :func:`dedup.index.layout.version_digest` ('' for a delete)."""
     raising: Sequence[tuple[int, str]] = ()
-    """Flags to raise on other versions of the group (serial, flag) once committed."""
+    """Flags to raise on other versions of the shard (serial, flag) once committed."""
 
 
-def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]:
-    """``commit.lua``: for each document of ``group``, version ``new`` becomes the current
-    one in place of ``old``, the flags it raises on versions of the group are set, and the
+def commit(keys: Keys, shard: int, commits: Sequence[Commit]) -> Call[list[str]]:
+    """``commit.lua``: for each document of ``shard``, version ``new`` becomes the current
+    one in place of ``old``, the flags it raises on versions of the shard are set, and the
     owed intent is kept for what is left to do; the reply per document is ``ok``,
     ``conflict`` or ``lost``."""
-    names = [keys.counters(group), keys.intents(group)]
-    names += [keys.flag(f, group) for f in FLAGS]
+    names = [keys.counters(shard), keys.intents(shard)]
+    names += [keys.flag(f, shard) for f in FLAGS]
     names_raised: list[str] = []
     args: list[Any] = ["f" * len(FLAGS), len(commits)]
-    position = keys.groups.position
+    position = keys.shards.position
     raising: list[Any] = []
     for number, c in enumerate(commits, 1):
         for serial, flag in c.raising:
@@ -181,28 +181,28 @@ def commit(keys: Keys, group: int, commits: Sequence[Commit]) -> Call[list[str]]
     names += names_raised
     args += raising
     return script_call(
-        "commit.lua", names, args, lambda reply: [decoded(r) for r in reply], (keys, group)
+        "commit.lua", names, args, lambda reply: [decoded(r) for r in reply], (keys, shard)
     )
 
 
-def set_flags(keys: Keys, group: int, bits: Sequence[tuple[int, str, bool]]) -> Call[int]:
-    """``flags.lua``: flag bits of versions of one group that have a record, and raised bits
+def set_flags(keys: Keys, shard: int, bits: Sequence[tuple[int, str, bool]]) -> Call[int]:
+    """``flags.lua``: flag bits of versions of one shard that have a record, and raised bits
     of versions still being written (their commit keeps them)."""
-    names: list[str] = [keys.intents(group)]
+    names: list[str] = [keys.intents(shard)]
     args: list[Any] = []
     for serial, flag, on in bits:
-        names += [keys.records(serial), keys.flag(flag, group)]
-        args += [serial, keys.groups.position(serial), int(on)]
+        names += [keys.records(serial), keys.flag(flag, shard)]
+        args += [serial, keys.shards.position(serial), int(on)]
     return script_call("flags.lua", names, args, int)
 
 
-def drop_intents(keys: Keys, group: int, done: Sequence[tuple[int, bool]]) -> Call[int]:
-    """``done.lua``: drop the intents of these versions of ``group`` (serial, and whether
+def drop_intents(keys: Keys, shard: int, done: Sequence[tuple[int, bool]]) -> Call[int]:
+    """``done.lua``: drop the intents of these versions of ``shard`` (serial, and whether
     the version was taken back: its flag bits are cleared with its intent)."""
-    names = [keys.intents(group), *(keys.flag(f, group) for f in FLAGS)]
+    names = [keys.intents(shard), *(keys.flag(f, shard) for f in FLAGS)]
     args: list[Any] = []
     for serial, taken_back in done:
-        args += [serial, keys.groups.position(serial) if taken_back else 0]
+        args += [serial, keys.shards.position(serial) if taken_back else 0]
     return script_call("done.lua", names, args, int)
 
 
@@ -222,9 +222,9 @@ def record(keys: Keys, serial: int) -> Call[bytes | None]:
     return command("HGET", keys.records(serial), serial)
 
 
-def intents(keys: Keys, group: int) -> Call[dict[int, bytes]]:
-    """The intents kept in a group, by serial."""
-    return command("HGETALL", keys.intents(group), parse=_int_keyed)
+def intents(keys: Keys, shard: int) -> Call[dict[int, bytes]]:
+    """The intents kept in a shard, by serial."""
+    return command("HGETALL", keys.intents(shard), parse=_int_keyed)
 
 
 def _int_keyed(reply: dict[bytes, bytes] | list[bytes] | None) -> dict[int, bytes]:
@@ -238,4 +238,4 @@ def _int_keyed(reply: dict[bytes, bytes] | list[bytes] | None) -> dict[int, byte
 
 def intent(keys: Keys, serial: int) -> Call[bytes | None]:
     """The intent kept for one serial (None when there is none)."""
-    return command("HGET", keys.intents(keys.groups.of(serial)), serial)
+    return command("HGET", keys.intents(keys.shards.of(serial)), serial)

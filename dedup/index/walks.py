@@ -1,11 +1,11 @@
-"""Walking the records of every group in one order: newest first, or oldest first.
+"""Walking the records of every shard in one order: newest first, or oldest first.
 
-Each group numbers its versions (its positions) in the order they were written, so one group's
-records come in time order by position. A walk merges the groups' streams by indexing time:
-it reads a few positions of every group at a time, and hands out a record only once every
-group that could still hold a newer one (an older one, walking up) has been read that far.
-Groups fill at the same rate (documents go to the group of a hash of their id), so the
-groups' reads stay in step and each round trip serves all of them.
+Each shard numbers its versions (its positions) in the order they were written, so one shard's
+records come in time order by position. A walk merges the shards' streams by indexing time:
+it reads a few positions of every shard at a time, and hands out a record only once every
+shard that could still hold a newer one (an older one, walking up) has been read that far.
+Shards fill at the same rate (documents go to the shard of a hash of their id), so the
+shards' reads stay in step and each round trip serves all of them.
 """
 
 from __future__ import annotations
@@ -22,16 +22,16 @@ from dedup.index.records import Record
 from dedup.servers.connection import IndexClient
 
 FIRST_READ = 2
-"""Positions read per group on the first round trip; each later read of a group doubles it."""
+"""Positions read per shard on the first round trip; each later read of a shard doubles it."""
 MOST_READ = 128
-"""Positions read per group at most in one round trip."""
+"""Positions read per shard at most in one round trip."""
 
 
 @dataclass
 class _Stream:
-    """Where the walk is in one group."""
+    """Where the walk is in one shard."""
 
-    group: int
+    shard: int
     next: int
     """The next position to read."""
     end: int
@@ -62,7 +62,7 @@ class _Stream:
 
 
 Positions = Callable[[IndexClient, list[tuple[int, range]]], list[list[int]]]
-"""Which positions of each ``(group, positions)`` asked to hand out: all (a walk of every
+"""Which positions of each ``(shard, positions)`` asked to hand out: all (a walk of every
 record) or those whose flag bit is set."""
 
 
@@ -72,12 +72,12 @@ def every(_client: IndexClient, asked: list[tuple[int, range]]) -> list[list[int
 
 
 def flagged(keys: Keys, flag: str) -> Positions:
-    """The positions whose bit is set in the group's bitmap of ``flag``."""
+    """The positions whose bit is set in the shard's bitmap of ``flag``."""
 
     def select(client: IndexClient, asked: list[tuple[int, range]]) -> list[list[int]]:
         pipe = client.pipeline(transaction=False)
-        for group, positions in asked:
-            pipe.getrange(keys.flag(flag, group), min(positions) // 8, max(positions) // 8)
+        for shard, positions in asked:
+            pipe.getrange(keys.flag(flag, shard), min(positions) // 8, max(positions) // 8)
         out = []
         for (_, positions), chunk in zip(asked, pipe.execute(), strict=True):
             base = 8 * (min(positions) // 8)
@@ -96,11 +96,11 @@ def flagged(keys: Keys, flag: str) -> Positions:
 
 
 def bounds(client: IndexClient, keys: Keys) -> list[tuple[int, int]]:
-    """In each group, the lowest position that may hold a record (below it, a purge left
+    """In each shard, the lowest position that may hold a record (below it, a purge left
     none) and the last position given out (one round trip)."""
     pipe = client.pipeline(transaction=False)
-    for group in range(keys.groups.count):
-        pipe.hmget(keys.counters(group), "floor", "serial")
+    for shard in range(keys.shards.count):
+        pipe.hmget(keys.counters(shard), "floor", "serial")
     return [(max(1, int(low or 1)), int(top or 0)) for low, top in pipe.execute()]
 
 
@@ -114,14 +114,14 @@ def walk(
     page: int = 500,
     below: tuple[int, int] | None = None,
 ) -> Iterator[list[tuple[int, Record]]]:
-    """The records of every group, merged by indexing time (then serial), ``page`` at a
+    """The records of every shard, merged by indexing time (then serial), ``page`` at a
     time; with ``below`` (newest first only), only those ordered after that indexing time in
     milliseconds and serial."""
     streams: list[_Stream] = []
-    for group, (low, top) in enumerate(bounds(client, keys)):
+    for shard, (low, top) in enumerate(bounds(client, keys)):
         if top >= low:
             start, end = (top, low - 1) if newest_first else (low, top + 1)
-            streams.append(_Stream(group, start, end, len(streams), most))
+            streams.append(_Stream(shard, start, end, len(streams), most))
     heap: list[tuple[Any, int]] = []
     sign = -1 if newest_first else 1
 
@@ -129,12 +129,12 @@ def walk(
         return (sign * record.indexed_at, sign * serial)
 
     def refill(wanting: list[_Stream]) -> None:
-        asked = [(s.group, s.take(newest_first)) for s in wanting]
+        asked = [(s.shard, s.take(newest_first)) for s in wanting]
         chosen = select(client, asked)
         pipe = client.pipeline(transaction=False)
         serials = []
-        for (group, _), positions in zip(asked, chosen, strict=True):
-            these = [keys.groups.serial(p, group) for p in positions]
+        for (shard, _), positions in zip(asked, chosen, strict=True):
+            these = [keys.shards.serial(p, shard) for p in positions]
             serials.append(these)
             for serial in these:
                 pipe.hget(keys.records(serial), serial)

@@ -22,7 +22,7 @@ from dedup.settings import Settings
 
 ANNOUNCED_PER_CALL = 10
 """Documents one call of the announcing script takes at most (it adds their entries of its
-group too: every entry, on one server)."""
+shard too: every entry, on one server)."""
 
 
 class Writes(Owed):
@@ -63,7 +63,7 @@ class Writes(Owed):
         )
 
     def _peek(self, plans: dict[int, Plan], run: Pass) -> dict[int, int]:
-        """Step 1, reading: each document's current version, the intents of its group that
+        """Step 1, reading: each document's current version, the intents of its shard that
         this writer must handle (finished or taken back here: its own, those a dead writer
         left, what the versions about to be replaced owe), and how many documents held each
         new paragraph and piece before the batch, which this returns. A document whose
@@ -77,22 +77,22 @@ class Writes(Owed):
         ]
         cutoff = time.time() - layout.INTENT_LEASE
         peeking = [
-            (group, order[at : at + ANNOUNCED_PER_CALL], not at)
-            for group, order in self._by_group(plans).items()
+            (shard, order[at : at + ANNOUNCED_PER_CALL], not at)
+            for shard, order in self._by_shard(plans).items()
             for at in range(0, len(order), ANNOUNCED_PER_CALL)
         ]
         tickets = [
             batch.call(
                 versions.peek(
                     self.keys,
-                    group,
+                    shard,
                     [(plans[i].id, plans[i].digest) for i in order],
                     token=run.token,
                     cutoff=cutoff,
                     intents=first,
                 )
             )
-            for group, order, first in peeking
+            for shard, order, first in peeking
         ]
         answers = batch.send(self.client)
         found: list[tuple[int, bytes]] = []
@@ -146,7 +146,7 @@ class Writes(Owed):
     def _begin(self, plans: dict[int, Plan], run: Pass) -> None:
         """Step 1: read (:meth:`_peek`), then a serial and an intent for each new version,
         its record leaving out its boilerplate (:meth:`_boilerplate`), and its entries of
-        its own group."""
+        its own shard."""
         for plan in plans.values():
             analysis = plan.analysis
             assert analysis is not None
@@ -165,20 +165,20 @@ class Writes(Owed):
             plan.indexed_at = round(self.clock(), 3)
             plan.record = self._record(analysis, plan, frozenset(boilerplate[i]))
             plan.packed = records.pack(plan.record)
-        # The entries of a document's own group are added by the announcing script itself,
+        # The entries of a document's own shard are added by the announcing script itself,
         # with the serial it takes (each operation names its document's place in the call):
-        # on one server, where the index has one group, that is every entry. A few documents
+        # on one server, where the index has one shard, that is every entry. A few documents
         # a call, so that no call holds the server long.
         announcing = [
-            (group, order[at : at + ANNOUNCED_PER_CALL])
-            for group, order in self._by_group(plans).items()
+            (shard, order[at : at + ANNOUNCED_PER_CALL])
+            for shard, order in self._by_shard(plans).items()
             for at in range(0, len(order), ANNOUNCED_PER_CALL)
         ]
         own = self._batch()
         tickets: dict[int, dict[str, tuple[list[int], list[int]]]] = {}
         calls: list[scripts.Call[Any]] = []
         taken = []
-        for group, order in announcing:
+        for shard, order in announcing:
             writes = []
             for number, i in enumerate(order, 1):
                 plan = plans[i]
@@ -189,11 +189,11 @@ class Writes(Owed):
                 plan.written = self.entries(plan.record)
                 tickets[i] = {}
                 for name, (family, op) in ADDED.items():
-                    shift = family.key_bits - self.keys.groups.bits
-                    mine = [k for k in getattr(plan.written, name) if k >> shift == group]
+                    shift = family.key_bits - self.keys.shards.bits
+                    mine = [k for k in getattr(plan.written, name) if k >> shift == shard]
                     tickets[i][name] = mine, own.updates(family, mine, op, number)
-            taken.append(own.take_updates(group))
-            calls.append(versions.begin(self.keys, group, writes, taken[-1], self._at))
+            taken.append(own.take_updates(shard))
+            calls.append(versions.begin(self.keys, shard, writes, taken[-1], self._at))
         # The records of the versions to replace, read beside: what the new version does not
         # count as its own holders, and what the owed work takes out.
         olds = [i for i, p in plans.items() if p.old_serial]
@@ -203,7 +203,7 @@ class Writes(Owed):
             plans[i].old = records.unpack(raw) if raw else None
         moved: list[tuple[int, Intent]] = []
         for (_, order), ops, announced in zip(announcing, taken, replies, strict=False):
-            # A group's operations are numbered in a row, each document's family by family.
+            # A shard's operations are numbered in a row, each document's family by family.
             added, base = announced.added, ops[0][3] if ops else 0
             for i, answer in zip(order, announced.began, strict=True):
                 plan = plans[i]
@@ -239,7 +239,7 @@ class Writes(Owed):
                 keys = getattr(plan.written, name)
                 ours, answered = plan.own[name]
                 if len(ours) == len(keys) and min(map(COUNT, answered), default=0) >= 0:
-                    got[i][name] = answered  # all added by the announcing script (one group)
+                    got[i][name] = answered  # all added by the announcing script (one shard)
                 else:
                     asked[i][name] = self._entry_tickets(
                         batch, plan, family, op, keys, ours, answered

@@ -1,9 +1,9 @@
 """Worker figures kept in Redis, so that they add up across worker processes and hosts.
 
 Every job adds its counts and latency observations to one of a few hashes
-(:meth:`Keys.worker_metrics`, a shard chosen at random, so that on a cluster no key takes
+(:meth:`Keys.worker_metrics`, a part chosen at random, so that on a cluster no key takes
 every job's writes) in the same pipelined call that keeps its documents' text; ``/metrics``
-sums the shards and turns them into Prometheus counters and histograms. Histogram buckets
+sums the parts and turns them into Prometheus counters and histograms. Histogram buckets
 are stored per bucket (not cumulative), so an observation costs one ``HINCRBY``.
 """
 
@@ -52,7 +52,7 @@ def _bucket_field(histogram: str, seconds: float) -> str:
 
 def add(pipe: redis.client.Pipeline, keys: Keys, figures: JobFigures) -> None:
     """Queue on ``pipe`` the increments of one job (a few ``HINCRBY`` in the same call)."""
-    key = keys.worker_metrics(random.randrange(keys.metric_shards))
+    key = keys.worker_metrics(random.randrange(keys.metric_parts))
     for name, count in figures.counts.items():
         if count:
             pipe.hincrby(key, name, count)
@@ -91,10 +91,10 @@ def _histogram(values: Mapping[str, float], name: str, bounds: Sequence[float]) 
 
 
 def read(client: IndexClient, keys: Keys, flags: Iterable[str]) -> WorkerFigures:
-    """The workers' figures so far, summed over the shards (zeros before the first job)."""
+    """The workers' figures so far, summed over the parts (zeros before the first job)."""
     pipe = client.pipeline(transaction=False)
-    for shard in range(keys.metric_shards):
-        pipe.hgetall(keys.worker_metrics(shard))
+    for part in range(keys.metric_parts):
+        pipe.hgetall(keys.worker_metrics(part))
     pipe.hgetall(keys.legacy_worker_metrics)
     values: dict[str, float] = {}
     for raw in cast("list[dict[bytes, bytes]]", pipe.execute()):

@@ -1,15 +1,15 @@
--- Announce the writes of new versions of documents of one group: for each document, take the
--- group's next position and keep the intent (the new record, its writer) under the new
+-- Announce the writes of new versions of documents of one shard: for each document, take the
+-- shard's next position and keep the intent (the new record, its writer) under the new
 -- serial, before any entry names it; then add the new serials to the entries of this same
--- group (on one server, where an index has one group, all of them). Nothing is written for a
+-- shard (on one server, where an index has one shard, all of them). Nothing is written for a
 -- document whose current version is the one announced (its id entry keeps the version's
 -- digest after the serial): another writer wrote it since peek.lua read it.
 -- Runs after common.lua.
--- KEYS[1]: the group's counters; KEYS[2]: the group's intents
+-- KEYS[1]: the shard's counters; KEYS[2]: the shard's intents
 -- KEYS[3] ... KEYS[2 + n]: the id entry's hash of each of the n documents
 -- KEYS[3 + n] ...: per operation, the entry's hash
 -- ARGV[1]: the layout (common.lua)
--- ARGV[2]: the group's number; ARGV[3]: the number of groups; ARGV[4]: n
+-- ARGV[2]: the shard's number; ARGV[3]: the number of shards; ARGV[4]: n
 -- ARGV[5] ... ARGV[4 + 3n]: per document, three values: the id entry's field; the new
 --              version's digest (dedup.index.layout.version_digest); the intent, packed
 --              (dedup.index.records.pack_intent)
@@ -19,7 +19,7 @@
 -- Returns {per document two numbers: the new serial (0: the current version is this one)
 -- and the serial of the current version (0: none), per operation update.lua's three values
 -- (for a document not announced: 0, 0, '', nothing done)}, and whether anything was written
-local group, groups, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local shard, shards, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local o = 3 * n + 5
 local out, began, announced = {}, {}, 0
 for k = 1, n do
@@ -33,10 +33,10 @@ for k = 1, n do
   if serial == 'new' then
     -- the next position, unless its serial would not fit in the packing (never wrapped)
     local position = tonumber(redis.call('HGET', KEYS[1], 'serial') or '0') + 1
-    serial = position * groups + group
+    serial = position * shards + shard
     if serial > MAX_SERIAL then
-      return redis.error_reply('dedup: group ' .. group .. ' of the index has used every ' ..
-        'serial; build a new index with more groups (the index_groups setting)')
+      return redis.error_reply('dedup: shard ' .. shard .. ' of the index has used every ' ..
+        'serial; build a new index with more shards (the index_shards setting)')
     end
     redis.call('HSET', KEYS[1], 'serial', position)
     redis.call('HSET', KEYS[2], serial, intent)

@@ -1,22 +1,22 @@
--- Make new versions of documents of one group the current ones (or delete documents): for
+-- Make new versions of documents of one shard the current ones (or delete documents): for
 -- each, the id entry, the records, the flag bits and the counters change together. Every
 -- entry of a new version was added before; the old version's are taken out after, as the
 -- owed intent kept here says. Runs after common.lua.
--- KEYS[1]: the group's counters; KEYS[2]: the group's intents
--- KEYS[3] ... KEYS[2 + #ARGV[2]]: the group's flag bitmaps, in the order of the flags below
+-- KEYS[1]: the shard's counters; KEYS[2]: the shard's intents
+-- KEYS[3] ... KEYS[2 + #ARGV[2]]: the shard's flag bitmaps, in the order of the flags below
 -- (a new version keeps the bits other writers raised on it while it was written, flags.lua)
 -- then per document: the id entry's hash, the record hash of the new version (of the old one
--- for a delete), and the record hash of the old version (any key of the group when none)
--- then per flag raised on another version of the group: that version's record hash
+-- for a delete), and the record hash of the old version (any key of the shard when none)
+-- then per flag raised on another version of the shard: that version's record hash
 -- ARGV[1]: the layout (common.lua)
 -- ARGV[2]: one character per flag bitmap (its count); ARGV[3]: the number of documents
 -- then per document, 12 values: the id entry's field; the old version's serial as read (0:
 -- none) and its position; the new version's serial (0: delete) and its position; the new
 -- record ('' to delete); one '0' or '1' per flag bitmap, the flags of the new version; the
--- change of the group's documents and of its paragraphs; the owed intent, packed ('' when
+-- change of the shard's documents and of its paragraphs; the owed intent, packed ('' when
 -- nothing is owed), and the serial it is kept under; the new version's digest, which the id
 -- entry keeps after its serial
--- then per flag raised on another version of the group by a document committed here, four
+-- then per flag raised on another version of the shard by a document committed here, four
 -- values: the document's number (from 1), the version's serial, its position, and the
 -- flag's number among the bitmaps; raised as flags.lua does, when the document's commit is
 -- 'ok' (a version being written takes the bit too, which its commit keeps)

@@ -1,7 +1,7 @@
 -- Shared by dedup's scripts, which run after it: index entries as dedup/index/layout.py lays
 -- them out. An entry is a field of a small hash whose value is the serials holding it, packed
 -- one after the other, or '' once they moved to a set of their own, the entry's overflow set.
--- Every key a script touches comes in KEYS, all in one hash slot (one group). The overflow
+-- Every key a script touches comes in KEYS, all in one hash slot (one shard). The overflow
 -- sets are only sent for the entries that need one: the functions below answer nil, having
 -- changed nothing, when the set is needed and not given (nil). ARGV[1] of every script is the
 -- layout (dedup.index.scripts.layout_argument): the packing of serials, its size, the
@@ -113,7 +113,7 @@ local function remove(hash, set, field, serial)
   return #value / SERIAL_SIZE, false
 end
 
--- One operation of update.lua (and of begin.lua on its own group's entries) on an entry:
+-- One operation of update.lua (and of begin.lua on its own shard's entries) on an entry:
 -- 'a' add; 'A' add, answering the serials held before; 'p' add a paragraph, answering the
 -- serials it holds when it reaches ``boilerplate_at`` holders; 'q' add a near-copy piece,
 -- likewise; 'r' take out; 'x' take out a paragraph. A removal answers the holders left when
@@ -121,7 +121,7 @@ end
 -- again after a crash answers the same): theirs are the flags it may have moved, and so few
 -- are read whatever the copies of the entry. Returns the holders after (nil, nothing done,
 -- when the entry's set is needed), whether it changed, the serials to answer ('' when none)
--- and the change of the group's count of distinct paragraphs.
+-- and the change of the shard's count of distinct paragraphs.
 local function update(op, hash, set, field, serial, boilerplate_at)
   local size, changed, held, distinct = nil, false, '', 0
   if op == 'r' or op == 'x' then
@@ -176,10 +176,10 @@ local function each_operation(first, ops, packed, sets, serials, apply, hold)
   end
 end
 
--- The operations of update.lua, or those begin.lua adds to its own group's entries: each
+-- The operations of update.lua, or those begin.lua adds to its own shard's entries: each
 -- operation's number after its field is a serial, or what ``serial_of`` makes one of (nil:
 -- nothing to do, answered 0, 0, ''). Returns update.lua's answers, flat, and the change of the
--- group's count of distinct paragraphs.
+-- shard's count of distinct paragraphs.
 local function update_all(first, ops, packed, sets, boilerplate_at, serial_of)
   local out, distinct = {}, 0
   each_operation(first, ops, packed, sets, true, function(k, op, hash, set, field, number)

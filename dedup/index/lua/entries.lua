@@ -1,5 +1,5 @@
 -- How many documents hold each of these entries, and which. Read-only. Runs after common.lua.
--- KEYS: per entry, its hash, followed by its overflow set when ARGV[5] is '1' (one group)
+-- KEYS: per entry, its hash, followed by its overflow set when ARGV[5] is '1' (one shard)
 -- ARGV[1]: the layout (common.lua)
 -- ARGV[2]: one letter and one digit (the field's width) per entry: 'c' the count, 'm' the
 --          count and the serials, 'b' the count, and the serials when fewer than ARGV[3]

@@ -1,10 +1,10 @@
--- Set or clear flag bits of versions of one group. A version with a record takes the bit; a
+-- Set or clear flag bits of versions of one shard. A version with a record takes the bit; a
 -- version still being written (its intent kept, no record yet) takes a raised bit too, so
 -- that of two near duplicates written at the same moment the one that commits last is
 -- flagged as well (its position is its own: nothing else ever set it, and a version taken
 -- back has its bits cleared with its intent, done.lua); a version deleted or taken back
 -- takes nothing. Setting a bit to a value twice changes nothing. Runs after common.lua.
--- KEYS[1]: the group's intents
+-- KEYS[1]: the shard's intents
 -- KEYS[2], KEYS[3] ...: per operation, the record hash of the version and the flag bitmap
 -- ARGV[1]: the layout (common.lua)
 -- ARGV[2] ...: per operation, three values: the serial, its position, the bit (0 or 1)

@@ -1,14 +1,14 @@
--- Read what a batch's write starts from in one group, changing nothing: the current version
+-- Read what a batch's write starts from in one shard, changing nothing: the current version
 -- of each document (its id entry: the serial, and whether the version to write is that one
--- already, by the digest kept after the serial), and the group's intents that the writer
+-- already, by the digest kept after the serial), and the shard's intents that the writer
 -- must finish or take back before it announces anything. Runs after common.lua.
--- KEYS[1]: the group's intents
+-- KEYS[1]: the shard's intents
 -- KEYS[2] ... KEYS[1 + n]: the id entry's hash of each of the n documents
 -- ARGV[1]: the layout (common.lua)
 -- ARGV[2] ... ARGV[1 + 2n]: per document, the id entry's field and the new version's digest
 --              (dedup.index.layout.version_digest)
 -- ARGV[2 + 2n]: the writer's token, JSON-encoded as an intent's head holds it ('': answer
---              no intents, a writer's later call in the same group and round trip);
+--              no intents, a writer's later call in the same shard and round trip);
 -- ARGV[3 + 2n]: the time before which an intent's lease is over; ARGV[4 + 2n]: the kind of
 --              an owed intent (dedup.index.records.OWED)
 -- Returns {per document the serial of its current version (0: none) and 1 when the version

@@ -1,7 +1,7 @@
--- Add serials to entries and take them out, in one group. Each operation is idempotent: a
+-- Add serials to entries and take them out, in one shard. Each operation is idempotent: a
 -- serial is in an entry or not, so an operation sent again (a retry, a redirected cluster
 -- pipeline) changes nothing. Runs after common.lua.
--- KEYS[1]: the group's counters (distinct paragraphs)
+-- KEYS[1]: the shard's counters (distinct paragraphs)
 -- KEYS[2], KEYS[3] ...: per operation, the entry's hash, followed by its overflow set when
 --                      ARGV[5] is '1'
 -- ARGV[1]: the layout (common.lua)
