@@ -92,12 +92,13 @@ def _scripts_by_sha() -> dict[str, str]:
         "entries.lua",
         "flags.lua",
         "peek.lua",
+        "split.lua",
         "update.lua",
     )
     return {scripts.source(name).sha: name for name in names}
 
 
-WRITING = frozenset({"begin.lua", "commit.lua", "done.lua", "flags.lua", "update.lua"})
+WRITING = frozenset({"begin.lua", "commit.lua", "done.lua", "flags.lua", "split.lua", "update.lua"})
 """The package's scripts that write."""
 
 

@@ -75,18 +75,51 @@ def test_reduced_signatures_estimate_jaccard() -> None:
         assert abs(estimate - truth) < 0.08, (shared, truth, estimate)
 
 
-def test_entry_keys_split_into_bucket_and_field() -> None:
-    """High bits choose the hash, the next bytes the field: equal keys, equal entries."""
+def test_entry_keys_address_a_bucket_and_a_field() -> None:
+    """The shard's bits, then the bucket's (one more below the split), then the field's, up
+    to the family's precision: equal prefixes, equal entries."""
     key = 0xFEDC_BA98_7654_3210
-    bucket, field = CONTENT.split(key)
-    assert bucket == key >> (64 - CONTENT.bucket_bits)
-    assert len(field) == CONTENT.field_bytes
-    assert (bucket, field) != CONTENT.split(key ^ (1 << 20))
+    shard, bucket, field = layout.address(CONTENT, 7, layout.Depth(0, 0), key)
+    assert (shard, bucket) == (key >> 57, 1)
+    assert len(field) == (CONTENT.precision - 7 + 7) // 8
+    assert layout.address(CONTENT, 7, layout.Depth(0, 0), key ^ 1) == (shard, bucket, field)
+    assert layout.address(CONTENT, 7, layout.Depth(0, 0), key ^ (1 << 20)) != (shard, 1, field)
+    rest = (key >> (64 - 7 - 4)) & 0b1111  # the four bits past the shard's: 0b0110
+    assert (shard, 8 | rest >> 1) == layout.address(CONTENT, 7, layout.Depth(3, 3), key)[:2]
+    assert (shard, 16 | rest) == layout.address(CONTENT, 7, layout.Depth(3, 4), key)[:2]
     sig = layout.reduce_signature(np.arange(256, dtype=np.uint32), 64)
     keys = layout.band_keys(sig, 16, 4)
     assert 16 == len(set(keys))
     assert keys == layout.band_keys(bytes(sig), 16, 4)
-    assert all(0 <= BANDS.split(k)[0] < 2**BANDS.bucket_bits for k in keys)
+
+
+def test_splits_keep_every_entry_and_each_hash_small(redis_client: redis.Redis) -> None:
+    """Thousands of entries added to one shard split its hashes as they fill: every entry is
+    found where its key says, and the hashes hold about ``LOAD`` fields each."""
+    from dedup.index import depths, entries
+    from dedup.index.keys import Keys
+
+    keys = Keys("split", layout.Shards(1))
+    known = depths.Depths(keys)
+    known.load(redis_client)
+    rng = random.Random(9)
+    added = [rng.getrandbits(64) for _ in range(3_000)]
+    for at in range(0, len(added), 500):
+        batch = entries.Batch(keys, known, boilerplate_at=10)
+        batch.updates(BANDS, added[at : at + 500], entries.ADD, 7)
+        batch.send(redis_client)
+    fresh = depths.Depths(keys)
+    fresh.load(redis_client)
+    depth = fresh.of(0, BANDS)
+    assert len(added) // layout.LOAD <= depth.buckets < 2 * len(added) // layout.LOAD
+    batch = entries.Batch(keys, fresh, boilerplate_at=10)
+    tickets = batch.lookups(BANDS, added, entries.MEMBERS)
+    answers = batch.send(redis_client)
+    assert all(answers[t].serials == [7] for t in tickets)
+    sizes = [redis_client.hlen(k) for k in redis_client.scan_iter(keys.family_pattern(BANDS))]
+    assert len(sizes) == depth.buckets
+    assert sum(sizes) == len(added) == int(redis_client.hget(keys.counters(0), "b.fields"))
+    assert max(sizes) < 4 * layout.LOAD
 
 
 def test_scripts_and_python_score_alike(settings: Settings, redis_client: redis.Redis) -> None:
@@ -121,19 +154,32 @@ def test_settings_without_room_for_bands_are_refused() -> None:
         Settings(num_perm=32, lsh_bands=16, lsh_rows=4)
 
 
-@given(st.integers(min_value=0, max_value=2**64 - 1), st.sampled_from([1, 16, 128, 1024, 4096]))
-def test_batches_name_entries_as_keys_and_families_do(key: int, groups: int) -> None:
+@given(
+    st.integers(min_value=0, max_value=2**64 - 1),
+    st.sampled_from([1, 16, 128, 1024, 4096]),
+    st.integers(min_value=0, max_value=20),
+    st.integers(min_value=0, max_value=2**20 - 1),
+)
+def test_batches_name_entries_as_keys_and_layout_do(
+    key: int, shards: int, depth: int, split: int
+) -> None:
     """A batch names entry hashes and fields in a loop of its own, for speed: the same names
-    as ``Keys.entry`` and ``Family.split``, in the shard ``Shards.of_bucket`` says."""
-    from dedup.index.entries import Batch
+    as ``Keys.entry`` and ``layout.address``, in the shard ``Shards.of_key`` says."""
+    from dedup.index.depths import Depths
+    from dedup.index.entries import Batch, named
     from dedup.index.keys import Keys
 
-    keys = Keys("ns", layout.Shards(groups))
-    for family in (layout.BANDS, layout.PARAGRAPHS, layout.CONTENT, layout.PIECES):
-        batch = Batch(keys, boilerplate_at=10)
+    keys = Keys("ns", layout.Shards(shards))
+    known = Depths(keys)
+    at = layout.Depth(depth, split % (1 << depth))
+    for family in layout.FAMILIES:
+        shard = keys.shards.of_key(family, key)
+        known.learn(shard, f"{family.name}:{at.depth}:{at.split}")
+        batch = Batch(keys, known, boilerplate_at=10)
         batch.lookup(family, key)
-        [(group, [(name, _, chunk, _)])] = batch._lookups.items()
-        bucket, field = family.split(key)
-        assert group == keys.shards.of_bucket(family, bucket)
-        assert keys.entry(family, bucket) == name
+        [(found, ops)] = batch._lookups.items()
+        [name], _, chunk = named(keys, known, found, ops)
+        _, bucket, field = layout.address(family, keys.shards.bits, at, key)
+        assert found == shard
+        assert keys.entry(family, shard, bucket) == name
         assert field == chunk

@@ -10,7 +10,7 @@ import redis
 
 from dedup.errors import SettingsMismatchError
 from dedup.index import layout
-from dedup.index.migrate import FORMAT_3_SHARDS, SIGNED_BEFORE
+from dedup.index.migrate import FIXED_BEFORE, FORMAT_3_SHARDS, SIGNED_BEFORE
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -18,9 +18,48 @@ from dedup.settings import Settings
 from tests.helpers import article, as_html, invoke
 
 
+def _as_format_4(client: redis.Redis, store: Store) -> None:
+    """Lay a freshly written index's entries out as format 4 did: in fixed hashes, the
+    bucket's number its key's top bits (shard included), the field the bits that follow;
+    the sets of entries held by many named after their hash and field."""
+    keys = store.keys
+    bits = keys.shards.bits
+    for family in layout.FAMILIES:
+        bucket_bits, field_bytes = FIXED_BEFORE[family.name]
+        for name in list(client.scan_iter(match=keys.family_pattern(family))):
+            tag, rest = name.decode().split("}:", 1)
+            shard = keys.shards.tags.index(tag.rsplit("{", 1)[1])
+            number = rest.split(".", 1)[1]
+            if number.startswith("o:"):
+                continue  # renamed with the entry that names it
+            bucket = int(number)
+            depth = bucket.bit_length() - 1
+            for field, value in client.hgetall(name).items():
+                past = layout.field_bits(family, bits, depth)
+                prefix = (
+                    (shard << (family.precision - bits))
+                    | ((bucket - (1 << depth)) << past)
+                    | int.from_bytes(field, "big")
+                )
+                old = f"{tag}}}:{family.name}:{prefix >> (8 * field_bytes)}"
+                old_field = (prefix & ((1 << (8 * field_bytes)) - 1)).to_bytes(field_bytes, "big")
+                client.hset(old, old_field, value)
+                if value == b"":
+                    key = prefix << (family.key_bits - family.precision)
+                    client.rename(keys.overflow(family, key), f"{old}:{old_field.hex()}")
+            client.delete(name)
+        for shard in range(keys.shards.count):
+            client.hdel(keys.counters(shard), *keys.depth_fields(family))
+    recorded = json.loads(client.hget(keys.meta, "signature"))
+    recorded["format"] = "4"
+    client.hset(keys.meta, "signature", json.dumps(recorded, sort_keys=True))
+
+
 def _as_format_3(client: redis.Redis, store: Store) -> None:
-    """Make a freshly written index look as format 3 left it: no groups recorded (it has
-    1,024), id entries with the serial alone or with a digest of another definition."""
+    """Make a freshly written index look as format 3 left it: format 4's entries, no shards
+    recorded (it has 1,024), id entries with the serial alone or with a digest of another
+    definition."""
+    _as_format_4(client, store)
     meta = store.keys.meta
     recorded = json.loads(client.hget(meta, "signature"))
     assert str(FORMAT_3_SHARDS) == recorded.pop("groups")
@@ -63,7 +102,7 @@ def test_an_older_index_is_refused_until_migrated_then_reads_and_writes_on(
     assert 0 != refused.exit_code and "dedup migrate" in refused.output
     done = invoke(settings, "migrate")
     assert 0 == done.exit_code, done.output
-    assert "from format 3 to 4: 30 id entries rewritten" in done.output
+    assert "from format 3 to 5: 30 id entries rewritten" in done.output
     assert "DEDUP_SHORT_DOCUMENT_WORDS=0, DEDUP_SCRIPT_WORDS=false" in done.output
     with pytest.raises(SettingsMismatchError, match="short_document_words=0 \\(ours 60\\)"):
         defaults = Settings()
@@ -78,7 +117,44 @@ def test_an_older_index_is_refused_until_migrated_then_reads_and_writes_on(
     again = [Document(d.doc_id, d.body, d.url, d.fmt, "2024-06-01T00:00:00Z") for d in pages]
     assert not any(r.changed for r in store.index([analyse(d, settings) for d in again]))
     assert stats == store.stats()
-    assert "in format 4 already" in invoke(settings, "migrate").output
+    assert "in format 5 already" in invoke(settings, "migrate").output
+
+
+def test_an_index_of_fixed_entry_hashes_moves_into_hashes_that_split(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Format 4's fixed entry hashes, boilerplate in overflow sets and near-copy pieces
+    included, move into hashes of about ``LOAD`` fields: every report, the stats and the
+    flags as they were, and writes go on (a new copy finds its original)."""
+    footer = "Read more of our stories and subscribe to the newsletter for the daily digest."
+    settings = settings.replace(near_paragraphs=True, index_shards=4)
+    pages = [Document(f"p{n}", as_html([*article(200 + n % 11, 5), footer])) for n in range(60)]
+    old = Store(redis_client, settings)
+    old.index([analyse(d, settings) for d in pages])
+    reports = {d.doc_id: old.report(d.doc_id) for d in pages}
+    stats = old.stats()
+    _as_format_4(redis_client, old)
+    with pytest.raises(SettingsMismatchError, match="run `dedup migrate`"):
+        Store(redis_client, settings).report("p1")
+    done = invoke(settings, "migrate")
+    assert 0 == done.exit_code, done.output
+    assert "from format 4 to 5: 0 id entries rewritten" in done.output
+    store = Store(redis_client, settings)
+    assert reports == {d.doc_id: store.report(d.doc_id) for d in pages}
+    assert stats == store.stats()
+    for family in layout.FAMILIES:
+        names = list(redis_client.scan_iter(match=store.keys.family_pattern(family)))
+        hashes = [n for n in names if redis_client.type(n) == b"hash"]
+        fields = sum(redis_client.hlen(n) for n in hashes)
+        counted = sum(
+            int(redis_client.hget(store.keys.counters(s), f"{family.name}.fields") or 0)
+            for s in range(4)
+        )
+        assert fields == counted
+        assert len(hashes) <= max(4, 2 * fields // layout.LOAD), family.name
+    [copy] = store.index([analyse(Document("copy", pages[3].body), settings)])
+    assert "p3" in copy.exact
+    assert "in format 5 already" in invoke(settings, "migrate").output
 
 
 def test_migrating_a_namespace_without_an_index_says_so(settings: Settings) -> None:
@@ -100,4 +176,4 @@ def test_an_index_older_than_the_cluster_layout_is_refused_with_what_to_do(
     with pytest.raises(SettingsMismatchError, match="cannot be migrated"):
         Store(redis_client, settings).report("a")
     result = invoke(settings, "migrate")
-    assert 0 != result.exit_code and "migrates format 3 to 4" in result.output
+    assert 0 != result.exit_code and "migrates formats 3 and 4 to 5" in result.output

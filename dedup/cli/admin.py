@@ -121,18 +121,19 @@ def migrate(settings: Settings) -> None:
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=render.console(stderr=True)
     ) as bar:
-        task = bar.add_task("id entries rewritten: 0")
+        task = bar.add_task("entries rewritten: 0")
         done = migrate_index(
             index_client(settings),
             settings.namespace,
-            lambda n: bar.update(task, description=f"id entries rewritten: {n}"),
+            lambda n: bar.update(task, description=f"entries rewritten: {n}"),
         )
     if done.from_format == done.to_format:
         click.echo(f"namespace {settings.namespace!r} is in format {done.to_format} already")
     else:
         click.echo(
             f"migrated namespace {settings.namespace!r} from format {done.from_format} to "
-            f"{done.to_format}: {done.id_entries} id entries rewritten"
+            f"{done.to_format}: {done.id_entries} id entries rewritten, {done.entries} index "
+            "entries moved"
         )
     if done.settings:
         needed = ", ".join(f"DEDUP_{k.upper()}={v}" for k, v in done.settings.items())

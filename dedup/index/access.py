@@ -13,6 +13,7 @@ from redis.cluster import RedisCluster
 
 from dedup.errors import SettingsMismatchError, StoreError, StoreUnavailableError
 from dedup.index import layout, records, scripts, versions
+from dedup.index.depths import Depths
 from dedup.index.keys import Keys
 from dedup.index.records import Record
 from dedup.servers.connection import IndexClient
@@ -65,8 +66,8 @@ def recorded_shards(recorded: dict[str, str]) -> int:
     return int(recorded[SHARDS_FIELD])
 
 
-MIGRATES_FROM = "3"
-"""The older index format ``dedup migrate`` brings to this one (:mod:`dedup.index.migrate`)."""
+MIGRATES_FROM = ("3", "4")
+"""The older index formats ``dedup migrate`` brings to this one (:mod:`dedup.index.migrate`)."""
 
 
 def check_format(recorded: dict[str, str], namespace: str) -> None:
@@ -75,7 +76,7 @@ def check_format(recorded: dict[str, str], namespace: str) -> None:
     found = recorded.get("format")
     if found == layout.FORMAT_VERSION:
         return
-    if found == MIGRATES_FROM:
+    if found in MIGRATES_FROM:
         raise SettingsMismatchError(
             f"namespace {namespace!r} was made by an older dedup (index format {found}); "
             f"run `dedup migrate` to bring it to format {layout.FORMAT_VERSION}"
@@ -116,6 +117,17 @@ class Access:
         self._lsh: tuple[int, int] | None = None
         """LSH bands and rows once known (:attr:`lsh`)."""
         self._keys: Keys | None = None
+        self._depths: Depths | None = None
+
+    @property
+    def depths(self) -> Depths:
+        """How far each shard's entry hashes have split, read once (one round trip) and
+        kept up to date by what scripts answer (:mod:`dedup.index.depths`)."""
+        if self._depths is None or self._depths.keys is not self.keys:
+            self._depths = Depths(self.keys)
+        if not self._depths.loaded:
+            self._depths.load(self.client)
+        return self._depths
 
     @property
     def meta_key(self) -> str:

@@ -14,7 +14,8 @@ from operator import itemgetter
 from typing import Any, TypeAlias
 
 from dedup.index import layout, scripts
-from dedup.index.keys import Keys, overflow_of
+from dedup.index.depths import Depths
+from dedup.index.keys import Keys
 from dedup.index.layout import Family
 from dedup.index.scripts import Call, script_call, serials
 from dedup.servers.connection import IndexClient
@@ -47,9 +48,10 @@ class Held(tuple[int, bytes, int]):
         return serials(self.packed)
 
 
-Op: TypeAlias = tuple[str, str, bytes, int]
-"""One operation of a round trip on an entry: the entry's hash, a letter and the field's
-width, the field (followed by the serial for an update), and the ticket of its answer."""
+Op: TypeAlias = tuple[Family, int, str, bytes, int]
+"""One operation of a round trip on an entry: the entry's family and key, a letter, what
+follows the field (the serial, for an update), and the ticket of its answer. Its hash and
+field are named when its call is made, by what is known of its shard's depths."""
 
 
 class Batch:
@@ -64,8 +66,9 @@ class Batch:
     every call for the few entries that have one.
     """
 
-    def __init__(self, keys: Keys, *, boilerplate_at: int, few: int = 0) -> None:
+    def __init__(self, keys: Keys, depths: Depths, *, boilerplate_at: int, few: int = 0) -> None:
         self.keys = keys
+        self.depths = depths
         self.boilerplate_at = boilerplate_at
         self.few = few
         self._lookups: dict[int, list[Op]] = {}
@@ -88,19 +91,11 @@ class Batch:
         code: str,
         tail: bytes,
     ) -> list[int]:
-        prefixes = self.keys.entry_prefixes(family)
-        width = family.field_bytes
-        code += str(width)
-        bucket_shift = family.key_bits - family.bucket_bits
-        shard_shift = family.bucket_bits - self.keys.shards.bits
-        field_shift = bucket_shift - 8 * width
-        field_mask = (1 << (8 * width)) - 1
+        shift = family.precision - self.keys.shards.bits
         first = ticket = self._count
         for key in keys:
-            bucket = key >> bucket_shift
-            shard = bucket >> shard_shift
-            field = ((key >> field_shift) & field_mask).to_bytes(width, "big")
-            op = (prefixes[shard] + str(bucket), code, field + tail, ticket)
+            shard = family.prefix(key) >> shift
+            op = (family, key, code, tail, ticket)
             ops = table.get(shard)
             if ops is None:
                 table[shard] = [op]
@@ -158,25 +153,30 @@ class Batch:
         return self._count
 
     def _script(self, shard: int, ops: list[Op], *, lookup: bool, sets: bool) -> Call[list[Held]]:
-        names, codes, chunks, _ = zip(*ops, strict=True)
-        keys: Sequence[str] = names
-        if sets:
-            keys = [
-                key
-                for name, code, chunk, _ in ops
-                for key in (name, overflow_of(name, chunk[: int(code[1])]))
-            ]
+        names, codes, chunk = named(self.keys, self.depths, shard, ops, sets=sets)
+        spec = self.depths.spec(shard, (op[0] for op in ops))
         given = "1" if sets else "0"
+
+        def rebuild(found: bytes) -> Call[list[Held]]:
+            self.depths.learn(shard, found)
+            return self._script(shard, ops, lookup=lookup, sets=sets)
+
         if lookup:
             return script_call(
-                "entries.lua", keys, ["".join(codes), self.few, b"".join(chunks), given], _held_list
+                "entries.lua",
+                (self.keys.counters(shard), *names),
+                [codes, self.few, chunk, given, spec],
+                _held_list,
+                rebuild=rebuild,
             )
         return script_call(
             "update.lua",
-            (self.keys.counters(shard), *keys),
-            ["".join(codes), self.boilerplate_at, b"".join(chunks), given],
-            updated_list,
+            (self.keys.counters(shard), *names),
+            [codes, self.boilerplate_at, chunk, given, spec],
+            lambda reply: updated_list(reply[0]),
             (self.keys, shard),
+            rebuild=rebuild,
+            after=lambda reply: self.depths.splits(shard, reply[1]),
         )
 
     def send(self, client: IndexClient) -> list[Any]:
@@ -208,7 +208,7 @@ class Batch:
                 if answer.count < 0:
                     back.append(op)
                 else:
-                    answers[op[3]] = answer
+                    answers[op[4]] = answer
             if back:
                 again.append((lookup, shard, back))
         if again:
@@ -220,8 +220,30 @@ class Batch:
             calls = [self._script(g, ops, lookup=lookup, sets=True) for lookup, g, ops in again]
             for (_, _, ops), held in zip(again, scripts.run(client, calls), strict=True):
                 for op, answer in zip(ops, held, strict=True):
-                    answers[op[3]] = answer
+                    answers[op[4]] = answer
         return answers
+
+
+def named(
+    keys: Keys, depths: Depths, shard: int, ops: Sequence[Op], *, sets: bool = False
+) -> tuple[list[str], str, bytes]:
+    """The keys, operation codes and packed fields of a shard's operations as a script
+    takes them (``common.lua``'s ``each_operation``), named by what ``depths`` knows: per
+    operation its entry's hash (and its overflow set with ``sets``), its letter, family
+    letter and field width, its field followed by what follows it."""
+    prefixes = keys.entry_prefixes
+    bits = keys.shards.bits
+    names: list[str] = []
+    codes: list[str] = []
+    chunks: list[bytes] = []
+    for family, key, code, tail, _ in ops:
+        _, bucket, field = layout.address(family, bits, depths.of(shard, family), key)
+        names.append(prefixes(family)[shard] + str(bucket))
+        if sets:
+            names.append(keys.overflow(family, key))
+        codes.append(f"{code}{family.name}{len(field)}")
+        chunks += (field, tail)
+    return names, "".join(codes), b"".join(chunks)
 
 
 OPS_PER_CALL = 200
@@ -238,9 +260,9 @@ def _chunked(ops: list[Op], most: int = OPS_PER_CALL) -> list[list[Op]]:
     set)."""
     if len(ops) <= most:
         return [ops]
-    by_entry: dict[tuple[str, bytes], list[Op]] = {}
+    by_entry: dict[tuple[str, int], list[Op]] = {}
     for op in ops:
-        by_entry.setdefault((op[0], op[2][: int(op[1][1])]), []).append(op)
+        by_entry.setdefault((op[0].name, op[0].prefix(op[1])), []).append(op)
     chunks: list[list[Op]] = [[]]
     for entry in by_entry.values():
         if chunks[-1] and len(chunks[-1]) + len(entry) > most:
@@ -254,4 +276,5 @@ def _held_list(reply: list[Any]) -> list[Held]:
 
 
 def updated_list(reply: list[Any]) -> list[Held]:
+    """The answers of updates (``update.lua``'s, or ``begin.lua``'s on its own entries)."""
     return list(map(Held, zip(reply[::3], reply[2::3], reply[1::3], strict=True)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 
-from dedup.index.layout import RECORDS_PER_BUCKET, Family, Shards
+from dedup.index.layout import IDS, RECORDS_PER_BUCKET, Family, FixedFamily, Shards
 
 FLAGS = ("doubled_body", "internal_repeat", "exact_duplicate", "near_duplicate", "boilerplate")
 """The flag vocabulary of reports, in the order reports list them."""
@@ -38,9 +38,10 @@ class Keys:
         """SCAN pattern of every key of the namespace (glob characters in its name escaped)."""
         return f"{_escaped(self.namespace)}:*"
 
-    def family_pattern(self, family: Family) -> str:
+    def family_pattern(self, family: Family | FixedFamily) -> str:
         """SCAN pattern of the entry hashes and overflow sets of one family."""
-        return f"{_escaped(self.namespace)}:{{*}}:{family.name}:*"
+        mark = ":" if isinstance(family, FixedFamily) else "."
+        return f"{_escaped(self.namespace)}:{{*}}:{family.name}{mark}*"
 
     @property
     def meta(self) -> str:
@@ -76,9 +77,10 @@ class Keys:
         """Bitmap: bit ``position`` is set when that version of the shard carries the flag."""
         return f"{self._shard(shard)}:flag:{name}"
 
-    def entry(self, family: Family, bucket: int) -> str:
-        """Hash: one bucket of a family of index entries (LSH bands, paragraphs...)."""
-        return self.entry_prefixes(family)[self.shards.of_bucket(family, bucket)] + str(bucket)
+    def entry(self, family: Family, shard: int, bucket: int) -> str:
+        """Hash: one bucket of a family of index entries (LSH bands, paragraphs...) in a
+        shard, numbered as :func:`dedup.index.layout.address` numbers them."""
+        return self.entry_prefixes(family)[shard] + str(bucket)
 
     def entry_prefixes(self, family: Family) -> tuple[str, ...]:
         """By shard, what the entry hashes of a family start with: :meth:`entry` is the
@@ -86,9 +88,22 @@ class Keys:
         thousands of entries a batch)."""
         return _entry_prefixes(self.namespace, family.name, self.shards.count)
 
-    def overflow(self, family: Family, bucket: int, field: bytes) -> str:
-        """Set: the serials of an entry held by many documents (same slot as its hash)."""
-        return overflow_of(self.entry(family, bucket), field)
+    def overflow(self, family: Family, key: int) -> str:
+        """Set: the serials of an entry held by many documents (same slot as its hash),
+        named by the entry's key, so that it stays where it is when its bucket splits."""
+        shard = self.shards.of_key(family, key)
+        return f"{self.entry_prefixes(family)[shard]}o:{family.prefix(key):x}"
+
+    def id_entry(self, bucket: int) -> str:
+        """Hash: one bucket of the document id entries (:data:`dedup.index.layout.IDS`)."""
+        shard = self.shards.of_bucket(IDS, bucket)
+        return f"{self._shard(shard)}:{IDS.name}:{bucket}"
+
+    @staticmethod
+    def depth_fields(family: Family) -> tuple[str, str, str]:
+        """The fields of a shard's counters that say how far a family's hashes have split
+        (:class:`dedup.index.layout.Depth`) and how many fields they hold."""
+        return f"{family.name}.depth", f"{family.name}.split", f"{family.name}.fields"
 
     def text(self, doc_id: str) -> str:
         """String, expiring: a document's paragraphs for review (:mod:`dedup.index.texts`)."""
@@ -119,9 +134,4 @@ def _shard_prefixes(namespace: str, shards: int) -> tuple[str, ...]:
 
 @cache
 def _entry_prefixes(namespace: str, family: str, shards: int) -> tuple[str, ...]:
-    return tuple(f"{namespace}:{{{tag}}}:{family}:" for tag in Shards(shards).tags)
-
-
-def overflow_of(entry: str, field: bytes) -> str:
-    """The overflow set of the entry ``field`` of the entry hash named ``entry``."""
-    return f"{entry}:{field.hex()}"
+    return tuple(f"{namespace}:{{{tag}}}:{family}." for tag in Shards(shards).tags)

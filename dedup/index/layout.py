@@ -50,13 +50,14 @@ if TYPE_CHECKING:  # numpy is imported where signatures are made: reading comman
     import numpy as np
     import numpy.typing as npt
 
-FORMAT_VERSION = "4"
+FORMAT_VERSION = "5"
 """Bumped when the layout or the hashing of stored signatures changes (3: keys in shards with
 hash tags, 128-bit id entries; 4: every id entry keeps the digest of its version's content
-and URL, and every index records its shards). The near-copy data of ``near_paragraphs`` is an
-extension recorded by that setting in the signature settings: with it off, records are those
-of the format. An index of an older format is read by no branch of the code: ``dedup
-migrate`` (:mod:`dedup.index.migrate`) brings it to this one."""
+and URL, and every index records its shards; 5: entry hashes split as they fill). The
+near-copy data of ``near_paragraphs`` is an extension recorded by that setting in the
+signature settings: with it off, records are those of the format. An index of an older
+format is read by no branch of the code: ``dedup migrate`` (:mod:`dedup.index.migrate`)
+brings it to this one."""
 
 CLUSTER_SHARDS = 128
 """Shards of keys of a new index on a Redis Cluster (unless the ``index_shards`` setting
@@ -103,12 +104,13 @@ ENTRY_BUCKET = struct.Struct("<I")
 
 
 @dataclass(frozen=True)
-class Family:
-    """One kind of index entry: its key prefix letter and how its 64-bit keys are split."""
+class FixedFamily:
+    """A kind of index entry in a fixed number of hashes (document ids): its key prefix
+    letter and how its keys are split."""
 
     name: str
     bucket_bits: int
-    """High bits that choose the hash (``2**bucket_bits`` hashes at most)."""
+    """High bits that choose the hash (``2**bucket_bits`` hashes)."""
     field_bytes: int
     """Bytes of the following bits that name the field inside the hash."""
     key_bits: int = 64
@@ -122,20 +124,93 @@ class Family:
         return bucket, field.to_bytes(self.field_bytes, "big")
 
 
-# Sized so that at a million documents (16 bands and ~19 paragraphs each) every hash holds
-# 60-120 fields: inside Redis's default listpack limit (128 entries) up to about 1.7M
-# documents, and short enough to search linearly.
-BANDS = Family("b", bucket_bits=18, field_bytes=3)
-PARAGRAPHS = Family("p", bucket_bits=18, field_bytes=4)
-CONTENT = Family("c", bucket_bits=14, field_bytes=6)
+@dataclass(frozen=True)
+class Family:
+    """A kind of index entry whose hashes split as they fill (:class:`Depth`): its key prefix
+    letter and the bits of its 64-bit keys that tell entries apart."""
+
+    name: str
+    precision: int
+    """Top bits of a key that name its entry: the shard's, the bucket's, then the field's,
+    fewer as the buckets split (two keys agreeing on these are one entry)."""
+    key_bits: int = 64
+
+    def prefix(self, key: int) -> int:
+        """The bits of a key that name its entry (its top :attr:`precision` bits)."""
+        return key >> (self.key_bits - self.precision)
+
+
+@dataclass(frozen=True)
+class Depth:
+    """How far one family's hashes in one shard have split (linear hashing, Litwin 1980).
+
+    The shard's entries are cut by the next bits of their keys: those whose ``depth`` bits
+    fall below ``split`` by ``depth + 1`` bits, the others by ``depth``. A bucket splits in
+    two once the shard holds more than :data:`LOAD` fields per bucket, one at a time in
+    order, so each holds about :data:`LOAD` whatever the size of the index: a small index
+    has few hashes, a large one many, none past Redis's compact encoding.
+    """
+
+    depth: int = 0
+    split: int = 0
+
+    @property
+    def buckets(self) -> int:
+        """Hashes the family has in the shard."""
+        return (1 << self.depth) + self.split
+
+    def after_split(self) -> Depth:
+        """The depth once the next bucket has split."""
+        if self.split + 1 == 1 << self.depth:
+            return Depth(self.depth + 1, 0)
+        return Depth(self.depth, self.split + 1)
+
+
+LOAD = 64
+"""Fields per entry hash, on average, past which a shard's hashes of a family split: each
+stays well inside Redis's compact encoding (128 fields by default), and the few bytes a
+hash costs besides its fields are shared by many."""
+MIN_FIELD_BITS = 8
+"""Bits a field keeps at least: a family stops splitting before its fields would have
+fewer (about 2**26 hashes a shard for LSH bands)."""
+
+
+def address(family: Family, shard_bits: int, depth: Depth, key: int) -> tuple[int, int, bytes]:
+    """Where an entry lives: its shard, its bucket (numbered as a heap: ``2**d + b`` for the
+    ``b``-th bucket at depth ``d``) and its field there (the bits of :attr:`Family.prefix`
+    past the shard's and the bucket's, big-endian)."""
+    rest_bits = family.precision - shard_bits
+    prefix = family.prefix(key)
+    shard = prefix >> rest_bits
+    rest = prefix & ((1 << rest_bits) - 1)
+    d = depth.depth
+    bucket = rest >> (rest_bits - d)
+    if bucket < depth.split:
+        d += 1
+        bucket = rest >> (rest_bits - d)
+    field_bits = rest_bits - d
+    field = rest & ((1 << field_bits) - 1)
+    return shard, (1 << d) | bucket, field.to_bytes((field_bits + 7) // 8, "big")
+
+
+def field_bits(family: Family, shard_bits: int, depth: int) -> int:
+    """Bits of a field of a bucket at ``depth``."""
+    return family.precision - shard_bits - depth
+
+
+# The precision of each family is what the fixed layout of format 4 kept (bucket and field
+# bits): an index migrated from it loses nothing. LSH bands: 42 bits, so unrelated band keys
+# agree by chance about once in 4e12; paragraphs 50; contents 62; near-copy pieces 44.
+BANDS = Family("b", precision=42)
+PARAGRAPHS = Family("p", precision=50)
+CONTENT = Family("c", precision=62)
+PIECES = Family("q", precision=44)
+FAMILIES = (BANDS, PARAGRAPHS, CONTENT, PIECES)
+"""The families whose hashes split as they fill."""
 # An id entry names one document: 14 + 64 bits of a 128-bit hash of its id, so that the
 # writer's script finds the current version without reading records (no two ids of ten
 # billion agree on 78 bits but with a chance of about 1 in 30,000).
-IDS = Family("i", bucket_bits=14, field_bytes=8, key_bits=128)
-# Near-copy pieces (``near_paragraphs``): up to three per signed paragraph, ~57M entries at a
-# million documents, so four times the hashes of paragraphs; the field keeps 3 bytes of the
-# 28 bits past the bucket (records keep 48 bits of each piece key).
-PIECES = Family("q", bucket_bits=20, field_bytes=3)
+IDS = FixedFamily("i", bucket_bits=14, field_bytes=8, key_bits=128)
 
 PARAGRAPH_BITS = 128
 """Bits a record keeps of a signed paragraph's signature, one per MinHash value (1-bit
@@ -308,9 +383,13 @@ class Shards:
         """A version's place in its shard: its bit in the shard's flag bitmaps."""
         return serial // self.count
 
-    def of_bucket(self, family: Family, bucket: int) -> int:
-        """The shard of one of a family's buckets: the bucket's high bits."""
+    def of_bucket(self, family: FixedFamily, bucket: int) -> int:
+        """The shard of one of a fixed family's buckets: the bucket's high bits."""
         return bucket >> (family.bucket_bits - self.bits)
+
+    def of_key(self, family: Family, key: int) -> int:
+        """The shard of an entry of a family that splits: its key's high bits."""
+        return family.prefix(key) >> (family.precision - self.bits)
 
     def of_id(self, doc_id: str) -> int:
         """The shard a document lives in: that of its id entry."""

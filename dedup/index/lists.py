@@ -116,7 +116,9 @@ class Lists(Access):
         if not content_hashes:
             return []
         try:
-            batch = Batch(self.keys, boilerplate_at=self.settings.boilerplate_min_documents)
+            batch = Batch(
+                self.keys, self.depths, boilerplate_at=self.settings.boilerplate_min_documents
+            )
             tickets = batch.lookups(CONTENT, [int(h, 16) for h in content_hashes], entries.MEMBERS)
             answers = batch.send(self.client)
             lists = [answers[t].serials[: 2 * limit] for t in tickets]

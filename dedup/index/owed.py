@@ -149,6 +149,7 @@ class Owed(Reads):
     def _batch(self) -> Batch:
         return Batch(
             self.keys,
+            self.depths,
             boilerplate_at=self.settings.boilerplate_min_documents,
             few=self.settings.boilerplate_min_documents,
         )

@@ -55,6 +55,7 @@ class Reports(Access):
         ``most_exact`` is how many exact copies are named at most (all are counted)."""
         batch = Batch(
             self.keys,
+            self.depths,
             boilerplate_at=self.settings.boilerplate_min_documents,
             few=self.settings.boilerplate_min_documents,
         )

@@ -68,11 +68,11 @@ def source(name: str) -> Source:
 
 @cache
 def layout_argument() -> str:
-    """ARGV[1] of every script: the packing of serials, its size, the inline limit and the
-    most holders of an entry read and answered to a write adding itself, separated by
-    spaces."""
+    """ARGV[1] of every script: the packing of serials, its size, the inline limit, the most
+    holders of an entry read and answered to a write adding itself, and the fields per entry
+    hash past which hashes split, separated by spaces."""
     serial = f"{layout.lua_format(layout.SERIAL.format)} {layout.SERIAL.size}"
-    return f"{serial} {layout.INLINE} {layout.SAMPLE} {layout.SAMPLE_SEEING}"
+    return f"{serial} {layout.INLINE} {layout.SAMPLE} {layout.SAMPLE_SEEING} {layout.LOAD}"
 
 
 class Call(NamedTuple, Generic[T]):
@@ -84,6 +84,12 @@ class Call(NamedTuple, Generic[T]):
     """The script an EVALSHA runs, to load it where the server lacks it."""
     reply_key: str | None = None
     """Where a writing script keeps its reply (:data:`ONCE`)."""
+    rebuild: Callable[[Any], Call[T]] | None = None
+    """For a call on entries: the call named again from the depths a ``stale`` reply
+    answered (:mod:`dedup.index.depths`)."""
+    after: Callable[[Any], list[Call[Any]]] | None = None
+    """For a call on entries: what its reply asks to be done next (splitting the buckets of
+    families it left too full), sent in one more round trip."""
 
 
 def script_call(
@@ -92,6 +98,9 @@ def script_call(
     args: Sequence[Any],
     parse: Callable[[Any], T],
     shard: tuple[Keys, int] | None = None,
+    *,
+    rebuild: Callable[[Any], Call[T]] | None = None,
+    after: Callable[[Any], list[Call[Any]]] | None = None,
 ) -> Call[T]:
     """A call of one of the package's scripts, by digest. A writing script (:data:`ONCE`)
     needs its keys' ``shard``: the call's reply is kept there under a name of its own."""
@@ -102,7 +111,7 @@ def script_call(
         reply_key = shard[0].reply(shard[1], os.urandom(8).hex())
         keys, args = (*keys, reply_key), (*args, REPLY_KEPT)
     words = ("EVALSHA", script.sha, len(keys), *keys, layout_argument(), *args)
-    return Call(words, parse, script, reply_key)
+    return Call(words, parse, script, reply_key, rebuild, after)
 
 
 def command(*words: Any, parse: Callable[[Any], T] = lambda x: x) -> Call[T]:
@@ -115,15 +124,59 @@ _spent: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
 unlinked with its next round trip."""
 
 
+STALE_TRIES = 5
+"""Times a call on entries is named again after finding its shard's buckets split by others
+(each time from the depths it was answered)."""
+
+
 def run(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
     """Calls in one round trip; scripts a server has lost (a restart, a new master after a
     failover) are loaded again, and only the calls that found none are sent once more.
+    A call on entries named by depths no longer true is named again and sent again; the
+    buckets that calls leave too full are split in one more round trip.
 
     redis-py's own script objects ask the server whether the scripts exist before every
     execution, a round trip more for each batch: half the cost of a one-document job.
     """
     if not calls:
         return []
+    calls = list(calls)
+    replies = _send(client, calls)
+    for _ in range(STALE_TRIES):
+        stale = [i for i, reply in enumerate(replies) if _is_stale(reply)]
+        if not stale:
+            break
+        again = []
+        for i in stale:
+            rebuild = calls[i].rebuild
+            assert rebuild is not None, "only calls on entries check depths"
+            calls[i] = rebuild(replies[i][1])
+            again.append(calls[i])
+        for i, reply in zip(stale, _send(client, again), strict=True):
+            replies[i] = reply
+    else:
+        if any(map(_is_stale, replies)):
+            raise redis.ResponseError("dedup: the index's buckets kept splitting under a call")
+    follow = [
+        step
+        for call, reply in zip(calls, replies, strict=True)
+        if call.after
+        for step in call.after(reply)
+    ]
+    if follow:
+        for step, reply in zip(follow, _send(client, follow), strict=True):
+            step.parse(reply)
+    return [call.parse(reply) for call, reply in zip(calls, replies, strict=True)]
+
+
+def _is_stale(reply: Any) -> bool:
+    """Whether a script answered that its keys were named by depths no longer true."""
+    return isinstance(reply, list) and len(reply) == 2 and reply[0] == b"stale"
+
+
+def _send(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
+    """The calls in one round trip (scripts loaded again where the server lost them); their
+    replies, not parsed."""
     asked = len(calls)
     spent = _spent.pop(client, None)
     if spent:
@@ -164,7 +217,7 @@ def run(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
     kept = [call.reply_key for call in calls if call.reply_key is not None]
     if kept:
         _spent.setdefault(client, []).extend(kept)
-    return [call.parse(reply) for call, reply in zip(calls[:asked], replies, strict=False)]
+    return replies[:asked]
 
 
 def exchange(client: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from dedup.index import layout, records
-from dedup.index.entries import Held, Op, updated_list
+from dedup.index.depths import Depths
+from dedup.index.entries import Held, Op, named, updated_list
 from dedup.index.keys import FLAGS, Keys
 from dedup.index.scripts import Call, command, decoded, script_call
 
@@ -61,7 +62,7 @@ def peek(
     names = [keys.intents(shard)]
     args: list[Any] = []
     for entry, digest in documents:
-        names.append(keys.entry(layout.IDS, entry.bucket))
+        names.append(keys.id_entry(entry.bucket))
         args += [entry.field, digest]
     args += [json.dumps(token) if intents else "", repr(cutoff), records.OWED]
 
@@ -94,6 +95,7 @@ class Announced(NamedTuple):
 
 def begin(
     keys: Keys,
+    depths: Depths,
     shard: int,
     writes: Sequence[Writing],
     ops: Sequence[Op] = (),
@@ -102,21 +104,33 @@ def begin(
     """``begin.lua``: for each document of ``shard`` the serial of its new version (its
     intent kept), or why there is none; then ``ops``, updates of entries of this shard
     (:meth:`Batch.take_updates`) whose serial is the number of their document among
-    ``writes`` (from 1), applied with the new serials."""
+    ``writes`` (from 1), applied with the new serials, their keys named by ``depths``."""
     names = [keys.counters(shard), keys.intents(shard)]
     args: list[Any] = [shard, keys.shards.count, len(writes)]
     for write in writes:
-        names.append(keys.entry(layout.IDS, write.entry.bucket))
+        names.append(keys.id_entry(write.entry.bucket))
         args += [write.entry.field, write.digest, write.intent]
-    names += [name for name, _, _, _ in ops]
-    args += ["".join(code for _, code, _, _ in ops), boilerplate_at]
-    args.append(b"".join(chunk for _, _, chunk, _ in ops))
+    entry_names, codes, chunk = named(keys, depths, shard, ops)
+    names += entry_names
+    args += [codes, boilerplate_at, chunk, depths.spec(shard, (op[0] for op in ops))]
 
     def parse(reply: list[Any]) -> Announced:
-        began, added = reply
+        began, added, _ = reply
         return Announced(list(map(Began, began[::2], began[1::2])), updated_list(added))
 
-    return script_call("begin.lua", names, args, parse, (keys, shard))
+    def rebuild(found: bytes) -> Call[Announced]:
+        depths.learn(shard, found)
+        return begin(keys, depths, shard, writes, ops, boilerplate_at)
+
+    return script_call(
+        "begin.lua",
+        names,
+        args,
+        parse,
+        (keys, shard),
+        rebuild=rebuild,
+        after=lambda reply: depths.splits(shard, reply[2]),
+    )
 
 
 @dataclass(frozen=True)
@@ -160,7 +174,7 @@ def commit(keys: Keys, shard: int, commits: Sequence[Commit]) -> Call[list[str]]
             raising += [number, serial, position(serial), FLAGS.index(flag) + 1]
         kept = c.new or c.old
         names += [
-            keys.entry(layout.IDS, c.entry.bucket),
+            keys.id_entry(c.entry.bucket),
             keys.records(kept),
             keys.records(c.old or kept),
         ]
@@ -211,7 +225,7 @@ def current(keys: Keys, entry: layout.IdEntry) -> Call[int]:
     indexed)."""
     return command(
         "HGET",
-        keys.entry(layout.IDS, entry.bucket),
+        keys.id_entry(entry.bucket),
         entry.field,
         parse=lambda value: layout.id_serial(value) if value else 0,
     )

@@ -193,7 +193,7 @@ class Writes(Owed):
                     mine = [k for k in getattr(plan.written, name) if k >> shift == shard]
                     tickets[i][name] = mine, own.updates(family, mine, op, number)
             taken.append(own.take_updates(shard))
-            calls.append(versions.begin(self.keys, shard, writes, taken[-1], self._at))
+            calls.append(versions.begin(self.keys, self.depths, shard, writes, taken[-1], self._at))
         # The records of the versions to replace, read beside: what the new version does not
         # count as its own holders, and what the owed work takes out.
         olds = [i for i, p in plans.items() if p.old_serial]
@@ -204,7 +204,7 @@ class Writes(Owed):
         moved: list[tuple[int, Intent]] = []
         for (_, order), ops, announced in zip(announcing, taken, replies, strict=False):
             # A shard's operations are numbered in a row, each document's family by family.
-            added, base = announced.added, ops[0][3] if ops else 0
+            added, base = announced.added, ops[0][4] if ops else 0
             for i, answer in zip(order, announced.began, strict=True):
                 plan = plans[i]
                 plan.own = {

@@ -16,11 +16,16 @@
 -- ARGV[5 + 3n], ARGV[6 + 3n], ARGV[7 + 3n]: the operations as update.lua takes them (letters
 --              and widths; holders from which an entry is boilerplate; fields), each field
 --              followed by the number of its document (1 to n, packed as a serial)
+-- ARGV[8 + 3n]: the depths the entries' keys were named by (common.lua's check_depths)
 -- Returns {per document two numbers: the new serial (0: the current version is this one)
 -- and the serial of the current version (0: none), per operation update.lua's three values
--- (for a document not announced: 0, 0, '', nothing done)}, and whether anything was written
+-- (for a document not announced: 0, 0, '', nothing done), the families grown past their
+-- hashes (common.lua's count_fields)}, and whether anything was written; {'stale', depths
+-- found} when the depths were others (nothing done)
 local shard, shards, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local o = 3 * n + 5
+local stale = check_depths(KEYS[1], ARGV[o + 3])
+if stale then return {'stale', stale}, false end
 local out, began, announced = {}, {}, 0
 for k = 1, n do
   local a = 3 * k + 2
@@ -46,7 +51,7 @@ for k = 1, n do
   out[2 * k - 1] = serial
   out[2 * k] = now
 end
-local added, distinct = update_all(3 + n, ARGV[o], ARGV[o + 2], false, tonumber(ARGV[o + 1]),
-  function(number) return began[number] end)
+local added, distinct, fields = update_all(3 + n, ARGV[o], ARGV[o + 2], false,
+  tonumber(ARGV[o + 1]), function(number) return began[number] end)
 if distinct ~= 0 then redis.call('HINCRBY', KEYS[1], 'distinct_paragraphs', distinct) end
-return {out, added}, announced > 0
+return {out, added, count_fields(KEYS[1], fields)}, announced > 0

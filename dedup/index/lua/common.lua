@@ -5,12 +5,45 @@
 -- sets are only sent for the entries that need one: the functions below answer nil, having
 -- changed nothing, when the set is needed and not given (nil). ARGV[1] of every script is the
 -- layout (dedup.index.scripts.layout_argument): the packing of serials, its size, the
--- inline limit, the most holders of an entry read, and the most answered to a write adding
--- itself. No key name and no constant of the layout is written here.
-local SERIAL, SERIAL_SIZE, INLINE, SAMPLE, SEEING =
-  string.match(ARGV[1], '^(%S+) (%d+) (%d+) (%d+) (%d+)$')
+-- inline limit, the most holders of an entry read, the most answered to a write adding
+-- itself, and the fields per entry hash past which a shard's hashes split. No key name and
+-- no constant of the layout is written here.
+local SERIAL, SERIAL_SIZE, INLINE, SAMPLE, SEEING, LOAD =
+  string.match(ARGV[1], '^(%S+) (%d+) (%d+) (%d+) (%d+) (%d+)$')
 SERIAL_SIZE, INLINE = tonumber(SERIAL_SIZE), tonumber(INLINE)
-SAMPLE, SEEING = tonumber(SAMPLE), tonumber(SEEING)
+SAMPLE, SEEING, LOAD = tonumber(SAMPLE), tonumber(SEEING), tonumber(LOAD)
+
+-- The depths of a shard's families (dedup.index.layout.Depth), kept in its counters as
+-- '<letter>.depth' and '<letter>.split': as the writer named the call's keys by them
+-- ('letter:depth:split', space apart; dedup.index.depths), nil; else the depths found, in the
+-- same form, and the call must change nothing.
+local function check_depths(counters, spec)
+  local found, stale = {}, false
+  for letter, depth, split in string.gmatch(spec, '(%a):(%d+):(%d+)') do
+    local got = redis.call('HMGET', counters, letter .. '.depth', letter .. '.split')
+    local d, s = tonumber(got[1] or '0'), tonumber(got[2] or '0')
+    if d ~= tonumber(depth) or s ~= tonumber(split) then stale = true end
+    found[#found + 1] = letter .. ':' .. d .. ':' .. s
+  end
+  if stale then return table.concat(found, ' ') end
+  return nil
+end
+
+-- Count the fields a call made or took out per family ('<letter>.fields' in the shard's
+-- counters); answers, for the families whose hashes now hold more than LOAD fields each
+-- on average, 'letter:fields', space apart ('' when none): the writer splits them.
+local function count_fields(counters, added)
+  local grown = {}
+  for letter, change in pairs(added) do
+    if change ~= 0 then
+      local fields = redis.call('HINCRBY', counters, letter .. '.fields', change)
+      local got = redis.call('HMGET', counters, letter .. '.depth', letter .. '.split')
+      local buckets = 2 ^ tonumber(got[1] or '0') + tonumber(got[2] or '0')
+      if fields > LOAD * buckets then grown[#grown + 1] = letter .. ':' .. fields end
+    end
+  end
+  return table.concat(grown, ' ')
+end
 local MAX_SERIAL = 2 ^ (8 * SERIAL_SIZE) - 1
 
 -- The serials of a set, packed as inline entries hold them: all of them up to ``most``
@@ -121,11 +154,13 @@ end
 -- again after a crash answers the same): theirs are the flags it may have moved, and so few
 -- are read whatever the copies of the entry. Returns the holders after (nil, nothing done,
 -- when the entry's set is needed), whether it changed, the serials to answer ('' when none)
--- and the change of the shard's count of distinct paragraphs.
+-- the change of the shard's count of distinct paragraphs, and the change of its fields (1 for
+-- an entry made, -1 for one taken out).
 local function update(op, hash, set, field, serial, boilerplate_at)
-  local size, changed, held, distinct = nil, false, '', 0
+  local size, changed, held, distinct, fields = nil, false, '', 0, 0
   if op == 'r' or op == 'x' then
     size, changed = remove(hash, set, field, serial)
+    if changed and size == 0 then fields = -1 end
     if op == 'x' and changed and size == 0 then distinct = -1 end
     if size and size > 0 and size < boilerplate_at then held = members(hash, set, field) or '' end
   else
@@ -135,9 +170,10 @@ local function update(op, hash, set, field, serial, boilerplate_at)
     if size and (op == 'p' or op == 'q') and changed and size == boilerplate_at then
       held = members(hash, set, field) or ''
     end
+    if changed and size == 1 then fields = 1 end
     if op == 'p' and changed and size == 1 then distinct = 1 end
   end
-  return size, changed, held, distinct
+  return size, changed, held, distinct, fields
 end
 
 -- The serial an id entry names (0 when none).
@@ -148,17 +184,18 @@ local function current(hash, field)
 end
 
 -- The operations of entries.lua and update.lua: KEYS[first] on are, per operation, the
--- entry's hash, followed by its overflow set when ``sets``; ``ops`` holds one letter and one
--- digit (the field's width in bytes) per operation; ``packed`` the fields one after the
--- other, each followed by a serial when ``serials``. Calls ``apply(k, op, hash, set, field,
--- serial)`` for each operation in order, which answers false when it needs the set; every
--- later operation on that entry is held back too (``hold(k)``), so that all are sent again
--- with the set in the order they came.
+-- entry's hash, followed by its overflow set when ``sets``; ``ops`` holds per operation its
+-- letter, its family's letter and one digit (the field's width in bytes); ``packed`` the
+-- fields one after the other, each followed by a serial when ``serials``. Calls ``apply(k,
+-- op, hash, set, field, serial, family)`` for each operation in order, which answers false
+-- when it needs the set; every later operation on that entry is held back too
+-- (``hold(k)``), so that all are sent again with the set in the order they came.
 local function each_operation(first, ops, packed, sets, serials, apply, hold)
   local step = sets and 2 or 1
   local at, held, any = 1, {}, false
-  for k = 1, #ops / 2 do
-    local op, width = string.sub(ops, 2 * k - 1, 2 * k - 1), tonumber(string.sub(ops, 2 * k, 2 * k))
+  for k = 1, #ops / 3 do
+    local op, family = string.sub(ops, 3 * k - 2, 3 * k - 2), string.sub(ops, 3 * k - 1, 3 * k - 1)
+    local width = tonumber(string.sub(ops, 3 * k, 3 * k))
     local field = string.sub(packed, at, at + width - 1)
     at = at + width
     local serial = 0
@@ -170,7 +207,7 @@ local function each_operation(first, ops, packed, sets, serials, apply, hold)
     local set = sets and KEYS[first + step * (k - 1) + 1] or nil
     if any and held[hash .. '\0' .. field] then
       hold(k)
-    elseif not apply(k, op, hash, set, field, serial) then
+    elseif not apply(k, op, hash, set, field, serial, family) then
       held[hash .. '\0' .. field], any = true, true
     end
   end
@@ -178,22 +215,23 @@ end
 
 -- The operations of update.lua, or those begin.lua adds to its own shard's entries: each
 -- operation's number after its field is a serial, or what ``serial_of`` makes one of (nil:
--- nothing to do, answered 0, 0, ''). Returns update.lua's answers, flat, and the change of the
--- shard's count of distinct paragraphs.
+-- nothing to do, answered 0, 0, ''). Returns update.lua's answers, flat, the change of the
+-- shard's count of distinct paragraphs, and per family letter the change of its fields.
 local function update_all(first, ops, packed, sets, boilerplate_at, serial_of)
-  local out, distinct = {}, 0
-  each_operation(first, ops, packed, sets, true, function(k, op, hash, set, field, number)
+  local out, distinct, fields = {}, 0, {}
+  each_operation(first, ops, packed, sets, true, function(k, op, hash, set, field, number, family)
     local serial = serial_of(number)
     if not serial then
       out[3 * k - 2], out[3 * k - 1], out[3 * k] = 0, 0, ''
       return true
     end
-    local size, changed, held, more = update(op, hash, set, field, serial, boilerplate_at)
+    local size, changed, held, more, made = update(op, hash, set, field, serial, boilerplate_at)
     out[3 * k - 2], out[3 * k - 1], out[3 * k] = size or -1, changed and 1 or 0, held
     distinct = distinct + more
+    fields[family] = (fields[family] or 0) + made
     return size ~= nil
   end, function(k)
     out[3 * k - 2], out[3 * k - 1], out[3 * k] = -1, 0, ''
   end)
-  return out, distinct
+  return out, distinct, fields
 end

@@ -1,0 +1,116 @@
+"""How far each family's entry hashes have split, shard by shard, as a process knows it.
+
+Entry hashes split as the index grows (:class:`dedup.index.layout.Depth`): where an entry
+lives depends on its shard's depth for its family, which the shard's counters keep. A
+process reads every shard's depths once, names keys by what it knows, and hands each script
+call the depths it named them by; a script that finds others changes nothing and answers the
+depths it found (``stale``), and the call is named again and sent again
+(:func:`dedup.index.scripts.run`). A call that leaves a shard holding more fields than its
+hashes should answers so, and the writer splits the next buckets in order, one script call
+each (``split.lua``), in one round trip after its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import partial
+from typing import Any
+
+from dedup.index import layout
+from dedup.index.keys import Keys
+from dedup.index.layout import FAMILIES, LOAD, MIN_FIELD_BITS, Depth, Family
+from dedup.index.scripts import Call, script_call
+from dedup.servers.connection import IndexClient
+
+BY_NAME = {family.name: family for family in FAMILIES}
+
+SPLITS_PER_CALL = 16
+"""Buckets one round trip splits at most in one shard and family: a bulk batch adds a few
+thousand fields to a shard, about fifty buckets' worth; a shard that falls behind catches up
+over the next round trips."""
+
+
+class Depths:
+    """The depths of every shard's families, as last read or answered."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+        self._known: dict[tuple[int, str], Depth] = {}
+        self.loaded = False
+
+    def load(self, client: IndexClient) -> None:
+        """Read every shard's depths (one round trip)."""
+        pipe = client.pipeline(transaction=False)
+        shards = range(self.keys.shards.count)
+        for shard in shards:
+            fields = [f for family in FAMILIES for f in self.keys.depth_fields(family)[:2]]
+            pipe.hmget(self.keys.counters(shard), fields)
+        for shard, values in zip(shards, pipe.execute(), strict=True):
+            for n, family in enumerate(FAMILIES):
+                depth, split = values[2 * n : 2 * n + 2]
+                self._known[shard, family.name] = Depth(int(depth or 0), int(split or 0))
+        self.loaded = True
+
+    def of(self, shard: int, family: Family) -> Depth:
+        """What is known of a family's depth in a shard."""
+        return self._known.get((shard, family.name), Depth())
+
+    def address(self, family: Family, key: int) -> tuple[int, int, bytes]:
+        """Shard, bucket and field of an entry (:func:`dedup.index.layout.address`)."""
+        shard = self.keys.shards.of_key(family, key)
+        return layout.address(family, self.keys.shards.bits, self.of(shard, family), key)
+
+    def spec(self, shard: int, families: Iterable[Family]) -> str:
+        """The depths a call names a shard's keys by, as the scripts read them
+        (``common.lua``'s ``check_depths``): ``letter:depth:split``, space apart."""
+        parts = []
+        for family in dict.fromkeys(families):
+            depth = self.of(shard, family)
+            parts.append(f"{family.name}:{depth.depth}:{depth.split}")
+        return " ".join(parts)
+
+    def learn(self, shard: int, spec: bytes | str) -> None:
+        """Depths a script answered for a shard (the format of :meth:`spec`)."""
+        text = spec.decode() if isinstance(spec, bytes) else spec
+        for part in text.split():
+            name, depth, split = part.split(":")
+            self._known[shard, name] = Depth(int(depth), int(split))
+
+    def splits(self, shard: int, grown: bytes | str) -> list[Call[None]]:
+        """Split calls for what a script answered of a shard's growth (``letter:fields``,
+        space apart): per family, its next buckets in order, until its hashes hold
+        :data:`dedup.index.layout.LOAD` fields each on average, in one call."""
+        text = grown.decode() if isinstance(grown, bytes) else grown
+        calls: list[Call[None]] = []
+        for part in text.split():
+            name, fields = part.split(":")
+            family = BY_NAME[name]
+            start = depth = self.of(shard, family)
+            names = [self.keys.counters(shard)]
+            args: list[Any] = [family.name, depth.depth, depth.split]
+            wanted = -(-int(fields) // LOAD)
+            for _ in range(min(SPLITS_PER_CALL, wanted - depth.buckets)):
+                bits = layout.field_bits(family, self.keys.shards.bits, depth.depth)
+                if bits - 1 < MIN_FIELD_BITS:
+                    break
+                parent = (1 << depth.depth) | depth.split
+                child = (1 << (depth.depth + 1)) | (2 * depth.split)
+                names += [self.keys.entry(family, shard, b) for b in (parent, child, child + 1)]
+                args.append(bits)
+                depth = depth.after_split()
+            if depth != start:
+                calls.append(script_call("split.lua", names, args, partial(self.learn, shard)))
+                # Taken as done, so that the next call's splits (of the same round trip,
+                # run after this one) go on from here; the reply says what happened.
+                self._known[shard, family.name] = depth
+        return calls
+
+
+def is_stale(reply: Any) -> bool:
+    """Whether a script answered that it was named by depths no longer true."""
+    return isinstance(reply, list) and len(reply) == 2 and reply[0] == b"stale"
+
+
+def families_of(ops: Sequence[tuple[Family, Any, Any, Any, Any]]) -> list[Family]:
+    """The families of a call's operations, each once."""
+    return list(dict.fromkeys(op[0] for op in ops))

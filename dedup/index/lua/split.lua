@@ -1,0 +1,57 @@
+-- Split the next buckets of one family's entry hashes in one shard, each in two, in order
+-- (linear hashing: dedup.index.layout.Depth): every field moves to the child its next bit
+-- names, without that bit, and the parent goes; the shard's depth for the family moves on.
+-- Nothing happens when the depth is not the one given (another writer split these buckets):
+-- sent twice, it runs once. Runs after common.lua.
+-- KEYS[1]: the shard's counters
+-- KEYS[2], KEYS[3], KEYS[4] ...: per bucket to split, the bucket and its two children
+-- ARGV[1]: the layout (common.lua)
+-- ARGV[2]: the family's letter; ARGV[3], ARGV[4]: the depth and split the first bucket is next
+-- at; ARGV[5] ...: per bucket, the bits of its fields
+-- Returns the family's depth after, 'letter:depth:split' (dedup.index.depths)
+local letter, depth, split = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local got = redis.call('HMGET', KEYS[1], letter .. '.depth', letter .. '.split')
+local d, s = tonumber(got[1] or '0'), tonumber(got[2] or '0')
+if d ~= depth or s ~= split then return letter .. ':' .. d .. ':' .. s end
+
+-- A field holds ``bits`` bits, big-endian, in as few bytes as hold them; the top one names
+-- the child, and the rest fill one byte fewer when they fit.
+local function split_one(parent, low, high, bits)
+  local width = math.floor((bits + 7) / 8)
+  local top = bits - 8 * (width - 1) - 1  -- the top bit's place in the first byte
+  local mask = 2 ^ top
+  local found = redis.call('HGETALL', parent)
+  local moved = {{}, {}}
+  for i = 1, #found, 2 do
+    local field = found[i]
+    local first = string.byte(field, 1)
+    local child = 1
+    if first >= mask then
+      child = 2
+      first = first - mask
+    end
+    if top == 0 then
+      field = string.sub(field, 2)
+    else
+      field = string.char(first) .. string.sub(field, 2)
+    end
+    local into = moved[child]
+    into[#into + 1] = field
+    into[#into + 1] = found[i + 1]
+  end
+  for child, key in ipairs({low, high}) do
+    local fields = moved[child]
+    for at = 1, #fields, 200 do
+      redis.call('HSET', key, unpack(fields, at, math.min(at + 199, #fields)))
+    end
+  end
+  redis.call('UNLINK', parent)
+end
+
+for k = 1, (#KEYS - 1) / 3 do
+  split_one(KEYS[3 * k - 1], KEYS[3 * k], KEYS[3 * k + 1], tonumber(ARGV[4 + k]))
+  s = s + 1
+  if s == 2 ^ d then d, s = d + 1, 0 end
+end
+redis.call('HSET', KEYS[1], letter .. '.depth', d, letter .. '.split', s)
+return letter .. ':' .. d .. ':' .. s
