@@ -23,11 +23,11 @@ MANY = {
     "counters": "shard counters",
     "flag:": "flag bitmaps",
     "w": "intents",
-    "b:": "LSH band entries",
-    "p:": "paragraph entries",
-    "c:": "content entries",
+    "b.": "LSH band entries",
+    "p.": "paragraph entries",
+    "c.": "content entries",
     "i:": "document id entries",
-    "q:": "near-copy piece entries",
+    "q.": "near-copy piece entries",
 }
 """Families of many keys: record buckets and entry buckets (dedup.index.layout)."""
 
@@ -54,8 +54,8 @@ def _family(key: str, namespace: str) -> str | None:
             rest = rest[rest.index("}") + 2 :]
         for start, name in MANY.items():
             if rest.startswith(start):
-                # <family>:<bucket>:<field>: an entry held by many documents, in a set of its own
-                overflow = rest.count(":") == 2 and start not in ("flag:", "r:")
+                # <family>.o:<key>: an entry held by many documents, in a set of its own
+                overflow = rest[len(start) :].startswith("o:")
                 return f"{name}, overflow sets" if overflow else name
         return None  # one of the singletons, measured by name
     if key.startswith("rq:"):

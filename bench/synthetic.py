@@ -93,7 +93,7 @@ def analysis(
         word_counts=counts,
         fingerprints=fps,
         signed=signed,
-        paragraph_signatures=rows,
+        paragraph_signatures=rows[:, : settings.paragraph_num_perm],
         shingle_signatures=rows,
         content_hash=f"{hash(content) & (2**64 - 1):016x}",
         repeats=Repeats(runs, 0.5 if doubled else 0.0, doubled),

@@ -25,7 +25,7 @@ def _as_format_4(client: redis.Redis, store: Store) -> None:
     keys = store.keys
     bits = keys.shards.bits
     for family in layout.FAMILIES:
-        bucket_bits, field_bytes = FIXED_BEFORE[family.name]
+        _, field_bytes = FIXED_BEFORE[family.name]
         for name in list(client.scan_iter(match=keys.family_pattern(family))):
             tag, rest = name.decode().split("}:", 1)
             shard = keys.shards.tags.index(tag.rsplit("{", 1)[1])

@@ -89,6 +89,9 @@ def pack(record: Record) -> bytes:
         if len(record.near) != record.paragraphs:
             raise ValueError("a record keeps near-copy data for every paragraph or none")
         bits |= BIT_NEAR
+        width = PARAGRAPH_BITS // 8
+        if any(p.pieces and len(p.bits) != width for p in record.near):
+            raise ValueError(f"a paragraph with pieces keeps {width} bytes of signature bits")
         near = b"".join(
             NEAR_HEAD.pack(min(p.words, 0xFFFF), len(p.pieces))
             + (p.bits if p.pieces else b"")
