@@ -24,7 +24,7 @@
 -- found} when the depths were others (nothing done)
 local shard, shards, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local o = 3 * n + 5
-local stale = check_depths(KEYS[1], ARGV[o + 3])
+local stale, buckets = check_depths(KEYS[1], ARGV[o + 3])
 if stale then return {'stale', stale}, false end
 local out, began, announced = {}, {}, 0
 for k = 1, n do
@@ -54,4 +54,4 @@ end
 local added, distinct, fields = update_all(3 + n, ARGV[o], ARGV[o + 2], false,
   tonumber(ARGV[o + 1]), function(number) return began[number] end)
 if distinct ~= 0 then redis.call('HINCRBY', KEYS[1], 'distinct_paragraphs', distinct) end
-return {out, added, count_fields(KEYS[1], fields)}, announced > 0
+return {out, added, count_fields(KEYS[1], fields, buckets)}, announced > 0

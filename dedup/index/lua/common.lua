@@ -14,32 +14,41 @@ SERIAL_SIZE, INLINE = tonumber(SERIAL_SIZE), tonumber(INLINE)
 SAMPLE, SEEING, LOAD = tonumber(SAMPLE), tonumber(SEEING), tonumber(LOAD)
 
 -- The depths of a shard's families (dedup.index.layout.Depth), kept in its counters as
--- '<letter>.depth' and '<letter>.split': as the writer named the call's keys by them
--- ('letter:depth:split', space apart; dedup.index.depths), nil; else the depths found, in the
--- same form, and the call must change nothing.
+-- '<letter>.depth' and '<letter>.split' (one HMGET for all): as the writer named the call's
+-- keys by them ('letter:depth:split', space apart; dedup.index.depths), nil and the hashes
+-- of each family (its buckets); else the depths found, in the same form, and the call must
+-- change nothing.
 local function check_depths(counters, spec)
-  local found, stale = {}, false
+  local letters, wanted, asked = {}, {}, {}
   for letter, depth, split in string.gmatch(spec, '(%a):(%d+):(%d+)') do
-    local got = redis.call('HMGET', counters, letter .. '.depth', letter .. '.split')
-    local d, s = tonumber(got[1] or '0'), tonumber(got[2] or '0')
-    if d ~= tonumber(depth) or s ~= tonumber(split) then stale = true end
-    found[#found + 1] = letter .. ':' .. d .. ':' .. s
+    letters[#letters + 1] = letter
+    wanted[#wanted + 1] = {tonumber(depth), tonumber(split)}
+    asked[#asked + 1] = letter .. '.depth'
+    asked[#asked + 1] = letter .. '.split'
   end
-  if stale then return table.concat(found, ' ') end
-  return nil
+  local buckets, found, stale = {}, {}, false
+  if #asked == 0 then return nil, buckets end
+  local got = redis.call('HMGET', counters, unpack(asked))
+  for k, letter in ipairs(letters) do
+    local d, s = tonumber(got[2 * k - 1] or '0'), tonumber(got[2 * k] or '0')
+    if d ~= wanted[k][1] or s ~= wanted[k][2] then stale = true end
+    found[k] = letter .. ':' .. d .. ':' .. s
+    buckets[letter] = 2 ^ d + s
+  end
+  if stale then return table.concat(found, ' '), buckets end
+  return nil, buckets
 end
 
 -- Count the fields a call made or took out per family ('<letter>.fields' in the shard's
--- counters); answers, for the families whose hashes now hold more than LOAD fields each
--- on average, 'letter:fields', space apart ('' when none): the writer splits them.
-local function count_fields(counters, added)
+-- counters); answers, for the families whose hashes (``buckets``, as check_depths found
+-- them) now hold more than LOAD fields each on average, 'letter:fields', space apart (''
+-- when none): the writer splits them.
+local function count_fields(counters, added, buckets)
   local grown = {}
   for letter, change in pairs(added) do
     if change ~= 0 then
       local fields = redis.call('HINCRBY', counters, letter .. '.fields', change)
-      local got = redis.call('HMGET', counters, letter .. '.depth', letter .. '.split')
-      local buckets = 2 ^ tonumber(got[1] or '0') + tonumber(got[2] or '0')
-      if fields > LOAD * buckets then grown[#grown + 1] = letter .. ':' .. fields end
+      if fields > LOAD * buckets[letter] then grown[#grown + 1] = letter .. ':' .. fields end
     end
   end
   return table.concat(grown, ' ')

@@ -19,9 +19,9 @@
 -- ''} per operation, flat; the families grown past their hashes (common.lua's
 -- count_fields)}; holders is -1 for an operation that needs the entry's overflow set and
 -- was not given it (nothing done). {'stale', depths found} when the depths were others.
-local stale = check_depths(KEYS[1], ARGV[6])
+local stale, buckets = check_depths(KEYS[1], ARGV[6])
 if stale then return {'stale', stale}, false end
 local out, distinct, fields = update_all(2, ARGV[2], ARGV[4], ARGV[5] == '1',
   tonumber(ARGV[3]), function(serial) return serial end)
 if distinct ~= 0 then redis.call('HINCRBY', KEYS[1], 'distinct_paragraphs', distinct) end
-return {out, count_fields(KEYS[1], fields)}
+return {out, count_fields(KEYS[1], fields, buckets)}
