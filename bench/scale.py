@@ -1,8 +1,8 @@
 """A scale model of the index: memory and Redis CPU per document at sizes this machine cannot
 fill, from an index 2^k times smaller whose hashes hold what the large one's would.
 
-Entry hashes split as they fill (:class:`dedup.index.layout.Depth`), so a hash holds about
-:data:`dedup.index.layout.LOAD` fields at any size; what grows with the index is the depth,
+Entry hashes split as they fill (:class:`dedup.index.splits.Depth`), so a hash holds about
+:data:`dedup.index.splits.LOAD` fields at any size; what grows with the index is the depth,
 and with it how few bits a field keeps (a family's precision less its shard's and bucket's
 bits). An index of ``N * 2^k`` documents has ``k`` more bits of depth than one of ``N``: the
 model is an index of ``N`` documents whose families have ``k`` bits less precision (fields

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dedup.errors import ConfigError
-from dedup.index import layout, records
+from dedup.index import layout, records, splits
 from dedup.index.layout import BANDS, CONTENT
 from dedup.index.records import Record
 from dedup.index.store import Store
@@ -79,14 +79,14 @@ def test_entry_keys_address_a_bucket_and_a_field() -> None:
     """The shard's bits, then the bucket's (one more below the split), then the field's, up
     to the family's precision: equal prefixes, equal entries."""
     key = 0xFEDC_BA98_7654_3210
-    shard, bucket, field = layout.address(CONTENT, 7, layout.Depth(0, 0), key)
+    shard, bucket, field = splits.address(CONTENT, 7, splits.Depth(0, 0), key)
     assert (shard, bucket) == (key >> 57, 1)
     assert len(field) == (CONTENT.precision - 7 + 7) // 8
-    assert layout.address(CONTENT, 7, layout.Depth(0, 0), key ^ 1) == (shard, bucket, field)
-    assert layout.address(CONTENT, 7, layout.Depth(0, 0), key ^ (1 << 20)) != (shard, 1, field)
+    assert splits.address(CONTENT, 7, splits.Depth(0, 0), key ^ 1) == (shard, bucket, field)
+    assert splits.address(CONTENT, 7, splits.Depth(0, 0), key ^ (1 << 20)) != (shard, 1, field)
     rest = (key >> (64 - 7 - 4)) & 0b1111  # the four bits past the shard's: 0b0110
-    assert (shard, 8 | rest >> 1) == layout.address(CONTENT, 7, layout.Depth(3, 3), key)[:2]
-    assert (shard, 16 | rest) == layout.address(CONTENT, 7, layout.Depth(3, 4), key)[:2]
+    assert (shard, 8 | rest >> 1) == splits.address(CONTENT, 7, splits.Depth(3, 3), key)[:2]
+    assert (shard, 16 | rest) == splits.address(CONTENT, 7, splits.Depth(3, 4), key)[:2]
     sig = layout.reduce_signature(np.arange(256, dtype=np.uint32), 64)
     keys = layout.band_keys(sig, 16, 4)
     assert 16 == len(set(keys))
@@ -111,7 +111,7 @@ def test_splits_keep_every_entry_and_each_hash_small(redis_client: redis.Redis) 
     fresh = depths.Depths(keys)
     fresh.load(redis_client)
     depth = fresh.of(0, BANDS)
-    assert len(added) // layout.LOAD <= depth.buckets < 2 * len(added) // layout.LOAD
+    assert len(added) // splits.LOAD <= depth.buckets < 2 * len(added) // splits.LOAD
     batch = entries.Batch(keys, fresh, boilerplate_at=10)
     tickets = batch.lookups(BANDS, added, entries.MEMBERS)
     answers = batch.send(redis_client)
@@ -119,7 +119,7 @@ def test_splits_keep_every_entry_and_each_hash_small(redis_client: redis.Redis) 
     sizes = [redis_client.hlen(k) for k in redis_client.scan_iter(keys.family_pattern(BANDS))]
     assert len(sizes) == depth.buckets
     assert sum(sizes) == len(added) == int(redis_client.hget(keys.counters(0), "b.fields"))
-    assert max(sizes) < 4 * layout.LOAD
+    assert max(sizes) < 4 * splits.LOAD
 
 
 def test_scripts_and_python_score_alike(settings: Settings, redis_client: redis.Redis) -> None:
@@ -164,14 +164,14 @@ def test_batches_name_entries_as_keys_and_layout_do(
     key: int, shards: int, depth: int, split: int
 ) -> None:
     """A batch names entry hashes and fields in a loop of its own, for speed: the same names
-    as ``Keys.entry`` and ``layout.address``, in the shard ``Shards.of_key`` says."""
+    as ``Keys.entry`` and ``splits.address``, in the shard ``Shards.of_key`` says."""
     from dedup.index.depths import Depths
     from dedup.index.entries import Batch, named
     from dedup.index.keys import Keys
 
     keys = Keys("ns", layout.Shards(shards))
     known = Depths(keys)
-    at = layout.Depth(depth, split % (1 << depth))
+    at = splits.Depth(depth, split % (1 << depth))
     for family in layout.FAMILIES:
         shard = keys.shards.of_key(family, key)
         known.learn(shard, f"{family.name}:{at.depth}:{at.split}")
@@ -179,7 +179,7 @@ def test_batches_name_entries_as_keys_and_layout_do(
         batch.lookup(family, key)
         [(found, ops)] = batch._lookups.items()
         [name], _, chunk = named(keys, known, found, ops)
-        _, bucket, field = layout.address(family, keys.shards.bits, at, key)
+        _, bucket, field = splits.address(family, keys.shards.bits, at, key)
         assert found == shard
         assert keys.entry(family, shard, bucket) == name
         assert field == chunk

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from dedup.errors import SettingsMismatchError
-from dedup.index import layout
+from dedup.index import layout, splits
 from dedup.index.migrate import FIXED_BEFORE, FORMAT_3_SHARDS, SIGNED_BEFORE
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
@@ -35,7 +35,7 @@ def _as_format_4(client: redis.Redis, store: Store) -> None:
             bucket = int(number)
             depth = bucket.bit_length() - 1
             for field, value in client.hgetall(name).items():
-                past = layout.field_bits(family, bits, depth)
+                past = splits.field_bits(family, bits, depth)
                 prefix = (
                     (shard << (family.precision - bits))
                     | ((bucket - (1 << depth)) << past)
@@ -151,7 +151,7 @@ def test_an_index_of_fixed_entry_hashes_moves_into_hashes_that_split(
             for s in range(4)
         )
         assert fields == counted
-        assert len(hashes) <= max(4, 2 * fields // layout.LOAD), family.name
+        assert len(hashes) <= max(4, 2 * fields // splits.LOAD), family.name
     [copy] = store.index([analyse(Document("copy", pages[3].body), settings)])
     assert "p3" in copy.exact
     assert "in format 5 already" in invoke(settings, "migrate").output

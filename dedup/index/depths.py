@@ -1,6 +1,6 @@
 """How far each family's entry hashes have split, shard by shard, as a process knows it.
 
-Entry hashes split as the index grows (:class:`dedup.index.layout.Depth`): where an entry
+Entry hashes split as the index grows (:class:`dedup.index.splits.Depth`): where an entry
 lives depends on its shard's depth for its family, which the shard's counters keep. A
 process reads every shard's depths once, names keys by what it knows, and hands each script
 call the depths it named them by; a script that finds others changes nothing and answers the
@@ -16,10 +16,11 @@ from collections.abc import Iterable, Sequence
 from functools import partial
 from typing import Any
 
-from dedup.index import layout
+from dedup.index import splits
 from dedup.index.keys import Keys
-from dedup.index.layout import FAMILIES, LOAD, MIN_FIELD_BITS, Depth, Family
+from dedup.index.layout import FAMILIES, Family
 from dedup.index.scripts import Call, script_call
+from dedup.index.splits import LOAD, MIN_FIELD_BITS, Depth
 from dedup.servers.connection import IndexClient
 
 BY_NAME = {family.name: family for family in FAMILIES}
@@ -56,9 +57,9 @@ class Depths:
         return self._known.get((shard, family.name), Depth())
 
     def address(self, family: Family, key: int) -> tuple[int, int, bytes]:
-        """Shard, bucket and field of an entry (:func:`dedup.index.layout.address`)."""
+        """Shard, bucket and field of an entry (:func:`dedup.index.splits.address`)."""
         shard = self.keys.shards.of_key(family, key)
-        return layout.address(family, self.keys.shards.bits, self.of(shard, family), key)
+        return splits.address(family, self.keys.shards.bits, self.of(shard, family), key)
 
     def spec(self, shard: int, families: Iterable[Family]) -> str:
         """The depths a call names a shard's keys by, as the scripts read them
@@ -79,7 +80,7 @@ class Depths:
     def splits(self, shard: int, grown: bytes | str) -> list[Call[None]]:
         """Split calls for what a script answered of a shard's growth (``letter:fields``,
         space apart): per family, its next buckets in order, until its hashes hold
-        :data:`dedup.index.layout.LOAD` fields each on average, in one call."""
+        :data:`dedup.index.splits.LOAD` fields each on average, in one call."""
         text = grown.decode() if isinstance(grown, bytes) else grown
         calls: list[Call[None]] = []
         for part in text.split():
@@ -90,7 +91,7 @@ class Depths:
             args: list[Any] = [family.name, depth.depth, depth.split]
             wanted = -(-int(fields) // LOAD)
             for _ in range(min(SPLITS_PER_CALL, wanted - depth.buckets)):
-                bits = layout.field_bits(family, self.keys.shards.bits, depth.depth)
+                bits = splits.field_bits(family, self.keys.shards.bits, depth.depth)
                 if bits - 1 < MIN_FIELD_BITS:
                     break
                 parent = (1 << depth.depth) | depth.split

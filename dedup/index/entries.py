@@ -13,7 +13,7 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, TypeAlias
 
-from dedup.index import layout, scripts
+from dedup.index import layout, scripts, splits
 from dedup.index.depths import Depths
 from dedup.index.keys import Keys
 from dedup.index.layout import Family
@@ -237,7 +237,7 @@ def named(
     codes: list[str] = []
     chunks: list[bytes] = []
     for family, key, code, tail, _ in ops:
-        _, bucket, field = layout.address(family, bits, depths.of(shard, family), key)
+        _, bucket, field = splits.address(family, bits, depths.of(shard, family), key)
         names.append(prefixes(family)[shard] + str(bucket))
         if sets:
             names.append(keys.overflow(family, key))

@@ -79,7 +79,7 @@ class Keys:
 
     def entry(self, family: Family, shard: int, bucket: int) -> str:
         """Hash: one bucket of a family of index entries (LSH bands, paragraphs...) in a
-        shard, numbered as :func:`dedup.index.layout.address` numbers them."""
+        shard, numbered as :func:`dedup.index.splits.address` numbers them."""
         return self.entry_prefixes(family)[shard] + str(bucket)
 
     def entry_prefixes(self, family: Family) -> tuple[str, ...]:
@@ -102,7 +102,7 @@ class Keys:
     @staticmethod
     def depth_fields(family: Family) -> tuple[str, str, str]:
         """The fields of a shard's counters that say how far a family's hashes have split
-        (:class:`dedup.index.layout.Depth`) and how many fields they hold."""
+        (:class:`dedup.index.splits.Depth`) and how many fields they hold."""
         return f"{family.name}.depth", f"{family.name}.split", f"{family.name}.fields"
 
     def text(self, doc_id: str) -> str:

@@ -12,8 +12,8 @@ for it. From format 3 (dedup up to the reply keys of writing scripts):
 and from format 4 (entry hashes of a fixed number, 2**18 for LSH bands and paragraphs):
 
 3. each shard's entries of every family move into hashes that split as they fill
-   (:class:`dedup.index.layout.Depth`), as many as its entries need (about
-   :data:`dedup.index.layout.LOAD` fields each), and the sets of entries held by many
+   (:class:`dedup.index.splits.Depth`), as many as its entries need (about
+   :data:`dedup.index.splits.LOAD` fields each), and the sets of entries held by many
    documents are renamed after their keys; nothing of an entry is lost (its key's bits in the
    old bucket and field are the family's precision);
 4. the format is recorded, and from then on writers and readers take the index.
@@ -34,7 +34,7 @@ from typing import cast
 import redis
 
 from dedup.errors import NotFoundError, SettingsMismatchError
-from dedup.index import layout, records
+from dedup.index import layout, records, splits
 from dedup.index.access import MIGRATES_FROM, SHARDS_FIELD, store_error
 from dedup.index.depths import Depths
 from dedup.index.keys import Keys
@@ -192,7 +192,7 @@ def _split_family(
     depth_field, split_field, count_field = keys.depth_fields(family)
     pipe = client.pipeline(transaction=False)
     for shard, n in enumerate(fields):
-        buckets = max(1, -(-n // layout.LOAD))
+        buckets = max(1, -(-n // splits.LOAD))
         depth = buckets.bit_length() - 1
         pipe.hsetnx(keys.counters(shard), depth_field, depth)
         pipe.hsetnx(keys.counters(shard), split_field, buckets - (1 << depth))

@@ -24,7 +24,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import hiredis
 import redis
 
-from dedup.index import layout
+from dedup.index import layout, splits
 from dedup.index.keys import Keys
 from dedup.servers.connection import IndexClient, cluster_policies
 
@@ -72,7 +72,7 @@ def layout_argument() -> str:
     holders of an entry read and answered to a write adding itself, and the fields per entry
     hash past which hashes split, separated by spaces."""
     serial = f"{layout.lua_format(layout.SERIAL.format)} {layout.SERIAL.size}"
-    return f"{serial} {layout.INLINE} {layout.SAMPLE} {layout.SAMPLE_SEEING} {layout.LOAD}"
+    return f"{serial} {layout.INLINE} {layout.SAMPLE} {layout.SAMPLE_SEEING} {splits.LOAD}"
 
 
 class Call(NamedTuple, Generic[T]):

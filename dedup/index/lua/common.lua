@@ -13,7 +13,7 @@ local SERIAL, SERIAL_SIZE, INLINE, SAMPLE, SEEING, LOAD =
 SERIAL_SIZE, INLINE = tonumber(SERIAL_SIZE), tonumber(INLINE)
 SAMPLE, SEEING, LOAD = tonumber(SAMPLE), tonumber(SEEING), tonumber(LOAD)
 
--- The depths of a shard's families (dedup.index.layout.Depth), kept in its counters as
+-- The depths of a shard's families (dedup.index.splits.Depth), kept in its counters as
 -- '<letter>.depth' and '<letter>.split' (one HMGET for all): as the writer named the call's
 -- keys by them ('letter:depth:split', space apart; dedup.index.depths), nil and the hashes
 -- of each family (its buckets); else the depths found, in the same form, and the call must

@@ -1,5 +1,5 @@
 -- Split the next buckets of one family's entry hashes in one shard, each in two, in order
--- (linear hashing: dedup.index.layout.Depth): every field moves to the child its next bit
+-- (linear hashing: dedup.index.splits.Depth): every field moves to the child its next bit
 -- names, without that bit, and the parent goes; the shard's depth for the family moves on.
 -- Nothing happens when the depth is not the one given (another writer split these buckets):
 -- sent twice, it runs once. Runs after common.lua.
