@@ -6,8 +6,8 @@ process reads every shard's depths once, names keys by what it knows, and hands 
 call the depths it named them by; a script that finds others changes nothing and answers the
 depths it found (``stale``), and the call is named again and sent again
 (:func:`dedup.index.scripts.run`). A call that leaves a shard holding more fields than its
-hashes should answers so, and the writer splits the next buckets in order, one script call
-each (``split.lua``), in one round trip after its own.
+hashes should answers so, and the writer splits the next buckets in order (``split.lua``,
+one call a shard and family at a time), after the calls of its next round trip.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from dedup.servers.connection import IndexClient
 BY_NAME = {family.name: family for family in FAMILIES}
 
 SPLITS_PER_CALL = 16
-"""Buckets one round trip splits at most in one shard and family: a bulk batch adds a few
-thousand fields to a shard, about fifty buckets' worth; a shard that falls behind catches up
-over the next round trips."""
+"""Buckets one call of ``split.lua`` splits at most (a few milliseconds of the server)."""
+CALLS_PER_TRIP = 8
+"""Calls of ``split.lua`` one round trip sends at most for one shard and family, one after
+the other: a bulk batch adds a few thousand fields to a shard, about fifty buckets' worth; a
+shard that falls behind catches up over the next round trips."""
 
 
 class Depths:
@@ -37,6 +39,8 @@ class Depths:
     def __init__(self, keys: Keys) -> None:
         self.keys = keys
         self._known: dict[tuple[int, str], Depth] = {}
+        self._splitting: set[tuple[int, str]] = set()
+        """Shards and families whose split is asked and not yet answered: one at a time."""
         self.loaded = False
 
     def load(self, client: IndexClient) -> None:
@@ -80,31 +84,42 @@ class Depths:
     def splits(self, shard: int, grown: bytes | str) -> list[Call[None]]:
         """Split calls for what a script answered of a shard's growth (``letter:fields``,
         space apart): per family, its next buckets in order, until its hashes hold
-        :data:`dedup.index.splits.LOAD` fields each on average, in one call."""
+        :data:`dedup.index.splits.LOAD` fields each on average, at most
+        :data:`SPLITS_PER_CALL` a call and :data:`CALLS_PER_TRIP` calls, each going on
+        where the one before stops (one family of a shard at a time, till they answer)."""
         text = grown.decode() if isinstance(grown, bytes) else grown
         calls: list[Call[None]] = []
         for part in text.split():
             name, fields = part.split(":")
+            if (shard, name) in self._splitting:
+                continue
             family = BY_NAME[name]
-            start = depth = self.of(shard, family)
-            names = [self.keys.counters(shard)]
-            args: list[Any] = [family.name, depth.depth, depth.split]
-            wanted = -(-int(fields) // LOAD)
-            for _ in range(min(SPLITS_PER_CALL, wanted - depth.buckets)):
-                bits = splits.field_bits(family, self.keys.shards.bits, depth.depth)
-                if bits - 1 < MIN_FIELD_BITS:
-                    break
-                parent = (1 << depth.depth) | depth.split
-                child = (1 << (depth.depth + 1)) | (2 * depth.split)
-                names += [self.keys.entry(family, shard, b) for b in (parent, child, child + 1)]
-                args.append(bits)
-                depth = depth.after_split()
-            if depth != start:
-                calls.append(script_call("split.lua", names, args, partial(self.learn, shard)))
-                # Taken as done, so that the next call's splits (of the same round trip,
-                # run after this one) go on from here; the reply says what happened.
-                self._known[shard, family.name] = depth
+            depth = self.of(shard, family)
+            left = min(-(-int(fields) // LOAD) - depth.buckets, SPLITS_PER_CALL * CALLS_PER_TRIP)
+            while left > 0:
+                names = [self.keys.counters(shard)]
+                args: list[Any] = [family.name, depth.depth, depth.split]
+                for _ in range(min(SPLITS_PER_CALL, left)):
+                    bits = splits.field_bits(family, self.keys.shards.bits, depth.depth)
+                    if bits - 1 < MIN_FIELD_BITS:
+                        left = 0
+                        break
+                    parent = (1 << depth.depth) | depth.split
+                    child = (1 << (depth.depth + 1)) | (2 * depth.split)
+                    names += [self.keys.entry(family, shard, b) for b in (parent, child, child + 1)]
+                    args.append(bits)
+                    depth = depth.after_split()
+                    left -= 1
+                if len(args) > 3:
+                    self._splitting.add((shard, name))
+                    calls.append(script_call("split.lua", names, args, partial(self._split, shard)))
         return calls
+
+    def _split(self, shard: int, found: bytes) -> None:
+        """What a split answered: the family's depth after it (or as another writer left
+        it)."""
+        self.learn(shard, found)
+        self._splitting.discard((shard, found.decode().split(":")[0]))
 
 
 def is_stale(reply: Any) -> bool:

@@ -89,7 +89,7 @@ class Call(NamedTuple, Generic[T]):
     answered (:mod:`dedup.index.depths`)."""
     after: Callable[[Any], list[Call[Any]]] | None = None
     """For a call on entries: what its reply asks to be done next (splitting the buckets of
-    families it left too full), sent in one more round trip."""
+    families it left too full), sent after the calls of the next round trip."""
 
 
 def script_call(
@@ -119,6 +119,10 @@ def command(*words: Any, parse: Callable[[Any], T] = lambda x: x) -> Call[T]:
     return Call(tuple(words), parse)
 
 
+_later: weakref.WeakKeyDictionary[Any, list[Call[Any]]] = weakref.WeakKeyDictionary()
+"""Per client, what replies asked to be done next (splitting buckets): sent after the calls
+of its next round trip, so that it costs no round trip of its own; the calls before it in
+that round trip were named by the depths before it."""
 _spent: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
 """Per client, the reply keys of writing calls whose replies it has read: no longer needed,
 unlinked with its next round trip."""
@@ -133,7 +137,7 @@ def run(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
     """Calls in one round trip; scripts a server has lost (a restart, a new master after a
     failover) are loaded again, and only the calls that found none are sent once more.
     A call on entries named by depths no longer true is named again and sent again; the
-    buckets that calls leave too full are split in one more round trip.
+    buckets that calls leave too full are split after the calls of the next round trip.
 
     redis-py's own script objects ask the server whether the scripts exist before every
     execution, a round trip more for each batch: half the cost of a one-document job.
@@ -141,7 +145,16 @@ def run(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
     if not calls:
         return []
     calls = list(calls)
-    replies = _send(client, calls)
+    later = _later.pop(client, [])
+    try:
+        replies = _send(client, [*calls, *later])
+    except BaseException:
+        if later:  # each may run twice: sent again with the next round trip
+            _later.setdefault(client, []).extend(later)
+        raise
+    for step, reply in zip(later, replies[len(calls) :], strict=True):
+        step.parse(reply)
+    replies = replies[: len(calls)]
     for _ in range(STALE_TRIES):
         stale = [i for i, reply in enumerate(replies) if _is_stale(reply)]
         if not stale:
@@ -164,8 +177,7 @@ def run(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
         for step in call.after(reply)
     ]
     if follow:
-        for step, reply in zip(follow, _send(client, follow), strict=True):
-            step.parse(reply)
+        _later.setdefault(client, []).extend(follow)
     return [call.parse(reply) for call, reply in zip(calls, replies, strict=True)]
 
 

@@ -98,12 +98,10 @@ end
 -- with ``want`` the serials the entry held before, packed (at most SEEING of them once the
 -- entry has its set; nil when its set is needed).
 local function add(hash, set, field, serial, want)
-  local value = redis.call('HGET', hash, field)
   local packed = struct.pack(SERIAL, serial)
-  if not value then
-    redis.call('HSET', hash, field, packed)
-    return 1, true, ''
-  end
+  -- most entries are new (a band or paragraph of one document): one lookup of the hash
+  if redis.call('HSETNX', hash, field, packed) == 1 then return 1, true, '' end
+  local value = redis.call('HGET', hash, field)
   if value == '' then
     if not set then return nil end
     local before = ''
