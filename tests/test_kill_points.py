@@ -40,8 +40,8 @@ def _calls(store: Store, batch: list[Document]) -> tuple[list[int], int]:
         held[0] += any(
             c.script is not None
             and c.script.name in ("entries.lua", "update.lua")
-            # their last argument says whether the sets are given, but for the reply's keeping
-            and c.command[-2 if c.reply_key else -1] == "1"
+            # whether the sets are given comes before the depths (and the reply's keeping)
+            and c.command[-3 if c.reply_key else -2] == "1"
             for c in calls
         )
         return real(client, calls)
