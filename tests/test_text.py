@@ -13,7 +13,8 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup.pipeline import kernel, text
+from dedup.pipeline import analysis, kernel, scripts, text
+from dedup.settings import Settings
 
 SAMPLES = [
     "The “quick” brown fox — it’s 3 a.m.… «Bonjour»",
@@ -151,3 +152,123 @@ def test_kernel_word_runs_agree_on_every_character() -> None:
     assert kernel.compiled is not None
     every = "".join(f"a{chr(c)}" for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000)
     assert text._NON_WORD_RE.sub(" ", every) == kernel.compiled.word_runs(every)
+
+
+TABLE_TEXT = st.lists(
+    st.text(
+        alphabet=st.one_of(
+            st.characters(max_codepoint=0x7F),
+            st.characters(min_codepoint=0x80, max_codepoint=0x058F),
+            st.characters(min_codepoint=0x2000, max_codepoint=0x206F),
+            st.sampled_from(text.COMMON_MARKS + "\u0301\u00a0\u212a\ufb01\u4e00"),
+        ),
+        max_size=40,
+    ),
+    min_size=1,
+    max_size=6,
+)
+"""Paragraphs mostly of characters the kernel's character table knows, with a few it does
+not (a combining mark, compatibility characters, an ideograph)."""
+
+
+def reference_hashed(paragraphs: list[str]) -> tuple[list[int], list[int], list[int]]:
+    """Word hashes, counts and fingerprints as the one-paragraph functions make them."""
+    paragraph_words = [text.words(p) for p in paragraphs]
+    every_word = itertools.chain.from_iterable(paragraph_words)
+    return (
+        [xxhash.xxh64_intdigest(w.encode()) for w in every_word],
+        [len(w) for w in paragraph_words],
+        text.fingerprints(paragraph_words),
+    )
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+@settings(max_examples=1000, deadline=None)
+@given(TABLE_TEXT)
+def test_kernel_table_words_equal_the_rule(paragraphs: list[str]) -> None:
+    """Where the kernel cuts and folds paragraphs with its character table, it finds the words
+    NFKC, case folding and the word expression find; where it does not know a character, it
+    says so."""
+    found = text.plain_hashed_words(paragraphs)
+    table = np.frombuffer(text.char_table()[0], dtype=np.uint32)
+    known = all(ord(c) < len(table) and table[ord(c)] != 0xFFFFFFFF for c in "".join(paragraphs))
+    assert known == (found is not None)
+    if found is not None:
+        actual = (found.hashes.tolist(), found.counts.tolist(), found.fingerprints.tolist())
+        assert reference_hashed(paragraphs) == actual
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_kernel_table_knows_each_character_as_the_rule_does() -> None:
+    """Every character the table knows gives the rule's words alone, inside a word, between
+    words and next to every other kind of character it knows."""
+    table = np.frombuffer(text.char_table()[0], dtype=np.uint32)
+    known = [chr(c) for c in np.flatnonzero(table != 0xFFFFFFFF).tolist()]
+    assert len(known) > 1000
+    paragraphs = [f"{c} A{c}b {c}{c}é{c}— x{c}" for c in known]
+    paragraphs.append("".join(known))
+    found = text.plain_hashed_words(paragraphs)
+    assert found is not None
+    actual = (found.hashes.tolist(), found.counts.tolist(), found.fingerprints.tolist())
+    assert reference_hashed(paragraphs) == actual
+
+
+def test_table_knows_no_character_that_needs_scripts() -> None:
+    """Paragraphs the table cuts never need the script-aware rule, which therefore is looked
+    for only in the others."""
+    table = np.frombuffer(text.char_table()[0], dtype=np.uint32)
+    known = np.flatnonzero(table != 0xFFFFFFFF).tolist()
+    assert not any(scripts.needs_scripts(chr(c)) for c in known)
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=60), st.sampled_from(SAMPLES))
+def test_kernel_hash_word_runs_equal_runs_then_hashes(drawn: str, sample: str) -> None:
+    """Cutting and hashing in one pass gives what word_runs then hash_words give."""
+    for value in (drawn, sample, drawn + "\n" + sample.casefold()):
+        assert kernel_hashed(kernel.compiled.word_runs(value)) == kernel_runs_hashed(value)
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_kernel_hash_word_runs_agree_on_every_character() -> None:
+    """Every code point is a word character for hash_word_runs exactly when it is for re."""
+    every = "".join(f"a{chr(c)}" for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000)
+    laid = text._NON_WORD_RE.sub(" ", every)
+    assert kernel_hashed(laid) == kernel_runs_hashed(every)
+
+
+def kernel_hashed(laid: str) -> tuple[list[int], list[int], list[int]]:
+    """The kernel's hash_words of a laid-out text."""
+    assert kernel.compiled is not None
+    data = laid.encode()
+    lines = laid.count("\n") + 1
+    hashes = np.empty((len(data) + 1) // 2, dtype=np.uint64)
+    counts = np.empty(lines, dtype=np.int64)
+    prints = np.empty(lines, dtype=np.uint64)
+    found = kernel.compiled.hash_words(data, hashes, counts, prints)
+    return hashes[:found].tolist(), counts.tolist(), prints.tolist()
+
+
+def kernel_runs_hashed(folded: str) -> tuple[list[int], list[int], list[int]]:
+    """The kernel's hash_word_runs of a text."""
+    assert kernel.compiled is not None
+    hashes, counts, prints = kernel.compiled.hash_word_runs(folded)
+    return (
+        np.frombuffer(hashes, np.uint64).tolist(),
+        np.frombuffer(counts, np.int64).tolist(),
+        np.frombuffer(prints, np.uint64).tolist(),
+    )
+
+
+@pytest.mark.usefixtures("each_kernel")
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(TABLE_TEXT, PARAGRAPHS), st.booleans())
+def test_analysis_words_equal_the_split_words(paragraphs: list[str], script_words: bool) -> None:
+    """The words analyse hashes, by whichever route, are the words split_words gives."""
+    chosen = Settings(script_words=script_words)
+    found = analysis.hashed_words(paragraphs, chosen)
+    expected = text.words_hashed(analysis.split_words(paragraphs, chosen))
+    assert expected.hashes.tolist() == found.hashes.tolist()
+    assert expected.counts.tolist() == found.counts.tolist()
+    assert expected.fingerprints.tolist() == found.fingerprints.tolist()

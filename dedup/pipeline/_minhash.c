@@ -46,6 +46,14 @@
 #define DEDUP_TARGETS
 #endif
 
+/* A loop written once for every kind of str is inlined into each caller that names the kind,
+ * so that the compiler drops the test of the kind from the loop. */
+#if defined(__GNUC__)
+#define DEDUP_INLINE inline __attribute__((always_inline))
+#else
+#define DEDUP_INLINE inline
+#endif
+
 static inline uint32_t
 fmix32(uint32_t h)
 {
@@ -668,7 +676,385 @@ minhash_word_runs(PyObject *Py_UNUSED(module), PyObject *text)
     return result;
 }
 
+/* Whether a character is a word character (``\w``: alphanumeric or ``_``): ASCII from
+ * ascii_word, the rest of the Basic Multilingual Plane from a bitmap filled from
+ * Py_UNICODE_ISALNUM on first use (up to four Unicode table lookups a character otherwise),
+ * other planes from Py_UNICODE_ISALNUM itself. */
+static unsigned char bmp_word[0x10000 / 8];
+static int bmp_word_ready;
+
+static void
+fill_bmp_word(void)
+{
+    for (Py_UCS4 ch = 0; ch < 0x10000; ch++) {
+        if (ch == '_' || Py_UNICODE_ISALNUM(ch)) {
+            bmp_word[ch >> 3] |= (unsigned char)(1u << (ch & 7));
+        }
+    }
+    bmp_word_ready = 1;
+}
+
+/* For each ASCII character: itself case-folded when it is a word character, else 0. Filled
+ * from CPython's own tests when the module loads. */
+static unsigned char ascii_word[128];
+
+static inline int
+is_word(Py_UCS4 ch)
+{
+    if (ch < 128) {
+        return ascii_word[ch] != 0;
+    }
+    if (ch < 0x10000) {
+        return (bmp_word[ch >> 3] >> (ch & 7)) & 1;
+    }
+    return Py_UNICODE_ISALNUM(ch);
+}
+
+/* Words cut, hashed, counted and fingerprinted as they are found, without a laid-out text in
+ * between: each word's UTF-8 bytes go into ``joined`` (the line's words joined by single
+ * spaces) and are hashed from there, as hash_words does with a laid-out text. */
+typedef struct {
+    uint64_t *hashes;
+    int64_t *counts;
+    uint64_t *prints;
+    unsigned char *joined;
+    Py_ssize_t words, lines, line_words, used, start;
+    int in_word;
+} word_sink;
+
+static inline void
+sink_word_start(word_sink *s)
+{
+    if (!s->in_word) {
+        if (s->line_words) {
+            s->joined[s->used++] = ' ';
+        }
+        s->start = s->used;
+        s->in_word = 1;
+    }
+}
+
+static inline void
+sink_char(word_sink *s, Py_UCS4 ch)
+{
+    sink_word_start(s);
+    unsigned char *out = s->joined + s->used;
+    if (ch < 0x80) {
+        out[0] = (unsigned char)ch;
+        s->used += 1;
+    }
+    else if (ch < 0x800) {
+        out[0] = (unsigned char)(0xC0 | (ch >> 6));
+        out[1] = (unsigned char)(0x80 | (ch & 0x3F));
+        s->used += 2;
+    }
+    else if (ch < 0x10000) {
+        out[0] = (unsigned char)(0xE0 | (ch >> 12));
+        out[1] = (unsigned char)(0x80 | ((ch >> 6) & 0x3F));
+        out[2] = (unsigned char)(0x80 | (ch & 0x3F));
+        s->used += 3;
+    }
+    else {
+        out[0] = (unsigned char)(0xF0 | (ch >> 18));
+        out[1] = (unsigned char)(0x80 | ((ch >> 12) & 0x3F));
+        out[2] = (unsigned char)(0x80 | ((ch >> 6) & 0x3F));
+        out[3] = (unsigned char)(0x80 | (ch & 0x3F));
+        s->used += 4;
+    }
+}
+
+static inline void
+sink_gap(word_sink *s)
+{
+    if (s->in_word) {
+        s->hashes[s->words++] = xxh64(s->joined + s->start, (size_t)(s->used - s->start));
+        s->line_words++;
+        s->in_word = 0;
+    }
+}
+
+static inline void
+sink_line(word_sink *s)
+{
+    sink_gap(s);
+    s->counts[s->lines] = s->line_words;
+    s->prints[s->lines] = xxh64(s->joined, (size_t)s->used);
+    s->lines++;
+    s->line_words = 0;
+    s->used = 0;
+}
+
+/* Room for the words and lines of ``chars`` characters in ``lines`` lines: a word takes at
+ * least one character and a separator, a character at most four bytes of UTF-8. */
+static int
+sink_open(word_sink *s, Py_ssize_t chars, Py_ssize_t lines)
+{
+    memset(s, 0, sizeof(*s));
+    s->hashes = PyMem_Malloc((size_t)(chars / 2 + 1) * sizeof(uint64_t));
+    s->counts = PyMem_Malloc((size_t)(lines + 1) * sizeof(int64_t));
+    s->prints = PyMem_Malloc((size_t)(lines + 1) * sizeof(uint64_t));
+    s->joined = PyMem_Malloc((size_t)(4 * chars + 1));
+    if (s->hashes == NULL || s->counts == NULL || s->prints == NULL || s->joined == NULL) {
+        PyErr_NoMemory();
+        return 0;
+    }
+    return 1;
+}
+
+static void
+sink_free(word_sink *s)
+{
+    PyMem_Free(s->hashes);
+    PyMem_Free(s->counts);
+    PyMem_Free(s->prints);
+    PyMem_Free(s->joined);
+}
+
+/* (hashes, counts, fingerprints) as bytes of uint64, int64 and uint64 values. */
+static PyObject *
+sink_result(word_sink *s)
+{
+    return Py_BuildValue("(y#y#y#)", (const char *)s->hashes, s->words * 8,
+                         (const char *)s->counts, s->lines * 8, (const char *)s->prints,
+                         s->lines * 8);
+}
+
+/* An entry of the character table of table_words: what a character becomes in a word. */
+#define TABLE_GAP 0u
+#define TABLE_UNKNOWN 0xFFFFFFFFu
+
+/* One paragraph of table_words into the sink; 0 at the first character the table does not
+ * know. Inlined once per string kind, so that each loop reads its kind directly. */
+static DEDUP_INLINE int
+table_chars(word_sink *s, int kind, const void *data, Py_ssize_t len,
+            const uint32_t *restrict table, Py_ssize_t known, const unsigned char *pool)
+{
+    /* The sink's position is kept in locals: stores through the byte pointer could alias
+     * it, so the compiler would reload it for every character otherwise. */
+    unsigned char *const joined = s->joined;
+    Py_ssize_t used = s->used, start = s->start;
+    int in_word = s->in_word, known_all = 1;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        const Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        const uint32_t entry = ch < (Py_UCS4)known ? table[ch] : TABLE_UNKNOWN;
+        if (entry == TABLE_GAP) {
+            if (in_word) {
+                s->hashes[s->words++] = xxh64(joined + start, (size_t)(used - start));
+                s->line_words++;
+                in_word = 0;
+            }
+            continue;
+        }
+        if (entry == TABLE_UNKNOWN) {
+            known_all = 0;
+            break;
+        }
+        if (!in_word) {
+            if (s->line_words) {
+                joined[used++] = ' ';
+            }
+            start = used;
+            in_word = 1;
+        }
+        const unsigned char *from = pool + (entry >> 8);
+        joined[used++] = from[0];
+        for (uint32_t b = 1; b < (entry & 0xFF); b++) {
+            joined[used++] = from[b];
+        }
+    }
+    s->used = used;
+    s->start = start;
+    s->in_word = in_word;
+    return known_all;
+}
+
+/* The table set by set_char_table: its entries, how many, and the pool they point into. */
+static uint32_t *char_table;
+static Py_ssize_t char_table_known;
+static unsigned char *char_pool;
+
+PyDoc_STRVAR(set_char_table_doc,
+"set_char_table(table, pool)\n"
+"--\n\n"
+"Keep a copy of the character table of table_words: ``table`` (uint32, one entry per code\n"
+"point from 0) holds 0 for a character between words, 0xFFFFFFFF for one table_words does\n"
+"not know, else the offset (high 24 bits) and length (low 8 bits, at most 4) in ``pool``\n"
+"of the UTF-8 bytes the character adds to its word.");
+
+static PyObject *
+minhash_set_char_table(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer table, pool;
+    if (!PyArg_ParseTuple(args, "y*y*", &table, &pool)) {
+        return NULL;
+    }
+    const uint32_t *entries = (const uint32_t *)table.buf;
+    const Py_ssize_t known = table.len / 4;
+    int fits = table.len % 4 == 0;
+    for (Py_ssize_t c = 0; fits && c < known; c++) {
+        const uint32_t entry = entries[c];
+        fits = entry == TABLE_GAP || entry == TABLE_UNKNOWN
+               || ((entry & 0xFF) >= 1 && (entry & 0xFF) <= 4
+                   && (Py_ssize_t)(entry >> 8) + (entry & 0xFF) <= pool.len);
+    }
+    uint32_t *copied = fits ? PyMem_Malloc(table.len ? (size_t)table.len : 1) : NULL;
+    unsigned char *copied_pool = fits ? PyMem_Malloc(pool.len ? (size_t)pool.len : 1) : NULL;
+    if (copied != NULL && copied_pool != NULL) {
+        memcpy(copied, table.buf, (size_t)table.len);
+        memcpy(copied_pool, pool.buf, (size_t)pool.len);
+    }
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&pool);
+    if (!fits) {
+        PyErr_SetString(PyExc_ValueError,
+                        "set_char_table: table must hold uint32 entries of 1 to 4 bytes "
+                        "within pool");
+        return NULL;
+    }
+    if (copied == NULL || copied_pool == NULL) {
+        PyMem_Free(copied);
+        PyMem_Free(copied_pool);
+        return PyErr_NoMemory();
+    }
+    PyMem_Free(char_table);
+    PyMem_Free(char_pool);
+    char_table = copied;
+    char_pool = copied_pool;
+    char_table_known = known;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(table_words_doc,
+"table_words(paragraphs) -> tuple[bytes, bytes, bytes] | None\n"
+"--\n\n"
+"The words of each paragraph (a list of str) hashed, counted and fingerprinted as\n"
+"hash_words does with the laid-out text, each character taken for what the table of\n"
+"set_char_table says it becomes. None as soon as a character is not known (or no table was\n"
+"set). Returns the word hashes (uint64), the word counts (int64) and the fingerprints\n"
+"(uint64).");
+
+static PyObject *
+minhash_table_words(PyObject *Py_UNUSED(module), PyObject *paragraphs)
+{
+    if (!PyList_Check(paragraphs)) {
+        PyErr_SetString(PyExc_TypeError, "table_words: paragraphs must be a list of str");
+        return NULL;
+    }
+    const Py_ssize_t count = PyList_GET_SIZE(paragraphs);
+    Py_ssize_t chars = 0;
+    for (Py_ssize_t p = 0; p < count; p++) {
+        PyObject *paragraph = PyList_GET_ITEM(paragraphs, p);
+        if (!PyUnicode_Check(paragraph)) {
+            PyErr_SetString(PyExc_TypeError, "table_words: paragraphs must be a list of str");
+            return NULL;
+        }
+        chars += PyUnicode_GET_LENGTH(paragraph) + 1;
+    }
+    if (char_table == NULL) {
+        Py_RETURN_NONE;
+    }
+    const uint32_t *entries = char_table;
+    const Py_ssize_t known = char_table_known;
+    word_sink s;
+    PyObject *result = NULL;
+    if (!sink_open(&s, chars, count)) {
+        goto done;
+    }
+    const unsigned char *bytes = char_pool;
+    for (Py_ssize_t p = 0; p < count; p++) {
+        PyObject *paragraph = PyList_GET_ITEM(paragraphs, p);
+        const Py_ssize_t len = PyUnicode_GET_LENGTH(paragraph);
+        const void *data = PyUnicode_DATA(paragraph);
+        int found;
+        switch (PyUnicode_KIND(paragraph)) {
+        case PyUnicode_1BYTE_KIND:
+            found = table_chars(&s, PyUnicode_1BYTE_KIND, data, len, entries, known, bytes);
+            break;
+        case PyUnicode_2BYTE_KIND:
+            found = table_chars(&s, PyUnicode_2BYTE_KIND, data, len, entries, known, bytes);
+            break;
+        default:
+            found = table_chars(&s, PyUnicode_4BYTE_KIND, data, len, entries, known, bytes);
+        }
+        if (!found) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        sink_line(&s);
+    }
+    result = sink_result(&s);
+done:
+    sink_free(&s);
+    return result;
+}
+
+/* The characters of hash_word_runs into the sink, inlined once per string kind. */
+static DEDUP_INLINE void
+run_chars(word_sink *s, int kind, const void *data, Py_ssize_t len)
+{
+    for (Py_ssize_t i = 0; i < len; i++) {
+        const Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (ch == '\n') {
+            sink_line(s);
+        }
+        else if (is_word(ch)) {
+            sink_char(s, ch);
+        }
+        else {
+            sink_gap(s);
+        }
+    }
+}
+
+PyDoc_STRVAR(hash_word_runs_doc,
+"hash_word_runs(text) -> tuple[bytes, bytes, bytes]\n"
+"--\n\n"
+"hash_words(word_runs(text).encode(), ...) without the text in between: the runs of word\n"
+"characters (``\\w``) of each line of ``text``, hashed (XXH64 of their UTF-8 bytes),\n"
+"counted and fingerprinted. Returns the word hashes (uint64), the word counts per line\n"
+"(int64) and the fingerprints (uint64).");
+
+static PyObject *
+minhash_hash_word_runs(PyObject *Py_UNUSED(module), PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "hash_word_runs: text must be a str");
+        return NULL;
+    }
+    const Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    const int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t lines = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        lines += PyUnicode_READ(kind, data, i) == '\n';
+    }
+    if (!bmp_word_ready) {
+        fill_bmp_word();
+    }
+    word_sink s;
+    PyObject *result = NULL;
+    if (sink_open(&s, len + 1, lines + 1)) {
+        switch (kind) {
+        case PyUnicode_1BYTE_KIND:
+            run_chars(&s, PyUnicode_1BYTE_KIND, data, len);
+            break;
+        case PyUnicode_2BYTE_KIND:
+            run_chars(&s, PyUnicode_2BYTE_KIND, data, len);
+            break;
+        default:
+            run_chars(&s, PyUnicode_4BYTE_KIND, data, len);
+        }
+        sink_line(&s);
+        result = sink_result(&s);
+    }
+    sink_free(&s);
+    return result;
+}
+
 static PyMethodDef minhash_methods[] = {
+    {"set_char_table", minhash_set_char_table, METH_VARARGS, set_char_table_doc},
+    {"table_words", minhash_table_words, METH_O, table_words_doc},
+    {"hash_word_runs", minhash_hash_word_runs, METH_O, hash_word_runs_doc},
     {"word_runs", minhash_word_runs, METH_O, word_runs_doc},
     {"readable_pieces", minhash_readable_pieces, METH_VARARGS, readable_pieces_doc},
     {"similar_pairs", minhash_similar_pairs, METH_VARARGS, similar_pairs_doc},
@@ -690,6 +1076,7 @@ PyInit__minhash(void)
 {
     for (Py_UCS4 ch = 0; ch < 128; ch++) {
         ascii_alnum[ch] = Py_UNICODE_ISALNUM(ch) ? 1 : 0;
+        ascii_word[ch] = ascii_alnum[ch] || ch == '_' ? (unsigned char)Py_UNICODE_TOLOWER(ch) : 0;
     }
     return PyModuleDef_Init(&minhash_module);
 }

@@ -25,6 +25,16 @@ def hash_words(
 ) -> int:
     """Hash, count and fingerprint the words of each line of ``text``; the number of words."""
 
+def set_char_table(table: bytes, pool: bytes, /) -> None:
+    """Keep the character table of :func:`table_words` (what each code point becomes)."""
+
+def table_words(paragraphs: list[str], /) -> tuple[bytes, bytes, bytes] | None:
+    """Hashes, counts and fingerprints of the words of each paragraph, each character taken
+    for what the table says, or None when a character is not in it."""
+
+def hash_word_runs(text: str, /) -> tuple[bytes, bytes, bytes]:
+    """Hashes, counts and fingerprints of the runs of word characters of each line."""
+
 def word_runs(text: str, /) -> str:
     """``re.sub(r"[^\\w\\n]+", " ", text)``, in one pass of C."""
 

@@ -82,10 +82,14 @@ def paragraph_pieces(words: npt.NDArray[np.uint64]) -> tuple[int, ...]:
 def hashed_words(paragraphs: list[str], settings: Settings) -> text.HashedWords:
     """The words of every paragraph hashed, counted and fingerprinted: in one kernel call
     (:func:`dedup.pipeline.text.hashed_words`), unless ``script_words`` must split some of
-    them by script (:func:`split_words`)."""
+    them by script (:func:`split_words`). Text that is ASCII but for common punctuation holds
+    no such script, so it is hashed before they are looked for."""
+    found = text.plain_hashed_words(paragraphs)
+    if found is not None:
+        return found
     if settings.script_words and any(map(scripts.needs_scripts, paragraphs)):
         return text.words_hashed(split_words(paragraphs, settings))
-    return text.hashed_words(paragraphs)
+    return text.laid_hashed_words(paragraphs)
 
 
 def split_words(paragraphs: list[str], settings: Settings) -> list[list[str]]:

@@ -12,6 +12,7 @@ numpy on arrays of a few dozen words cost more in call overhead than in work.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
@@ -84,6 +85,26 @@ def document_text(paragraphs: Sequence[str]) -> str:
     characters are then turned into spaces by one C string method, two to three times faster
     than the regular expression.
     """
+    return _laid_out(paragraphs, _folded(paragraphs))
+
+
+def _laid_out(paragraphs: Sequence[str], folded: str | None) -> str:
+    """:func:`document_text` from the paragraphs' :func:`_folded` text."""
+    if folded is None:  # a paragraph held a line break
+        return _PARAGRAPH_BREAK.join(" ".join(words(p)) for p in paragraphs)
+    if folded.isascii():
+        return folded.translate(_ASCII_NON_WORD)
+    if not _CJK_RE.search(folded):
+        compiled = kernel.compiled
+        return _NON_WORD_RE.sub(" ", folded) if compiled is None else compiled.word_runs(folded)
+    return _PARAGRAPH_BREAK.join(
+        " ".join(WORD_RE.findall(part)) for part in folded.split(_PARAGRAPH_BREAK)
+    )
+
+
+def _folded(paragraphs: Sequence[str]) -> str | None:
+    """The paragraphs as one text, a line each, after NFKC and case folding, with
+    :data:`COMMON_MARKS` made spaces; None when a paragraph holds a line break of its own."""
     # The marks go first: NFKC and case folding leave them as they are or make other non-word
     # characters of them ("…" becomes "..."), so spaces in their place change no word, and
     # the text is then often ASCII, which both passes return at once (case folding costs
@@ -92,17 +113,9 @@ def document_text(paragraphs: Sequence[str]) -> str:
     folded = unicodedata.normalize("NFKC", joined).casefold()
     if not folded.isascii():  # a compatibility character may have become a mark
         folded = _without_marks(folded)
-    if folded.count(_PARAGRAPH_BREAK) == len(paragraphs) - 1:
-        if folded.isascii():
-            return folded.translate(_ASCII_NON_WORD)
-        if not _CJK_RE.search(folded):
-            compiled = kernel.compiled
-            return _NON_WORD_RE.sub(" ", folded) if compiled is None else compiled.word_runs(folded)
-        return _PARAGRAPH_BREAK.join(
-            " ".join(WORD_RE.findall(part)) for part in folded.split(_PARAGRAPH_BREAK)
-        )
-    # a paragraph held a line break
-    return _PARAGRAPH_BREAK.join(" ".join(words(p)) for p in paragraphs)
+    if folded.count(_PARAGRAPH_BREAK) != len(paragraphs) - 1:
+        return None
+    return folded
 
 
 def _without_marks(text: str) -> str:
@@ -133,19 +146,115 @@ class HashedWords:
 def hashed_words(paragraphs: Sequence[str]) -> HashedWords:
     """The words of every paragraph hashed, counted and fingerprinted.
 
-    The compiled kernel does it in one call per document from :func:`document_text`; without
-    it, Python splits that same text and xxhash hashes word by word, to the same values.
+    The compiled kernel does it in one call per document (:func:`plain_hashed_words`, else
+    :func:`laid_hashed_words`); without it, Python splits :func:`document_text` and xxhash
+    hashes word by word, to the same values.
     """
-    laid = document_text(paragraphs)
+    found = plain_hashed_words(paragraphs)
+    return laid_hashed_words(paragraphs) if found is None else found
+
+
+def plain_hashed_words(paragraphs: Sequence[str]) -> HashedWords | None:
+    """:func:`hashed_words` of paragraphs written only in characters of :func:`char_table`
+    (most pages: ASCII, European letters, common punctuation), in one kernel pass over the
+    paragraphs themselves, with no folded or laid-out text made. None for other text, or
+    without the kernel."""
     compiled = kernel.compiled
     if compiled is None:
+        return None
+    _kernel_char_table()
+    found = compiled.table_words(list(paragraphs))
+    return None if found is None else _kernel_words(found)
+
+
+TABLE_RANGES = ((0x0000, 0x0590), (0x2000, 0x2070))
+"""Code points :func:`char_table` may know: Latin, IPA, Greek, Cyrillic and Armenian letters,
+and general punctuation. Scripts with marks that compose with the letter before them (the
+Indic ones, Hangul) and CJK text stay with the whole-text path."""
+_TABLE_GAP = 0
+_TABLE_UNKNOWN = 0xFFFFFFFF
+
+
+@functools.cache
+def char_table() -> tuple[bytes, bytes]:
+    """What each character of :data:`TABLE_RANGES` becomes in the words, for the kernel to cut
+    and fold text without :func:`document_text`, decided here by the rule itself.
+
+    A character is known when NFKC leaves it as it is and it is not a combining mark (so no
+    neighbour composes with it or reorders around it, and NFKC leaves a text of such
+    characters whole), and case folding (which looks at one character at a time) makes it
+    only word characters, which it adds to its word, or none, so that it lies between words;
+    :data:`COMMON_MARKS` lie between words. Returns the table (uint32, one entry per code
+    point from 0: 0 between words, 0xFFFFFFFF unknown, else the offset and length of the
+    UTF-8 bytes of its folded form in the pool, shifted by 8 and in the low 8 bits) and the
+    pool.
+    """
+    table = np.full(TABLE_RANGES[-1][1], _TABLE_UNKNOWN, dtype=np.uint32)
+    pool = bytearray()
+    for low, high in TABLE_RANGES:
+        for code in range(low, high):
+            char = chr(code)
+            folded = char.casefold()
+            if char in COMMON_MARKS or not _WORD_CHAR_RE.search(folded):
+                known = char in COMMON_MARKS or _is_plain(char)
+                table[code] = _TABLE_GAP if known else _TABLE_UNKNOWN
+            elif _is_plain(char) and _WORD_CHAR_RE.fullmatch(folded):
+                data = folded.encode()
+                if len(data) <= 4:
+                    table[code] = len(pool) << 8 | len(data)
+                    pool += data
+    return table.tobytes(), bytes(pool)
+
+
+_WORD_CHAR_RE = re.compile(r"\w+")
+
+
+def _is_plain(char: str) -> bool:
+    """Whether NFKC leaves a character, and text around it, as they are: not a combining mark,
+    its own normal form, and not CJK."""
+    return (
+        not unicodedata.category(char).startswith("M")
+        and unicodedata.normalize("NFKC", char) == char
+        and not _CJK_RE.match(char)
+    )
+
+
+@functools.cache
+def _kernel_char_table() -> None:
+    """Hand :func:`char_table` to the kernel, once per process."""
+    assert kernel.compiled is not None
+    kernel.compiled.set_char_table(*char_table())
+
+
+def laid_hashed_words(paragraphs: Sequence[str]) -> HashedWords:
+    """:func:`hashed_words` through the folded text :func:`document_text` starts from. The
+    kernel cuts folded text without CJK characters at every character that is not a word
+    character, hashing as it goes (``hash_word_runs``: the cut :func:`document_text` makes,
+    without its laid-out text); CJK text and paragraphs holding line breaks are laid out by
+    :func:`document_text` first."""
+    compiled = kernel.compiled
+    if compiled is None:
+        laid = document_text(paragraphs)
         return words_hashed([line.split() for line in laid.split(_PARAGRAPH_BREAK)])
-    data = laid.encode()
+    folded = _folded(paragraphs)
+    if folded is not None and (folded.isascii() or not _CJK_RE.search(folded)):
+        return _kernel_words(compiled.hash_word_runs(folded))
+    data = _laid_out(paragraphs, folded).encode()
     hashes = np.empty((len(data) + 1) // 2, dtype=np.uint64)
     counts = np.empty(len(paragraphs), dtype=np.int64)
     prints = np.empty(len(paragraphs), dtype=np.uint64)
     found = compiled.hash_words(data, hashes, counts, prints)
     return HashedWords(hashes[:found], counts, prints)
+
+
+def _kernel_words(found: tuple[bytes, bytes, bytes]) -> HashedWords:
+    """The kernel's word hashes, counts and fingerprints as arrays."""
+    hashes, counts, prints = found
+    return HashedWords(
+        np.frombuffer(hashes, dtype=np.uint64),
+        np.frombuffer(counts, dtype=np.int64),
+        np.frombuffer(prints, dtype=np.uint64),
+    )
 
 
 def words_hashed(paragraph_words: Sequence[list[str]]) -> HashedWords:
