@@ -155,9 +155,9 @@ def test_a_doubled_body_with_template_crumbs_between_is_still_one() -> None:
     st.sampled_from([16, 128]),
     st.floats(0.05, 1.0),
 )
-def test_kernel_pairs_equal_numpy(draw: int, count: int, num_perm: int, threshold: float) -> None:
-    """The kernel's band candidates and scores are numpy's: copies of a few paragraphs with
-    values changed, some sharing a fingerprint, some signatures unsigned."""
+def test_kernel_runs_equal_numpy(draw: int, count: int, num_perm: int, threshold: float) -> None:
+    """The kernel's pairs, runs and claims are Python's and numpy's: copies of a few
+    paragraphs with values changed, some sharing a fingerprint, some signatures unsigned."""
     rng = np.random.default_rng(draw)
     bases = rng.integers(0, 2**32, (3, num_perm), dtype=np.uint32)
     signatures = bases[rng.integers(0, 3, count)]
@@ -166,30 +166,77 @@ def test_kernel_pairs_equal_numpy(draw: int, count: int, num_perm: int, threshol
     signatures = np.ascontiguousarray(signatures, dtype=np.uint32)
     fingerprints = rng.integers(0, 3, count).tolist()
     signed = (rng.random(count) < 0.8).tolist()
-    expected = repeats._similar_pairs(fingerprints, signatures, signed, threshold)
-    with mock.patch.object(kernel, "compiled", None):
-        numpy_pairs = repeats._similar_pairs(fingerprints, signatures, signed, threshold)
-    assert numpy_pairs == expected
-    assert list(numpy_pairs.items()) == list(expected.items())
+    word_counts = rng.integers(0, 12, count).tolist()
+    assert_kernel_equals_numpy(fingerprints, signatures, signed, word_counts, threshold)
 
 
 @pytest.mark.usefixtures("compiled_kernel")
-def test_kernel_pairs_refuse_rows_out_of_bounds() -> None:
-    """Rows past the signatures, or signatures not num_perm wide, raise ValueError instead of
-    reading out of bounds."""
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 12), min_size=1, max_size=20),
+    st.lists(st.integers(0, 12), max_size=20),
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 4),
+    st.floats(0.3, 1.0),
+)
+def test_kernel_runs_of_pasted_bodies_equal_numpy(
+    body: list[int], between: list[int], draw: int, copies: int, threshold: float
+) -> None:
+    """Bodies pasted again with paragraphs edited, dropped and added (runs with gaps, runs
+    competing for the same copy, groups past the limit) chain and claim alike in the kernel
+    and in Python."""
+    rng = np.random.default_rng(draw)
+    kinds = body + between + [k for _ in range(copies) for k in body if rng.random() > 0.2]
+    kinds += [int(k) for k in rng.integers(0, 13, int(rng.integers(0, 40)))]
+    kinds += [12] * int(rng.integers(0, 40))  # a template line, past the group limit at times
+    num_perm = 32
+    bases = rng.integers(0, 2**32, (13, num_perm), dtype=np.uint32)
+    signatures = bases[kinds]
+    edited = rng.random(len(kinds)) < 0.3
+    signatures[edited, : num_perm // 4] = rng.integers(0, 2**32, (int(edited.sum()), 8))
+    fingerprints = [
+        k + 100 * i if edit else k for i, (k, edit) in enumerate(zip(kinds, edited, strict=True))
+    ]
+    signed = (rng.random(len(kinds)) < 0.9).tolist()
+    word_counts = [3 + 2 * k for k in kinds]
+    assert_kernel_equals_numpy(fingerprints, signatures, signed, word_counts, threshold)
+
+
+def assert_kernel_equals_numpy(
+    fingerprints: list[int],
+    signatures: np.ndarray,  # type: ignore[type-arg]
+    signed: list[bool],
+    word_counts: list[int],
+    threshold: float,
+) -> None:
+    """find_repeats gives the same runs, shares and claims with the kernel and without."""
+    expected = repeats.find_repeats(fingerprints, signatures, signed, word_counts, threshold)
+    with mock.patch.object(kernel, "compiled", None):
+        numpy_found = repeats.find_repeats(fingerprints, signatures, signed, word_counts, threshold)
+    assert numpy_found == expected
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_kernel_runs_refuse_rows_out_of_bounds() -> None:
+    """Rows past the signatures, signatures not num_perm wide, or word counts not one per
+    paragraph raise ValueError instead of reading out of bounds."""
     assert kernel.compiled is not None
     signatures = np.zeros((3, 16), dtype=np.uint32)
     prints = np.arange(3, dtype=np.uint64)
     salt = int(repeats._BAND_SALT)
-    for rows, num_perm in (([0, 3], 16), ([-1, 1], 16), ([0, 1], 32), ([0, 1], 2)):
-        with pytest.raises(ValueError, match="similar_pairs"):
-            kernel.compiled.similar_pairs(
+    cases = (([0, 3], 16, 3), ([-1, 1], 16, 3), ([0, 1], 32, 3), ([0, 1], 2, 3), ([0, 1], 16, 2))
+    for rows, num_perm, paragraphs in cases:
+        with pytest.raises(ValueError, match="repeat_runs"):
+            kernel.compiled.repeat_runs(
                 signatures,
                 num_perm,
                 np.array(rows, np.int64),
                 prints,
+                np.ones(paragraphs, np.int64),
                 repeats._BAND_MIX,
                 salt,
                 32,
                 0.5,
+                repeats.MAX_GAP,
+                repeats.MIN_RUN_WORDS,
             )

@@ -20,10 +20,16 @@
  *   text whose words are such runs, a few times faster on non-ASCII text. Python decides when
  *   that is the rule; this only applies it.
  *
- * - similar_pairs: the candidates of dedup.pipeline.repeats, pairs of paragraphs whose
- *   signatures share an LSH band key, scored by the share of equal values: the band keys,
- *   their grouping and the scores in one call, where numpy needed a dozen calls and a sort of
- *   every key even in documents without a repeat.
+ * - repeat_runs: the internal repeats of dedup.pipeline.repeats, pairs of paragraphs with
+ *   equal fingerprints or whose signatures share an LSH band key and have enough equal
+ *   values, chained into runs and claimed longest first, in one call where Python spent a
+ *   dictionary look-up per pair and numpy a dozen calls per document.
+ *
+ * - table_words: the words of text whose every character is in a table that
+ *   dedup.pipeline.text derives from its word rule (what NFKC, case folding and the \w test
+ *   make of each character), folded, cut and hashed as hash_words does, in one pass over the
+ *   paragraphs; hash_word_runs: text Python has folded cut at the \w test and hashed in the
+ *   same pass.
  *
  * - readable_pieces: the parsed text of a page cut at the separator the parser put between
  *   text nodes, whitespace collapsed, controls dropped, pieces without a letter or digit left
@@ -351,9 +357,12 @@ typedef struct {
     int64_t owner;
 } keyed_t;
 
+/* A pair of similar paragraphs, first < second, with their share of equal values (1 for
+ * equal fingerprints). */
 typedef struct {
     int64_t first;
     int64_t second;
+    double share;
 } pair_t;
 
 static int
@@ -364,6 +373,84 @@ compare_pairs(const void *x, const void *y)
         return a->first < b->first ? -1 : 1;
     }
     return (a->second > b->second) - (a->second < b->second);
+}
+
+/* A growing array of pairs; 0 when memory ran out. */
+typedef struct {
+    pair_t *items;
+    Py_ssize_t count, room;
+} pair_list;
+
+static int
+add_pair(pair_list *list, int64_t x, int64_t y, double share)
+{
+    if (list->count == list->room) {
+        const Py_ssize_t room = list->room ? 2 * list->room : 64;
+        pair_t *grown = PyMem_Realloc(list->items, (size_t)room * sizeof(pair_t));
+        if (grown == NULL) {
+            return 0;
+        }
+        list->items = grown;
+        list->room = room;
+    }
+    pair_t *pair = &list->items[list->count++];
+    pair->first = x < y ? x : y;
+    pair->second = x < y ? y : x;
+    pair->share = share;
+    return 1;
+}
+
+/* A table of 64-bit keys grouped by open addressing: heads[slot] is the last entry of its key,
+ * chained through chain[], sizes[slot] how many share it. */
+typedef struct {
+    Py_ssize_t *heads, *sizes, *chain;
+    Py_ssize_t capacity;
+} key_groups;
+
+/* Where a key's search starts in a table of ``capacity`` slots (a power of two). */
+static inline Py_ssize_t
+key_slot(uint64_t key, Py_ssize_t capacity)
+{
+    return (Py_ssize_t)(((key ^ (key >> 29)) * 0xBF58476D1CE4E5B9u) >> 17) & (capacity - 1);
+}
+
+/* Group ``total`` keys (keys[e * stride] for e < total); 0 when memory ran out. Sets *shared
+ * when a key is held by more than one entry. */
+static int
+group_keys(key_groups *g, const uint64_t *keys, Py_ssize_t stride, Py_ssize_t total,
+           int *shared)
+{
+    g->capacity = 16;
+    while (g->capacity < 2 * total) {
+        g->capacity *= 2;
+    }
+    g->heads = PyMem_Malloc((size_t)g->capacity * sizeof(Py_ssize_t));
+    g->sizes = PyMem_Calloc((size_t)g->capacity, sizeof(Py_ssize_t));
+    g->chain = PyMem_Malloc(total ? (size_t)total * sizeof(Py_ssize_t) : 1);
+    if (g->heads == NULL || g->sizes == NULL || g->chain == NULL) {
+        return 0;
+    }
+    *shared = 0;
+    for (Py_ssize_t e = 0; e < total; e++) {
+        const uint64_t key = keys[e * stride];
+        Py_ssize_t slot = key_slot(key, g->capacity);
+        while (g->sizes[slot] && keys[g->heads[slot] * stride] != key) {
+            slot = (slot + 1) & (g->capacity - 1);
+        }
+        g->chain[e] = g->sizes[slot] ? g->heads[slot] : -1;
+        *shared |= g->sizes[slot] != 0;
+        g->heads[slot] = e;
+        g->sizes[slot]++;
+    }
+    return 1;
+}
+
+static void
+free_groups(key_groups *g)
+{
+    PyMem_Free(g->heads);
+    PyMem_Free(g->sizes);
+    PyMem_Free(g->chain);
 }
 
 /* Band keys of the signed rows: for band k, the sum of its ``band_rows`` values times
@@ -386,33 +473,252 @@ band_keys(keyed_t *keys, const uint32_t *signatures, Py_ssize_t num_perm, const 
     }
 }
 
-PyDoc_STRVAR(similar_pairs_doc,
-"similar_pairs(signatures, num_perm, rows, fingerprints, mix, salt, group_limit, threshold)\n"
+/* What repeats._similar_pairs finds, into ``out`` (unsorted): each pair of paragraphs with
+ * equal fingerprints (only neighbours in a group of more than ``group_limit``) with share 1,
+ * and each pair of ``rows`` (the signed paragraphs) with different fingerprints sharing a
+ * band key held by at most ``group_limit`` rows whose share of equal values is at least
+ * ``threshold``. 0 when memory ran out. */
+static int
+similar_pairs(pair_list *out, const uint32_t *signatures, Py_ssize_t num_perm,
+              const int64_t *rows, Py_ssize_t count, const uint64_t *prints,
+              Py_ssize_t paragraphs, const uint64_t *mix, Py_ssize_t band_rows, uint64_t salt,
+              Py_ssize_t group_limit, double threshold)
+{
+    key_groups exact = {0}, bands_grouped = {0};
+    pair_list near = {0};
+    keyed_t *keys = NULL;
+    int ok = 0, shared;
+    if (!group_keys(&exact, prints, 1, paragraphs, &shared)) {
+        goto done;
+    }
+    for (Py_ssize_t slot = 0; shared && slot < exact.capacity; slot++) {
+        if (exact.sizes[slot] < 2) {
+            continue;
+        }
+        /* members are chained last first: pairs of neighbours in a large group, else all */
+        for (Py_ssize_t a = exact.heads[slot]; a >= 0; a = exact.chain[a]) {
+            for (Py_ssize_t b = exact.chain[a]; b >= 0; b = exact.chain[b]) {
+                if (!add_pair(out, b, a, 1.0)) {
+                    goto done;
+                }
+                if (exact.sizes[slot] > group_limit) {
+                    break;
+                }
+            }
+        }
+    }
+    const Py_ssize_t bands = num_perm / band_rows;
+    const Py_ssize_t total = count * bands;
+    keys = PyMem_Malloc(total ? (size_t)total * sizeof(keyed_t) : 1);
+    if (keys == NULL) {
+        goto done;
+    }
+    band_keys(keys, signatures, num_perm, rows, count, band_rows, mix, salt);
+    if (!group_keys(&bands_grouped, &keys[0].key, sizeof(keyed_t) / sizeof(uint64_t), total,
+                    &shared)) {
+        goto done;
+    }
+    for (Py_ssize_t slot = 0; shared && slot < bands_grouped.capacity; slot++) {
+        if (bands_grouped.sizes[slot] < 2 || bands_grouped.sizes[slot] > group_limit) {
+            continue;
+        }
+        for (Py_ssize_t a = bands_grouped.heads[slot]; a >= 0; a = bands_grouped.chain[a]) {
+            for (Py_ssize_t b = bands_grouped.chain[a]; b >= 0; b = bands_grouped.chain[b]) {
+                const int64_t x = keys[a].owner, y = keys[b].owner;
+                if (x != y && prints[x] != prints[y] && !add_pair(&near, x, y, 0.0)) {
+                    goto done;
+                }
+            }
+        }
+    }
+    if (near.count > 1) {
+        qsort(near.items, (size_t)near.count, sizeof(pair_t), compare_pairs);
+    }
+    for (Py_ssize_t n = 0; n < near.count; n++) {
+        const pair_t *pair = &near.items[n];
+        if (n && pair->first == pair[-1].first && pair->second == pair[-1].second) {
+            continue;
+        }
+        const uint32_t *x = signatures + pair->first * num_perm;
+        const uint32_t *y = signatures + pair->second * num_perm;
+        Py_ssize_t equal = 0;
+        for (Py_ssize_t k = 0; k < num_perm; k++) {
+            equal += x[k] == y[k];
+        }
+        const double share = (double)equal / (double)num_perm;
+        if (share >= threshold && !add_pair(out, pair->first, pair->second, share)) {
+            goto done;
+        }
+    }
+    ok = 1;
+done:
+    free_groups(&exact);
+    free_groups(&bands_grouped);
+    PyMem_Free(near.items);
+    PyMem_Free(keys);
+    return ok;
+}
+
+/* A run of repeats._chain: the pairs it took are those whose run is it, in order. */
+typedef struct {
+    int64_t i0, j0, i1, j1;
+    Py_ssize_t length, words;
+} run_t;
+
+/* A run's place in the order in which runs claim paragraphs: longest first, then by where
+ * they start. */
+typedef struct {
+    Py_ssize_t length;
+    int64_t i0, j0;
+    Py_ssize_t run;
+} run_order;
+
+static int
+compare_runs(const void *x, const void *y)
+{
+    const run_order *a = x, *b = y;
+    if (a->length != b->length) {
+        return a->length > b->length ? -1 : 1;
+    }
+    if (a->i0 != b->i0) {
+        return a->i0 < b->i0 ? -1 : 1;
+    }
+    return (a->j0 > b->j0) - (a->j0 < b->j0);
+}
+
+/* The pairs (sorted) chained into runs as repeats._chain does: a pair continues the longest
+ * run that ends up to ``max_gap`` paragraphs before it on both sides and whose copy starts
+ * after it, else starts one. pair_run[p] is the run pair p joined; dropped[p] is 1 when the
+ * run stepped over paragraph first - 1 alone to reach it. Returns the number of runs, -1
+ * when memory ran out. */
+static Py_ssize_t
+chain_pairs(const pair_t *pairs, Py_ssize_t count, Py_ssize_t paragraphs, Py_ssize_t max_gap,
+            const int64_t *word_counts, run_t *runs, Py_ssize_t *pair_run, uint8_t *dropped)
+{
+    /* ends: pair position (i * paragraphs + j) -> the run that ended there when it was added;
+     * a run whose end moved on no longer ends there, which its i1 and j1 tell. */
+    Py_ssize_t capacity = 16;
+    while (capacity < 2 * count) {
+        capacity *= 2;
+    }
+    uint64_t *keys = PyMem_Malloc((size_t)capacity * sizeof(uint64_t));
+    Py_ssize_t *owners = PyMem_Malloc((size_t)capacity * sizeof(Py_ssize_t));
+    if (keys == NULL || owners == NULL) {
+        PyMem_Free(keys);
+        PyMem_Free(owners);
+        return -1;
+    }
+    for (Py_ssize_t s = 0; s < capacity; s++) {
+        owners[s] = -1;
+    }
+    Py_ssize_t made = 0;
+    for (Py_ssize_t p = 0; p < count; p++) {
+        const int64_t i = pairs[p].first, j = pairs[p].second;
+        Py_ssize_t best = -1;
+        for (Py_ssize_t di = 1; di <= max_gap; di++) {
+            for (Py_ssize_t dj = 1; dj <= max_gap; dj++) {
+                const int64_t ei = i - di, ej = j - dj;
+                if (ei < 0 || ej < 0) {
+                    continue;
+                }
+                const uint64_t key = (uint64_t)ei * (uint64_t)paragraphs + (uint64_t)ej;
+                Py_ssize_t slot = key_slot(key, capacity);
+                while (owners[slot] >= 0 && keys[slot] != key) {
+                    slot = (slot + 1) & (capacity - 1);
+                }
+                const Py_ssize_t r = owners[slot];
+                if (r >= 0 && runs[r].i1 == ei && runs[r].j1 == ej && i < runs[r].j0
+                    && (best < 0 || runs[r].length > runs[best].length)) {
+                    best = r;
+                }
+            }
+        }
+        dropped[p] = 0;
+        if (best < 0) {
+            best = made++;
+            runs[best] = (run_t){i, j, i, j, 0, 0};
+        }
+        else {
+            dropped[p] = i - runs[best].i1 == 2 && j - runs[best].j1 == 1;
+            runs[best].i1 = i;
+            runs[best].j1 = j;
+        }
+        runs[best].length++;
+        runs[best].words += (Py_ssize_t)word_counts[i];
+        pair_run[p] = best;
+        const uint64_t key = (uint64_t)i * (uint64_t)paragraphs + (uint64_t)j;
+        Py_ssize_t slot = key_slot(key, capacity);
+        while (owners[slot] >= 0 && keys[slot] != key) {
+            slot = (slot + 1) & (capacity - 1);
+        }
+        keys[slot] = key;
+        owners[slot] = best;
+    }
+    PyMem_Free(keys);
+    PyMem_Free(owners);
+    return made;
+}
+
+/* A list of the int64 values (or float64 when ``shares``) of the pairs of run ``r``. */
+static PyObject *
+run_values(const pair_t *pairs, const Py_ssize_t *pair_run, const uint8_t *dropped,
+           Py_ssize_t count, Py_ssize_t r, int what)
+{
+    PyObject *list = PyList_New(0);
+    for (Py_ssize_t p = 0; list != NULL && p < count; p++) {
+        if (pair_run[p] != r || (what == 3 && !dropped[p])) {
+            continue;
+        }
+        PyObject *value = what == 0   ? PyFloat_FromDouble(pairs[p].share)
+                          : what == 1 ? PyLong_FromLongLong(pairs[p].first)
+                          : what == 2 ? PyLong_FromLongLong(pairs[p].second)
+                                      : PyLong_FromLongLong(pairs[p].first - 1);
+        if (value == NULL || PyList_Append(list, value) < 0) {
+            Py_XDECREF(value);
+            Py_CLEAR(list);
+        }
+        Py_XDECREF(value);
+    }
+    return list;
+}
+
+PyDoc_STRVAR(repeat_runs_doc,
+"repeat_runs(signatures, num_perm, rows, fingerprints, word_counts, mix, salt,\n"
+"            group_limit, threshold, max_gap, min_words)\n"
 "--\n\n"
-"Pairs (i, j), i < j, of the ``rows`` (int64) whose signatures (uint32, num_perm per\n"
-"paragraph) share a band key held by at most ``group_limit`` rows, whose ``fingerprints``\n"
-"(uint64) differ and whose share of equal values is at least ``threshold``; bands are\n"
-"len(mix) values wide. Returns three bytes objects: i (int64), j (int64) and the shares\n"
-"(float64), sorted by (i, j).");
+"The runs dedup.pipeline.repeats.find_repeats keeps, found as it finds them: pairs of\n"
+"paragraphs with equal ``fingerprints`` (uint64; only neighbours in a group of more than\n"
+"``group_limit``) and pairs of ``rows`` (int64, the signed paragraphs, whose signatures are\n"
+"uint32, num_perm per paragraph) sharing a band key held by at most ``group_limit`` rows,\n"
+"with different fingerprints and a share of equal values of at least ``threshold``; bands\n"
+"are len(mix) values wide. The pairs, sorted, are chained into runs stepping over fewer than\n"
+"``max_gap`` paragraphs on either side; longest first, each run whose matched paragraphs\n"
+"hold ``min_words`` words (``word_counts``, int64) or more claims its copy's paragraphs\n"
+"unless one is claimed or all of its first range are. Returns the number of claimed\n"
+"paragraphs and the runs that claimed, in claiming order, each as (i0, j0, i1, j1, shares,\n"
+"matched, copies, dropped).");
 
 static PyObject *
-minhash_similar_pairs(PyObject *Py_UNUSED(module), PyObject *args)
+minhash_repeat_runs(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    enum { SIGNATURES, ROWS, FINGERPRINTS, MIX, VIEWS };
+    enum { SIGNATURES, ROWS, FINGERPRINTS, WORDS, MIX, VIEWS };
     Py_buffer v[VIEWS];
-    Py_ssize_t num_perm, group_limit;
+    Py_ssize_t num_perm, group_limit, max_gap, min_words;
     unsigned long long salt;
     double threshold;
-    if (!PyArg_ParseTuple(args, "y*ny*y*y*Knd", &v[SIGNATURES], &num_perm, &v[ROWS],
-                          &v[FINGERPRINTS], &v[MIX], &salt, &group_limit, &threshold)) {
+    if (!PyArg_ParseTuple(args, "y*ny*y*y*y*Kndnn", &v[SIGNATURES], &num_perm, &v[ROWS],
+                          &v[FINGERPRINTS], &v[WORDS], &v[MIX], &salt, &group_limit,
+                          &threshold, &max_gap, &min_words)) {
         return NULL;
     }
     const Py_ssize_t paragraphs = v[FINGERPRINTS].len / 8;
     const Py_ssize_t count = v[ROWS].len / 8;
     const Py_ssize_t band_rows = v[MIX].len / 8;
     const int64_t *rows = (const int64_t *)v[ROWS].buf;
+    const int64_t *word_counts = (const int64_t *)v[WORDS].buf;
     int fits = num_perm > 0 && band_rows > 0 && band_rows <= num_perm && v[ROWS].len % 8 == 0
-               && v[FINGERPRINTS].len % 8 == 0 && v[MIX].len % 8 == 0
+               && v[FINGERPRINTS].len % 8 == 0 && v[MIX].len % 8 == 0 && max_gap >= 1
+               && v[WORDS].len == paragraphs * 8
                && v[SIGNATURES].len == paragraphs * num_perm * 4;
     for (Py_ssize_t r = 0; fits && r < count; r++) {
         fits = rows[r] >= 0 && rows[r] < paragraphs;
@@ -420,123 +726,100 @@ minhash_similar_pairs(PyObject *Py_UNUSED(module), PyObject *args)
     if (!fits) {
         release(v, VIEWS);
         PyErr_SetString(PyExc_ValueError,
-                        "similar_pairs: signatures must hold num_perm values per fingerprint, "
-                        "rows index them, and mix must be no wider than num_perm");
+                        "repeat_runs: signatures must hold num_perm values per fingerprint, "
+                        "word_counts one per fingerprint, rows index them, mix must be no "
+                        "wider than num_perm and max_gap at least 1");
         return NULL;
     }
-    const uint32_t *signatures = (const uint32_t *)v[SIGNATURES].buf;
-    const uint64_t *prints = (const uint64_t *)v[FINGERPRINTS].buf;
-    const Py_ssize_t bands = num_perm / band_rows;
-    const Py_ssize_t total = count * bands;
-    keyed_t *keys = PyMem_Malloc(total ? (size_t)total * sizeof(keyed_t) : 1);
-    pair_t *pairs = NULL;
-    Py_ssize_t *heads = NULL, *sizes = NULL, *chain = NULL;
-    Py_ssize_t found = 0, room = 0;
-    PyObject *result = NULL;
-    if (keys == NULL) {
+    pair_list pairs = {0};
+    run_t *runs = NULL;
+    Py_ssize_t *pair_run = NULL;
+    run_order *order = NULL;
+    uint8_t *dropped = NULL, *taken = NULL;
+    PyObject *result = NULL, *chosen = NULL;
+    if (!similar_pairs(&pairs, (const uint32_t *)v[SIGNATURES].buf, num_perm, rows, count,
+                       (const uint64_t *)v[FINGERPRINTS].buf, paragraphs,
+                       (const uint64_t *)v[MIX].buf, band_rows, (uint64_t)salt, group_limit,
+                       threshold)) {
         PyErr_NoMemory();
         goto done;
     }
-    band_keys(keys, signatures, num_perm, rows, count, band_rows, (const uint64_t *)v[MIX].buf,
-              (uint64_t)salt);
-    /* Keys grouped by an open-addressing table: heads[slot] is the last entry of its key,
-     * chained through next[]; most documents share no key at all, and nothing is sorted. */
-    Py_ssize_t capacity = 16;
-    while (capacity < 2 * total) {
-        capacity *= 2;
-    }
-    heads = PyMem_Malloc((size_t)capacity * sizeof(Py_ssize_t));
-    sizes = PyMem_Calloc((size_t)capacity, sizeof(Py_ssize_t));
-    chain = PyMem_Malloc(total ? (size_t)total * sizeof(Py_ssize_t) : 1);
-    if (heads == NULL || sizes == NULL || chain == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    int shared = 0;
-    for (Py_ssize_t e = 0; e < total; e++) {
-        const uint64_t key = keys[e].key;
-        Py_ssize_t slot = (Py_ssize_t)(((key ^ (key >> 29)) * 0xBF58476D1CE4E5B9u) >> 17)
-                          & (capacity - 1);
-        while (sizes[slot] && keys[heads[slot]].key != key) {
-            slot = (slot + 1) & (capacity - 1);
-        }
-        chain[e] = sizes[slot] ? heads[slot] : -1;
-        shared |= sizes[slot] != 0;
-        heads[slot] = e;
-        sizes[slot]++;
-    }
-    for (Py_ssize_t slot = 0; shared && slot < capacity; slot++) {
-        if (sizes[slot] < 2 || sizes[slot] > group_limit) {
-            continue;
-        }
-        for (Py_ssize_t a = heads[slot]; a >= 0; a = chain[a]) {
-            for (Py_ssize_t b = chain[a]; b >= 0; b = chain[b]) {
-                const int64_t x = keys[a].owner, y = keys[b].owner;
-                if (x == y || prints[x] == prints[y]) {
-                    continue;
-                }
-                if (found == room) {
-                    room = room ? 2 * room : 64;
-                    pair_t *grown = PyMem_Realloc(pairs, (size_t)room * sizeof(pair_t));
-                    if (grown == NULL) {
-                        PyErr_NoMemory();
-                        goto done;
-                    }
-                    pairs = grown;
-                }
-                pairs[found].first = x < y ? x : y;
-                pairs[found].second = x < y ? y : x;
-                found++;
-            }
-        }
-    }
+    const Py_ssize_t found = pairs.count;
     if (found > 1) {
-        qsort(pairs, (size_t)found, sizeof(pair_t), compare_pairs);
+        qsort(pairs.items, (size_t)found, sizeof(pair_t), compare_pairs);
     }
-    /* scored in place: pair n's share goes to shares[kept], kept <= n */
-    double *shares = PyMem_Malloc(found ? (size_t)found * sizeof(double) : 1);
-    if (shares == NULL) {
+    runs = PyMem_Malloc(found ? (size_t)found * sizeof(run_t) : 1);
+    pair_run = PyMem_Malloc(found ? (size_t)found * sizeof(Py_ssize_t) : 1);
+    order = PyMem_Malloc(found ? (size_t)found * sizeof(run_order) : 1);
+    dropped = PyMem_Malloc(found ? (size_t)found : 1);
+    taken = PyMem_Calloc(paragraphs ? (size_t)paragraphs : 1, 1);
+    chosen = PyList_New(0);
+    if (runs == NULL || pair_run == NULL || order == NULL || dropped == NULL || taken == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t kept = 0;
-    for (Py_ssize_t n = 0; n < found; n++) {
-        if (n && pairs[n].first == pairs[n - 1].first && pairs[n].second == pairs[n - 1].second) {
-            continue;
-        }
-        const uint32_t *x = signatures + pairs[n].first * num_perm;
-        const uint32_t *y = signatures + pairs[n].second * num_perm;
-        Py_ssize_t equal = 0;
-        for (Py_ssize_t k = 0; k < num_perm; k++) {
-            equal += x[k] == y[k];
-        }
-        const double share = (double)equal / (double)num_perm;
-        if (share >= threshold) {
-            shares[kept] = share;
-            pairs[kept++] = pairs[n];
-        }
-    }
-    PyObject *firsts = PyBytes_FromStringAndSize(NULL, kept * 8);
-    PyObject *seconds = PyBytes_FromStringAndSize(NULL, kept * 8);
-    PyObject *scores = PyBytes_FromStringAndSize((const char *)shares, kept * 8);
-    PyMem_Free(shares);
-    if (firsts == NULL || seconds == NULL || scores == NULL) {
-        Py_XDECREF(firsts);
-        Py_XDECREF(seconds);
-        Py_XDECREF(scores);
+    if (chosen == NULL) {
         goto done;
     }
-    for (Py_ssize_t n = 0; n < kept; n++) {
-        ((int64_t *)PyBytes_AS_STRING(firsts))[n] = pairs[n].first;
-        ((int64_t *)PyBytes_AS_STRING(seconds))[n] = pairs[n].second;
+    const Py_ssize_t made = chain_pairs(pairs.items, found, paragraphs, max_gap, word_counts,
+                                        runs, pair_run, dropped);
+    if (made < 0) {
+        PyErr_NoMemory();
+        goto done;
     }
-    result = Py_BuildValue("(NNN)", firsts, seconds, scores);
+    for (Py_ssize_t r = 0; r < made; r++) {
+        order[r] = (run_order){runs[r].length, runs[r].i0, runs[r].j0, r};
+    }
+    qsort(order, (size_t)made, sizeof(run_order), compare_runs);
+    Py_ssize_t claimed = 0;
+    for (Py_ssize_t n = 0; n < made; n++) {
+        const Py_ssize_t r = order[n].run;
+        const run_t *run = &runs[r];
+        if (run->words < min_words) {
+            continue;
+        }
+        int copy_taken = 0, first_taken = 1;
+        for (int64_t k = run->j0; k <= run->j1; k++) {
+            copy_taken |= taken[k];
+        }
+        for (int64_t k = run->i0; k <= run->i1; k++) {
+            first_taken &= taken[k];
+        }
+        if (copy_taken || first_taken) {
+            continue;
+        }
+        for (int64_t k = run->j0; k <= run->j1; k++) {
+            taken[k] = 1;
+        }
+        claimed += run->j1 - run->j0 + 1;
+        PyObject *values[4];
+        for (int what = 0; what < 4; what++) {
+            values[what] = run_values(pairs.items, pair_run, dropped, found, r, what);
+        }
+        PyObject *item = NULL;
+        if (values[0] && values[1] && values[2] && values[3]) {
+            item = Py_BuildValue("(LLLLOOOO)", (long long)run->i0, (long long)run->j0,
+                                 (long long)run->i1, (long long)run->j1, values[0], values[1],
+                                 values[2], values[3]);
+        }
+        for (int what = 0; what < 4; what++) {
+            Py_XDECREF(values[what]);
+        }
+        if (item == NULL || PyList_Append(chosen, item) < 0) {
+            Py_XDECREF(item);
+            goto done;
+        }
+        Py_DECREF(item);
+    }
+    result = Py_BuildValue("(nO)", claimed, chosen);
 done:
-    PyMem_Free(keys);
-    PyMem_Free(pairs);
-    PyMem_Free(heads);
-    PyMem_Free(sizes);
-    PyMem_Free(chain);
+    Py_XDECREF(chosen);
+    PyMem_Free(pairs.items);
+    PyMem_Free(runs);
+    PyMem_Free(pair_run);
+    PyMem_Free(order);
+    PyMem_Free(dropped);
+    PyMem_Free(taken);
     release(v, VIEWS);
     return result;
 }
@@ -1057,7 +1340,7 @@ static PyMethodDef minhash_methods[] = {
     {"hash_word_runs", minhash_hash_word_runs, METH_O, hash_word_runs_doc},
     {"word_runs", minhash_word_runs, METH_O, word_runs_doc},
     {"readable_pieces", minhash_readable_pieces, METH_VARARGS, readable_pieces_doc},
-    {"similar_pairs", minhash_similar_pairs, METH_VARARGS, similar_pairs_doc},
+    {"repeat_runs", minhash_repeat_runs, METH_VARARGS, repeat_runs_doc},
     {"hash_words", minhash_hash_words, METH_VARARGS, hash_words_doc},
     {"shingle_fill", minhash_shingle_fill, METH_VARARGS, shingle_fill_doc},
     {NULL, NULL, 0, NULL},

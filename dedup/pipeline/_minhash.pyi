@@ -38,18 +38,22 @@ def hash_word_runs(text: str, /) -> tuple[bytes, bytes, bytes]:
 def word_runs(text: str, /) -> str:
     """``re.sub(r"[^\\w\\n]+", " ", text)``, in one pass of C."""
 
-def similar_pairs(
+def repeat_runs(
     signatures: npt.NDArray[np.uint32],
     num_perm: int,
     rows: npt.NDArray[np.int64],
     fingerprints: npt.NDArray[np.uint64],
+    word_counts: npt.NDArray[np.int64],
     mix: npt.NDArray[np.uint64],
     salt: int,
     group_limit: int,
     threshold: float,
+    max_gap: int,
+    min_words: int,
     /,
-) -> tuple[bytes, bytes, bytes]:
-    """Pairs of rows sharing a band key, different fingerprints, close enough: i, j, shares."""
+) -> tuple[int, list[tuple[int, int, int, int, list[float], list[int], list[int], list[int]]]]:
+    """Paragraphs claimed, and the runs that claimed them: (i0, j0, i1, j1, shares, matched,
+    copies, dropped)."""
 
 def readable_pieces(text: str, separator: str, dropped: str, /) -> list[str]:
     """The pieces between separators, ``dropped`` removed, whitespace collapsed, those with a

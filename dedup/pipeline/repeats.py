@@ -97,22 +97,7 @@ def _similar_pairs(
     rows = np.flatnonzero(signed)
     if len(rows) < 2:
         return pairs
-    compiled = kernel.compiled
-    if compiled is None:
-        first, second, scores = _near_pairs(fingerprints, signatures, rows, threshold)
-    else:
-        found = compiled.similar_pairs(
-            np.ascontiguousarray(signatures, dtype=np.uint32),
-            signatures.shape[1],
-            rows.astype(np.int64),
-            np.array(fingerprints, dtype=np.uint64),
-            _BAND_MIX,
-            int(_BAND_SALT),
-            _GROUP_LIMIT,
-            threshold,
-        )
-        first, second = (np.frombuffer(part, dtype=np.int64) for part in found[:2])
-        scores = np.frombuffer(found[2], dtype=np.float64)
+    first, second, scores = _near_pairs(fingerprints, signatures, rows, threshold)
     for i, j, score in zip(first.tolist(), second.tolist(), scores.tolist(), strict=True):
         pairs[(i, j)] = score
     return pairs
@@ -124,9 +109,9 @@ def _near_pairs(
     rows: npt.NDArray[np.intp],
     threshold: float,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """What the kernel's ``similar_pairs`` computes, with numpy: the pairs ``(i, j)`` of
-    ``rows`` sharing a band key, with different fingerprints and a share of equal values of
-    at least ``threshold``, sorted, and those shares."""
+    """The near copies among the pairs the kernel's ``repeat_runs`` chains, with numpy: the
+    pairs ``(i, j)`` of ``rows`` sharing a band key, with different fingerprints and a share
+    of equal values of at least ``threshold``, sorted, and those shares."""
     none = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
     # Each band folded into one 64-bit key, so that all bands of all paragraphs are grouped
     # by one sort.
@@ -260,17 +245,26 @@ def find_repeats(
     total = len(fingerprints)
     if total < 2:
         return Repeats([], 0.0, False)
-    runs = _chain(_similar_pairs(fingerprints, signatures, signed, threshold))
-    runs.sort(key=lambda r: (-len(r.sims), r.i0, r.j0))
-    taken = np.zeros(total, dtype=bool)
-    chosen: list[_Run] = []
-    for run in runs:
-        if sum(word_counts[i] for i in run.matched) < MIN_RUN_WORDS:
-            continue
-        if taken[run.j0 : run.j1 + 1].any() or taken[run.i0 : run.i1 + 1].all():
-            continue
-        taken[run.j0 : run.j1 + 1] = True
-        chosen.append(run)
+    compiled = kernel.compiled
+    if compiled is None:
+        chosen, claimed = _chosen_runs(
+            _chain(_similar_pairs(fingerprints, signatures, signed, threshold)), word_counts
+        )
+    else:
+        claimed, found = compiled.repeat_runs(
+            np.ascontiguousarray(signatures, dtype=np.uint32),
+            signatures.shape[1],
+            np.flatnonzero(signed).astype(np.int64),
+            np.array(fingerprints, dtype=np.uint64),
+            np.array(word_counts, dtype=np.int64),
+            _BAND_MIX,
+            int(_BAND_SALT),
+            _GROUP_LIMIT,
+            threshold,
+            MAX_GAP,
+            MIN_RUN_WORDS,
+        )
+        chosen = [_Run(*run) for run in found]
     chosen.sort(key=lambda r: (r.j0, r.i0))
     result = [
         Repeat(
@@ -287,4 +281,21 @@ def find_repeats(
     repeated_words = sum(word_counts[i] for run in counted for i in run.matched + run.dropped)
     unique_words = sum(word_counts) - repeated_words
     doubled = bool(chosen) and repeated_words >= DOUBLED_SHARE * max(unique_words, 1)
-    return Repeats(result, round(float(taken.sum()) / total, 4), doubled)
+    return Repeats(result, round(float(claimed) / total, 4), doubled)
+
+
+def _chosen_runs(runs: list[_Run], word_counts: Sequence[int]) -> tuple[list[_Run], int]:
+    """The runs that claim the paragraphs of their copy, longest first, and how many
+    paragraphs they claim: a run whose matched words are template noise claims nothing, nor
+    one whose copy is claimed already or whose first range is all copies."""
+    runs.sort(key=lambda r: (-len(r.sims), r.i0, r.j0))
+    taken = np.zeros(len(word_counts), dtype=bool)
+    chosen: list[_Run] = []
+    for run in runs:
+        if sum(word_counts[i] for i in run.matched) < MIN_RUN_WORDS:
+            continue
+        if taken[run.j0 : run.j1 + 1].any() or taken[run.i0 : run.i1 + 1].all():
+            continue
+        taken[run.j0 : run.j1 + 1] = True
+        chosen.append(run)
+    return chosen, int(taken.sum())
