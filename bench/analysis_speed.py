@@ -195,8 +195,7 @@ def against_datasketch(docs: list[Document], settings: Settings, rounds: int) ->
 
 STAGES = (
     "extract (HTML to paragraphs)",
-    "words laid out (NFKC, case folding, cut between words)",
-    "words hashed, counted, fingerprinted (the layout included)",
+    "words (NFKC, case folding, cut, hashed, counted, fingerprinted)",
     "paragraph signatures",
     "document signatures",
     "internal repeats",
@@ -206,16 +205,14 @@ STAGES = (
 
 def _stage_pass(docs: list[Document], settings: Settings) -> list[float]:
     """Seconds spent in each of :data:`STAGES` over one pass of the documents."""
-    from dedup.pipeline import repeats, signature
+    from dedup.pipeline import analysis, repeats, signature
 
     spent = [0.0] * len(STAGES)
     for doc in docs:
         ticks = [time.perf_counter()]
         paragraphs = extract_paragraphs(doc.body, doc.fmt, settings.max_paragraphs)
         ticks.append(time.perf_counter())
-        text.document_text(paragraphs)
-        ticks.append(time.perf_counter())
-        words = text.hashed_words(paragraphs)
+        words = analysis.hashed_words(paragraphs, settings)
         ticks.append(time.perf_counter())
         signed = [n >= settings.min_paragraph_words for n in words.counts.tolist()]
         paragraph = signature.shingle_signatures(

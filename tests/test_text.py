@@ -159,8 +159,16 @@ TABLE_TEXT = st.lists(
         alphabet=st.one_of(
             st.characters(max_codepoint=0x7F),
             st.characters(min_codepoint=0x80, max_codepoint=0x058F),
-            st.characters(min_codepoint=0x2000, max_codepoint=0x206F),
-            st.sampled_from(text.COMMON_MARKS + "\u0301\u00a0\u212a\ufb01\u4e00"),
+            st.characters(min_codepoint=0x2000, max_codepoint=0x2BFF),
+            st.characters(min_codepoint=0x3000, max_codepoint=0x9FFF),
+            st.characters(min_codepoint=0xAC00, max_codepoint=0xD7AF),
+            st.characters(min_codepoint=0xF900, max_codepoint=0xFFFF),
+            st.characters(min_codepoint=0x1F300, max_codepoint=0x1FAFF),
+            # marks, compatibility characters and jamo that compose with their neighbours
+            st.sampled_from(
+                text.COMMON_MARKS + "\u0301\u00a0\u212a\ufb01½\u3099\uff76\uff9e\u3131\u314f"
+                "\u1100\u1161\u11a8\ufe0f\u0e01"
+            ),
         ),
         max_size=40,
     ),
@@ -168,7 +176,7 @@ TABLE_TEXT = st.lists(
     max_size=6,
 )
 """Paragraphs mostly of characters the kernel's character table knows, with a few it does
-not (a combining mark, compatibility characters, an ideograph)."""
+not (combining marks, compatibility characters, jamo, Thai)."""
 
 
 def reference_hashed(paragraphs: list[str]) -> tuple[list[int], list[int], list[int]]:

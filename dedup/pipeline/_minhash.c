@@ -1005,8 +1005,9 @@ typedef struct {
     int in_word;
 } word_sink;
 
+/* ``count`` bytes added to the word being made, or to a new one after a space. */
 static inline void
-sink_word_start(word_sink *s)
+sink_bytes(word_sink *s, const unsigned char *from, uint32_t count)
 {
     if (!s->in_word) {
         if (s->line_words) {
@@ -1015,35 +1016,40 @@ sink_word_start(word_sink *s)
         s->start = s->used;
         s->in_word = 1;
     }
+    for (uint32_t b = 0; b < count; b++) {
+        s->joined[s->used++] = from[b];
+    }
 }
 
+/* A character added to the word being made, as UTF-8. */
 static inline void
 sink_char(word_sink *s, Py_UCS4 ch)
 {
-    sink_word_start(s);
-    unsigned char *out = s->joined + s->used;
+    unsigned char out[4];
+    uint32_t count;
     if (ch < 0x80) {
         out[0] = (unsigned char)ch;
-        s->used += 1;
+        count = 1;
     }
     else if (ch < 0x800) {
         out[0] = (unsigned char)(0xC0 | (ch >> 6));
         out[1] = (unsigned char)(0x80 | (ch & 0x3F));
-        s->used += 2;
+        count = 2;
     }
     else if (ch < 0x10000) {
         out[0] = (unsigned char)(0xE0 | (ch >> 12));
         out[1] = (unsigned char)(0x80 | ((ch >> 6) & 0x3F));
         out[2] = (unsigned char)(0x80 | (ch & 0x3F));
-        s->used += 3;
+        count = 3;
     }
     else {
         out[0] = (unsigned char)(0xF0 | (ch >> 18));
         out[1] = (unsigned char)(0x80 | ((ch >> 12) & 0x3F));
         out[2] = (unsigned char)(0x80 | ((ch >> 6) & 0x3F));
         out[3] = (unsigned char)(0x80 | (ch & 0x3F));
-        s->used += 4;
+        count = 4;
     }
+    sink_bytes(s, out, count);
 }
 
 static inline void
@@ -1067,16 +1073,18 @@ sink_line(word_sink *s)
     s->used = 0;
 }
 
-/* Room for the words and lines of ``chars`` characters in ``lines`` lines: a word takes at
- * least one character and a separator, a character at most four bytes of UTF-8. */
+/* Room for the words and lines of ``chars`` characters in ``lines`` lines, when a character
+ * makes at most ``words_each`` words and adds at most ``bytes_each`` bytes of UTF-8 with the
+ * spaces before its words. */
 static int
-sink_open(word_sink *s, Py_ssize_t chars, Py_ssize_t lines)
+sink_open(word_sink *s, Py_ssize_t chars, Py_ssize_t lines, Py_ssize_t words_each,
+          Py_ssize_t bytes_each)
 {
     memset(s, 0, sizeof(*s));
-    s->hashes = PyMem_Malloc((size_t)(chars / 2 + 1) * sizeof(uint64_t));
+    s->hashes = PyMem_Malloc((size_t)(chars * words_each + 1) * sizeof(uint64_t));
     s->counts = PyMem_Malloc((size_t)(lines + 1) * sizeof(int64_t));
     s->prints = PyMem_Malloc((size_t)(lines + 1) * sizeof(uint64_t));
-    s->joined = PyMem_Malloc((size_t)(4 * chars + 1));
+    s->joined = PyMem_Malloc((size_t)(bytes_each * chars + 1));
     if (s->hashes == NULL || s->counts == NULL || s->prints == NULL || s->joined == NULL) {
         PyErr_NoMemory();
         return 0;
@@ -1105,6 +1113,10 @@ sink_result(word_sink *s)
 /* An entry of the character table of table_words: what a character becomes in a word. */
 #define TABLE_GAP 0u
 #define TABLE_UNKNOWN 0xFFFFFFFFu
+#define TABLE_WORD 0x80u   /* a word by itself (a CJK character) */
+#define TABLE_GAPS 0x40u   /* bytes whose spaces lie between words */
+#define TABLE_LENGTH 0x3Fu /* the length of its bytes in the pool */
+#define TABLE_BYTES 8      /* the most bytes an entry adds */
 
 /* One paragraph of table_words into the sink; 0 at the first character the table does not
  * know. Inlined once per string kind, so that each loop reads its kind directly. */
@@ -1112,43 +1124,38 @@ static DEDUP_INLINE int
 table_chars(word_sink *s, int kind, const void *data, Py_ssize_t len,
             const uint32_t *restrict table, Py_ssize_t known, const unsigned char *pool)
 {
-    /* The sink's position is kept in locals: stores through the byte pointer could alias
-     * it, so the compiler would reload it for every character otherwise. */
-    unsigned char *const joined = s->joined;
-    Py_ssize_t used = s->used, start = s->start;
-    int in_word = s->in_word, known_all = 1;
     for (Py_ssize_t i = 0; i < len; i++) {
         const Py_UCS4 ch = PyUnicode_READ(kind, data, i);
         const uint32_t entry = ch < (Py_UCS4)known ? table[ch] : TABLE_UNKNOWN;
+        if (entry == TABLE_UNKNOWN) {
+            return 0;
+        }
         if (entry == TABLE_GAP) {
-            if (in_word) {
-                s->hashes[s->words++] = xxh64(joined + start, (size_t)(used - start));
-                s->line_words++;
-                in_word = 0;
+            sink_gap(s);
+            continue;
+        }
+        const unsigned char *from = pool + (entry >> 8);
+        const uint32_t bytes = entry & TABLE_LENGTH;
+        if (entry & TABLE_GAPS) {
+            for (uint32_t b = 0; b < bytes; b++) {
+                if (from[b] == ' ') {
+                    sink_gap(s);
+                }
+                else {
+                    sink_bytes(s, from + b, 1);
+                }
             }
             continue;
         }
-        if (entry == TABLE_UNKNOWN) {
-            known_all = 0;
-            break;
+        if (entry & TABLE_WORD) {
+            sink_gap(s);
         }
-        if (!in_word) {
-            if (s->line_words) {
-                joined[used++] = ' ';
-            }
-            start = used;
-            in_word = 1;
-        }
-        const unsigned char *from = pool + (entry >> 8);
-        joined[used++] = from[0];
-        for (uint32_t b = 1; b < (entry & 0xFF); b++) {
-            joined[used++] = from[b];
+        sink_bytes(s, from, bytes);
+        if (entry & TABLE_WORD) {
+            sink_gap(s);
         }
     }
-    s->used = used;
-    s->start = start;
-    s->in_word = in_word;
-    return known_all;
+    return 1;
 }
 
 /* The table set by set_char_table: its entries, how many, and the pool they point into. */
@@ -1161,8 +1168,9 @@ PyDoc_STRVAR(set_char_table_doc,
 "--\n\n"
 "Keep a copy of the character table of table_words: ``table`` (uint32, one entry per code\n"
 "point from 0) holds 0 for a character between words, 0xFFFFFFFF for one table_words does\n"
-"not know, else the offset (high 24 bits) and length (low 8 bits, at most 4) in ``pool``\n"
-"of the UTF-8 bytes the character adds to its word.");
+"not know, else the offset (high 24 bits) and length (low 6 bits, 1 to 8) in ``pool`` of\n"
+"the UTF-8 bytes the character adds to its word, 0x80 when they are a word by themselves\n"
+"and 0x40 when their spaces lie between words.");
 
 static PyObject *
 minhash_set_char_table(PyObject *Py_UNUSED(module), PyObject *args)
@@ -1177,8 +1185,8 @@ minhash_set_char_table(PyObject *Py_UNUSED(module), PyObject *args)
     for (Py_ssize_t c = 0; fits && c < known; c++) {
         const uint32_t entry = entries[c];
         fits = entry == TABLE_GAP || entry == TABLE_UNKNOWN
-               || ((entry & 0xFF) >= 1 && (entry & 0xFF) <= 4
-                   && (Py_ssize_t)(entry >> 8) + (entry & 0xFF) <= pool.len);
+               || ((entry & TABLE_LENGTH) >= 1 && (entry & TABLE_LENGTH) <= TABLE_BYTES
+                   && (Py_ssize_t)(entry >> 8) + (entry & TABLE_LENGTH) <= pool.len);
     }
     uint32_t *copied = fits ? PyMem_Malloc(table.len ? (size_t)table.len : 1) : NULL;
     unsigned char *copied_pool = fits ? PyMem_Malloc(pool.len ? (size_t)pool.len : 1) : NULL;
@@ -1240,7 +1248,8 @@ minhash_table_words(PyObject *Py_UNUSED(module), PyObject *paragraphs)
     const Py_ssize_t known = char_table_known;
     word_sink s;
     PyObject *result = NULL;
-    if (!sink_open(&s, chars, count)) {
+    /* ``½`` makes two words of one character: TABLE_BYTES bytes with a space before each */
+    if (!sink_open(&s, chars, count, TABLE_BYTES / 2, 2 * TABLE_BYTES)) {
         goto done;
     }
     const unsigned char *bytes = char_pool;
@@ -1316,7 +1325,8 @@ minhash_hash_word_runs(PyObject *Py_UNUSED(module), PyObject *text)
     }
     word_sink s;
     PyObject *result = NULL;
-    if (sink_open(&s, len + 1, lines + 1)) {
+    /* a word takes a character and the one after it; a character four bytes and a space */
+    if (sink_open(&s, len + 1, lines + 1, 1, 5)) {
         switch (kind) {
         case PyUnicode_1BYTE_KIND:
             run_chars(&s, PyUnicode_1BYTE_KIND, data, len);

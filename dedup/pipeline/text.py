@@ -167,12 +167,30 @@ def plain_hashed_words(paragraphs: Sequence[str]) -> HashedWords | None:
     return None if found is None else _kernel_words(found)
 
 
-TABLE_RANGES = ((0x0000, 0x0590), (0x2000, 0x2070))
+TABLE_RANGES = (
+    (0x0000, 0x0590),
+    (0x2000, 0x2C00),
+    (0x3000, 0x3130),
+    (0x3400, 0x4DC0),
+    (0x4E00, 0xA000),
+    (0xAC00, 0xD7A4),
+    (0xF900, 0xFB00),
+    (0xFE30, 0x10000),
+    (0x1F300, 0x1FB00),
+)
 """Code points :func:`char_table` may know: Latin, IPA, Greek, Cyrillic and Armenian letters,
-and general punctuation. Scripts with marks that compose with the letter before them (the
-Indic ones, Hangul) and CJK text stay with the whole-text path."""
+punctuation and symbols, kana, bopomofo, ideographs, Hangul syllables, full and half width
+and small forms, emoji.
+Scripts whose letters compose with the letter before them or are written without spaces
+(Hangul jamo, the Indic scripts, Thai) stay with the whole-text path."""
 _TABLE_GAP = 0
 _TABLE_UNKNOWN = 0xFFFFFFFF
+_TABLE_WORD = 0x80
+"""Flag of an entry that is a word by itself (an ideograph, a kana, a Hangul syllable)."""
+_TABLE_GAPS = 0x40
+"""Flag of an entry whose bytes hold spaces, which lie between words (``½`` is ``1⁄2``)."""
+_TABLE_BYTES = 8
+"""Most bytes an entry adds (the kernel makes room for as many per character)."""
 
 
 @functools.cache
@@ -180,42 +198,82 @@ def char_table() -> tuple[bytes, bytes]:
     """What each character of :data:`TABLE_RANGES` becomes in the words, for the kernel to cut
     and fold text without :func:`document_text`, decided here by the rule itself.
 
-    A character is known when NFKC leaves it as it is and it is not a combining mark (so no
-    neighbour composes with it or reorders around it, and NFKC leaves a text of such
-    characters whole), and case folding (which looks at one character at a time) makes it
-    only word characters, which it adds to its word, or none, so that it lies between words;
-    :data:`COMMON_MARKS` lie between words. Returns the table (uint32, one entry per code
-    point from 0: 0 between words, 0xFFFFFFFF unknown, else the offset and length of the
-    UTF-8 bytes of its folded form in the pool, shifted by 8 and in the low 8 bits) and the
-    pool.
+    A character is known when NFKC leaves it, and text around it, as they are (:func:`_plain`)
+    or makes it such characters; case folding (which looks at one character at a time) then
+    makes it word characters, which it adds to its word (or a word by itself, one CJK
+    character), or characters between words, or some of both (``½`` is ``1⁄2``: a ``1`` that
+    ends the word before, and a ``2`` that starts the next). :data:`COMMON_MARKS` lie
+    between words. Returns the table (uint32, one entry per code
+    point from 0: 0 between words, 0xFFFFFFFF unknown, else the offset of the UTF-8 bytes of
+    its folded form in the pool shifted by 8, :data:`_TABLE_WORD` for a word by itself,
+    :data:`_TABLE_GAPS` for bytes with spaces between words, and the bytes' length, 1 to
+    :data:`_TABLE_BYTES`) and the pool.
     """
     table = np.full(TABLE_RANGES[-1][1], _TABLE_UNKNOWN, dtype=np.uint32)
     pool = bytearray()
     for low, high in TABLE_RANGES:
+        block = "".join(map(chr, range(low, high)))
+        if _whole_words(block):  # ideographs and syllables, thousands of them: all at once
+            lengths = np.array([len(c.encode()) for c in block], dtype=np.uint32)
+            offsets = len(pool) + np.cumsum(lengths, dtype=np.uint32) - lengths
+            table[low:high] = offsets << np.uint32(8) | _TABLE_WORD | lengths
+            pool += block.encode()
+            continue
         for code in range(low, high):
-            char = chr(code)
-            folded = char.casefold()
-            if char in COMMON_MARKS or not _WORD_CHAR_RE.search(folded):
-                known = char in COMMON_MARKS or _is_plain(char)
-                table[code] = _TABLE_GAP if known else _TABLE_UNKNOWN
-            elif _is_plain(char) and _WORD_CHAR_RE.fullmatch(folded):
-                data = folded.encode()
-                if len(data) <= 4:
-                    table[code] = len(pool) << 8 | len(data)
-                    pool += data
+            entry = _table_entry(chr(code))
+            if entry is None:
+                continue
+            flags, data = entry
+            table[code] = _TABLE_GAP
+            if data.strip():
+                table[code] = len(pool) << 8 | flags | len(data)
+                pool += data
     return table.tobytes(), bytes(pool)
 
 
-_WORD_CHAR_RE = re.compile(r"\w+")
-
-
-def _is_plain(char: str) -> bool:
-    """Whether NFKC leaves a character, and text around it, as they are: not a combining mark,
-    its own normal form, and not CJK."""
+def _whole_words(block: str) -> bool:
+    """Whether every character of a block is a word by itself that NFKC and case folding
+    leave as it is: what :func:`_table_entry` finds of each, found faster."""
     return (
-        not unicodedata.category(char).startswith("M")
+        block.isalpha()  # no combining marks, nor unassigned code points
+        and block.casefold() == block
+        and _CJK_BLOCK_RE.fullmatch(block) is not None
+        and all(unicodedata.is_normalized("NFKC", c) for c in block)
+    )
+
+
+_CJK_BLOCK_RE = re.compile(f"[{_CJK}]*")
+
+
+def _table_entry(char: str) -> tuple[int, bytes] | None:
+    """What :func:`char_table` says of one character: its flags and the UTF-8 bytes it adds
+    to the words, spaces where it lies between words, or None when it is unknown."""
+    if char in COMMON_MARKS:
+        return 0, b""
+    normal = unicodedata.normalize("NFKC", char)
+    if not all(map(_plain, normal)):
+        return None
+    folded = normal.casefold()
+    found = WORD_RE.findall(folded)
+    if found == [folded]:
+        data = folded.encode()
+        cjk = _CJK_RE.match(folded) is not None
+        return (_TABLE_WORD if cjk else 0, data) if len(data) <= _TABLE_BYTES else None
+    if _CJK_RE.search(folded):  # several words by themselves
+        return None
+    laid = _NON_WORD_RE.sub(" ", folded).encode()
+    return (_TABLE_GAPS, laid) if len(laid) <= _TABLE_BYTES else None
+
+
+def _plain(char: str) -> bool:
+    """Whether NFKC leaves a character in :data:`TABLE_RANGES`, and text around it, as they
+    are: it is not a combining mark, it is its own normal form, and no letter of these ranges
+    composes with the one before it (those of Hangul jamo and the Indic scripts lie outside)."""
+    code = ord(char)
+    return (
+        any(low <= code < high for low, high in TABLE_RANGES)
+        and not unicodedata.category(char).startswith("M")
         and unicodedata.normalize("NFKC", char) == char
-        and not _CJK_RE.match(char)
     )
 
 
