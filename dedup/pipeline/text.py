@@ -188,7 +188,7 @@ _TABLE_UNKNOWN = 0xFFFFFFFF
 _TABLE_WORD = 0x80
 """Flag of an entry that is a word by itself (an ideograph, a kana, a Hangul syllable)."""
 _TABLE_GAPS = 0x40
-"""Flag of an entry whose bytes hold spaces, which lie between words (``½`` is ``1⁄2``)."""
+"""Flag of an entry whose bytes hold spaces, which lie between words (``½``: 1, space, 2)."""
 _TABLE_BYTES = 8
 """Most bytes an entry adds (the kernel makes room for as many per character)."""
 
@@ -201,13 +201,14 @@ def char_table() -> tuple[bytes, bytes]:
     A character is known when NFKC leaves it, and text around it, as they are (:func:`_plain`)
     or makes it such characters; case folding (which looks at one character at a time) then
     makes it word characters, which it adds to its word (or a word by itself, one CJK
-    character), or characters between words, or some of both (``½`` is ``1⁄2``: a ``1`` that
-    ends the word before, and a ``2`` that starts the next). :data:`COMMON_MARKS` lie
-    between words. Returns the table (uint32, one entry per code
-    point from 0: 0 between words, 0xFFFFFFFF unknown, else the offset of the UTF-8 bytes of
-    its folded form in the pool shifted by 8, :data:`_TABLE_WORD` for a word by itself,
-    :data:`_TABLE_GAPS` for bytes with spaces between words, and the bytes' length, 1 to
-    :data:`_TABLE_BYTES`) and the pool.
+    character), or characters between words, or some of both (NFKC makes ``½`` a 1, a
+    fraction slash and a 2: a 1 that ends the word before, a 2 that starts the next).
+    :data:`COMMON_MARKS` lie between words.
+
+    Returns the table (uint32, one entry per code point from 0: 0 between words, 0xFFFFFFFF
+    unknown, else the offset of the UTF-8 bytes of its folded form in the pool shifted by 8,
+    :data:`_TABLE_WORD` for a word by itself, :data:`_TABLE_GAPS` for bytes with spaces
+    between words, and the bytes' length, 1 to :data:`_TABLE_BYTES`) and the pool.
     """
     table = np.full(TABLE_RANGES[-1][1], _TABLE_UNKNOWN, dtype=np.uint32)
     pool = bytearray()
