@@ -424,12 +424,13 @@ group_keys(key_groups *g, const uint64_t *keys, Py_ssize_t stride, Py_ssize_t to
     while (g->capacity < 2 * total) {
         g->capacity *= 2;
     }
-    g->heads = PyMem_Malloc((size_t)g->capacity * sizeof(Py_ssize_t));
-    g->sizes = PyMem_Calloc((size_t)g->capacity, sizeof(Py_ssize_t));
+    /* one block: the sizes (zeroed), then the heads */
+    g->sizes = PyMem_Calloc(2 * (size_t)g->capacity, sizeof(Py_ssize_t));
     g->chain = PyMem_Malloc(total ? (size_t)total * sizeof(Py_ssize_t) : 1);
-    if (g->heads == NULL || g->sizes == NULL || g->chain == NULL) {
+    if (g->sizes == NULL || g->chain == NULL) {
         return 0;
     }
+    g->heads = g->sizes + g->capacity;
     *shared = 0;
     for (Py_ssize_t e = 0; e < total; e++) {
         const uint64_t key = keys[e * stride];
@@ -448,7 +449,6 @@ group_keys(key_groups *g, const uint64_t *keys, Py_ssize_t stride, Py_ssize_t to
 static void
 free_groups(key_groups *g)
 {
-    PyMem_Free(g->heads);
     PyMem_Free(g->sizes);
     PyMem_Free(g->chain);
 }
@@ -565,25 +565,23 @@ typedef struct {
     Py_ssize_t length, words;
 } run_t;
 
-/* A run's place in the order in which runs claim paragraphs: longest first, then by where
- * they start. */
+/* A run's place in the order in which runs claim paragraphs: by its key, the number of its
+ * pairs negated (longest first), then where it starts, i0 and j0. */
 typedef struct {
-    Py_ssize_t length;
-    int64_t i0, j0;
+    int64_t key[3];
     Py_ssize_t run;
 } run_order;
 
 static int
 compare_runs(const void *x, const void *y)
 {
-    const run_order *a = x, *b = y;
-    if (a->length != b->length) {
-        return a->length > b->length ? -1 : 1;
+    const int64_t *a = ((const run_order *)x)->key, *b = ((const run_order *)y)->key;
+    for (int k = 0; k < 3; k++) {
+        if (a[k] != b[k]) {
+            return a[k] < b[k] ? -1 : 1;
+        }
     }
-    if (a->i0 != b->i0) {
-        return a->i0 < b->i0 ? -1 : 1;
-    }
-    return (a->j0 > b->j0) - (a->j0 < b->j0);
+    return 0;
 }
 
 /* The pairs (sorted) chained into runs as repeats._chain does: a pair continues the longest
@@ -768,7 +766,7 @@ minhash_repeat_runs(PyObject *Py_UNUSED(module), PyObject *args)
         goto done;
     }
     for (Py_ssize_t r = 0; r < made; r++) {
-        order[r] = (run_order){runs[r].length, runs[r].i0, runs[r].j0, r};
+        order[r] = (run_order){{-(int64_t)runs[r].length, runs[r].i0, runs[r].j0}, r};
     }
     qsort(order, (size_t)made, sizeof(run_order), compare_runs);
     Py_ssize_t claimed = 0;
@@ -921,40 +919,57 @@ PyDoc_STRVAR(word_runs_doc,
 "``re.sub(r\"[^\\w\\n]+\", \" \", text)``: every run of characters that are neither word\n"
 "characters nor line breaks becomes one space.");
 
+/* The characters of a str argument; 0 with a TypeError naming ``function`` otherwise. */
+typedef struct {
+    Py_ssize_t len;
+    int kind;
+    const void *data;
+} text_view;
+
+static int
+view_text(PyObject *text, const char *function, text_view *view)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "%s: text must be a str", function);
+        return 0;
+    }
+    view->len = PyUnicode_GET_LENGTH(text);
+    view->kind = PyUnicode_KIND(text);
+    view->data = PyUnicode_DATA(text);
+    return 1;
+}
+
 static PyObject *
 minhash_word_runs(PyObject *Py_UNUSED(module), PyObject *text)
 {
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "word_runs: text must be a str");
+    text_view view;
+    if (!view_text(text, "word_runs", &view)) {
         return NULL;
     }
-    const Py_ssize_t len = PyUnicode_GET_LENGTH(text);
-    const int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    char *out = PyMem_Malloc(len ? (size_t)(len * kind) : 1);
+    char *out = PyMem_Malloc(view.len ? (size_t)(view.len * view.kind) : 1);
     if (out == NULL) {
         return PyErr_NoMemory();
     }
     Py_ssize_t used = 0;
     int gap = 0;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        const Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+    for (Py_ssize_t i = 0; i < view.len; i++) {
+        const Py_UCS4 ch = PyUnicode_READ(view.kind, view.data, i);
         if (ch == '\n' || ch == '_' || is_alnum(ch)) {
             if (gap) {
-                PyUnicode_WRITE(kind, out, used++, ' ');
+                PyUnicode_WRITE(view.kind, out, used++, ' ');
                 gap = 0;
             }
-            PyUnicode_WRITE(kind, out, used++, ch);
+            PyUnicode_WRITE(view.kind, out, used++, ch);
         }
         else {
             gap = 1;
         }
     }
     if (gap) {
-        PyUnicode_WRITE(kind, out, used++, ' ');
+        PyUnicode_WRITE(view.kind, out, used++, ' ');
     }
     /* made anew from the characters, so that its kind is the smallest that holds them */
-    PyObject *result = PyUnicode_FromKindAndData(kind, out, used);
+    PyObject *result = PyUnicode_FromKindAndData(view.kind, out, used);
     PyMem_Free(out);
     return result;
 }
@@ -1309,13 +1324,13 @@ PyDoc_STRVAR(hash_word_runs_doc,
 static PyObject *
 minhash_hash_word_runs(PyObject *Py_UNUSED(module), PyObject *text)
 {
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "hash_word_runs: text must be a str");
+    text_view view;
+    if (!view_text(text, "hash_word_runs", &view)) {
         return NULL;
     }
-    const Py_ssize_t len = PyUnicode_GET_LENGTH(text);
-    const int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
+    const Py_ssize_t len = view.len;
+    const int kind = view.kind;
+    const void *data = view.data;
     Py_ssize_t lines = 0;
     for (Py_ssize_t i = 0; i < len; i++) {
         lines += PyUnicode_READ(kind, data, i) == '\n';
