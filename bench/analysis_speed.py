@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench import corpus as corpus_
-from dedup.pipeline import text
+from dedup.pipeline import kernel, text
 from dedup.pipeline.analysis import Analysis, analyse
 from dedup.pipeline.document import Document
 from dedup.pipeline.extract import extract_paragraphs
@@ -272,7 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stages", action="store_true", help="with --against-datasketch: time each step too"
     )
+    parser.add_argument(
+        "--numpy", action="store_true", help="switch the compiled kernel off: the numpy path"
+    )
     args = parser.parse_args(argv)
+    if args.numpy:
+        kernel.compiled = None  # type: ignore[assignment]
     settings = Settings()
     if args.against_datasketch:
         real = [d for d in documents(args.corpus, 0) if d.doc_id.startswith("real-")]
