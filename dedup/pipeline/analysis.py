@@ -82,8 +82,9 @@ def paragraph_pieces(words: npt.NDArray[np.uint64]) -> tuple[int, ...]:
 def hashed_words(paragraphs: list[str], settings: Settings) -> text.HashedWords:
     """The words of every paragraph hashed, counted and fingerprinted: in one kernel call
     (:func:`dedup.pipeline.text.hashed_words`), unless ``script_words`` must split some of
-    them by script (:func:`split_words`). Text that is ASCII but for common punctuation holds
-    no such script, so it is hashed before they are looked for."""
+    them by script (:func:`split_words`). Text written only in characters the kernel's table
+    knows (:func:`dedup.pipeline.text.char_table`) holds no such script, so it is hashed
+    before they are looked for."""
     found = text.plain_hashed_words(paragraphs)
     if found is not None:
         return found

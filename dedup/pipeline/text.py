@@ -155,8 +155,8 @@ def hashed_words(paragraphs: Sequence[str]) -> HashedWords:
 
 
 def plain_hashed_words(paragraphs: Sequence[str]) -> HashedWords | None:
-    """:func:`hashed_words` of paragraphs written only in characters of :func:`char_table`
-    (most pages: ASCII, European letters, common punctuation), in one kernel pass over the
+    """:func:`hashed_words` of paragraphs written only in characters :func:`char_table` knows
+    (most pages: ASCII, European letters, punctuation, CJK text), in one kernel pass over the
     paragraphs themselves, with no folded or laid-out text made. None for other text, or
     without the kernel."""
     compiled = kernel.compiled
@@ -180,9 +180,8 @@ TABLE_RANGES = (
 )
 """Code points :func:`char_table` may know: Latin, IPA, Greek, Cyrillic and Armenian letters,
 punctuation and symbols, kana, bopomofo, ideographs, Hangul syllables, full and half width
-and small forms, emoji.
-Scripts whose letters compose with the letter before them or are written without spaces
-(Hangul jamo, the Indic scripts, Thai) stay with the whole-text path."""
+and small forms, emoji. Scripts whose letters compose with the letter before them or are
+written without spaces (Hangul jamo, the Indic scripts, Thai) stay with the whole-text path."""
 _TABLE_GAP = 0
 _TABLE_UNKNOWN = 0xFFFFFFFF
 _TABLE_WORD = 0x80
