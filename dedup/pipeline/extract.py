@@ -102,7 +102,7 @@ _TOKEN = re.compile(
     rf"(?:(?<=(?P<open><))(?:(?P<counted>{_any_case(_COUNTED)})|(?P<kept>/?{_KEPT_NAME}))"
     rf"{_END}(?P<attributes>{_ATTRS})(?P<close>>)"
     rf"|{'|'.join(_raw_text(name) for name in _RAW_TEXT)}"
-    rf"|(?P<link>/?[aA]){_END}{_ATTRS}(?:>|\Z)"
+    rf"|(?P<link>/?[aA]){_END}(?P<link_attributes>{_ATTRS})(?:>|\Z)"
     rf"|/?[A-Za-z]{_ATTRS}(?:>|\Z)"
     r"|!--(?:-?>|.*?(?:--!?>|\Z))|[!?][^>]*+(?:>|\Z)|/(?![A-Za-z])[^>]*+(?:>|\Z))",
     re.DOTALL,
@@ -110,11 +110,15 @@ _TOKEN = re.compile(
 """Markup to rewrite. Its groups spell what is left of a match: a kept tag without its
 attributes (``open``, the name of a counted element's start tag in ``counted`` or of any other
 kept tag in ``kept``, the ``attributes``, which are replaced by a hint, ``close``) or a link's
-tag (``link``, replaced by a mark); the rest goes. Other kept tags without attributes fail at
-once, so most of ``split``'s time is scanning."""
+tag (``link``, replaced by a mark when ``link_attributes`` make it a link); the rest goes.
+Other kept tags without attributes fail at once, so most of ``split``'s time is scanning."""
 _COUNTED_NAMES = _group(_TOKEN, "counted")
 _ATTRIBUTES = _group(_TOKEN, "attributes")
 _LINK_TAGS = _group(_TOKEN, "link")
+_LINK_ATTRIBUTES = _group(_TOKEN, "link_attributes")
+_HREF = re.compile(r"(?:^|[\s/\"'])[hH][rR][eE][fF][\t\n\f\r ]*=")
+"""An ``<a>`` without ``href`` is no link but a placeholder, often a named anchor written
+``<a name="top"/>``, which HTML leaves open: its "link text" would run to the page's end."""
 _HINT = "(?: [a-z])?"
 """What the rewrite may write after a kept tag's name: a hint (:class:`~.content.Hint`)."""
 _GLUED = re.compile(rf"<(?=[A-Za-z/!?])(?!/?{_KEPT_NAME}{_HINT}>)")
@@ -286,13 +290,24 @@ def _rewrite(html: str, hints: bool = False) -> str:
         if hints
         else [None] * len(counted)
     )
-    parts[_LINK_TAGS] = [content.LINK_MARKS.get(tag) if tag else None for tag in parts[_LINK_TAGS]]
+    parts[_LINK_TAGS] = [
+        _link_mark(tag, attrs) if tag else None
+        for tag, attrs in zip(parts[_LINK_TAGS], parts[_LINK_ATTRIBUTES], strict=True)
+    ]
+    parts[_LINK_ATTRIBUTES] = [None] * len(counted)
     html = "".join(filter(None, parts))
     if glued:
         html = _GLUED.sub("&lt;", html)
     if len(counted) - counted.count(None) > _MAX_DEPTH:
         html = _flatten(html)
     return html
+
+
+def _link_mark(tag: str, attrs: str) -> str | None:
+    """The mark for a link's start or end tag; none for the start of an ``<a>`` without href."""
+    if tag[0] != "/" and _HREF.search(attrs[: content.MAX_ATTRIBUTES]) is None:
+        return None
+    return content.LINK_MARKS[tag]
 
 
 def _split_pre(match: re.Match[str]) -> str:
