@@ -165,6 +165,14 @@ GRAPHIC_CHARS = 12
 """Characters per piece under which such a block is labels."""
 MAYBE_PROSE = 0.2
 """Share of the page's prose from which a container with a weak template name is kept."""
+UNSURE = 0.3
+"""Share of the page's prose under which the chosen block is one part of spread content."""
+SPREAD = 2 / 3
+"""Share of the page's prose the block taken instead of an unsure choice holds."""
+SPREAD_LINKS = 0.35
+"""Share of link text from which that block is a page of teasers, and the choice stays."""
+SPREAD_ANCHORS = 3
+"""Links per prose piece it adds to the choice from which that block is teasers too."""
 
 
 def is_page(html: str) -> bool:
@@ -443,6 +451,35 @@ def _choose(candidates: list[_Block]) -> _Block:
     return top
 
 
+def _unpruned(order: list[_Block]) -> int:
+    """Characters of prose in the page outside pruned blocks."""
+    return sum(block.good - block.pruned_good for block in order if block.parent is None)
+
+
+def _widen(top: _Block, prose: int) -> _Block:
+    """The block holding the page's content when the chosen one holds little of its prose.
+
+    Scores favour the longest block, and some pages spread their content over many blocks
+    that no single one dominates: a forum thread's posts, a blog's front page, a table
+    layout's rows and cells. When the choice holds under ``UNSURE`` of the page's prose
+    (outside pruned blocks), its smallest ancestor holding ``SPREAD`` of it is taken instead
+    (the outermost below the page when none does), unless that ancestor's text is largely
+    links, or what it adds has several links per piece of prose: then the rest of the prose is
+    teasers around a short article, and the choice stays.
+    """
+    if top.good - top.pruned_good >= UNSURE * prose:
+        return top
+    block = top
+    while block.parent is not None and block.parent.tag not in _PAGE_LEVEL:
+        block = block.parent
+        if block.good - block.pruned_good >= SPREAD * prose:
+            break
+    added = max(block.goods - top.goods, 1)
+    if block is top or block.links >= SPREAD_LINKS * block.chars:
+        return top
+    return block if block.anchors - top.anchors < SPREAD_ANCHORS * added else top
+
+
 def select_main(root: LexborNode) -> None:
     """Remove from the tree everything but the page's main content (nothing when unsure)."""
     order, pieces = _blocks_and_pieces(root)
@@ -450,7 +487,7 @@ def select_main(root: LexborNode) -> None:
     candidates = _score(pieces)
     if not candidates or candidates[0].score <= 0:
         return
-    top = _choose(candidates)
+    top = _widen(_choose(candidates), _unpruned(order))
     kept = [top]
     parent = top.parent
     if parent is not None:
