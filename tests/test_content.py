@@ -266,3 +266,63 @@ def test_tables_and_lists_of_short_items_are_kept() -> None:
     lines = [str(cell) for cell in cells] + ["Oak", "Ash", "Elm"] * 3
     expected = expected_article()[:2] + lines + expected_article()[2:]
     assert expected == paragraphs_from_html(page(f"<article>{body}</article>"))
+
+
+def test_named_anchor_left_open_does_not_make_the_article_link_text() -> None:
+    """``<a name="top"/>`` stays open in HTML but is no link: the article after it is prose."""
+    body = "".join(f"<p>{p}</p>" for p in ARTICLE)
+    blurb = (
+        "<div><p>About this paper: news of the valley, written by its people, since 1921, "
+        "and read in every village.</p></div>"
+    )
+    html = page(f"{blurb}<a name='top'/><div>{body}</div>")
+    assert expected_article() == paragraphs_from_html(html)
+
+
+POSTS = [
+    "My old laptop still runs the simulator fine, with the detail turned down a little.",
+    "I upgraded the memory last winter and the frame rate doubled, which surprised me.",
+    "Same card here, but the fan is loud, so I keep the case open in the summer months.",
+    "Does the new version still support the joystick I bought in 2003, does anyone know?",
+    "It does, I use one every day, you only need the driver from the maker's own page.",
+    "Mine stutters over big airports at night, with the traffic slider set to the full.",
+    "Turn the shadows off, they cost more than anything else on older cards, I found.",
+    "Thanks, that fixed it for me too, and the clouds look just as good as they did.",
+    "I run it on a desktop from 2001 and it is fine, as long as I keep the view simple.",
+    "The sound drops out now and then on mine, has that happened to anyone else here?",
+    "Yes, a newer driver for the sound card cured it, after a week of trying other things.",
+]
+LONG_POST = (
+    "Here is my whole setup, since you asked: a tower I built myself in 2004, with a fast "
+    "processor, a gigabyte of memory, a large disk split in two, and a graphics card that cost "
+    "more than everything else together; it flies the big jets into busy airports, day or "
+    "night, at twenty frames a second or more, which is plenty for me, and it stays quiet."
+)
+
+
+def test_forum_thread_spread_over_posts_is_kept_whole() -> None:
+    """A thread whose posts are rows of a table, none of them most of the page's prose, is
+    kept whole, not cut down to its longest post."""
+    posts = [LONG_POST, *POSTS]
+    rows = "".join(
+        f"<tr><td><a href='/u/{n}'>member{n}</a><br>Posted: 2 Feb 2005</td><td><p>{post}</p>"
+        f"</td></tr>"
+        for n, post in enumerate(posts)
+    )
+    html = page(f"<table><tr><td><h1>What do you fly on?</h1></td></tr>{rows}</table>")
+    kept = paragraphs_from_html(html)
+    assert all(post in kept for post in posts)
+    assert not any("Section" in p or "teaser" in p for p in kept)
+
+
+def test_teasers_around_a_short_article_stay_out() -> None:
+    """A short article beside teasers holding most of the page's prose stays alone: the
+    teasers are links with a line each, not content spread over blocks."""
+    teasers = "".join(
+        f"<div><a href='/s/{n}'>Headline {n}</a> <a href='/t/{n}'>Politics</a> "
+        f"<a href='/a/{n}'>By someone</a><p>A summary of another story number {n}</p></div>"
+        for n in range(24)
+    )
+    article = "<article>" + "".join(f"<p>{p}</p>" for p in ARTICLE[:3]) + "</article>"
+    html = page(f"<div>{article}<div>{teasers}</div></div>")
+    assert expected_article()[:3] == paragraphs_from_html(html)
