@@ -326,3 +326,38 @@ def test_teasers_around_a_short_article_stay_out() -> None:
     article = "<article>" + "".join(f"<p>{p}</p>" for p in ARTICLE[:3]) + "</article>"
     html = page(f"<div>{article}<div>{teasers}</div></div>")
     assert expected_article()[:3] == paragraphs_from_html(html)
+
+
+def test_flat_page_spread_over_the_body_is_kept_whole() -> None:
+    """A page whose posts sit right under ``<body>``, with no wrapper, keeps them all."""
+    posts = [LONG_POST, *POSTS]
+    body = "".join(
+        f"<div><a href='/u/{n}'>member{n}</a> wrote:</div><div><p>{post}</p></div>"
+        for n, post in enumerate(posts)
+    )
+    html = f"<html><body><h1>What do you fly on?</h1>{body}</body></html>"
+    kept = paragraphs_from_html(html)
+    assert all(post in kept for post in posts)
+
+
+def test_copyright_notice_is_not_the_content_of_a_short_page() -> None:
+    """On a page of short lines, the footer's copyright notice, its one long line, is not
+    taken for the content: the page's lines are kept."""
+    lines = ["Members only", "Sign in to read", "Forgot your password?"]
+    html = (
+        "<html><body><div>" + "".join(f"<p>{line}</p>" for line in lines) + "</div>"
+        "<div><p>© 2006 The Association of Valley Gardeners, all rights reserved.</p></div>"
+        "</body></html>"
+    )
+    assert lines == paragraphs_from_html(html)[:3]
+
+
+def test_sentence_about_copyright_is_prose() -> None:
+    """Only a notice's own start makes one: an article about copyright is an article."""
+    article = [
+        "Copyright law protects the songs of the band, the court said on Tuesday afternoon.",
+        "All rights reserved by the label were returned to the singer after a long dispute.",
+        *ARTICLE[:2],
+    ]
+    html = page("<article>" + "".join(f"<p>{p}</p>" for p in article) + "</article>")
+    assert [*article[:2], *expected_article()[:2]] == paragraphs_from_html(html)

@@ -136,12 +136,18 @@ _PIECE_WEIGHT = {"li": 0.5, "dd": 0.5, "dt": 0.5, "th": 0.5}
 _PIECE_WEIGHT |= dict.fromkeys(("h1", "h2", "h3", "h4", "h5", "h6"), 0.0)
 """List items weigh less than prose; headings do not count."""
 _PAGE_LEVEL = frozenset({"html", "body", "head", "-document"})
+_OUTSIDE_BODY = _PAGE_LEVEL - {"body"}
 _IDEOGRAPHS = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _DIGIT = re.compile(r"\d")
 _CELLS = frozenset({"td", "th", "li", "dt", "dd"})
 """Where short numbers are data a reader reads (a table, a list), not a chart's labels."""
 _COMMA = re.compile(r"[,\u060c\uff0c\u3001]")
 _MARKS = re.compile(f"([{LINK_START}{LINK_END}])")
+_NOTICE = re.compile(r"\W*(?:©|\(c\)|copyright\W*(?:©|\(c\)|(?:19|20)[0-9][0-9]))")
+"""A copyright notice's start ("Copyright 2006", "© 2006", "(c) 2006"); a sentence about
+copyright does not start so."""
+MAX_NOTICE = 300
+"""Characters from which a piece is no copyright notice."""
 
 _UNMARKED = 0
 """Neither kept nor above a kept block: a block goes where its parent goes, so it is removed
@@ -252,10 +258,12 @@ class _Block:
 class _Piece:
     """A text node: its block, its text and how much of it is link text."""
 
-    __slots__ = ("block", "chars", "links", "node", "text")
+    __slots__ = ("block", "chars", "links", "node", "notice", "text")
 
     def __init__(self, block: _Block, node: LexborNode, text: str, chars: int, links: int):
         self.block, self.node, self.text, self.chars, self.links = block, node, text, chars, links
+        self.notice = chars >= MIN_PIECE and _notice(text)
+        """A copyright notice: no prose to score the blocks above it, though kept with them."""
 
 
 def _blocks_and_pieces(root: LexborNode) -> tuple[list[_Block], list[_Piece]]:
@@ -294,6 +302,14 @@ def _blocks_and_pieces(root: LexborNode) -> tuple[list[_Block], list[_Piece]]:
     return order, pieces
 
 
+def _notice(text: str) -> bool:
+    """Whether a piece is a copyright notice: the same line under every page of a site (only
+    the year changes), which must not make its footer the page's best block where the page
+    has little other text. Notices are short: a long piece starting with one is a credit
+    run into a paragraph."""
+    return len(text) <= MAX_NOTICE and _NOTICE.match(text.lower()) is not None
+
+
 def _length(text: str) -> int:
     """Characters of a piece of text, an ideograph or syllable counting as three letters (it
     carries about as much as a short word), so that Chinese, Japanese and Korean prose weighs
@@ -319,7 +335,7 @@ def _sum_up(order: list[_Block], pieces: list[_Piece]) -> int:
         if not block.cell:
             block.count += 1
             block.numbers += _DIGIT.search(piece.text) is not None
-        if piece.chars >= MIN_PIECE and piece.links < 0.5 * piece.chars:
+        if piece.chars >= MIN_PIECE and piece.links < 0.5 * piece.chars and not piece.notice:
             block.good += piece.chars
             block.goods += 1
     for block in reversed(order):
@@ -386,7 +402,7 @@ def _score(pieces: list[_Piece]) -> list[_Block]:
     candidates: list[_Block] = []
     for piece in pieces:
         block = piece.block
-        if piece.chars < MIN_PIECE or block.pruned:
+        if piece.chars < MIN_PIECE or block.pruned or piece.notice:
             continue
         weight = _PIECE_WEIGHT.get(block.tag, 1.0) * (1 - piece.links / piece.chars)
         score = (1 + len(_COMMA.findall(piece.text)) + min(piece.chars // 100, 3)) * weight
@@ -463,14 +479,14 @@ def _widen(top: _Block, prose: int) -> _Block:
     that no single one dominates: a forum thread's posts, a blog's front page, a table
     layout's rows and cells. When the choice holds under ``UNSURE`` of the page's prose
     (outside pruned blocks), its smallest ancestor holding ``SPREAD`` of it is taken instead
-    (the outermost below the page when none does), unless that ancestor's text is largely
+    (the body itself, on a page without wrappers), unless that ancestor's text is largely
     links, or what it adds has several links per piece of prose: then the rest of the prose is
     teasers around a short article, and the choice stays.
     """
     if top.good - top.pruned_good >= UNSURE * prose:
         return top
     block = top
-    while block.parent is not None and block.parent.tag not in _PAGE_LEVEL:
+    while block.parent is not None and block.parent.tag not in _OUTSIDE_BODY:
         block = block.parent
         if block.good - block.pruned_good >= SPREAD * prose:
             break
