@@ -361,3 +361,17 @@ def test_sentence_about_copyright_is_prose() -> None:
     ]
     html = page("<article>" + "".join(f"<p>{p}</p>" for p in article) + "</article>")
     assert [*article[:2], *expected_article()[:2]] == paragraphs_from_html(html)
+
+
+def test_widening_stops_at_the_block_the_page_names_its_article() -> None:
+    """Prose outside a block named like the article (blurbs, the writer's other pieces) is
+    not taken for spread content: the page says where its article ends."""
+    blurbs = "".join(
+        f"<div><p>Another piece by the same writer, number {n}, about the valley and its "
+        f"people, with a comma or two.</p></div>"
+        for n in range(8)
+    )
+    tags = "".join(f"<a href='/t/{n}'>Tag {n}</a> " for n in range(6))
+    body = f"<p>{ARTICLE[0]}</p><p>{ARTICLE[2]}</p>"
+    html = f"<html><body><div class='story'><div>{tags}</div><div>{body}</div></div>{blurbs}"
+    assert [ARTICLE[0], ARTICLE[2]] == paragraphs_from_html(html + "</body></html>")

@@ -481,12 +481,16 @@ def _widen(top: _Block, prose: int) -> _Block:
     (outside pruned blocks), its smallest ancestor holding ``SPREAD`` of it is taken instead
     (the body itself, on a page without wrappers), unless that ancestor's text is largely
     links, or what it adds has several links per piece of prose: then the rest of the prose is
-    teasers around a short article, and the choice stays.
+    teasers around a short article, and the choice stays. It stays too when the climb meets a
+    block named like an article (``<article>``, ``itemprop=articleBody``) that holds less:
+    the page says where its content ends.
     """
     if top.good - top.pruned_good >= UNSURE * prose:
         return top
     block = top
     while block.parent is not None and block.parent.tag not in _OUTSIDE_BODY:
+        if block is not top and block.hint == Hint.ARTICLE:
+            return top  # the page names its article's block: the rest of its prose is outside
         block = block.parent
         if block.good - block.pruned_good >= SPREAD * prose:
             break
