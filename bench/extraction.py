@@ -2,13 +2,17 @@
 
 ``python -m bench.extraction SET_DIR [SET_DIR ...]``: each folder is a gold set in the
 CleanEval layout (:mod:`dedup.evaluation.goldsets`: CleanEval, CleanPortalEval, Dragnet,
-L3S-GN1). Every page goes through dedup's extractor (``extract_paragraphs(page, "html")``,
-main-content selection as workers run it) and through ``trafilatura.extract`` in the same
-process, one after the other, each timed alone; both are scored by word F1 against the gold
-text. Per set: mean and median F1, pages under 0.5, mean precision and recall, mean ms per
-page. ``--json`` prints every number; ``--worst N`` lists each side's N lowest pages.
+L3S-GN1), or the evaluation corpus (``manifest.csv``: the pages the extractor was tuned
+on, for comparison). Every page goes through dedup's extractor
+(``extract_paragraphs(page, "html")``, main-content selection as workers run it) and
+through ``trafilatura.extract`` in the same process, one after the other, each timed alone;
+both are scored by word F1 against the gold text. Per set: mean and median F1, pages under
+0.5, mean precision and recall, mean ms per page. ``--json`` prints every number;
+``--worst N`` lists each side's N lowest pages; ``--half even|odd`` takes every other page.
 
-trafilatura is not a dependency of dedup: ``pip install trafilatura`` to run this.
+trafilatura is called with ``include_comments=False``: the gold sets leave comments out, as
+dedup does (``--comments`` keeps them, trafilatura's default). It is not a dependency of
+dedup: ``pip install 'dedup[bench]'`` (or ``pip install trafilatura``) to run this.
 """
 
 from __future__ import annotations

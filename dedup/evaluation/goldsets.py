@@ -14,7 +14,9 @@ Three formats of gold text are read, told apart by their content:
   ``x-nc-sel<k>``; the headline, full text and supplemental text (1-3) are gold, as in
   Bevendorff et al. 2023 ("An Empirical Comparison of Web Content Extraction Algorithms").
 
-Nothing here is shipped or copied: the folders are only read.
+A folder laid out like the evaluation corpus (``manifest.csv``) is read too, so that the
+pages the extractor was tuned on are measured the same way. Nothing here is shipped or
+copied: the folders are only read.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 from selectolax.lexbor import LexborHTMLParser
 
 from dedup.errors import InputError
+from dedup.evaluation import corpus
 from dedup.pipeline import text
 
 __all__ = ["GoldPage", "Score", "gold_text", "read_set", "summary", "word_f1"]
@@ -159,6 +162,14 @@ def summary(scores: list[Score], seconds: list[float]) -> dict[str, Any]:
 
 
 def pages_of(folders: Iterable[Path]) -> Iterator[tuple[str, list[GoldPage]]]:
-    """Each folder's name and pages."""
+    """Each folder's name and pages; a folder laid out like the evaluation corpus
+    (``manifest.csv``, :mod:`dedup.evaluation.corpus`) gives its pages and bodies."""
     for folder in folders:
-        yield folder.name, read_set(folder)
+        if (folder / "manifest.csv").is_file():
+            articles = corpus.load(folder)
+            yield (
+                folder.name,
+                [GoldPage(a.name, a.page(), "\n".join(a.paragraphs)) for a in articles],
+            )
+        else:
+            yield folder.name, read_set(folder)
