@@ -375,3 +375,13 @@ def test_widening_stops_at_the_block_the_page_names_its_article() -> None:
     body = f"<p>{ARTICLE[0]}</p><p>{ARTICLE[2]}</p>"
     html = f"<html><body><div class='story'><div>{tags}</div><div>{body}</div></div>{blurbs}"
     assert [ARTICLE[0], ARTICLE[2]] == paragraphs_from_html(html + "</body></html>")
+
+
+def test_anchor_without_href_used_as_a_button_is_still_a_link() -> None:
+    """Only a named anchor is no link: ``<a role=button>`` share buttons stay link text."""
+    body = "".join(f"<p>{p}</p>" for p in ARTICLE)
+    share = "".join(
+        f"<a role='button' class='btn'>Share to network number {n}</a>" for n in range(3)
+    )
+    html = page(f"<article>{body}<div>{share}</div></article>")
+    assert expected_article() == paragraphs_from_html(html)

@@ -117,8 +117,10 @@ _ATTRIBUTES = _group(_TOKEN, "attributes")
 _LINK_TAGS = _group(_TOKEN, "link")
 _LINK_ATTRIBUTES = _group(_TOKEN, "link_attributes")
 _HREF = re.compile(r"(?:^|[\s/\"'])[hH][rR][eE][fF][\t\n\f\r ]*=")
-"""An ``<a>`` without ``href`` is no link but a placeholder, often a named anchor written
-``<a name="top"/>``, which HTML leaves open: its "link text" would run to the page's end."""
+_NAME = re.compile(r"(?:^|[\s/\"'])[nN][aA][mM][eE][\t\n\f\r ]*=")
+"""An ``<a name=...>`` without href is a named anchor, a target and no link, often written
+``<a name="top"/>``, which HTML leaves open: its "link text" would run to the page's end.
+(An ``<a>`` without href but no name is clickable all the same: a button, a script's link.)"""
 _HINT = "(?: [a-z])?"
 """What the rewrite may write after a kept tag's name: a hint (:class:`~.content.Hint`)."""
 _GLUED = re.compile(rf"<(?=[A-Za-z/!?])(?!/?{_KEPT_NAME}{_HINT}>)")
@@ -304,8 +306,9 @@ def _rewrite(html: str, hints: bool = False) -> str:
 
 
 def _link_mark(tag: str, attrs: str) -> str | None:
-    """The mark for a link's start or end tag; none for the start of an ``<a>`` without href."""
-    if tag[0] != "/" and _HREF.search(attrs[: content.MAX_ATTRIBUTES]) is None:
+    """The mark for a link's start or end tag; none for the start of a named anchor."""
+    attrs = attrs[: content.MAX_ATTRIBUTES]
+    if tag[0] != "/" and _NAME.search(attrs) and not _HREF.search(attrs):
         return None
     return content.LINK_MARKS[tag]
 
