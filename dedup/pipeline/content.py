@@ -482,8 +482,8 @@ def _widen(top: _Block, prose: int) -> _Block:
     (the body itself, on a page without wrappers), unless that ancestor's text is largely
     links, or what it adds has several links per piece of prose: then the rest of the prose is
     teasers around a short article, and the choice stays. It stays too when the climb meets a
-    block named like an article (``<article>``, ``itemprop=articleBody``) that holds less:
-    the page says where its content ends.
+    block whose class, id or itemprop name it the article (``story``, ``articleBody``) and
+    that holds less: the page says where its content ends.
     """
     if top.good - top.pruned_good >= UNSURE * prose:
         return top

@@ -292,8 +292,11 @@ def _rewrite(html: str, hints: bool = False) -> str:
         if hints
         else [None] * len(counted)
     )
+    marks = content.LINK_MARKS
     parts[_LINK_TAGS] = [
-        _link_mark(tag, attrs) if tag else None
+        (marks[tag] if "ame" not in attrs and "AME" not in attrs else _link_mark(tag, attrs))
+        if tag
+        else None
         for tag, attrs in zip(parts[_LINK_TAGS], parts[_LINK_ATTRIBUTES], strict=True)
     ]
     parts[_LINK_ATTRIBUTES] = [None] * len(counted)
@@ -306,7 +309,8 @@ def _rewrite(html: str, hints: bool = False) -> str:
 
 
 def _link_mark(tag: str, attrs: str) -> str | None:
-    """The mark for a link's start or end tag; none for the start of a named anchor."""
+    """The mark for a link's start or end tag; none for the start of a named anchor (asked
+    only of tags whose attributes hold "ame" or "AME": the rest are links at no cost)."""
     attrs = attrs[: content.MAX_ATTRIBUTES]
     if tag[0] != "/" and _NAME.search(attrs) and not _HREF.search(attrs):
         return None
