@@ -26,7 +26,7 @@ MANY = {
     "b.": "LSH band entries",
     "p.": "paragraph entries",
     "c.": "content entries",
-    "i:": "document id entries",
+    "i.": "document id entries",
     "q.": "near-copy piece entries",
 }
 """Families of many keys: record buckets and entry buckets (dedup.index.layout)."""

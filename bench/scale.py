@@ -5,11 +5,11 @@ Entry hashes split as they fill (:class:`dedup.index.splits.Depth`), so a hash h
 :data:`dedup.index.splits.LOAD` fields at any size; what grows with the index is the depth,
 and with it how few bits a field keeps (a family's precision less its shard's and bucket's
 bits). An index of ``N * 2^k`` documents has ``k`` more bits of depth than one of ``N``: the
-model is an index of ``N`` documents whose families have ``k`` bits less precision (fields
-``k`` bits narrower, as deep down as the large index's) and whose fixed id hashes are ``2^k``
-fewer (each as full as the large index's). Records, flags and counters cost the same per
-document at any size. So the model's bytes and Redis CPU per document are the large index's,
-and a real fill of the same size checks it (``--shift 0`` beside the others).
+model is an index of ``N`` documents whose families, document ids included, have ``k`` bits
+less precision (fields ``k`` bits narrower, as deep down as the large index's). Records,
+flags and counters cost the same per document at any size. So the model's bytes per document
+are the large index's, and a real fill of the same size checks it (``--shift 0`` beside the
+others).
 
 Each model runs in a process of its own, on a server of its own, filled with synthetic
 analyses (:mod:`bench.synthetic`) through :meth:`dedup.index.store.Store.index` in batches of
@@ -46,11 +46,10 @@ from dedup.index.store import Store
 from dedup.settings import Settings
 
 docs, shift, near, corpus_path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
-# The model's families: k bits less precision, ids in 2^k fewer hashes (every reference to
-# these objects sees the change, in this process only).
+# The model's families: k bits less precision (every reference to these objects sees the
+# change, in this process only).
 for family in layout.FAMILIES:
     object.__setattr__(family, "precision", family.precision - shift)
-object.__setattr__(layout.IDS, "bucket_bits", layout.IDS.bucket_bits - shift)
 corpus = corpus_.load(Path(corpus_path))
 settings = Settings(namespace="scale", near_paragraphs=near)
 with redis_server("redis-server") as url:

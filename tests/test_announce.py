@@ -185,7 +185,9 @@ def test_the_reading_script_answers_only_the_intents_its_writer_must_handle(
     index_client.hset(keys.intents(group), mapping={**answered, **not_answered})
     # The document's version unchanged: its current version read, and that it is the same.
     again = (layout.id_entry("page"), records.record_digest(record))
-    call = versions.peek(keys, group, [again], token="mine", cutoff=now - layout.INTENT_LEASE)
+    call = versions.peek(
+        keys, store.depths, group, [again], token="mine", cutoff=now - layout.INTENT_LEASE
+    )
     [peeked] = scripts.run(index_client, [call])
     assert [(current, True)] == peeked.current
     assert answered == peeked.intents

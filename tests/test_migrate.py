@@ -67,7 +67,8 @@ def _as_format_3(client: redis.Redis, store: Store) -> None:
         recorded.pop(name, None)
     recorded["format"] = "3"
     client.hset(meta, "signature", json.dumps(recorded, sort_keys=True))
-    for n, name in enumerate(client.scan_iter(match=store.keys.family_pattern(layout.IDS))):
+    old_ids = store.keys.family_pattern(layout.IDS).replace(":i.*", ":i:*")
+    for n, name in enumerate(client.scan_iter(match=old_ids)):
         for field, value in client.hgetall(name).items():
             serial = value[: layout.SERIAL.size]
             client.hset(name, field, serial if n % 2 else serial + b"\x01" * 8)

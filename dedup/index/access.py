@@ -204,7 +204,9 @@ class Access:
 
     def resolve(self, doc_id: str) -> tuple[int, Record | None]:
         """The serial and record of a document (0 and None when it is not indexed)."""
-        [serial] = scripts.run(self.client, [versions.current(self.keys, layout.id_entry(doc_id))])
+        [serial] = scripts.run(
+            self.client, [versions.current(self.keys, self.depths, layout.id_entry(doc_id))]
+        )
         if not serial:
             return 0, None
         found = self.records([serial])

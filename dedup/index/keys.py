@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 
-from dedup.index.layout import IDS, RECORDS_PER_BUCKET, Family, FixedFamily, Shards
+from dedup.index.layout import RECORDS_PER_BUCKET, Family, Shards
 
 FLAGS = ("doubled_body", "internal_repeat", "exact_duplicate", "near_duplicate", "boilerplate")
 """The flag vocabulary of reports, in the order reports list them."""
@@ -38,10 +38,9 @@ class Keys:
         """SCAN pattern of every key of the namespace (glob characters in its name escaped)."""
         return f"{_escaped(self.namespace)}:*"
 
-    def family_pattern(self, family: Family | FixedFamily) -> str:
+    def family_pattern(self, family: Family) -> str:
         """SCAN pattern of the entry hashes and overflow sets of one family."""
-        mark = ":" if isinstance(family, FixedFamily) else "."
-        return f"{_escaped(self.namespace)}:{{*}}:{family.name}{mark}*"
+        return f"{_escaped(self.namespace)}:{{*}}:{family.name}.*"
 
     @property
     def meta(self) -> str:
@@ -93,11 +92,6 @@ class Keys:
         named by the entry's key, so that it stays where it is when its bucket splits."""
         shard = self.shards.of_key(family, key)
         return f"{self.entry_prefixes(family)[shard]}o:{family.prefix(key):x}"
-
-    def id_entry(self, bucket: int) -> str:
-        """Hash: one bucket of the document id entries (:data:`dedup.index.layout.IDS`)."""
-        shard = self.shards.of_bucket(IDS, bucket)
-        return f"{self._shard(shard)}:{IDS.name}:{bucket}"
 
     @staticmethod
     def depth_fields(family: Family) -> tuple[str, str, str]:

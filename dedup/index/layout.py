@@ -104,27 +104,6 @@ ENTRY_BUCKET = struct.Struct("<I")
 
 
 @dataclass(frozen=True)
-class FixedFamily:
-    """A kind of index entry in a fixed number of hashes (document ids): its key prefix
-    letter and how its keys are split."""
-
-    name: str
-    bucket_bits: int
-    """High bits that choose the hash (``2**bucket_bits`` hashes)."""
-    field_bytes: int
-    """Bytes of the following bits that name the field inside the hash."""
-    key_bits: int = 64
-    """Bits of the family's keys."""
-
-    def split(self, key: int) -> tuple[int, bytes]:
-        """Bucket number and field of an entry key."""
-        bucket = key >> (self.key_bits - self.bucket_bits)
-        rest = (key << self.bucket_bits) & ((1 << self.key_bits) - 1)
-        field = rest >> (self.key_bits - 8 * self.field_bytes)
-        return bucket, field.to_bytes(self.field_bytes, "big")
-
-
-@dataclass(frozen=True)
 class Family:
     """A kind of index entry whose hashes split as they fill (:class:`Depth`): its key prefix
     letter and the bits of its 64-bit keys that tell entries apart."""
@@ -147,12 +126,12 @@ BANDS = Family("b", precision=42)
 PARAGRAPHS = Family("p", precision=50)
 CONTENT = Family("c", precision=62)
 PIECES = Family("q", precision=44)
-FAMILIES = (BANDS, PARAGRAPHS, CONTENT, PIECES)
-"""The families whose hashes split as they fill."""
-# An id entry names one document: 14 + 64 bits of a 128-bit hash of its id, so that the
-# writer's script finds the current version without reading records (no two ids of ten
-# billion agree on 78 bits but with a chance of about 1 in 30,000).
-IDS = FixedFamily("i", bucket_bits=14, field_bytes=8, key_bits=128)
+# An id entry names one document: 78 bits of a 128-bit hash of its id, so that the writer's
+# script finds the current version without reading records (no two ids of ten billion agree
+# on 78 bits but with a chance of about 1 in 30,000).
+IDS = Family("i", precision=78, key_bits=128)
+FAMILIES = (BANDS, PARAGRAPHS, CONTENT, PIECES, IDS)
+"""The families of entries, whose hashes split as they fill."""
 
 PARAGRAPH_BITS = 128
 """Bits a record keeps of a signed paragraph's signature, one per MinHash value (1-bit
@@ -258,15 +237,14 @@ def id_key(doc_id: str) -> int:
 
 
 class IdEntry(NamedTuple):
-    """Where a document's id entry is: its bucket of :data:`IDS` and its field there."""
+    """A document's id entry: the key of :data:`IDS` its id hashes to."""
 
-    bucket: int
-    field: bytes
+    key: int
 
 
 def id_entry(doc_id: str) -> IdEntry:
     """The id entry of a document (its id hashed once: a write reads it at every step)."""
-    return IdEntry(*IDS.split(id_key(doc_id)))
+    return IdEntry(id_key(doc_id))
 
 
 VERSION_BYTES = 8
@@ -325,17 +303,13 @@ class Shards:
         """A version's place in its shard: its bit in the shard's flag bitmaps."""
         return serial // self.count
 
-    def of_bucket(self, family: FixedFamily, bucket: int) -> int:
-        """The shard of one of a fixed family's buckets: the bucket's high bits."""
-        return bucket >> (family.bucket_bits - self.bits)
-
     def of_key(self, family: Family, key: int) -> int:
         """The shard of an entry of a family that splits: its key's high bits."""
         return family.prefix(key) >> (family.precision - self.bits)
 
     def of_id(self, doc_id: str) -> int:
         """The shard a document lives in: that of its id entry."""
-        return self.of_bucket(IDS, id_entry(doc_id).bucket)
+        return self.of_key(IDS, id_key(doc_id))
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -344,7 +318,7 @@ class Shards:
 
 
 MAX_SHARD_BITS = 12
-"""At most 4,096 shards (the family with the fewest buckets has 16,384)."""
+"""At most 4,096 shards."""
 
 
 @cache

@@ -102,7 +102,7 @@ def _migrate(
     keys = Keys(namespace, layout.Shards(int(recorded[SHARDS_FIELD])))
     rewritten = 0
     if found == "3":
-        names = client.scan_iter(match=keys.family_pattern(layout.IDS), count=1000)
+        names = _old_hashes(client, keys, layout.IDS)
         for chunk in _chunks(names, HASHES_PER_TRIP):
             rewritten += _rewrite(client, keys, chunk)
             if progress:
@@ -155,7 +155,7 @@ def _rewrite(client: IndexClient, keys: Keys, names: list[bytes]) -> int:
     return changed
 
 
-FIXED_BEFORE = {"b": (18, 3), "p": (18, 4), "c": (14, 6), "q": (20, 3)}
+FIXED_BEFORE = {"b": (18, 3), "p": (18, 4), "c": (14, 6), "q": (20, 3), "i": (14, 8)}
 """Bucket bits and field bytes of each family's fixed hashes in format 4 (the bucket's top
 bits were the shard's): together, the family's precision."""
 
@@ -163,7 +163,7 @@ bits were the shard's): together, the family's precision."""
 def _old_hashes(client: IndexClient, keys: Keys, family: layout.Family) -> Iterator[bytes]:
     """The fixed hashes of a family left to move (``<family>:<bucket>`` past the shard's tag;
     the sets of entries held by many add ``:<field>``)."""
-    pattern = keys.family_pattern(layout.IDS).replace(f":{layout.IDS.name}:", f":{family.name}:")
+    pattern = keys.family_pattern(family).replace(f":{family.name}.*", f":{family.name}:*")
     for name in client.scan_iter(match=pattern, count=1000):
         if name.rsplit(b"}:", 1)[1].count(b":") == 1:
             yield name

@@ -142,7 +142,7 @@ class Owed(Reads):
         """The plans by their documents' shards, in their order."""
         by_shard: dict[int, list[int]] = {}
         for i, plan in plans.items():
-            shard = self.keys.shards.of_bucket(layout.IDS, plan.id.bucket)
+            shard = self.keys.shards.of_key(layout.IDS, plan.id.key)
             by_shard.setdefault(shard, []).append(i)
         return by_shard
 

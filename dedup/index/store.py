@@ -195,7 +195,7 @@ class Store(Writes):
             for at in range(0, len(order), COMMITS_PER_CALL)
         ]
         calls = [
-            versions.commit(self.keys, shard, [commits[i] for i in order])
+            versions.commit(self.keys, self.depths, shard, [commits[i] for i in order])
             for shard, order in committing
         ]
         overtaken = []
@@ -237,7 +237,9 @@ class Store(Writes):
         """Current versions, their records, and the intents of the documents' shards
         (finishing those this writer, or a dead one, left): what a delete starts from."""
         batch = self._batch()
-        current = {i: batch.call(versions.current(self.keys, p.id)) for i, p in plans.items()}
+        current = {
+            i: batch.call(versions.current(self.keys, self.depths, p.id)) for i, p in plans.items()
+        }
         shards = set(self._by_shard(plans))
         found = {g: batch.call(versions.intents(self.keys, g)) for g in shards}
         answers = batch.send(self.client)

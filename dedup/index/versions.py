@@ -42,13 +42,26 @@ class Peeked(NamedTuple):
     """The shard's intents that the writer must finish or take back, by serial."""
 
 
+def _id_entries(
+    keys: Keys, depths: Depths, shard: int, entries: Sequence[layout.IdEntry]
+) -> tuple[list[str], list[bytes]]:
+    """The hashes and fields of id entries of one shard, named by ``depths``."""
+    names, fields = [], []
+    for entry in entries:
+        _, bucket, field = depths.address(layout.IDS, entry.key)
+        names.append(keys.entry(layout.IDS, shard, bucket))
+        fields.append(field)
+    return names, fields
+
+
 def peek(
     keys: Keys,
+    depths: Depths,
     shard: int,
     documents: Sequence[tuple[layout.IdEntry, bytes]],
     *,
-    token: str,
-    cutoff: float,
+    token: str = "",
+    cutoff: float = 0.0,
     intents: bool = True,
 ) -> Call[Peeked]:
     """``peek.lua``: the current version of each document of ``shard`` (its id entry, and
@@ -59,19 +72,24 @@ def peek(
     Other writers' intents in flight are not answered: with every worker writing to the
     same shards, what each round trip carries would grow with the number of workers. With
     ``intents`` false none are (a writer's later call in the same shard and round trip)."""
-    names = [keys.intents(shard)]
+    id_names, fields = _id_entries(keys, depths, shard, [entry for entry, _ in documents])
+    names = [keys.counters(shard), keys.intents(shard), *id_names]
     args: list[Any] = []
-    for entry, digest in documents:
-        names.append(keys.id_entry(entry.bucket))
-        args += [entry.field, digest]
+    for field, (_, digest) in zip(fields, documents, strict=True):
+        args += [field, digest]
     args += [json.dumps(token) if intents else "", repr(cutoff), records.OWED]
+    args.append(depths.spec(shard, [layout.IDS]))
 
     def parse(reply: list[Any]) -> Peeked:
         found, kept = reply
         current = [(int(s), bool(same)) for s, same in zip(found[::2], found[1::2], strict=True)]
         return Peeked(current, {int(k): v for k, v in zip(kept[::2], kept[1::2], strict=True)})
 
-    return script_call("peek.lua", names, args, parse)
+    def rebuild(found: bytes) -> Call[Peeked]:
+        depths.learn(shard, found)
+        return peek(keys, depths, shard, documents, token=token, cutoff=cutoff, intents=intents)
+
+    return script_call("peek.lua", names, args, parse, rebuild=rebuild)
 
 
 class Began(NamedTuple):
@@ -105,14 +123,15 @@ def begin(
     intent kept), or why there is none; then ``ops``, updates of entries of this shard
     (:meth:`Batch.take_updates`) whose serial is the number of their document among
     ``writes`` (from 1), applied with the new serials, their keys named by ``depths``."""
-    names = [keys.counters(shard), keys.intents(shard)]
+    id_names, fields = _id_entries(keys, depths, shard, [write.entry for write in writes])
+    names = [keys.counters(shard), keys.intents(shard), *id_names]
     args: list[Any] = [shard, keys.shards.count, len(writes)]
-    for write in writes:
-        names.append(keys.id_entry(write.entry.bucket))
-        args += [write.entry.field, write.digest, write.intent]
+    for field, write in zip(fields, writes, strict=True):
+        args += [field, write.digest, write.intent]
     entry_names, codes, chunk = named(keys, depths, shard, ops)
     names += entry_names
-    args += [codes, boilerplate_at, chunk, depths.spec(shard, (op[0] for op in ops))]
+    families = [layout.IDS, *(op[0] for op in ops)]
+    args += [codes, boilerplate_at, chunk, depths.spec(shard, families)]
 
     def parse(reply: list[Any]) -> Announced:
         began, added, _ = reply
@@ -157,29 +176,26 @@ class Commit:
     """Flags to raise on other versions of the shard (serial, flag) once committed."""
 
 
-def commit(keys: Keys, shard: int, commits: Sequence[Commit]) -> Call[list[str]]:
+def commit(keys: Keys, depths: Depths, shard: int, commits: Sequence[Commit]) -> Call[list[str]]:
     """``commit.lua``: for each document of ``shard``, version ``new`` becomes the current
     one in place of ``old``, the flags it raises on versions of the shard are set, and the
     owed intent is kept for what is left to do; the reply per document is ``ok``,
     ``conflict`` or ``lost``."""
+    id_names, fields = _id_entries(keys, depths, shard, [c.entry for c in commits])
     names = [keys.counters(shard), keys.intents(shard)]
     names += [keys.flag(f, shard) for f in FLAGS]
     names_raised: list[str] = []
-    args: list[Any] = ["f" * len(FLAGS), len(commits)]
+    args: list[Any] = ["f" * len(FLAGS), len(commits), depths.spec(shard, [layout.IDS])]
     position = keys.shards.position
     raising: list[Any] = []
-    for number, c in enumerate(commits, 1):
+    for number, (c, id_name, field) in enumerate(zip(commits, id_names, fields, strict=True), 1):
         for serial, flag in c.raising:
             names_raised.append(keys.records(serial))
             raising += [number, serial, position(serial), FLAGS.index(flag) + 1]
         kept = c.new or c.old
-        names += [
-            keys.id_entry(c.entry.bucket),
-            keys.records(kept),
-            keys.records(c.old or kept),
-        ]
+        names += [id_name, keys.records(kept), keys.records(c.old or kept)]
         args += [
-            c.entry.field,
+            field,
             c.old,
             position(c.old),
             c.new,
@@ -194,8 +210,19 @@ def commit(keys: Keys, shard: int, commits: Sequence[Commit]) -> Call[list[str]]
         ]
     names += names_raised
     args += raising
+
+    def rebuild(found: bytes) -> Call[list[str]]:
+        depths.learn(shard, found)
+        return commit(keys, depths, shard, commits)
+
     return script_call(
-        "commit.lua", names, args, lambda reply: [decoded(r) for r in reply], (keys, shard)
+        "commit.lua",
+        names,
+        args,
+        lambda reply: [decoded(r) for r in reply[0]],
+        (keys, shard),
+        rebuild=rebuild,
+        after=lambda reply: depths.splits(shard, reply[1]),
     )
 
 
@@ -220,15 +247,17 @@ def drop_intents(keys: Keys, shard: int, done: Sequence[tuple[int, bool]]) -> Ca
     return script_call("done.lua", names, args, int)
 
 
-def current(keys: Keys, entry: layout.IdEntry) -> Call[int]:
+def current(keys: Keys, depths: Depths, entry: layout.IdEntry) -> Call[int]:
     """The serial of the current version of the document of an id entry (0 when it is not
-    indexed)."""
-    return command(
-        "HGET",
-        keys.id_entry(entry.bucket),
-        entry.field,
-        parse=lambda value: layout.id_serial(value) if value else 0,
-    )
+    indexed): ``peek.lua`` on that entry alone."""
+    shard = keys.shards.of_key(layout.IDS, entry.key)
+    call = peek(keys, depths, shard, [(entry, b"")], intents=False)
+
+    def rebuild(found: bytes) -> Call[int]:
+        depths.learn(shard, found)
+        return current(keys, depths, entry)
+
+    return Call(call.command, lambda reply: int(reply[0][0]), call.script, None, rebuild)
 
 
 def record(keys: Keys, serial: int) -> Call[bytes | None]:

@@ -85,6 +85,7 @@ class Writes(Owed):
             batch.call(
                 versions.peek(
                     self.keys,
+                    self.depths,
                     shard,
                     [(plans[i].id, plans[i].digest) for i in order],
                     token=run.token,
