@@ -39,8 +39,6 @@ class Depths:
     def __init__(self, keys: Keys) -> None:
         self.keys = keys
         self._known: dict[tuple[int, str], Depth] = {}
-        self._splitting: set[tuple[int, str]] = set()
-        """Shards and families whose split is asked and not yet answered: one at a time."""
         self.loaded = False
 
     def load(self, client: IndexClient) -> None:
@@ -86,13 +84,13 @@ class Depths:
         space apart): per family, its next buckets in order, until its hashes hold
         :data:`dedup.index.splits.LOAD` fields each on average, at most
         :data:`SPLITS_PER_CALL` a call and :data:`CALLS_PER_TRIP` calls, each going on
-        where the one before stops (one family of a shard at a time, till they answer)."""
+        where the one before stops. They are sent after the calls of the next round trip,
+        whose replies are read after theirs: a reply asking again starts from where they
+        left the depths, and a split asked twice runs once."""
         text = grown.decode() if isinstance(grown, bytes) else grown
         calls: list[Call[None]] = []
         for part in text.split():
             name, fields = part.split(":")
-            if (shard, name) in self._splitting:
-                continue
             family = BY_NAME[name]
             depth = self.of(shard, family)
             left = min(-(-int(fields) // LOAD) - depth.buckets, SPLITS_PER_CALL * CALLS_PER_TRIP)
@@ -111,15 +109,8 @@ class Depths:
                     depth = depth.after_split()
                     left -= 1
                 if len(args) > 3:
-                    self._splitting.add((shard, name))
-                    calls.append(script_call("split.lua", names, args, partial(self._split, shard)))
+                    calls.append(script_call("split.lua", names, args, partial(self.learn, shard)))
         return calls
-
-    def _split(self, shard: int, found: bytes) -> None:
-        """What a split answered: the family's depth after it (or as another writer left
-        it)."""
-        self.learn(shard, found)
-        self._splitting.discard((shard, found.decode().split(":")[0]))
 
 
 def is_stale(reply: Any) -> bool:

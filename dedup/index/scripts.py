@@ -148,10 +148,13 @@ def run(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
     later = _later.pop(client, [])
     try:
         replies = _send(client, [*calls, *later])
-    except BaseException:
-        if later:  # each may run twice: sent again with the next round trip
-            _later.setdefault(client, []).extend(later)
-        raise
+    except (redis.ConnectionError, redis.TimeoutError):
+        if not later:
+            raise
+        # The splits are what a lost connection may cost: the calls go again alone (each may
+        # run twice), and replies will ask for the splits again.
+        later = []
+        replies = _send(client, calls)
     for step, reply in zip(later, replies[len(calls) :], strict=True):
         step.parse(reply)
     replies = replies[: len(calls)]
