@@ -4,6 +4,8 @@ and writes on as if made by this one."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -74,6 +76,23 @@ def _as_format_3(client: redis.Redis, store: Store) -> None:
             client.hset(name, field, serial if n % 2 else serial + b"\x01" * 8)
 
 
+def _written_then_aged(
+    client: redis.Redis,
+    old: Store,
+    pages: list[Document],
+    age: Callable[[redis.Redis, Store], None],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Index ``pages``, keep their reports and the stats, then lay the index out as an
+    older format (``age``): readers now refuse it, saying to migrate."""
+    old.index([analyse(d, old.settings) for d in pages])
+    reports = {d.doc_id: old.report(d.doc_id) for d in pages}
+    stats = old.stats()
+    age(client, old)
+    with pytest.raises(SettingsMismatchError, match="run `dedup migrate`"):
+        Store(client, old.settings).report(pages[1].doc_id)
+    return reports, stats
+
+
 def test_an_older_index_is_refused_until_migrated_then_reads_and_writes_on(
     settings: Settings, redis_client: redis.Redis
 ) -> None:
@@ -93,12 +112,7 @@ def test_an_older_index_is_refused_until_migrated_then_reads_and_writes_on(
     # what the index's writers set: the index was made without these rules
     settings = settings.replace(short_document_words=0, script_words=False)
     old = Store(redis_client, settings.replace(index_shards=FORMAT_3_SHARDS))
-    old.index([analyse(d, settings) for d in pages])
-    reports = {d.doc_id: old.report(d.doc_id) for d in pages}
-    stats = old.stats()
-    _as_format_3(redis_client, old)
-    with pytest.raises(SettingsMismatchError, match="run `dedup migrate`"):
-        Store(redis_client, settings).report("p1")
+    reports, stats = _written_then_aged(redis_client, old, pages, _as_format_3)
     refused = invoke(settings, "report", "p1")
     assert 0 != refused.exit_code and "dedup migrate" in refused.output
     done = invoke(settings, "migrate")
@@ -130,13 +144,9 @@ def test_an_index_of_fixed_entry_hashes_moves_into_hashes_that_split(
     footer = "Read more of our stories and subscribe to the newsletter for the daily digest."
     settings = settings.replace(near_paragraphs=True, index_shards=4)
     pages = [Document(f"p{n}", as_html([*article(200 + n % 11, 5), footer])) for n in range(60)]
-    old = Store(redis_client, settings)
-    old.index([analyse(d, settings) for d in pages])
-    reports = {d.doc_id: old.report(d.doc_id) for d in pages}
-    stats = old.stats()
-    _as_format_4(redis_client, old)
-    with pytest.raises(SettingsMismatchError, match="run `dedup migrate`"):
-        Store(redis_client, settings).report("p1")
+    reports, stats = _written_then_aged(
+        redis_client, Store(redis_client, settings), pages, _as_format_4
+    )
     done = invoke(settings, "migrate")
     assert 0 == done.exit_code, done.output
     assert "from format 4 to 5: 0 id entries rewritten" in done.output
