@@ -12,7 +12,7 @@ one call a shard and family at a time), after the calls of its next round trip.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
@@ -111,13 +111,3 @@ class Depths:
                 if len(args) > 3:
                     calls.append(script_call("split.lua", names, args, partial(self.learn, shard)))
         return calls
-
-
-def is_stale(reply: Any) -> bool:
-    """Whether a script answered that it was named by depths no longer true."""
-    return isinstance(reply, list) and len(reply) == 2 and reply[0] == b"stale"
-
-
-def families_of(ops: Sequence[tuple[Family, Any, Any, Any, Any]]) -> list[Family]:
-    """The families of a call's operations, each once."""
-    return list(dict.fromkeys(op[0] for op in ops))
