@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
-from dedup.index import splits
+from dedup.index import scripts, splits
 from dedup.index.keys import Keys
 from dedup.index.layout import FAMILIES, Family
 from dedup.index.scripts import Call, script_call
@@ -39,6 +39,9 @@ class Depths:
     def __init__(self, keys: Keys) -> None:
         self.keys = keys
         self._known: dict[tuple[int, str], Depth] = {}
+        self._planned: dict[tuple[int, str], tuple[int, Depth, int]] = {}
+        """Per shard and family, the splits planned from the replies of one round trip:
+        its number, the depth they end at, how many."""
         self.loaded = False
 
     def load(self, client: IndexClient) -> None:
@@ -86,14 +89,21 @@ class Depths:
         :data:`SPLITS_PER_CALL` a call and :data:`CALLS_PER_TRIP` calls, each going on
         where the one before stops. They are sent after the calls of the next round trip,
         whose replies are read after theirs: a reply asking again starts from where they
-        left the depths, and a split asked twice runs once."""
+        left the depths, and a split asked twice runs once. The many calls of one round trip
+        that find a shard's family grown plan its splits once: each goes on from where the
+        splits planned by the replies before it end."""
         text = grown.decode() if isinstance(grown, bytes) else grown
         calls: list[Call[None]] = []
+        trip = scripts.trip()
         for part in text.split():
             name, fields = part.split(":")
             family = BY_NAME[name]
-            depth = self.of(shard, family)
-            left = min(-(-int(fields) // LOAD) - depth.buckets, SPLITS_PER_CALL * CALLS_PER_TRIP)
+            depth, done = self.of(shard, family), 0
+            planned = self._planned.get((shard, name))
+            if planned is not None and planned[0] == trip:
+                _, depth, done = planned
+            most = SPLITS_PER_CALL * CALLS_PER_TRIP - done
+            left = min(-(-int(fields) // LOAD) - depth.buckets, most)
             while left > 0:
                 names = [self.keys.counters(shard)]
                 args: list[Any] = [family.name, depth.depth, depth.split]
@@ -108,6 +118,8 @@ class Depths:
                     args.append(bits)
                     depth = depth.after_split()
                     left -= 1
+                    done += 1
                 if len(args) > 3:
                     calls.append(script_call("split.lua", names, args, partial(self.learn, shard)))
+            self._planned[shard, name] = (trip, depth, done)
         return calls

@@ -128,6 +128,16 @@ _spent: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
 unlinked with its next round trip."""
 
 
+_trips = 0
+"""Round trips :func:`run` has made in this process: replies of one round trip asking for
+the same splits are planned once (:func:`trip`)."""
+
+
+def trip() -> int:
+    """The number of the round trip whose replies are being read."""
+    return _trips
+
+
 STALE_TRIES = 5
 """Times a call on entries is named again after finding its shard's buckets split by others
 (each time from the depths it was answered)."""
@@ -173,6 +183,8 @@ def run(client: IndexClient, calls: Sequence[Call[Any]]) -> list[Any]:
     else:
         if any(map(_is_stale, replies)):
             raise redis.ResponseError("dedup: the index's buckets kept splitting under a call")
+    global _trips
+    _trips += 1
     follow = [
         step
         for call, reply in zip(calls, replies, strict=True)
