@@ -125,6 +125,38 @@ def test_splits_keep_every_entry_and_each_hash_small(redis_client: redis.Redis) 
     assert max(sizes) < 4 * splits.LOAD
 
 
+def test_counts_read_without_a_script_hold_while_others_split(
+    redis_client: redis.Redis,
+) -> None:
+    """Counts are plain reads of the entry hashes: a process whose depths are out of date
+    (another split the hashes since it read them) finds so and counts again, and entries
+    whose holders moved to their overflow sets are counted there."""
+    from dedup.index import depths, entries
+    from dedup.index.keys import Keys
+
+    keys = Keys("counted", layout.Shards(1))
+    writer, reader = depths.Depths(keys), depths.Depths(keys)
+    writer.load(redis_client)
+    reader.load(redis_client)
+    rng = random.Random(5)
+    added = [rng.getrandbits(64) for _ in range(1_000)]
+    many = added[0]
+    for at in range(0, len(added), 100):
+        batch = entries.Batch(keys, writer, boilerplate_at=10)
+        batch.updates(BANDS, added[at : at + 100], entries.ADD, 1)
+        batch.updates(BANDS, [many] * (layout.INLINE + 2), entries.ADD, at + 2)
+        batch.send(redis_client)
+    scripts.run(redis_client, [versions.intents(keys, 0)])  # the splits asked last
+    assert reader.of(0, BANDS) == splits.Depth() != writer.of(0, BANDS)
+    batch = entries.Batch(keys, reader, boilerplate_at=10)
+    absent = rng.getrandbits(64)
+    tickets = batch.counts(BANDS, [*added, absent])
+    answers = batch.send(redis_client)
+    assert reader.of(0, BANDS) == writer.of(0, BANDS)
+    counted = [answers[t].count for t in tickets]
+    assert counted == [11, *[1] * (len(added) - 1), 0]
+
+
 def test_scripts_and_python_score_alike(settings: Settings, redis_client: redis.Redis) -> None:
     """The similarity the write script flags on is the one reports show."""
     store = Store(redis_client, settings)

@@ -8,10 +8,11 @@ documents, grouped into script calls per shard, and any other command
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import astuple
 from itertools import repeat
 from operator import itemgetter
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from dedup.index import layout, scripts
 from dedup.index.depths import Depths
@@ -73,8 +74,8 @@ class Batch:
         self.few = few
         self._lookups: dict[int, list[Op]] = {}
         """The lookups of each shard, in order."""
-        self._lookups_with_sets: dict[int, list[Op]] = {}
-        """Lookups sent with their entries' overflow sets at once."""
+        self._counts: dict[int, list[Op]] = {}
+        """The counts of each shard, read without a script."""
         self._updates: dict[int, list[Op]] = {}
         """The updates of each shard, in order."""
         self._with_sets: dict[int, list[Op]] = {}
@@ -91,28 +92,30 @@ class Batch:
         code: str,
         tail: bytes,
     ) -> list[int]:
-        shift = family.precision - self.keys.shards.bits
-        first = ticket = self._count
-        for key in keys:
-            shard = family.prefix(key) >> shift
-            op = (family, key, code, tail, ticket)
-            ops = table.get(shard)
-            if ops is None:
+        first = self._count
+        ops = [(family, key, code, tail, t) for t, key in enumerate(keys, first)]
+        ticket = self._count = first + len(ops)
+        if self.keys.shards.count == 1:
+            table.setdefault(0, []).extend(ops)
+            return list(range(first, ticket))
+        shift = family.key_bits - self.keys.shards.bits
+        for op in ops:
+            shard = op[1] >> shift
+            found = table.get(shard)
+            if found is None:
                 table[shard] = [op]
             else:
-                ops.append(op)
-            ticket += 1
-        self._count = ticket
+                found.append(op)
         return list(range(first, ticket))
 
-    def lookups(
-        self, family: Family, keys: Iterable[int], mode: str = COUNT, *, sets: bool = False
-    ) -> list[int]:
-        """Ask how many documents hold each of these entries (and which, by ``mode``); with
-        ``sets``, naming their overflow sets (entries that many documents hold, as
-        paragraphs near boilerplate are: no second round trip for them)."""
-        table = self._lookups_with_sets if sets else self._lookups
-        return self._add(table, family, keys, mode, b"")
+    def lookups(self, family: Family, keys: Iterable[int], mode: str = COUNT) -> list[int]:
+        """Ask how many documents hold each of these entries (and which, by ``mode``)."""
+        return self._add(self._lookups, family, keys, mode, b"")
+
+    def counts(self, family: Family, keys: Iterable[int]) -> list[int]:
+        """Ask how many documents hold each of these entries, by plain reads of their hashes
+        (:func:`count_calls`): cheaper than a script for the thousands a bulk write counts."""
+        return self._add(self._counts, family, keys, COUNT, b"")
 
     def lookup(self, family: Family, key: int, mode: str = COUNT) -> int:
         """Ask how many documents hold an entry (and which, by ``mode``)."""
@@ -189,7 +192,6 @@ class Batch:
             (lookup, g, chunk, sets)
             for lookup, table, sets in (
                 (True, self._lookups, False),
-                (True, self._lookups_with_sets, True),
                 (False, self._updates, False),
                 (False, self._with_sets, True),
             )
@@ -197,10 +199,14 @@ class Batch:
             for chunk in _chunked(ops, LOOKUPS_PER_CALL if lookup else OPS_PER_CALL)
         ]
         calls = [self._script(g, ops, lookup=lookup, sets=sets) for lookup, g, ops, sets in grouped]
+        counting = [
+            (shard, ops, *count_calls(self.keys, self.depths, shard, ops))
+            for shard, ops in self._counts.items()
+        ]
+        for *_, some, _ in counting:
+            calls += some
         calls += [call for _, call in self._calls]
         replies = scripts.run(client, calls)
-        for (ticket, _), reply in zip(self._calls, replies[len(grouped) :], strict=True):
-            answers[ticket] = reply
         again: list[tuple[bool, int, list[Op]]] = []
         for (lookup, shard, ops, _), held in zip(grouped, replies, strict=False):
             back = []
@@ -211,6 +217,20 @@ class Batch:
                     answers[op[4]] = answer
             if back:
                 again.append((lookup, shard, back))
+        at = len(grouped)
+        for shard, ops, some, read in counting:
+            found = read(replies[at : at + len(some)])
+            at += len(some)
+            back = []
+            for op, count in zip(ops, found or repeat(-1), strict=False):
+                if count < 0:
+                    back.append(op)
+                else:
+                    answers[op[4]] = Held((count, b"", 0))
+            if back:
+                again.append((True, shard, back))
+        for (ticket, _), reply in zip(self._calls, replies[at:], strict=True):
+            answers[ticket] = reply
         if again:
             again = [
                 (lookup, g, chunk)
@@ -224,55 +244,140 @@ class Batch:
         return answers
 
 
+def count_calls(
+    keys: Keys, depths: Depths, shard: int, ops: Sequence[Op]
+) -> tuple[list[Call[Any]], Callable[[Sequence[Any]], list[int] | None]]:
+    """Plain reads of how many documents hold each of a shard's entries: an ``HMGET`` of
+    each hash named, then one of the depths of the shard's families; and how to read their
+    replies: per operation its count, -1 for an entry whose holders moved to its overflow
+    set (counted again by ``entries.lua``). None when the depths read are not those the
+    hashes were named by: the depths are learnt, and every count must be read again.
+
+    Depths only grow, so the depths read after the hashes being those they were named by
+    means that no split moved a field in between (a script's ``check_depths``, without a
+    script: a script costs a few microseconds an entry more than a read of it)."""
+    names, _, chunks = _named(keys, depths, shard, ops, sets=False)
+    by_hash: dict[str, list[int]] = {}
+    for k, name in enumerate(names):
+        by_hash.setdefault(name, []).append(k)
+    families = list(dict.fromkeys(op[0] for op in ops))
+    wanted = [n for f in families for n in astuple(depths.of(shard, f))]
+    calls: list[Call[Any]] = [
+        scripts.command("HMGET", name, *(chunks[2 * k] for k in ks)) for name, ks in by_hash.items()
+    ]
+    fields = [f for family in families for f in keys.depth_fields(family)[:2]]
+    calls.append(scripts.command("HMGET", keys.counters(shard), *fields))
+    size = layout.SERIAL.size
+
+    def read(replies: Sequence[Any]) -> list[int] | None:
+        found = [int(v or 0) for v in replies[-1]]
+        if found != wanted:
+            spec = " ".join(
+                f"{f.name}:{found[2 * n]}:{found[2 * n + 1]}" for n, f in enumerate(families)
+            )
+            depths.learn(shard, spec)
+            return None
+        counts = [0] * len(names)
+        for ks, values in zip(by_hash.values(), replies, strict=False):
+            for k, value in zip(ks, values, strict=True):
+                if value is not None:
+                    counts[k] = len(value) // size if value else -1
+        return counts
+
+    return calls, read
+
+
 def named(
     keys: Keys, depths: Depths, shard: int, ops: Sequence[Op], *, sets: bool = False
 ) -> tuple[list[str], str, bytes]:
     """The keys, operation codes and packed fields of a shard's operations as a script
     takes them (``common.lua``'s ``each_operation``), named by what ``depths`` knows: per
     operation its entry's hash (and its overflow set with ``sets``), its letter, family
-    letter and field width, its field followed by what follows it.
+    letter and field width, its field followed by what follows it."""
+    names, codes, chunks = _named(keys, depths, shard, ops, sets=sets)
+    return names, codes, b"".join(chunks)
+
+
+def _named(
+    keys: Keys, depths: Depths, shard: int, ops: Sequence[Op], *, sets: bool = False
+) -> tuple[list[str], str, list[bytes]]:
+    """:func:`named`, the fields and what follows each apart.
 
     :func:`dedup.index.splits.address` for each operation, in a loop of its own: a bulk
     batch names about 7,000 operations, and a call per operation cost a fifth of its write.
     """
-    bits = keys.shards.bits
     names: list[str] = []
     codes: list[str] = []
     chunks: list[bytes] = []
-    # Per family: its hashes' prefix, the bits past the shard's, the key's shift to its
-    # prefix, the depth and split, and the width of fields at the two depths.
-    known: dict[str, tuple[str, int, int, int, int, int, int]] = {}
+    name, code_of, chunk = names.append, codes.append, chunks.append
+    # Per family, what naming its operations takes (_Naming), made once a call; the
+    # locals below are those of the family of the operation before.
+    known: dict[str, _Naming] = {}
+    last = None
     for family, key, code, tail, _ in ops:
-        found = known.get(family.name)
-        if found is None:
-            depth = depths.of(shard, family)
-            rest = family.precision - bits
-            found = known[family.name] = (
-                keys.entry_prefixes(family)[shard],
-                rest,
-                family.key_bits - family.precision,
-                depth.depth,
-                depth.split,
-                (rest - depth.depth + 7) // 8,
-                (rest - depth.depth + 6) // 8,
-            )
-        prefix, rest, shift, d, split, wide, narrow = found
-        low = (key >> shift) & ((1 << rest) - 1)
-        bucket = low >> (rest - d)
+        if family is not last:
+            last = family
+            found = known.get(family.name)
+            if found is None:
+                found = known[family.name] = _Naming.of(keys, depths, shard, family)
+            shift, rest_mask, below, split, wide, narrow = found.bits
+            wide_mask, narrow_mask, top, deeper = found.masks
+            bucket_names, letters, prefix = found.names, found.letters, found.prefix
+        low = (key >> shift) & rest_mask
+        bucket = low >> below
         if bucket < split:
-            bucket = low >> (rest - d - 1)
-            field_bits, width = rest - d - 1, narrow
-            bucket |= 2 << d
+            bucket = (low >> (below - 1)) | deeper
+            chunk((low & narrow_mask).to_bytes(narrow, "big"))
+            width = narrow
         else:
-            field_bits, width = rest - d, wide
-            bucket |= 1 << d
-        field = (low & ((1 << field_bits) - 1)).to_bytes(width, "big")
-        names.append(prefix + str(bucket))
+            bucket |= top
+            chunk((low & wide_mask).to_bytes(wide, "big"))
+            width = wide
+        hashed = bucket_names.get(bucket)
+        if hashed is None:
+            hashed = bucket_names[bucket] = prefix + str(bucket)
+        name(hashed)
         if sets:
-            names.append(keys.overflow(family, key))
-        codes.append(f"{code}{family.name}{width}")
-        chunks += (field, tail)
-    return names, "".join(codes), b"".join(chunks)
+            name(keys.overflow(family, key))
+        code_of(code + letters[width])
+        chunk(tail)
+    return names, "".join(codes), chunks
+
+
+class _Naming(NamedTuple):
+    """What naming one family's operations in one shard takes (:func:`_named`)."""
+
+    prefix: str
+    bits: tuple[int, int, int, int, int, int]
+    """The key's shift to the bits past the shard's, their mask, the bits below the
+    bucket's, the split, and the widths of fields at the depth and one deeper."""
+    masks: tuple[int, int, int, int]
+    """The fields' masks at the depth and one deeper, and the top bits of buckets there."""
+    names: dict[int, str]
+    """The hashes named so far, by bucket."""
+    letters: dict[int, str]
+    """Each field width's family letter and digit, as operation codes end."""
+
+    @classmethod
+    def of(cls, keys: Keys, depths: Depths, shard: int, family: Family) -> _Naming:
+        depth = depths.of(shard, family)
+        d = depth.depth
+        rest = family.precision - keys.shards.bits
+        wide, narrow = (rest - d + 7) // 8, (rest - d + 6) // 8
+        return cls(
+            keys.entry_prefixes(family)[shard],
+            (
+                family.key_bits - family.precision,
+                (1 << rest) - 1,
+                rest - d,
+                depth.split,
+                wide,
+                narrow,
+            ),
+            ((1 << (rest - d)) - 1, (1 << (rest - d - 1)) - 1, 1 << d, 2 << d),
+            {},
+            {w: f"{family.name}{w}" for w in (wide, narrow)},
+        )
 
 
 OPS_PER_CALL = 200

@@ -72,8 +72,8 @@ class Writes(Owed):
         paragraphs = list(dict.fromkeys(k for p in plans.values() for k in p.keys))
         pieces = list(dict.fromkeys(k for p in plans.values() for ks in p.pieces for k in ks))
         counting = [
-            *batch.lookups(PARAGRAPHS, paragraphs, sets=True),
-            *batch.lookups(PIECES, pieces, sets=True),
+            *batch.counts(PARAGRAPHS, paragraphs),
+            *batch.counts(PIECES, pieces),
         ]
         cutoff = time.time() - layout.INTENT_LEASE
         peeking = [
