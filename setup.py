@@ -1,7 +1,9 @@
-"""The optional C kernel of dedup.pipeline.signature; everything else is declared in pyproject.toml.
+"""The optional C kernels: dedup.pipeline.signature's, and dedup.index.entries' naming of
+entry operations; everything else is declared in pyproject.toml.
 
 ``optional=True``: on a machine without a C compiler the build warns and goes on, and
-dedup.pipeline.signature computes the same signatures with numpy.
+dedup.pipeline.signature computes the same signatures with numpy, dedup.index.entries the
+same names in Python.
 """
 
 from setuptools import Extension, setup
@@ -20,7 +22,8 @@ class BuildExt(build_ext):
 
 setup(
     ext_modules=[
-        Extension("dedup.pipeline._minhash", ["dedup/pipeline/_minhash.c"], optional=True)
+        Extension("dedup.pipeline._minhash", ["dedup/pipeline/_minhash.c"], optional=True),
+        Extension("dedup.index._naming", ["dedup/index/_naming.c"], optional=True),
     ],
     cmdclass={"build_ext": BuildExt},
 )

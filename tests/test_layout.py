@@ -21,7 +21,7 @@ from dedup.pipeline import signature
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
 from dedup.settings import Settings
-from tests.helpers import article, as_html, edit_words
+from tests.helpers import article, as_html, edit_words, skip_unless_ci
 
 
 @given(
@@ -91,6 +91,42 @@ def test_entry_keys_address_a_bucket_and_a_field() -> None:
     keys = layout.band_keys(sig, 16, 4)
     assert 16 == len(set(keys))
     assert keys == layout.band_keys(bytes(sig), 16, 4)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([f for f in layout.FAMILIES if f.key_bits <= 64]),
+            st.integers(min_value=0, max_value=2**64 - 1),
+            st.sampled_from("aApqrxc"),
+            st.binary(max_size=5),
+        ),
+        max_size=40,
+    ),
+    st.sampled_from([1, 16, 128]),
+    st.integers(min_value=0, max_value=24),
+    st.integers(min_value=0, max_value=2**24 - 1),
+)
+def test_compiled_naming_names_as_python_does(
+    ops: list[tuple[layout.Family, int, str, bytes]], shards: int, depth: int, split: int
+) -> None:
+    """Entry operations named by the compiled kernel and by the Python loop alike: hashes,
+    codes, fields and what follows them."""
+    from dedup.index import entries
+    from dedup.index.depths import Depths
+    from dedup.index.keys import Keys
+
+    if entries.compiled is None:
+        skip_unless_ci("dedup.index._naming was not built (no C compiler)")
+    keys = Keys("ns", layout.Shards(shards))
+    known = Depths(keys)
+    at = splits.Depth(depth, split % (1 << depth))
+    for family in layout.FAMILIES:
+        known.learn(0, f"{family.name}:{at.depth}:{at.split}")
+    listed = [(*op, n) for n, op in enumerate(ops)]
+    names, codes, chunks = entries._named(keys, known, 0, listed)
+    assert (names, codes, b"".join(chunks)) == entries.named(keys, known, 0, listed)
+    assert (names, chunks[::2]) == entries._fields(keys, known, 0, listed)
 
 
 def test_splits_keep_every_entry_and_each_hash_small(redis_client: redis.Redis) -> None:

@@ -21,6 +21,11 @@ from dedup.index.layout import Family
 from dedup.index.scripts import Call, script_call, serials
 from dedup.servers.connection import IndexClient
 
+try:
+    from dedup.index import _naming as compiled
+except ImportError:  # built without a C compiler: _named names alike in Python
+    compiled = None  # type: ignore[assignment]
+
 COUNT, MEMBERS, FEW, AT_LIMIT = "c", "m", "b", "e"
 """Lookup modes: how many hold an entry; how many and which; which only while fewer than the
 batch's limit do (paragraphs shared by a few documents); which only when exactly the limit
@@ -256,17 +261,17 @@ def count_calls(
     Depths only grow, so the depths read after the hashes being those they were named by
     means that no split moved a field in between (a script's ``check_depths``, without a
     script: a script costs a few microseconds an entry more than a read of it)."""
-    names, _, chunks = _named(keys, depths, shard, ops, sets=False)
+    names, fields = _fields(keys, depths, shard, ops)
     by_hash: dict[str, list[int]] = {}
     for k, name in enumerate(names):
         by_hash.setdefault(name, []).append(k)
     families = list(dict.fromkeys(op[0] for op in ops))
     wanted = [n for f in families for n in astuple(depths.of(shard, f))]
     calls: list[Call[Any]] = [
-        scripts.command("HMGET", name, *(chunks[2 * k] for k in ks)) for name, ks in by_hash.items()
+        scripts.command("HMGET", name, *(fields[k] for k in ks)) for name, ks in by_hash.items()
     ]
-    fields = [f for family in families for f in keys.depth_fields(family)[:2]]
-    calls.append(scripts.command("HMGET", keys.counters(shard), *fields))
+    asked = [f for family in families for f in keys.depth_fields(family)[:2]]
+    calls.append(scripts.command("HMGET", keys.counters(shard), *asked))
     size = layout.SERIAL.size
 
     def read(replies: Sequence[Any]) -> list[int] | None:
@@ -294,8 +299,53 @@ def named(
     takes them (``common.lua``'s ``each_operation``), named by what ``depths`` knows: per
     operation its entry's hash (and its overflow set with ``sets``), its letter, family
     letter and field width, its field followed by what follows it."""
+    if compiled is not None and not sets:
+        found = compiled.named(list(ops), _maker(keys, depths, shard), False)
+        if found is not None:
+            names, codes, packed = found
+            assert isinstance(packed, bytes)
+            return names, codes, packed
     names, codes, chunks = _named(keys, depths, shard, ops, sets=sets)
     return names, codes, b"".join(chunks)
+
+
+def _fields(
+    keys: Keys, depths: Depths, shard: int, ops: Sequence[Op]
+) -> tuple[list[str], list[bytes]]:
+    """The hashes and fields of a shard's operations (:func:`named` without the rest)."""
+    if compiled is not None:
+        found = compiled.named(list(ops), _maker(keys, depths, shard), True)
+        if found is not None:
+            names, _, fields = found
+            assert isinstance(fields, list)
+            return names, fields
+    names, _, chunks = _named(keys, depths, shard, ops)
+    return names, chunks[::2]
+
+
+def _maker(
+    keys: Keys, depths: Depths, shard: int
+) -> Callable[[Family], tuple[str, str, int, int, int, int] | None]:
+    """What the compiled naming asks of each family of a call: its hashes' prefix in the
+    shard, its letter, the shift of its keys to their bits past the shard's, how many
+    those are, and its depth and split there (None for keys past 64 bits)."""
+
+    def make(family: Family) -> tuple[str, str, int, int, int, int] | None:
+        if family.key_bits > 64:
+            return None
+        depth = depths.of(shard, family)
+        rest = family.precision - keys.shards.bits
+        shift = family.key_bits - family.precision
+        return (
+            keys.entry_prefixes(family)[shard],
+            family.name,
+            shift,
+            rest,
+            depth.depth,
+            depth.split,
+        )
+
+    return make
 
 
 def _named(

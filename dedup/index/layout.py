@@ -103,10 +103,12 @@ ENTRY_BUCKET = struct.Struct("<I")
 """The bucket number that precedes each entry field the store sends the scripts."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Family:
     """A kind of index entry whose hashes split as they fill (:class:`Depth`): its key prefix
-    letter and the bits of its 64-bit keys that tell entries apart."""
+    letter and the bits of its 64-bit keys that tell entries apart. The families are the
+    constants below, compared and hashed as objects: a write hashes one for each of its
+    thousands of entries."""
 
     name: str
     precision: int
