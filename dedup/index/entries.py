@@ -459,6 +459,21 @@ def _held_list(reply: list[Any]) -> list[Held]:
     return list(map(Held, zip(reply[::2], reply[1::2], repeat(0))))
 
 
+NEW_ENTRY = Held((1, b"", 1))
+"""The answer of an update that made its entry: one holder, changed, no serials."""
+
+
 def updated_list(reply: list[Any]) -> list[Held]:
-    """The answers of updates (``update.lua``'s, or ``begin.lua``'s on its own entries)."""
-    return list(map(Held, zip(reply[::3], reply[2::3], reply[1::3], strict=True)))
+    """The answers of updates (``update.lua``'s, or ``begin.lua``'s on its own entries): a
+    mark per operation, ``n`` for one that made its entry, and the values of the others
+    (``common.lua``'s ``update_all``)."""
+    marks, rest = reply
+    others = list(map(Held, zip(rest[::3], rest[2::3], rest[1::3], strict=True)))
+    if len(others) == len(marks):
+        return others
+    out = [NEW_ENTRY] * len(marks)
+    at = -1
+    for answer in others:
+        at = marks.index(b"+", at + 1)
+        out[at] = answer
+    return out

@@ -18,7 +18,7 @@
 --              followed by the number of its document (1 to n, packed as a serial)
 -- ARGV[8 + 3n]: the depths the entries' keys were named by (common.lua's check_depths)
 -- Returns {per document two numbers: the new serial (0: the current version is this one)
--- and the serial of the current version (0: none), per operation update.lua's three values
+-- and the serial of the current version (0: none), update.lua's answers of the operations
 -- (for a document not announced: 0, 0, '', nothing done), the families grown past their
 -- hashes (common.lua's count_fields)}, and whether anything was written; {'stale', depths
 -- found} when the depths were others (nothing done)

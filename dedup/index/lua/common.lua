@@ -222,23 +222,34 @@ end
 
 -- The operations of update.lua, or those begin.lua adds to its own shard's entries: each
 -- operation's number after its field is a serial, or what ``serial_of`` makes one of (nil:
--- nothing to do, answered 0, 0, ''). Returns update.lua's answers, flat, the change of the
--- shard's count of distinct paragraphs, and per family letter the change of its fields.
+-- nothing to do, answered 0, 0, ''). Returns update.lua's answers, the change of the shard's
+-- count of distinct paragraphs, and per family letter the change of its fields. The answers
+-- are {marks, rest}: per operation one letter, 'n' for an entry it made (1 holder, changed,
+-- no serials: most of a write's), else '+' and its three values in ``rest``, in order.
 local function update_all(first, ops, packed, sets, boilerplate_at, serial_of)
-  local out, distinct, fields = {}, 0, {}
+  local marks, rest, distinct, fields = {}, {}, 0, {}
+  local function answer(k, size, changed, held)
+    if size == 1 and changed == 1 and held == '' then
+      marks[k] = 'n'
+    else
+      marks[k] = '+'
+      local at = #rest
+      rest[at + 1], rest[at + 2], rest[at + 3] = size, changed, held
+    end
+  end
   each_operation(first, ops, packed, sets, true, function(k, op, hash, set, field, number, family)
     local serial = serial_of(number)
     if not serial then
-      out[3 * k - 2], out[3 * k - 1], out[3 * k] = 0, 0, ''
+      answer(k, 0, 0, '')
       return true
     end
     local size, changed, held, more, made = update(op, hash, set, field, serial, boilerplate_at)
-    out[3 * k - 2], out[3 * k - 1], out[3 * k] = size or -1, changed and 1 or 0, held
+    answer(k, size or -1, changed and 1 or 0, held)
     distinct = distinct + more
     fields[family] = (fields[family] or 0) + made
     return size ~= nil
   end, function(k)
-    out[3 * k - 2], out[3 * k - 1], out[3 * k] = -1, 0, ''
+    answer(k, -1, 0, '')
   end)
-  return out, distinct, fields
+  return {table.concat(marks), rest}, distinct, fields
 end

@@ -30,9 +30,10 @@ local function split_one(parent, low, high, bits)
       child = 2
       first = first - mask
     end
+    -- only the fields whose first byte changes are made again (half, but when it goes)
     if top == 0 then
       field = string.sub(field, 2)
-    else
+    elseif child == 2 then
       field = string.char(first) .. string.sub(field, 2)
     end
     local into = moved[child]

@@ -16,7 +16,8 @@
 -- ARGV[5]: '1' when the overflow sets are given, else '0'
 -- ARGV[6]: the depths the keys were named by (common.lua's check_depths)
 -- Returns {{holders after, 1 when the operation changed the entry else 0, serials packed or
--- ''} per operation, flat; the families grown past their hashes (common.lua's
+-- ''} per operation (common.lua's update_all: a letter for each, and the three values of
+-- those that did not make a new entry); the families grown past their hashes (common.lua's
 -- count_fields)}; holders is -1 for an operation that needs the entry's overflow set and
 -- was not given it (nothing done). {'stale', depths found} when the depths were others.
 local stale, buckets = check_depths(KEYS[1], ARGV[6])
