@@ -112,11 +112,11 @@ def test_compiled_naming_names_as_python_does(
 ) -> None:
     """Entry operations named by the compiled kernel and by the Python loop alike: hashes,
     codes, fields and what follows them."""
-    from dedup.index import entries
+    from dedup.index import naming
     from dedup.index.depths import Depths
     from dedup.index.keys import Keys
 
-    if entries.compiled is None:
+    if naming.compiled is None:
         skip_unless_ci("dedup.index._naming was not built (no C compiler)")
     keys = Keys("ns", layout.Shards(shards))
     known = Depths(keys)
@@ -124,9 +124,9 @@ def test_compiled_naming_names_as_python_does(
     for family in layout.FAMILIES:
         known.learn(0, f"{family.name}:{at.depth}:{at.split}")
     listed = [(*op, n) for n, op in enumerate(ops)]
-    names, codes, chunks = entries._named(keys, known, 0, listed)
-    assert (names, codes, b"".join(chunks)) == entries.named(keys, known, 0, listed)
-    assert (names, chunks[::2]) == entries._fields(keys, known, 0, listed)
+    names, codes, chunks = naming._named(keys, known, 0, listed)
+    assert (names, codes, b"".join(chunks)) == naming.named(keys, known, 0, listed)
+    assert (names, chunks[::2]) == naming.fields_of(keys, known, 0, listed)
 
 
 def test_splits_keep_every_entry_and_each_hash_small(redis_client: redis.Redis) -> None:
@@ -237,8 +237,9 @@ def test_batches_name_entries_as_keys_and_layout_do(
     """A batch names entry hashes and fields in a loop of its own, for speed: the same names
     as ``Keys.entry`` and ``splits.address``, in the shard ``Shards.of_key`` says."""
     from dedup.index.depths import Depths
-    from dedup.index.entries import Batch, named
+    from dedup.index.entries import Batch
     from dedup.index.keys import Keys
+    from dedup.index.naming import named
 
     keys = Keys("ns", layout.Shards(shards))
     known = Depths(keys)

@@ -12,8 +12,9 @@ from typing import Any, NamedTuple
 
 from dedup.index import layout, records
 from dedup.index.depths import Depths
-from dedup.index.entries import Held, Op, named, updated_list
+from dedup.index.entries import Held, updated_list
 from dedup.index.keys import FLAGS, Keys
+from dedup.index.naming import Op, named
 from dedup.index.scripts import Call, command, decoded, script_call
 
 SAME = 0
