@@ -129,6 +129,28 @@ def test_compiled_naming_names_as_python_does(
     assert (names, chunks[::2]) == naming.fields_of(keys, known, 0, listed)
 
 
+@given(st.binary(min_size=1, max_size=160), st.data())
+def test_similarity_counts_equal_values_as_their_definition(
+    first: bytes, data: st.DataObject
+) -> None:
+    """Equal wide values (bytes) and narrow ones (nibbles) counted on the XOR at once, in C,
+    are those counted one by one."""
+    second = data.draw(st.binary(min_size=len(first), max_size=len(first)))
+    second = data.draw(st.sampled_from([second, first, first[:-1] + second[-1:]]))
+    wide = data.draw(st.integers(min_value=0, max_value=len(first)))
+    equal = sum(x == y for x, y in zip(first[:wide], second[:wide], strict=True))
+    equal += sum(
+        ((x ^ y) >> s) & 15 == 0
+        for x, y in zip(first[wide:], second[wide:], strict=True)
+        for s in (0, 4)
+    )
+    narrow = 2 * (len(first) - wide)
+    chance = wide / 256 + narrow / 16
+    assert layout.similarity(first, second, wide) == max(
+        0.0, (equal - chance) / (wide + narrow - chance)
+    )
+
+
 def test_splits_keep_every_entry_and_each_hash_small(redis_client: redis.Redis) -> None:
     """Thousands of entries added to one shard split its hashes as they fill (each round
     trip carrying the splits the one before asked for): every entry is found where its key
