@@ -385,3 +385,33 @@ def test_anchor_without_href_used_as_a_button_is_still_a_link() -> None:
     )
     html = page(f"<article>{body}<div>{share}</div></article>")
     assert expected_article() == paragraphs_from_html(html)
+
+
+def test_blocks_and_paragraphs_with_the_hidden_class_are_dropped() -> None:
+    """``class="hidden"`` hides a block as ``display: none`` does, and a paragraph or list item
+    it names is dropped too; a class that merely contains the word (``hidden-xs``) hides
+    nothing."""
+    body = "".join(f"<p>{p}</p>" for p in ARTICLE)
+    hidden = (
+        "<p class='date hidden'>Posted at 12:05 AM ET, 11/01/2011, by the editors</p>"
+        "<div class='excerpt hidden'><p>A hidden excerpt of the story, with a comma, long "
+        "enough to count as prose.</p></div><ul><li class=hidden>A hidden item of the list, "
+        "long enough to be read</li></ul>"
+    )
+    shown = "<p class='hidden-xs'>A line shown on wide screens, long enough to count.</p>"
+    expected = [*expected_article(), "A line shown on wide screens, long enough to count."]
+    assert expected == paragraphs_from_html(page(f"<article>{hidden}{body}{shown}</article>"))
+
+
+def test_comment_bodies_named_like_an_article_are_comments() -> None:
+    """A class that names a comment's body (``comments-body``, ``comment-content``) is a
+    comment, even with no thread around the comments to say so."""
+    post = "".join(f"<p>{p}</p>" for p in ARTICLE[:2])
+    comments = "".join(
+        f"<div class='{name}'><p>Reader {n} writes: the bridge will change the valley, I think, "
+        "and I would like to know who pays for the road to it, and when the work starts.</p>"
+        "</div>"
+        for n, name in enumerate(["comments-body", "comment-content"] * 4)
+    )
+    html = page(f"<div class='entry'>{post}</div>{comments}").replace(COMMENTS, "")
+    assert expected_article()[:2] == paragraphs_from_html(html)

@@ -12,12 +12,13 @@ The choice works on the tree :mod:`dedup.pipeline.extract` builds, in one linear
 - Text pieces of 25 characters or more score for the containers above them, more for commas
   and length, less for the share of their characters inside links (the Readability scoring).
 - Containers named like template (``related``, ``cookie-banner``, ``caption``...) or hidden
+  (``hidden``, ``display: none``, ``class="hidden"``; a hidden paragraph or list item too)
   are pruned, unless they hold most of the page's prose (a wrapper with an unlucky name);
-  comment threads (``comments``, ``disqus``...) are pruned even then, as a short post under
-  a long thread is still the article; weaker names (``share``, ``menu``, ``byline``...) prune
-  only link-heavy or short text. What is said about a picture (``caption``, ``credit``) is
-  not the article's prose: annotators leave it out, and the same credit line on every page
-  of a site is template.
+  comment threads (``comments``, ``disqus``, and a comment's own body, ``comment-content``)
+  are pruned even then, as a short post under a long thread is still the article; weaker
+  names (``share``, ``menu``, ``byline``...) prune only link-heavy or short text. What is
+  said about a picture (``caption``, ``credit``) is not the article's prose: annotators leave
+  it out, and the same credit line on every page of a site is template.
 - Blocks of many short labels, most of them numbers, with hardly a sentence are the text of
   a chart (axis ticks, values, years; often the same chart again at another size) and are
   pruned; tables and lists are data a reader reads, and their cells never count as labels.
@@ -40,7 +41,8 @@ from enum import StrEnum
 from selectolax.lexbor import LexborNode
 
 __all__ = [
-    "HINTED", "LINK_END", "LINK_MARKS", "LINK_START", "MAX_ELEMENTS", "Hint", "hint", "is_page",
+    "HINTED", "LINK_END", "LINK_MARKS", "LINK_START", "MAX_ELEMENTS", "Hint", "hidden_hint", "hint",
+    "is_page",
     "select_main", "written_hint",
 ]  # fmt: skip
 
@@ -96,7 +98,8 @@ _CLASS_ID = re.compile(
 )
 _HIDDEN = re.compile(
     rf"""(?:^|[\s/"'])(?:hidden(?=[\s/=]|$)|aria-hidden{_SP}={_SP}["']?true"""
-    rf"""|style{_SP}={_SP}["']?[^"'>]{{0,200}}?display{_SP}:{_SP}none)"""
+    rf"""|style{_SP}={_SP}["']?[^"'>]{{0,200}}?display{_SP}:{_SP}none"""
+    rf"""|class{_SP}={_SP}["']?(?:[^"'<>=]{{0,200}}?\s)?hidden(?=[\s"'/>]|$))"""
 )
 _ARTICLE_BODY = re.compile(rf"""itemprop{_SP}={_SP}["']?articlebody\b""")
 _DISCUSSION = re.compile(r"comment|disqus|repl(?:y|ies)|respond")
@@ -192,6 +195,16 @@ def written_hint(attrs: str) -> str | None:
     return None if found is None else _WRITTEN[found]
 
 
+def hidden_hint(attrs: str) -> str | None:
+    """What the rewrite writes in place of another element's attributes: hidden, or nothing.
+    A paragraph or list item the page hides (``class="hidden"``, ``display: none``) is no
+    more read than a hidden container."""
+    lowered = attrs[:MAX_ATTRIBUTES].lower()
+    if ("hidden" in lowered or "none" in lowered) and _HIDDEN.search(lowered):
+        return _WRITTEN[Hint.HIDDEN]
+    return None
+
+
 def hint(attrs: str) -> Hint | None:
     """The hint a container's attributes give: hidden, template, article, or nothing.
 
@@ -217,6 +230,10 @@ def hint(attrs: str) -> Hint | None:
     if _CAPTION.search(text):
         return Hint.TEMPLATE
     if not text or _ARTICLE.search(text):
+        if discussion and any(
+            _DISCUSSION.search(name) and _ARTICLE.search(name) for name in text.split()
+        ):
+            return Hint.DISCUSSION  # one name for both: a comment's body ("comment-content")
         return Hint.ARTICLE if text and not discussion and not _TEMPLATE.search(text) else None
     if discussion:
         return Hint.DISCUSSION

@@ -284,8 +284,12 @@ def _rewrite(html: str, hints: bool = False) -> str:
     counted = parts[_COUNTED_NAMES]
     parts[_ATTRIBUTES] = (
         [
-            content.written_hint(attrs)
-            if attrs and name and name.lower() in content.HINTED
+            (
+                content.written_hint(attrs)
+                if name and name.lower() in content.HINTED
+                else content.hidden_hint(attrs)
+            )
+            if attrs
             else None
             for name, attrs in zip(counted, parts[_ATTRIBUTES], strict=True)
         ]
