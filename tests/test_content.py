@@ -415,3 +415,24 @@ def test_comment_bodies_named_like_an_article_are_comments() -> None:
     )
     html = page(f"<div class='entry'>{post}</div>{comments}").replace(COMMENTS, "")
     assert expected_article()[:2] == paragraphs_from_html(html)
+
+
+def test_caption_holding_paragraphs_is_text() -> None:
+    """A block named like a caption that holds several paragraphs (a photo blog's text under
+    each picture) is the article's text, not a caption."""
+    text = "".join(f"<p>{p}</p>" for p in ARTICLE[:3])
+    post = f"<div class='caption-image'><img src='a.jpg'><div>{text}</div></div>"
+    assert expected_article()[:3] == paragraphs_from_html(page(f"<article>{post}</article>"))
+
+
+def test_long_gallery_beside_the_article_is_dropped() -> None:
+    """A gallery holding most of the page's prose (fifty pictures, each with its story) is
+    still a gallery, not the article's wrapper."""
+    body = "".join(f"<p>{p}</p>" for p in ARTICLE)
+    slides = "".join(
+        f"<li><img src='{n}.jpg'><p>{n}/30 A picture of the week, with a caption long enough, "
+        f"and with a comma, to read like a paragraph of its own.</p></li>"
+        for n in range(30)
+    )
+    gallery = f"<div class='gallery'><ul>{slides}</ul></div>"
+    assert expected_article() == paragraphs_from_html(page(f"<article>{body}{gallery}</article>"))

@@ -15,10 +15,12 @@ The choice works on the tree :mod:`dedup.pipeline.extract` builds, in one linear
   (``hidden``, ``display: none``, ``class="hidden"``; a hidden paragraph or list item too)
   are pruned, unless they hold most of the page's prose (a wrapper with an unlucky name);
   comment threads (``comments``, ``disqus``, and a comment's own body, ``comment-content``)
-  are pruned even then, as a short post under a long thread is still the article; weaker
-  names (``share``, ``menu``, ``byline``...) prune only link-heavy or short text. What is
-  said about a picture (``caption``, ``credit``) is not the article's prose: annotators leave
-  it out, and the same credit line on every page of a site is template.
+  and galleries (``gallery``, ``slideshow``) are pruned even then, as a short post under a
+  long thread, or above fifty captioned pictures, is still the article; weaker names
+  (``share``, ``menu``, ``byline``...) prune only link-heavy or short text. What is said
+  about a picture (``caption``, ``credit``) is not the article's prose: annotators leave it
+  out, and the same credit line on every page of a site is template; a block so named that
+  holds several paragraphs is text all the same.
 - Blocks of many short labels, most of them numbers, with hardly a sentence are the text of
   a chart (axis ticks, values, years; often the same chart again at another size) and are
   pruned; tables and lists are data a reader reads, and their cells never count as labels.
@@ -68,9 +70,14 @@ class Hint(StrEnum):
     """
 
     TEMPLATE = "t"
-    """Named like template (``related``, ``cookie``...) or like a picture's caption."""
+    """Named like template (``related``, ``cookie``...)."""
+    CAPTION = "k"
+    """Named like what is said about a picture (``caption``, ``credit``): template unless it
+    holds several paragraphs."""
     DISCUSSION = "c"
     """Named like a comment thread: template, even when it is long."""
+    GALLERY = "g"
+    """Named like a gallery, a slideshow: template, even when it is long."""
     MAYBE_TEMPLATE = "m"
     """Named weakly like template (``share``, ``menu``...): template if short or mostly links."""
     ARTICLE = "y"
@@ -109,9 +116,11 @@ _CAPTION = re.compile(r"caption|credit")
 _TEMPLATE = re.compile(
     r"cookie|consent|gdpr|newsletter|subscri|sign-?up"
     r"|related|recommend|outbrain|taboola|sponsor|advert|promo|sidebar|trending|popular"
-    r"|more-?(?:stories|news|posts|articles)|read-?more|also-?read|gallery|slideshow|carousel"
+    r"|more-?(?:stories|news|posts|articles)|read-?more|also-?read"
 )
 """Names of containers that hold template whatever their text looks like."""
+_GALLERY = re.compile(r"gallery|slideshow|carousel")
+"""Names of a row of pictures with their captions: template, even when it is long."""
 _MAYBE_TEMPLATE = re.compile(
     r"share|sharing|social|menu|\bnav|footer|masthead|breadcrumb|pagination|pager|\btags?\b"
     r"|byline|author|banner|widget|modal|popup|overlay|\bads?\b|-ad-|\bmeta\b"
@@ -121,8 +130,8 @@ _ARTICLE = re.compile(r"article|\bbody\b|content|entry|\bmain\b|\bpost\b|story|\
 """Names of containers that hold an article (all these patterns read lower-cased text)."""
 
 _WEIGHT: dict[str, float] = {
-    Hint.TEMPLATE: 0.3, Hint.DISCUSSION: 0.3, Hint.MAYBE_TEMPLATE: 0.6, Hint.ARTICLE: 1.5,
-    Hint.HIDDEN: 0.0,
+    Hint.TEMPLATE: 0.3, Hint.DISCUSSION: 0.3, Hint.GALLERY: 0.3, Hint.CAPTION: 0.3,
+    Hint.MAYBE_TEMPLATE: 0.6, Hint.ARTICLE: 1.5, Hint.HIDDEN: 0.0,
 }  # fmt: skip
 """Factor on a container's score for its hint."""
 _WRITTEN = {hint: " " + hint for hint in Hint}
@@ -172,6 +181,9 @@ GRAPHIC_LABELS = 8
 """Text pieces from which a block without prose may be a chart's labels."""
 GRAPHIC_CHARS = 12
 """Characters per piece under which such a block is labels."""
+CAPTION_PIECES = 3
+"""Prose pieces from which a block named like a caption is text: a caption is a sentence or
+two, and a picture's caption is no place for paragraphs."""
 MAYBE_PROSE = 0.2
 """Share of the page's prose from which a container with a weak template name is kept."""
 UNSURE = 0.3
@@ -228,17 +240,20 @@ def hint(attrs: str) -> Hint | None:
     text = " ".join(names)[:MAX_NAMES]
     discussion = _DISCUSSION.search(text) is not None
     if _CAPTION.search(text):
-        return Hint.TEMPLATE
+        return Hint.CAPTION
     if not text or _ARTICLE.search(text):
         if discussion and any(
             _DISCUSSION.search(name) and _ARTICLE.search(name) for name in text.split()
         ):
             return Hint.DISCUSSION  # one name for both: a comment's body ("comment-content")
-        return Hint.ARTICLE if text and not discussion and not _TEMPLATE.search(text) else None
+        template = _TEMPLATE.search(text) or _GALLERY.search(text)
+        return Hint.ARTICLE if text and not discussion and not template else None
     if discussion:
         return Hint.DISCUSSION
     if _TEMPLATE.search(text):
         return Hint.TEMPLATE
+    if _GALLERY.search(text):
+        return Hint.GALLERY
     if _MAYBE_TEMPLATE.search(text):
         return Hint.MAYBE_TEMPLATE
     return None
@@ -368,7 +383,7 @@ def _sum_up(order: list[_Block], pieces: list[_Piece]) -> int:
     total = sum(block.good for block in order if block.parent is None)
     for block in order:
         parent = block.parent
-        wrapper = block.good > WRAPPER * total and block.hint != Hint.DISCUSSION
+        wrapper = block.good > WRAPPER * total and block.hint not in _NEVER_WRAPPERS
         own = (bool(block.hint) and not wrapper and _prunes(block, total)) or _graphic(block)
         block.pruned = own or (parent is not None and parent.pruned)
         if block.tag not in _PARAGRAPH:
@@ -399,7 +414,8 @@ def _graphic(block: _Block) -> bool:
     )
 
 
-_ALWAYS_PRUNED = (Hint.TEMPLATE, Hint.DISCUSSION, Hint.HIDDEN)
+_ALWAYS_PRUNED = (Hint.TEMPLATE, Hint.DISCUSSION, Hint.GALLERY, Hint.HIDDEN)
+_NEVER_WRAPPERS = (Hint.DISCUSSION, Hint.GALLERY)
 
 
 def _prunes(block: _Block, total: int) -> bool:
@@ -408,6 +424,8 @@ def _prunes(block: _Block, total: int) -> bool:
     prose (a lightbox holding the article is named like template, and is not)."""
     if block.hint in _ALWAYS_PRUNED:
         return True
+    if block.hint == Hint.CAPTION:
+        return block.goods < CAPTION_PIECES
     if block.hint == Hint.MAYBE_TEMPLATE:
         crumbs = block.links > 0.3 * block.chars or block.good < 0.5 * block.chars
         return crumbs and block.good < MAYBE_PROSE * total
