@@ -417,6 +417,22 @@ def test_comment_bodies_named_like_an_article_are_comments() -> None:
     assert expected_article()[:2] == paragraphs_from_html(html)
 
 
+def test_form_holding_most_of_the_prose_is_the_page() -> None:
+    """A form holding most of the page's prose (a list of classified ads with boxes to tick)
+    is kept even where menus of short lines outweigh it in characters."""
+    menu = "<div><ul>" + "".join(f"<li><a href='/c/{n}'>Category {n}</a></li>" for n in range(60))
+    ads = "".join(
+        f"<table><tr><td>12-{n:02d}-06</td><td><p>Help wanted number {n}: a school crossing "
+        "guard, apply in person at the borough office.</p></td><td><input type=checkbox>"
+        "</td></tr></table>"
+        for n in range(4)
+    )
+    html = f"<html><body>{menu}</ul></div><form action='cart'>{ads}</form></body></html>"
+    found = paragraphs_from_html(html)
+    assert 4 == sum(line.startswith("Help wanted") for line in found)
+    assert not any(line.startswith("Category") for line in found)
+
+
 def test_caption_holding_paragraphs_is_text() -> None:
     """A block named like a caption that holds several paragraphs (a photo blog's text under
     each picture) is the article's text, not a caption."""

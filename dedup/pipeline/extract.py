@@ -258,15 +258,29 @@ def _readable_pieces(text: str, limit: int | None) -> list[str]:
 
 
 def _wrappers(tree: LexborHTMLParser, root: LexborNode) -> set[int]:
-    """The forms that hold most of the document's text: the page's wrapper, not a form."""
-    total = _text_size(root)
-    return {form.mem_id for form in tree.css("form") if _text_size(form) > _WRAPPER * total}
+    """The forms that hold most of the document's text, or most of its prose: the page's
+    wrapper, not a form. Prose counts apart because a page's menus and footers can outweigh
+    its text in characters of short lines (a page of classified ads in a form)."""
+    total, prose = _text_size(root)
+    wrappers = set()
+    for form in tree.css("form"):
+        text, form_prose = _text_size(form)
+        if text > _WRAPPER * total or form_prose > _WRAPPER * prose:
+            wrappers.add(form.mem_id)
+    return wrappers
 
 
-def _text_size(node: LexborNode) -> int:
-    """Characters of a node's text, whitespace left out."""
-    text = node.text()
-    return len(text) - sum(text.count(c) for c in " \n\t\r\f")
+def _text_size(node: LexborNode) -> tuple[int, int]:
+    """Characters of a node's text, whitespace left out, and of its prose: its text pieces of
+    :data:`~dedup.pipeline.content.MIN_PIECE` characters or more."""
+    text = node.text(separator=_SEPARATOR)
+    size = len(text) - sum(text.count(c) for c in " \n\t\r\f" + _SEPARATOR)
+    prose = 0
+    for piece in text.split(_SEPARATOR):
+        length = len(piece.strip())
+        if length >= content.MIN_PIECE:
+            prose += length
+    return size, prose
 
 
 def _rewrite(html: str, hints: bool = False) -> str:
