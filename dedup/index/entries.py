@@ -9,7 +9,6 @@ documents, grouped into script calls per shard, and any other command
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import astuple
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
@@ -256,7 +255,8 @@ def count_calls(
     for k, name in enumerate(names):
         by_hash.setdefault(name, []).append(k)
     families = list(dict.fromkeys(op[0] for op in ops))
-    wanted = [n for f in families for n in astuple(depths.of(shard, f))]
+    known = [depths.of(shard, f) for f in families]
+    wanted = [n for depth in known for n in (depth.depth, depth.split)]
     calls: list[Call[Any]] = [
         scripts.command("HMGET", name, *(fields[k] for k in ks)) for name, ks in by_hash.items()
     ]
