@@ -10,9 +10,10 @@
  *   separators, so the rule stays in one place.
  * - shingle_fill: MinHash signatures of consecutive paragraphs' shingles, the arithmetic of
  *   dedup.pipeline.signature (datasketch's affine32 scheme: a MurmurHash3 finaliser, then
- *   a*h + b mod 2^32, then the minimum per permutation) in one pass per shingle, without the
- *   matrix of permuted hashes the numpy path builds, and the shingle hashes made from the word
- *   hashes on the way, without numpy's temporary arrays.
+ *   a*h + b mod 2^32, then the minimum per permutation) a block of shingles and of
+ *   permutations at a time, the minima held in registers, without the matrix of permuted
+ *   hashes the numpy path builds, and the shingle hashes made from the word hashes on the
+ *   way, without numpy's temporary arrays.
  *
  * - word_runs: every run of characters other than word characters (those the regular
  *   expression \w matches: alphanumeric or ``_``, the same test the re module makes) and line
@@ -198,9 +199,38 @@ hash_words(const unsigned char *text, Py_ssize_t len, uint64_t *restrict hashes,
     }
 }
 
+/* Permutations whose running minima one pass over a row's shingle hashes keeps (in registers:
+ * four AVX2 vectors), and shingle hashes made at a time before the passes (on the stack). */
+#define PERM_BLOCK 32
+#define SHINGLE_BLOCK 256
+
+/* Lower ``row[k]`` for PERM_BLOCK permutations to the minimum of ``a[k] * h + b[k]`` over the
+ * ``count`` shingle hashes: each hash is read once per block of permutations, and the minima
+ * are stored once, where a pass per shingle loaded and stored the whole row each time. */
+static DEDUP_INLINE void
+lower_block(uint32_t *restrict row, const uint32_t *restrict a, const uint32_t *restrict b,
+            const uint32_t *restrict hashes, Py_ssize_t count)
+{
+    uint32_t low[PERM_BLOCK];
+    for (int k = 0; k < PERM_BLOCK; k++) {
+        low[k] = row[k];
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const uint32_t h = hashes[i];
+        for (int k = 0; k < PERM_BLOCK; k++) {
+            const uint32_t v = a[k] * h + b[k];
+            low[k] = v < low[k] ? v : low[k];
+        }
+    }
+    for (int k = 0; k < PERM_BLOCK; k++) {
+        row[k] = low[k];
+    }
+}
+
 /* Shingle hashes are made from word hashes as dedup.pipeline.text makes them: the sum of the words'
  * 64-bit hashes times one multiplier per position, top 32 bits. A row of fewer words than a
- * shingle is one shingle of all of them. */
+ * shingle is one shingle of all of them. The minimum over shingles is taken a block of
+ * shingles and a block of permutations at a time, in any order: it is the same minimum. */
 DEDUP_TARGETS
 static void
 shingle_fill(uint32_t *restrict out, const uint64_t *restrict words,
@@ -208,6 +238,7 @@ shingle_fill(uint32_t *restrict out, const uint64_t *restrict words,
              Py_ssize_t rows, Py_ssize_t size, const uint64_t *restrict multipliers,
              const uint32_t *restrict a, const uint32_t *restrict b, Py_ssize_t num_perm)
 {
+    uint32_t hashes[SHINGLE_BLOCK];
     Py_ssize_t offset = 0;
     for (Py_ssize_t r = 0; r < rows; r++) {
         const Py_ssize_t count = (Py_ssize_t)counts[r];
@@ -217,16 +248,27 @@ shingle_fill(uint32_t *restrict out, const uint64_t *restrict words,
             continue;
         }
         const Py_ssize_t width = count < size ? count : size;
+        const Py_ssize_t shingles = count - width + 1;
         uint32_t *restrict row = out + r * num_perm;
-        for (Py_ssize_t i = 0; i + width <= count; i++) {
-            uint64_t combined = 0;
-            for (Py_ssize_t p = 0; p < width; p++) {
-                combined += first[i + p] * multipliers[p];
+        for (Py_ssize_t start = 0; start < shingles; start += SHINGLE_BLOCK) {
+            const Py_ssize_t made =
+                shingles - start < SHINGLE_BLOCK ? shingles - start : SHINGLE_BLOCK;
+            for (Py_ssize_t i = 0; i < made; i++) {
+                uint64_t combined = 0;
+                for (Py_ssize_t p = 0; p < width; p++) {
+                    combined += first[start + i + p] * multipliers[p];
+                }
+                hashes[i] = fmix32((uint32_t)(combined >> 32));
             }
-            const uint32_t h = fmix32((uint32_t)(combined >> 32));
-            for (Py_ssize_t k = 0; k < num_perm; k++) {
-                const uint32_t v = a[k] * h + b[k];
-                row[k] = v < row[k] ? v : row[k];
+            Py_ssize_t k = 0;
+            for (; k + PERM_BLOCK <= num_perm; k += PERM_BLOCK) {
+                lower_block(row + k, a + k, b + k, hashes, made);
+            }
+            for (; k < num_perm; k++) {
+                for (Py_ssize_t i = 0; i < made; i++) {
+                    const uint32_t v = a[k] * hashes[i] + b[k];
+                    row[k] = v < row[k] ? v : row[k];
+                }
             }
         }
     }
