@@ -883,6 +883,66 @@ PyDoc_STRVAR(readable_pieces_doc,
 "ends stripped (``\" \".join(piece.split())``), keeping the pieces that hold a letter or a\n"
 "digit (``str.isalnum``).");
 
+/* What readable_pieces does with a character: keep it (and note a letter or digit), make it
+ * part of a run of whitespace, drop it, or end the piece. */
+enum { PIECE_CHAR, PIECE_ALNUM, PIECE_SPACE, PIECE_DROP, PIECE_CUT };
+
+/* The pieces of the text into ``pieces``, inlined once per string kind so that each loop
+ * reads and writes its kind directly; ``classes`` holds what is done with each character
+ * below U+0100, ``piece`` room for the longest piece. 0 on an error. */
+static DEDUP_INLINE int
+cut_pieces(int kind, const void *data, Py_ssize_t len, const unsigned char *classes,
+           Py_UCS4 cut, void *piece, PyObject *pieces)
+{
+    Py_ssize_t used = 0;
+    int space = 0, readable = 0;
+    for (Py_ssize_t i = 0; i <= len; i++) {
+        const Py_UCS4 ch = i < len ? PyUnicode_READ(kind, data, i) : cut;
+        int what;
+        if (ch < 256) {
+            what = classes[ch];
+        }
+        else if (ch == cut) {
+            what = PIECE_CUT;
+        }
+        else if (Py_UNICODE_ISSPACE(ch)) {
+            what = PIECE_SPACE;
+        }
+        else {
+            what = readable || !Py_UNICODE_ISALNUM(ch) ? PIECE_CHAR : PIECE_ALNUM;
+        }
+        if (what < PIECE_DROP) {
+            /* without branches, which the spaces between words would mispredict: a kept
+             * character writes the pending space (overwritten when there is none), then
+             * itself; whitespace leaves a space pending once the piece has begun */
+            const int keep = what != PIECE_SPACE;
+            PyUnicode_WRITE(kind, piece, used, ' ');
+            used += space & keep;
+            PyUnicode_WRITE(kind, piece, used, ch);
+            used += keep;
+            space = !keep & (used > 0);
+            readable |= what == PIECE_ALNUM;
+        }
+        else if (what == PIECE_CUT) {
+            if (readable) {
+                PyObject *found = PyUnicode_FromKindAndData(kind, piece, used);
+                if (found == NULL || PyList_Append(pieces, found) < 0) {
+                    Py_XDECREF(found);
+                    return 0;
+                }
+                Py_DECREF(found);
+            }
+            used = 0;
+            space = readable = 0;
+        }
+    }
+    return 1;
+}
+
+/* What readable_pieces does with each character below U+0100 unless it is dropped or the
+ * separator: filled from CPython's str.isspace and str.isalnum when the module loads. */
+static unsigned char piece_classes[256];
+
 static PyObject *
 minhash_readable_pieces(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -890,68 +950,53 @@ minhash_readable_pieces(PyObject *Py_UNUSED(module), PyObject *args)
     if (!PyArg_ParseTuple(args, "UUU", &text, &separator, &dropped)) {
         return NULL;
     }
-    unsigned char drop[256] = {0};
+    unsigned char classes[256];
+    memcpy(classes, piece_classes, sizeof(classes));
     for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(dropped); i++) {
         const Py_UCS4 ch = PyUnicode_READ_CHAR(dropped, i);
         if (ch > 255) {
             PyErr_SetString(PyExc_ValueError, "readable_pieces: dropped characters below U+0100");
             return NULL;
         }
-        drop[ch] = 1;
+        classes[ch] = PIECE_DROP;
     }
     if (PyUnicode_GET_LENGTH(separator) != 1) {
         PyErr_SetString(PyExc_ValueError, "readable_pieces: the separator is one character");
         return NULL;
     }
     const Py_UCS4 cut = PyUnicode_READ_CHAR(separator, 0);
-    if (cut < 256 && drop[cut]) {
+    if (cut < 256 && classes[cut] == PIECE_DROP) {
         PyErr_SetString(PyExc_ValueError, "readable_pieces: the separator cannot be dropped");
         return NULL;
+    }
+    if (cut < 256) {
+        classes[cut] = PIECE_CUT;
     }
     const Py_ssize_t len = PyUnicode_GET_LENGTH(text);
     const int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    char *piece = PyMem_Malloc(len ? (size_t)(len * kind) : 1);
+    void *piece = PyMem_Malloc((size_t)(len + 1) * (size_t)kind);
     PyObject *pieces = PyList_New(0);
     if (piece == NULL || pieces == NULL) {
         PyMem_Free(piece);
         Py_XDECREF(pieces);
         return piece == NULL ? PyErr_NoMemory() : NULL;
     }
-    Py_ssize_t used = 0;
-    int space = 0, readable = 0;
-    for (Py_ssize_t i = 0; i <= len; i++) {
-        const Py_UCS4 ch = i < len ? PyUnicode_READ(kind, data, i) : cut;
-        if (ch < 256 && drop[ch]) {
-            continue;
-        }
-        if (ch == cut) {
-            if (readable) {
-                PyObject *found = PyUnicode_FromKindAndData(kind, piece, used);
-                if (found == NULL || PyList_Append(pieces, found) < 0) {
-                    Py_XDECREF(found);
-                    Py_DECREF(pieces);
-                    PyMem_Free(piece);
-                    return NULL;
-                }
-                Py_DECREF(found);
-            }
-            used = 0;
-            space = readable = 0;
-        }
-        else if (Py_UNICODE_ISSPACE(ch)) {
-            space = used > 0;
-        }
-        else {
-            if (space) {
-                PyUnicode_WRITE(kind, piece, used++, ' ');
-                space = 0;
-            }
-            PyUnicode_WRITE(kind, piece, used++, ch);
-            readable = readable || is_alnum(ch);
-        }
+    int done;
+    switch (kind) {
+    case PyUnicode_1BYTE_KIND:
+        done = cut_pieces(PyUnicode_1BYTE_KIND, data, len, classes, cut, piece, pieces);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        done = cut_pieces(PyUnicode_2BYTE_KIND, data, len, classes, cut, piece, pieces);
+        break;
+    default:
+        done = cut_pieces(PyUnicode_4BYTE_KIND, data, len, classes, cut, piece, pieces);
     }
     PyMem_Free(piece);
+    if (!done) {
+        Py_CLEAR(pieces);
+    }
     return pieces;
 }
 
@@ -1427,6 +1472,11 @@ PyInit__minhash(void)
     for (Py_UCS4 ch = 0; ch < 128; ch++) {
         ascii_alnum[ch] = Py_UNICODE_ISALNUM(ch) ? 1 : 0;
         ascii_word[ch] = ascii_alnum[ch] || ch == '_' ? (unsigned char)Py_UNICODE_TOLOWER(ch) : 0;
+    }
+    for (Py_UCS4 ch = 0; ch < 256; ch++) {
+        piece_classes[ch] = Py_UNICODE_ISSPACE(ch)   ? PIECE_SPACE
+                            : Py_UNICODE_ISALNUM(ch) ? PIECE_ALNUM
+                                                     : PIECE_CHAR;
     }
     return PyModuleDef_Init(&minhash_module);
 }
