@@ -113,31 +113,11 @@ xxh_merge(uint64_t acc, uint64_t lane)
     return acc * XXH_P1 + XXH_P4;
 }
 
-static uint64_t
-xxh64(const unsigned char *p, size_t len)
+/* The end of XXH64: the last bytes (fewer than 32) into ``acc``, then the avalanche. Inlined
+ * where words are hashed: most words are shorter than a stripe and need nothing else. */
+static DEDUP_INLINE uint64_t
+xxh64_finish(uint64_t acc, const unsigned char *p, const unsigned char *end)
 {
-    const unsigned char *const end = p + len;
-    uint64_t acc;
-    if (len >= 32) {
-        uint64_t v1 = XXH_P1 + XXH_P2, v2 = XXH_P2, v3 = 0, v4 = 0 - XXH_P1;
-        const unsigned char *const limit = end - 32;
-        do {
-            v1 = xxh_round(v1, read_le(p, 8));
-            v2 = xxh_round(v2, read_le(p + 8, 8));
-            v3 = xxh_round(v3, read_le(p + 16, 8));
-            v4 = xxh_round(v4, read_le(p + 24, 8));
-            p += 32;
-        } while (p <= limit);
-        acc = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
-        acc = xxh_merge(acc, v1);
-        acc = xxh_merge(acc, v2);
-        acc = xxh_merge(acc, v3);
-        acc = xxh_merge(acc, v4);
-    }
-    else {
-        acc = XXH_P5;
-    }
-    acc += (uint64_t)len;
     while (end - p >= 8) {
         acc ^= xxh_round(0, read_le(p, 8));
         acc = rotl64(acc, 27) * XXH_P1 + XXH_P4;
@@ -158,6 +138,34 @@ xxh64(const unsigned char *p, size_t len)
     acc ^= acc >> 29;
     acc *= XXH_P3;
     return acc ^ (acc >> 32);
+}
+
+/* XXH64 of 32 bytes or more: the stripes, then the end. */
+static uint64_t
+xxh64_long(const unsigned char *p, size_t len)
+{
+    const unsigned char *const end = p + len;
+    uint64_t v1 = XXH_P1 + XXH_P2, v2 = XXH_P2, v3 = 0, v4 = 0 - XXH_P1;
+    const unsigned char *const limit = end - 32;
+    do {
+        v1 = xxh_round(v1, read_le(p, 8));
+        v2 = xxh_round(v2, read_le(p + 8, 8));
+        v3 = xxh_round(v3, read_le(p + 16, 8));
+        v4 = xxh_round(v4, read_le(p + 24, 8));
+        p += 32;
+    } while (p <= limit);
+    uint64_t acc = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
+    acc = xxh_merge(acc, v1);
+    acc = xxh_merge(acc, v2);
+    acc = xxh_merge(acc, v3);
+    acc = xxh_merge(acc, v4);
+    return xxh64_finish(acc + (uint64_t)len, p, end);
+}
+
+static DEDUP_INLINE uint64_t
+xxh64(const unsigned char *p, size_t len)
+{
+    return len >= 32 ? xxh64_long(p, len) : xxh64_finish(XXH_P5 + (uint64_t)len, p, p + len);
 }
 
 /* Words of ``text`` (apart by runs of spaces, paragraphs apart by line breaks) into ``hashes``,
@@ -1107,9 +1115,9 @@ typedef struct {
     int in_word;
 } word_sink;
 
-/* ``count`` bytes added to the word being made, or to a new one after a space. */
+/* A word begun unless one is being made: after a space when the line has words already. */
 static inline void
-sink_bytes(word_sink *s, const unsigned char *from, uint32_t count)
+sink_begin(word_sink *s)
 {
     if (!s->in_word) {
         if (s->line_words) {
@@ -1118,6 +1126,13 @@ sink_bytes(word_sink *s, const unsigned char *from, uint32_t count)
         s->start = s->used;
         s->in_word = 1;
     }
+}
+
+/* ``count`` bytes added to the word being made, or to a new one after a space. */
+static inline void
+sink_bytes(word_sink *s, const unsigned char *from, uint32_t count)
+{
+    sink_begin(s);
     for (uint32_t b = 0; b < count; b++) {
         s->joined[s->used++] = from[b];
     }
@@ -1224,10 +1239,25 @@ sink_result(word_sink *s)
  * know. Inlined once per string kind, so that each loop reads its kind directly. */
 static DEDUP_INLINE int
 table_chars(word_sink *s, int kind, const void *data, Py_ssize_t len,
-            const uint32_t *restrict table, Py_ssize_t known, const unsigned char *pool)
+            const uint32_t *restrict table, Py_ssize_t known, const unsigned char *pool,
+            const unsigned char *restrict ascii)
 {
-    for (Py_ssize_t i = 0; i < len; i++) {
-        const Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+    Py_ssize_t i = 0;
+    while (i < len) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (ch < 128 && ascii[ch]) {
+            /* a run of ASCII characters that are one byte of a word each, the most common
+             * case, copied without looking at their entries */
+            sink_begin(s);
+            unsigned char *out = s->joined + s->used;
+            do {
+                *out++ = ascii[ch];
+                i++;
+            } while (i < len && (ch = PyUnicode_READ(kind, data, i)) < 128 && ascii[ch]);
+            s->used = out - s->joined;
+            continue;
+        }
+        i++;
         const uint32_t entry = ch < (Py_UCS4)known ? table[ch] : TABLE_UNKNOWN;
         if (entry == TABLE_UNKNOWN) {
             return 0;
@@ -1264,6 +1294,8 @@ table_chars(word_sink *s, int kind, const void *data, Py_ssize_t len,
 static uint32_t *char_table;
 static Py_ssize_t char_table_known;
 static unsigned char *char_pool;
+/* For each ASCII character whose entry is one byte of a word: that byte; else 0. */
+static unsigned char char_table_ascii[128];
 
 PyDoc_STRVAR(set_char_table_doc,
 "set_char_table(table, pool)\n"
@@ -1314,6 +1346,13 @@ minhash_set_char_table(PyObject *Py_UNUSED(module), PyObject *args)
     char_table = copied;
     char_pool = copied_pool;
     char_table_known = known;
+    for (Py_ssize_t c = 0; c < 128; c++) {
+        const uint32_t entry = c < known ? copied[c] : TABLE_UNKNOWN;
+        const int one_byte = entry != TABLE_GAP && entry != TABLE_UNKNOWN
+                             && (entry & ~(0xFFFFFF00u | TABLE_LENGTH)) == 0
+                             && (entry & TABLE_LENGTH) == 1;
+        char_table_ascii[c] = one_byte ? copied_pool[entry >> 8] : 0;
+    }
     Py_RETURN_NONE;
 }
 
@@ -1355,6 +1394,7 @@ minhash_table_words(PyObject *Py_UNUSED(module), PyObject *paragraphs)
         goto done;
     }
     const unsigned char *bytes = char_pool;
+    const unsigned char *ascii = char_table_ascii;
     for (Py_ssize_t p = 0; p < count; p++) {
         PyObject *paragraph = PyList_GET_ITEM(paragraphs, p);
         const Py_ssize_t len = PyUnicode_GET_LENGTH(paragraph);
@@ -1362,13 +1402,13 @@ minhash_table_words(PyObject *Py_UNUSED(module), PyObject *paragraphs)
         int found;
         switch (PyUnicode_KIND(paragraph)) {
         case PyUnicode_1BYTE_KIND:
-            found = table_chars(&s, PyUnicode_1BYTE_KIND, data, len, entries, known, bytes);
+            found = table_chars(&s, PyUnicode_1BYTE_KIND, data, len, entries, known, bytes, ascii);
             break;
         case PyUnicode_2BYTE_KIND:
-            found = table_chars(&s, PyUnicode_2BYTE_KIND, data, len, entries, known, bytes);
+            found = table_chars(&s, PyUnicode_2BYTE_KIND, data, len, entries, known, bytes, ascii);
             break;
         default:
-            found = table_chars(&s, PyUnicode_4BYTE_KIND, data, len, entries, known, bytes);
+            found = table_chars(&s, PyUnicode_4BYTE_KIND, data, len, entries, known, bytes, ascii);
         }
         if (!found) {
             result = Py_NewRef(Py_None);
