@@ -214,24 +214,30 @@ def _stage_pass(docs: list[Document], settings: Settings) -> list[float]:
         ticks.append(time.perf_counter())
         words = analysis.hashed_words(paragraphs, settings)
         ticks.append(time.perf_counter())
-        signed = [n >= settings.min_paragraph_words for n in words.counts.tolist()]
-        paragraph = signature.shingle_signatures(
+        signed = words.counts >= settings.min_paragraph_words
+        (paragraph,) = signature.signatures(
             words.hashes,
             words.counts,
-            settings.paragraph_shingle_words,
-            settings.paragraph_num_perm,
-            settings.seed,
-            wanted=signed,
+            [
+                signature.Signing(
+                    settings.paragraph_shingle_words,
+                    settings.paragraph_num_perm,
+                    settings.seed,
+                    signed,
+                )
+            ],
         )
         ticks.append(time.perf_counter())
-        signature.shingle_signatures(
-            words.hashes, words.counts, settings.shingle_words, settings.num_perm, settings.seed
+        signature.signatures(
+            words.hashes,
+            words.counts,
+            [signature.Signing(settings.shingle_words, settings.num_perm, settings.seed)],
         )
         ticks.append(time.perf_counter())
         repeats.find_repeats(
             words.fingerprints.tolist(),
             paragraph,
-            signed,
+            signed.tolist(),
             words.counts.tolist(),
             settings.repeat_threshold,
         )

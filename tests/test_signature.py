@@ -100,9 +100,11 @@ def test_shingle_signatures_of_words_equal_datasketch() -> None:
 
 @pytest.mark.usefixtures("compiled_kernel")
 def test_compiled_kernel_refuses_inconsistent_sizes() -> None:
-    """Sizes that do not fit raise ValueError instead of touching memory out of bounds."""
+    """Sizes that do not fit raise ValueError instead of touching memory out of bounds, and
+    no signing is made when one of them does not fit."""
     a, b = signature.permutations(16, 1)
-    out = np.full((2, 16), 0xFFFFFFFF, dtype=np.uint32)
+    out = np.full((2, 16), 0xFFFFFFFE, dtype=np.uint32)
+    fine = np.full((2, 16), 0xFFFFFFFE, dtype=np.uint32)
     words = np.arange(5, dtype=np.uint64)
     two = np.array([2, 3], dtype=np.int64)
     multipliers = text.POSITION_MULTIPLIERS
@@ -116,13 +118,30 @@ def test_compiled_kernel_refuses_inconsistent_sizes() -> None:
         ([2, 3], out[:, :8].copy()),  # rows shorter than a
     ):
         with pytest.raises(ValueError, match="counts must add up"):
-            fill(target, words, np.array(counts, dtype=np.int64), b"", 2, multipliers, a, b)
+            fill(words, np.array(counts, dtype=np.int64), multipliers, [(target, 2, b"", a, b)])
     with pytest.raises(ValueError, match="counts must add up"):
-        fill(out, words, two, b"", 2, multipliers, a, b[:8].copy())
+        fill(words, two, multipliers, [(fine, 2, b"", a, b), (out, 2, b"", a, b[:8].copy())])
     for wanted, size in ((np.ones(3, dtype=np.uint8), 2), (np.ones(0, np.uint8), 0), (b"", 11)):
         with pytest.raises(ValueError, match="counts must add up"):
-            fill(out, words, two, wanted, size, multipliers, a, b)
-    assert (out == 0xFFFFFFFF).all()
+            fill(words, two, multipliers, [(fine, 2, b"", a, b), (out, size, wanted, a, b)])
+    with pytest.raises(ValueError, match="at most 4 signings"):
+        fill(words, two, multipliers, [(fine, 2, b"", a, b)] * 5)
+    assert (out == 0xFFFFFFFE).all()
+    assert (fine == 0xFFFFFFFE).all()
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+def test_compiled_kernel_makes_several_signings_in_one_call() -> None:
+    """Signings made together equal the same signings made one at a time."""
+    words = np.random.default_rng(5).integers(0, 2**64, 40, dtype=np.uint64)
+    counts = np.array([10, 0, 3, 27], dtype=np.int64)
+    wanted = np.array([True, True, False, True])
+    signings = [signature.Signing(1, 128, 1, wanted), signature.Signing(3, 256, 1)]
+    together = signature.signatures(words, counts, signings)
+    alone = [signature.signatures(words, counts, [s])[0] for s in signings]
+    assert [m.tolist() for m in alone] == [m.tolist() for m in together]
+    assert (together[0][2] == 0xFFFFFFFF).all()
+    assert (together[1][1] == 0xFFFFFFFF).all()
 
 
 def test_combined_signature_is_the_union() -> None:

@@ -8,7 +8,8 @@
  *   Python made a bytes object and an xxhash call per word and per paragraph. Which
  *   characters make a word is decided in Python before: this loop only cuts at the two
  *   separators, so the rule stays in one place.
- * - shingle_fill: MinHash signatures of consecutive paragraphs' shingles, the arithmetic of
+ * - shingle_fill: MinHash signatures of consecutive paragraphs' shingles, every kind a
+ *   document needs (paragraph and document signatures) in one call, the arithmetic of
  *   dedup.pipeline.signature (datasketch's affine32 scheme: a MurmurHash3 finaliser, then
  *   a*h + b mod 2^32, then the minimum per permutation) a block of shingles and of
  *   permutations at a time, the minima held in registers, without the matrix of permuted
@@ -238,7 +239,8 @@ lower_block(uint32_t *restrict row, const uint32_t *restrict a, const uint32_t *
 /* Shingle hashes are made from word hashes as dedup.pipeline.text makes them: the sum of the words'
  * 64-bit hashes times one multiplier per position, top 32 bits. A row of fewer words than a
  * shingle is one shingle of all of them. The minimum over shingles is taken a block of
- * shingles and a block of permutations at a time, in any order: it is the same minimum. */
+ * shingles and a block of permutations at a time, in any order: it is the same minimum. Rows
+ * without words, or not wanted, are the empty signature (every value 0xFFFFFFFF). */
 DEDUP_TARGETS
 static void
 shingle_fill(uint32_t *restrict out, const uint64_t *restrict words,
@@ -251,13 +253,16 @@ shingle_fill(uint32_t *restrict out, const uint64_t *restrict words,
     for (Py_ssize_t r = 0; r < rows; r++) {
         const Py_ssize_t count = (Py_ssize_t)counts[r];
         const uint64_t *restrict first = words + offset;
+        uint32_t *restrict row = out + r * num_perm;
         offset += count;
+        for (Py_ssize_t k = 0; k < num_perm; k++) {
+            row[k] = 0xFFFFFFFFu;
+        }
         if (count == 0 || (rows_wanted != NULL && !rows_wanted[r])) {
             continue;
         }
         const Py_ssize_t width = count < size ? count : size;
         const Py_ssize_t shingles = count - width + 1;
-        uint32_t *restrict row = out + r * num_perm;
         for (Py_ssize_t start = 0; start < shingles; start += SHINGLE_BLOCK) {
             const Py_ssize_t made =
                 shingles - start < SHINGLE_BLOCK ? shingles - start : SHINGLE_BLOCK;
@@ -315,44 +320,78 @@ release(Py_buffer *views, int n)
 }
 
 PyDoc_STRVAR(shingle_fill_doc,
-"shingle_fill(out, words, counts, wanted, size, multipliers, a, b)\n"
+"shingle_fill(words, counts, multipliers, signings)\n"
 "--\n\n"
-"Lower each row of ``out`` (uint32, len(counts) rows of len(a) values) to the MinHash of\n"
+"Sign the rows of words once for each of ``signings``, a sequence of (out, size, wanted, a,\n"
+"b): each row of ``out`` (uint32, len(counts) rows of len(a) values) becomes the MinHash of\n"
 "the ``size``-word shingles of its words: row r takes the counts[r] (int64) word hashes\n"
 "(uint64) of ``words`` after those of the rows before it. Rows whose byte in ``wanted`` is\n"
-"0 are left alone (an empty ``wanted`` keeps every row). ``multipliers`` (uint64, at least\n"
-"``size``) weigh the words of a shingle by position.");
+"0 (an empty ``wanted`` wants every row) and rows without words become the empty signature\n"
+"(every value 0xFFFFFFFF). ``multipliers`` (uint64, at least ``size``) weigh the words of a\n"
+"shingle by position.");
+
+/* The buffers of one signing of shingle_fill. */
+enum { SIGN_OUT, SIGN_WANTED, SIGN_A, SIGN_B, SIGN_VIEWS };
+#define MAX_SIGNINGS 4
 
 static PyObject *
 minhash_shingle_fill(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    enum { OUT, WORDS, COUNTS, WANTED, MULTIPLIERS, A, B, VIEWS };
+    enum { WORDS, COUNTS, MULTIPLIERS, VIEWS };
     Py_buffer v[VIEWS];
-    Py_ssize_t size;
-    if (!PyArg_ParseTuple(args, "w*y*y*y*ny*y*y*", &v[OUT], &v[WORDS], &v[COUNTS], &v[WANTED],
-                          &size, &v[MULTIPLIERS], &v[A], &v[B])) {
+    PyObject *signings;
+    if (!PyArg_ParseTuple(args, "y*y*y*O", &v[WORDS], &v[COUNTS], &v[MULTIPLIERS], &signings)) {
         return NULL;
     }
+    Py_buffer s[MAX_SIGNINGS][SIGN_VIEWS];
+    Py_ssize_t sizes[MAX_SIGNINGS];
+    Py_ssize_t parsed = 0;
+    PyObject *result = NULL;
+    PyObject *items = PySequence_Fast(signings, "shingle_fill: signings must be a sequence");
+    if (items == NULL) {
+        goto done;
+    }
+    const Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
     const Py_ssize_t rows = v[COUNTS].len / 8;
-    if (v[WORDS].len % 8 || !sizes_fit(&v[OUT], &v[COUNTS], &v[A], &v[B], v[WORDS].len / 8)
-        || (v[WANTED].len != 0 && v[WANTED].len != rows) || size < 1
-        || v[MULTIPLIERS].len / 8 < size) {
-        release(v, VIEWS);
+    int fits = count <= MAX_SIGNINGS && v[WORDS].len % 8 == 0;
+    for (; fits && parsed < count; parsed++) {
+        Py_buffer *sv = s[parsed];
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(items, parsed), "w*ny*y*y*",
+                              &sv[SIGN_OUT], &sizes[parsed], &sv[SIGN_WANTED], &sv[SIGN_A],
+                              &sv[SIGN_B])) {
+            goto done;
+        }
+        fits = sizes_fit(&sv[SIGN_OUT], &v[COUNTS], &sv[SIGN_A], &sv[SIGN_B], v[WORDS].len / 8)
+               && (sv[SIGN_WANTED].len == 0 || sv[SIGN_WANTED].len == rows)
+               && sizes[parsed] >= 1 && v[MULTIPLIERS].len / 8 >= sizes[parsed];
+    }
+    if (!fits) {
         PyErr_SetString(PyExc_ValueError,
-                        "shingle_fill: out must hold len(counts) * len(a) values, a and b must "
-                        "be as long, wanted empty or one byte per row, size at least 1 and "
-                        "covered by multipliers, and the counts must add up to len(words)");
-        return NULL;
+                        "shingle_fill: at most 4 signings, each out must hold len(counts) * "
+                        "len(a) values, a and b must be as long, wanted empty or one byte per "
+                        "row, size at least 1 and covered by multipliers, and the counts must "
+                        "add up to len(words)");
+        goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    shingle_fill((uint32_t *)v[OUT].buf, (const uint64_t *)v[WORDS].buf,
-                 (const int64_t *)v[COUNTS].buf,
-                 v[WANTED].len ? (const uint8_t *)v[WANTED].buf : NULL, rows, size,
-                 (const uint64_t *)v[MULTIPLIERS].buf, (const uint32_t *)v[A].buf,
-                 (const uint32_t *)v[B].buf, v[A].len / 4);
+    for (Py_ssize_t n = 0; n < count; n++) {
+        const Py_buffer *sv = s[n];
+        shingle_fill((uint32_t *)sv[SIGN_OUT].buf, (const uint64_t *)v[WORDS].buf,
+                     (const int64_t *)v[COUNTS].buf,
+                     sv[SIGN_WANTED].len ? (const uint8_t *)sv[SIGN_WANTED].buf : NULL, rows,
+                     sizes[n], (const uint64_t *)v[MULTIPLIERS].buf,
+                     (const uint32_t *)sv[SIGN_A].buf, (const uint32_t *)sv[SIGN_B].buf,
+                     sv[SIGN_A].len / 4);
+    }
     Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    for (Py_ssize_t n = 0; n < parsed; n++) {
+        release(s[n], SIGN_VIEWS);
+    }
+    Py_XDECREF(items);
     release(v, VIEWS);
-    Py_RETURN_NONE;
+    return result;
 }
 
 PyDoc_STRVAR(hash_words_doc,

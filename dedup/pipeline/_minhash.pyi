@@ -1,20 +1,27 @@
 """The compiled kernel of dedup.pipeline (``_minhash.c``), built where a C compiler is."""
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
 def shingle_fill(
-    out: npt.NDArray[np.uint32],
     words: npt.NDArray[np.uint64],
     counts: npt.NDArray[np.int64],
-    wanted: npt.NDArray[np.uint8],
-    size: int,
     multipliers: npt.NDArray[np.uint64],
-    a: npt.NDArray[np.uint32],
-    b: npt.NDArray[np.uint32],
+    signings: Sequence[
+        tuple[
+            npt.NDArray[np.uint32],
+            int,
+            bytes | npt.NDArray[np.uint8],
+            npt.NDArray[np.uint32],
+            npt.NDArray[np.uint32],
+        ]
+    ],
     /,
 ) -> None:
-    """Lower each wanted row of ``out`` to the MinHash of the shingles of its words."""
+    """Set each row of each signing's ``out`` to the MinHash of the shingles of its words
+    (``out, size, wanted, a, b``); rows not wanted, or without words, are empty."""
 
 def hash_words(
     text: bytes,

@@ -127,21 +127,22 @@ def analyse(document: Document, settings: Settings) -> Analysis:
     hashes, counts = words.hashes, words.counts
     word_counts = counts.tolist()
     fingerprints = words.fingerprints.tolist()
-    signed = [n >= settings.min_paragraph_words for n in word_counts]
-    paragraph_signatures = signature.shingle_signatures(
+    signed_rows = counts >= settings.min_paragraph_words
+    signed = signed_rows.tolist()
+    paragraph_signatures, shingle_signatures = signature.signatures(
         hashes,
         counts,
-        settings.paragraph_shingle_words,
-        settings.paragraph_num_perm,
-        settings.seed,
-        wanted=signed,
-    )
-    shingle_signatures = signature.shingle_signatures(
-        hashes,
-        counts,
-        document_shingle_words(sum(word_counts), settings),
-        settings.num_perm,
-        settings.seed,
+        [
+            signature.Signing(
+                settings.paragraph_shingle_words,
+                settings.paragraph_num_perm,
+                settings.seed,
+                signed_rows,
+            ),
+            signature.Signing(
+                document_shingle_words(sum(word_counts), settings), settings.num_perm, settings.seed
+            ),
+        ],
     )
     content = words.fingerprints.tobytes()
     repeats = find_repeats(

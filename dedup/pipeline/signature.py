@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -68,6 +69,60 @@ def segment_signatures(
     return _numpy_signatures(hashes, np.array([len(s) for s in segments], np.int64), num_perm, seed)
 
 
+class Signing(NamedTuple):
+    """One kind of signature of a document's paragraphs."""
+
+    size: int
+    """Words per shingle (:func:`dedup.pipeline.text.document_shingle_hashes`)."""
+    num_perm: int
+    """Permutations per signature."""
+    seed: int
+    """Seed of the permutations."""
+    wanted: npt.NDArray[np.bool_] | None = None
+    """The paragraphs to sign; the others get the empty signature. All when None."""
+
+
+def signatures(
+    word_hashes: npt.NDArray[np.uint64],
+    counts: npt.NDArray[np.int64],
+    signings: Sequence[Signing],
+) -> list[npt.NDArray[np.uint32]]:
+    """One matrix per signing: a signature per paragraph over its shingles, from all its word
+    hashes, every signing made in one pass of the compiled kernel over the words.
+
+    Args:
+        word_hashes: the word hashes of all paragraphs, one after the other
+            (:func:`dedup.pipeline.text.word_hashes`).
+        counts: words in each paragraph.
+        signings: the kinds of signature to make.
+    """
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    compiled = kernel.compiled
+    if compiled is None:
+        return [_numpy_shingle_signatures(word_hashes, counts, signing) for signing in signings]
+    found = [np.empty((len(counts), signing.num_perm), dtype=np.uint32) for signing in signings]
+    compiled.shingle_fill(
+        np.ascontiguousarray(word_hashes, dtype=np.uint64),
+        counts,
+        text.POSITION_MULTIPLIERS,
+        [
+            (
+                out,
+                signing.size,
+                _rows(signing.wanted),
+                *permutations(signing.num_perm, signing.seed),
+            )
+            for out, signing in zip(found, signings, strict=True)
+        ],
+    )
+    return found
+
+
+def _rows(wanted: npt.NDArray[np.bool_] | None) -> bytes | npt.NDArray[np.uint8]:
+    """The kernel's ``wanted``: a byte per row, or none for all rows."""
+    return b"" if wanted is None else wanted.view(np.uint8)
+
+
 def shingle_signatures(
     word_hashes: npt.NDArray[np.uint64],
     counts: npt.NDArray[np.int64],
@@ -76,40 +131,21 @@ def shingle_signatures(
     seed: int,
     wanted: Sequence[bool] | None = None,
 ) -> npt.NDArray[np.uint32]:
-    """One signature per paragraph over its ``size``-word shingles, from all its word hashes.
+    """One signature per paragraph over its ``size``-word shingles, from all its word hashes:
+    :func:`signatures` of one :class:`Signing`."""
+    rows = None if wanted is None else np.array(wanted, dtype=np.bool_)
+    return signatures(word_hashes, counts, [Signing(size, num_perm, seed, rows)])[0]
 
-    Args:
-        word_hashes: the word hashes of all paragraphs, one after the other
-            (:func:`dedup.pipeline.text.word_hashes`).
-        counts: words in each paragraph.
-        size: words per shingle (:func:`dedup.pipeline.text.document_shingle_hashes`).
-        num_perm: permutations per signature.
-        seed: seed of the permutations.
-        wanted: the paragraphs to sign; the others get the empty signature. All when None.
-    """
-    counts = np.ascontiguousarray(counts, dtype=np.int64)
-    compiled = kernel.compiled
-    if compiled is None:
-        shingles, per_row = text.document_shingle_hashes(word_hashes, counts, size)
-        if wanted is not None and not all(wanted):
-            kept = np.array(wanted, dtype=bool)
-            shingles = shingles[np.repeat(kept, per_row)]
-            per_row = per_row * kept
-        return _numpy_signatures(shingles, per_row, num_perm, seed)
-    a, b = permutations(num_perm, seed)
-    result = np.full((len(counts), num_perm), _EMPTY, dtype=np.uint32)
-    mask = np.array([] if wanted is None else wanted, dtype=np.uint8)
-    compiled.shingle_fill(
-        result,
-        np.ascontiguousarray(word_hashes, dtype=np.uint64),
-        counts,
-        mask,
-        size,
-        text.POSITION_MULTIPLIERS,
-        a,
-        b,
-    )
-    return result
+
+def _numpy_shingle_signatures(
+    word_hashes: npt.NDArray[np.uint64], counts: npt.NDArray[np.int64], signing: Signing
+) -> npt.NDArray[np.uint32]:
+    """What the compiled kernel makes of one signing, with numpy."""
+    shingles, per_row = text.document_shingle_hashes(word_hashes, counts, signing.size)
+    if signing.wanted is not None and not signing.wanted.all():
+        shingles = shingles[np.repeat(signing.wanted, per_row)]
+        per_row = per_row * signing.wanted
+    return _numpy_signatures(shingles, per_row, signing.num_perm, signing.seed)
 
 
 def _numpy_signatures(
