@@ -542,6 +542,48 @@ free_groups(key_groups *g)
     PyMem_Free(g->chain);
 }
 
+/* A set of 64-bit keys (none of them UINT64_MAX) by open addressing, grown as it fills. */
+typedef struct {
+    uint64_t *keys;
+    Py_ssize_t count, capacity;
+} pair_set;
+
+/* 1 when ``key`` was not in the set (it is now), 0 when it was, -1 when memory ran out. */
+static int
+see_pair(pair_set *set, uint64_t key)
+{
+    if (2 * (set->count + 1) > set->capacity) {
+        const Py_ssize_t capacity = set->capacity ? 2 * set->capacity : 256;
+        uint64_t *grown = PyMem_Malloc((size_t)capacity * sizeof(uint64_t));
+        if (grown == NULL) {
+            return -1;
+        }
+        memset(grown, 0xFF, (size_t)capacity * sizeof(uint64_t));
+        for (Py_ssize_t s = 0; s < set->capacity; s++) {
+            if (set->keys[s] != UINT64_MAX) {
+                Py_ssize_t slot = key_slot(set->keys[s], capacity);
+                while (grown[slot] != UINT64_MAX) {
+                    slot = (slot + 1) & (capacity - 1);
+                }
+                grown[slot] = set->keys[s];
+            }
+        }
+        PyMem_Free(set->keys);
+        set->keys = grown;
+        set->capacity = capacity;
+    }
+    Py_ssize_t slot = key_slot(key, set->capacity);
+    while (set->keys[slot] != UINT64_MAX) {
+        if (set->keys[slot] == key) {
+            return 0;
+        }
+        slot = (slot + 1) & (set->capacity - 1);
+    }
+    set->keys[slot] = key;
+    set->count++;
+    return 1;
+}
+
 /* Band keys of the signed rows: for band k, the sum of its ``band_rows`` values times
  * ``mix`` (64-bit, wrapping), xor k times ``salt``; as dedup.pipeline.repeats makes them. */
 static void
@@ -574,7 +616,7 @@ similar_pairs(pair_list *out, const uint32_t *signatures, Py_ssize_t num_perm,
               Py_ssize_t group_limit, double threshold)
 {
     key_groups exact = {0}, bands_grouped = {0};
-    pair_list near = {0};
+    pair_set seen = {0};
     keyed_t *keys = NULL;
     int ok = 0, shared;
     if (!group_keys(&exact, prints, 1, paragraphs, &shared)) {
@@ -614,36 +656,37 @@ similar_pairs(pair_list *out, const uint32_t *signatures, Py_ssize_t num_perm,
         for (Py_ssize_t a = bands_grouped.heads[slot]; a >= 0; a = bands_grouped.chain[a]) {
             for (Py_ssize_t b = bands_grouped.chain[a]; b >= 0; b = bands_grouped.chain[b]) {
                 const int64_t x = keys[a].owner, y = keys[b].owner;
-                if (x != y && prints[x] != prints[y] && !add_pair(&near, x, y, 0.0)) {
+                if (x == y || prints[x] == prints[y]) {
+                    continue;
+                }
+                /* a similar pair shares many bands: it is scored the first time only */
+                const int64_t low = x < y ? x : y, high = x < y ? y : x;
+                const int fresh = see_pair(&seen, (uint64_t)low * (uint64_t)paragraphs
+                                                      + (uint64_t)high);
+                if (fresh < 0) {
+                    goto done;
+                }
+                if (!fresh) {
+                    continue;
+                }
+                const uint32_t *one = signatures + low * num_perm;
+                const uint32_t *other = signatures + high * num_perm;
+                Py_ssize_t equal = 0;
+                for (Py_ssize_t k = 0; k < num_perm; k++) {
+                    equal += one[k] == other[k];
+                }
+                const double share = (double)equal / (double)num_perm;
+                if (share >= threshold && !add_pair(out, low, high, share)) {
                     goto done;
                 }
             }
-        }
-    }
-    if (near.count > 1) {
-        qsort(near.items, (size_t)near.count, sizeof(pair_t), compare_pairs);
-    }
-    for (Py_ssize_t n = 0; n < near.count; n++) {
-        const pair_t *pair = &near.items[n];
-        if (n && pair->first == pair[-1].first && pair->second == pair[-1].second) {
-            continue;
-        }
-        const uint32_t *x = signatures + pair->first * num_perm;
-        const uint32_t *y = signatures + pair->second * num_perm;
-        Py_ssize_t equal = 0;
-        for (Py_ssize_t k = 0; k < num_perm; k++) {
-            equal += x[k] == y[k];
-        }
-        const double share = (double)equal / (double)num_perm;
-        if (share >= threshold && !add_pair(out, pair->first, pair->second, share)) {
-            goto done;
         }
     }
     ok = 1;
 done:
     free_groups(&exact);
     free_groups(&bands_grouped);
-    PyMem_Free(near.items);
+    PyMem_Free(seen.keys);
     PyMem_Free(keys);
     return ok;
 }
@@ -746,14 +789,16 @@ chain_pairs(const pair_t *pairs, Py_ssize_t count, Py_ssize_t paragraphs, Py_ssi
     return made;
 }
 
-/* A list of the int64 values (or float64 when ``shares``) of the pairs of run ``r``. */
+/* A list of the float64 shares (``what`` 0), int64 firsts (1), seconds (2) or firsts minus one
+ * where the run stepped over a paragraph (3) of the ``count`` pairs ``taken`` (in order). */
 static PyObject *
-run_values(const pair_t *pairs, const Py_ssize_t *pair_run, const uint8_t *dropped,
-           Py_ssize_t count, Py_ssize_t r, int what)
+run_values(const pair_t *pairs, const Py_ssize_t *taken, Py_ssize_t count,
+           const uint8_t *dropped, int what)
 {
     PyObject *list = PyList_New(0);
-    for (Py_ssize_t p = 0; list != NULL && p < count; p++) {
-        if (pair_run[p] != r || (what == 3 && !dropped[p])) {
+    for (Py_ssize_t n = 0; list != NULL && n < count; n++) {
+        const Py_ssize_t p = taken[n];
+        if (what == 3 && !dropped[p]) {
             continue;
         }
         PyObject *value = what == 0   ? PyFloat_FromDouble(pairs[p].share)
@@ -820,7 +865,7 @@ minhash_repeat_runs(PyObject *Py_UNUSED(module), PyObject *args)
     }
     pair_list pairs = {0};
     run_t *runs = NULL;
-    Py_ssize_t *pair_run = NULL;
+    Py_ssize_t *pair_run = NULL, *by_run = NULL, *run_start = NULL, *filled = NULL;
     run_order *order = NULL;
     uint8_t *dropped = NULL, *taken = NULL;
     PyObject *result = NULL, *chosen = NULL;
@@ -837,11 +882,15 @@ minhash_repeat_runs(PyObject *Py_UNUSED(module), PyObject *args)
     }
     runs = PyMem_Malloc(found ? (size_t)found * sizeof(run_t) : 1);
     pair_run = PyMem_Malloc(found ? (size_t)found * sizeof(Py_ssize_t) : 1);
+    by_run = PyMem_Malloc(found ? (size_t)found * sizeof(Py_ssize_t) : 1);
+    run_start = PyMem_Calloc((size_t)found + 1, sizeof(Py_ssize_t));
+    filled = PyMem_Calloc(found ? (size_t)found : 1, sizeof(Py_ssize_t));
     order = PyMem_Malloc(found ? (size_t)found * sizeof(run_order) : 1);
     dropped = PyMem_Malloc(found ? (size_t)found : 1);
     taken = PyMem_Calloc(paragraphs ? (size_t)paragraphs : 1, 1);
     chosen = PyList_New(0);
-    if (runs == NULL || pair_run == NULL || order == NULL || dropped == NULL || taken == NULL) {
+    if (runs == NULL || pair_run == NULL || by_run == NULL || run_start == NULL
+        || filled == NULL || order == NULL || dropped == NULL || taken == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -854,8 +903,16 @@ minhash_repeat_runs(PyObject *Py_UNUSED(module), PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
+    /* the pairs of each run, in order: run r's are by_run[run_start[r]:run_start[r + 1]] */
+    for (Py_ssize_t p = 0; p < found; p++) {
+        run_start[pair_run[p] + 1]++;
+    }
     for (Py_ssize_t r = 0; r < made; r++) {
+        run_start[r + 1] += run_start[r];
         order[r] = (run_order){{-(int64_t)runs[r].length, runs[r].i0, runs[r].j0}, r};
+    }
+    for (Py_ssize_t p = 0; p < found; p++) {
+        by_run[run_start[pair_run[p]] + filled[pair_run[p]]++] = p;
     }
     qsort(order, (size_t)made, sizeof(run_order), compare_runs);
     Py_ssize_t claimed = 0;
@@ -881,7 +938,8 @@ minhash_repeat_runs(PyObject *Py_UNUSED(module), PyObject *args)
         claimed += run->j1 - run->j0 + 1;
         PyObject *values[4];
         for (int what = 0; what < 4; what++) {
-            values[what] = run_values(pairs.items, pair_run, dropped, found, r, what);
+            values[what] = run_values(pairs.items, by_run + run_start[r],
+                                      run_start[r + 1] - run_start[r], dropped, what);
         }
         PyObject *item = NULL;
         if (values[0] && values[1] && values[2] && values[3]) {
@@ -904,6 +962,9 @@ done:
     PyMem_Free(pairs.items);
     PyMem_Free(runs);
     PyMem_Free(pair_run);
+    PyMem_Free(by_run);
+    PyMem_Free(run_start);
+    PyMem_Free(filled);
     PyMem_Free(order);
     PyMem_Free(dropped);
     PyMem_Free(taken);
