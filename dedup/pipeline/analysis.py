@@ -146,7 +146,11 @@ def analyse(document: Document, settings: Settings) -> Analysis:
     )
     content = words.fingerprints.tobytes()
     repeats = find_repeats(
-        fingerprints, paragraph_signatures, signed, word_counts, settings.repeat_threshold
+        words.fingerprints,
+        paragraph_signatures,
+        signed_rows,
+        word_counts,
+        settings.repeat_threshold,
     )
     pieces = None
     if settings.near_paragraphs:

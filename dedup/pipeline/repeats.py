@@ -193,7 +193,27 @@ def _chain(pairs: dict[tuple[int, int], float]) -> list[_Run]:
     return runs
 
 
-def _is_structure(run: _Run, chosen: list[_Run], word_counts: Sequence[int]) -> bool:
+@dataclass(frozen=True)
+class _Claims:
+    """What the chosen runs of a document hold together, made once for all of them."""
+
+    claimed: set[int]
+    """The paragraphs a chosen run matches, copies or counts as left out."""
+    copies: Counter[int]
+    """How many chosen runs match each paragraph."""
+    inside_copies: set[int]
+    """The paragraphs inside the copy of a chosen run."""
+
+    @classmethod
+    def of(cls, chosen: list[_Run]) -> _Claims:
+        return cls(
+            {k for other in chosen for k in other.matched + other.copies + other.dropped},
+            Counter(i for other in chosen for i in other.matched),
+            {k for other in chosen for k in range(other.j0, other.j1 + 1)},
+        )
+
+
+def _is_structure(run: _Run, claims: _Claims, word_counts: Sequence[int]) -> bool:
     """Whether a run is the page's template filled with content of its own rather than a body
     (or part of one) that comes back whole.
 
@@ -208,24 +228,24 @@ def _is_structure(run: _Run, chosen: list[_Run], word_counts: Sequence[int]) -> 
       items of their own (a grid's delivery line, a schedule's daily bulletins). A body
       pasted two or three times has nothing of its own between its copies.
     """
-    claimed = {k for other in chosen for k in other.matched + other.copies + other.dropped}
+    claimed = claims.claimed
     shared = sum(word_counts[i] for i in run.matched)
     spans = itertools.chain(range(run.i0, run.i1 + 1), range(run.j0, run.j1 + 1))
     if sum(word_counts[k] for k in spans if k not in claimed) >= shared:
         return True
-    copies = Counter(i for other in chosen for i in other.matched)
-    if 2 * sum(word_counts[i] for i in run.matched if copies[i] > 1) < shared:
+    if 2 * sum(word_counts[i] for i in run.matched if claims.copies[i] > 1) < shared:
         return False
     # the paragraphs between that another copy steps over are part of that copy
-    inside_copies = {k for other in chosen for k in range(other.j0, other.j1 + 1)}
     between = range(run.i1 + 1, run.j0)
-    return any(word_counts[k] for k in between if k not in claimed and k not in inside_copies)
+    return any(
+        word_counts[k] for k in between if k not in claimed and k not in claims.inside_copies
+    )
 
 
 def find_repeats(
-    fingerprints: Sequence[int],
+    fingerprints: Sequence[int] | npt.NDArray[np.uint64],
     signatures: npt.NDArray[np.uint32],
-    signed: Sequence[bool],
+    signed: Sequence[bool] | npt.NDArray[np.bool_],
     word_counts: Sequence[int],
     threshold: float,
 ) -> Repeats:
@@ -247,15 +267,16 @@ def find_repeats(
         return Repeats([], 0.0, False)
     compiled = kernel.compiled
     if compiled is None:
+        prints, rows = np.asarray(fingerprints).tolist(), np.asarray(signed).tolist()
         chosen, claimed = _chosen_runs(
-            _chain(_similar_pairs(fingerprints, signatures, signed, threshold)), word_counts
+            _chain(_similar_pairs(prints, signatures, rows, threshold)), word_counts
         )
     else:
         claimed, found = compiled.repeat_runs(
             np.ascontiguousarray(signatures, dtype=np.uint32),
             signatures.shape[1],
-            np.flatnonzero(signed).astype(np.int64),
-            np.array(fingerprints, dtype=np.uint64),
+            np.flatnonzero(signed).astype(np.int64, copy=False),
+            np.asarray(fingerprints, dtype=np.uint64),
             np.array(word_counts, dtype=np.int64),
             _BAND_MIX,
             int(_BAND_SALT),
@@ -277,7 +298,8 @@ def find_repeats(
     # Only paragraphs that found their copy, or that the copy left out, count: paragraphs a
     # run steps over on both sides are not copies (a questionnaire repeats its questions, not
     # the answers between them). Runs that are the page's template count not at all.
-    counted = [run for run in chosen if not _is_structure(run, chosen, word_counts)]
+    claims = _Claims.of(chosen)
+    counted = [run for run in chosen if not _is_structure(run, claims, word_counts)]
     repeated_words = sum(word_counts[i] for run in counted for i in run.matched + run.dropped)
     unique_words = sum(word_counts) - repeated_words
     doubled = bool(chosen) and repeated_words >= DOUBLED_SHARE * max(unique_words, 1)
