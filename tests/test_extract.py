@@ -355,6 +355,25 @@ def test_kernel_cuts_the_parsed_text_as_python_does(text: str, limit: int) -> No
         assert pieces() == found
 
 
+MARKUP_CHARACTERS = st.one_of(
+    st.sampled_from(["<", ">", "/", "<<", "\x00", "\x01", "\x02", "\x03", "\u212a", "\u0130"]),
+    st.sampled_from(["p", "P", "r", "R", "e", "E", "n", "a", "v", "V", "<PrE>", "<nav>"]),
+    st.characters(),
+)
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+@settings(max_examples=500, deadline=None)
+@given(st.lists(MARKUP_CHARACTERS, max_size=30).map("".join))
+def test_kernel_finds_the_marks_the_patterns_find(text: str) -> None:
+    """The kernel's one pass finds the tags (ASCII letters in either case, nothing else: not
+    the Kelvin sign), reserved characters and ``<<`` that a search per mark finds."""
+    for marks in (extract._PARSE_MARKS, extract._REWRITE_MARKS):
+        found = extract._holds(text, marks)
+        with mock.patch.object(kernel, "compiled", None):
+            assert extract._holds(text, marks) == found
+
+
 @pytest.mark.usefixtures("compiled_kernel")
 def test_pages_give_the_same_paragraphs_with_either_path() -> None:
     """Whole pages and fragments cut the same with the kernel and without."""
@@ -373,8 +392,11 @@ def test_pages_give_the_same_paragraphs_with_either_path() -> None:
 @pytest.mark.usefixtures("compiled_kernel")
 def test_kernel_refuses_arguments_it_cannot_follow() -> None:
     """A separator that is not one character, or is dropped, and dropped characters past
-    U+00FF raise ValueError."""
+    U+00FF raise ValueError; so do marks that are empty, not ASCII, too many or too long."""
     assert kernel.compiled is not None
     for separator, dropped in (("", ""), ("\x01\x01", ""), ("\x01", "\x01"), ("\x01", "東")):
         with pytest.raises(ValueError, match="readable_pieces"):
             kernel.compiled.readable_pieces("a\x01b", separator, dropped)
+    for needles in (("",), ("東",), ("a",) * 65, ("a" * 32,)):
+        with pytest.raises(ValueError, match="holds"):
+            kernel.compiled.holds("a", needles)

@@ -36,7 +36,9 @@
  * - readable_pieces: the parsed text of a page cut at the separator the parser put between
  *   text nodes, whitespace collapsed, controls dropped, pieces without a letter or digit left
  *   out, as dedup.pipeline.extract does it with str.split, str.join and two regular
- *   expressions: one pass instead of five over the page's text.
+ *   expressions: one pass instead of five over the page's text; holds: which of a few
+ *   marks (tags in either case, reserved characters) a page holds, in one pass where
+ *   dedup.pipeline.extract searched the page once per mark.
  *
  * The build of this module is optional: without a C compiler dedup.pipeline computes the same
  * values with xxhash and numpy.
@@ -1108,6 +1110,114 @@ minhash_readable_pieces(PyObject *Py_UNUSED(module), PyObject *args)
     return pieces;
 }
 
+PyDoc_STRVAR(holds_doc,
+"holds(text, needles) -> int\n"
+"--\n\n"
+"Which of ``needles`` (a tuple of at most 64 non-empty ASCII str) occur in ``text``, ASCII\n"
+"letters matching in either case and nothing else: bit k of the result is set when\n"
+"needles[k] occurs. One pass for what took a search of the whole text each.");
+
+#define MAX_NEEDLES 64
+
+/* The needles of holds, lower-cased; ``first[c]`` the needles starting with ASCII character c
+ * in either case. */
+typedef struct {
+    const char *text[MAX_NEEDLES];
+    Py_ssize_t len[MAX_NEEDLES];
+    uint64_t first[128];
+    uint64_t all;
+} needle_set;
+
+static inline Py_UCS4
+ascii_lower(Py_UCS4 ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch;
+}
+
+/* The needles found in the text, inlined once per string kind. */
+static DEDUP_INLINE uint64_t
+find_needles(int kind, const void *data, Py_ssize_t len, const needle_set *set)
+{
+    uint64_t found = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        const Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        const uint64_t candidates = ch < 128 ? set->first[ch] & ~found : 0;
+        if (!candidates) {
+            continue;
+        }
+        for (int k = 0; k < MAX_NEEDLES && candidates >> k; k++) {
+            if (!((candidates >> k) & 1)) {
+                continue;
+            }
+            const Py_ssize_t n = set->len[k];
+            Py_ssize_t j = 1;
+            while (j < n && i + j < len
+                   && ascii_lower(PyUnicode_READ(kind, data, i + j)) == (Py_UCS4)set->text[k][j]) {
+                j++;
+            }
+            if (j == n) {
+                found |= (uint64_t)1 << k;
+            }
+        }
+        if (found == set->all) {
+            break;
+        }
+    }
+    return found;
+}
+
+static PyObject *
+minhash_holds(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *text, *needles;
+    if (!PyArg_ParseTuple(args, "UO!", &text, &PyTuple_Type, &needles)) {
+        return NULL;
+    }
+    const Py_ssize_t count = PyTuple_GET_SIZE(needles);
+    needle_set set;
+    memset(&set, 0, sizeof(set));
+    char lowered[MAX_NEEDLES][32];
+    int fits = count <= MAX_NEEDLES;
+    for (Py_ssize_t k = 0; fits && k < count; k++) {
+        PyObject *needle = PyTuple_GET_ITEM(needles, k);
+        fits = PyUnicode_Check(needle) && PyUnicode_IS_ASCII(needle)
+               && PyUnicode_GET_LENGTH(needle) >= 1 && PyUnicode_GET_LENGTH(needle) < 32;
+        if (fits) {
+            const Py_ssize_t n = PyUnicode_GET_LENGTH(needle);
+            const Py_UCS1 *chars = PyUnicode_1BYTE_DATA(needle);
+            for (Py_ssize_t j = 0; j < n; j++) {
+                lowered[k][j] = (char)ascii_lower(chars[j]);
+            }
+            set.text[k] = lowered[k];
+            set.len[k] = n;
+            const unsigned char first = (unsigned char)chars[0];
+            set.first[ascii_lower(first)] |= (uint64_t)1 << k;
+            set.first[first >= 'a' && first <= 'z' ? first - ('a' - 'A') : first] |= (uint64_t)1
+                                                                                    << k;
+            set.all |= (uint64_t)1 << k;
+        }
+    }
+    if (!fits) {
+        PyErr_SetString(PyExc_ValueError,
+                        "holds: at most 64 needles, each an ASCII str of 1 to 31 characters");
+        return NULL;
+    }
+    const Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    const void *data = PyUnicode_DATA(text);
+    uint64_t found;
+    switch (PyUnicode_KIND(text)) {
+    case PyUnicode_1BYTE_KIND:
+        found = find_needles(PyUnicode_1BYTE_KIND, data, len, &set);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        found = find_needles(PyUnicode_2BYTE_KIND, data, len, &set);
+        break;
+    default:
+        found = find_needles(PyUnicode_4BYTE_KIND, data, len, &set);
+    }
+    return PyLong_FromUnsignedLongLong(found);
+}
+
 PyDoc_STRVAR(word_runs_doc,
 "word_runs(text) -> str\n"
 "--\n\n"
@@ -1592,6 +1702,7 @@ static PyMethodDef minhash_methods[] = {
     {"hash_word_runs", minhash_hash_word_runs, METH_O, hash_word_runs_doc},
     {"word_runs", minhash_word_runs, METH_O, word_runs_doc},
     {"readable_pieces", minhash_readable_pieces, METH_VARARGS, readable_pieces_doc},
+    {"holds", minhash_holds, METH_VARARGS, holds_doc},
     {"repeat_runs", minhash_repeat_runs, METH_VARARGS, repeat_runs_doc},
     {"hash_words", minhash_hash_words, METH_VARARGS, hash_words_doc},
     {"shingle_fill", minhash_shingle_fill, METH_VARARGS, shingle_fill_doc},

@@ -65,3 +65,6 @@ def repeat_runs(
 def readable_pieces(text: str, separator: str, dropped: str, /) -> list[str]:
     """The pieces between separators, ``dropped`` removed, whitespace collapsed, those with a
     letter or digit."""
+
+def holds(text: str, needles: tuple[str, ...], /) -> int:
+    """Bit k set when ``text`` holds needles[k] (ASCII, letters matched in either case)."""

@@ -16,6 +16,7 @@ them and no Python walks the tree.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 
@@ -148,12 +149,14 @@ _DECODED_CONTROL_CHARS = "".join(
 """Controls left in the parsed text, written raw or as references; all but the separator."""
 _DECODED_CONTROLS = re.compile(f"[{re.escape(_DECODED_CONTROL_CHARS)}]")
 _ALNUM = re.compile(r"[^\W_]")
-_DROP_TAG = re.compile(f"<{_any_case(_DROP)}>")
 _FORM_TAG = re.compile(f"<{_any_case(['form'])}>")
 _TAG = re.compile(r"<[^<>]*>")
-_PRE_TAG = re.compile(f"<{_any_case(['pre'])}>")
-"""Start tags as the rewrite leaves them, in any case: no character but ASCII letters lowercases
-to a lone letter of these names (the Kelvin sign gives a "k")."""
+_PARSE_MARKS = (*(f"<{name}>" for name in sorted(_DROP)), "<pre>")
+"""Start tags as the rewrite leaves them, in any case (:func:`_holds`): of the elements to
+drop, then of ``pre``. No character but ASCII letters lowercases to a lone letter of these
+names (the Kelvin sign gives a "k")."""
+_REWRITE_MARKS = (*_RESERVED, "<<")
+"""What the rewrite looks for before it starts: the reserved characters, then ``<<``."""
 _HTML_HINT = re.compile(
     r"<!doctype\s+html|</?(?:p|div|br|html|body|li|ul|ol|h[1-6]|table|tr|td|article|section|main"
     r"|span|a|blockquote|pre|header|footer|strong|em|b|i|img)\b[^<>]*>",
@@ -222,8 +225,9 @@ def _parse(html: str, limit: int | None, select: bool, drop: frozenset[str]) -> 
     """Parse the rewritten markup, drop the ``drop`` elements (but a form wrapping the page),
     keep the main content if ``select``, cut the text between nodes."""
     small = select and html.count("<") <= content.MAX_ELEMENTS
-    dropped = _DROP_TAG.search(html) is not None
-    if _PRE_TAG.search(html):
+    *drops, pre = _holds(html, _PARSE_MARKS)
+    dropped = any(drops)
+    if pre:
         html = _PRE.sub(_split_pre, html)
     tree = LexborHTMLParser(html)
     root = tree.root
@@ -255,6 +259,25 @@ def _readable_pieces(text: str, limit: int | None) -> list[str]:
     # them, with empty ones where separators were only whitespace apart.
     pieces = " ".join(_DECODED_CONTROLS.sub("", text).split()).split(_SEPARATOR)
     return _keep_readable(map(str.strip, pieces), limit)
+
+
+def _holds(text: str, needles: tuple[str, ...]) -> list[bool]:
+    """Which of the ``needles`` the text holds, ASCII letters in either case: in one pass of
+    the kernel, else a search per needle (each one a scan of the whole text)."""
+    compiled = kernel.compiled
+    if compiled is not None:
+        found = compiled.holds(text, needles)
+        return [(found >> k) & 1 == 1 for k in range(len(needles))]
+    return [pattern.search(text) is not None for pattern in _needle_patterns(needles)]
+
+
+@functools.cache
+def _needle_patterns(needles: tuple[str, ...]) -> list[re.Pattern[str]]:
+    """A pattern per needle, matching ASCII letters in either case (:func:`_any_case`)."""
+    return [
+        re.compile("".join(f"[{c}{c.upper()}]" if c.isalpha() else re.escape(c) for c in needle))
+        for needle in needles
+    ]
 
 
 def _wrappers(tree: LexborHTMLParser, root: LexborNode) -> set[int]:
@@ -290,10 +313,11 @@ def _rewrite(html: str, hints: bool = False) -> str:
     attribute, for the main-content selection; links become
     :data:`~dedup.pipeline.content.LINK_MARKS` either way.
     """
-    for char in _RESERVED:
-        if char in html:
+    *reserved, glued = _holds(html, _REWRITE_MARKS)
+    if any(reserved):
+        for char in _RESERVED:
             html = html.replace(char, "")
-    glued = "<<" in html
+        glued = "<<" in html
     parts = _TOKEN.split(html)
     counted = parts[_COUNTED_NAMES]
     parts[_ATTRIBUTES] = (
