@@ -374,6 +374,48 @@ def test_kernel_finds_the_marks_the_patterns_find(text: str) -> None:
             assert extract._holds(text, marks) == found
 
 
+FRAGMENT_PARTS = st.one_of(
+    st.sampled_from(["<p>", "</p>", "<P>", "</P>", "<br>", "</br>", "<BR/>", "<hr>", "</hr>"]),
+    st.sampled_from(["<div>", "</div>", "<li>", "</li>", "<ul>", "</ul>", "<h2>", "</h2>"]),
+    st.sampled_from(["<table>", "<td>", "<pre>", "<nav>", "<span>", "<a href='x'>", "</a>"]),
+    st.sampled_from(["&amp;", "&lt;", "&gt;", "&quot;", "&#x27;", "&#39;", "&nbsp;", "&copy;"]),
+    st.sampled_from(["&amp", "&#1;", "&AMP;", "&", "<", ">", "<!-- c -->", "<p class='x'>"]),
+    st.sampled_from([" ", "\n", "\r\n", "\r", "\t", "\x0c", "\xa0", "\ufeff", "\ud800"]),
+    st.sampled_from(["a", "B", "1", "é", "東", "\x02", "\x85", "_"]),
+    st.characters(),
+)
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(FRAGMENT_PARTS, max_size=30).map("".join), st.sampled_from([None, 2]))
+def test_plain_markup_cut_by_the_kernel_is_what_the_parser_gives(
+    fragment: str, limit: int | None
+) -> None:
+    """Where the kernel cuts plain markup without a tree, it finds the paragraphs (and the
+    refusal past the limit) that the parser's tree gives; other markup goes to the parser."""
+
+    def paragraphs() -> list[str] | str:
+        try:
+            return extract.extract_paragraphs(fragment, "html", limit)
+        except InputError as exc:
+            return str(exc)
+
+    found = paragraphs()
+    with mock.patch.object(extract, "_plain_pieces", lambda html, limit: None):
+        assert paragraphs() == found
+
+
+def test_plain_markup_of_paragraphs_is_cut_without_a_tree() -> None:
+    """Paragraphs as scrapers send them (``<p>`` and ``</p>``, breaks, the references
+    ``html.escape`` writes) take the kernel's path; an end tag the parser may ignore does not."""
+    if kernel.compiled is None:
+        assert extract._plain_pieces("<p>a</p>", None) is None
+        return
+    assert ["a & b", "c"] == extract._plain_pieces("<p>a &amp; b</p><P>c<br>", None)
+    assert extract._plain_pieces("a</div>b", None) is None
+
+
 @pytest.mark.usefixtures("compiled_kernel")
 def test_pages_give_the_same_paragraphs_with_either_path() -> None:
     """Whole pages and fragments cut the same with the kernel and without."""

@@ -38,7 +38,9 @@
  *   out, as dedup.pipeline.extract does it with str.split, str.join and two regular
  *   expressions: one pass instead of five over the page's text; holds: which of a few
  *   marks (tags in either case, reserved characters) a page holds, in one pass where
- *   dedup.pipeline.extract searched the page once per mark.
+ *   dedup.pipeline.extract searched the page once per mark; markup_pieces: the same pieces
+ *   of markup made only of text, tags that always make an element and the references
+ *   html.escape writes, cut at the tags without a parser's tree.
  *
  * The build of this module is optional: without a C compiler dedup.pipeline computes the same
  * values with xxhash and numpy.
@@ -63,6 +65,26 @@
 #else
 #define DEDUP_INLINE inline
 #endif
+
+/* ``statement`` run with ``K`` the string kind ``kind`` as a constant: a DEDUP_INLINE loop it
+ * calls with K is compiled once per kind. */
+#define FOR_EACH_KIND(kind, K, statement)                                                      \
+    switch (kind) {                                                                            \
+    case PyUnicode_1BYTE_KIND: {                                                               \
+        const int K = PyUnicode_1BYTE_KIND;                                                    \
+        statement;                                                                             \
+        break;                                                                                 \
+    }                                                                                          \
+    case PyUnicode_2BYTE_KIND: {                                                               \
+        const int K = PyUnicode_2BYTE_KIND;                                                    \
+        statement;                                                                             \
+        break;                                                                                 \
+    }                                                                                          \
+    default: {                                                                                 \
+        const int K = PyUnicode_4BYTE_KIND;                                                    \
+        statement;                                                                             \
+    }                                                                                          \
+    }
 
 static inline uint32_t
 fmix32(uint32_t h)
@@ -993,6 +1015,13 @@ PyDoc_STRVAR(readable_pieces_doc,
 "ends stripped (``\" \".join(piece.split())``), keeping the pieces that hold a letter or a\n"
 "digit (``str.isalnum``).");
 
+/* The ASCII letter lower-cased; any other character as it is. */
+static inline Py_UCS4
+ascii_lower(Py_UCS4 ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch;
+}
+
 /* What readable_pieces does with a character: keep it (and note a letter or digit), make it
  * part of a run of whitespace, drop it, or end the piece. */
 enum { PIECE_CHAR, PIECE_ALNUM, PIECE_SPACE, PIECE_DROP, PIECE_CUT };
@@ -1053,38 +1082,41 @@ cut_pieces(int kind, const void *data, Py_ssize_t len, const unsigned char *clas
  * separator: filled from CPython's str.isspace and str.isalnum when the module loads. */
 static unsigned char piece_classes[256];
 
-static PyObject *
-minhash_readable_pieces(PyObject *Py_UNUSED(module), PyObject *args)
+/* What cut_pieces does with each character below U+0100, the ``dropped`` ones and the
+ * ``separator`` included, into ``classes``; 0 with a ValueError naming ``function`` when they
+ * are not what it can follow. */
+static int
+piece_setup(PyObject *separator, PyObject *dropped, const char *function,
+            unsigned char *classes, Py_UCS4 *cut)
 {
-    PyObject *text, *separator, *dropped;
-    if (!PyArg_ParseTuple(args, "UUU", &text, &separator, &dropped)) {
-        return NULL;
-    }
-    unsigned char classes[256];
-    memcpy(classes, piece_classes, sizeof(classes));
+    memcpy(classes, piece_classes, sizeof(piece_classes));
     for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(dropped); i++) {
         const Py_UCS4 ch = PyUnicode_READ_CHAR(dropped, i);
         if (ch > 255) {
-            PyErr_SetString(PyExc_ValueError, "readable_pieces: dropped characters below U+0100");
-            return NULL;
+            PyErr_Format(PyExc_ValueError, "%s: dropped characters below U+0100", function);
+            return 0;
         }
         classes[ch] = PIECE_DROP;
     }
     if (PyUnicode_GET_LENGTH(separator) != 1) {
-        PyErr_SetString(PyExc_ValueError, "readable_pieces: the separator is one character");
-        return NULL;
+        PyErr_Format(PyExc_ValueError, "%s: the separator is one character", function);
+        return 0;
     }
-    const Py_UCS4 cut = PyUnicode_READ_CHAR(separator, 0);
-    if (cut < 256 && classes[cut] == PIECE_DROP) {
-        PyErr_SetString(PyExc_ValueError, "readable_pieces: the separator cannot be dropped");
-        return NULL;
+    *cut = PyUnicode_READ_CHAR(separator, 0);
+    if (*cut < 256 && classes[*cut] == PIECE_DROP) {
+        PyErr_Format(PyExc_ValueError, "%s: the separator cannot be dropped", function);
+        return 0;
     }
-    if (cut < 256) {
-        classes[cut] = PIECE_CUT;
+    if (*cut < 256) {
+        classes[*cut] = PIECE_CUT;
     }
-    const Py_ssize_t len = PyUnicode_GET_LENGTH(text);
-    const int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
+    return 1;
+}
+
+/* The readable pieces of ``len`` characters of ``kind`` (cut_pieces), as a new list. */
+static PyObject *
+cut_text(int kind, const void *data, Py_ssize_t len, const unsigned char *classes, Py_UCS4 cut)
+{
     void *piece = PyMem_Malloc((size_t)(len + 1) * (size_t)kind);
     PyObject *pieces = PyList_New(0);
     if (piece == NULL || pieces == NULL) {
@@ -1093,20 +1125,185 @@ minhash_readable_pieces(PyObject *Py_UNUSED(module), PyObject *args)
         return piece == NULL ? PyErr_NoMemory() : NULL;
     }
     int done;
-    switch (kind) {
-    case PyUnicode_1BYTE_KIND:
-        done = cut_pieces(PyUnicode_1BYTE_KIND, data, len, classes, cut, piece, pieces);
-        break;
-    case PyUnicode_2BYTE_KIND:
-        done = cut_pieces(PyUnicode_2BYTE_KIND, data, len, classes, cut, piece, pieces);
-        break;
-    default:
-        done = cut_pieces(PyUnicode_4BYTE_KIND, data, len, classes, cut, piece, pieces);
-    }
+    FOR_EACH_KIND(kind, K, done = cut_pieces(K, data, len, classes, cut, piece, pieces));
     PyMem_Free(piece);
     if (!done) {
         Py_CLEAR(pieces);
     }
+    return pieces;
+}
+
+static PyObject *
+minhash_readable_pieces(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *text, *separator, *dropped;
+    if (!PyArg_ParseTuple(args, "UUU", &text, &separator, &dropped)) {
+        return NULL;
+    }
+    unsigned char classes[256];
+    Py_UCS4 cut;
+    if (!piece_setup(separator, dropped, "readable_pieces", classes, &cut)) {
+        return NULL;
+    }
+    return cut_text(PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text),
+                    classes, cut);
+}
+
+PyDoc_STRVAR(markup_pieces_doc,
+"markup_pieces(markup, starts, ends, separator, dropped) -> list[str] | None\n"
+"--\n\n"
+"readable_pieces of the text the parser's tree would give for ``markup`` made only of\n"
+"text, tags ``<name>`` of the ``starts`` names and ``</name>`` of the ``ends`` names (a\n"
+"tuple each of lower-case ASCII names, matched in either case; each tag cuts the text as\n"
+"the separator does), and the character references &amp; &lt; &gt; &quot; &#x27; &#39;\n"
+"&nbsp;. None for any other markup (another tag, '<' in text, another reference) or a lone\n"
+"surrogate.");
+
+#define MAX_TAG_NAME 16
+
+/* A tag's lower-case name from ``i`` (past ``<`` and any ``/``) when it is ASCII letters and
+ * digits followed by ``>``; its length, 0 otherwise, and *end past the ``>``. */
+static DEDUP_INLINE int
+tag_name(int kind, const void *data, Py_ssize_t len, Py_ssize_t i, char *name,
+         Py_ssize_t *end)
+{
+    int n = 0;
+    for (; i < len && n < MAX_TAG_NAME; i++, n++) {
+        const Py_UCS4 ch = ascii_lower(PyUnicode_READ(kind, data, i));
+        if (!((ch >= 'a' && ch <= 'z') || (n > 0 && ch >= '0' && ch <= '9'))) {
+            break;
+        }
+        name[n] = (char)ch;
+    }
+    if (n == 0 || i >= len || PyUnicode_READ(kind, data, i) != '>') {
+        return 0;
+    }
+    name[n] = '\0';
+    *end = i + 1;
+    return n;
+}
+
+static int
+named(const char *name, PyObject *names)
+{
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(names); k++) {
+        if (strcmp(name, (const char *)PyUnicode_1BYTE_DATA(PyTuple_GET_ITEM(names, k))) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The references markup_pieces decodes, and what they stand for. */
+static const struct {
+    const char *name;
+    Py_UCS4 value;
+} plain_references[] = {{"amp;", '&'},  {"lt;", '<'},  {"gt;", '>'},     {"quot;", '"'},
+                        {"#x27;", '\''}, {"#39;", '\''}, {"nbsp;", 0xA0}};
+
+/* The markup's text into ``out`` (of the same kind), each tag made the separator ``cut``; -1
+ * when the markup holds anything else. */
+static DEDUP_INLINE Py_ssize_t
+plain_text(int kind, const void *data, Py_ssize_t len, void *out, Py_UCS4 cut,
+           PyObject *starts, PyObject *ends)
+{
+    Py_ssize_t used = 0;
+    Py_ssize_t i = 0;
+    char name[MAX_TAG_NAME + 1];
+    while (i < len) {
+        const Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (ch == '<') {
+            const int closing = i + 1 < len && PyUnicode_READ(kind, data, i + 1) == '/';
+            Py_ssize_t end;
+            if (!tag_name(kind, data, len, i + 1 + closing, name, &end)
+                || !named(name, closing ? ends : starts)) {
+                return -1;
+            }
+            PyUnicode_WRITE(kind, out, used++, cut);
+            i = end;
+        }
+        else if (ch == '&') {
+            Py_UCS4 value = 0;
+            for (size_t r = 0; !value && r < sizeof(plain_references) / sizeof(*plain_references);
+                 r++) {
+                const char *reference = plain_references[r].name;
+                Py_ssize_t j = 0;
+                while (reference[j] && i + 1 + j < len
+                       && PyUnicode_READ(kind, data, i + 1 + j) == (Py_UCS4)reference[j]) {
+                    j++;
+                }
+                if (!reference[j]) {
+                    value = plain_references[r].value;
+                    i += 1 + j;
+                }
+            }
+            if (!value) {
+                return -1;
+            }
+            PyUnicode_WRITE(kind, out, used++, value);
+        }
+        else if (Py_UNICODE_IS_SURROGATE(ch)) {
+            return -1;
+        }
+        else {
+            PyUnicode_WRITE(kind, out, used++, ch);
+            i++;
+        }
+    }
+    return used;
+}
+
+static int
+lower_ascii_names(PyObject *names)
+{
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(names); k++) {
+        PyObject *name = PyTuple_GET_ITEM(names, k);
+        if (!PyUnicode_Check(name) || !PyUnicode_IS_ASCII(name)
+            || PyUnicode_GET_LENGTH(name) > MAX_TAG_NAME) {
+            return 0;
+        }
+        const Py_UCS1 *chars = PyUnicode_1BYTE_DATA(name);
+        for (Py_ssize_t j = 0; j < PyUnicode_GET_LENGTH(name); j++) {
+            if (ascii_lower(chars[j]) != chars[j]) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+static PyObject *
+minhash_markup_pieces(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *markup, *starts, *ends, *separator, *dropped;
+    if (!PyArg_ParseTuple(args, "UO!O!UU", &markup, &PyTuple_Type, &starts, &PyTuple_Type,
+                          &ends, &separator, &dropped)) {
+        return NULL;
+    }
+    if (!lower_ascii_names(starts) || !lower_ascii_names(ends)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "markup_pieces: tag names are lower-case ASCII, at most 16 characters");
+        return NULL;
+    }
+    unsigned char classes[256];
+    Py_UCS4 cut;
+    if (!piece_setup(separator, dropped, "markup_pieces", classes, &cut)) {
+        return NULL;
+    }
+    const Py_ssize_t len = PyUnicode_GET_LENGTH(markup);
+    const int kind = PyUnicode_KIND(markup);
+    if (cut > PyUnicode_MAX_CHAR_VALUE(markup) || cut > 0xFF) {
+        Py_RETURN_NONE; /* the separator must fit the kind of the markup's text */
+    }
+    const void *data = PyUnicode_DATA(markup);
+    void *text = PyMem_Malloc((size_t)(len + 1) * (size_t)kind);
+    if (text == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t used;
+    FOR_EACH_KIND(kind, K, used = plain_text(K, data, len, text, cut, starts, ends));
+    PyObject *pieces = used < 0 ? Py_NewRef(Py_None) : cut_text(kind, text, used, classes, cut);
+    PyMem_Free(text);
     return pieces;
 }
 
@@ -1127,12 +1324,6 @@ typedef struct {
     uint64_t first[128];
     uint64_t all;
 } needle_set;
-
-static inline Py_UCS4
-ascii_lower(Py_UCS4 ch)
-{
-    return ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch;
-}
 
 /* The needles found in the text, inlined once per string kind. */
 static DEDUP_INLINE uint64_t
@@ -1205,16 +1396,7 @@ minhash_holds(PyObject *Py_UNUSED(module), PyObject *args)
     const Py_ssize_t len = PyUnicode_GET_LENGTH(text);
     const void *data = PyUnicode_DATA(text);
     uint64_t found;
-    switch (PyUnicode_KIND(text)) {
-    case PyUnicode_1BYTE_KIND:
-        found = find_needles(PyUnicode_1BYTE_KIND, data, len, &set);
-        break;
-    case PyUnicode_2BYTE_KIND:
-        found = find_needles(PyUnicode_2BYTE_KIND, data, len, &set);
-        break;
-    default:
-        found = find_needles(PyUnicode_4BYTE_KIND, data, len, &set);
-    }
+    FOR_EACH_KIND(PyUnicode_KIND(text), K, found = find_needles(K, data, len, &set));
     return PyLong_FromUnsignedLongLong(found);
 }
 
@@ -1610,16 +1792,8 @@ minhash_table_words(PyObject *Py_UNUSED(module), PyObject *paragraphs)
         const Py_ssize_t len = PyUnicode_GET_LENGTH(paragraph);
         const void *data = PyUnicode_DATA(paragraph);
         int found;
-        switch (PyUnicode_KIND(paragraph)) {
-        case PyUnicode_1BYTE_KIND:
-            found = table_chars(&s, PyUnicode_1BYTE_KIND, data, len, entries, known, bytes, ascii);
-            break;
-        case PyUnicode_2BYTE_KIND:
-            found = table_chars(&s, PyUnicode_2BYTE_KIND, data, len, entries, known, bytes, ascii);
-            break;
-        default:
-            found = table_chars(&s, PyUnicode_4BYTE_KIND, data, len, entries, known, bytes, ascii);
-        }
+        FOR_EACH_KIND(PyUnicode_KIND(paragraph), K,
+                      found = table_chars(&s, K, data, len, entries, known, bytes, ascii));
         if (!found) {
             result = Py_NewRef(Py_None);
             goto done;
@@ -1679,16 +1853,7 @@ minhash_hash_word_runs(PyObject *Py_UNUSED(module), PyObject *text)
     PyObject *result = NULL;
     /* a word takes a character and the one after it; a character four bytes and a space */
     if (sink_open(&s, len + 1, lines + 1, 1, 5)) {
-        switch (kind) {
-        case PyUnicode_1BYTE_KIND:
-            run_chars(&s, PyUnicode_1BYTE_KIND, data, len);
-            break;
-        case PyUnicode_2BYTE_KIND:
-            run_chars(&s, PyUnicode_2BYTE_KIND, data, len);
-            break;
-        default:
-            run_chars(&s, PyUnicode_4BYTE_KIND, data, len);
-        }
+        FOR_EACH_KIND(kind, K, run_chars(&s, K, data, len));
         sink_line(&s);
         result = sink_result(&s);
     }
@@ -1703,6 +1868,7 @@ static PyMethodDef minhash_methods[] = {
     {"word_runs", minhash_word_runs, METH_O, word_runs_doc},
     {"readable_pieces", minhash_readable_pieces, METH_VARARGS, readable_pieces_doc},
     {"holds", minhash_holds, METH_VARARGS, holds_doc},
+    {"markup_pieces", minhash_markup_pieces, METH_VARARGS, markup_pieces_doc},
     {"repeat_runs", minhash_repeat_runs, METH_VARARGS, repeat_runs_doc},
     {"hash_words", minhash_hash_words, METH_VARARGS, hash_words_doc},
     {"shingle_fill", minhash_shingle_fill, METH_VARARGS, shingle_fill_doc},

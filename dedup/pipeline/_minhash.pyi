@@ -68,3 +68,14 @@ def readable_pieces(text: str, separator: str, dropped: str, /) -> list[str]:
 
 def holds(text: str, needles: tuple[str, ...], /) -> int:
     """Bit k set when ``text`` holds needles[k] (ASCII, letters matched in either case)."""
+
+def markup_pieces(
+    markup: str,
+    starts: tuple[str, ...],
+    ends: tuple[str, ...],
+    separator: str,
+    dropped: str,
+    /,
+) -> list[str] | None:
+    """readable_pieces of the text of markup made of text, these tags and a few references;
+    None for other markup."""

@@ -155,6 +155,11 @@ _PARSE_MARKS = (*(f"<{name}>" for name in sorted(_DROP)), "<pre>")
 """Start tags as the rewrite leaves them, in any case (:func:`_holds`): of the elements to
 drop, then of ``pre``. No character but ASCII letters lowercases to a lone letter of these
 names (the Kelvin sign gives a "k")."""
+_PLAIN_STARTS = tuple(sorted(_BLOCK - {"table", "tr", "td", "th", "pre"}))
+"""Start tags after which the parser's text is in order and apart: no table (whose text the
+parser may move) and no ``pre`` (whose first line break it drops)."""
+_PLAIN_ENDS = ("br", "p")
+"""End tags that always make an element: a ``</p>`` with no paragraph open makes an empty one."""
 _REWRITE_MARKS = (*_RESERVED, "<<")
 """What the rewrite looks for before it starts: the reserved characters, then ``<<``."""
 _HTML_HINT = re.compile(
@@ -227,6 +232,8 @@ def _parse(html: str, limit: int | None, select: bool, drop: frozenset[str]) -> 
     small = select and html.count("<") <= content.MAX_ELEMENTS
     *drops, pre = _holds(html, _PARSE_MARKS)
     dropped = any(drops)
+    if not (small or dropped or pre) and (found := _plain_pieces(html, limit)) is not None:
+        return found
     if pre:
         html = _PRE.sub(_split_pre, html)
     tree = LexborHTMLParser(html)
@@ -259,6 +266,25 @@ def _readable_pieces(text: str, limit: int | None) -> list[str]:
     # them, with empty ones where separators were only whitespace apart.
     pieces = " ".join(_DECODED_CONTROLS.sub("", text).split()).split(_SEPARATOR)
     return _keep_readable(map(str.strip, pieces), limit)
+
+
+def _plain_pieces(html: str, limit: int | None) -> list[str] | None:
+    """The paragraphs of rewritten markup made only of text, start tags of
+    :data:`_PLAIN_STARTS`, ``</p>``, ``</br>`` and the references ``html.escape`` writes, cut
+    by the kernel in one pass without a tree: each such tag makes an element (``</p>`` an
+    empty one where no paragraph is open), so the tree's text nodes are the text between
+    the tags, in order. None for other markup (an end tag the parser may ignore, so that the
+    text around it joins, a table that moves text, any other reference), or without the
+    kernel."""
+    compiled = kernel.compiled
+    if compiled is None:
+        return None
+    paragraphs = compiled.markup_pieces(
+        html, _PLAIN_STARTS, _PLAIN_ENDS, _SEPARATOR, _DECODED_CONTROL_CHARS
+    )
+    if paragraphs is not None and limit is not None and len(paragraphs) > limit:
+        raise _too_many(limit)
+    return paragraphs
 
 
 def _holds(text: str, needles: tuple[str, ...]) -> list[bool]:
