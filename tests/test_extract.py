@@ -408,7 +408,9 @@ def test_plain_markup_cut_by_the_kernel_is_what_the_parser_gives(
 
 def test_plain_markup_of_paragraphs_is_cut_without_a_tree() -> None:
     """Paragraphs as scrapers send them (``<p>`` and ``</p>``, breaks, the references
-    ``html.escape`` writes) take the kernel's path; an end tag the parser may ignore does not."""
+    ``html.escape`` writes) take the kernel's path; an end tag the parser may ignore does not,
+    nor does a dropped element or pre, which are looked for only when this path fails."""
+    assert not set(extract._PLAIN_STARTS + extract._PLAIN_ENDS) & (extract._DROP | {"pre"})
     if kernel.compiled is None:
         assert extract._plain_pieces("<p>a</p>", None) is None
         return

@@ -230,10 +230,11 @@ def _parse(html: str, limit: int | None, select: bool, drop: frozenset[str]) -> 
     """Parse the rewritten markup, drop the ``drop`` elements (but a form wrapping the page),
     keep the main content if ``select``, cut the text between nodes."""
     small = select and html.count("<") <= content.MAX_ELEMENTS
+    # plain markup holds no dropped element and no pre: it is cut before they are looked for
+    if not small and (found := _plain_pieces(html, limit)) is not None:
+        return found
     *drops, pre = _holds(html, _PARSE_MARKS)
     dropped = any(drops)
-    if not (small or dropped or pre) and (found := _plain_pieces(html, limit)) is not None:
-        return found
     if pre:
         html = _PRE.sub(_split_pre, html)
     tree = LexborHTMLParser(html)
