@@ -286,6 +286,8 @@ def find_repeats(
             MIN_RUN_WORDS,
         )
         chosen = [_Run(*run) for run in found]
+    if not chosen:  # most documents: nothing claimed, nothing to weigh
+        return Repeats([], 0.0, False)
     chosen.sort(key=lambda r: (r.j0, r.i0))
     result = [
         Repeat(
@@ -302,7 +304,7 @@ def find_repeats(
     counted = [run for run in chosen if not _is_structure(run, claims, word_counts)]
     repeated_words = sum(word_counts[i] for run in counted for i in run.matched + run.dropped)
     unique_words = sum(word_counts) - repeated_words
-    doubled = bool(chosen) and repeated_words >= DOUBLED_SHARE * max(unique_words, 1)
+    doubled = repeated_words >= DOUBLED_SHARE * max(unique_words, 1)
     return Repeats(result, round(float(claimed) / total, 4), doubled)
 
 
