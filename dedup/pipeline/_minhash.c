@@ -1026,56 +1026,83 @@ ascii_lower(Py_UCS4 ch)
  * part of a run of whitespace, drop it, or end the piece. */
 enum { PIECE_CHAR, PIECE_ALNUM, PIECE_SPACE, PIECE_DROP, PIECE_CUT };
 
-/* The pieces of the text into ``pieces``, inlined once per string kind so that each loop
- * reads and writes its kind directly; ``classes`` holds what is done with each character
- * below U+0100, ``piece`` room for the longest piece. 0 on an error. */
+/* Pieces being cut: the one being made (``used`` characters of ``piece``, a space pending,
+ * whether it holds a letter or digit) and the readable ones made so far. */
+typedef struct {
+    void *piece;
+    PyObject *pieces;
+    const unsigned char *classes;
+    Py_UCS4 cut;
+    Py_ssize_t used;
+    int space, readable;
+} piece_sink;
+
+/* The piece made so far into the list when it is readable, and a new one begun; 0 on an
+ * error. */
 static DEDUP_INLINE int
-cut_pieces(int kind, const void *data, Py_ssize_t len, const unsigned char *classes,
-           Py_UCS4 cut, void *piece, PyObject *pieces)
+piece_end(piece_sink *s, int kind)
 {
-    Py_ssize_t used = 0;
-    int space = 0, readable = 0;
-    for (Py_ssize_t i = 0; i <= len; i++) {
-        const Py_UCS4 ch = i < len ? PyUnicode_READ(kind, data, i) : cut;
-        int what;
-        if (ch < 256) {
-            what = classes[ch];
+    if (s->readable) {
+        PyObject *found = PyUnicode_FromKindAndData(kind, s->piece, s->used);
+        if (found == NULL || PyList_Append(s->pieces, found) < 0) {
+            Py_XDECREF(found);
+            return 0;
         }
-        else if (ch == cut) {
-            what = PIECE_CUT;
-        }
-        else if (Py_UNICODE_ISSPACE(ch)) {
-            what = PIECE_SPACE;
-        }
-        else {
-            what = readable || !Py_UNICODE_ISALNUM(ch) ? PIECE_CHAR : PIECE_ALNUM;
-        }
-        if (what < PIECE_DROP) {
-            /* without branches, which the spaces between words would mispredict: a kept
-             * character writes the pending space (overwritten when there is none), then
-             * itself; whitespace leaves a space pending once the piece has begun */
-            const int keep = what != PIECE_SPACE;
-            PyUnicode_WRITE(kind, piece, used, ' ');
-            used += space & keep;
-            PyUnicode_WRITE(kind, piece, used, ch);
-            used += keep;
-            space = !keep & (used > 0);
-            readable |= what == PIECE_ALNUM;
-        }
-        else if (what == PIECE_CUT) {
-            if (readable) {
-                PyObject *found = PyUnicode_FromKindAndData(kind, piece, used);
-                if (found == NULL || PyList_Append(pieces, found) < 0) {
-                    Py_XDECREF(found);
-                    return 0;
-                }
-                Py_DECREF(found);
-            }
-            used = 0;
-            space = readable = 0;
-        }
+        Py_DECREF(found);
     }
+    s->used = 0;
+    s->space = s->readable = 0;
     return 1;
+}
+
+/* One character of the text into the pieces; 0 on an error. */
+static DEDUP_INLINE int
+piece_char(piece_sink *s, int kind, Py_UCS4 ch)
+{
+    int what;
+    if (ch < 256) {
+        what = s->classes[ch];
+    }
+    else if (ch == s->cut) {
+        what = PIECE_CUT;
+    }
+    else if (Py_UNICODE_ISSPACE(ch)) {
+        what = PIECE_SPACE;
+    }
+    else {
+        what = s->readable || !Py_UNICODE_ISALNUM(ch) ? PIECE_CHAR : PIECE_ALNUM;
+    }
+    if (what < PIECE_DROP) {
+        /* without branches, which the spaces between words would mispredict: a kept
+         * character writes the pending space (overwritten when there is none), then itself;
+         * whitespace leaves a space pending once the piece has begun */
+        const int keep = what != PIECE_SPACE;
+        PyUnicode_WRITE(kind, s->piece, s->used, ' ');
+        s->used += s->space & keep;
+        PyUnicode_WRITE(kind, s->piece, s->used, ch);
+        s->used += keep;
+        s->space = !keep & (s->used > 0);
+        s->readable |= what == PIECE_ALNUM;
+        return 1;
+    }
+    return what == PIECE_CUT ? piece_end(s, kind) : 1;
+}
+
+/* The pieces of the text into the sink, inlined once per string kind so that each loop reads
+ * and writes its kind directly. 0 on an error. The loop works on a copy of the sink, which
+ * the compiler keeps in registers: nothing else can see it, while the sink itself may share
+ * memory with the piece written through a character pointer. */
+static DEDUP_INLINE int
+cut_pieces(piece_sink *sink, int kind, const void *data, Py_ssize_t len)
+{
+    piece_sink s = *sink;
+    int done = 1;
+    for (Py_ssize_t i = 0; done && i < len; i++) {
+        done = piece_char(&s, kind, PyUnicode_READ(kind, data, i));
+    }
+    done = done && piece_end(&s, kind);
+    *sink = s;
+    return done;
 }
 
 /* What readable_pieces does with each character below U+0100 unless it is dropped or the
@@ -1113,24 +1140,36 @@ piece_setup(PyObject *separator, PyObject *dropped, const char *function,
     return 1;
 }
 
-/* The readable pieces of ``len`` characters of ``kind`` (cut_pieces), as a new list. */
-static PyObject *
-cut_text(int kind, const void *data, Py_ssize_t len, const unsigned char *classes, Py_UCS4 cut)
+/* A sink for pieces of at most ``len`` characters of ``kind``, cut with ``classes``; 0 when
+ * memory ran out. */
+static int
+sink_pieces(piece_sink *s, int kind, Py_ssize_t len, const unsigned char *classes, Py_UCS4 cut)
 {
-    void *piece = PyMem_Malloc((size_t)(len + 1) * (size_t)kind);
-    PyObject *pieces = PyList_New(0);
-    if (piece == NULL || pieces == NULL) {
-        PyMem_Free(piece);
-        Py_XDECREF(pieces);
-        return piece == NULL ? PyErr_NoMemory() : NULL;
+    memset(s, 0, sizeof(*s));
+    s->classes = classes;
+    s->cut = cut;
+    s->piece = PyMem_Malloc((size_t)(len + 1) * (size_t)kind);
+    s->pieces = PyList_New(0);
+    if (s->piece == NULL || s->pieces == NULL) {
+        PyMem_Free(s->piece);
+        Py_CLEAR(s->pieces);
+        if (s->piece == NULL) {
+            PyErr_NoMemory();
+        }
+        return 0;
     }
-    int done;
-    FOR_EACH_KIND(kind, K, done = cut_pieces(K, data, len, classes, cut, piece, pieces));
-    PyMem_Free(piece);
+    return 1;
+}
+
+/* The sink's list when ``done``, else NULL; its room freed. */
+static PyObject *
+sink_pieces_done(piece_sink *s, int done)
+{
+    PyMem_Free(s->piece);
     if (!done) {
-        Py_CLEAR(pieces);
+        Py_CLEAR(s->pieces);
     }
-    return pieces;
+    return s->pieces;
 }
 
 static PyObject *
@@ -1145,8 +1184,16 @@ minhash_readable_pieces(PyObject *Py_UNUSED(module), PyObject *args)
     if (!piece_setup(separator, dropped, "readable_pieces", classes, &cut)) {
         return NULL;
     }
-    return cut_text(PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text),
-                    classes, cut);
+    const int kind = PyUnicode_KIND(text);
+    const Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    const void *data = PyUnicode_DATA(text);
+    piece_sink s;
+    if (!sink_pieces(&s, kind, len, classes, cut)) {
+        return NULL;
+    }
+    int done;
+    FOR_EACH_KIND(kind, K, done = cut_pieces(&s, K, data, len));
+    return sink_pieces_done(&s, done);
 }
 
 PyDoc_STRVAR(markup_pieces_doc,
@@ -1201,13 +1248,12 @@ static const struct {
 } plain_references[] = {{"amp;", '&'},  {"lt;", '<'},  {"gt;", '>'},     {"quot;", '"'},
                         {"#x27;", '\''}, {"#39;", '\''}, {"nbsp;", 0xA0}};
 
-/* The markup's text into ``out`` (of the same kind), each tag made the separator ``cut``; -1
- * when the markup holds anything else. */
-static DEDUP_INLINE Py_ssize_t
-plain_text(int kind, const void *data, Py_ssize_t len, void *out, Py_UCS4 cut,
-           PyObject *starts, PyObject *ends)
+/* The markup's text into the sink, each tag cutting it as the separator does: 1 when done,
+ * 0 on an error, -1 when the markup holds anything else. */
+static DEDUP_INLINE int
+plain_runs(piece_sink *s, int kind, const void *data, Py_ssize_t len, PyObject *starts,
+           PyObject *ends)
 {
-    Py_ssize_t used = 0;
     Py_ssize_t i = 0;
     char name[MAX_TAG_NAME + 1];
     while (i < len) {
@@ -1219,11 +1265,15 @@ plain_text(int kind, const void *data, Py_ssize_t len, void *out, Py_UCS4 cut,
                 || !named(name, closing ? ends : starts)) {
                 return -1;
             }
-            PyUnicode_WRITE(kind, out, used++, cut);
+            if (!piece_end(s, kind)) {
+                return 0;
+            }
             i = end;
+            continue;
         }
-        else if (ch == '&') {
-            Py_UCS4 value = 0;
+        Py_UCS4 value = ch;
+        if (ch == '&') {
+            value = 0;
             for (size_t r = 0; !value && r < sizeof(plain_references) / sizeof(*plain_references);
                  r++) {
                 const char *reference = plain_references[r].name;
@@ -1234,23 +1284,33 @@ plain_text(int kind, const void *data, Py_ssize_t len, void *out, Py_UCS4 cut,
                 }
                 if (!reference[j]) {
                     value = plain_references[r].value;
-                    i += 1 + j;
+                    i += j;
                 }
             }
             if (!value) {
                 return -1;
             }
-            PyUnicode_WRITE(kind, out, used++, value);
         }
         else if (Py_UNICODE_IS_SURROGATE(ch)) {
             return -1;
         }
-        else {
-            PyUnicode_WRITE(kind, out, used++, ch);
-            i++;
+        if (!piece_char(s, kind, value)) {
+            return 0;
         }
+        i++;
     }
-    return used;
+    return piece_end(s, kind);
+}
+
+/* plain_runs on a copy of the sink, kept in registers (as in cut_pieces). */
+static DEDUP_INLINE int
+plain_text(piece_sink *sink, int kind, const void *data, Py_ssize_t len, PyObject *starts,
+           PyObject *ends)
+{
+    piece_sink s = *sink;
+    const int done = plain_runs(&s, kind, data, len, starts, ends);
+    *sink = s;
+    return done;
 }
 
 static int
@@ -1296,15 +1356,17 @@ minhash_markup_pieces(PyObject *Py_UNUSED(module), PyObject *args)
         Py_RETURN_NONE; /* the separator must fit the kind of the markup's text */
     }
     const void *data = PyUnicode_DATA(markup);
-    void *text = PyMem_Malloc((size_t)(len + 1) * (size_t)kind);
-    if (text == NULL) {
-        return PyErr_NoMemory();
+    piece_sink s;
+    if (!sink_pieces(&s, kind, len, classes, cut)) {
+        return NULL;
     }
-    Py_ssize_t used;
-    FOR_EACH_KIND(kind, K, used = plain_text(K, data, len, text, cut, starts, ends));
-    PyObject *pieces = used < 0 ? Py_NewRef(Py_None) : cut_text(kind, text, used, classes, cut);
-    PyMem_Free(text);
-    return pieces;
+    int done;
+    FOR_EACH_KIND(kind, K, done = plain_text(&s, K, data, len, starts, ends));
+    if (done < 0) {
+        sink_pieces_done(&s, 0);
+        Py_RETURN_NONE;
+    }
+    return sink_pieces_done(&s, done);
 }
 
 PyDoc_STRVAR(holds_doc,
