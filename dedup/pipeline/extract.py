@@ -290,21 +290,32 @@ def _plain_pieces(html: str, limit: int | None) -> list[str] | None:
 
 def _holds(text: str, needles: tuple[str, ...]) -> list[bool]:
     """Which of the ``needles`` the text holds, ASCII letters in either case: in one pass of
-    the kernel, else a search per needle (each one a scan of the whole text)."""
+    the kernel. Without it, needles without letters are looked for one by one (``in``, the
+    fastest search), those with letters (tags, ``<name>``, which cannot overlap) by one
+    pattern matching any of them."""
     compiled = kernel.compiled
     if compiled is not None:
         found = compiled.holds(text, needles)
         return [(found >> k) & 1 == 1 for k in range(len(needles))]
-    return [pattern.search(text) is not None for pattern in _needle_patterns(needles)]
+    pattern = _tag_pattern(needles)
+    tags = {match.group().lower() for match in pattern.finditer(text)} if pattern else set()
+    return [needle in tags if _letters(needle) else needle in text for needle in needles]
+
+
+def _letters(needle: str) -> bool:
+    return any(c.isalpha() for c in needle)
 
 
 @functools.cache
-def _needle_patterns(needles: tuple[str, ...]) -> list[re.Pattern[str]]:
-    """A pattern per needle, matching ASCII letters in either case (:func:`_any_case`)."""
-    return [
-        re.compile("".join(f"[{c}{c.upper()}]" if c.isalpha() else re.escape(c) for c in needle))
+def _tag_pattern(needles: tuple[str, ...]) -> re.Pattern[str] | None:
+    """A pattern matching any of the needles that hold letters, in either case (as
+    :func:`_any_case` spells them); None when none does."""
+    tags = [
+        "".join(f"[{c}{c.upper()}]" if c.isalpha() else re.escape(c) for c in needle)
         for needle in needles
+        if _letters(needle)
     ]
+    return re.compile("|".join(tags)) if tags else None
 
 
 def _wrappers(tree: LexborHTMLParser, root: LexborNode) -> set[int]:
