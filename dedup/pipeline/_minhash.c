@@ -1161,6 +1161,17 @@ sink_pieces(piece_sink *s, int kind, Py_ssize_t len, const unsigned char *classe
     return 1;
 }
 
+/* What cut_pieces does with each character (piece_setup) and a sink for the pieces of
+ * ``text``; 0 with an exception set when the arguments do not fit or memory ran out. */
+static int
+open_pieces(piece_sink *s, unsigned char *classes, PyObject *text, PyObject *separator,
+            PyObject *dropped, const char *function)
+{
+    Py_UCS4 cut;
+    return piece_setup(separator, dropped, function, classes, &cut)
+           && sink_pieces(s, PyUnicode_KIND(text), PyUnicode_GET_LENGTH(text), classes, cut);
+}
+
 /* The sink's list when ``done``, else NULL; its room freed. */
 static PyObject *
 sink_pieces_done(piece_sink *s, int done)
@@ -1180,19 +1191,13 @@ minhash_readable_pieces(PyObject *Py_UNUSED(module), PyObject *args)
         return NULL;
     }
     unsigned char classes[256];
-    Py_UCS4 cut;
-    if (!piece_setup(separator, dropped, "readable_pieces", classes, &cut)) {
-        return NULL;
-    }
-    const int kind = PyUnicode_KIND(text);
-    const Py_ssize_t len = PyUnicode_GET_LENGTH(text);
-    const void *data = PyUnicode_DATA(text);
     piece_sink s;
-    if (!sink_pieces(&s, kind, len, classes, cut)) {
+    if (!open_pieces(&s, classes, text, separator, dropped, "readable_pieces")) {
         return NULL;
     }
     int done;
-    FOR_EACH_KIND(kind, K, done = cut_pieces(&s, K, data, len));
+    FOR_EACH_KIND(PyUnicode_KIND(text), K,
+                  done = cut_pieces(&s, K, PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text)));
     return sink_pieces_done(&s, done);
 }
 
@@ -1346,22 +1351,15 @@ minhash_markup_pieces(PyObject *Py_UNUSED(module), PyObject *args)
         return NULL;
     }
     unsigned char classes[256];
-    Py_UCS4 cut;
-    if (!piece_setup(separator, dropped, "markup_pieces", classes, &cut)) {
+    piece_sink s;
+    if (!open_pieces(&s, classes, markup, separator, dropped, "markup_pieces")) {
         return NULL;
     }
     const Py_ssize_t len = PyUnicode_GET_LENGTH(markup);
-    const int kind = PyUnicode_KIND(markup);
-    if (cut > PyUnicode_MAX_CHAR_VALUE(markup) || cut > 0xFF) {
-        Py_RETURN_NONE; /* the separator must fit the kind of the markup's text */
-    }
     const void *data = PyUnicode_DATA(markup);
-    piece_sink s;
-    if (!sink_pieces(&s, kind, len, classes, cut)) {
-        return NULL;
-    }
     int done;
-    FOR_EACH_KIND(kind, K, done = plain_text(&s, K, data, len, starts, ends));
+    FOR_EACH_KIND(PyUnicode_KIND(markup), K,
+                  done = plain_text(&s, K, data, len, starts, ends));
     if (done < 0) {
         sink_pieces_done(&s, 0);
         Py_RETURN_NONE;
