@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -173,6 +174,35 @@ def test_worker_outlives_a_redis_outage(tmp_path: Path) -> None:
             server.stop()
     assert 1 == len(log_lines(log, LOST)), log.read_text()
     assert 1 == len(log_lines(log, BACK)), log.read_text()
+
+
+def test_a_worker_setting_its_state_waits_out_an_outage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RQ marks a worker idle before each dequeue, outside its own handling of a lost
+    connection: Redis away at that moment, the worker waits for it (one line when it goes,
+    one when it is back) and writes its state, instead of leaving its work loop."""
+    from workers.main import make_worker
+
+    server = AppendOnlyRedis(tmp_path)
+    server.start()
+    try:
+        settings = Settings(redis_url=server.url, data_dir=tmp_path / "data")
+        connection = redis.Redis.from_url(server.url, socket_connect_timeout=1, socket_timeout=5)
+        worker = make_worker(settings, connection)
+        worker.register_birth()
+        server.kill()
+        back = threading.Timer(3.0, server.start)
+        back.start()
+        started = time.monotonic()
+        worker.set_state("idle")
+        back.join()
+        assert time.monotonic() - started >= 3.0
+        assert b"idle" == connection.hget(worker.key, "state")
+        assert 1 == sum(LOST in r.getMessage() for r in caplog.records)
+        assert 1 == sum(BACK in r.getMessage() for r in caplog.records)
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow

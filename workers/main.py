@@ -143,13 +143,21 @@ class _OutageProof:
         self.handle_job_failure(  # type: ignore[attr-defined]
             job, queue, exc_string="Redis connection lost while the job ran", execution=execution
         )
-        self.set_state(WorkerStatus.IDLE)  # type: ignore[attr-defined]
+        self.set_state(WorkerStatus.IDLE)
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         if pipeline is not None:  # buffered: whoever executes the pipeline sees the error
             super().heartbeat(timeout, pipeline)  # type: ignore[misc]
             return
         self._steady(lambda: super(_OutageProof, self).heartbeat(timeout))  # type: ignore[misc]
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        # RQ sets the worker idle before each dequeue, outside the call that waits out a
+        # lost connection: that one write would otherwise end the work loop.
+        if pipeline is not None:  # buffered: whoever executes the pipeline sees the error
+            super().set_state(state, pipeline)  # type: ignore[misc]
+            return
+        self._steady(lambda: super(_OutageProof, self).set_state(state))  # type: ignore[misc]
 
     def run_maintenance_tasks(self) -> None:
         def run() -> None:
