@@ -7,7 +7,7 @@ CODE := $(wildcard dedup workers tests bench examples setup.py)
 
 .PHONY: demo test test-cluster lint format bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt setup.py dedup/pipeline/_minhash.c dedup/index/_naming.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
