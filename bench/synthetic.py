@@ -62,13 +62,13 @@ def _parts(
 
 
 def _pieces(fingerprint: int, words: int) -> tuple[int, ...]:
-    """Near-copy piece keys as :func:`dedup.pipeline.analysis.paragraph_pieces` makes them
-    (three, or two for a paragraph too short for a middle), drawn from the fingerprint: a
-    paragraph and its copies share them, template paragraphs too."""
+    """Near-copy piece keys as :func:`dedup.pipeline.analysis.paragraph_pieces` keeps them
+    (the two smallest of three, or of two for a paragraph too short for a middle), drawn
+    from the fingerprint: a paragraph and its copies share them, template paragraphs too."""
     size = max(3, words // 3)
     tags = (0, 1, 2) if words - 2 * size >= 3 else (0, 2)
     seed = fingerprint.to_bytes(8, "little")
-    return tuple(xxhash.xxh64_intdigest(seed + bytes([tag])) for tag in tags)
+    return tuple(sorted(xxhash.xxh64_intdigest(seed + bytes([tag])) for tag in tags)[:2])
 
 
 def analysis(

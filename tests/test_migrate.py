@@ -110,15 +110,16 @@ def test_an_older_index_is_refused_until_migrated_then_reads_and_writes_on(
         for n in range(30)
     ]
     # what the index's writers set: the index was made without these rules
-    settings = settings.replace(short_document_words=0, script_words=False)
+    settings = settings.replace(short_document_words=0, script_words=False, near_paragraphs=False)
     old = Store(redis_client, settings.replace(index_shards=FORMAT_3_SHARDS))
     reports, stats = _written_then_aged(redis_client, old, pages, _as_format_3)
     refused = invoke(settings, "report", "p1")
     assert 0 != refused.exit_code and "dedup migrate" in refused.output
     done = invoke(settings, "migrate")
     assert 0 == done.exit_code, done.output
-    assert "from format 3 to 5: 30 id entries rewritten" in done.output
-    assert "DEDUP_SHORT_DOCUMENT_WORDS=0, DEDUP_SCRIPT_WORDS=false" in done.output
+    assert "from format 3 to 6: 30 id entries rewritten" in done.output
+    needed = "DEDUP_SHORT_DOCUMENT_WORDS=0, DEDUP_SCRIPT_WORDS=false, DEDUP_NEAR_PARAGRAPHS=false"
+    assert needed in " ".join(done.output.split())
     with pytest.raises(SettingsMismatchError, match="short_document_words=0 \\(ours 60\\)"):
         defaults = Settings()
         newer = settings.replace(
@@ -132,24 +133,24 @@ def test_an_older_index_is_refused_until_migrated_then_reads_and_writes_on(
     again = [Document(d.doc_id, d.body, d.url, d.fmt, "2024-06-01T00:00:00Z") for d in pages]
     assert not any(r.changed for r in store.index([analyse(d, settings) for d in again]))
     assert stats == store.stats()
-    assert "in format 5 already" in invoke(settings, "migrate").output
+    assert "in format 6 already" in invoke(settings, "migrate").output
 
 
 def test_an_index_of_fixed_entry_hashes_moves_into_hashes_that_split(
     settings: Settings, redis_client: redis.Redis
 ) -> None:
-    """Format 4's fixed entry hashes, boilerplate in overflow sets and near-copy pieces
-    included, move into hashes of about ``LOAD`` fields: every report, the stats and the
-    flags as they were, and writes go on (a new copy finds its original)."""
+    """Format 4's fixed entry hashes, boilerplate in overflow sets included, move into hashes
+    of about ``LOAD`` fields: every report, the stats and the flags as they were, and writes
+    go on (a new copy finds its original)."""
     footer = "Read more of our stories and subscribe to the newsletter for the daily digest."
-    settings = settings.replace(near_paragraphs=True, index_shards=4)
+    settings = settings.replace(near_paragraphs=False, index_shards=4)
     pages = [Document(f"p{n}", as_html([*article(200 + n % 11, 5), footer])) for n in range(60)]
     reports, stats = _written_then_aged(
         redis_client, Store(redis_client, settings), pages, _as_format_4
     )
     done = invoke(settings, "migrate")
     assert 0 == done.exit_code, done.output
-    assert "from format 4 to 5: 0 id entries rewritten" in done.output
+    assert "from format 4 to 6: 0 id entries rewritten" in done.output
     store = Store(redis_client, settings)
     assert reports == {d.doc_id: store.report(d.doc_id) for d in pages}
     assert stats == store.stats()
@@ -165,7 +166,54 @@ def test_an_index_of_fixed_entry_hashes_moves_into_hashes_that_split(
         assert len(hashes) <= max(4, 2 * fields // splits.LOAD), family.name
     [copy] = store.index([analyse(Document("copy", pages[3].body), settings)])
     assert "p3" in copy.exact
-    assert "in format 5 already" in invoke(settings, "migrate").output
+    assert "in format 6 already" in invoke(settings, "migrate").output
+
+
+def _as_format_5(client: redis.Redis, store: Store) -> None:
+    """Record a freshly written index (near copies of paragraphs off) as format 5: its
+    records and entries are those of that format."""
+    recorded = json.loads(client.hget(store.keys.meta, "signature"))
+    assert "near_paragraphs" not in recorded
+    recorded["format"] = "5"
+    client.hset(store.keys.meta, "signature", json.dumps(recorded, sort_keys=True))
+
+
+def test_an_index_of_format_5_keeps_near_paragraphs_off(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Format 5 is migrated by recording the format: reports as they were, and its writers
+    keep near copies of paragraphs off, which ``dedup migrate`` and a refused writer say."""
+    off = settings.replace(near_paragraphs=False)
+    pages = [Document(f"p{n}", as_html(article(400 + n % 5, 4))) for n in range(12)]
+    reports, stats = _written_then_aged(redis_client, Store(redis_client, off), pages, _as_format_5)
+    done = invoke(off, "migrate")
+    assert 0 == done.exit_code, done.output
+    assert "from format 5 to 6: 0 id entries rewritten, 0 index entries moved" in done.output
+    assert "DEDUP_NEAR_PARAGRAPHS=false" in done.output
+    on = settings.replace(near_paragraphs=True)
+    with pytest.raises(SettingsMismatchError, match="near_paragraphs=false \\(ours true\\)"):
+        Store(redis_client, on).index([analyse(Document("new", as_html(article(300))), on)])
+    store = Store(redis_client, off)
+    assert reports == {d.doc_id: store.report(d.doc_id) for d in pages}
+    assert stats == store.stats()
+    [copy] = store.index([analyse(Document("copy", pages[3].body), off)])
+    assert "p3" in copy.exact
+
+
+def test_an_older_index_with_near_paragraphs_is_refused_with_what_to_do(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Near copies of paragraphs as formats 3 to 5 kept them cannot be moved: ``dedup
+    migrate`` says to index again, and leaves the index as it was."""
+    on = settings.replace(near_paragraphs=True)
+    store = Store(redis_client, on)
+    store.index([analyse(Document("a", as_html(article(3))), on)])
+    recorded = json.loads(redis_client.hget(store.keys.meta, "signature"))
+    recorded["format"] = "5"
+    redis_client.hset(store.keys.meta, "signature", json.dumps(recorded, sort_keys=True))
+    result = invoke(on, "migrate")
+    assert 0 != result.exit_code and "index the documents again" in result.output
+    assert "5" == json.loads(redis_client.hget(store.keys.meta, "signature"))["format"]
 
 
 def test_migrating_a_namespace_without_an_index_says_so(settings: Settings) -> None:
@@ -187,4 +235,4 @@ def test_an_index_older_than_the_cluster_layout_is_refused_with_what_to_do(
     with pytest.raises(SettingsMismatchError, match="cannot be migrated"):
         Store(redis_client, settings).report("a")
     result = invoke(settings, "migrate")
-    assert 0 != result.exit_code and "migrates formats 3 and 4 to 5" in result.output
+    assert 0 != result.exit_code and "migrates formats 3, 4, 5 to 6" in result.output

@@ -33,7 +33,7 @@ from tests.test_faults import recover_abandoned
 
 @pytest.fixture
 def near(settings: Settings) -> Settings:
-    """Settings that keep near copies of paragraphs."""
+    """Settings that keep near copies of paragraphs (the default)."""
     return settings.replace(near_paragraphs=True)
 
 
@@ -77,6 +77,54 @@ def test_edited_paragraphs_are_found_with_their_source(store: Store) -> None:
     assert [] == store.report("unrelated")["near_paragraphs"]
 
 
+def _pieces_of(text: str, settings: Settings) -> tuple[int, ...]:
+    """The pieces the index keeps of one paragraph."""
+    [kept] = analyse(Document("one", as_html([text])), settings).pieces or [()]
+    return kept
+
+
+def _without_kept_pieces(text: str, settings: Settings) -> str:
+    """The paragraph with two words replaced, one in each of two of its thirds, so that it
+    keeps no piece of the original's."""
+    words = text.split()
+    size = len(words) // 3
+    for first, second in ((0, 2), (0, 1), (1, 2)):
+        edited = list(words)
+        edited[first * size + 1] = "quorumx"
+        edited[second * size + 1] = "zephyrx"
+        copy = " ".join(edited)
+        if set(_pieces_of(text, settings)).isdisjoint(_pieces_of(copy, settings)):
+            return copy
+    raise AssertionError("every choice left a kept piece whole")
+
+
+def test_two_of_three_pieces_are_kept_the_smallest(near: Settings) -> None:
+    """A signed paragraph keeps the two of its head, middle and tail keys that are smallest,
+    and a word changed in one third leaves one of them on both sides."""
+    text = article(11, 1)[0]
+    kept = _pieces_of(text, near)
+    assert 2 == len(kept) and list(kept) == sorted(kept)
+    words = text.split()
+    for at in range(0, len(words), 5):
+        edited = " ".join([*words[:at], "quorumx", *words[at + 1 :]])
+        assert not set(kept).isdisjoint(_pieces_of(edited, near)), at
+
+
+def test_a_paragraph_next_to_a_found_one_is_found_without_a_piece(store: Store) -> None:
+    """In an excerpt, a paragraph sharing no kept piece with its original is found from its
+    neighbour on both sides; an unrelated neighbour is not linked."""
+    rng = random.Random(12)
+    story, host = article(12, 8), article(112, 6)
+    middle = _without_kept_pieces(story[3], store.settings)
+    copied = [edit_words(story[2], rng, 1), middle, edit_words(story[4], rng, 1)]
+    index(store, "story", story)
+    index(store, "holder", host[:3] + copied + host[3:])
+    rows = {r["paragraph"]: r["copies"] for r in store.report("holder")["near_paragraphs"]}
+    assert [3, 4, 5] == sorted(rows)
+    assert [("story", 3)] == [(c["doc_id"], c["paragraph"]) for c in rows[4]]
+    assert 0.6 <= rows[4][0]["similarity"] < 1.0
+
+
 def test_exact_copies_keep_their_old_field_too(store: Store) -> None:
     """An exact copy is in ``shared_paragraphs`` as before and in ``near_paragraphs``."""
     story = article(3, 8)
@@ -118,7 +166,8 @@ def test_a_varying_template_line_is_boilerplate(store: Store) -> None:
 
 
 def test_setting_off_keeps_todays_records(settings: Settings, redis_client: redis.Redis) -> None:
-    """Without the setting, records keep no near-copy data and reports no near copies."""
+    """With the setting off, records keep no near-copy data and reports no near copies."""
+    settings = settings.replace(near_paragraphs=False)
     plain = Store(redis_client, settings)
     story, holder = excerpt_case(2)
     index(plain, "story", story)
@@ -134,11 +183,12 @@ def test_setting_off_keeps_todays_records(settings: Settings, redis_client: redi
 def test_record_round_trip_with_near_data() -> None:
     """A record with near-copy data unpacks to itself, extra JSON after it."""
     near = [
-        records.NearParagraph(12, bytes(range(16)), (1 << 16, 2 << 16, 3 << 16)),
+        records.NearParagraph(12, bytes(range(8)), (1 << 20, (1 << 64) - (1 << 20))),
         records.NearParagraph(2, b"", ()),
+        records.NearParagraph(300, bytes(8), (3 << 20, 4 << 20)),
     ]
     record = records.Record(
-        "d", None, 2, 1.5, 7, b"", [5 << 16, 6 << 16], extra={"fetched_at": "x"}, near=near
+        "d", None, 3, 1.5, 7, b"", [5 << 16, 6 << 16, 7 << 16], extra={"fetched_at": "x"}, near=near
     )
     assert record == records.unpack(records.pack(record))
 
@@ -213,12 +263,13 @@ def test_an_index_from_before_the_setting_reads_on(
 
     from dedup.index.meta import signature_settings
 
+    settings = settings.replace(near_paragraphs=False)
     recorded = signature_settings(settings, layout.SERVER_SHARDS)
     assert "near_paragraphs" not in recorded and layout.FORMAT_VERSION == recorded["format"]
     store = Store(redis_client, settings)
     redis_client.hset(store.keys.meta, "signature", json.dumps(recorded, sort_keys=True))
     store.check_settings()
-    with pytest.raises(SettingsMismatchError, match="near_paragraphs"):
+    with pytest.raises(SettingsMismatchError, match="near_paragraphs=false \\(ours true\\)"):
         Store(redis_client, settings.replace(near_paragraphs=True)).check_settings()
 
 

@@ -50,12 +50,13 @@ if TYPE_CHECKING:  # numpy is imported where signatures are made: reading comman
     import numpy as np
     import numpy.typing as npt
 
-FORMAT_VERSION = "5"
+FORMAT_VERSION = "6"
 """Bumped when the layout or the hashing of stored signatures changes (3: keys in shards with
 hash tags, 128-bit id entries; 4: every id entry keeps the digest of its version's content
-and URL, and every index records its shards; 5: entry hashes split as they fill). The
-near-copy data of ``near_paragraphs`` is an extension recorded by that setting in the
-signature settings: with it off, records are those of the format. An index of an older
+and URL, and every index records its shards; 5: entry hashes split as they fill; 6: the
+near-copy data of ``near_paragraphs`` keeps two pieces a paragraph, packed, and 64 bits of
+its signature). That data is an extension recorded by the setting in the signature
+settings: with it off, records are those of format 5. An index of an older
 format is read by no branch of the code: ``dedup migrate`` (:mod:`dedup.index.migrate`)
 brings it to this one."""
 
@@ -135,7 +136,7 @@ IDS = Family("i", precision=78, key_bits=128)
 FAMILIES = (BANDS, PARAGRAPHS, CONTENT, PIECES, IDS)
 """The families of entries, whose hashes split as they fill."""
 
-PARAGRAPH_BITS = 128
+PARAGRAPH_BITS = 64
 """Bits a record keeps of a signed paragraph's signature, one per MinHash value (1-bit
 minwise hashing): 16 bytes; a near copy at Jaccard 0.8 is estimated within about 0.05."""
 
@@ -216,8 +217,13 @@ def paragraph_key(fingerprint: int) -> int:
 
 
 def piece_key(key: int) -> int:
-    """The entry key of a near-copy piece (its top 48 bits, as records keep them)."""
-    return key & 0xFFFF_FFFF_FFFF_0000
+    """The entry key of a near-copy piece: its top :data:`PIECES` precision bits, as records
+    keep them (all an entry is told by)."""
+    return key >> PIECE_LOW << PIECE_LOW
+
+
+PIECE_LOW = PIECES.key_bits - PIECES.precision
+"""Low bits of a piece key that neither its entry nor a record keeps."""
 
 
 def paragraph_bits(signature: npt.NDArray[np.uint32]) -> bytes:
@@ -225,7 +231,7 @@ def paragraph_bits(signature: npt.NDArray[np.uint32]) -> bytes:
     multiplicative mix as :func:`reduce_signature`."""
     import numpy as np
 
-    mixed = signature.astype(np.uint32) * np.uint32(0x9E3779B1)
+    mixed = signature[:PARAGRAPH_BITS].astype(np.uint32) * np.uint32(0x9E3779B1)
     return np.packbits((mixed >> np.uint32(31)).astype(np.uint8)).tobytes()
 
 

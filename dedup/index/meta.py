@@ -48,7 +48,7 @@ def signature_settings(settings: Settings, shards: int) -> dict[str, str]:
 
 _SETTING_NAMES = {SHARDS_FIELD: "index_shards"}
 """Recorded signature settings whose setting has another name."""
-_BEFORE = {"short_document_words": "0", "script_words": "false"}
+_BEFORE = {"short_document_words": "0", "script_words": "false", "near_paragraphs": "false"}
 """What an index that names no value of a signature setting was built with."""
 
 

@@ -16,7 +16,16 @@ and from format 4 (entry hashes of a fixed number, 2**18 for LSH bands and parag
    :data:`dedup.index.splits.LOAD` fields each), and the sets of entries held by many
    documents are renamed after their keys; nothing of an entry is lost (its key's bits in the
    old bucket and field are the family's precision);
+
+and from format 5 (hashes that split, ``near_paragraphs`` off by default) nothing but
+
 4. the format is recorded, and from then on writers and readers take the index.
+
+Formats 3 to 5 kept near copies of paragraphs (``near_paragraphs``, off by default then) in
+another form: three pieces a paragraph, 128 bits of its signature. An index that kept them
+is not migrated: its documents are indexed again into a new namespace. One that did not
+keeps the setting off: its records hold no near-copy data to find edited copies by, and its
+writers set ``near_paragraphs = false``, which the command says.
 
 Hashes are read a hundred a round trip, so no command grows with the index. Each step may run
 again: a migration stopped half way is run again whole. Workers of the older dedup must be
@@ -49,6 +58,9 @@ HASHES_PER_TRIP = 100
 SIGNED_BEFORE = {"short_document_words": "0", "script_words": "false"}
 """Signature settings an index of format 3 was written without, and their values then:
 its writers must keep them (they decide what is stored), or index into a new namespace."""
+KEPT_OFF = {"near_paragraphs": "false"}
+"""Signature settings an older index names only when they were on, off by default then and
+on now: one that names none was written with them off, and its writers keep them so."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +108,13 @@ def _migrate(
     if found not in MIGRATES_FROM:
         raise SettingsMismatchError(
             f"namespace {namespace!r} has index format {found}: this dedup migrates formats "
-            f"{' and '.join(MIGRATES_FROM)} to {layout.FORMAT_VERSION}"
+            f"{', '.join(MIGRATES_FROM)} to {layout.FORMAT_VERSION}"
+        )
+    if "near_paragraphs" in recorded:
+        raise SettingsMismatchError(
+            f"namespace {namespace!r} keeps near copies of paragraphs as format {found} kept "
+            "them, which this dedup cannot move: index the documents again into a new "
+            "namespace"
         )
     recorded.setdefault(SHARDS_FIELD, str(FORMAT_3_SHARDS))
     keys = Keys(namespace, layout.Shards(int(recorded[SHARDS_FIELD])))
@@ -108,16 +126,18 @@ def _migrate(
             if progress:
                 progress(rewritten)
     moved = 0
-    for family in layout.FAMILIES:
-        moved += _split_family(client, keys, family, progress, rewritten + moved)
+    if found in ("3", "4"):
+        for family in layout.FAMILIES:
+            moved += _split_family(client, keys, family, progress, rewritten + moved)
     recorded["format"] = layout.FORMAT_VERSION
     client.hset(meta, "signature", json.dumps(recorded, sort_keys=True))
     return Migrated(found, layout.FORMAT_VERSION, rewritten, moved, _keep(recorded))
 
 
 def _keep(recorded: dict[str, str]) -> dict[str, str]:
-    """The settings of :data:`SIGNED_BEFORE` the index does not record."""
-    return {name: value for name, value in SIGNED_BEFORE.items() if name not in recorded}
+    """The settings of :data:`SIGNED_BEFORE` and :data:`KEPT_OFF` the index does not record."""
+    before = {**SIGNED_BEFORE, **KEPT_OFF}
+    return {name: value for name, value in before.items() if name not in recorded}
 
 
 def _chunks(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:

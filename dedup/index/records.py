@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from dedup.index.layout import PARAGRAPH_BITS, version_digest
+from dedup.index.layout import PARAGRAPH_BITS, PIECE_LOW, PIECES, version_digest
 
 # -- records ---------------------------------------------------------------------------------
 
@@ -32,10 +32,10 @@ RECORD_VERSION = 1
 BIT_DOUBLED = 1
 BIT_REPEATS = 2
 BIT_NEAR = 4
-"""The record keeps, after the fingerprints, each paragraph's words and near-copy data."""
-NEAR_HEAD = struct.Struct("<HB")
-"""Per paragraph, when :data:`BIT_NEAR` is set: its word count and number of pieces; a
-paragraph with pieces is followed by its :data:`PARAGRAPH_BITS` and 6 bytes per piece."""
+"""The record keeps, after the fingerprints, each paragraph's words and near-copy data
+(:func:`pack_near`)."""
+PIECE_BITS = PIECES.precision
+"""Bits a record keeps of each piece key: those its entry is named by."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class NearParagraph:
     bits: bytes
     """:func:`paragraph_bits` of its signature; empty when the paragraph is not signed."""
     pieces: tuple[int, ...]
-    """Entry keys of its pieces (top 48 bits); empty when the paragraph is not signed."""
+    """Entry keys of the pieces it keeps (:func:`dedup.index.layout.piece_key`); empty when
+    the paragraph is not signed."""
 
 
 @dataclass(frozen=True)
@@ -89,15 +90,7 @@ def pack(record: Record) -> bytes:
         if len(record.near) != record.paragraphs:
             raise ValueError("a record keeps near-copy data for every paragraph or none")
         bits |= BIT_NEAR
-        width = PARAGRAPH_BITS // 8
-        if any(p.pieces and len(p.bits) != width for p in record.near):
-            raise ValueError(f"a paragraph with pieces keeps {width} bytes of signature bits")
-        near = b"".join(
-            NEAR_HEAD.pack(min(p.words, 0xFFFF), len(p.pieces))
-            + (p.bits if p.pieces else b"")
-            + b"".join((k >> 16).to_bytes(6, "little") for k in p.pieces)
-            for p in record.near
-        )
+        near = pack_near(record.near)
     header = HEADER.pack(
         RECORD_VERSION,
         bits,
@@ -134,19 +127,7 @@ def unpack(data: bytes) -> Record:
     at += 6 * paragraphs
     near: list[NearParagraph] | None = None
     if bits & BIT_NEAR:
-        near = []
-        width = PARAGRAPH_BITS // 8
-        for _ in range(paragraphs):
-            words, count = NEAR_HEAD.unpack_from(data, at)
-            at += NEAR_HEAD.size
-            kept = data[at : at + width] if count else b""
-            at += width if count else 0
-            pieces = tuple(
-                int.from_bytes(data[at + 6 * k : at + 6 * k + 6], "little") << 16
-                for k in range(count)
-            )
-            at += 6 * count
-            near.append(NearParagraph(words, kept, pieces))
+        near, at = unpack_near(data, at, paragraphs)
     extra = json.loads(data[at:]) if at < len(data) else {}
     return Record(
         doc_id=doc_id,
@@ -160,6 +141,75 @@ def unpack(data: bytes) -> Record:
         extra=extra,
         near=near,
     )
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _read_varint(data: bytes, at: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        n |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return n, at
+        shift += 7
+
+
+def pack_near(near: list[NearParagraph]) -> bytes:
+    """Each paragraph's near-copy data as a record keeps it: the number of pieces every
+    signed paragraph keeps (one byte), then per paragraph its word count (a varint, one byte
+    under 128 words) and, for a signed one, its :data:`PARAGRAPH_BITS` and its piece keys,
+    :data:`PIECE_BITS` each, packed together (11 bytes for two): 28 bytes a signed
+    paragraph of under 128 words."""
+    kept = {len(p.pieces) for p in near if p.pieces}
+    if len(kept) > 1:
+        raise ValueError("every signed paragraph of a record keeps as many pieces")
+    count = kept.pop() if kept else 0
+    width = PARAGRAPH_BITS // 8
+    out = [bytes([count])]
+    for p in near:
+        if p.pieces and len(p.bits) != width:
+            raise ValueError(f"a paragraph with pieces keeps {width} bytes of signature bits")
+        out.append(_varint(p.words << 1 | bool(p.pieces)))
+        if p.pieces:
+            packed = 0
+            for key in p.pieces:
+                packed = packed << PIECE_BITS | key >> PIECE_LOW
+            out += [p.bits, packed.to_bytes(_keys_size(count), "little")]
+    return b"".join(out)
+
+
+def _keys_size(count: int) -> int:
+    return -(-count * PIECE_BITS // 8)
+
+
+def unpack_near(data: bytes, at: int, paragraphs: int) -> tuple[list[NearParagraph], int]:
+    """The inverse of :func:`pack_near`, read from ``at``; returns where it ends too."""
+    count = data[at]
+    at += 1
+    width, size, mask = PARAGRAPH_BITS // 8, _keys_size(count), (1 << PIECE_BITS) - 1
+    near = []
+    for _ in range(paragraphs):
+        head, at = _read_varint(data, at)
+        bits = b""
+        pieces: tuple[int, ...] = ()
+        if head & 1:
+            bits = data[at : at + width]
+            packed = int.from_bytes(data[at + width : at + width + size], "little")
+            at += width + size
+            pieces = tuple(
+                (packed >> (PIECE_BITS * (count - 1 - k)) & mask) << PIECE_LOW for k in range(count)
+            )
+        near.append(NearParagraph(head >> 1, bits, pieces))
+    return near, at
 
 
 # -- intents ---------------------------------------------------------------------------------

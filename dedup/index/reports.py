@@ -181,40 +181,83 @@ class Reports(Access):
         self, record: Record, related: Related
     ) -> tuple[list[int], dict[int, list[NearCopy]]]:
         """Documents holding a piece of each paragraph, and each paragraph's copies: the
-        paragraphs of other documents sharing a piece with it whose estimated similarity is
-        at least ``repeat_threshold`` (the best one per document). Boilerplate paragraphs,
-        whose pieces many documents hold, have none."""
+        paragraphs of other documents whose estimated similarity is at least
+        ``repeat_threshold`` (the best one per document), found by a piece they share or
+        next to such a pair on both sides (:func:`_runs`). Boilerplate paragraphs, whose
+        pieces many documents hold, have none."""
         near = record.near or []
         distinct = list(dict.fromkeys(k for p in near for k in p.pieces))
         count = dict(zip(distinct, related.piece_counts, strict=True))
         holders = dict(zip(distinct, related.piece_holders, strict=True))
         near_counts = [max((count[k] for k in p.pieces), default=0) for p in near]
-        copies: dict[int, list[NearCopy]] = {}
+        open_ = [n < self.settings.boilerplate_min_documents for n in near_counts]
+        found: dict[int, dict[int, tuple[float, int]]] = {}
+        """Per candidate version, my paragraph -> (score, its paragraph)."""
         for i, mine in enumerate(near):
-            if near_counts[i] >= self.settings.boilerplate_min_documents:
+            if not open_[i]:
                 continue
-            candidates = sorted({s for k in mine.pieces for s in holders[k]})
             pieces = set(mine.pieces)
-            rows: list[NearCopy] = []
-            for serial in candidates:
+            for serial in sorted({s for k in mine.pieces for s in holders[k]}):
                 other = related.records[serial]
-                best: tuple[float, int] | None = None
-                for j, theirs in enumerate(other.near or []):
-                    if not pieces.intersection(theirs.pieces):
-                        continue
-                    exact = other.fingerprints[j] == record.fingerprints[i]
-                    score = 1.0 if exact else layout.paragraph_similarity(mine.bits, theirs.bits)
-                    if best is None or score > best[0]:
-                        best = (score, j)
+                best = max(
+                    (
+                        (self._alike(record, i, other, j), j)
+                        for j, theirs in enumerate(other.near or [])
+                        if not pieces.isdisjoint(theirs.pieces)
+                    ),
+                    default=None,
+                )
                 if best is not None and best[0] >= self.settings.repeat_threshold:
-                    rows.append(
-                        {
-                            "doc_id": other.doc_id,
-                            "paragraph": best[1],
-                            "similarity": round(best[0], 3),
-                            "exact": other.fingerprints[best[1]] == record.fingerprints[i],
-                        }
-                    )
-            if rows:
-                copies[i] = sorted(rows, key=lambda r: (-r["similarity"], r["doc_id"]))
+                    found.setdefault(serial, {})[i] = best
+        copies: dict[int, list[NearCopy]] = {}
+        for serial, pairs in found.items():
+            other = related.records[serial]
+            for i, (score, j) in self._runs(record, other, pairs, open_).items():
+                copies.setdefault(i, []).append(
+                    {
+                        "doc_id": other.doc_id,
+                        "paragraph": j,
+                        "similarity": round(score, 3),
+                        "exact": other.fingerprints[j] == record.fingerprints[i],
+                    }
+                )
+        for rows in copies.values():
+            rows.sort(key=lambda r: (-r["similarity"], r["doc_id"]))
         return near_counts, copies
+
+    @staticmethod
+    def _alike(record: Record, i: int, other: Record, j: int) -> float:
+        """Estimated similarity of my paragraph ``i`` and ``other``'s ``j`` (1.0 when equal;
+        0.0 when either is too short to be signed)."""
+        mine, theirs = (record.near or [])[i], (other.near or [])[j]
+        if not mine.bits or not theirs.bits:
+            return 0.0
+        if other.fingerprints[j] == record.fingerprints[i]:
+            return 1.0
+        return layout.paragraph_similarity(mine.bits, theirs.bits)
+
+    def _runs(
+        self,
+        record: Record,
+        other: Record,
+        pairs: dict[int, tuple[float, int]],
+        open_: list[bool],
+    ) -> dict[int, tuple[float, int]]:
+        """The pairs found by a shared piece, and the runs they start: a paragraph next to a
+        found one (the one before or after it on both sides) that is alike too is a copy as
+        well, and so on while they are. An excerpt is consecutive paragraphs copied
+        together; an edited one shares a kept piece in most of its paragraphs, not in each.
+        Only neighbours of a pair are compared, so no unrelated paragraph is linked for
+        sharing words alone."""
+        out = dict(pairs)
+        mine, theirs = len(record.near or []), len(other.near or [])
+        for i, (_, j) in pairs.items():
+            for step in (-1, 1):
+                a, b = i + step, j + step
+                while 0 <= a < mine and 0 <= b < theirs and open_[a] and a not in out:
+                    score = self._alike(record, a, other, b)
+                    if score < self.settings.repeat_threshold:
+                        break
+                    out[a] = (score, b)
+                    a, b = a + step, b + step
+        return out

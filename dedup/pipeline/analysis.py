@@ -63,20 +63,31 @@ SHORT_PIECES = 15
 only a few words long, and a three-word phrase alone is shared by unrelated paragraphs."""
 
 
+PIECES_KEPT = 2
+"""Pieces of a paragraph the index keeps: the two of its three with the smallest keys."""
+
+
 def paragraph_pieces(words: npt.NDArray[np.uint64]) -> tuple[int, ...]:
-    """Keys of a paragraph's head, middle and tail (a third of its words each, three at
-    least; no middle when it would hold fewer than three): one or two words substituted
-    anywhere leave at least one piece whole, so a near copy shares a key with the original."""
+    """Keys of the pieces of a paragraph the index keeps: of its head, middle and tail (a
+    third of its words each, three at least; no middle when it would hold fewer than three),
+    the :data:`PIECES_KEPT` with the smallest keys, in key order.
+
+    One or two words substituted anywhere leave at least one piece whole. Keeping two of
+    three by their keys, a choice both copies make alike, keeps that: with one piece changed,
+    the smaller of the two whole ones is kept on both sides; with two changed, the whole one
+    is kept on both sides about half the time, and a report finds the rest of an excerpt
+    from the paragraphs next to one it found (:mod:`dedup.index.reports`)."""
     n = len(words)
     size = max(3, n // 3)
     spans = [(0, 0, size), (2, n - size, n)]
     if n - 2 * size >= 3:
         spans.insert(1, (1, size, n - size))
     length = n.to_bytes(2, "little") if n < SHORT_PIECES else b""
-    return tuple(
+    keys = sorted(
         xxhash.xxh64_intdigest(bytes([tag]) + length + words[start:end].tobytes())
         for tag, start, end in spans
     )
+    return tuple(keys[:PIECES_KEPT])
 
 
 def hashed_words(paragraphs: list[str], settings: Settings) -> text.HashedWords:
