@@ -135,11 +135,11 @@ def ensure_server(data_dir: Path, timeout: float = 15.0) -> str:
         return _start(data_dir, timeout)
 
 
-LAYOUT_CONFIG = ["--hash-max-ziplist-value", "1024", "--hash-max-ziplist-entries", "512"]
-"""Server settings the store's layout is sized for: records (a few hundred bytes each) stay in
-compact listpack hashes, and entry hashes keep room to grow past 128 fields. Redis's defaults
-work too: records then become hash tables, 26 more bytes per document measured at 100,000
-documents (docs/BENCHMARKS.md)."""
+LAYOUT_CONFIG = ["--hash-max-ziplist-value", "4096", "--hash-max-ziplist-entries", "512"]
+"""Server settings the store's layout is sized for: records (about 720 bytes each with near
+copies of paragraphs, a tenth of them over 1,024) stay in compact listpack hashes, and entry
+hashes keep room to grow past 128 fields. Redis's defaults work too: records then become hash
+tables, about 70 more bytes per document at 10,000 documents (docs/BENCHMARKS.md)."""
 
 
 def _start(data_dir: Path, timeout: float) -> str:
