@@ -90,12 +90,12 @@ class Settings:
     """Document similarity from which two documents are near duplicates."""
     boilerplate_min_documents: int = 10
     """A paragraph found in this many documents is boilerplate."""
-    near_paragraphs: bool = False
+    near_paragraphs: bool = True
     """Find edited copies of paragraphs across documents (reports' ``near_paragraphs`` and
-    ``shared_excerpts``, boilerplate by near copies). It keeps three index entries and about
-    37 bytes of record per signed paragraph: measured at 100,000 documents, 3,795 bytes of
-    Redis per document instead of 1,409, and about two thirds of the bulk rate
-    (docs/BENCHMARKS.md), so it is off unless asked for; recorded in the store."""
+    ``shared_excerpts``, boilerplate by near copies). It keeps two index entries and 20
+    bytes of record per signed paragraph: measured at 10,000 documents, 1,852 bytes of Redis
+    per document instead of 1,091 (docs/BENCHMARKS.md); off, reports have no edited copies.
+    Recorded in the store."""
 
     index_shards: int | None = None
     """Shards a new index is cut into, a power of two up to 4,096: each shard's keys share

@@ -111,7 +111,8 @@ def test_edited_excerpts_are_found_with_their_source(result: dict[str, Any]) -> 
     assert 1.0 == target(result, "excerpts: varying template line boilerplate")
     assert 0 == excerpt["other_boilerplate"]
     assert {"near_paragraphs": True} == result["run"]["excerpt_settings"]
-    assert result["run"]["settings"]["near_paragraphs"] is False, "other groups: as configured"
+    configured = Settings().near_paragraphs
+    assert configured == result["run"]["settings"]["near_paragraphs"], "other groups: configured"
 
 
 def test_excerpt_cases_hold_edited_paragraphs_of_another_story(corpus_dir: Path) -> None:
