@@ -193,20 +193,21 @@ class Reports(Access):
         open_ = [n < self.settings.boilerplate_min_documents for n in near_counts]
         found: dict[int, dict[int, tuple[float, int]]] = {}
         """Per candidate version, my paragraph -> (score, its paragraph)."""
+        where: dict[int, dict[int, list[int]]] = {}
+        """Per candidate version, its paragraphs by piece (a page copied whole holds every
+        piece of hundreds of paragraphs: each is looked up, not compared with each)."""
         for i, mine in enumerate(near):
             if not open_[i]:
                 continue
-            pieces = set(mine.pieces)
             for serial in sorted({s for k in mine.pieces for s in holders[k]}):
                 other = related.records[serial]
-                best = max(
-                    (
-                        (self._alike(record, i, other, j), j)
-                        for j, theirs in enumerate(other.near or [])
-                        if not pieces.isdisjoint(theirs.pieces)
-                    ),
-                    default=None,
-                )
+                if serial not in where:
+                    where[serial] = {}
+                    for j, theirs in enumerate(other.near or []):
+                        for k in theirs.pieces:
+                            where[serial].setdefault(k, []).append(j)
+                sharing = {j for k in mine.pieces for j in where[serial].get(k, ())}
+                best = max(((self._alike(record, i, other, j), j) for j in sharing), default=None)
                 if best is not None and best[0] >= self.settings.repeat_threshold:
                     found.setdefault(serial, {})[i] = best
         copies: dict[int, list[NearCopy]] = {}
