@@ -121,8 +121,7 @@ class Reports(Access):
                     piece_holders=holders,
                     records={
                         s: records.unpack(cast("bytes", raw_of[s]))
-                        for serials in holders
-                        for s in serials
+                        for s in dict.fromkeys(s for serials in holders for s in serials)
                     },
                 )
             )
