@@ -32,6 +32,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -379,10 +380,26 @@ from the first submit until every report is stored: the service's throughput as 
 see it, analysis included (the same harness, ``bench.throughput.end_to_end``, in both)."""
 
 
+def _build_kernel(folder: Path) -> None:
+    """The old tree's own compiled MinHash kernel, built from its source beside this tree's
+    with the same compiler flags (a kernel's functions change with its tree: this tree's
+    cannot stand in). Without a compiler the old tree runs its numpy path, as it reports."""
+    source = folder / "dedup" / "pipeline" / "_minhash.c"
+    target = source.with_name("_minhash" + str(sysconfig.get_config_var("EXT_SUFFIX")))
+    if not source.exists() or target.exists():
+        return
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return
+    include = sysconfig.get_paths()["include"]
+    command = [compiler, "-O3", "-shared", "-fPIC", f"-I{include}", str(source), "-o", str(target)]
+    subprocess.run(command, check=False, capture_output=True)
+
+
 @contextmanager
 def old_tree(path: Path | None, commit: str) -> Iterator[Path]:
     """The code of ``commit`` (``git archive`` into a temporary folder unless ``path`` is one
-    already), with this tree's compiled MinHash kernel copied in so both compute alike."""
+    already), with its own compiled MinHash kernel built (:func:`_build_kernel`)."""
     made = path is None
     folder = path or Path(tempfile.mkdtemp(prefix=f"dedup-{commit}-"))
     try:
@@ -391,10 +408,7 @@ def old_tree(path: Path | None, commit: str) -> Iterator[Path]:
                 ["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True
             ).stdout
             subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-        for kernel in (CODE["dir"] / "dedup" / "pipeline").glob("_minhash*.so"):
-            target = folder / "dedup" / "pipeline" / kernel.name
-            if not target.exists():
-                shutil.copy2(kernel, target)
+        _build_kernel(folder)
         yield folder
     finally:
         if made:
