@@ -229,10 +229,17 @@ PIECE_LOW = PIECES.key_bits - PIECES.precision
 def paragraph_bits(signature: npt.NDArray[np.uint32]) -> bytes:
     """What a record keeps of a paragraph signature: one bit of each value, after the same
     multiplicative mix as :func:`reduce_signature`."""
+    return paragraphs_bits(signature[None, :])[0]
+
+
+def paragraphs_bits(signatures: npt.NDArray[np.uint32]) -> list[bytes]:
+    """:func:`paragraph_bits` of each row, in one pass over them all (a record keeps them
+    for every signed paragraph of its document)."""
     import numpy as np
 
-    mixed = signature[:PARAGRAPH_BITS].astype(np.uint32) * np.uint32(0x9E3779B1)
-    return np.packbits((mixed >> np.uint32(31)).astype(np.uint8)).tobytes()
+    mixed = signatures[:, :PARAGRAPH_BITS].astype(np.uint32) * np.uint32(0x9E3779B1)
+    packed = np.packbits((mixed >> np.uint32(31)).astype(np.uint8), axis=1)
+    return [row.tobytes() for row in packed]
 
 
 def paragraph_similarity(first: bytes, second: bytes) -> float:

@@ -39,12 +39,9 @@ class Writes(Owed):
         sig = analysis.document_signature(boilerplate)
         near = None
         if analysis.pieces is not None:
+            bits = layout.paragraphs_bits(analysis.paragraph_signatures)
             near = [
-                records.NearParagraph(
-                    words,
-                    layout.paragraph_bits(analysis.paragraph_signatures[i]) if keys else b"",
-                    keys,
-                )
+                records.NearParagraph(words, bits[i] if keys else b"", keys)
                 for i, (words, keys) in enumerate(
                     zip(analysis.word_counts, plan.pieces, strict=True)
                 )
