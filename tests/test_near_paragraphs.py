@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal
@@ -191,6 +192,10 @@ def test_record_round_trip_with_near_data() -> None:
         "d", None, 3, 1.5, 7, b"", [5 << 16, 6 << 16, 7 << 16], extra={"fetched_at": "x"}, near=near
     )
     assert record == records.unpack(records.pack(record))
+    # stepped over: the rest of the record, its extra JSON after the near-copy data, as is
+    assert dataclasses.replace(record, near=None) == records.unpack(
+        records.pack(record), near=False
+    )
 
 
 def test_setting_from_toml_and_environment(tmp_path: Path) -> None:

@@ -212,11 +212,14 @@ class Access:
         found = self.records([serial])
         return found[0] if found else (0, None)
 
-    def records(self, serials: Sequence[int]) -> list[tuple[int, Record]]:
-        """The records of these serials, in order; serials no longer indexed are left out."""
+    def records(self, serials: Sequence[int], *, near: bool = True) -> list[tuple[int, Record]]:
+        """The records of these serials, in order; serials no longer indexed are left out.
+        With ``near`` false, without their near-copy data (:func:`records.unpack`)."""
         raws = scripts.run(self.client, [versions.record(self.keys, s) for s in serials])
         return [
-            (serial, records.unpack(raw)) for serial, raw in zip(serials, raws, strict=True) if raw
+            (serial, records.unpack(raw, near=near))
+            for serial, raw in zip(serials, raws, strict=True)
+            if raw
         ]
 
     def records_or_intents(self, serials: Sequence[int]) -> dict[int, Record]:

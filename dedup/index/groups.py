@@ -62,7 +62,7 @@ def _records_by_id(reads: Reads, ids: Sequence[str]) -> list[tuple[int, Record]]
     """The current records of these documents (those deleted meanwhile left out)."""
     calls = [versions.current(reads.keys, reads.depths, layout.id_entry(doc)) for doc in ids]
     current = scripts.run(reads.client, calls)
-    return reads.records([serial for serial in current if serial])
+    return reads.records([serial for serial in current if serial], near=False)
 
 
 class Grouping:

@@ -112,8 +112,10 @@ def id_and_signature(data: bytes) -> tuple[str, bytes]:
     return data[HEADER_SIZE : HEADER_SIZE + n_id].decode("utf-8"), data[at : at + n_sig]
 
 
-def unpack(data: bytes) -> Record:
-    """The inverse of :func:`pack`."""
+def unpack(data: bytes, *, near: bool = True) -> Record:
+    """The inverse of :func:`pack`; with ``near`` false, the near-copy data is stepped over
+    and left out (``Record.near`` None), for readers that need only the rest: unpacking it
+    is most of the cost of a record."""
     _, bits, paragraphs, indexed_at, content, n_id, n_url, n_sig = HEADER.unpack_from(data)
     at = HEADER_SIZE
     doc_id = data[at : at + n_id].decode("utf-8")
@@ -125,9 +127,12 @@ def unpack(data: bytes) -> Record:
     raw = data[at : at + 6 * paragraphs]
     fingerprints = [int.from_bytes(raw[k : k + 6], "little") << 16 for k in range(0, len(raw), 6)]
     at += 6 * paragraphs
-    near: list[NearParagraph] | None = None
+    kept: list[NearParagraph] | None = None
     if bits & BIT_NEAR:
-        near, at = unpack_near(data, at, paragraphs)
+        if near:
+            kept, at = unpack_near(data, at, paragraphs)
+        else:
+            at = _near_end(data, at, paragraphs)
     extra = json.loads(data[at:]) if at < len(data) else {}
     return Record(
         doc_id=doc_id,
@@ -139,7 +144,7 @@ def unpack(data: bytes) -> Record:
         fingerprints=fingerprints,
         doubled_body=bool(bits & BIT_DOUBLED),
         extra=extra,
-        near=near,
+        near=kept,
     )
 
 
@@ -210,6 +215,17 @@ def unpack_near(data: bytes, at: int, paragraphs: int) -> tuple[list[NearParagra
             )
         near.append(NearParagraph(head >> 1, bits, pieces))
     return near, at
+
+
+def _near_end(data: bytes, at: int, paragraphs: int) -> int:
+    """Where the near-copy data of :func:`pack_near` starting at ``at`` ends."""
+    skip = PARAGRAPH_BITS // 8 + _keys_size(data[at])
+    at += 1
+    for _ in range(paragraphs):
+        head, at = _read_varint(data, at)
+        if head & 1:
+            at += skip
+    return at
 
 
 # -- intents ---------------------------------------------------------------------------------
