@@ -226,15 +226,9 @@ PIECE_LOW = PIECES.key_bits - PIECES.precision
 """Low bits of a piece key that neither its entry nor a record keeps."""
 
 
-def paragraph_bits(signature: npt.NDArray[np.uint32]) -> bytes:
-    """What a record keeps of a paragraph signature: one bit of each value, after the same
-    multiplicative mix as :func:`reduce_signature`."""
-    return paragraphs_bits(signature[None, :])[0]
-
-
 def paragraphs_bits(signatures: npt.NDArray[np.uint32]) -> list[bytes]:
-    """:func:`paragraph_bits` of each row, in one pass over them all (a record keeps them
-    for every signed paragraph of its document)."""
+    """What a record keeps of each paragraph signature (a row): one bit of each value,
+    after the same multiplicative mix as :func:`reduce_signature`; all rows in one pass."""
     import numpy as np
 
     mixed = signatures[:, :PARAGRAPH_BITS].astype(np.uint32) * np.uint32(0x9E3779B1)

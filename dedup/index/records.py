@@ -44,7 +44,8 @@ class NearParagraph:
 
     words: int
     bits: bytes
-    """:func:`paragraph_bits` of its signature; empty when the paragraph is not signed."""
+    """What :func:`dedup.index.layout.paragraphs_bits` keeps of its signature; empty when
+    the paragraph is not signed."""
     pieces: tuple[int, ...]
     """Entry keys of the pieces it keeps (:func:`dedup.index.layout.piece_key`); empty when
     the paragraph is not signed."""

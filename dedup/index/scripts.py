@@ -302,11 +302,8 @@ def cluster_exchange(
             packed = b"".join(hiredis.pack_command(commands[i]) for i in order)
             connection.send_packed_command([packed])  # type: ignore[no-untyped-call]
         for _, connection, order in taken:
-            for i in order:
-                try:
-                    replies[i] = connection.read_response()
-                except redis.ResponseError as error:
-                    replies[i] = error
+            for i, reply in zip(order, _replies(connection, len(order)), strict=True):
+                replies[i] = reply
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         for _, connection, _ in taken:
             connection.disconnect()  # replies may be left unread on any of them
@@ -330,6 +327,17 @@ def _first_key(words: tuple[Any, ...]) -> bytes | None:
     return key if isinstance(key, bytes) else None
 
 
+def _replies(connection: Any, count: int) -> list[Any]:
+    """The next ``count`` replies of a connection, the errors Redis answered in their place."""
+    replies: list[Any] = []
+    for _ in range(count):
+        try:
+            replies.append(connection.read_response())
+        except redis.ResponseError as error:
+            replies.append(error)
+    return replies
+
+
 def exchange(client: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
     """Commands to one server in one round trip, on one connection of the client's pool;
     the replies in order, or the errors Redis answered in their place.
@@ -347,13 +355,7 @@ def exchange(client: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[A
 
     def once() -> list[Any]:
         connection.send_packed_command(packed)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(connection.read_response())
-            except redis.ResponseError as error:
-                replies.append(error)
-        return replies
+        return _replies(connection, len(commands))
 
     def lost(_: Exception) -> None:
         connection.disconnect()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
