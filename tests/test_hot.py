@@ -5,8 +5,11 @@ copy, and deleting or replacing one copy leaves the others as they should be."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from dedup.index import layout
+import pytest
+
+from dedup.index import groups, layout, scripts
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -59,3 +62,33 @@ def test_every_copy_is_listed_as_an_exact_duplicate_and_stays_so_after_a_delete(
     assert {f"copy-{n}" for n in range(COPIES)} - {"copy-8", "copy-9"} == listed
     assert COPIES - 3 == store.report("copy-7")["exact_duplicates_total"]
     assert [] == store.report("copy-9")["flags"]
+
+
+def test_a_report_of_a_copy_reads_each_record_once_and_each_entry_in_one_round_trip(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Placing a copy in its group reuses the records its matches were read with (none is
+    read again by id), and a report names the overflow sets of the entries it looks up at
+    once: a hot page's entries all have one, and naming them later cost a round trip."""
+    store = _index_copies(settings)
+    sent: list[int] = []
+    real = scripts._send
+
+    def counted(client: Any, calls: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(len(calls))
+        return real(client, calls, *args, **kwargs)
+
+    monkeypatch.setattr(scripts, "_send", counted)
+    by_id: list[str] = []
+    read_by_id = groups._records_by_id
+
+    def records_by_id(reads: Any, ids: Any) -> Any:
+        by_id.extend(ids)
+        return read_by_id(reads, ids)
+
+    monkeypatch.setattr(groups, "_records_by_id", records_by_id)
+    report = store.report("copy-7")
+    assert report["group"] is not None
+    assert [] == by_id
+    # two round trips each: the document's record, its report, its matches in the group
+    assert 6 == len(sent), sent

@@ -58,7 +58,9 @@ class Batch:
     back an operation on an entry that has moved to its set (boilerplate) and those after it
     on the same entry, and :meth:`send` sends those again with their sets, one round trip
     more for the batches that meet such entries. Naming every set would double the keys of
-    every call for the few entries that have one.
+    every call of a write for the few entries that have one. A report names them at once
+    (``lookups(..., sets=True)``): a few dozen keys more, where a page copied widely, whose
+    entries all have a set, would pay a round trip more per read.
     """
 
     def __init__(self, keys: Keys, depths: Depths, *, boilerplate_at: int, few: int = 0) -> None:
@@ -74,6 +76,8 @@ class Batch:
         """The updates of each shard, in order."""
         self._with_sets: dict[int, list[Op]] = {}
         """Updates known to need their entries' overflow sets, sent with them at once."""
+        self._lookups_with_sets: dict[int, list[Op]] = {}
+        """Lookups sent with their entries' overflow sets at once."""
         self._calls: list[tuple[int, Call[Any]]] = []
         self._known: list[tuple[int, Held]] = []
         self._count = 0
@@ -102,9 +106,15 @@ class Batch:
                 found.append(op)
         return list(range(first, ticket))
 
-    def lookups(self, family: Family, keys: Iterable[int], mode: str = COUNT) -> list[int]:
-        """Ask how many documents hold each of these entries (and which, by ``mode``)."""
-        return self._add(self._lookups, family, keys, mode, b"")
+    def lookups(
+        self, family: Family, keys: Iterable[int], mode: str = COUNT, *, sets: bool = False
+    ) -> list[int]:
+        """Ask how many documents hold each of these entries (and which, by ``mode``); with
+        ``sets``, naming their overflow sets at once (for entries likely to have one: a
+        reader saves the round trip that would name them)."""
+        return self._add(
+            self._lookups_with_sets if sets else self._lookups, family, keys, mode, b""
+        )
 
     def counts(self, family: Family, keys: Iterable[int]) -> list[int]:
         """Ask how many documents hold each of these entries, by plain reads of their hashes
@@ -186,6 +196,7 @@ class Batch:
             (lookup, g, chunk, sets)
             for lookup, table, sets in (
                 (True, self._lookups, False),
+                (True, self._lookups_with_sets, True),
                 (False, self._updates, False),
                 (False, self._with_sets, True),
             )

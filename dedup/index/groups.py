@@ -23,6 +23,7 @@ import xxhash
 
 from dedup.errors import NotFoundError
 from dedup.index import layout, scripts, versions
+from dedup.index import records as records_
 from dedup.index.access import CLOCK_SKEW, MAX_EXACT, store_error
 from dedup.index.matching import PAGE, flagged_serials, split_matches
 from dedup.index.matching import Options as Options  # how groups are formed, for callers
@@ -80,6 +81,7 @@ class Grouping:
         options: Options,
         most_read: int | None = None,
         exact: int = MAX_EXACT,
+        keep_records: bool = False,
     ) -> None:
         self.reads = reads
         self.options = options
@@ -96,6 +98,10 @@ class Grouping:
         """Similarities of near duplicates (of different contents), both ways."""
         self.matched: set[str] = set()
         """Documents named by matches (exact copies among them)."""
+        self.packed: dict[str, tuple[int, bytes]] | None = {} if keep_records else None
+        """With ``keep_records``, the serial and packed record of the documents named by
+        matches, read with them and not read again by id: a record that is there is its
+        document's current version (a commit takes the old one's out)."""
 
     def add(self, records: Sequence[tuple[int, Record]]) -> None:
         """Know these records, and read the matches of the classes not read yet (one round
@@ -112,7 +118,9 @@ class Grouping:
         for first in range(0, len(fresh), PAGE):
             page = fresh[first : first + PAGE]
             for (_, record), (exact, near) in zip(
-                page, split_matches(self.reads, page, self.options, self.exact), strict=True
+                page,
+                split_matches(self.reads, page, self.options, self.exact, self.packed),
+                strict=True,
             ):
                 self.matched.update(doc for doc, _ in exact)
                 mine = self.similar.setdefault(record.doc_id, {})
@@ -135,8 +143,19 @@ class Grouping:
                 missing = missing[: max(0, limit - len(self.candidates))]
             if not missing:
                 return
-            for first in range(0, len(missing), PAGE):
-                records = _records_by_id(self.reads, missing[first : first + PAGE])
+            packed = self.packed if self.packed is not None else {}
+            unread = [doc for doc in missing if doc not in packed]
+            found = {doc: packed.pop(doc) for doc in missing if doc in packed}
+            read = {
+                doc: (serial, records_.unpack(raw, near=False))
+                for doc, (serial, raw) in found.items()
+            }
+            for first in range(0, len(unread), PAGE):
+                for serial, record in _records_by_id(self.reads, unread[first : first + PAGE]):
+                    read[record.doc_id] = serial, record
+            ordered = [read[doc] for doc in missing if doc in read]
+            for first in range(0, len(ordered), PAGE):
+                records = ordered[first : first + PAGE]
                 if expand:
                     self.add(records)
                 else:
@@ -268,7 +287,7 @@ def _with_flags(
 def place(reads: Reads, serial: int, record: Record, options: Options) -> Group | None:
     """The group a document belongs to, found from its own matches outwards (at most
     :data:`PLACE_LIMIT` documents), or None when it is in none."""
-    grouping = Grouping(reads, options, most_read=PLACE_READS, exact=PLACE_EXACT)
+    grouping = Grouping(reads, options, most_read=PLACE_READS, exact=PLACE_EXACT, keep_records=True)
     grouping.add([(serial, record)])
     grouping.complete(expand=True, limit=PLACE_LIMIT)
     for group in grouping.groups():

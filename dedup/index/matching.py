@@ -57,9 +57,11 @@ def split_matches(
     records: Sequence[tuple[int, Record]],
     options: Options,
     exact: int = MAX_EXACT,
+    read: dict[str, tuple[int, bytes]] | None = None,
 ) -> list[tuple[list[tuple[str, float]], list[tuple[str, float]]]]:
     """:func:`matches`, exact copies and near duplicates apart (at most ``exact`` exact
-    copies named for each)."""
+    copies named for each). ``read``, when given, gains the serial and packed record of
+    every document named, by id."""
     found = []
     related_ = (
         reads.related(records, near=not options.exact_only, paragraphs=False, most_exact=exact)
@@ -67,6 +69,8 @@ def split_matches(
         else []
     )
     for (_, record), related in zip(records, related_, strict=True):
+        if read is not None:
+            read.update(related.packed)
         near = []
         for doc, packed in related.candidates:
             if record.signature and len(packed) == len(record.signature):

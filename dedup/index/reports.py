@@ -36,6 +36,9 @@ class Related(NamedTuple):
     versions holding it (with a record)."""
     records: dict[int, Record]
     """The records of those versions, by serial."""
+    packed: dict[str, tuple[int, bytes]]
+    """The serial and packed record of each document named in ``exact`` and
+    ``candidates``, by id: what a reader following matches outwards need not read again."""
 
 
 class Reports(Access):
@@ -64,10 +67,14 @@ class Reports(Access):
             entries = self.entries(record)
             asked.append(
                 (
-                    batch.lookups(CONTENT, entries.content, MEMBERS),
-                    batch.lookups(BANDS, entries.bands, MEMBERS) if near else [],
-                    batch.lookups(PARAGRAPHS, entries.paragraphs, FEW) if paragraphs else [],
-                    batch.lookups(PIECES, entries.pieces, FEW) if paragraphs else [],
+                    batch.lookups(CONTENT, entries.content, MEMBERS, sets=True),
+                    batch.lookups(BANDS, entries.bands, MEMBERS, sets=True) if near else [],
+                    (
+                        batch.lookups(PARAGRAPHS, entries.paragraphs, FEW, sets=True)
+                        if paragraphs
+                        else []
+                    ),
+                    batch.lookups(PIECES, entries.pieces, FEW, sets=True) if paragraphs else [],
                 )
             )
         answers = batch.send(self.client) if len(batch) else []
@@ -123,6 +130,7 @@ class Reports(Access):
                         s: records.unpack(cast("bytes", raw_of[s]))
                         for s in dict.fromkeys(s for serials in holders for s in serials)
                     },
+                    packed={found[s][0]: (s, raw_of[s]) for s in (*held, *candidates)},
                 )
             )
         return out
