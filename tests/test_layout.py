@@ -151,6 +151,26 @@ def test_similarity_counts_equal_values_as_their_definition(
     )
 
 
+@given(st.binary(min_size=1, max_size=160), st.data())
+def test_similarities_at_once_are_those_one_by_one(first: bytes, data: st.DataObject) -> None:
+    """Scoring many signatures in one pass gives each the number :func:`similarity` gives
+    it, to the last bit, whether there are few of them or many."""
+    size = len(first)
+    others = data.draw(
+        st.lists(
+            st.one_of(
+                st.binary(min_size=size, max_size=size),
+                st.just(first),
+                st.builds(lambda b: first[:-1] + b, st.binary(min_size=1, max_size=1)),
+            ),
+            max_size=3 * layout.SCORED_AT_ONCE,
+        )
+    )
+    wide = data.draw(st.integers(min_value=0, max_value=size))
+    expected = [layout.similarity(first, other, wide) for other in others]
+    assert expected == layout.similarities(first, others, wide)
+
+
 def test_splits_keep_every_entry_and_each_hash_small(redis_client: redis.Redis) -> None:
     """Thousands of entries added to one shard split its hashes as they fill (each round
     trip carrying the splits the one before asked for): every entry is found where its key

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import binascii
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, NamedTuple
@@ -198,6 +199,36 @@ def similarity(first: bytes, second: bytes, wide: int) -> float:
     narrow = 8 // NARROW_BITS * (len(first) - wide)
     chance = wide / (1 << WIDE_BITS) + narrow / (1 << NARROW_BITS)
     return max(0.0, (equal - chance) / (wide + narrow - chance))
+
+
+SCORED_AT_ONCE = 8
+"""Signatures from which :func:`similarities` scores in one numpy pass: below it, numpy's
+fixed cost per call is more than :func:`similarity`'s per signature."""
+
+
+def similarities(first: bytes, others: Sequence[bytes], wide: int) -> list[float]:
+    """:func:`similarity` of ``first`` with each of ``others`` (all of its length), the same
+    numbers: equal values counted for all of them at once (a report scores hundreds of
+    candidates, a few dozen per document)."""
+    if len(others) < SCORED_AT_ONCE:
+        return [similarity(first, other, wide) for other in others]
+    import numpy as np
+
+    size = len(first)
+    if any(len(other) != size for other in others):
+        raise ValueError("reduced signatures of different lengths")
+    rows = np.frombuffer(b"".join(others), dtype=np.uint8).reshape(len(others), size)
+    mine = np.frombuffer(first, dtype=np.uint8)
+    equal = np.count_nonzero(rows[:, :wide] == mine[:wide], axis=1)
+    rest = size - wide
+    if rest:
+        diff = rows[:, wide:] ^ mine[wide:]
+        for shift in range(0, 8, NARROW_BITS):
+            part = (diff >> np.uint8(shift)) & np.uint8((1 << NARROW_BITS) - 1)
+            equal += np.count_nonzero(part == 0, axis=1)
+    narrow = 8 // NARROW_BITS * rest
+    chance = wide / (1 << WIDE_BITS) + narrow / (1 << NARROW_BITS)
+    return [max(0.0, (int(e) - chance) / (wide + narrow - chance)) for e in equal]
 
 
 def band_keys(reduced: bytes, bands: int, rows: int) -> list[int]:

@@ -13,7 +13,7 @@ import redis
 
 from dedup.index.access import CLOCK_SKEW, MAX_EXACT, store_error
 from dedup.index.keys import FLAGS
-from dedup.index.layout import similarity
+from dedup.index.layout import similarities
 from dedup.index.reads import Reads
 from dedup.index.records import Record
 from dedup.pipeline.grouping import parse_hosts
@@ -71,12 +71,16 @@ def split_matches(
     for (_, record), related in zip(records, related_, strict=True):
         if read is not None:
             read.update(related.packed)
-        near = []
-        for doc, packed in related.candidates:
-            if record.signature and len(packed) == len(record.signature):
-                score = similarity(record.signature, packed, reads.wide)
-                if score >= options.threshold:
-                    near.append((doc, score))
+        sig = record.signature
+        alike = [
+            (doc, packed) for doc, packed in related.candidates if sig and len(packed) == len(sig)
+        ]
+        scores = similarities(sig, [packed for _, packed in alike], reads.wide)
+        near = [
+            (doc, score)
+            for (doc, _), score in zip(alike, scores, strict=True)
+            if score >= options.threshold
+        ]
         found.append(([(doc, 1.0) for doc in related.exact], near))
     return found
 

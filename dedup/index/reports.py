@@ -154,12 +154,15 @@ class Reports(Access):
     ) -> Report:
         distinct = list(dict.fromkeys(record.fingerprints))
         threshold = self.settings.boilerplate_min_documents
-        near: list[tuple[str, float]] = []
-        for other, packed in related.candidates:
-            if len(packed) == len(record.signature):
-                score = layout.similarity(record.signature, packed, self.wide)
-                if score >= self.settings.near_duplicate_threshold:
-                    near.append((other, score))
+        alike = [
+            (o, packed) for o, packed in related.candidates if len(packed) == len(record.signature)
+        ]
+        scores = layout.similarities(record.signature, [packed for _, packed in alike], self.wide)
+        near = [
+            (other, score)
+            for (other, _), score in zip(alike, scores, strict=True)
+            if score >= self.settings.near_duplicate_threshold
+        ]
         counts = dict(zip(distinct, related.counts, strict=True))
         shared = {
             fp: sorted(held) for fp, held in zip(distinct, related.shared, strict=True) if held

@@ -335,14 +335,17 @@ class Writes(Owed):
             assert plan.record is not None
             plan.exact = [(s, found[s].doc_id) for s, _ in plan.exact if s in found]
             sig = plan.record.signature
-            scored = []
-            for s, _, _ in plan.near:
-                other = found.get(s)
-                if sig and other is not None and len(other.signature) == len(sig):
-                    score = layout.similarity(sig, other.signature, self.wide)
-                    if score >= threshold:
-                        scored.append((s, other.doc_id, score))
-            plan.near = scored
+            alike = [
+                (s, other)
+                for s, _, _ in plan.near
+                if sig and (other := found.get(s)) is not None and len(other.signature) == len(sig)
+            ]
+            scores = layout.similarities(sig, [other.signature for _, other in alike], self.wide)
+            plan.near = [
+                (s, other.doc_id, score)
+                for (s, other), score in zip(alike, scores, strict=True)
+                if score >= threshold
+            ]
             analysis = plan.analysis
             assert analysis is not None
             if analysis.repeats.doubled_body:
