@@ -67,9 +67,9 @@ local function packed_members(set, most)
   else
     found = redis.call('SSCAN', set, 0, 'COUNT', most)[2]
   end
-  local out = {}
-  for k = 1, math.min(#found, most) do out[k] = struct.pack(SERIAL, tonumber(found[k])) end
-  return table.concat(out)
+  -- packed in one call: a call per serial cost most of a report of a page copied widely
+  local n = math.min(#found, most)
+  return struct.pack(string.rep(SERIAL, n), unpack(found, 1, n))
 end
 
 -- The serials an entry holds, packed ('' for none; nil when its set is needed).
