@@ -80,6 +80,10 @@ class Batch:
         """Lookups sent with their entries' overflow sets at once."""
         self._calls: list[tuple[int, Call[Any]]] = []
         self._known: list[tuple[int, Held]] = []
+        self._asked: dict[tuple[str, int, str, bool], int] = {}
+        """The ticket of each lookup asked, to answer the same lookup asked again."""
+        self._same: list[tuple[int, int]] = []
+        """Tickets answered as another ticket is."""
         self._count = 0
 
     def _add(
@@ -112,9 +116,19 @@ class Batch:
         """Ask how many documents hold each of these entries (and which, by ``mode``); with
         ``sets``, naming their overflow sets at once (for entries likely to have one: a
         reader saves the round trip that would name them)."""
-        return self._add(
-            self._lookups_with_sets if sets else self._lookups, family, keys, mode, b""
-        )
+        table = self._lookups_with_sets if sets else self._lookups
+        tickets = []
+        for key in keys:
+            asked = (family.name, key, mode, sets)
+            first = self._asked.get(asked)
+            if first is None:
+                first = self._asked[asked] = self._add(table, family, (key,), mode, b"")[0]
+                tickets.append(first)
+            else:  # asked already by this batch (documents of one page share their bands)
+                tickets.append(self._count)
+                self._same.append((self._count, first))
+                self._count += 1
+        return tickets
 
     def counts(self, family: Family, keys: Iterable[int]) -> list[int]:
         """Ask how many documents hold each of these entries, by plain reads of their hashes
@@ -246,6 +260,8 @@ class Batch:
             for (_, _, ops), held in zip(again, scripts.run(client, calls), strict=True):
                 for op, answer in zip(ops, held, strict=True):
                     answers[op[4]] = answer
+        for ticket, first in self._same:
+            answers[ticket] = answers[first]
         return answers
 
 
