@@ -97,10 +97,11 @@ end
 -- Add a serial to an entry; returns the number of serials after, whether it was new, and
 -- with ``want`` the serials the entry held before, packed (at most SEEING of them once the
 -- entry has its set; nil when its set is needed).
-local function add(hash, set, field, serial, want)
+local function add(hash, set, field, serial, want, tried)
   local packed = struct.pack(SERIAL, serial)
   -- most entries are new (a band or paragraph of one document): one lookup of the hash
-  if redis.call('HSETNX', hash, field, packed) == 1 then return 1, true, '' end
+  -- (``tried``: the caller's HSETNX found the entry there already)
+  if not tried and redis.call('HSETNX', hash, field, packed) == 1 then return 1, true, '' end
   local value = redis.call('HGET', hash, field)
   if value == '' then
     if not set then return nil end
@@ -163,7 +164,7 @@ end
 -- when the entry's set is needed), whether it changed, the serials to answer ('' when none)
 -- the change of the shard's count of distinct paragraphs, and the change of its fields (1 for
 -- an entry made, -1 for one taken out).
-local function update(op, hash, set, field, serial, boilerplate_at)
+local function update(op, hash, set, field, serial, boilerplate_at, tried)
   local size, changed, held, distinct, fields = nil, false, '', 0, 0
   if op == 'r' or op == 'x' then
     size, changed = remove(hash, set, field, serial)
@@ -172,7 +173,7 @@ local function update(op, hash, set, field, serial, boilerplate_at)
     if size and size > 0 and size < boilerplate_at then held = members(hash, set, field) or '' end
   else
     local before
-    size, changed, before = add(hash, set, field, serial, op == 'A')
+    size, changed, before = add(hash, set, field, serial, op == 'A', tried)
     if size and op == 'A' then held = before end
     if size and (op == 'p' or op == 'q') and changed and size == boilerplate_at then
       held = members(hash, set, field) or ''
@@ -237,13 +238,32 @@ local function update_all(first, ops, packed, sets, boilerplate_at, serial_of)
       rest[at + 1], rest[at + 2], rest[at + 3] = size, changed, held
     end
   end
+  -- The common case first: an entry made by its first holder answers 'n' (whatever the
+  -- letter, but a paragraph or piece when one holder already makes it boilerplate), after one
+  -- HSETNX and no other call; each serial is packed once.
+  local fast, serials = boilerplate_at > 1, {}
   each_operation(first, ops, packed, sets, true, function(k, op, hash, set, field, number, family)
     local serial = serial_of(number)
     if not serial then
       answer(k, 0, 0, '')
       return true
     end
-    local size, changed, held, more, made = update(op, hash, set, field, serial, boilerplate_at)
+    local tried = false
+    if fast and op ~= 'r' and op ~= 'x' then
+      local bytes = serials[serial]
+      if not bytes then
+        bytes = struct.pack(SERIAL, serial)
+        serials[serial] = bytes
+      end
+      if redis.call('HSETNX', hash, field, bytes) == 1 then
+        marks[k] = 'n'
+        if op == 'p' then distinct = distinct + 1 end
+        fields[family] = (fields[family] or 0) + 1
+        return true
+      end
+      tried = true
+    end
+    local size, changed, held, more, made = update(op, hash, set, field, serial, boilerplate_at, tried)
     answer(k, size or -1, changed and 1 or 0, held)
     distinct = distinct + more
     fields[family] = (fields[family] or 0) + made
