@@ -61,6 +61,30 @@ def test_a_chain_does_not_pull_unlike_documents_together() -> None:
     assert [("b", [("b", 1.0), ("a", 0.8), ("c", 0.8)])] == list(groups(middle_first, similar, 0.7))
 
 
+def test_a_near_copy_first_in_rank_takes_the_others_alike_to_it_through_the_copies() -> None:
+    """A page copied many times (p with its copies) and three near copies of it, n0 first in
+    rank. The near copies were compared with the page's copies, never with one another (the
+    matches of a hub are read from samples of its holders): n0 takes the page, and n1 and n2,
+    scored against n0 itself, join it; n3, alike to the page but not to n0, does not."""
+    docs = [_candidate(d, indexed_at=n) for n, d in enumerate(["n0", "p", "n1", "n2", "n3"])]
+    similar = _both_ways(
+        {("n0", "p"): 0.95, ("p", "n1"): 0.95, ("p", "n2"): 0.9, ("p", "n3"): 0.85}
+    )
+    copies = {"p": ["p2", "p3"]}
+    unknown = {("n0", "n1"): 0.9, ("n0", "n2"): 0.85, ("n0", "n3"): 0.7}
+
+    def score(a: str, b: str) -> float | None:
+        return unknown.get((a, b), unknown.get((b, a)))
+
+    assert [
+        ("n0", [("n0", 1.0), ("p", 0.95), ("p2", 0.95), ("p3", 0.95), ("n1", 0.9), ("n2", 0.85)]),
+    ] == list(groups(docs, similar, 0.8, copies=copies, score=score))
+    # unscored, n0's group is the page and its copies alone; n1, n2 and n3 are in none
+    assert ("n0", [("n0", 1.0), ("p", 0.95), ("p2", 0.95), ("p3", 0.95)]) == next(
+        iter(groups(docs, similar, 0.8, copies=copies))
+    )
+
+
 def test_groups_do_not_depend_on_the_order_of_their_input() -> None:
     """Shuffled candidates and similarities give the same groups."""
     rng = random.Random(3)

@@ -98,6 +98,9 @@ class Grouping:
         """Similarities of near duplicates (of different contents), both ways."""
         self.matched: set[str] = set()
         """Documents named by matches (exact copies among them)."""
+        self.signatures: dict[str, bytes] = {}
+        """Each document's reduced signature, to score two never compared
+        (:func:`dedup.pipeline.grouping.groups`' ``score``)."""
         self.packed: dict[str, tuple[int, bytes]] | None = {} if keep_records else None
         """With ``keep_records``, the serial and packed record of the documents named by
         matches, read with them and not read again by id: a record that is there is its
@@ -108,8 +111,7 @@ class Grouping:
         trip per :data:`PAGE`)."""
         fresh = []
         for serial, record in records:
-            self.candidates[record.doc_id] = candidate_of(record)
-            self.content[record.doc_id] = record.content
+            self.know(record)
             if record.content not in self.read and (
                 self.most_read is None or len(self.read) < self.most_read
             ):
@@ -128,6 +130,20 @@ class Grouping:
                     self.matched.add(doc)
                     mine[doc] = score
                     self.similar.setdefault(doc, {})[record.doc_id] = score
+
+    def know(self, record: Record) -> None:
+        """Know a document by its record."""
+        self.candidates[record.doc_id] = candidate_of(record)
+        self.content[record.doc_id] = record.content
+        self.signatures[record.doc_id] = record.signature
+
+    def score(self, first: str, second: str) -> float | None:
+        """The similarity of two documents known, from their signatures (None when either
+        has none)."""
+        a, b = self.signatures.get(first, b""), self.signatures.get(second, b"")
+        if not a or len(a) != len(b):
+            return None
+        return layout.similarity(a, b, self.reads.wide)
 
     def unknown(self) -> list[str]:
         """Documents matched but not read yet."""
@@ -160,8 +176,7 @@ class Grouping:
                     self.add(records)
                 else:
                     for _, record in records:
-                        self.candidates[record.doc_id] = candidate_of(record)
-                        self.content[record.doc_id] = record.content
+                        self.know(record)
             for doc in missing:
                 if doc not in self.candidates:  # deleted since it was matched
                     self.matched.discard(doc)
@@ -193,7 +208,7 @@ class Grouping:
                     similar.setdefault(theirs, {})[mine] = best
         heads = [self.candidates[doc] for doc in head.values()]
         for canonical, members in groups(
-            heads, similar, options.threshold, options.rule, options.hosts, copies
+            heads, similar, options.threshold, options.rule, options.hosts, copies, self.score
         ):
             yield {
                 "group": group_id(canonical),

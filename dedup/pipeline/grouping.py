@@ -23,7 +23,7 @@ for documents fetched at the same time (or without a fetch time).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -100,6 +100,7 @@ def groups(
     rule: str = "earliest",
     hosts: Sequence[str] = (),
     copies: Mapping[str, Sequence[str]] | None = None,
+    score: Callable[[str, str], float | None] | None = None,
 ) -> Iterator[tuple[str, list[tuple[str, float]]]]:
     """Groups of at least two documents: the canonical's id and the members (the canonical
     first, at 1.0, then by similarity and id), canonicals in rank order.
@@ -113,6 +114,12 @@ def groups(
         copies: for a candidate, the documents with exactly its content (ranked after it):
             they go wherever it goes, at its similarity, so that ten thousand copies of a
             page are ranked and compared as one.
+        score: the similarity of two documents not in ``similar`` (None when unknown).
+            A canonical that takes a document with copies is scored against the documents
+            alike to that document and not taken yet, and takes those at the threshold:
+            the matches of a page copied thousands of times are read from samples of its
+            holders, so a near copy of it is compared with the page's copies but seldom
+            with another near copy that happens to rank first.
     """
     known = {c.doc_id: c for c in candidates}
     order = sorted(known.values(), key=lambda c: rank(c, rule, hosts))
@@ -129,11 +136,41 @@ def groups(
             if score >= threshold and other in known and other not in taken
         ]
         taken.update(doc for doc, _ in members)
+        if score is not None:
+            members += _through_copies(
+                canonical.doc_id, members, similar, same, known, taken, threshold, score
+            )
         members += [(doc, 1.0) for doc in same.get(canonical.doc_id, ())]
         members += [(doc, score) for other, score in list(members) for doc in same.get(other, ())]
         if members:
             members.sort(key=lambda m: (-m[1], m[0]))
             yield canonical.doc_id, [(canonical.doc_id, 1.0), *members]
+
+
+def _through_copies(
+    canonical: str,
+    members: list[tuple[str, float]],
+    similar: Mapping[str, Mapping[str, float]],
+    same: Mapping[str, Sequence[str]],
+    known: Mapping[str, Candidate],
+    taken: set[str],
+    threshold: float,
+    score: Callable[[str, str], float | None],
+) -> list[tuple[str, float]]:
+    """The documents alike to a member with copies, not taken yet, that are alike to the
+    canonical itself; they are taken."""
+    found, tried = [], set()
+    for member, _ in members:
+        if not same.get(member):
+            continue
+        for other in similar.get(member, {}):
+            if other in known and other not in taken and other not in tried:
+                tried.add(other)
+                alike = score(canonical, other)
+                if alike is not None and alike >= threshold:
+                    found.append((other, alike))
+                    taken.add(other)
+    return found
 
 
 def candidate_probability(similarity: float, bands: int, rows: int) -> float:
