@@ -247,7 +247,8 @@ class Writes(Owed):
         # Versions this batch replaces still hold their entries until the batch's owed work
         # takes them out: they are no one's candidates, and the counts they swell are
         # checked again once they are out (each new version marked boilerplate, and those it
-        # raised, are refreshed then).
+        # raised, are refreshed then). A version's own earlier one is left out of its counts
+        # below: only the others' can have swelled them (none, for a document written alone).
         replaced = {p.old_serial for p in plans.values() if p.old_serial}
         counted: dict[int, dict[int, Held]] = {}
         for i, plan in plans.items():
@@ -273,9 +274,9 @@ class Writes(Owed):
             ]
             bands = zip(mine.bands, got[i]["bands"], strict=True)
             plan.near = [(s, "", 0.0) for _, held in bands for s in held.serials if s not in gone]
-            if replaced and "boilerplate" in plan.flags:
-                plan.refresh.add(plan.serial)
-            if replaced:
+            if replaced - {plan.old_serial}:
+                if "boilerplate" in plan.flags:
+                    plan.refresh.add(plan.serial)
                 plan.refresh |= plan.raised["boilerplate"]
 
     def _entry_tickets(
