@@ -92,3 +92,26 @@ def test_a_report_of_a_copy_reads_each_record_once_and_each_entry_in_one_round_t
     assert [] == by_id
     # two round trips each: the document's record, its report, its matches in the group
     assert 6 == len(sent), sent
+
+
+def test_a_copy_written_alone_is_not_read_again_for_its_own_earlier_version(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new version of one copy, written alone: its counts leave its earlier version out,
+    so no report is read to refresh its flags, and it is flagged as the others are."""
+    store = _index_copies(settings)
+    refreshed: list[set[int]] = []
+    real = Store.refresh_flags
+
+    def refresh(self: Store, serials: set[int]) -> None:
+        refreshed.append(set(serials))
+        real(self, serials)
+
+    monkeypatch.setattr(Store, "refresh_flags", refresh)
+    edited = as_html(article(5, 4)).replace("</p>", " and one more line.</p>", 1)
+    store.index([analyse(Document("copy-3", edited), settings)])
+    assert not any(refreshed)
+    report = store.report("copy-3")
+    assert "boilerplate" in report["flags"]
+    assert "exact_duplicate" not in report["flags"]
+    assert "copy-3" not in store.report("copy-4")["exact_duplicates"]
