@@ -33,6 +33,10 @@ the other: a bulk batch adds a few thousand fields to a shard, about fifty bucke
 shard that falls behind catches up over the next round trips."""
 
 
+SETS_KNOWN = 4096
+"""Entries with overflow sets a process remembers (:attr:`Depths.sets`)."""
+
+
 class Depths:
     """The depths of every shard's families, as last read or answered."""
 
@@ -43,6 +47,20 @@ class Depths:
         """Per shard and family, the splits planned from the replies of one round trip:
         its number, the depth they end at, how many."""
         self.loaded = False
+        self.sets: dict[tuple[str, int], None] = {}
+        """Entries last seen holding their serials in an overflow set (family letter, key),
+        the latest :data:`SETS_KNOWN`: a call names their sets at once instead of learning it
+        from an answer and sending the call again (a page copied thousands of times has all
+        its entries so). An entry's set stays until its last holder goes, and a set named
+        for an entry without one is not touched, so a stale note costs a key, no more."""
+
+    def note_sets(self, entries: Iterable[tuple[str, int]]) -> None:
+        """Remember these entries as held in overflow sets."""
+        for entry in entries:
+            self.sets.pop(entry, None)
+            self.sets[entry] = None
+        while len(self.sets) > SETS_KNOWN:
+            del self.sets[next(iter(self.sets))]
 
     def load(self, client: IndexClient) -> None:
         """Read every shard's depths (one round trip)."""

@@ -132,20 +132,51 @@ class Batch:
 
     def counts(self, family: Family, keys: Iterable[int]) -> list[int]:
         """Ask how many documents hold each of these entries, by plain reads of their hashes
-        (:func:`count_calls`): cheaper than a script for the thousands a bulk write counts."""
-        return self._add(self._counts, family, keys, COUNT, b"")
+        (:func:`count_calls`): cheaper than a script for the thousands a bulk write counts.
+        Entries known to have overflow sets are counted by the script at once."""
+        return self._routed(self._counts, self._lookups_with_sets, family, keys, COUNT, b"")
+
+    def _routed(
+        self,
+        plain: dict[int, list[Op]],
+        with_sets: dict[int, list[Op]],
+        family: Family,
+        keys: Iterable[int],
+        code: str,
+        tail: bytes,
+    ) -> list[int]:
+        """Tickets of operations on these entries, those known to have overflow sets
+        (:attr:`dedup.index.depths.Depths.sets`) put among the calls that name them."""
+        keys = list(keys)
+        known = self.depths.sets
+        if not known or all((family.name, key) not in known for key in keys):
+            return self._add(plain, family, keys, code, tail)
+        tickets = []
+        for key in keys:
+            table = with_sets if (family.name, key) in known else plain
+            tickets += self._add(table, family, (key,), code, tail)
+        return tickets
 
     def lookup(self, family: Family, key: int, mode: str = COUNT) -> int:
         """Ask how many documents hold an entry (and which, by ``mode``)."""
         return self.lookups(family, (key,), mode)[0]
 
     def updates(
-        self, family: Family, keys: Iterable[int], op: str, serial: int, *, sets: bool = False
+        self,
+        family: Family,
+        keys: Iterable[int],
+        op: str,
+        serial: int,
+        *,
+        sets: bool | None = None,
     ) -> list[int]:
         """Add a serial to each of these entries or take it out (``op``: :data:`ADD` ...);
-        with ``sets``, naming their overflow sets (entries that an operation found in one)."""
-        table = self._with_sets if sets else self._updates
-        return self._add(table, family, keys, op, layout.SERIAL.pack(serial))
+        with ``sets``, naming their overflow sets (entries that an operation found in one);
+        by default, those of the entries known to have one; ``sets=False``, none."""
+        tail = layout.SERIAL.pack(serial)
+        if sets is None:
+            return self._routed(self._updates, self._with_sets, family, keys, op, tail)
+        return self._add(self._with_sets if sets else self._updates, family, keys, op, tail)
 
     def take_updates(self, shard: int) -> list[Op]:
         """The updates of one shard, taken out of the batch to be sent another way (their
@@ -262,6 +293,14 @@ class Batch:
                     answers[op[4]] = answer
         for ticket, first in self._same:
             answers[ticket] = answers[first]
+        tables = (self._lookups, self._lookups_with_sets, self._updates, self._with_sets)
+        self.depths.note_sets(
+            (op[0].name, op[1])
+            for table in (*tables, self._counts)
+            for ops in table.values()
+            for op in ops
+            if answers[op[4]].count > layout.INLINE
+        )
         return answers
 
 

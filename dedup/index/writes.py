@@ -189,7 +189,7 @@ class Writes(Owed):
                 for name, (family, op) in ADDED.items():
                     shift = family.key_bits - self.keys.shards.bits
                     mine = [k for k in getattr(plan.written, name) if k >> shift == shard]
-                    tickets[i][name] = mine, own.updates(family, mine, op, number)
+                    tickets[i][name] = mine, own.updates(family, mine, op, number, sets=False)
             taken.append(own.take_updates(shard))
             calls.append(versions.begin(self.keys, self.depths, shard, writes, taken[-1], self._at))
         # The records of the versions to replace, read beside: what the new version does not
