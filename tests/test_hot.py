@@ -115,3 +115,29 @@ def test_a_copy_written_alone_is_not_read_again_for_its_own_earlier_version(
     assert "boilerplate" in report["flags"]
     assert "exact_duplicate" not in report["flags"]
     assert "copy-3" not in store.report("copy-4")["exact_duplicates"]
+
+
+def test_a_writer_names_the_sets_it_knows_and_sends_no_call_twice(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a writer has met the page's entries in their overflow sets, replacing and
+    deleting a copy name those sets at once: no call is held back for want of one and sent
+    again, so each takes the round trips of a page copied a few times."""
+    store = _index_copies(settings)
+    assert store.depths.sets  # learnt from the bulk writes' answers
+    sent: list[int] = []
+    real = scripts._send
+
+    def counted(client: Any, calls: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(len(calls))
+        return real(client, calls, *args, **kwargs)
+
+    monkeypatch.setattr(scripts, "_send", counted)
+    edited = as_html(article(5, 4)).replace("</p>", " and one more line.</p>", 1)
+    store.index([analyse(Document("copy-5", edited), settings)])
+    replaced = len(sent)
+    sent.clear()
+    store.delete(["copy-6"])
+    # peek, begin, commit, what it owes, flags, done; a delete
+    # peeks, commits, takes the entries out, sets flags and is done
+    assert (6, 5) == (replaced, len(sent))
