@@ -225,15 +225,49 @@ def test_long_comment_thread_under_a_short_post_is_dropped() -> None:
     assert expected_article()[:2] == paragraphs_from_html(html)
 
 
-def test_captions_and_credits_are_dropped() -> None:
-    """What is said about a picture (caption, credit) is not the article's prose."""
+CAPTION = "The river at dawn, seen from the old ferry landing, before the work begins."
+
+
+def test_caption_sentence_is_kept_and_its_credits_dropped() -> None:
+    """A caption that says a sentence about the picture stays with the article; its credit
+    and label, inside the caption or in a block of their own, go."""
     caption = (
-        "<div class='wp-caption aligncenter'><img src='a.jpg'><p class='wp-caption-text'>The "
-        "river at dawn, seen from the old ferry landing, before the work begins.</p></div>"
+        "<div class='wp-caption aligncenter'><img src='a.jpg'><p class='wp-caption-text'>"
+        f"{CAPTION}</p><p>Photo by A. Photographer/Agency</p></div>"
         "<div class='image-credit'>Photo by A. Photographer/Agency</div>"
+        "<div class='caption'><img src='b.jpg'><p>The old ferry</p></div>"
     )
     body = "".join(f"<p>{p}</p>{caption if i == 1 else ''}" for i, p in enumerate(ARTICLE))
-    assert expected_article() == paragraphs_from_html(page(f"<article>{body}</article>"))
+    expected = expected_article()
+    expected.insert(2, CAPTION)
+    assert expected == paragraphs_from_html(page(f"<article>{body}</article>"))
+
+
+@pytest.mark.parametrize(
+    "again",
+    [
+        f"<div class='lightbox'><p>{CAPTION}</p></div>",
+        f"<div class='caption'><img src='a-large.jpg'><p>{CAPTION.upper()}</p></div>",
+    ],
+)
+def test_caption_the_page_says_twice_is_dropped(again: str) -> None:
+    """A caption whose sentence the page shows again (in a lightbox, or the same caption at
+    another size) goes: kept, it would be a repeat inside the article."""
+    caption = f"<div class='caption'><img src='a.jpg'><p>{CAPTION}</p></div>"
+    body = "".join(f"<p>{p}</p>{caption if i == 1 else ''}" for i, p in enumerate(ARTICLE))
+    found = paragraphs_from_html(page(f"<article>{body}</article>{again}"))
+    assert CAPTION not in found and CAPTION.upper() not in found
+
+
+def test_caption_restating_the_article_is_dropped() -> None:
+    """A caption that repeats a sentence of the article, its quotes typed otherwise, goes."""
+    first = ARTICLE[0].replace("Tuesday,", "Tuesday’s meeting,")
+    article = [first, *ARTICLE[1:]]
+    typed = first.replace("\u2019", "'")
+    caption = f"<div class='caption'><img src='a.jpg'><p>{typed}</p></div>"
+    body = caption + "".join(f"<p>{p}</p>" for p in article)
+    found = paragraphs_from_html(page(f"<article>{body}</article>"))
+    assert [first, *expected_article()[1:]] == found
 
 
 def chart(title: str) -> str:

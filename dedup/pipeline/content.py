@@ -18,9 +18,12 @@ The choice works on the tree :mod:`dedup.pipeline.extract` builds, in one linear
   and galleries (``gallery``, ``slideshow``) are pruned even then, as a short post under a
   long thread, or above fifty captioned pictures, is still the article; weaker names
   (``share``, ``menu``, ``byline``...) prune only link-heavy or short text. What is said
-  about a picture (``caption``, ``credit``) is not the article's prose: annotators leave it
-  out, and the same credit line on every page of a site is template; a block so named that
-  holds several paragraphs is text all the same.
+  about a picture (``caption``, ``credit``) is kept when it is a sentence the page says once
+  ("Officials have ordered the cull of 20,000 birds"): most gold sets keep it with the
+  article. Its credits and labels go ("Photo: AP", a name, the same credit line on every
+  page of a site), and so does a caption the page shows twice (in a lightbox, or the
+  article's first sentence again), which would read as a repeat inside the article; a block
+  so named that holds several paragraphs is text all the same.
 - Blocks of many short labels, most of them numbers, with hardly a sentence are the text of
   a chart (axis ticks, values, years; often the same chart again at another size) and are
   pruned; tables and lists are data a reader reads, and their cells never count as labels.
@@ -41,6 +44,8 @@ import re
 from enum import StrEnum
 
 from selectolax.lexbor import LexborNode
+
+from dedup.pipeline import text as words_of
 
 __all__ = [
     "HINTED", "LINK_END", "LINK_MARKS", "LINK_START", "MAX_ELEMENTS", "Hint", "hidden_hint", "hint",
@@ -73,7 +78,7 @@ class Hint(StrEnum):
     """Named like template (``related``, ``cookie``...)."""
     CAPTION = "k"
     """Named like what is said about a picture (``caption``, ``credit``): template unless it
-    holds several paragraphs."""
+    says a sentence the page says nowhere else, or holds several paragraphs."""
     DISCUSSION = "c"
     """Named like a comment thread: template, even when it is long."""
     GALLERY = "g"
@@ -184,6 +189,9 @@ GRAPHIC_CHARS = 12
 CAPTION_PIECES = 3
 """Prose pieces from which a block named like a caption is text: a caption is a sentence or
 two, and a picture's caption is no place for paragraphs."""
+CAPTION_WORDS = 6
+"""Words from which a prose piece of a caption is a sentence about the picture; shorter, it
+is a credit ("Photo by A. Photographer/Agency") or a label (a name, "Image copyright")."""
 MAYBE_PROSE = 0.2
 """Share of the page's prose from which a container with a weak template name is kept."""
 UNSURE = 0.3
@@ -263,9 +271,9 @@ class _Block:
     """An element of the tree with the sums of the text below it."""
 
     __slots__ = (
-        "anchors", "cell", "chars", "container", "count", "good", "goods", "hint", "inside",
-        "links", "node", "numbers", "parent", "pruned", "pruned_chars", "pruned_good", "score",
-        "scored", "state", "tag",
+        "anchors", "caption", "cell", "chars", "container", "count", "good", "goods", "hint",
+        "inside", "links", "node", "numbers", "parent", "pruned", "pruned_chars", "pruned_good",
+        "repeated", "said", "score", "scored", "state", "tag",
     )  # fmt: skip
 
     def __init__(self, node: LexborNode, tag: str, parent: _Block | None, hint: str) -> None:
@@ -285,17 +293,26 @@ class _Block:
         self.state = _UNMARKED
         """:data:`_UNMARKED`, :data:`_ON_PATH` or :data:`_KEPT`, once the main content is chosen."""
         self.container: _Block | None = None
+        self.caption: _Block | None = None
+        """The innermost block named like a caption that holds this one, or itself."""
+        self.said = 0
+        """Sentences below it (a caption's: :data:`CAPTION_WORDS` words or more)."""
+        self.repeated = False
+        """A caption whose sentence the page says again elsewhere."""
 
 
 class _Piece:
     """A text node: its block, its text and how much of it is link text."""
 
-    __slots__ = ("block", "chars", "links", "node", "notice", "text")
+    __slots__ = ("block", "chars", "credit", "links", "node", "notice", "text")
 
     def __init__(self, block: _Block, node: LexborNode, text: str, chars: int, links: int):
         self.block, self.node, self.text, self.chars, self.links = block, node, text, chars, links
         self.notice = chars >= MIN_PIECE and _notice(text)
         """A copyright notice: no prose to score the blocks above it, though kept with them."""
+        self.credit = False
+        """A caption's piece that is no sentence (a credit, a label): removed even where its
+        caption is kept."""
 
 
 def _blocks_and_pieces(root: LexborNode) -> tuple[list[_Block], list[_Piece]]:
@@ -381,6 +398,7 @@ def _sum_up(order: list[_Block], pieces: list[_Piece]) -> int:
             parent.numbers += block.numbers
             parent.anchors += block.anchors
     total = sum(block.good for block in order if block.parent is None)
+    _read_captions(order, pieces)
     for block in order:
         parent = block.parent
         wrapper = block.good > WRAPPER * total and block.hint not in _NEVER_WRAPPERS
@@ -398,6 +416,43 @@ def _sum_up(order: list[_Block], pieces: list[_Piece]) -> int:
             parent.pruned_chars += block.pruned_chars
             parent.pruned_good += block.pruned_good
     return total
+
+
+def _read_captions(order: list[_Block], pieces: list[_Piece]) -> None:
+    """Count each caption's sentences, mark its credits, and mark the captions the page says
+    twice: a sentence of a caption whose words come again in another piece of the page (the
+    caption in a lightbox too, or the article's first sentence under its picture)."""
+    if not any(block.hint == Hint.CAPTION for block in order):
+        return
+    for block in order:
+        parent = block.parent
+        inherited = parent.caption if parent is not None else None
+        block.caption = block if block.hint == Hint.CAPTION else inherited
+    times: dict[str, int] = {}  # how many pieces of the page say these words
+    sentences: list[tuple[_Piece, str]] = []
+    for piece in pieces:
+        caption = piece.block.caption
+        if caption is not None and caption.goods >= CAPTION_PIECES:
+            caption = None  # paragraphs under a picture: text, whatever their block's name
+        if piece.chars < MIN_PIECE or piece.notice:
+            piece.credit = caption is not None
+            continue
+        found = words_of.words(piece.text)
+        key = " ".join(found)
+        times[key] = times.get(key, 0) + 1
+        if caption is None:
+            continue
+        if len(found) >= CAPTION_WORDS and piece.links < 0.5 * piece.chars:
+            sentences.append((piece, key))
+        else:
+            piece.credit = True
+    for piece, key in sentences:
+        caption = piece.block.caption
+        while caption is not None:  # a caption inside a caption says it for both
+            caption.said += 1
+            caption.repeated = caption.repeated or times[key] > 1
+            parent = caption.parent
+            caption = parent.caption if parent is not None else None
 
 
 def _graphic(block: _Block) -> bool:
@@ -425,7 +480,7 @@ def _prunes(block: _Block, total: int) -> bool:
     if block.hint in _ALWAYS_PRUNED:
         return True
     if block.hint == Hint.CAPTION:
-        return block.goods < CAPTION_PIECES
+        return block.goods < CAPTION_PIECES and (block.repeated or not block.said)
     if block.hint == Hint.MAYBE_TEMPLATE:
         crumbs = block.links > 0.3 * block.chars or block.good < 0.5 * block.chars
         return crumbs and block.good < MAYBE_PROSE * total
@@ -571,10 +626,14 @@ def select_main(root: LexborNode) -> None:
         outside = block.state == _UNMARKED and parent is not None and parent.state == _ON_PATH
         if outside or (block.pruned and block.inside and parent is not None and not parent.pruned):
             block.node.decompose()
+    kept_pieces = []
     for piece in pieces:
-        if piece.block.state == _ON_PATH:
+        block = piece.block
+        if block.state == _ON_PATH or (piece.credit and block.inside and not block.pruned):
             piece.node.decompose()
-    _trim([p for p in pieces if p.block.inside and not p.block.pruned])
+        elif block.inside and not block.pruned:
+            kept_pieces.append(piece)
+    _trim(kept_pieces)
 
 
 def _prose(piece: _Piece) -> bool:
