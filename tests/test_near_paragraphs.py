@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dedup.client import Client
 from dedup.errors import SettingsMismatchError
@@ -196,6 +198,33 @@ def test_record_round_trip_with_near_data() -> None:
     assert dataclasses.replace(record, near=None) == records.unpack(
         records.pack(record), near=False
     )
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 50_000), st.booleans(), st.binary(min_size=8, max_size=8)),
+        max_size=80,
+    ),
+    st.sampled_from([1, 2]),
+    st.data(),
+)
+def test_near_data_is_stepped_over_whatever_its_paragraphs(
+    paragraphs: list[tuple[int, bool, bytes]], kept: int, data: st.DataObject
+) -> None:
+    """Stepping over the near-copy data (one pattern matched in C) ends where it ends, for
+    word counts of one varint byte or several and any mix of signed paragraphs."""
+    near = [
+        records.NearParagraph(
+            words,
+            bits if signed else b"",
+            tuple(data.draw(st.integers(0, 2**44 - 1)) << 20 for _ in range(kept))
+            if signed
+            else (),
+        )
+        for words, signed, bits in paragraphs
+    ]
+    packed = b"head" + records.pack_near(near) + b"\x81tail"
+    assert len(packed) - 5 == records._near_end(packed, 4, len(near))
 
 
 def test_setting_from_toml_and_environment(tmp_path: Path) -> None:

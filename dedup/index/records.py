@@ -6,8 +6,10 @@ announces a version being written or keeps what a committed one still owes
 from __future__ import annotations
 
 import json
+import re
 import struct
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from dedup.index.layout import PARAGRAPH_BITS, PIECE_LOW, PIECES, version_digest
@@ -219,14 +221,29 @@ def unpack_near(data: bytes, at: int, paragraphs: int) -> tuple[list[NearParagra
 
 
 def _near_end(data: bytes, at: int, paragraphs: int) -> int:
-    """Where the near-copy data of :func:`pack_near` starting at ``at`` ends."""
-    skip = PARAGRAPH_BITS // 8 + _keys_size(data[at])
-    at += 1
-    for _ in range(paragraphs):
-        head, at = _read_varint(data, at)
-        if head & 1:
-            at += skip
-    return at
+    """Where the near-copy data of :func:`pack_near` starting at ``at`` ends: matched by one
+    regular expression over the paragraphs (:func:`_paragraphs_pattern`), in C."""
+    found = _paragraphs_pattern(PARAGRAPH_BITS // 8 + _keys_size(data[at]), paragraphs).match(
+        data, at + 1
+    )
+    if found is None:
+        raise ValueError("near-copy data cut short")
+    return found.end()
+
+
+@cache
+def _paragraphs_pattern(skip: int, paragraphs: int) -> re.Pattern[bytes]:
+    """``paragraphs`` paragraphs of :func:`pack_near`: a varint whose lowest bit (that of its
+    first byte) says whether ``skip`` bytes of bits and keys follow."""
+
+    def among(values: range) -> bytes:
+        return b"[" + b"".join(re.escape(bytes([v])) for v in values) + b"]"
+
+    more = rb"[\x80-\xff]*[\x00-\x7f]"  # the varint's next bytes, after a first >= 0x80
+    signed = among(range(1, 128, 2)) + b"|" + among(range(129, 256, 2)) + more
+    plain = among(range(0, 128, 2)) + b"|" + among(range(128, 256, 2)) + more
+    one = b"(?:(?:" + signed + b")" + b".{%d}|" % skip + plain + b")"
+    return re.compile(one + b"{%d}" % paragraphs, re.DOTALL)
 
 
 # -- intents ---------------------------------------------------------------------------------
