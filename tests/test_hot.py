@@ -64,13 +64,8 @@ def test_every_copy_is_listed_as_an_exact_duplicate_and_stays_so_after_a_delete(
     assert [] == store.report("copy-9")["flags"]
 
 
-def test_a_report_of_a_copy_reads_each_record_once_and_each_entry_in_one_round_trip(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Placing a copy in its group reuses the records its matches were read with (none is
-    read again by id), and a report names the overflow sets of the entries it looks up at
-    once: a hot page's entries all have one, and naming them later cost a round trip."""
-    store = _index_copies(settings)
+def _round_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The calls of each round trip sent from now, counted as they go."""
     sent: list[int] = []
     real = scripts._send
 
@@ -79,6 +74,17 @@ def test_a_report_of_a_copy_reads_each_record_once_and_each_entry_in_one_round_t
         return real(client, calls, *args, **kwargs)
 
     monkeypatch.setattr(scripts, "_send", counted)
+    return sent
+
+
+def test_a_report_of_a_copy_reads_each_record_once_and_each_entry_in_one_round_trip(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Placing a copy in its group reuses the records its matches were read with (none is
+    read again by id), and a report names the overflow sets of the entries it looks up at
+    once: a hot page's entries all have one, and naming them later cost a round trip."""
+    store = _index_copies(settings)
+    sent = _round_trips(monkeypatch)
     by_id: list[str] = []
     read_by_id = groups._records_by_id
 
@@ -125,14 +131,7 @@ def test_a_writer_names_the_sets_it_knows_and_sends_no_call_twice(
     again, so each takes the round trips of a page copied a few times."""
     store = _index_copies(settings)
     assert store.depths.sets  # learnt from the bulk writes' answers
-    sent: list[int] = []
-    real = scripts._send
-
-    def counted(client: Any, calls: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(len(calls))
-        return real(client, calls, *args, **kwargs)
-
-    monkeypatch.setattr(scripts, "_send", counted)
+    sent = _round_trips(monkeypatch)
     edited = as_html(article(5, 4)).replace("</p>", " and one more line.</p>", 1)
     store.index([analyse(Document("copy-5", edited), settings)])
     replaced = len(sent)
