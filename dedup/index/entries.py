@@ -8,7 +8,7 @@ documents, grouped into script calls per shard, and any other command
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
@@ -17,7 +17,7 @@ from dedup.index import layout, scripts
 from dedup.index.depths import Depths
 from dedup.index.keys import Keys
 from dedup.index.layout import Family
-from dedup.index.naming import Op, fields_of, named
+from dedup.index.naming import Op, count_calls, named
 from dedup.index.scripts import Call, script_call, serials
 from dedup.servers.connection import IndexClient
 
@@ -132,8 +132,8 @@ class Batch:
 
     def counts(self, family: Family, keys: Iterable[int]) -> list[int]:
         """Ask how many documents hold each of these entries, by plain reads of their hashes
-        (:func:`count_calls`): cheaper than a script for the thousands a bulk write counts.
-        Entries known to have overflow sets are counted by the script at once."""
+        (:func:`dedup.index.naming.count_calls`): cheaper than a script for the thousands a
+        bulk write counts. Entries known to have overflow sets are counted by the script."""
         return self._routed(self._counts, self._lookups_with_sets, family, keys, COUNT, b"")
 
     def _routed(
@@ -302,50 +302,6 @@ class Batch:
             if answers[op[4]].count > layout.INLINE
         )
         return answers
-
-
-def count_calls(
-    keys: Keys, depths: Depths, shard: int, ops: Sequence[Op]
-) -> tuple[list[Call[Any]], Callable[[Sequence[Any]], list[int] | None]]:
-    """Plain reads of how many documents hold each of a shard's entries: an ``HMGET`` of
-    each hash named, then one of the depths of the shard's families; and how to read their
-    replies: per operation its count, -1 for an entry whose holders moved to its overflow
-    set (counted again by ``entries.lua``). None when the depths read are not those the
-    hashes were named by: the depths are learnt, and every count must be read again.
-
-    Depths only grow, so the depths read after the hashes being those they were named by
-    means that no split moved a field in between (a script's ``check_depths``, without a
-    script: a script costs a few microseconds an entry more than a read of it)."""
-    names, fields = fields_of(keys, depths, shard, ops)
-    by_hash: dict[str, list[int]] = {}
-    for k, name in enumerate(names):
-        by_hash.setdefault(name, []).append(k)
-    families = list(dict.fromkeys(op[0] for op in ops))
-    known = [depths.of(shard, f) for f in families]
-    wanted = [n for depth in known for n in (depth.depth, depth.split)]
-    calls: list[Call[Any]] = [
-        scripts.command("HMGET", name, *(fields[k] for k in ks)) for name, ks in by_hash.items()
-    ]
-    asked = [f for family in families for f in keys.depth_fields(family)[:2]]
-    calls.append(scripts.command("HMGET", keys.counters(shard), *asked))
-    size = layout.SERIAL.size
-
-    def read(replies: Sequence[Any]) -> list[int] | None:
-        found = [int(v or 0) for v in replies[-1]]
-        if found != wanted:
-            spec = " ".join(
-                f"{f.name}:{found[2 * n]}:{found[2 * n + 1]}" for n, f in enumerate(families)
-            )
-            depths.learn(shard, spec)
-            return None
-        counts = [0] * len(names)
-        for ks, values in zip(by_hash.values(), replies, strict=False):
-            for k, value in zip(ks, values, strict=True):
-                if value is not None:
-                    counts[k] = len(value) // size if value else -1
-        return counts
-
-    return calls, read
 
 
 OPS_PER_CALL = 200

@@ -1,16 +1,19 @@
 """Entry operations named as the index's scripts take them: per operation the hash its
 entry lives in (by what a process knows of its shard's depths, :mod:`dedup.index.depths`),
 its code, and its field followed by what follows it. A compiled pass where a C compiler built
-``_naming.c``; the same in Python otherwise."""
+``_naming.c``; the same in Python otherwise. And the plain reads that count entries so named
+(:func:`count_calls`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
+from dedup.index import layout, scripts
 from dedup.index.depths import Depths
 from dedup.index.keys import Keys
 from dedup.index.layout import Family
+from dedup.index.scripts import Call
 
 try:
     from dedup.index import _naming as compiled
@@ -159,3 +162,47 @@ class _Naming(NamedTuple):
             {},
             {w: f"{family.name}{w}" for w in (wide, narrow)},
         )
+
+
+def count_calls(
+    keys: Keys, depths: Depths, shard: int, ops: Sequence[Op]
+) -> tuple[list[Call[Any]], Callable[[Sequence[Any]], list[int] | None]]:
+    """Plain reads of how many documents hold each of a shard's entries: an ``HMGET`` of
+    each hash named, then one of the depths of the shard's families; and how to read their
+    replies: per operation its count, -1 for an entry whose holders moved to its overflow
+    set (counted again by ``entries.lua``). None when the depths read are not those the
+    hashes were named by: the depths are learnt, and every count must be read again.
+
+    Depths only grow, so the depths read after the hashes being those they were named by
+    means that no split moved a field in between (a script's ``check_depths``, without a
+    script: a script costs a few microseconds an entry more than a read of it)."""
+    names, fields = fields_of(keys, depths, shard, ops)
+    by_hash: dict[str, list[int]] = {}
+    for k, name in enumerate(names):
+        by_hash.setdefault(name, []).append(k)
+    families = list(dict.fromkeys(op[0] for op in ops))
+    known = [depths.of(shard, f) for f in families]
+    wanted = [n for depth in known for n in (depth.depth, depth.split)]
+    calls: list[Call[Any]] = [
+        scripts.command("HMGET", name, *(fields[k] for k in ks)) for name, ks in by_hash.items()
+    ]
+    asked = [f for family in families for f in keys.depth_fields(family)[:2]]
+    calls.append(scripts.command("HMGET", keys.counters(shard), *asked))
+    size = layout.SERIAL.size
+
+    def read(replies: Sequence[Any]) -> list[int] | None:
+        found = [int(v or 0) for v in replies[-1]]
+        if found != wanted:
+            spec = " ".join(
+                f"{f.name}:{found[2 * n]}:{found[2 * n + 1]}" for n, f in enumerate(families)
+            )
+            depths.learn(shard, spec)
+            return None
+        counts = [0] * len(names)
+        for ks, values in zip(by_hash.values(), replies, strict=False):
+            for k, value in zip(ks, values, strict=True):
+                if value is not None:
+                    counts[k] = len(value) // size if value else -1
+        return counts
+
+    return calls, read
