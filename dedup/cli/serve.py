@@ -53,6 +53,7 @@ def serve(settings: Settings, host: str, port: int, max_body_bytes: int, max_bat
     from dedup.index.access import store_error
     from dedup.servers.connection import index_client, queue_client
     from dedup.web.app import Limits, create_app
+    from dedup.web.ingest import Ingest
 
     try:  # a wrong Redis fails here, not on the first request
         queue_client(settings).ping()
@@ -61,7 +62,8 @@ def serve(settings: Settings, host: str, port: int, max_body_bytes: int, max_bat
         raise store_error(exc) from None
     app = create_app(settings, Limits(max_body_bytes, max_batch))
     click.echo(f"dedup serve: http://{host}:{port}/ (API /v1, pages /ui/, /metrics)", err=True)
-    config = uvicorn.Config(app, host=host, port=port, server_header=False, log_level="info")
+    served = Ingest(app, app.state.web)  # submissions answered ahead of FastAPI
+    config = uvicorn.Config(served, host=host, port=port, server_header=False, log_level="info")
 
     class Server(uvicorn.Server):
         """Stops as uvicorn does, but sends the gathered submissions at once: the requests

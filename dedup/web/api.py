@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -111,12 +112,25 @@ def _documents_of(body: bytes, state: Web) -> list[Document]:
     openapi_extra=_SUBMIT_BODY,
 )
 async def submit(request: Request) -> JSONResponse:
-    """Queue documents for the workers: ``{"documents": [ids], "jobs": [job ids]}``."""
+    """Queue documents for the workers: ``{"documents": [ids], "jobs": [job ids]}``.
+
+    ``dedup serve`` answers this path ahead of FastAPI (:mod:`dedup.web.ingest`); this route
+    gives it its schema and serves the application alone.
+    """
     require(request, write=True)
-    state = web(request)
-    state.submitting += 1
+    return JSONResponse(await submission(web(request), request.body), status_code=202)
+
+
+async def submission(state: Web, body: Callable[[], Awaitable[bytes]]) -> dict[str, list[str]]:
+    """Check and queue the documents of one submission whose token was accepted; its answer.
+
+    Raises:
+        ApiError: 413 or 422, the request is not fit (nothing queued).
+        DedupError: the documents could not be queued.
+    """
+    state.submitting += 1  # counted while its body arrives: the batch waits for it
     try:
-        documents = _documents_of(await request.body(), state)
+        documents = _documents_of(await body(), state)
         if len(documents) == 1 and state.settings.submit_delay > 0:
             jobs = [await _gathered(state, documents[0])]
         else:
@@ -124,8 +138,7 @@ async def submit(request: Request) -> JSONResponse:
     finally:
         state.submitting -= 1
         _leave_when_all_wait(state)
-    body = {"documents": [d.doc_id for d in documents], "jobs": jobs}
-    return JSONResponse(body, status_code=202)
+    return {"documents": [d.doc_id for d in documents], "jobs": jobs}
 
 
 async def _gathered(state: Web, document: Document) -> str:

@@ -82,7 +82,11 @@ def web(request: Request) -> Web:
 
 def bearer(request: Request) -> str | None:
     """The token of an ``Authorization: Bearer`` header, if any."""
-    header = request.headers.get("authorization", "")
+    return bearer_token(request.headers.get("authorization", ""))
+
+
+def bearer_token(header: str) -> str | None:
+    """The token of an ``Authorization`` header's value, if it is a bearer token."""
     scheme, _, token = header.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
@@ -99,7 +103,11 @@ def grant_of(request: Request, *, cookie: bool) -> Grant | None:
 
 def require(request: Request, *, write: bool = False) -> Grant:
     """The caller's grant, or 401 (no valid token) / 403 (a read-only token writing)."""
-    grant = grant_of(request, cookie=False)
+    return permitted(grant_of(request, cookie=False), write=write)
+
+
+def permitted(grant: Grant | None, *, write: bool = False) -> Grant:
+    """The grant if it allows the request, else 401 (none) or 403 (read-only, writing)."""
     if grant is None:
         raise ApiError(401, "missing or invalid bearer token")
     if write and grant.read_only:
@@ -107,9 +115,27 @@ def require(request: Request, *, write: bool = False) -> Grant:
     return grant
 
 
-def _json_error(status: int, message: str, **extra: Any) -> JSONResponse:
+def json_error(status: int, message: str, **extra: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+def too_large(limit: int) -> JSONResponse:
+    """413: a request body past the limit."""
+    return json_error(413, f"request body larger than {limit} bytes")
+
+
+def api_error(exc: Exception, method: str, path: str) -> JSONResponse:
+    """The API's answer to an exception: a status and a message, never a traceback."""
+    if isinstance(exc, ApiError):
+        return json_error(exc.status, exc.message, **exc.extra)
+    if isinstance(exc, DedupError):
+        return json_error(status_of(exc), str(exc))
+    if isinstance(exc, redis.RedisError):
+        logger.warning("Redis error: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return json_error(503, "the store is unavailable")
+    logger.error("unexpected error on %s %s", method, path, exc_info=exc)
+    return json_error(500, "internal error")
 
 
 class BodyLimit:
@@ -125,9 +151,7 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                await _json_error(413, f"request body larger than {self.limit} bytes")(
-                    scope, receive, send
-                )
+                await too_large(self.limit)(scope, receive, send)
                 return
         seen = 0
         started = False
@@ -137,7 +161,7 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge
+                raise BodyTooLarge
             return message
 
         async def sending(message: Message) -> None:
@@ -147,18 +171,16 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited, sending)
-        except _TooLarge:
+        except BodyTooLarge:
             if not started:
-                await _json_error(413, f"request body larger than {self.limit} bytes")(
-                    scope, receive, send
-                )
+                await too_large(self.limit)(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """The request body grew past the limit while it was read."""
 
 
-def _status_of(exc: DedupError) -> int:
+def status_of(exc: DedupError) -> int:
     if isinstance(exc, NotFoundError):
         return 404
     if isinstance(exc, StoreError):
@@ -193,21 +215,20 @@ def create_app(
     app.include_router(metrics.router)
 
     @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> Any:
+    async def refused(request: Request, exc: ApiError) -> Any:
         if request.url.path.startswith("/ui"):
             return pages.error_page(request, exc.status, exc.message)
-        return _json_error(exc.status, exc.message, **exc.extra)
+        return api_error(exc, request.method, request.url.path)
 
     @app.exception_handler(DedupError)
     async def dedup_error(request: Request, exc: DedupError) -> Any:
         if request.url.path.startswith("/ui"):
-            return pages.error_page(request, _status_of(exc), str(exc))
-        return _json_error(_status_of(exc), str(exc))
+            return pages.error_page(request, status_of(exc), str(exc))
+        return api_error(exc, request.method, request.url.path)
 
     @app.exception_handler(redis.RedisError)
     async def redis_error(request: Request, exc: redis.RedisError) -> Any:
-        logger.warning("Redis error: %s", str(exc).splitlines()[0] if str(exc) else exc)
-        return _json_error(503, "the store is unavailable")
+        return api_error(exc, request.method, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Any:
@@ -215,19 +236,18 @@ def create_app(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
             for e in exc.errors()
         ]
-        return _json_error(422, "; ".join(problems) or "invalid request")
+        return json_error(422, "; ".join(problems) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
         message = {404: "no such path", 405: "method not allowed"}.get(
             exc.status_code, str(exc.detail)
         )
-        return _json_error(exc.status_code, message)
+        return json_error(exc.status_code, message)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Any:
-        logger.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _json_error(500, "internal error")
+        return api_error(exc, request.method, request.url.path)
 
     app.add_middleware(BodyLimit, limit=app.state.web.limits.max_body_bytes)
     return app
