@@ -59,19 +59,25 @@ def _poster(url: str, token: str) -> Any:
 
 
 def run(
-    corpus: Path, count: int, repeat: int, batch_size: int, connections: int, workers: int
+    corpus: Path,
+    count: int,
+    repeat: int,
+    batch_size: int,
+    connections: int,
+    workers: int,
+    modes: tuple[str, ...] = MODES,
 ) -> dict[str, Any]:
     """Every mode ``repeat`` times, alternated; rates and ratios to bulk."""
     from tests.web_server import running_server
 
     docs = list(corpus_.documents(corpus_.load(corpus), 0, count))
-    rates: dict[str, list[float]] = {mode: [] for mode in MODES}
+    rates: dict[str, list[float]] = {mode: [] for mode in modes}
     with redis_server(default_binary()) as url:
         env = {"DEDUP_QUEUE": NAMESPACE}
         with running_server(url, NAMESPACE, env=env) as server:
             post = _poster(server.url, server.token)
             for round_ in range(repeat):
-                for mode in MODES:
+                for mode in modes:
                     measure = partial(end_to_end, url, docs, workers, mode, batch_size)
                     result = measure(post=post, connections=connections)
                     rates[mode].append(result["rate"])
@@ -82,7 +88,7 @@ def run(
                     )
     ratios = {
         mode: [round(r / b, 3) for r, b in zip(rates[mode], rates["bulk"], strict=True)]
-        for mode in MODES
+        for mode in modes
     }
     return {
         "documents": count,
@@ -105,9 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=200, help="documents per bulk job")
     parser.add_argument("--connections", type=int, default=16, help="API requests in flight")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"comma-separated, bulk first (the ratios' baseline): {', '.join(MODES)}",
+    )
     args = parser.parse_args(argv)
+    modes = tuple(args.modes.split(","))
+    if modes[0] != "bulk" or not set(modes) <= set(MODES):
+        parser.error(f"--modes: bulk first, then any of {', '.join(MODES[1:])}")
     found = run(
-        args.corpus, args.docs, args.repeat, args.batch_size, args.connections, args.workers
+        args.corpus, args.docs, args.repeat, args.batch_size, args.connections, args.workers, modes
     )
     print(json.dumps(found, indent=2))
     return 0
