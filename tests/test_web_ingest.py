@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from rq.serializers import JSONSerializer
 
 from dedup.servers import connection
 from dedup.settings import Settings
+from dedup.web import api
 from dedup.web.app import Limits, create_app
 from dedup.web.auth import Tokens, new_token, parse_entries
 from dedup.web.ingest import Ingest
@@ -169,3 +171,69 @@ def test_other_requests_reach_fastapi(apps: Apps) -> None:
             return listed.status_code, elsewhere.status_code
 
     assert (200, 405) == asyncio.run(ask())
+
+
+def test_a_batch_waits_for_the_clients_just_answered(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone client posting again is not held; after a batch of two is answered, the next
+    one waits for two new submissions, or the window when they do not come."""
+    monkeypatch.setattr(api, "RETURN_WINDOW", 1.0)
+    made = _apps(settings.replace(submit_delay=60.0))
+    state = made.ingest.web
+
+    async def scenario() -> dict[str, Any]:
+        transport = httpx.ASGITransport(app=made.ingest)
+        headers = {"Authorization": f"Bearer {made.token}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://dedup", headers=headers
+        ) as client:
+
+            async def post(doc_id: str, release: asyncio.Event | None = None) -> str:
+                body = _doc(id=doc_id, text=f"the words of {doc_id}")
+
+                async def arriving() -> AsyncIterator[bytes]:
+                    yield body[:10]
+                    if release is not None:
+                        await release.wait()
+                    yield body[10:]
+
+                answer = await client.post("/v1/documents", content=arriving())
+                assert 202 == answer.status_code, answer.text
+                job: str = answer.json()["jobs"][0]
+                return job
+
+            async def until(condition: Any) -> None:
+                while not condition():
+                    await asyncio.sleep(0.001)
+
+            found: dict[str, Any] = {}
+            started = time.monotonic()
+            found["alone"] = {await post("a"), await post("b")}
+            found["alone_seconds"] = time.monotonic() - started
+            release = asyncio.Event()
+            slow = asyncio.create_task(post("s", release))
+            await until(lambda: state.submitting == 1)
+            other = asyncio.create_task(post("t"))
+            await until(lambda: state.gatherer.waiting == 1)
+            release.set()
+            found["together"] = {await slow, await other}
+            found["returning"] = state.returning
+            first = asyncio.create_task(post("u"))
+            await until(lambda: state.gatherer.waiting == 1)
+            second = asyncio.create_task(post("v"))
+            found["returned"] = {await first, await second}
+            started = time.monotonic()
+            await post("w")
+            found["window_seconds"] = time.monotonic() - started
+            return found
+
+    try:
+        found = asyncio.run(scenario())
+    finally:
+        state.gatherer.close()
+    assert 2 == len(found["alone"]) and found["alone_seconds"] < 0.9
+    assert 1 == len(found["together"])
+    assert 2 == found["returning"]  # answered with the batch of two
+    assert 1 == len(found["returned"])
+    assert 0.9 < found["window_seconds"] < 10

@@ -121,12 +121,16 @@ class Gatherer:
             self._failure = None
         self._send_ready(raise_errors=True)
 
-    def hurry(self) -> None:
-        """Let the waiting batch leave now, from the background thread (for a process about
-        to stop: it does not block). Not from a signal handler: it takes the lock that the
-        interrupted code may hold."""
+    def hurry(self, within: float = 0.0) -> None:
+        """Let the waiting batch leave now from the background thread (it does not block: for
+        a process about to stop too), or ``within`` seconds at the latest, never later than
+        its delay. Not from a signal handler: it takes the lock that the interrupted code may
+        hold."""
         with self._lock:
-            self._take_open()
+            if within <= 0:
+                self._take_open()
+            elif self._open is not None:
+                self._open.due = min(self._open.due, time.monotonic() + within)
             self._lock.notify()
 
     def close(self) -> None:

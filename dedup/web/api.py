@@ -30,6 +30,9 @@ from dedup.web.app import ApiError, Web, require, web
 MAX_WAIT = 60.0
 """Longest ``?wait=`` a report read may ask for, in seconds."""
 MAX_PAGE = 500
+RETURN_WINDOW = 0.005
+"""Seconds a batch that every submission in progress waits for may still wait for the
+clients answered with the previous batch to post again (never past ``submit_delay``)."""
 
 # Declares the scheme in the OpenAPI schema; the check itself is :func:`require`.
 _scheme = HTTPBearer(auto_error=False, description="A token from `dedup token new`.")
@@ -129,6 +132,7 @@ async def submission(state: Web, body: Callable[[], Awaitable[bytes]]) -> dict[s
         DedupError: the documents could not be queued.
     """
     state.submitting += 1  # counted while its body arrives: the batch waits for it
+    state.returning = max(0, state.returning - 1)
     try:
         documents = _documents_of(await body(), state)
         if len(documents) == 1 and state.settings.submit_delay > 0:
@@ -144,21 +148,31 @@ async def submission(state: Web, body: Callable[[], Awaitable[bytes]]) -> dict[s
 async def _gathered(state: Web, document: Document) -> str:
     """Queue one document with those of other requests, in one job; its id once queued.
 
-    The batch leaves when it is full, after ``submit_delay``, or as soon as every submission
-    in progress is waiting for it: then no other document can join it before one of them is
-    answered, and waiting longer would only slow the clients down.
+    The batch leaves when it is full, after ``submit_delay``, or once every submission in
+    progress is waiting for it: then no other document can join it before one of them is
+    answered, and waiting longer would only slow the clients down. Only the clients just
+    answered may still come: a scraper posting from many connections gets them back a few
+    milliseconds after the previous batch was answered, so the batch waits for as many new
+    submissions as that batch answered, ``RETURN_WINDOW`` at most. Without it, such a
+    scraper's connections split into two halves whose batches alternate, each job half as
+    large, and every job costs the workers RQ's dozen round trips.
     """
     gathered = state.gatherer.add(document.to_payload())
     _leave_when_all_wait(state)
-    return await asyncio.wrap_future(gathered.sent)
+    job_id = await asyncio.wrap_future(gathered.sent)
+    if job_id != state.answered_job:  # the first answer of a batch: forget the one before
+        state.answered_job, state.returning = job_id, 0
+    state.returning += 1
+    return job_id
 
 
 def _leave_when_all_wait(state: Web) -> None:
-    """Send the waiting batch now if every submission in progress is waiting for it (checked
-    whenever one is added, and whenever a request ends)."""
+    """Send the waiting batch if every submission in progress is waiting for it: now, or
+    within ``RETURN_WINDOW`` while clients just answered have not posted again (checked
+    whenever a document is added, and whenever a request ends)."""
     waiting = state.gatherer.waiting
     if waiting and waiting >= state.submitting:
-        state.gatherer.hurry()
+        state.gatherer.hurry(within=RETURN_WINDOW if state.returning else 0.0)
 
 
 async def _queued(state: Web, documents: list[Document]) -> list[str]:

@@ -62,6 +62,11 @@ class Web:
         """Requests of one document, gathered into bulk jobs; each answered once queued."""
         self.submitting = 0
         """Submission requests in progress (read and changed on the event loop only)."""
+        self.returning = 0
+        """Requests answered with the last batch whose clients have not posted again (as
+        many new submissions as that, from any client; on the event loop only)."""
+        self.answered_job: str | None = None
+        """The job of the last batch answered."""
 
 
 class ApiError(Exception):
