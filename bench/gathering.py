@@ -31,7 +31,7 @@ from bench.throughput import NAMESPACE, end_to_end
 MODES = ("bulk", "gathered", "api", "single")
 
 
-def _poster(url: str, token: str) -> Any:
+def poster(url: str, token: str) -> Any:
     """A function posting one document, one kept-alive HTTP connection per thread.
 
     The standard library's client: on a two-core machine the scraper's side shares the
@@ -75,7 +75,7 @@ def run(
     with redis_server(default_binary()) as url:
         env = {"DEDUP_QUEUE": NAMESPACE}
         with running_server(url, NAMESPACE, env=env) as server:
-            post = _poster(server.url, server.token)
+            post = poster(server.url, server.token)
             for round_ in range(repeat):
                 for mode in modes:
                     measure = partial(end_to_end, url, docs, workers, mode, batch_size)
