@@ -4,7 +4,8 @@
 A real server on a Redis of its own and no workers: ``--connections`` threads post corpus
 documents one per request, kept alive, as ``bench.gathering`` does; the server's CPU time is
 read from ``/proc/<pid>/task/*/stat`` before and after (Linux only), per thread: the event
-loop's, and the gatherer's that queues the jobs. The end-to-end effect is
+loop's, and the gatherer's that queues the jobs; the posting threads' own CPU (the scraper's
+side: the JSON and ``http.client``) too. The end-to-end effect is
 ``bench.gathering``'s to measure; this says where the server's part goes.
 """
 
@@ -53,10 +54,11 @@ def run(corpus: Path, count: int, connections: int) -> dict[str, Any]:
                 list(pool.map(post, docs[:WARM_UP]))
             jobs_before = redis.Redis.from_url(url).llen(f"rq:queue:{NAMESPACE}")
             before = _thread_seconds(server.process.pid)
-            started = time.perf_counter()
+            started, posting = time.perf_counter(), time.process_time()
             with ThreadPoolExecutor(connections) as pool:
                 list(pool.map(post, docs[WARM_UP:]))
             seconds = time.perf_counter() - started
+            posting = time.process_time() - posting
             after = _thread_seconds(server.process.pid)
             jobs = redis.Redis.from_url(url).llen(f"rq:queue:{NAMESPACE}") - jobs_before
     spent = sorted((after[t] - before.get(t, 0.0) for t in after), reverse=True)
@@ -66,6 +68,7 @@ def run(corpus: Path, count: int, connections: int) -> dict[str, Any]:
         "requests_per_second": round(count / seconds, 1),
         "server_ms_per_request": round(sum(spent) * 1000 / count, 3),
         "busiest_threads_ms_per_request": [round(s * 1000 / count, 3) for s in spent[:2]],
+        "poster_ms_per_request": round(posting * 1000 / count, 3),
         "jobs": jobs,
         "documents_per_job": round(count / max(jobs, 1), 1),
     }
