@@ -18,14 +18,17 @@ from dedup.settings import Settings
 from tests.helpers import article, as_html, invoke
 
 COPIES = layout.SAMPLE + 44
+MANY = 600
+"""Copies past Redis's 512 members of a set kept as sorted integers (``set-max-intset-entries``),
+which are read back oldest first: past it a set is a hash table, read in no order."""
 
 
-def _index_copies(settings: Settings) -> Store:
-    """The same page under ``COPIES`` ids, written in bulk."""
+def _index_copies(settings: Settings, copies: int = COPIES) -> Store:
+    """The same page under ``copies`` ids, written in bulk."""
     page = as_html(article(5, 4))
-    documents = [Document(f"copy-{n}", page) for n in range(COPIES)]
+    documents = [Document(f"copy-{n}", page) for n in range(copies)]
     store = Store(connect(str(settings.redis_url)), settings)
-    for at in range(0, COPIES, 100):
+    for at in range(0, copies, 100):
         store.index([analyse(d, settings) for d in documents[at : at + 100]])
     return store
 
@@ -140,3 +143,18 @@ def test_a_writer_names_the_sets_it_knows_and_sends_no_call_twice(
     # peek, begin, commit, what it owes, flags, done; a delete
     # peeks, commits, takes the entries out, sets flags and is done
     assert (6, 5) == (replaced, len(sent))
+
+
+def test_every_copy_reports_the_group_dedup_groups_lists(settings: Settings) -> None:
+    """A report reads a sample of a page's copies, so it found the group's canonical (the
+    earliest copy) only when the sample held it. An entry in its overflow set keeps its
+    first holders, the earliest, and a report reads them with the sample: every copy names
+    the group and canonical ``dedup groups`` lists."""
+    store = _index_copies(settings, copies=MANY)
+    [group] = [
+        json.loads(line) for line in invoke(settings, "groups", "--json").output.splitlines()
+    ]
+    assert "copy-0" == group["canonical"]
+    for doc in ("copy-7", "copy-50", "copy-99", "copy-400", f"copy-{MANY - 1}"):
+        report = store.report(doc)
+        assert (group["group"], "copy-0") == (report["group"], report["canonical"]), doc

@@ -117,7 +117,7 @@ def test_an_older_index_is_refused_until_migrated_then_reads_and_writes_on(
     assert 0 != refused.exit_code and "dedup migrate" in refused.output
     done = invoke(settings, "migrate")
     assert 0 == done.exit_code, done.output
-    assert "from format 3 to 6: 30 id entries rewritten" in done.output
+    assert f"from format 3 to {layout.FORMAT_VERSION}: 30 id entries rewritten" in done.output
     needed = "DEDUP_SHORT_DOCUMENT_WORDS=0, DEDUP_SCRIPT_WORDS=false, DEDUP_NEAR_PARAGRAPHS=false"
     assert needed in " ".join(done.output.split())
     with pytest.raises(SettingsMismatchError, match="short_document_words=0 \\(ours 60\\)"):
@@ -133,7 +133,7 @@ def test_an_older_index_is_refused_until_migrated_then_reads_and_writes_on(
     again = [Document(d.doc_id, d.body, d.url, d.fmt, "2024-06-01T00:00:00Z") for d in pages]
     assert not any(r.changed for r in store.index([analyse(d, settings) for d in again]))
     assert stats == store.stats()
-    assert "in format 6 already" in invoke(settings, "migrate").output
+    assert f"in format {layout.FORMAT_VERSION} already" in invoke(settings, "migrate").output
 
 
 def test_an_index_of_fixed_entry_hashes_moves_into_hashes_that_split(
@@ -150,7 +150,7 @@ def test_an_index_of_fixed_entry_hashes_moves_into_hashes_that_split(
     )
     done = invoke(settings, "migrate")
     assert 0 == done.exit_code, done.output
-    assert "from format 4 to 6: 0 id entries rewritten" in done.output
+    assert f"from format 4 to {layout.FORMAT_VERSION}: 0 id entries rewritten" in done.output
     store = Store(redis_client, settings)
     assert reports == {d.doc_id: store.report(d.doc_id) for d in pages}
     assert stats == store.stats()
@@ -166,7 +166,32 @@ def test_an_index_of_fixed_entry_hashes_moves_into_hashes_that_split(
         assert len(hashes) <= max(4, 2 * fields // splits.LOAD), family.name
     [copy] = store.index([analyse(Document("copy", pages[3].body), settings)])
     assert "p3" in copy.exact
-    assert "in format 6 already" in invoke(settings, "migrate").output
+    assert f"in format {layout.FORMAT_VERSION} already" in invoke(settings, "migrate").output
+
+
+def _overflow_fields_as_before(client: redis.Redis, store: Store) -> int:
+    """Empty the field of every entry held in its overflow set, as formats 5 and 6 kept it
+    (format 7 keeps its first holders there); returns how many."""
+    emptied = 0
+    for family in layout.FAMILIES:
+        for name in client.scan_iter(match=store.keys.family_pattern(family)):
+            if client.type(name) != b"hash":
+                continue
+            for field, value in client.hgetall(name).items():
+                if len(value) % layout.SERIAL.size:
+                    client.hset(name, field, b"")
+                    emptied += 1
+    return emptied
+
+
+def _as_format(found: str, client: redis.Redis, store: Store) -> int:
+    """Record a freshly written index as format ``found`` (5 or 6), its entries as then;
+    returns how many overflow fields were emptied."""
+    emptied = _overflow_fields_as_before(client, store)
+    recorded = json.loads(client.hget(store.keys.meta, "signature"))
+    recorded["format"] = found
+    client.hset(store.keys.meta, "signature", json.dumps(recorded, sort_keys=True))
+    return emptied
 
 
 def _as_format_5(client: redis.Redis, store: Store) -> None:
@@ -174,8 +199,39 @@ def _as_format_5(client: redis.Redis, store: Store) -> None:
     records and entries are those of that format."""
     recorded = json.loads(client.hget(store.keys.meta, "signature"))
     assert "near_paragraphs" not in recorded
-    recorded["format"] = "5"
-    client.hset(store.keys.meta, "signature", json.dumps(recorded, sort_keys=True))
+    _as_format("5", client, store)
+
+
+def test_an_index_of_format_6_is_migrated_by_recording_its_format(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    """Format 6 kept nothing in the field of an entry held in its overflow set, where format
+    7 keeps its first holders: this dedup reads such a field as one whose first holders are
+    not known, so ``dedup migrate`` records the format, and near copies of paragraphs stay
+    on. Reports read on as they were, and copies added after find the ones before."""
+    on = settings.replace(near_paragraphs=True)
+    page = as_html(article(500, 4))
+    pages = [Document(f"c{n}", page) for n in range(12)]
+    pages += [Document(f"p{n}", as_html(article(400 + n, 4))) for n in range(4)]
+    emptied: list[int] = []
+    reports, stats = _written_then_aged(
+        redis_client,
+        Store(redis_client, on),
+        pages,
+        lambda c, s: emptied.append(_as_format("6", c, s)),
+    )
+    assert emptied[0] > 0  # the page's bands, content, paragraphs and pieces
+    done = invoke(on, "migrate")
+    assert 0 == done.exit_code, done.output
+    assert f"from format 6 to {layout.FORMAT_VERSION}" in done.output
+    assert "DEDUP_NEAR_PARAGRAPHS" not in done.output
+    store = Store(redis_client, on)
+    assert reports == {d.doc_id: store.report(d.doc_id) for d in pages}
+    assert stats == store.stats()
+    [copy] = store.index([analyse(Document("c12", page), on)])
+    assert {f"c{n}" for n in range(12)} <= set(copy.exact)
+    assert 1 == store.delete(["c0"])
+    assert 11 == store.report("c12")["exact_duplicates_total"]
 
 
 def test_an_index_of_format_5_keeps_near_paragraphs_off(
@@ -188,7 +244,10 @@ def test_an_index_of_format_5_keeps_near_paragraphs_off(
     reports, stats = _written_then_aged(redis_client, Store(redis_client, off), pages, _as_format_5)
     done = invoke(off, "migrate")
     assert 0 == done.exit_code, done.output
-    assert "from format 5 to 6: 0 id entries rewritten, 0 index entries moved" in done.output
+    assert (
+        f"from format 5 to {layout.FORMAT_VERSION}: 0 id entries rewritten, 0 index entries moved"
+        in done.output
+    )
     assert "DEDUP_NEAR_PARAGRAPHS=false" in done.output
     on = settings.replace(near_paragraphs=True)
     with pytest.raises(SettingsMismatchError, match="near_paragraphs=false \\(ours true\\)"):
@@ -235,4 +294,4 @@ def test_an_index_older_than_the_cluster_layout_is_refused_with_what_to_do(
     with pytest.raises(SettingsMismatchError, match="cannot be migrated"):
         Store(redis_client, settings).report("a")
     result = invoke(settings, "migrate")
-    assert 0 != result.exit_code and "migrates formats 3, 4, 5 to 6" in result.output
+    assert 0 != result.exit_code and "migrates formats 3, 4, 5, 6 to 7" in result.output

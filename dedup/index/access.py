@@ -66,7 +66,7 @@ def recorded_shards(recorded: dict[str, str]) -> int:
     return int(recorded[SHARDS_FIELD])
 
 
-MIGRATES_FROM = ("3", "4", "5")
+MIGRATES_FROM = ("3", "4", "5", "6")
 """The older index formats ``dedup migrate`` brings to this one (:mod:`dedup.index.migrate`)."""
 
 

@@ -51,14 +51,16 @@ if TYPE_CHECKING:  # numpy is imported where signatures are made: reading comman
     import numpy as np
     import numpy.typing as npt
 
-FORMAT_VERSION = "6"
+FORMAT_VERSION = "7"
 """Bumped when the layout or the hashing of stored signatures changes (3: keys in shards with
 hash tags, 128-bit id entries; 4: every id entry keeps the digest of its version's content
 and URL, and every index records its shards; 5: entry hashes split as they fill; 6: the
 near-copy data of ``near_paragraphs`` keeps two pieces a paragraph, packed, and 64 bits of
-its signature). That data is an extension recorded by the setting in the signature
-settings: with it off, records are those of format 5. An index of an older
-format is read by no branch of the code: ``dedup migrate`` (:mod:`dedup.index.migrate`)
+its signature; 7: an entry whose holders moved to its overflow set keeps its first holders
+in its field, followed by a mark, where format 6 kept ''). The near-copy data is an
+extension recorded by the setting in the signature settings: with it off, records are those
+of format 5. An index of an older format is read by no branch of the code: ``dedup
+migrate`` (:mod:`dedup.index.migrate`)
 brings it to this one."""
 
 CLUSTER_SHARDS = 128

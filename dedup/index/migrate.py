@@ -17,7 +17,9 @@ and from format 4 (entry hashes of a fixed number, 2**18 for LSH bands and parag
    documents are renamed after their keys; nothing of an entry is lost (its key's bits in the
    old bucket and field are the family's precision);
 
-and from format 5 (hashes that split, ``near_paragraphs`` off by default) nothing but
+and from format 5 (hashes that split, ``near_paragraphs`` off by default) and format 6
+(entries in overflow sets keep '' in their fields, where format 7 keeps their first holders;
+this format reads '' as an entry whose first holders are not known) nothing but
 
 4. the format is recorded, and from then on writers and readers take the index.
 
@@ -49,6 +51,8 @@ from dedup.index.depths import Depths
 from dedup.index.keys import Keys
 from dedup.servers.connection import IndexClient
 
+OLD_NEAR_DATA = ("3", "4", "5")
+"""Formats whose near copies of paragraphs (``near_paragraphs``) this dedup cannot read."""
 FORMAT_3_SHARDS = 1024
 """The shards of a format-3 index whose settings name none (made before they were recorded)."""
 HASHES_PER_TRIP = 100
@@ -110,7 +114,7 @@ def _migrate(
             f"namespace {namespace!r} has index format {found}: this dedup migrates formats "
             f"{', '.join(MIGRATES_FROM)} to {layout.FORMAT_VERSION}"
         )
-    if "near_paragraphs" in recorded:
+    if "near_paragraphs" in recorded and found in OLD_NEAR_DATA:
         raise SettingsMismatchError(
             f"namespace {namespace!r} keeps near copies of paragraphs as format {found} kept "
             "them, which this dedup cannot move: index the documents again into a new "

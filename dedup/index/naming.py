@@ -202,7 +202,8 @@ def count_calls(
         for ks, values in zip(by_hash.values(), replies, strict=False):
             for k, value in zip(ks, values, strict=True):
                 if value is not None:
-                    counts[k] = len(value) // size if value else -1
+                    # an entry in its overflow set keeps '' or its first holders and a mark
+                    counts[k] = len(value) // size if value and not len(value) % size else -1
         return counts
 
     return calls, read

@@ -373,5 +373,6 @@ def decoded(value: bytes | None) -> str:
 
 
 def serials(packed: bytes | None) -> list[int]:
-    """Serials packed as entries hold them."""
-    return layout.unpack_serials(packed) if packed else []
+    """Serials packed as entries hold them, each once (an entry in its overflow set answers
+    its first holders, then those read from the set)."""
+    return list(dict.fromkeys(layout.unpack_serials(packed))) if packed else []

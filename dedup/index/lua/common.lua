@@ -72,13 +72,26 @@ local function packed_members(set, most)
   return struct.pack(string.rep(SERIAL, n), unpack(found, 1, n))
 end
 
--- The serials an entry holds, packed ('' for none; nil when its set is needed).
+-- An entry whose serials moved to its overflow set keeps, in its field, the first holders
+-- it had (INLINE of them, in the order they came, less those taken out since) followed by
+-- OVERFLOW: a length no packing of serials has. Indexes made before keep '' there. The first
+-- holders are the earliest indexed, which a reader ranking copies by age looks for.
+local OVERFLOW = '+'
+local function in_set(value)
+  return value == '' or #value % SERIAL_SIZE ~= 0
+end
+local function first_holders(value)
+  return string.sub(value, 1, #value - #value % SERIAL_SIZE)
+end
+
+-- The serials an entry holds, packed ('' for none; nil when its set is needed): of one in
+-- its set, its first holders then those of the set read (some of them twice).
 local function members(hash, set, field)
   local value = redis.call('HGET', hash, field)
   if not value then return '' end
-  if value == '' then
+  if in_set(value) then
     if not set then return nil end
-    return packed_members(set)
+    return first_holders(value) .. packed_members(set)
   end
   return value
 end
@@ -87,7 +100,7 @@ end
 local function count(hash, set, field)
   local value = redis.call('HGET', hash, field)
   if not value then return 0 end
-  if value == '' then
+  if in_set(value) then
     if not set then return nil end
     return redis.call('SCARD', set)
   end
@@ -103,10 +116,10 @@ local function add(hash, set, field, serial, want, tried)
   -- (``tried``: the caller's HSETNX found the entry there already)
   if not tried and redis.call('HSETNX', hash, field, packed) == 1 then return 1, true, '' end
   local value = redis.call('HGET', hash, field)
-  if value == '' then
+  if in_set(value) then
     if not set then return nil end
     local before = ''
-    if want then before = packed_members(set, SEEING) end
+    if want then before = first_holders(value) .. packed_members(set, SEEING) end
     local new = redis.call('SADD', set, serial) == 1
     return redis.call('SCARD', set), new, before
   end
@@ -120,7 +133,7 @@ local function add(hash, set, field, serial, want, tried)
     local all = {serial}
     for k = 1, #value, SERIAL_SIZE do all[#all + 1] = struct.unpack(SERIAL, value, k) end
     redis.call('SADD', set, unpack(all))
-    redis.call('HSET', hash, field, '')
+    redis.call('HSET', hash, field, value .. OVERFLOW)
     return #all, true, value
   end
   redis.call('HSET', hash, field, value .. packed)
@@ -132,14 +145,26 @@ end
 local function remove(hash, set, field, serial)
   local value = redis.call('HGET', hash, field)
   if not value then return 0, false end
-  if value == '' then
+  local packed = struct.pack(SERIAL, serial)
+  if in_set(value) then
     if not set then return nil end
     local gone = redis.call('SREM', set, serial) == 1
     local left = redis.call('SCARD', set)
-    if left == 0 then redis.call('HDEL', hash, field) end
+    if left == 0 then
+      redis.call('HDEL', hash, field)
+    elseif gone then
+      -- a first holder taken out leaves the field (the others stay, in their order)
+      local first = first_holders(value)
+      for k = 1, #first, SERIAL_SIZE do
+        if string.sub(first, k, k + SERIAL_SIZE - 1) == packed then
+          local rest = string.sub(first, 1, k - 1) .. string.sub(first, k + SERIAL_SIZE)
+          redis.call('HSET', hash, field, rest .. OVERFLOW)
+          break
+        end
+      end
+    end
     return left, gone
   end
-  local packed = struct.pack(SERIAL, serial)
   for k = 1, #value, SERIAL_SIZE do
     if string.sub(value, k, k + SERIAL_SIZE - 1) == packed then
       local rest = string.sub(value, 1, k - 1) .. string.sub(value, k + SERIAL_SIZE)
