@@ -97,9 +97,16 @@ class Batch:
         first = self._count
         ops = [(family, key, code, tail, t) for t, key in enumerate(keys, first)]
         ticket = self._count = first + len(ops)
+        self._place(table, family, ops)
+        return list(range(first, ticket))
+
+    def _place(self, table: dict[int, list[Op]], family: Family, ops: list[Op]) -> None:
+        """Put operations of one family among the calls of their shards, in order."""
+        if not ops:
+            return
         if self.keys.shards.count == 1:
             table.setdefault(0, []).extend(ops)
-            return list(range(first, ticket))
+            return
         shift = family.key_bits - self.keys.shards.bits
         for op in ops:
             shard = op[1] >> shift
@@ -108,7 +115,6 @@ class Batch:
                 table[shard] = [op]
             else:
                 found.append(op)
-        return list(range(first, ticket))
 
     def lookups(
         self, family: Family, keys: Iterable[int], mode: str = COUNT, *, sets: bool = False
@@ -148,14 +154,15 @@ class Batch:
         """Tickets of operations on these entries, those known to have overflow sets
         (:attr:`dedup.index.depths.Depths.sets`) put among the calls that name them."""
         keys = list(keys)
-        known = self.depths.sets
-        if not known or all((family.name, key) not in known for key in keys):
+        known, name = self.depths.sets, family.name
+        if not known or all((name, key) not in known for key in keys):
             return self._add(plain, family, keys, code, tail)
-        tickets = []
-        for key in keys:
-            table = with_sets if (family.name, key) in known else plain
-            tickets += self._add(table, family, (key,), code, tail)
-        return tickets
+        first = self._count
+        ops = [(family, key, code, tail, t) for t, key in enumerate(keys, first)]
+        self._count = first + len(ops)
+        self._place(plain, family, [op for op in ops if (name, op[1]) not in known])
+        self._place(with_sets, family, [op for op in ops if (name, op[1]) in known])
+        return list(range(first, self._count))
 
     def lookup(self, family: Family, key: int, mode: str = COUNT) -> int:
         """Ask how many documents hold an entry (and which, by ``mode``)."""
@@ -293,13 +300,14 @@ class Batch:
                     answers[op[4]] = answer
         for ticket, first in self._same:
             answers[ticket] = answers[first]
+        inline = layout.INLINE
         tables = (self._lookups, self._lookups_with_sets, self._updates, self._with_sets)
         self.depths.note_sets(
             (op[0].name, op[1])
             for table in (*tables, self._counts)
             for ops in table.values()
             for op in ops
-            if answers[op[4]].count > layout.INLINE
+            if answers[op[4]][0] > inline
         )
         return answers
 
