@@ -119,7 +119,7 @@ local function add(hash, set, field, serial, want, tried)
   if in_set(value) then
     if not set then return nil end
     local before = ''
-    if want then before = first_holders(value) .. packed_members(set, SEEING) end
+    if want then before = packed_members(set, SEEING) end
     local new = redis.call('SADD', set, serial) == 1
     return redis.call('SCARD', set), new, before
   end
