@@ -103,7 +103,7 @@ def log_lines(log: Path, text: str) -> list[str]:
     return [line for line in log.read_text(errors="replace").splitlines() if text in line]
 
 
-@pytest.mark.slow
+@pytest.mark.soak  # a minute or more of real time: with the cluster tests (CI too)
 def test_killed_worker_job_indexed_by_the_other_worker_within_two_minutes(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -147,7 +147,7 @@ def test_killed_worker_job_indexed_by_the_other_worker_within_two_minutes(
     assert_consistent(redis_client, settings, documents)
 
 
-@pytest.mark.slow
+@pytest.mark.soak  # a minute or more of real time: with the cluster tests (CI too)
 def test_worker_outlives_a_redis_outage(tmp_path: Path) -> None:
     """Redis (append-only file) killed mid run, back 45 s later: the worker goes on."""
     server = AppendOnlyRedis(tmp_path)
