@@ -157,15 +157,18 @@ def test_an_unreachable_redis_answers_503(
         server.stop()
 
 
+def _client(made: Apps) -> httpx.AsyncClient:
+    """A client of the app in this process, with its token."""
+    transport = httpx.ASGITransport(app=made.ingest)
+    headers = {"Authorization": f"Bearer {made.token}"}
+    return httpx.AsyncClient(transport=transport, base_url="http://dedup", headers=headers)
+
+
 def test_other_requests_reach_fastapi(apps: Apps) -> None:
     """Every other method and path is FastAPI's: a GET of the list, a POST elsewhere."""
 
     async def ask() -> tuple[int, int]:
-        transport = httpx.ASGITransport(app=apps.ingest)
-        headers = {"Authorization": f"Bearer {apps.token}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://dedup", headers=headers
-        ) as client:
+        async with _client(apps) as client:
             listed = await client.get("/v1/documents")
             elsewhere = await client.post("/v1/documents/a")
             return listed.status_code, elsewhere.status_code
@@ -183,11 +186,7 @@ def test_a_batch_waits_for_the_clients_just_answered(
     state = made.ingest.web
 
     async def scenario() -> dict[str, Any]:
-        transport = httpx.ASGITransport(app=made.ingest)
-        headers = {"Authorization": f"Bearer {made.token}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://dedup", headers=headers
-        ) as client:
+        async with _client(made) as client:
 
             async def post(doc_id: str, release: asyncio.Event | None = None) -> str:
                 body = _doc(id=doc_id, text=f"the words of {doc_id}")
