@@ -29,6 +29,9 @@ do (an entry about to stop being boilerplate)."""
 ADD, ADD_SEEING, ADD_PARAGRAPH, ADD_PIECE, REMOVE, REMOVE_PARAGRAPH = "a", "A", "p", "q", "r", "x"
 """Update operations of ``update.lua``."""
 
+Asked = tuple[str, int, str, bool]
+"""A lookup: the family's letter, the entry's key, the mode, whether its set was named."""
+
 
 class Held(tuple[int, bytes, int]):
     """What one entry lookup or update answered: a tuple made straight from the script's
@@ -63,7 +66,15 @@ class Batch:
     entries all have a set, would pay a round trip more per read.
     """
 
-    def __init__(self, keys: Keys, depths: Depths, *, boilerplate_at: int, few: int = 0) -> None:
+    def __init__(
+        self,
+        keys: Keys,
+        depths: Depths,
+        *,
+        boilerplate_at: int,
+        few: int = 0,
+        memo: dict[Asked, Held] | None = None,
+    ) -> None:
         self.keys = keys
         self.depths = depths
         self.boilerplate_at = boilerplate_at
@@ -80,8 +91,12 @@ class Batch:
         """Lookups sent with their entries' overflow sets at once."""
         self._calls: list[tuple[int, Call[Any]]] = []
         self._known: list[tuple[int, Held]] = []
-        self._asked: dict[tuple[str, int, str, bool], int] = {}
+        self._asked: dict[Asked, int] = {}
         """The ticket of each lookup asked, to answer the same lookup asked again."""
+        self.memo = memo
+        """Lookups answered by earlier round trips of the same reader, answered again from
+        here, and this batch's answers added (a report placing itself in its group asks the
+        entries of a page and of its near copies, mostly the same, three times over)."""
         self._same: list[tuple[int, int]] = []
         """Tickets answered as another ticket is."""
         self._count = 0
@@ -124,10 +139,13 @@ class Batch:
         reader saves the round trip that would name them)."""
         table = self._lookups_with_sets if sets else self._lookups
         tickets = []
+        memo = self.memo
         for key in keys:
             asked = (family.name, key, mode, sets)
             first = self._asked.get(asked)
-            if first is None:
+            if first is None and memo is not None and asked in memo:
+                tickets.append(self.known(memo[asked]))
+            elif first is None:
                 first = self._asked[asked] = self._add(table, family, (key,), mode, b"")[0]
                 tickets.append(first)
             else:  # asked already by this batch (documents of one page share their bands)
@@ -300,6 +318,8 @@ class Batch:
                     answers[op[4]] = answer
         for ticket, first in self._same:
             answers[ticket] = answers[first]
+        if self.memo is not None:
+            self.memo.update((asked, answers[ticket]) for asked, ticket in self._asked.items())
         inline = layout.INLINE
         tables = (self._lookups, self._lookups_with_sets, self._updates, self._with_sets)
         self.depths.note_sets(

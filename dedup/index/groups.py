@@ -30,6 +30,7 @@ from dedup.index.matching import Options as Options  # how groups are formed, fo
 from dedup.index.matching import options_for as options_for
 from dedup.index.reads import Reads
 from dedup.index.records import Record
+from dedup.index.reports import Memo
 from dedup.pipeline.grouping import Candidate, groups, rank
 from dedup.report import Group, Report
 
@@ -82,8 +83,13 @@ class Grouping:
         most_read: int | None = None,
         exact: int = MAX_EXACT,
         keep_records: bool = False,
+        memo: Memo | None = None,
     ) -> None:
         self.reads = reads
+        self.memo = memo
+        """What this reading read already (:class:`dedup.index.reports.Memo`), for a
+        placement's few round trips; None for a walk of the whole index, which would keep
+        every answer."""
         self.options = options
         self.most_read = most_read
         """Classes whose matches are read at most (None: all)."""
@@ -121,7 +127,7 @@ class Grouping:
             page = fresh[first : first + PAGE]
             for (_, record), (exact, near) in zip(
                 page,
-                split_matches(self.reads, page, self.options, self.exact, self.packed),
+                split_matches(self.reads, page, self.options, self.exact, self.packed, self.memo),
                 strict=True,
             ):
                 self.matched.update(doc for doc, _ in exact)
@@ -196,16 +202,21 @@ class Grouping:
             head[content] = alike[0].doc_id
             copies[alike[0].doc_id] = [c.doc_id for c in alike[1:]]
         similar: dict[str, dict[str, float]] = {}
+        class_of = self.content
         for doc, others in self.similar.items():
-            if doc not in self.content:
+            ours = class_of.get(doc)
+            if ours is None:
                 continue
-            mine = head[self.content[doc]]
+            mine = head[ours]
+            row = similar.setdefault(mine, {})
             for other, score in others.items():
-                if other in self.content and self.content[other] != self.content[doc]:
-                    theirs = head[self.content[other]]
-                    best = max(score, similar.get(mine, {}).get(theirs, 0.0))
-                    similar.setdefault(mine, {})[theirs] = best
-                    similar.setdefault(theirs, {})[mine] = best
+                theirs_content = class_of.get(other)
+                if theirs_content is None or theirs_content == ours:
+                    continue
+                theirs = head[theirs_content]
+                if score > row.get(theirs, 0.0):  # both ways: the best of the two classes' pairs
+                    row[theirs] = score
+                    similar.setdefault(theirs, {})[mine] = score
         heads = [self.candidates[doc] for doc in head.values()]
         for canonical, members in groups(
             heads, similar, options.threshold, options.rule, options.hosts, copies, self.score
@@ -299,10 +310,20 @@ def _with_flags(
     return [r for r, found in zip(records, carried, strict=True) if found]
 
 
-def place(reads: Reads, serial: int, record: Record, options: Options) -> Group | None:
+def place(
+    reads: Reads, serial: int, record: Record, options: Options, memo: Memo | None = None
+) -> Group | None:
     """The group a document belongs to, found from its own matches outwards (at most
-    :data:`PLACE_LIMIT` documents), or None when it is in none."""
-    grouping = Grouping(reads, options, most_read=PLACE_READS, exact=PLACE_EXACT, keep_records=True)
+    :data:`PLACE_LIMIT` documents), or None when it is in none. ``memo``: what the reading
+    read already (its report's); kept for the placement's own round trips besides."""
+    grouping = Grouping(
+        reads,
+        options,
+        most_read=PLACE_READS,
+        exact=PLACE_EXACT,
+        keep_records=True,
+        memo=memo if memo is not None else Memo(),
+    )
     grouping.add([(serial, record)])
     grouping.complete(expand=True, limit=PLACE_LIMIT)
     for group in grouping.groups():

@@ -278,9 +278,10 @@ def paragraph_similarity(first: bytes, second: bytes) -> float:
     return max(0.0, (equal - n / 2) / (n / 2))
 
 
-def unpack_serials(packed: bytes) -> list[int]:
+def unpack_serials(packed: bytes) -> tuple[int, ...]:
     """Serials packed as entries and refresh fields hold them (:data:`SERIAL`)."""
-    return [s for (s,) in SERIAL.iter_unpack(packed)]
+    count = len(packed) // SERIAL.size
+    return struct.unpack(f"{SERIAL.format[0]}{count}{SERIAL.format[1:]}", packed)
 
 
 def id_key(doc_id: str) -> int:

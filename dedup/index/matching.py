@@ -16,6 +16,7 @@ from dedup.index.keys import FLAGS
 from dedup.index.layout import similarities
 from dedup.index.reads import Reads
 from dedup.index.records import Record
+from dedup.index.reports import Memo
 from dedup.pipeline.grouping import parse_hosts
 from dedup.report import Listed
 
@@ -58,13 +59,17 @@ def split_matches(
     options: Options,
     exact: int = MAX_EXACT,
     read: dict[str, tuple[int, bytes]] | None = None,
+    memo: Memo | None = None,
 ) -> list[tuple[list[tuple[str, float]], list[tuple[str, float]]]]:
     """:func:`matches`, exact copies and near duplicates apart (at most ``exact`` exact
     copies named for each). ``read``, when given, gains the serial and packed record of
-    every document named, by id."""
+    every document named, by id; ``memo`` is what the reading read already
+    (:class:`dedup.index.reports.Memo`)."""
     found = []
     related_ = (
-        reads.related(records, near=not options.exact_only, paragraphs=False, most_exact=exact)
+        reads.related(
+            records, near=not options.exact_only, paragraphs=False, most_exact=exact, memo=memo
+        )
         if records
         else []
     )

@@ -15,7 +15,7 @@ from dedup.errors import NotFoundError
 from dedup.index.access import store_error
 from dedup.index.lists import Lists
 from dedup.index.records import Record
-from dedup.index.reports import Reports
+from dedup.index.reports import Memo, Reports
 from dedup.report import Report
 
 
@@ -34,16 +34,21 @@ class Reads(Reports, Lists):
                 raise NotFoundError(
                     f"no document with id {doc_id!r} in namespace {self.keys.namespace!r}"
                 )
-            return self.grouped(serial, record, self.report_of(serial, record, limit))
+            memo = Memo()  # the report and its placement read many of the same entries
+            report = self.report_of(serial, record, limit, memo)
+            return self.grouped(serial, record, report, memo)
         except redis.RedisError as exc:
             raise store_error(exc) from None
 
-    def grouped(self, serial: int, record: Record, report: Report) -> Report:
+    def grouped(
+        self, serial: int, record: Record, report: Report, memo: Memo | None = None
+    ) -> Report:
         """The report with the duplicate group of the document and its canonical copy, at the
-        settings' threshold and canonical rule (:mod:`dedup.index.groups`)."""
+        settings' threshold and canonical rule (:mod:`dedup.index.groups`); ``memo``, what
+        the report's reading read already."""
         from dedup.index import groups  # groups reads through this class
 
-        group = groups.place(self, serial, record, groups.options_for(self))
+        group = groups.place(self, serial, record, groups.options_for(self), memo)
         if group is None:
             return report
         return {**report, "group": group["group"], "canonical": group["canonical"]}

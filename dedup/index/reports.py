@@ -5,11 +5,13 @@ their records in one more), and the report built from it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import chain
 from typing import NamedTuple, cast
 
 from dedup.index import layout, records, scripts
 from dedup.index.access import MAX_CANDIDATES, MAX_EXACT, Access
-from dedup.index.entries import FEW, MEMBERS, Batch
+from dedup.index.entries import FEW, MEMBERS, Asked, Batch, Held
 from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES
 from dedup.index.records import Record
 from dedup.index.versions import record as record_call
@@ -41,6 +43,24 @@ class Related(NamedTuple):
     ``candidates``, by id: what a reader following matches outwards need not read again."""
 
 
+@dataclass
+class Memo:
+    """What the round trips of one reading have read already, not asked again by the next:
+    the report of a page copied thousands of times, placing itself in its group, looks up
+    the entries of the page and of its near copies (mostly the same entries) and the records
+    of their holders (mostly the same sample) three times over. Kept for one reading only,
+    which sees the index as its round trips found it."""
+
+    held: dict[Asked, Held] = field(default_factory=dict)
+    """Answers of entry lookups."""
+    raws: dict[int, bytes | None] = field(default_factory=dict)
+    """Packed records by serial (None: no record)."""
+    named: dict[int, tuple[str, bytes]] = field(default_factory=dict)
+    """The id and reduced signature of those records."""
+    serials: dict[bytes, list[int]] = field(default_factory=dict)
+    """Serials unpacked from the lookups' answers, by the answer packed."""
+
+
 class Reports(Access):
     """The reports of documents with the duplicates known now."""
 
@@ -51,16 +71,19 @@ class Reports(Access):
         near: bool = True,
         paragraphs: bool = True,
         most_exact: int = MAX_EXACT,
+        memo: Memo | None = None,
     ) -> list[Related]:
         """What the rest of the corpus holds for each version, in two round trips: the
         holders of its entries, then their records. ``near=False`` leaves LSH candidates
         out, ``paragraphs=False`` the paragraphs and pieces (what duplicate groups need not);
-        ``most_exact`` is how many exact copies are named at most (all are counted)."""
+        ``most_exact`` is how many exact copies are named at most (all are counted); with
+        ``memo``, what it holds is not read again and what is read is added to it."""
         batch = Batch(
             self.keys,
             self.depths,
             boilerplate_at=self.settings.boilerplate_min_documents,
             few=self.settings.boilerplate_min_documents,
+            memo=None if memo is None else memo.held,
         )
         asked = []
         for _, record in versions:
@@ -81,22 +104,28 @@ class Reports(Access):
         wanted: dict[int, None] = {}
         lists = []
         limit = self.settings.boilerplate_min_documents
+        unpacked = {} if memo is None else memo.serials
+
+        def held_by(ticket: int) -> list[int]:
+            # the answers of a page's entries are the same sample, asked by many documents
+            packed = answers[ticket].packed
+            found = unpacked.get(packed)
+            if found is None:
+                found = unpacked[packed] = scripts.serials(packed)
+            return found
+
         for (serial, _), (content, bands, paras, pieces) in zip(versions, asked, strict=True):
-            copies = [s for t in content for s in answers[t].serials if s != serial]
+            copies = [s for t in content for s in held_by(t) if s != serial]
             seen = set(copies) | {serial}
             exact = list(dict.fromkeys(copies))[: 2 * most_exact]
-            near_ = [s for t in bands for s in answers[t].serials if s not in seen]
-            near_ = list(dict.fromkeys(near_))[: 2 * MAX_CANDIDATES]
+            alike = dict.fromkeys(chain.from_iterable(held_by(t) for t in bands))
+            near_ = [s for s in alike if s not in seen][: 2 * MAX_CANDIDATES]
             shared = [
-                [s for s in answers[t].serials if s != serial]
-                if 2 <= answers[t].count < limit
-                else []
+                [s for s in held_by(t) if s != serial] if 2 <= answers[t].count < limit else []
                 for t in paras
             ]
             holding = [
-                [s for s in answers[t].serials if s != serial]
-                if 2 <= answers[t].count < limit
-                else []
+                [s for s in held_by(t) if s != serial] if 2 <= answers[t].count < limit else []
                 for t in pieces
             ]
             for serials in (exact, near_, *shared, *holding):
@@ -105,10 +134,15 @@ class Reports(Access):
             total = max((answers[t].count - 1 for t in content), default=0)
             lists.append((exact, near_, paras, shared, pieces, holding, total))
         serials = list(wanted)
-        raws = scripts.run(self.client, [record_call(self.keys, s) for s in serials])
-        found = {
-            s: records.id_and_signature(raw) for s, raw in zip(serials, raws, strict=True) if raw
-        }
+        raws = self._raws(serials, memo)
+        named = {} if memo is None else memo.named
+        found = {}
+        for s, raw in zip(serials, raws, strict=True):
+            if raw:
+                known = named.get(s)
+                if known is None:
+                    known = named[s] = records.id_and_signature(raw)
+                found[s] = known
         raw_of = dict(zip(serials, raws, strict=True))
         out = []
         for exact, near_, paras, shared, pieces, holding, total in lists:
@@ -130,23 +164,43 @@ class Reports(Access):
                         s: records.unpack(cast("bytes", raw_of[s]))
                         for s in dict.fromkeys(s for serials in holders for s in serials)
                     },
-                    packed={found[s][0]: (s, raw_of[s]) for s in (*held, *candidates)},
+                    packed={
+                        found[s][0]: (s, cast("bytes", raw_of[s])) for s in (*held, *candidates)
+                    },
                 )
             )
         return out
 
-    def report_of(self, serial: int, record: Record, limit: int | None = None) -> Report:
+    def _raws(self, serials: list[int], memo: Memo | None) -> list[bytes | None]:
+        """The packed records of these serials (None where there is none), those in
+        ``memo`` from there."""
+        if memo is None:
+            return scripts.run(self.client, [record_call(self.keys, s) for s in serials])
+        known = memo.raws
+        unread = [s for s in serials if s not in known]
+        if unread:
+            read = scripts.run(self.client, [record_call(self.keys, s) for s in unread])
+            known.update(zip(unread, read, strict=True))
+        return [known[s] for s in serials]
+
+    def report_of(
+        self, serial: int, record: Record, limit: int | None = None, memo: Memo | None = None
+    ) -> Report:
         """The report of the document version ``serial``, whose record is ``record``; its
         lists of duplicates cut at ``limit``, best first."""
-        return self.reports_of([(serial, record)], limit)[0]
+        return self.reports_of([(serial, record)], limit, memo)[0]
 
     def reports_of(
-        self, versions: Sequence[tuple[int, Record]], limit: int | None = None
+        self,
+        versions: Sequence[tuple[int, Record]],
+        limit: int | None = None,
+        memo: Memo | None = None,
     ) -> list[Report]:
         """The reports of these versions, read together."""
+        related = self.related(versions, memo=memo)
         return [
-            self._report(serial, record, related, limit)
-            for (serial, record), related in zip(versions, self.related(versions), strict=True)
+            self._report(serial, record, found, limit)
+            for (serial, record), found in zip(versions, related, strict=True)
         ]
 
     def _report(
