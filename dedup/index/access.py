@@ -92,10 +92,13 @@ def check_format(recorded: dict[str, str], namespace: str) -> None:
     )
 
 
-def record_or_intent(raw: bytes | None, pending: bytes | None) -> Record | None:
-    """A version's record, else the record its intent holds while it is being written."""
+def record_or_intent(
+    raw: bytes | None, pending: bytes | None, *, near: bool = True
+) -> Record | None:
+    """A version's record, else the record its intent holds while it is being written;
+    with ``near`` false, a record without its near-copy data (:func:`records.unpack`)."""
     if raw:
-        return records.unpack(raw)
+        return records.unpack(raw, near=near)
     if pending:
         intent = records.unpack_intent(pending)
         if intent.kind == records.WRITING:

@@ -328,7 +328,8 @@ class Writes(Owed):
         answers = batch.send(self.client) if len(batch) else []
         found = {}
         for serial, (record, intent) in asked.items():
-            known = record_or_intent(answers[record], answers[intent])
+            # scored on ids and signatures: their near-copy data is most of an unpacking
+            known = record_or_intent(answers[record], answers[intent], near=False)
             if known is not None:
                 found[serial] = known
         threshold = self.settings.near_duplicate_threshold
