@@ -217,7 +217,7 @@ def similarities(first: bytes, others: Sequence[bytes], wide: int) -> list[float
     import numpy as np
 
     size = len(first)
-    if any(len(other) != size for other in others):
+    if set(map(len, others)) != {size}:
         raise ValueError("reduced signatures of different lengths")
     rows = np.frombuffer(b"".join(others), dtype=np.uint8).reshape(len(others), size)
     mine = np.frombuffer(first, dtype=np.uint8)
@@ -230,7 +230,8 @@ def similarities(first: bytes, others: Sequence[bytes], wide: int) -> list[float
             equal += np.count_nonzero(part == 0, axis=1)
     narrow = 8 // NARROW_BITS * rest
     chance = wide / (1 << WIDE_BITS) + narrow / (1 << NARROW_BITS)
-    return [max(0.0, (int(e) - chance) / (wide + narrow - chance)) for e in equal]
+    scores: list[float] = np.maximum(0.0, (equal - chance) / (wide + narrow - chance)).tolist()
+    return scores
 
 
 def band_keys(reduced: bytes, bands: int, rows: int) -> list[int]:
