@@ -4,12 +4,13 @@ copy, and deleting or replacing one copy leaves the others as they should be."""
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
 import pytest
 
-from dedup.index import groups, layout, scripts
+from dedup.index import groups, layout, reads, scripts
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -160,3 +161,34 @@ def test_every_copy_reports_the_group_dedup_groups_lists(settings: Settings) -> 
     for doc in ("copy-7", "copy-50", "copy-99", "copy-400", f"copy-{MANY - 1}"):
         report = store.report(doc)
         assert (group["group"], "copy-0") == (report["group"], report["canonical"]), doc
+
+
+def test_a_report_holds_the_collector_off_while_it_reads_and_leaves_it_as_it_was(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cyclic collector does not run inside a report (its objects hold no cycles), and
+    after the report it is on or off as the caller had it, whatever the report answered."""
+    store = _index_copies(settings, layout.INLINE + 2)
+    during: list[bool] = []
+    report_of = reads.Reads.report_of
+
+    def watched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        during.append(gc.isenabled())
+        return report_of(self, *args, **kwargs)
+
+    monkeypatch.setattr(reads.Reads, "report_of", watched)
+    assert gc.isenabled()
+    store.report("copy-1")
+    assert [False] == during
+    assert gc.isenabled()
+    monkeypatch.setattr(reads.Reads, "grouped", lambda *_: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        store.report("copy-1")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        monkeypatch.undo()
+        store.report("copy-2")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -6,6 +6,7 @@ and refuses to start without a token to check requests against.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import threading
 from types import FrameType
@@ -74,4 +75,9 @@ def serve(settings: Settings, host: str, port: int, max_body_bytes: int, max_bat
             threading.Thread(target=app.state.web.gatherer.hurry, daemon=True).start()
             super().handle_exit(sig, frame)
 
+    # What start-up made lives as long as the server: the cyclic collector need not scan it
+    # again on every full pass (tens of milliseconds each, added to whichever request meets
+    # one)
+    gc.collect()
+    gc.freeze()
     Server(config).run()
