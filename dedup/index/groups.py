@@ -24,7 +24,7 @@ import xxhash
 from dedup.errors import NotFoundError
 from dedup.index import layout, scripts, versions
 from dedup.index import records as records_
-from dedup.index.access import CLOCK_SKEW, MAX_EXACT, store_error
+from dedup.index.access import CLOCK_SKEW, MAX_CANDIDATES, MAX_EXACT, store_error
 from dedup.index.matching import PAGE, flagged_serials, split_matches
 from dedup.index.matching import Options as Options  # how groups are formed, for callers
 from dedup.index.matching import options_for as options_for
@@ -39,6 +39,12 @@ PLACE_LIMIT = 2000
 PLACE_EXACT = 32
 """Exact copies of a class a report reads to place itself: enough to rank the copies of a
 page held a few times; of one held thousands of times, a sample."""
+PLACE_CANDIDATES = 2 * PLACE_EXACT
+"""LSH candidates of a class a report scores to place itself: of a page held a few times,
+all of them; of one held thousands of times, a sample, as of its exact copies. The samples
+of a page's entries are read from sets in hash order, which differs from one master of a
+cluster to the next: 200 candidates there were three samples' worth, three times the
+records read and scored on one server, for the same group."""
 PLACE_READS = 20
 """Classes of documents (one content each) whose matches a report reads at most to find its
 own group: each read costs a lookup of every band of the class."""
@@ -84,6 +90,7 @@ class Grouping:
         exact: int = MAX_EXACT,
         keep_records: bool = False,
         memo: Memo | None = None,
+        most_near: int = MAX_CANDIDATES,
     ) -> None:
         self.reads = reads
         self.memo = memo
@@ -95,6 +102,8 @@ class Grouping:
         """Classes whose matches are read at most (None: all)."""
         self.exact = exact
         """Exact copies named at most by each read of matches."""
+        self.most_near = most_near
+        """LSH candidates scored at most by each read of matches."""
         self.candidates: dict[str, Candidate] = {}
         self.content: dict[str, int] = {}
         """Each document's content hash: its class."""
@@ -127,7 +136,15 @@ class Grouping:
             page = fresh[first : first + PAGE]
             for (_, record), (exact, near) in zip(
                 page,
-                split_matches(self.reads, page, self.options, self.exact, self.packed, self.memo),
+                split_matches(
+                    self.reads,
+                    page,
+                    self.options,
+                    self.exact,
+                    self.packed,
+                    self.memo,
+                    self.most_near,
+                ),
                 strict=True,
             ):
                 self.matched.update(doc for doc, _ in exact)
@@ -322,6 +339,7 @@ def place(
         most_read=PLACE_READS,
         exact=PLACE_EXACT,
         keep_records=True,
+        most_near=PLACE_CANDIDATES,
         memo=memo if memo is not None else Memo(),
     )
     grouping.add([(serial, record)])

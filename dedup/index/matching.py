@@ -11,7 +11,7 @@ from typing import cast
 
 import redis
 
-from dedup.index.access import CLOCK_SKEW, MAX_EXACT, store_error
+from dedup.index.access import CLOCK_SKEW, MAX_CANDIDATES, MAX_EXACT, store_error
 from dedup.index.keys import FLAGS
 from dedup.index.layout import similarities
 from dedup.index.reads import Reads
@@ -60,15 +60,21 @@ def split_matches(
     exact: int = MAX_EXACT,
     read: dict[str, tuple[int, bytes]] | None = None,
     memo: Memo | None = None,
+    most_near: int = MAX_CANDIDATES,
 ) -> list[tuple[list[tuple[str, float]], list[tuple[str, float]]]]:
     """:func:`matches`, exact copies and near duplicates apart (at most ``exact`` exact
-    copies named for each). ``read``, when given, gains the serial and packed record of
-    every document named, by id; ``memo`` is what the reading read already
-    (:class:`dedup.index.reports.Memo`)."""
+    copies named for each, and ``most_near`` LSH candidates scored). ``read``, when given,
+    gains the serial and packed record of every document named, by id; ``memo`` is what the
+    reading read already (:class:`dedup.index.reports.Memo`)."""
     found = []
     related_ = (
         reads.related(
-            records, near=not options.exact_only, paragraphs=False, most_exact=exact, memo=memo
+            records,
+            near=not options.exact_only,
+            paragraphs=False,
+            most_exact=exact,
+            memo=memo,
+            most_near=most_near,
         )
         if records
         else []

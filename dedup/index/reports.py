@@ -72,6 +72,7 @@ class Reports(Access):
         paragraphs: bool = True,
         most_exact: int = MAX_EXACT,
         memo: Memo | None = None,
+        most_near: int = MAX_CANDIDATES,
     ) -> list[Related]:
         """What the rest of the corpus holds for each version, in two round trips: the
         holders of its entries, then their records. ``near=False`` leaves LSH candidates
@@ -119,7 +120,7 @@ class Reports(Access):
             seen = set(copies) | {serial}
             exact = list(dict.fromkeys(copies))[: 2 * most_exact]
             alike = dict.fromkeys(chain.from_iterable(held_by(t) for t in bands))
-            near_ = [s for s in alike if s not in seen][: 2 * MAX_CANDIDATES]
+            near_ = [s for s in alike if s not in seen][: 2 * most_near]
             shared = [
                 [s for s in held_by(t) if s != serial] if 2 <= answers[t].count < limit else []
                 for t in paras
@@ -147,7 +148,7 @@ class Reports(Access):
         out = []
         for exact, near_, paras, shared, pieces, holding, total in lists:
             held = [s for s in exact if s in found][:most_exact]
-            candidates = [s for s in near_ if s in found][:MAX_CANDIDATES]
+            candidates = [s for s in near_ if s in found][:most_near]
             holders = [[s for s in serials if s in found] for serials in holding]
             out.append(
                 Related(
