@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import redis
 
@@ -22,6 +23,7 @@ from dedup.index.layout import BANDS, CONTENT, PARAGRAPHS, PIECES
 from dedup.index.plan import Plan
 from dedup.index.reads import Reads
 from dedup.index.records import Intent, Record
+from dedup.index.scripts import Call
 
 FLAGS_PER_CALL = 500
 """Flag operations per call of ``flags.lua`` at most, so that no call holds the server long."""
@@ -88,9 +90,11 @@ class Owed(Reads):
                 removals += self._take_out(batch, intent.old, intent.old_serial)
             raised += [(s, flag) for flag, serials in intent.raised.items() for s in serials]
             refresh.update(intent.refresh)
+        # the flags raised need no answer of the removals: set in the same round trip
+        for call in self._flag_calls((s, flag, True) for s, flag in raised):
+            batch.call(call)
         answers = batch.send(self.client)
         refresh.update(s for t in removals for s in answers[t].serials)
-        self._set_flags((s, flag, True) for s, flag in raised)
         self.refresh_flags(refresh)
         done: dict[int, list[tuple[int, bool]]] = {}
         for serial, intent in intents:
@@ -124,19 +128,20 @@ class Owed(Reads):
         )
 
     def _set_flags(self, bits: Iterable[tuple[int, str, bool]]) -> None:
-        """Set or clear flag bits (each once however often asked), in one round trip of
-        calls of at most :data:`FLAGS_PER_CALL` operations."""
+        """Set or clear flag bits (each once however often asked), in one round trip."""
+        scripts.run(self.client, self._flag_calls(bits))
+
+    def _flag_calls(self, bits: Iterable[tuple[int, str, bool]]) -> list[Call[Any]]:
+        """The calls that set or clear flag bits (each once however often asked), of at most
+        :data:`FLAGS_PER_CALL` operations each."""
         by_shard: dict[int, list[tuple[int, str, bool]]] = {}
         for bit in dict.fromkeys(bits):
             by_shard.setdefault(self.keys.shards.of(bit[0]), []).append(bit)
-        scripts.run(
-            self.client,
-            [
-                versions.set_flags(self.keys, g, shard[at : at + FLAGS_PER_CALL])
-                for g, shard in by_shard.items()
-                for at in range(0, len(shard), FLAGS_PER_CALL)
-            ],
-        )
+        return [
+            versions.set_flags(self.keys, g, shard[at : at + FLAGS_PER_CALL])
+            for g, shard in by_shard.items()
+            for at in range(0, len(shard), FLAGS_PER_CALL)
+        ]
 
     def _by_shard(self, plans: dict[int, Plan]) -> dict[int, list[int]]:
         """The plans by their documents' shards, in their order."""
