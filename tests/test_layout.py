@@ -203,6 +203,59 @@ def test_splits_keep_every_entry_and_each_hash_small(redis_client: redis.Redis) 
     assert max(sizes) < 4 * splits.LOAD
 
 
+def test_a_split_keeps_what_a_child_holds_already(redis_client: redis.Redis) -> None:
+    """A bucket split into a child that holds fields already (none does while every split
+    goes as planned) adds its own to them, both where the fields keep their first byte and
+    where they lose it."""
+    from dedup.index import depths
+    from dedup.index.keys import Keys
+
+    keys = Keys("split", layout.Shards(1))
+    rng = random.Random(3)
+    added = {rng.getrandbits(64): rng.getrandbits(32).to_bytes(4, "little") for _ in range(200)}
+    start = depths.Depths(keys)
+    for key, value in added.items():
+        _, bucket, field = splits.address(BANDS, 0, start.of(0, BANDS), key)
+        redis_client.hset(keys.entry(BANDS, 0, bucket), field, value)
+    stray = rng.getrandbits(63)  # in the low child of the first split
+    _, bucket, field = splits.address(BANDS, 0, splits.Depth(1, 0), stray)
+    redis_client.hset(keys.entry(BANDS, 0, bucket), field, b"only")
+    # 42-bit fields keep their first byte when the bucket splits, 41-bit ones lose it
+    scripts.run(redis_client, start.splits(0, f"b:{len(added)}"))
+    depth = start.of(0, BANDS)
+    assert splits.Depth(2, 0) == depth
+    for key, value in [*added.items(), (stray, b"only")]:
+        _, bucket, field = splits.address(BANDS, 0, depth, key)
+        assert value == redis_client.hget(keys.entry(BANDS, 0, bucket), field)
+    sizes = [redis_client.hlen(k) for k in redis_client.scan_iter(keys.family_pattern(BANDS))]
+    assert len(added) + 1 == sum(sizes) and 4 == len(sizes)
+
+
+def test_buckets_split_out_of_a_large_one_are_compact(redis_client: redis.Redis) -> None:
+    """A bucket that fell far behind, past Redis's compact encoding of hashes, splits into
+    buckets in that encoding again once they are small, down every line of splits."""
+    from dedup.index import depths
+    from dedup.index.keys import Keys
+
+    keys = Keys("split", layout.Shards(1))
+    redis_client.hset(keys.counters(0), mapping={"b.depth": 2, "b.split": 0})
+    start = depths.Depths(keys)
+    start.load(redis_client)
+    rng = random.Random(4)
+    added = [rng.getrandbits(62) for _ in range(1_200)]  # all in the first bucket, 4
+    fields = [splits.address(BANDS, 0, start.of(0, BANDS), key)[1:] for key in added]
+    assert {4} == {bucket for bucket, _ in fields}
+    redis_client.hset(keys.entry(BANDS, 0, 4), items=[x for _, f in fields for x in (f, b"1234")])
+    assert b"hashtable" == redis_client.object("encoding", keys.entry(BANDS, 0, 4))
+    # fields of 40 bits at depth 2, then 39, 38...: each split keeps the low fields' bytes
+    scripts.run(redis_client, start.splits(0, f"b:{64 * 80}"))
+    assert 80 == start.of(0, BANDS).buckets
+    names = list(redis_client.scan_iter(keys.family_pattern(BANDS)))
+    assert len(added) == sum(redis_client.hlen(name) for name in names)
+    assert all(redis_client.hlen(name) < 128 for name in names)
+    assert b"hashtable" not in {redis_client.object("encoding", name) for name in names}
+
+
 def test_counts_read_without_a_script_hold_while_others_split(
     redis_client: redis.Redis,
 ) -> None:

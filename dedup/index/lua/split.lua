@@ -14,6 +14,13 @@ local got = redis.call('HMGET', KEYS[1], letter .. '.depth', letter .. '.split')
 local d, s = tonumber(got[1] or '0'), tonumber(got[2] or '0')
 if d ~= depth or s ~= split then return letter .. ':' .. d .. ':' .. s end
 
+-- HSET or HDEL of many fields (``items``), at most 100 fields a command.
+local function in_batches(command, key, items, step)
+  for at = 1, #items, step do
+    redis.call(command, key, unpack(items, at, math.min(at + step - 1, #items)))
+  end
+end
+
 -- A field holds ``bits`` bits, big-endian, in as few bytes as hold them; the top one names
 -- the child, and the rest fill one byte fewer when they fit.
 local function split_one(parent, low, high, bits)
@@ -21,31 +28,52 @@ local function split_one(parent, low, high, bits)
   local top = bits - 8 * (width - 1) - 1  -- the top bit's place in the first byte
   local mask = 2 ^ top
   local found = redis.call('HGETALL', parent)
+  if #found == 0 then return end
+  -- The fields of the low child keep their bytes (but where the top bit is the first
+  -- byte's last): a parent in Redis's compact encoding becomes the low child (a rename)
+  -- once the high child's fields are out of it, so only those are written again. One past
+  -- it (a bucket that fell far behind) is made anew, so that its children are compact again.
+  if top > 0 and redis.call('OBJECT', 'ENCODING', parent) ~= 'hashtable' then
+    local gone, moved = {}, {}
+    for i = 1, #found, 2 do
+      local field = found[i]
+      local first = string.byte(field, 1)
+      if first >= mask then
+        gone[#gone + 1] = field
+        moved[#moved + 1] = string.char(first - mask, string.byte(field, 2, -1))
+        moved[#moved + 1] = found[i + 1]
+      end
+    end
+    in_batches('HSET', high, moved, 200)
+    if 2 * #gone == #found then
+      redis.call('UNLINK', parent)
+      return
+    end
+    in_batches('HDEL', parent, gone, 100)
+    if redis.call('RENAMENX', parent, low) == 1 then return end
+    -- the low child is there already (it never is when every split went as planned): its
+    -- fields are kept, and the parent's left added to them
+    found = redis.call('HGETALL', parent)
+    in_batches('HSET', low, found, 200)
+    redis.call('UNLINK', parent)
+    return
+  end
   local moved = {{}, {}}
   for i = 1, #found, 2 do
     local field = found[i]
     local first = string.byte(field, 1)
-    local child = 1
-    if first >= mask then
-      child = 2
-      first = first - mask
-    end
-    -- only the fields whose first byte changes are made again (half, but when it goes)
+    local into = moved[1]
+    if first >= mask then into, first = moved[2], first - mask end
     if top == 0 then
       field = string.sub(field, 2)
-    elseif child == 2 then
-      field = string.char(first) .. string.sub(field, 2)
+    elseif into == moved[2] then
+      field = string.char(first, string.byte(field, 2, -1))
     end
-    local into = moved[child]
     into[#into + 1] = field
     into[#into + 1] = found[i + 1]
   end
-  for child, key in ipairs({low, high}) do
-    local fields = moved[child]
-    for at = 1, #fields, 200 do
-      redis.call('HSET', key, unpack(fields, at, math.min(at + 199, #fields)))
-    end
-  end
+  in_batches('HSET', low, moved[1], 200)
+  in_batches('HSET', high, moved[2], 200)
   redis.call('UNLINK', parent)
 end
 
