@@ -25,9 +25,11 @@ from dedup.servers.connection import IndexClient
 
 BY_NAME = {family.name: family for family in FAMILIES}
 
-SPLITS_PER_CALL = 16
-"""Buckets one call of ``split.lua`` splits at most (a few milliseconds of the server)."""
-CALLS_PER_TRIP = 8
+SPLITS_PER_CALL = 4
+"""Buckets one call of ``split.lua`` splits at most: a bucket of twice :data:`LOAD` fields
+takes the server about half a millisecond, and one that fell behind several times that,
+while no call may hold it for 10 ms."""
+CALLS_PER_TRIP = 32
 """Calls of ``split.lua`` one round trip sends at most for one shard and family, one after
 the other: a bulk batch adds a few thousand fields to a shard, about fifty buckets' worth; a
 shard that falls behind catches up over the next round trips."""
