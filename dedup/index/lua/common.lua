@@ -224,20 +224,24 @@ end
 -- when it needs the set; every later operation on that entry is held back too
 -- (``hold(k)``), so that all are sent again with the set in the order they came.
 local function each_operation(first, ops, packed, sets, serials, apply, hold)
+  -- a bulk call runs a few hundred operations: the library functions are looked up once
+  local sub, byte, unpack_at = string.sub, string.byte, struct.unpack
   local step = sets and 2 or 1
-  local at, held, any = 1, {}, false
+  local at, key, held, any = 1, first, {}, false
   for k = 1, #ops / 3 do
-    local op, family = string.sub(ops, 3 * k - 2, 3 * k - 2), string.sub(ops, 3 * k - 1, 3 * k - 1)
-    local width = tonumber(string.sub(ops, 3 * k, 3 * k))
-    local field = string.sub(packed, at, at + width - 1)
-    at = at + width
+    local c = 3 * k
+    local op, family = sub(ops, c - 2, c - 2), sub(ops, c - 1, c - 1)
+    local to = at + byte(ops, c) - 48  -- the digit: the field's width
+    local field = sub(packed, at, to - 1)
+    at = to
     local serial = 0
     if serials then
-      serial = struct.unpack(SERIAL, packed, at)
+      serial = unpack_at(SERIAL, packed, at)
       at = at + SERIAL_SIZE
     end
-    local hash = KEYS[first + step * (k - 1)]
-    local set = sets and KEYS[first + step * (k - 1) + 1] or nil
+    local hash = KEYS[key]
+    local set = sets and KEYS[key + 1] or nil
+    key = key + step
     if any and held[hash .. '\0' .. field] then
       hold(k)
     elseif not apply(k, op, hash, set, field, serial, family) then
