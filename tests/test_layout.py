@@ -350,3 +350,23 @@ def test_batches_name_entries_as_keys_and_layout_do(
         assert found == shard
         assert keys.entry(family, shard, bucket) == name
         assert field == chunk
+
+
+def test_calls_filling_a_young_shard_go_over_several_round_trips() -> None:
+    """Calls adding more entries to a shard than its hashes hold go one round trip each, so
+    that each round trip's splits come before the next fills the hashes again (the first
+    call of each shard goes in any case); an index grown past the batch sends them all at
+    once."""
+    from dedup.index import depths
+    from dedup.index.keys import Keys
+
+    known = depths.Depths(Keys("young", layout.Shards(1)))
+    calls = [(0, {BANDS: 40, CONTENT: 10}) for _ in range(6)]
+    assert 1 == known.calls_fitting(calls)
+    assert 1 == known.calls_fitting(calls[:1])
+    known.learn(0, "b:2:0")
+    assert 6 == known.calls_fitting(calls)
+    known.learn(0, "b:1:0")
+    assert 3 == known.calls_fitting(calls)
+    others = [(shard, {BANDS: 100}) for shard in (1, 2, 3)]
+    assert 6 == known.calls_fitting([*calls[:1], *others, *calls])

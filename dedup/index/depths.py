@@ -12,7 +12,7 @@ one call a shard and family at a time), after the calls of its next round trip.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -101,6 +101,25 @@ class Depths:
         for part in text.split():
             name, depth, split = part.split(":")
             self._known[shard, name] = Depth(int(depth), int(split))
+
+    def calls_fitting(self, calls: Sequence[tuple[int, Mapping[Family, int]]]) -> int:
+        """How many of these calls adding entries (each its shard and how many entries of
+        each family it adds) one round trip sends: those that add to no family of a shard
+        more entries than its hashes hold now (:data:`LOAD` each), and the first call of
+        each shard whatever it adds. The splits a round trip's replies ask for are sent
+        with the next one, so a shard's hashes fill about twice over at most before they
+        split; a bulk batch into a new index (one hash a family and shard) would fill them a
+        hundred times over, and each such hash would take one call of ``split.lua`` tens of
+        milliseconds."""
+        added: dict[tuple[int, str], int] = {}
+        seen: set[int] = set()
+        for n, (shard, adds) in enumerate(calls):
+            for family, count in adds.items():
+                total = added[shard, family.name] = added.get((shard, family.name), 0) + count
+                if shard in seen and total > LOAD * self.of(shard, family).buckets:
+                    return n
+            seen.add(shard)
+        return len(calls)
 
     def splits(self, shard: int, grown: bytes | str) -> list[Call[None]]:
         """Split calls for what a script answered of a shard's growth (``letter:fields``,

@@ -5,7 +5,9 @@ record, add its entries and learn who held them, and score the candidates found.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from dedup.index import layout, records, scripts, versions
@@ -174,7 +176,7 @@ class Writes(Owed):
         ]
         own = self._batch()
         tickets: dict[int, dict[str, tuple[list[int], list[int]]]] = {}
-        calls: list[scripts.Call[Any]] = []
+        begins: list[tuple[int, list[versions.Writing]]] = []
         taken = []
         for shard, order in announcing:
             writes = []
@@ -191,12 +193,29 @@ class Writes(Owed):
                     mine = [k for k in getattr(plan.written, name) if k >> shift == shard]
                     tickets[i][name] = mine, own.updates(family, mine, op, number, sets=False)
             taken.append(own.take_updates(shard))
-            calls.append(versions.begin(self.keys, self.depths, shard, writes, taken[-1], self._at))
+            begins.append((shard, writes))
         # The records of the versions to replace, read beside: what the new version does not
         # count as its own holders, and what the owed work takes out.
         olds = [i for i, p in plans.items() if p.old_serial]
-        calls += [versions.record(self.keys, plans[i].old_serial) for i in olds]
-        replies = scripts.run(self.client, calls)
+        reading = [versions.record(self.keys, plans[i].old_serial) for i in olds]
+        # One round trip, but where a young shard's few hashes would take the entries many
+        # times over before the splits its replies ask for are sent (Depths.calls_fitting).
+        adding = [
+            (shard, Counter(map(itemgetter(0), ops)))
+            for (shard, _), ops in zip(begins, taken, strict=True)
+        ]
+        replies: list[Any] = []
+        sent = 0
+        while sent < len(begins):
+            n = self.depths.calls_fitting(adding[sent:])
+            calls = [
+                versions.begin(self.keys, self.depths, shard, writes, ops, self._at)
+                for (shard, writes), ops in zip(
+                    begins[sent : sent + n], taken[sent : sent + n], strict=True
+                )
+            ]
+            sent += n
+            replies += scripts.run(self.client, calls if sent < len(begins) else calls + reading)
         for i, raw in zip(olds, replies[len(announcing) :], strict=True):
             plans[i].old = records.unpack(raw) if raw else None
         moved: list[tuple[int, Intent]] = []
