@@ -230,8 +230,7 @@ def similarities(first: bytes, others: Sequence[bytes], wide: int) -> list[float
             equal += np.count_nonzero(part == 0, axis=1)
     narrow = 8 // NARROW_BITS * rest
     chance = wide / (1 << WIDE_BITS) + narrow / (1 << NARROW_BITS)
-    scores: list[float] = np.maximum(0.0, (equal - chance) / (wide + narrow - chance)).tolist()
-    return scores
+    return list(np.maximum(0.0, (equal - chance) / (wide + narrow - chance)).tolist())
 
 
 def band_keys(reduced: bytes, bands: int, rows: int) -> list[int]:
@@ -281,8 +280,7 @@ def paragraph_similarity(first: bytes, second: bytes) -> float:
 
 def unpack_serials(packed: bytes) -> tuple[int, ...]:
     """Serials packed as entries and refresh fields hold them (:data:`SERIAL`)."""
-    count = len(packed) // SERIAL.size
-    return struct.unpack(f"{SERIAL.format[0]}{count}{SERIAL.format[1:]}", packed)
+    return struct.unpack(f"<{len(packed) // SERIAL.size}{SERIAL.format[1:]}", packed)
 
 
 def id_key(doc_id: str) -> int:
