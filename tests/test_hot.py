@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dedup.index import groups, layout, reads, scripts
+from dedup.index import entries, groups, layout, reads, scripts
 from dedup.index.store import Store
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
@@ -192,3 +192,30 @@ def test_a_report_holds_the_collector_off_while_it_reads_and_leaves_it_as_it_was
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_batch_of_copies_adds_to_a_hot_entry_in_calls_of_a_bounded_size(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of 100 copies of a page whose entries have overflow sets puts 100 operations
+    on each of them: they go in calls of at most ``entries.SET_OPS_PER_CALL``, in order, and
+    every copy is counted (one call of 200 held a master 10-20 ms)."""
+    store = _index_copies(settings, MANY)  # past the intset: the entries' sets are hash tables
+    sizes: list[int] = []
+    real = scripts._send
+
+    def sized(client: Any, calls: Any) -> Any:
+        for call in calls:
+            if call.script is not None and call.script.name == "update.lua":
+                words = call.command  # EVALSHA, sha, n, KEYS, ARGV[1] (the layout), ARGV[2]
+                sizes.append(len(words[3 + words[2] + 1]) // 3)  # three letters an operation
+        return real(client, calls)
+
+    monkeypatch.setattr(scripts, "_send", sized)
+    page = as_html(article(5, 4))
+    store.index([analyse(Document(f"late-{n}", page), settings) for n in range(100)])
+    monkeypatch.undo()
+    assert sizes and max(sizes) <= entries.SET_OPS_PER_CALL
+    report = store.report("late-99")
+    assert MANY + 99 == report["exact_duplicates_total"]
+    assert "exact_duplicate" in store.report("copy-3")["flags"]

@@ -65,13 +65,13 @@ class Depths:
             del self.sets[next(iter(self.sets))]
 
     def load(self, client: IndexClient) -> None:
-        """Read every shard's depths (one round trip)."""
-        pipe = client.pipeline(transaction=False)
+        """Read every shard's depths (one round trip; on a cluster each master sent its
+        shards' reads by hand, as the scripts are: redis-py's cluster pipeline spent 8 ms of
+        Python on the 128 reads, a third of a reader's first report)."""
+        fields = [f for family in FAMILIES for f in self.keys.depth_fields(family)[:2]]
         shards = range(self.keys.shards.count)
-        for shard in shards:
-            fields = [f for family in FAMILIES for f in self.keys.depth_fields(family)[:2]]
-            pipe.hmget(self.keys.counters(shard), fields)
-        for shard, values in zip(shards, pipe.execute(), strict=True):
+        reads = [scripts.command("HMGET", self.keys.counters(shard), *fields) for shard in shards]
+        for shard, values in zip(shards, scripts.run(client, reads), strict=True):
             for n, family in enumerate(FAMILIES):
                 depth, split = values[2 * n : 2 * n + 2]
                 self._known[shard, family.name] = Depth(int(depth or 0), int(split or 0))

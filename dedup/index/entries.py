@@ -271,7 +271,7 @@ class Batch:
                 (False, self._with_sets, True),
             )
             for g, ops in table.items()
-            for chunk in _chunked(ops, _most(lookup=lookup, sets=sets))
+            for chunk in _chunked(ops, _most(lookup=lookup, sets=sets), sets=sets)
         ]
         calls = [self._script(g, ops, lookup=lookup, sets=sets) for lookup, g, ops, sets in grouped]
         counting = [
@@ -310,7 +310,7 @@ class Batch:
             again = [
                 (lookup, g, chunk)
                 for lookup, g, ops in again
-                for chunk in _chunked(ops, _most(lookup=lookup, sets=True))
+                for chunk in _chunked(ops, _most(lookup=lookup, sets=True), sets=True)
             ]
             calls = [self._script(g, ops, lookup=lookup, sets=True) for lookup, g, ops in again]
             for (_, _, ops), held in zip(again, scripts.run(client, calls), strict=True):
@@ -352,12 +352,17 @@ def _most(*, lookup: bool, sets: bool) -> int:
     return SET_OPS_PER_CALL if sets else OPS_PER_CALL
 
 
-def _chunked(ops: list[Op], most: int = OPS_PER_CALL) -> list[list[Op]]:
-    """The operations in calls of at most ``most``, those on one entry in one call and in
-    their order (a script holds back an entry's later operations when one needs its overflow
-    set)."""
+def _chunked(ops: list[Op], most: int = OPS_PER_CALL, *, sets: bool = False) -> list[list[Op]]:
+    """The operations in calls of at most ``most``, in their order. Without their overflow
+    sets, those on one entry go in one call: a script holds back an entry's later operations
+    when one needs its set, and a later call must not run them first. With their sets none
+    is held back, and the calls of one shard run in their order, so an entry's operations
+    are cut like any others: a batch of 200 copies of one page puts 200 operations on each
+    of its entries, and one call of them held a master 10-20 ms."""
     if len(ops) <= most:
         return [ops]
+    if sets:
+        return [ops[first : first + most] for first in range(0, len(ops), most)]
     by_entry: dict[tuple[str, int], list[Op]] = {}
     for op in ops:
         by_entry.setdefault((op[0].name, op[0].prefix(op[1])), []).append(op)
