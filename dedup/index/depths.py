@@ -70,7 +70,9 @@ class Depths:
         Python on the 128 reads, a third of a reader's first report)."""
         fields = [f for family in FAMILIES for f in self.keys.depth_fields(family)[:2]]
         shards = range(self.keys.shards.count)
-        reads = [scripts.command("HMGET", self.keys.counters(shard), *fields) for shard in shards]
+        reads: list[Call[list[Any]]] = [
+            scripts.command("HMGET", self.keys.counters(shard), *fields) for shard in shards
+        ]
         for shard, values in zip(shards, scripts.run(client, reads), strict=True):
             for n, family in enumerate(FAMILIES):
                 depth, split = values[2 * n : 2 * n + 2]
