@@ -15,9 +15,15 @@ masters (the index there, the queue on a server of its own). Then, phase by phas
 * **replace**: ``Store.index`` of a new version (the page with other words changed) of a
   random copy, analysed beforehand; **delete**: ``Store.delete`` of a random copy.
 
+The timed phases give p50 and p99 of ``--samples`` calls, and apart the phase's first call,
+which is the benchmark's store's first of its kind: it also opens the store's connections
+or learns what a process keeps (the shards' depths, the entries held in overflow sets).
+
 In every phase, on every master (:mod:`bench.watch`): the slowest command of the slow log
 (threshold 1 ms) and how many took over 10 ms, with their scripts and keys; the ``BUSY``
-answers and the longest wait of a client sending ``PING`` every 50 ms. Each phase has a
+answers and the longest wait of a client sending ``PING`` every 50 ms; how long the
+masters' main threads ran on a core and waited in the run queue for one (Linux's
+schedstat): the slow log counts a command's wall time, waits for a core included. Each phase has a
 wall-clock budget; a phase past it is reported "over budget" and, where a script that has
 written holds a server, the servers are killed and the phases after it are not run.
 
@@ -247,9 +253,14 @@ def _groups(settings: Settings, docs: list[dict[str, Any]], budget: Budget) -> d
 
 
 def _samples(ids: list[str], operation: Callable[[str], object], budget: Budget) -> dict[str, Any]:
-    """p50 and p99 of ``operation`` on these ids, as many as the budget allows."""
+    """p50 and p99 of ``operation`` on these ids but the first, as many as the budget
+    allows. The first is reported apart (``first_ms``): it is the phase's first call of the
+    benchmark's store, which also opens its connections to each master, reads every shard's
+    depths or learns which entries have overflow sets, once for the life of a process."""
     seconds, short = timed(ids, operation, budget)
-    found: dict[str, Any] = latency_summary(seconds)
+    found: dict[str, Any] = latency_summary(seconds[1:])
+    if seconds:
+        found["first_ms"] = round(seconds[0] * 1000, 3)
     if short:
         found["short"] = short
     return found
@@ -267,8 +278,8 @@ def measure(
     """Index the copies on the index ``settings`` name, then time each phase."""
     docs = documents(text, copies, near, options["edits"])
     rng = random.Random(copies)
-    picked = rng.sample([f"copy-{k}" for k in range(copies)], min(copies, 3 * options["samples"]))
-    count = options["samples"]
+    count = options["samples"] + 1  # the first of each phase is reported apart
+    picked = rng.sample([f"copy-{k}" for k in range(copies)], min(copies, 3 * count))
     reported, replaced, deleted = picked[:count], picked[count : 2 * count], picked[2 * count :]
     new_versions = {}  # analysed before the clock starts
     for doc_id in replaced:
@@ -327,6 +338,7 @@ def _line(row: dict[str, Any]) -> str:
     parts = [f"{row['phase_seconds']} s"]
     if "p99_ms" in row:
         parts.append(f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms ({row['samples']})")
+        parts.append(f"first {row.get('first_ms')} ms")
     parts.append(f"slowest command {r['slowest_ms']} ms, {r['over_10ms']} over 10 ms")
     parts.append(f"BUSY {r['busy']}, longest stall {r['longest_stall_ms']} ms")
     for note in ("short", "over_budget", "worker_error"):
@@ -382,6 +394,8 @@ def _cell(row: dict[str, Any], phase: str) -> str:
         )
         return f"{row['seconds']:,.1f} s; {row['groups']} group(s), {largest}; all in one: {holds}"
     text = f"p50 {row['p50_ms']:,.1f} / p99 {row['p99_ms']:,.1f} ms ({row['samples']})"
+    if "first_ms" in row:
+        text += f"; first {row['first_ms']:,.1f} ms"
     return text + (f", {row['short']}" if "short" in row else "")
 
 
@@ -402,16 +416,19 @@ def markdown(results: dict[str, Any]) -> list[str]:
         f"a phase, {results.get('index_budget_s', results['budget_s']):.0f} s to index)",
         "",
         "| where | copies + near | phase | time or latency | slowest command ms (script) "
-        "| commands > 10 ms | BUSY | longest stall ms |",
-        "|---|---|---|---|---|---|---|---|",
+        "| commands > 10 ms | BUSY | longest stall ms | Redis on a core / waiting for one, ms |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run_ in results["runs"]:
         for phase, row in run_["phases"].items():
             r = row.get("redis")
-            tail = "| - | - | - | - |"
+            tail = "| - | - | - | - | - |"
             if r:
                 tail = f"| {_slowest(r)} | {r['over_10ms']:,} | {r['busy']:,} "
-                tail += f"| {r['longest_stall_ms']:,.0f} |"
+                tail += f"| {r['longest_stall_ms']:,.0f} "
+                tail += (
+                    f"| {r.get('on_core_ms', 0):,.0f} / {r.get('waiting_for_core_ms', 0):,.0f} |"
+                )
             lines.append(
                 f"| {run_['target']} | {run_['copies']:,} + {run_['near']:,} | {phase} "
                 f"| {_cell(row, phase)} {tail}"

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -76,6 +77,18 @@ class _Node:
     dead: bool = False
     """Killed by :meth:`Watch.kill`."""
     slow: dict[int, dict[str, Any]] = field(default_factory=dict)
+    sched: tuple[int, int] = (0, 0)
+    """Its main thread's nanoseconds on a core and waiting for one, at :meth:`Watch.begin`."""
+
+
+def _schedstat(pid: int) -> tuple[int, int]:
+    """Nanoseconds a process's main thread (where Redis runs commands) has run on a core and
+    waited in a run queue for one (Linux ``/proc/PID/schedstat``); zeros where unread."""
+    try:
+        on_core, waiting = Path(f"/proc/{pid}/schedstat").read_text().split()[:2]
+        return int(on_core), int(waiting)
+    except (OSError, ValueError):
+        return 0, 0
 
 
 class Watch:
@@ -186,14 +199,19 @@ class Watch:
                 node.slow.clear()
                 node.pings = node.busy = 0
                 node.longest = 0.0
+                node.sched = _schedstat(node.pid)
 
     def end(self) -> dict[str, Any]:
         """What the phase cost every master's other clients, since :meth:`begin`."""
         entries: list[dict[str, Any]] = []
-        busy = pings = 0
+        busy = pings = on_core = waiting = 0
         longest = 0.0
         now = time.monotonic()
         for node in self.nodes:
+            ran, waited_ns = _schedstat(node.pid)
+            if ran:
+                on_core += ran - node.sched[0]
+                waiting += waited_ns - node.sched[1]
             if not node.dead:
                 with (
                     contextlib.suppress(redis.RedisError, OSError),
@@ -223,6 +241,8 @@ class Watch:
             "busy": busy,
             "longest_stall_ms": round(longest * 1000, 1),
             "pings": pings,
+            "on_core_ms": round(on_core / 1e6, 1),
+            "waiting_for_core_ms": round(waiting / 1e6, 1),
             "server_killed": not self.alive,
         }
 
