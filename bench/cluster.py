@@ -65,6 +65,8 @@ BATCH = 200
 OLD_COMMIT = "ab655ad"
 """The last commit before the index was rewritten for Redis Cluster (same ``Store.index``)."""
 PARTS = ("shards", "memory", "write", "queue")
+EACH_DEFAULT = "each tree's default"
+"""What the write part compares unless ``DEDUP_NEAR_PARAGRAPHS`` sets both trees alike."""
 Log = Callable[[str], None]
 
 
@@ -340,7 +342,11 @@ from bench import corpus as corpus_, synthetic
 url, corpus_path, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 corpus = corpus_.load(Path(corpus_path))
 shards = os.environ.get("DEDUP_INDEX_SHARDS")  # set for this tree only
-settings = Settings(namespace="bench", **({"index_shards": int(shards)} if shards else {}))
+near = os.environ.get("DEDUP_NEAR_PARAGRAPHS")  # as the workers read it, for both trees
+chosen = {"index_shards": int(shards)} if shards else {}
+if near:
+    chosen["near_paragraphs"] = near.strip().lower() in ("1", "true", "yes", "on")
+settings = Settings(namespace="bench", **chosen)
 analyses = [synthetic.analysis(corpus, i, settings) for i in range(count)]
 # A worker holds one batch; these hold thousands, which the garbage collector would walk
 # again and again while a write's own small objects come and go: held out of its reach, as
@@ -511,6 +517,7 @@ def write_compare(
     result: dict[str, Any] = {
         "old_commit": commit,
         "repeat": repeat,
+        "near_paragraphs": os.environ.get("DEDUP_NEAR_PARAGRAPHS", EACH_DEFAULT),
         "analysis": cost,
         "imported": {name: raw["bulk"][name][0]["dedup"] for name in trees},
         "kernels": {name: raw["bulk"][name][0]["kernel"] for name in trees},
@@ -713,7 +720,8 @@ def markdown(results: dict[str, Any]) -> list[str]:
         lines += [
             "",
             f"Store.index on one server, this tree vs {w['old_commit']} (median of {w['repeat']}; "
-            f"analysis {w['analysis']['mean_ms']:.2f} ms/doc):",
+            f"analysis {w['analysis']['mean_ms']:.2f} ms/doc; near_paragraphs: "
+            f"{w.get('near_paragraphs', EACH_DEFAULT)}):",
             "",
             "| batch | docs | old docs/s | new docs/s | new/old | worker new/old |",
             "|---|---|---|---|---|---|",
