@@ -28,7 +28,7 @@ from dedup.index.access import CLOCK_SKEW, MAX_CANDIDATES, MAX_EXACT, store_erro
 from dedup.index.matching import PAGE, flagged_serials, split_matches
 from dedup.index.matching import Options as Options  # how groups are formed, for callers
 from dedup.index.matching import options_for as options_for
-from dedup.index.reads import Reads
+from dedup.index.reader import Reader
 from dedup.index.records import Record
 from dedup.index.reports import Memo
 from dedup.pipeline.grouping import Candidate, groups, rank
@@ -66,7 +66,7 @@ def candidate_of(record: Record) -> Candidate:
     )
 
 
-def _records_by_id(reads: Reads, ids: Sequence[str]) -> list[tuple[int, Record]]:
+def _records_by_id(reads: Reader, ids: Sequence[str]) -> list[tuple[int, Record]]:
     """The current records of these documents (those deleted meanwhile left out)."""
     calls = [versions.current(reads.keys, reads.depths, layout.id_entry(doc)) for doc in ids]
     current = scripts.run(reads.client, calls)
@@ -84,7 +84,7 @@ class Grouping:
 
     def __init__(
         self,
-        reads: Reads,
+        reads: Reader,
         options: Options,
         most_read: int | None = None,
         exact: int = MAX_EXACT,
@@ -248,7 +248,7 @@ class Grouping:
 
 
 def read_groups(
-    reads: Reads,
+    reads: Reader,
     options: Options,
     *,
     since: float | None = None,
@@ -270,7 +270,7 @@ def read_groups(
 
 
 def _read_groups(
-    reads: Reads,
+    reads: Reader,
     options: Options,
     since: float | None,
     indexed_threshold: float | None,
@@ -318,7 +318,7 @@ def _read_groups(
 
 
 def _with_flags(
-    reads: Reads, records: list[tuple[int, Record]], flags: set[str]
+    reads: Reader, records: list[tuple[int, Record]], flags: set[str]
 ) -> list[tuple[int, Record]]:
     """The records whose version carries one of ``flags`` (one round trip)."""
     if not records:
@@ -328,7 +328,7 @@ def _with_flags(
 
 
 def place(
-    reads: Reads, serial: int, record: Record, options: Options, memo: Memo | None = None
+    reads: Reader, serial: int, record: Record, options: Options, memo: Memo | None = None
 ) -> Group | None:
     """The group a document belongs to, found from its own matches outwards (at most
     :data:`PLACE_LIMIT` documents), or None when it is in none. ``memo``: what the reading
@@ -350,7 +350,7 @@ def place(
     return None
 
 
-def placed(reads: Reads, report: Report, options: Options | None = None) -> Report:
+def placed(reads: Reader, report: Report, options: Options | None = None) -> Report:
     """The report with its ``group`` and ``canonical`` filled in."""
     try:
         serial, record = reads.resolve(report["doc_id"])

@@ -14,7 +14,7 @@ import redis
 from dedup.index.access import CLOCK_SKEW, MAX_CANDIDATES, MAX_EXACT, store_error
 from dedup.index.keys import FLAGS
 from dedup.index.layout import similarities
-from dedup.index.reads import Reads
+from dedup.index.reader import Reader
 from dedup.index.records import Record
 from dedup.index.reports import Memo
 from dedup.pipeline.grouping import parse_hosts
@@ -34,7 +34,7 @@ class Options:
     exact_only: bool = False
 
 
-def options_for(reads: Reads, *, exact_only: bool = False) -> Options:
+def options_for(reads: Reader, *, exact_only: bool = False) -> Options:
     """The options of the reader's settings (threshold, canonical rule and hosts)."""
     settings = reads.settings
     return Options(
@@ -46,7 +46,7 @@ def options_for(reads: Reads, *, exact_only: bool = False) -> Options:
 
 
 def matches(
-    reads: Reads, records: Sequence[tuple[int, Record]], options: Options
+    reads: Reader, records: Sequence[tuple[int, Record]], options: Options
 ) -> list[list[tuple[str, float]]]:
     """For each record, the documents at least ``options.threshold`` alike (exact copies at
     1.0), in one round trip: the LSH candidates re-scored on their stored signatures."""
@@ -54,7 +54,7 @@ def matches(
 
 
 def split_matches(
-    reads: Reads,
+    reads: Reader,
     records: Sequence[tuple[int, Record]],
     options: Options,
     exact: int = MAX_EXACT,
@@ -96,7 +96,7 @@ def split_matches(
     return found
 
 
-def flagged_serials(reads: Reads, flags: Iterable[str]) -> list[int]:
+def flagged_serials(reads: Reader, flags: Iterable[str]) -> list[int]:
     """Serials carrying any of these flags, oldest first by serial (every shard's bitmaps read
     whole: 125 kB each over the shards at a million documents)."""
     names = list(flags)
@@ -124,7 +124,7 @@ def flagged_serials(reads: Reads, flags: Iterable[str]) -> list[int]:
 
 
 def listed_at(
-    reads: Reads,
+    reads: Reader,
     flag: str | None,
     limit: int,
     since: float | None = None,
@@ -163,7 +163,7 @@ def listed_at(
         raise store_error(exc) from None
 
 
-def _rows_at(reads: Reads, records: list[tuple[int, Record]]) -> list[Listed]:
+def _rows_at(reads: Reader, records: list[tuple[int, Record]]) -> list[Listed]:
     """List rows of these records, ``near_duplicate`` re-scored (two round trips)."""
     if not records:
         return []
@@ -188,7 +188,7 @@ def _rows_at(reads: Reads, records: list[tuple[int, Record]]) -> list[Listed]:
 
 
 def page_matches(
-    reads: Reads, signature: bytes, content_hash: str, threshold: float
+    reads: Reader, signature: bytes, content_hash: str, threshold: float
 ) -> list[tuple[str, float]]:
     """The indexed documents a page not indexed yet duplicates: exact copies (at 1.0) and
     those at least ``threshold`` alike, in two round trips (the Scrapy pipeline asks this for

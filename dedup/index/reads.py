@@ -16,18 +16,17 @@ from contextlib import contextmanager
 import redis
 
 from dedup.errors import NotFoundError
+from dedup.index import groups
 from dedup.index.access import store_error
-from dedup.index.lists import Lists
+from dedup.index.reader import Reader
 from dedup.index.records import Record
-from dedup.index.reports import Memo, Reports
+from dedup.index.reports import Memo
 from dedup.report import Report
 
 
-class Reads(Reports, Lists):
-    """The read side of the index in one Redis or a Redis Cluster, under one namespace: its
-    settings, key names and records (:class:`dedup.index.access.Access`), reports
-    (:class:`dedup.index.reports.Reports`), lists and counts
-    (:class:`dedup.index.lists.Lists`)."""
+class Reads(Reader):
+    """The read side of the index in one Redis or a Redis Cluster, under one namespace: what
+    :class:`dedup.index.reader.Reader` reads, and each report with its duplicate group."""
 
     def report(self, doc_id: str, limit: int | None = None) -> Report:
         """The report of one document with the duplicates known now; its lists of
@@ -51,8 +50,6 @@ class Reads(Reports, Lists):
         """The report with the duplicate group of the document and its canonical copy, at the
         settings' threshold and canonical rule (:mod:`dedup.index.groups`); ``memo``, what
         the report's reading read already."""
-        from dedup.index import groups  # groups reads through this class
-
         group = groups.place(self, serial, record, groups.options_for(self), memo)
         if group is None:
             return report
