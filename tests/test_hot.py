@@ -219,3 +219,18 @@ def test_a_batch_of_copies_adds_to_a_hot_entry_in_calls_of_a_bounded_size(
     report = store.report("late-99")
     assert MANY + 99 == report["exact_duplicates_total"]
     assert "exact_duplicate" in store.report("copy-3")["flags"]
+
+
+def test_a_store_that_read_first_keeps_what_it_learnt_when_it_writes(settings: Settings) -> None:
+    """A store's first write checks the index's settings; the key names it finds are those
+    its reads used, so what it learnt by them stays: the shards' depths and the entries met
+    in overflow sets (a first write read every shard's depths again, and held back its
+    updates on the page's entries for want of their sets: three round trips more)."""
+    _index_copies(settings)
+    store = Store(connect(str(settings.redis_url)), settings)
+    store.report("copy-1")
+    depths = store.depths
+    assert depths.sets
+    edited = as_html(article(5, 4)).replace("</p>", " and one more line.</p>", 1)
+    store.index([analyse(Document("copy-2", edited), settings)])
+    assert store.depths is depths

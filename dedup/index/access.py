@@ -126,7 +126,7 @@ class Access:
     def depths(self) -> Depths:
         """How far each shard's entry hashes have split, read once (one round trip) and
         kept up to date by what scripts answer (:mod:`dedup.index.depths`)."""
-        if self._depths is None or self._depths.keys is not self.keys:
+        if self._depths is None or self._depths.keys != self.keys:
             self._depths = Depths(self.keys)
         if not self._depths.loaded:
             self._depths.load(self.client)
