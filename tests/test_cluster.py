@@ -8,6 +8,7 @@ write: each run ends with the index a worker would build from scratch. Marked ``
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -33,6 +34,7 @@ from tests.helpers import (
     burst,
     corpus,
     edit_words,
+    invoke,
     start_worker,
     submit_near_pairs,
     wait_for,
@@ -275,3 +277,34 @@ def test_reports_on_a_cluster_equal_those_on_one_server(
         listed = [{r["doc_id"] for r in s.list_documents(flag, 1000)} for s in stores]
         assert listed[0] == listed[1], flag
         assert listed[0], f"the documents carry {flag}"
+
+
+def test_every_copy_of_a_hot_page_reports_the_group_dedup_groups_lists(
+    split: Settings, redis_cluster: LocalCluster
+) -> None:
+    """On 3 masters the samples of a page's entries are read in each master's own order: a
+    report, which places its document from a sample of its matches, still names the group
+    and canonical ``dedup groups`` lists, for copies and near copies alike (600 copies: past
+    the intset of a set, read in no order), and none for a document in no group."""
+    from dedup.pipeline.analysis import analyse
+
+    rng = random.Random(3)
+    page = article(5, 4)
+    documents = [Document(f"copy-{n}", as_html(page)) for n in range(600)]
+    for n in range(0, 600, 20):
+        edited = [edit_words(p, rng, 1) if k == n % 4 else p for k, p in enumerate(page)]
+        documents.insert(n + n // 20, Document(f"near-{n}", as_html(edited)))
+    documents.append(Document("alone", as_html(article(77, 4))))
+    store = Store(redis_cluster.client(), split)
+    for first in range(0, len(documents), 100):
+        store.index([analyse(d, split) for d in documents[first : first + 100]])
+    printed = invoke(split, "--index-url", str(split.index_url), "groups", "--json").output
+    listed = [json.loads(line) for line in printed.splitlines()]
+    group_of = {m["doc_id"]: (g["group"], g["canonical"]) for g in listed for m in g["members"]}
+    assert {f"copy-{n}" for n in range(600)} <= group_of.keys()
+    near = [d.doc_id for d in documents if d.doc_id.startswith("near-")]
+    picked = [*(f"copy-{n}" for n in rng.sample(range(600), 20)), "copy-0", *near, "alone"]
+    for doc_id in picked:
+        report = store.report(doc_id)
+        found = (report.get("group"), report.get("canonical"))
+        assert group_of.get(doc_id, (None, None)) == found, doc_id
