@@ -271,7 +271,7 @@ class Batch:
                 (False, self._with_sets, True),
             )
             for g, ops in table.items()
-            for chunk in _chunked(ops, _most(lookup=lookup, sets=sets), sets=sets)
+            for chunk in _chunked(ops, lookup=lookup, sets=sets)
         ]
         calls = [self._script(g, ops, lookup=lookup, sets=sets) for lookup, g, ops, sets in grouped]
         counting = [
@@ -310,7 +310,7 @@ class Batch:
             again = [
                 (lookup, g, chunk)
                 for lookup, g, ops in again
-                for chunk in _chunked(ops, _most(lookup=lookup, sets=True), sets=True)
+                for chunk in _chunked(ops, lookup=lookup, sets=True)
             ]
             calls = [self._script(g, ops, lookup=lookup, sets=True) for lookup, g, ops in again]
             for (_, _, ops), held in zip(again, scripts.run(client, calls), strict=True):
@@ -345,20 +345,16 @@ sample of it (:data:`dedup.index.layout.SAMPLE_SEEING`), ten to twenty microseco
 them held a server near 10 ms."""
 
 
-def _most(*, lookup: bool, sets: bool) -> int:
-    """Operations per script call at most."""
-    if lookup:
-        return LOOKUPS_PER_CALL
-    return SET_OPS_PER_CALL if sets else OPS_PER_CALL
-
-
-def _chunked(ops: list[Op], most: int = OPS_PER_CALL, *, sets: bool = False) -> list[list[Op]]:
-    """The operations in calls of at most ``most``, in their order. Without their overflow
-    sets, those on one entry go in one call: a script holds back an entry's later operations
-    when one needs its set, and a later call must not run them first. With their sets none
-    is held back, and the calls of one shard run in their order, so an entry's operations
-    are cut like any others: a batch of 200 copies of one page puts 200 operations on each
-    of its entries, and one call of them held a master 10-20 ms."""
+def _chunked(ops: list[Op], *, lookup: bool, sets: bool) -> list[list[Op]]:
+    """The operations in calls of at most :data:`LOOKUPS_PER_CALL` lookups,
+    :data:`SET_OPS_PER_CALL` updates naming their overflow sets or :data:`OPS_PER_CALL`
+    others, in their order. Without their overflow sets, those on one entry go in one call:
+    a script holds back an entry's later operations when one needs its set, and a later call
+    must not run them first. With their sets none is held back, and the calls of one shard
+    run in their order, so an entry's operations are cut like any others: a batch of 200
+    copies of one page puts 200 operations on each of its entries, and one call of them
+    held a master 10-20 ms."""
+    most = LOOKUPS_PER_CALL if lookup else SET_OPS_PER_CALL if sets else OPS_PER_CALL
     if len(ops) <= most:
         return [ops]
     if sets:
