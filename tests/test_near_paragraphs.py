@@ -8,7 +8,9 @@ import random
 import signal
 import time
 from pathlib import Path
+from unittest import mock
 
+import numpy as np
 import pytest
 import redis
 from hypothesis import given
@@ -18,6 +20,7 @@ from dedup.client import Client
 from dedup.errors import SettingsMismatchError
 from dedup.index import layout, records
 from dedup.index.store import Store
+from dedup.pipeline import analysis, kernel
 from dedup.pipeline.analysis import analyse
 from dedup.pipeline.document import Document
 from dedup.settings import Settings, load_settings
@@ -111,6 +114,26 @@ def test_two_of_three_pieces_are_kept_the_smallest(near: Settings) -> None:
     for at in range(0, len(words), 5):
         edited = " ".join([*words[:at], "quorumx", *words[at + 1 :]])
         assert not set(kept).isdisjoint(_pieces_of(edited, near)), at
+
+
+@pytest.mark.usefixtures("compiled_kernel")
+@given(
+    counts=st.lists(st.integers(0, 70), max_size=12),
+    min_words=st.integers(3, 20),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_kernel_keeps_the_pieces_python_keeps(
+    counts: list[int], min_words: int, seed: int
+) -> None:
+    """The compiled pieces of a document's paragraphs are Python's, short paragraphs (whose
+    word count is hashed in) and those at the signing threshold included."""
+    sizes = np.array(counts, dtype=np.int64)
+    hashes = np.random.default_rng(seed).integers(0, 2**64, sum(counts), dtype=np.uint64)
+    signed = (sizes >= min_words).tolist()
+    compiled = analysis.all_pieces(hashes, sizes, signed, min_words)
+    with mock.patch.object(kernel, "compiled", None):
+        assert analysis.all_pieces(hashes, sizes, signed, min_words) == compiled
+    assert [bool(k) for k in compiled] == signed
 
 
 def test_a_paragraph_next_to_a_found_one_is_found_without_a_piece(store: Store) -> None:

@@ -16,6 +16,10 @@
  *   hashes the numpy path builds, and the shingle hashes made from the word hashes on the
  *   way, without numpy's temporary arrays.
  *
+ * - paragraph_pieces: the keys of the near-copy pieces of every paragraph of a document
+ *   (dedup.pipeline.analysis.paragraph_pieces), where Python made three bytes objects and
+ *   three xxhash calls a paragraph.
+ *
  * - word_runs: every run of characters other than word characters (those the regular
  *   expression \w matches: alphanumeric or ``_``, the same test the re module makes) and line
  *   breaks turned into one space, as dedup.pipeline.text does with a regular expression for
@@ -463,6 +467,115 @@ minhash_hash_words(PyObject *Py_UNUSED(module), PyObject *args)
     PyMem_Free(joined);
     release(v, VIEWS);
     return PyLong_FromSsize_t(words);
+}
+
+/* The XXH64 of one piece of a paragraph: its tag byte, its word count (two bytes, little
+ * endian) when the paragraph is short, then its word hashes as the machine keeps them (what
+ * numpy's tobytes gives). ``scratch`` has room for all of them. */
+static uint64_t
+piece_key(unsigned char *scratch, unsigned char tag, int64_t n, int64_t short_below,
+          const uint64_t *words, int64_t count)
+{
+    size_t at = 0;
+    scratch[at++] = tag;
+    if (n < short_below) {
+        scratch[at++] = (unsigned char)(n & 0xFF);
+        scratch[at++] = (unsigned char)(n >> 8 & 0xFF);
+    }
+    memcpy(scratch + at, words, (size_t)count * 8);
+    return xxh64(scratch, at + (size_t)count * 8);
+}
+
+PyDoc_STRVAR(paragraph_pieces_doc,
+"paragraph_pieces(hashes, counts, min_words, short_below, kept) -> list[tuple[int, ...]]\n"
+"--\n\n"
+"For each paragraph (``counts``: int64 word counts of the paragraphs whose word hashes\n"
+"follow one another in ``hashes``, uint64) with ``min_words`` words or more, the keys of\n"
+"the ``kept`` smallest of its pieces, in key order, as dedup.pipeline.analysis.\n"
+"paragraph_pieces makes them (head, middle and tail, a third of its words each and three at\n"
+"least; the word count hashed in under ``short_below`` words); () for the others.\n"
+"``min_words`` must be at least 3.");
+
+static PyObject *
+minhash_paragraph_pieces(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    enum { HASHES, COUNTS, VIEWS };
+    Py_buffer v[VIEWS];
+    Py_ssize_t min_words, short_below, kept;
+    if (!PyArg_ParseTuple(args, "y*y*nnn", &v[HASHES], &v[COUNTS], &min_words, &short_below,
+                          &kept)) {
+        return NULL;
+    }
+    const uint64_t *hashes = (const uint64_t *)v[HASHES].buf;
+    const int64_t *counts = (const int64_t *)v[COUNTS].buf;
+    const Py_ssize_t total = v[HASHES].len / 8, paragraphs = v[COUNTS].len / 8;
+    int64_t sum = 0, most = 0;
+    int fits = min_words >= 3 && short_below >= 0 && short_below <= 65536 && kept >= 0
+               && kept <= 3 && v[HASHES].len % 8 == 0 && v[COUNTS].len % 8 == 0;
+    for (Py_ssize_t p = 0; fits && p < paragraphs; p++) {
+        fits = counts[p] >= 0 && counts[p] <= total - sum;
+        sum += counts[p];
+        most = counts[p] > most ? counts[p] : most;
+    }
+    if (!fits || sum != total) {
+        release(v, VIEWS);
+        PyErr_SetString(PyExc_ValueError,
+                        "paragraph_pieces: counts must add up to the hashes, min_words be at "
+                        "least 3, kept at most 3 and short_below at most 65536");
+        return NULL;
+    }
+    unsigned char *scratch = PyMem_Malloc((size_t)most * 8 + 3);
+    PyObject *out = PyList_New(paragraphs);
+    if (scratch == NULL || out == NULL) {
+        PyMem_Free(scratch);
+        Py_XDECREF(out);
+        release(v, VIEWS);
+        return PyErr_NoMemory();
+    }
+    const uint64_t *words = hashes;
+    for (Py_ssize_t p = 0; p < paragraphs; p++) {
+        const int64_t n = counts[p];
+        PyObject *keys;
+        if (n < min_words) {
+            keys = PyTuple_New(0);
+        } else {
+            const int64_t size = n / 3 > 3 ? n / 3 : 3;
+            uint64_t found[3];
+            int made = 0;
+            found[made++] = piece_key(scratch, 0, n, short_below, words, size);
+            if (n - 2 * size >= 3) {
+                found[made++] = piece_key(scratch, 1, n, short_below, words + size, n - 2 * size);
+            }
+            found[made++] = piece_key(scratch, 2, n, short_below, words + n - size, size);
+            for (int i = 1; i < made; i++) {  /* sorted: at most three keys */
+                for (int j = i; j > 0 && found[j] < found[j - 1]; j--) {
+                    const uint64_t t = found[j];
+                    found[j] = found[j - 1];
+                    found[j - 1] = t;
+                }
+            }
+            const Py_ssize_t take = kept < made ? kept : made;
+            keys = PyTuple_New(take);
+            for (Py_ssize_t k = 0; keys != NULL && k < take; k++) {
+                PyObject *key = PyLong_FromUnsignedLongLong(found[k]);
+                if (key == NULL) {
+                    Py_CLEAR(keys);
+                    break;
+                }
+                PyTuple_SET_ITEM(keys, k, key);
+            }
+        }
+        if (keys == NULL) {
+            Py_DECREF(out);
+            out = NULL;
+            break;
+        }
+        PyList_SET_ITEM(out, p, keys);
+        words += n;
+    }
+    PyMem_Free(scratch);
+    release(v, VIEWS);
+    return out;
 }
 
 typedef struct {
@@ -1931,6 +2044,7 @@ static PyMethodDef minhash_methods[] = {
     {"markup_pieces", minhash_markup_pieces, METH_VARARGS, markup_pieces_doc},
     {"repeat_runs", minhash_repeat_runs, METH_VARARGS, repeat_runs_doc},
     {"hash_words", minhash_hash_words, METH_VARARGS, hash_words_doc},
+    {"paragraph_pieces", minhash_paragraph_pieces, METH_VARARGS, paragraph_pieces_doc},
     {"shingle_fill", minhash_shingle_fill, METH_VARARGS, shingle_fill_doc},
     {NULL, NULL, 0, NULL},
 };

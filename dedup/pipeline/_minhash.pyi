@@ -32,6 +32,17 @@ def hash_words(
 ) -> int:
     """Hash, count and fingerprint the words of each line of ``text``; the number of words."""
 
+def paragraph_pieces(
+    hashes: npt.NDArray[np.uint64],
+    counts: npt.NDArray[np.int64],
+    min_words: int,
+    short_below: int,
+    kept: int,
+    /,
+) -> list[tuple[int, ...]]:
+    """The keys of the ``kept`` smallest pieces of each paragraph with ``min_words`` words or
+    more, in key order; () for the others."""
+
 def set_char_table(table: bytes, pool: bytes, /) -> None:
     """Keep the character table of :func:`table_words` (what each code point becomes)."""
 

@@ -13,7 +13,7 @@ import numpy.typing as npt
 import xxhash
 
 from dedup.errors import InputError
-from dedup.pipeline import scripts, signature, text
+from dedup.pipeline import kernel, scripts, signature, text
 from dedup.pipeline.document import Document
 from dedup.pipeline.extract import extract_paragraphs
 from dedup.pipeline.repeats import Repeats, find_repeats
@@ -88,6 +88,31 @@ def paragraph_pieces(words: npt.NDArray[np.uint64]) -> tuple[int, ...]:
         for tag, start, end in spans
     )
     return tuple(keys[:PIECES_KEPT])
+
+
+def all_pieces(
+    hashes: npt.NDArray[np.uint64],
+    counts: npt.NDArray[np.int64],
+    signed: list[bool],
+    min_words: int,
+) -> list[tuple[int, ...]]:
+    """The pieces of every paragraph whose words follow one another in ``hashes`` (``counts``
+    of them each): :func:`paragraph_pieces` of the ``signed`` ones, () for the others; in one
+    call of the compiled kernel where there is one (paragraphs of fewer than three words are
+    signed only where ``min_words`` is under 3, which only Python's slicing handles)."""
+    if kernel.compiled is not None and min_words >= 3:
+        return kernel.compiled.paragraph_pieces(
+            np.ascontiguousarray(hashes, dtype=np.uint64),
+            np.ascontiguousarray(counts, dtype=np.int64),
+            min_words,
+            SHORT_PIECES,
+            PIECES_KEPT,
+        )
+    ends = np.cumsum(counts)
+    return [
+        paragraph_pieces(hashes[end - n : end]) if sign else ()
+        for n, end, sign in zip(counts.tolist(), ends.tolist(), signed, strict=True)
+    ]
 
 
 def hashed_words(paragraphs: list[str], settings: Settings) -> text.HashedWords:
@@ -165,11 +190,7 @@ def analyse(document: Document, settings: Settings) -> Analysis:
     )
     pieces = None
     if settings.near_paragraphs:
-        ends = np.cumsum(counts)
-        pieces = [
-            paragraph_pieces(hashes[end - n : end]) if sign else ()
-            for n, end, sign in zip(word_counts, ends.tolist(), signed, strict=True)
-        ]
+        pieces = all_pieces(hashes, counts, signed, settings.min_paragraph_words)
     return Analysis(
         document=document,
         paragraphs=paragraphs,
