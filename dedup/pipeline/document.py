@@ -33,7 +33,9 @@ _ID_FORBIDDEN_RE = re.compile(
 )
 """In ids: white space, control characters, lone surrogates, and the invisible and
 direction-changing marks that make two ids look alike on a screen."""
-_BINARY_RE = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+_BINARY = bytes([*range(0x00, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20)])
+"""The control characters a binary file holds and text does not (tabs, line and page breaks
+and escape left out), as bytes: UTF-8 writes them alone, never inside another character."""
 
 
 def shown(value: Any, limit: int = 80) -> str:
@@ -188,14 +190,25 @@ def check_body(text: Any, max_bytes: int, source: str = "document") -> str:
     """Text of a document: a string, not empty, not too large, not binary, well-formed."""
     if not isinstance(text, str):
         raise InputError(f"{source} body must be a string, not {type(text).__name__}")
-    if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+    if len(text) > max_bytes:
+        raise InputError(f"{source} is over the limit of {max_bytes:,} bytes")
+    # Passes of C over the text, where regular expressions cost a few nanoseconds a
+    # character: UTF-8 encodes every character but lone surrogates.
+    lone = False
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        size, lone = len(text.encode("utf-8", "surrogatepass")), True
+    if size > max_bytes:
         raise InputError(f"{source} is over the limit of {max_bytes:,} bytes")
     if not text.strip():
         raise InputError(f"{source} is empty")
     sample = text[:65536]
-    if _looks_binary(sample.count("\x00") + len(_BINARY_RE.findall(sample)), len(sample)):
+    data = sample.encode("utf-8", "surrogatepass")
+    controls = data.count(0) + len(data) - len(data.translate(None, _BINARY))
+    if _looks_binary(controls, len(sample)):
         raise InputError(f"{source} looks like a binary file (it contains control bytes)")
-    if _SURROGATE_RE.search(text):
+    if lone:
         raise InputError(f"{source} contains invalid Unicode (lone surrogates)")
     return text
 
