@@ -181,18 +181,23 @@ def pack_near(near: list[NearParagraph]) -> bytes:
     if len(kept) > 1:
         raise ValueError("every signed paragraph of a record keeps as many pieces")
     count = kept.pop() if kept else 0
-    width = PARAGRAPH_BITS // 8
-    out = [bytes([count])]
+    width, size = PARAGRAPH_BITS // 8, _keys_size(count)
+    out = bytearray((count,))
     for p in near:
-        if p.pieces and len(p.bits) != width:
-            raise ValueError(f"a paragraph with pieces keeps {width} bytes of signature bits")
-        out.append(_varint(p.words << 1 | bool(p.pieces)))
+        head = p.words << 1 | bool(p.pieces)
+        if head < 0x80:  # most paragraphs: under 64 words
+            out.append(head)
+        else:
+            out += _varint(head)
         if p.pieces:
+            if len(p.bits) != width:
+                raise ValueError(f"a paragraph with pieces keeps {width} bytes of signature bits")
             packed = 0
             for key in p.pieces:
                 packed = packed << PIECE_BITS | key >> PIECE_LOW
-            out += [p.bits, packed.to_bytes(_keys_size(count), "little")]
-    return b"".join(out)
+            out += p.bits
+            out += packed.to_bytes(size, "little")
+    return bytes(out)
 
 
 def _keys_size(count: int) -> int:
