@@ -125,6 +125,19 @@ def test_stray_nul_bytes_do_not_make_a_page_binary() -> None:
         decode(png, 10_000_000)
 
 
+def test_a_body_of_control_characters_is_binary_and_a_few_are_text() -> None:
+    """Control characters are counted in a text body as in a file's bytes (tabs, line breaks
+    and escape are text); characters beyond ASCII are never counted; a body too large is
+    refused as such before its lone surrogates are."""
+    text = "words " * 200
+    assert from_payload({"id": "x", "text": text + "\x01\x02\x1b\t\f"}, 10**6)
+    with pytest.raises(InputError, match="looks like a binary file"):
+        from_payload({"id": "x", "text": text + "\x01\x07" * 40}, 10**6)
+    assert from_payload({"id": "x", "text": "é中\U0001f600 " * 500}, 10**6)
+    with pytest.raises(InputError, match="over the limit of 1,000 bytes"):
+        from_payload({"id": "x", "text": "\udfff" * 400}, 1000)
+
+
 def test_a_write_error_rejects_only_its_document(
     settings: Settings, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
