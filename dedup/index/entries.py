@@ -108,11 +108,21 @@ class Batch:
         keys: Iterable[int],
         code: str,
         tail: bytes,
+        with_sets: dict[int, list[Op]] | None = None,
     ) -> list[int]:
+        """Tickets of operations on these entries, put among the calls of ``table``; with
+        ``with_sets``, those on entries known to have overflow sets
+        (:attr:`dedup.index.depths.Depths.sets`) among the calls of ``with_sets``, which
+        name them."""
         first = self._count
         ops = [(family, key, code, tail, t) for t, key in enumerate(keys, first)]
         ticket = self._count = first + len(ops)
-        self._place(table, family, ops)
+        known, name = self.depths.sets, family.name
+        if with_sets is None or not known or all((name, op[1]) not in known for op in ops):
+            self._place(table, family, ops)
+        else:
+            self._place(table, family, [op for op in ops if (name, op[1]) not in known])
+            self._place(with_sets, family, [op for op in ops if (name, op[1]) in known])
         return list(range(first, ticket))
 
     def _place(self, table: dict[int, list[Op]], family: Family, ops: list[Op]) -> None:
@@ -158,29 +168,7 @@ class Batch:
         """Ask how many documents hold each of these entries, by plain reads of their hashes
         (:func:`dedup.index.naming.count_calls`): cheaper than a script for the thousands a
         bulk write counts. Entries known to have overflow sets are counted by the script."""
-        return self._routed(self._counts, self._lookups_with_sets, family, keys, COUNT, b"")
-
-    def _routed(
-        self,
-        plain: dict[int, list[Op]],
-        with_sets: dict[int, list[Op]],
-        family: Family,
-        keys: Iterable[int],
-        code: str,
-        tail: bytes,
-    ) -> list[int]:
-        """Tickets of operations on these entries, those known to have overflow sets
-        (:attr:`dedup.index.depths.Depths.sets`) put among the calls that name them."""
-        keys = list(keys)
-        known, name = self.depths.sets, family.name
-        if not known or all((name, key) not in known for key in keys):
-            return self._add(plain, family, keys, code, tail)
-        first = self._count
-        ops = [(family, key, code, tail, t) for t, key in enumerate(keys, first)]
-        self._count = first + len(ops)
-        self._place(plain, family, [op for op in ops if (name, op[1]) not in known])
-        self._place(with_sets, family, [op for op in ops if (name, op[1]) in known])
-        return list(range(first, self._count))
+        return self._add(self._counts, family, keys, COUNT, b"", self._lookups_with_sets)
 
     def lookup(self, family: Family, key: int, mode: str = COUNT) -> int:
         """Ask how many documents hold an entry (and which, by ``mode``)."""
@@ -200,7 +188,7 @@ class Batch:
         by default, those of the entries known to have one; ``sets=False``, none."""
         tail = layout.SERIAL.pack(serial)
         if sets is None:
-            return self._routed(self._updates, self._with_sets, family, keys, op, tail)
+            return self._add(self._updates, family, keys, op, tail, self._with_sets)
         return self._add(self._with_sets if sets else self._updates, family, keys, op, tail)
 
     def take_updates(self, shard: int) -> list[Op]:
