@@ -130,9 +130,9 @@ def test_the_kernel_keeps_the_pieces_python_keeps(
     sizes = np.array(counts, dtype=np.int64)
     hashes = np.random.default_rng(seed).integers(0, 2**64, sum(counts), dtype=np.uint64)
     signed = (sizes >= min_words).tolist()
-    compiled = analysis.all_pieces(hashes, sizes, signed, min_words)
+    compiled = analysis.all_pieces(hashes, sizes, min_words)
     with mock.patch.object(kernel, "compiled", None):
-        assert analysis.all_pieces(hashes, sizes, signed, min_words) == compiled
+        assert analysis.all_pieces(hashes, sizes, min_words) == compiled
     assert [bool(k) for k in compiled] == signed
 
 

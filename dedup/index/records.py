@@ -184,11 +184,7 @@ def pack_near(near: list[NearParagraph]) -> bytes:
     width, size = PARAGRAPH_BITS // 8, _keys_size(count)
     out = bytearray((count,))
     for p in near:
-        head = p.words << 1 | bool(p.pieces)
-        if head < 0x80:  # most paragraphs: under 64 words
-            out.append(head)
-        else:
-            out += _varint(head)
+        out += _varint(p.words << 1 | bool(p.pieces))
         if p.pieces:
             if len(p.bits) != width:
                 raise ValueError(f"a paragraph with pieces keeps {width} bytes of signature bits")

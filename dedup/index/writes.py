@@ -147,12 +147,11 @@ class Writes(Owed):
         """Step 1: read (:meth:`_peek`), then a serial and an intent for each new version,
         its record leaving out its boilerplate (:meth:`_boilerplate`), and its entries of
         its own shard."""
-        low = layout.PIECE_LOW  # layout.piece_key, written out: thousands of keys a batch
         for plan in plans.values():
             analysis = plan.analysis
             assert analysis is not None
             plan.keys = [layout.paragraph_key(fp) for fp in analysis.fingerprints]
-            plan.pieces = [tuple([k >> low << low for k in p]) for p in analysis.pieces or ()]
+            plan.pieces = [tuple(map(layout.piece_key, p)) for p in analysis.pieces or ()]
             content = int(analysis.content_hash, 16)
             plan.digest = layout.version_digest(content, analysis.document.url)
         counts = self._peek(plans, run)

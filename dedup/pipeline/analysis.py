@@ -91,15 +91,13 @@ def paragraph_pieces(words: npt.NDArray[np.uint64]) -> tuple[int, ...]:
 
 
 def all_pieces(
-    hashes: npt.NDArray[np.uint64],
-    counts: npt.NDArray[np.int64],
-    signed: list[bool],
-    min_words: int,
+    hashes: npt.NDArray[np.uint64], counts: npt.NDArray[np.int64], min_words: int
 ) -> list[tuple[int, ...]]:
     """The pieces of every paragraph whose words follow one another in ``hashes`` (``counts``
-    of them each): :func:`paragraph_pieces` of the ``signed`` ones, () for the others; in one
-    call of the compiled kernel where there is one (paragraphs of fewer than three words are
-    signed only where ``min_words`` is under 3, which only Python's slicing handles)."""
+    of them each): :func:`paragraph_pieces` of those signed (``min_words`` words or more), ()
+    for the others; in one call of the compiled kernel where there is one (paragraphs of
+    fewer than three words are signed only where ``min_words`` is under 3, which only
+    Python's slicing handles)."""
     if kernel.compiled is not None and min_words >= 3:
         return kernel.compiled.paragraph_pieces(
             np.ascontiguousarray(hashes, dtype=np.uint64),
@@ -110,8 +108,8 @@ def all_pieces(
         )
     ends = np.cumsum(counts)
     return [
-        paragraph_pieces(hashes[end - n : end]) if sign else ()
-        for n, end, sign in zip(counts.tolist(), ends.tolist(), signed, strict=True)
+        paragraph_pieces(hashes[end - n : end]) if n >= min_words else ()
+        for n, end in zip(counts.tolist(), ends.tolist(), strict=True)
     ]
 
 
@@ -190,7 +188,7 @@ def analyse(document: Document, settings: Settings) -> Analysis:
     )
     pieces = None
     if settings.near_paragraphs:
-        pieces = all_pieces(hashes, counts, signed, settings.min_paragraph_words)
+        pieces = all_pieces(hashes, counts, settings.min_paragraph_words)
     return Analysis(
         document=document,
         paragraphs=paragraphs,

@@ -196,15 +196,16 @@ def check_body(text: Any, max_bytes: int, source: str = "document") -> str:
     # character: UTF-8 encodes every character but lone surrogates.
     lone = False
     try:
-        size = len(text.encode("utf-8"))
+        data = text.encode("utf-8")
     except UnicodeEncodeError:
-        size, lone = len(text.encode("utf-8", "surrogatepass")), True
-    if size > max_bytes:
+        data, lone = text.encode("utf-8", "surrogatepass"), True
+    if len(data) > max_bytes:
         raise InputError(f"{source} is over the limit of {max_bytes:,} bytes")
     if not text.strip():
         raise InputError(f"{source} is empty")
     sample = text[:65536]
-    data = sample.encode("utf-8", "surrogatepass")
+    if len(sample) < len(text):  # else the text's own bytes are the sample's
+        data = sample.encode("utf-8", "surrogatepass")
     controls = data.count(0) + len(data) - len(data.translate(None, _BINARY))
     if _looks_binary(controls, len(sample)):
         raise InputError(f"{source} looks like a binary file (it contains control bytes)")
